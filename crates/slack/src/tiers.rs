@@ -76,16 +76,36 @@ pub fn rate_class(method: &str) -> RateClass {
 pub fn slack_limit(class: RateClass) -> Rate {
     let minute = Duration::from_secs(60);
     match class {
-        RateClass::Tier(1) => Rate { calls: 1, period: minute, burst: 2 },
-        RateClass::Tier(2) => Rate { calls: 20, period: minute, burst: 5 },
-        RateClass::Tier(3) => Rate { calls: 50, period: minute, burst: 10 },
-        RateClass::Tier(_) => Rate { calls: 100, period: minute, burst: 20 },
+        RateClass::Tier(1) => Rate {
+            calls: 1,
+            period: minute,
+            burst: 2,
+        },
+        RateClass::Tier(2) => Rate {
+            calls: 20,
+            period: minute,
+            burst: 5,
+        },
+        RateClass::Tier(3) => Rate {
+            calls: 50,
+            period: minute,
+            burst: 10,
+        },
+        RateClass::Tier(_) => Rate {
+            calls: 100,
+            period: minute,
+            burst: 20,
+        },
         RateClass::PerChannel | RateClass::Webhook => Rate {
             calls: 1,
             period: Duration::from_secs(1),
             burst: 4,
         },
-        RateClass::Special => Rate { calls: 600, period: minute, burst: 100 },
+        RateClass::Special => Rate {
+            calls: 600,
+            period: minute,
+            burst: 100,
+        },
     }
 }
 
@@ -102,6 +122,15 @@ pub fn our_limit(class: RateClass) -> Rate {
 
 /// Workspace-wide ceiling on chat.postMessage across all channels (per minute).
 pub const POST_MESSAGE_WORKSPACE_PER_MINUTE: u32 = 600;
+
+/// The workspace-wide chat.postMessage ceiling Sluice keeps to, on top of the per-channel rate.
+pub fn our_post_message_workspace_limit() -> Rate {
+    Rate {
+        calls: POST_MESSAGE_WORKSPACE_PER_MINUTE,
+        period: Duration::from_secs(60),
+        burst: 20,
+    }
+}
 
 #[cfg(test)]
 mod tests {
