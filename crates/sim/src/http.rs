@@ -1,0 +1,545 @@
+//! The simulator's HTTP surface, built by [`router`]: the Web API (`/api/{method}`), incoming
+//! webhooks (`/services/{id}`), the control API (`/sim/*`) and the page at `/`.
+//!
+//! Each Web API call goes through the same gate, in Slack's order as seen from outside: injected
+//! faults (a broken network answers before Slack looks at anything), then the token, the scope,
+//! a per-method injected error, the rate limit, and finally the method itself. Every call is
+//! recorded, whatever it was answered.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, RawQuery, State as AxState};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sluice_slack::tiers::{rate_class, slack_limit, RateClass};
+
+use crate::api::{self, str_arg, ApiError, Args};
+use crate::bucket::retry_after_secs;
+use crate::model::{Call, FaultsPatch};
+use crate::state::State;
+use crate::Simulator;
+
+pub fn router(sim: Simulator) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/api/{method}", post(web_api).get(web_api))
+        .route("/services/{*hook}", post(webhook))
+        .route("/sim/state", get(sim_state))
+        .route("/sim/calls", get(sim_calls))
+        .route("/sim/stats", get(sim_stats))
+        .route(
+            "/sim/faults",
+            get(get_faults).post(post_faults).delete(delete_faults),
+        )
+        .route("/sim/reset", post(sim_reset))
+        .with_state(sim)
+}
+
+/// What the gate decided for one call.
+struct Answer {
+    status: StatusCode,
+    body: Value,
+    retry_after: Option<u64>,
+}
+
+impl Answer {
+    fn ok(mut body: Value) -> Self {
+        if let Some(o) = body.as_object_mut() {
+            o.insert("ok".into(), Value::Bool(true));
+        }
+        Self {
+            status: StatusCode::OK,
+            body,
+            retry_after: None,
+        }
+    }
+
+    fn err(e: ApiError) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body: e.body(),
+            retry_after: None,
+        }
+    }
+
+    fn status(status: StatusCode, error: &str) -> Self {
+        Self {
+            status,
+            body: json!({"ok": false, "error": error}),
+            retry_after: None,
+        }
+    }
+
+    fn limited(retry_after: u64) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            body: json!({"ok": false, "error": "ratelimited"}),
+            retry_after: Some(retry_after),
+        }
+    }
+
+    fn error_string(&self) -> Option<String> {
+        self.body
+            .get("error")
+            .and_then(Value::as_str)
+            .map(String::from)
+    }
+
+    fn is_ok(&self) -> bool {
+        self.body.get("ok").and_then(Value::as_bool) == Some(true)
+    }
+}
+
+fn with_retry_after(mut resp: Response, retry_after: Option<u64>) -> Response {
+    if let Some(secs) = retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// Sleeps the injected latency, outside the lock so other calls are not held up.
+async fn injected_latency(sim: &Simulator) {
+    let ms = sim.lock().faults.faults.latency_ms;
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+/// Connection-level faults: outage (503), random errors (500), a 429 storm, 429s for one channel.
+/// `channel` is the channel the call names, as given, if any.
+fn connection_fault(state: &mut State, channel: Option<&str>, now: Instant) -> Option<Answer> {
+    let f = &state.faults.faults;
+    if f.outage_until.is_some_and(|until| now < until) {
+        return Some(Answer::status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+        ));
+    }
+    if f.error_rate > 0.0 && rand::random::<f64>() < f.error_rate {
+        return Some(Answer::status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+        ));
+    }
+    if let Some(retry) = state.faults.storm_retry_after(now) {
+        return Some(Answer::limited(retry));
+    }
+    let given = channel?;
+    let (target, retry, times) = state.faults.faults.channel_429.clone()?;
+    let same = |a: &str, b: &str| match (state.channel_index(a), state.channel_index(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.trim_start_matches('#') == b.trim_start_matches('#'),
+    };
+    if times == 0 || !same(given, &target) {
+        return None;
+    }
+    state.faults.faults.channel_429 = Some((target, retry, times - 1));
+    Some(Answer::limited(retry.max(1)))
+}
+
+fn parse_args(headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> Result<Args, &'static str> {
+    let mut args = Map::new();
+    if let Some(q) = query {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(q).map_err(|_| "invalid_form_data")?;
+        args.extend(pairs.into_iter().map(|(k, v)| (k, Value::String(v))));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(args);
+    }
+    if content_type.starts_with("application/json") {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(o)) => args.extend(o),
+            _ => return Err("invalid_json"),
+        }
+    } else {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(body).map_err(|_| "invalid_form_data")?;
+        args.extend(pairs.into_iter().map(|(k, v)| (k, Value::String(v))));
+    }
+    Ok(args)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))?;
+    Some(token.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// The gate and the method, under one lock so that a call sees a consistent workspace.
+fn answer_web_api(
+    state: &mut State,
+    method: &str,
+    parsed: &Result<Args, &'static str>,
+    token: Option<String>,
+    now: Instant,
+) -> Answer {
+    let channel_given = parsed.as_ref().ok().and_then(|a| str_arg(a, "channel"));
+    if let Some(a) = connection_fault(state, channel_given.as_deref(), now) {
+        return a;
+    }
+    let args = match parsed {
+        Ok(a) => a,
+        Err(e) => return Answer::err(ApiError::new(*e)),
+    };
+    let Some(token) = token else {
+        return Answer::err(ApiError::new("not_authed"));
+    };
+    if !state.cfg.bot_tokens.contains(&token) {
+        return Answer::err(ApiError::new("invalid_auth"));
+    }
+    let Some(scope) = api::method_scope(method) else {
+        return Answer::err(ApiError::new("unknown_method"));
+    };
+    if let (Some(needed), Some(granted)) = (scope, &state.cfg.scopes) {
+        if !granted.iter().any(|s| s == needed) {
+            let mut e = ApiError::new("missing_scope");
+            e.extra.insert("needed".into(), json!(needed));
+            e.extra.insert("provided".into(), json!(granted.join(",")));
+            return Answer::err(e);
+        }
+    }
+    if let Some((m, error)) = &state.faults.faults.method_error {
+        if m == method {
+            return Answer::err(ApiError::new(error.clone()));
+        }
+    }
+    if state.cfg.enforce_rate_limits {
+        let class = rate_class(method);
+        let key = match class {
+            // Slack limits posts per channel: key on the channel's id when it is known, so that
+            // "alerts", "#alerts" and its id share one bucket.
+            RateClass::PerChannel => {
+                let given = channel_given.unwrap_or_default();
+                let ch = state
+                    .channel_index(&given)
+                    .map(|i| state.channels[i].id.clone())
+                    .unwrap_or(given);
+                format!("{method}:{ch}")
+            }
+            _ => method.to_string(),
+        };
+        if let Err(wait) = state.limiter.check(&key, slack_limit(class), now) {
+            return Answer::limited(retry_after_secs(wait));
+        }
+    }
+    match api::dispatch(state, method, args, now) {
+        Ok(body) => Answer::ok(body),
+        Err(e) => Answer::err(e),
+    }
+}
+
+fn recorded_args(parsed: &Result<Args, &'static str>) -> Value {
+    match parsed {
+        Ok(a) => {
+            let mut a = a.clone();
+            // Tokens never reach the record: it is served over HTTP and printed in test failures.
+            a.remove("token");
+            Value::Object(a)
+        }
+        Err(_) => Value::Null,
+    }
+}
+
+async fn web_api(
+    AxState(sim): AxState<Simulator>,
+    Path(method): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    injected_latency(&sim).await;
+    let parsed = parse_args(&headers, query.as_deref(), &body);
+    let token = bearer(&headers).or_else(|| parsed.as_ref().ok().and_then(|a| str_arg(a, "token")));
+    let answer = {
+        let mut state = sim.lock();
+        let now = state.clock.now();
+        state.deliver_scheduled(now);
+        let answer = answer_web_api(&mut state, &method, &parsed, token, now);
+        // The channel as the call resolved it (a post to "alerts" records its id).
+        let channel = answer
+            .body
+            .get("channel")
+            .and_then(|c| c.as_str().or_else(|| c.get("id").and_then(Value::as_str)))
+            .map(String::from)
+            .or_else(|| {
+                let given = parsed.as_ref().ok().and_then(|a| str_arg(a, "channel"))?;
+                state
+                    .channel_index(&given)
+                    .map(|i| state.channels[i].id.clone())
+            });
+        let call = Call {
+            seq: 0,
+            at_ms: 0,
+            method: method.clone(),
+            channel,
+            status: answer.status.as_u16(),
+            ok: answer.is_ok(),
+            error: answer.error_string(),
+            retry_after: answer.retry_after,
+            args: recorded_args(&parsed),
+        };
+        state.record(now, call);
+        answer
+    };
+    tracing::debug!(%method, status = answer.status.as_u16(), "sim web api call");
+    let resp = (answer.status, Json(answer.body)).into_response();
+    with_retry_after(resp, answer.retry_after)
+}
+
+/// Incoming webhooks answer plain text: `ok` or one of Slack's error strings.
+struct HookAnswer {
+    status: StatusCode,
+    text: String,
+    retry_after: Option<u64>,
+    channel: Option<String>,
+}
+
+impl HookAnswer {
+    fn new(status: StatusCode, text: &str) -> Self {
+        Self {
+            status,
+            text: text.into(),
+            retry_after: None,
+            channel: None,
+        }
+    }
+}
+
+fn parse_hook_payload(headers: &HeaderMap, body: &[u8]) -> Option<Args> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // Slack takes the JSON as the body, or form-encoded in a `payload` field.
+    let json: Value = if content_type.starts_with("application/x-www-form-urlencoded") {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+        let payload = pairs.into_iter().find(|(k, _)| k == "payload")?.1;
+        serde_json::from_str(&payload).ok()?
+    } else {
+        serde_json::from_slice(body).ok()?
+    };
+    match json {
+        Value::Object(o) => Some(o),
+        _ => None,
+    }
+}
+
+fn answer_webhook(
+    state: &mut State,
+    hook: &str,
+    payload: &Option<Args>,
+    now: Instant,
+) -> HookAnswer {
+    let target = state
+        .cfg
+        .webhooks
+        .iter()
+        .find(|(id, _)| id == hook)
+        .map(|(_, ch)| ch.clone());
+    if let Some(a) = connection_fault(state, target.as_deref(), now) {
+        let text = match a.status {
+            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+            StatusCode::SERVICE_UNAVAILABLE => "service_unavailable",
+            _ => "internal_error",
+        };
+        return HookAnswer {
+            retry_after: a.retry_after,
+            ..HookAnswer::new(a.status, text)
+        };
+    }
+    let Some(channel_name) = target else {
+        return HookAnswer::new(StatusCode::NOT_FOUND, "no_service");
+    };
+    let Some(payload) = payload else {
+        return HookAnswer::new(StatusCode::BAD_REQUEST, "invalid_payload");
+    };
+    if state.cfg.enforce_rate_limits {
+        let key = format!("webhook:{hook}");
+        if let Err(wait) = state
+            .limiter
+            .check(&key, slack_limit(RateClass::Webhook), now)
+        {
+            return HookAnswer {
+                retry_after: Some(retry_after_secs(wait)),
+                ..HookAnswer::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            };
+        }
+    }
+    let content = match api::content(payload) {
+        Ok(c) => c,
+        Err(e) => return HookAnswer::new(StatusCode::BAD_REQUEST, &e.error),
+    };
+    let Some(ch) = state.resolve_for_post(&channel_name, now) else {
+        return HookAnswer::new(StatusCode::NOT_FOUND, "channel_not_found");
+    };
+    match api::post(
+        state,
+        ch,
+        content,
+        str_arg(payload, "thread_ts"),
+        false,
+        now,
+    ) {
+        Ok(msg) => HookAnswer {
+            channel: Some(msg.channel),
+            ..HookAnswer::new(StatusCode::OK, "ok")
+        },
+        Err(e) => HookAnswer::new(StatusCode::NOT_FOUND, &e.error),
+    }
+}
+
+async fn webhook(
+    AxState(sim): AxState<Simulator>,
+    Path(hook): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    injected_latency(&sim).await;
+    let payload = parse_hook_payload(&headers, &body);
+    let answer = {
+        let mut state = sim.lock();
+        let now = state.clock.now();
+        state.deliver_scheduled(now);
+        let answer = answer_webhook(&mut state, &hook, &payload, now);
+        let mut args = payload.clone().unwrap_or_default();
+        args.insert("hook".into(), json!(hook));
+        let ok = answer.status == StatusCode::OK;
+        let call = Call {
+            seq: 0,
+            at_ms: 0,
+            method: "webhook".into(),
+            channel: answer.channel.clone(),
+            status: answer.status.as_u16(),
+            ok,
+            error: (!ok).then(|| answer.text.clone()),
+            retry_after: answer.retry_after,
+            args: Value::Object(args),
+        };
+        state.record(now, call);
+        answer
+    };
+    let resp = (
+        answer.status,
+        [(header::CONTENT_TYPE, "text/html")],
+        answer.text,
+    )
+        .into_response();
+    with_retry_after(resp, answer.retry_after)
+}
+
+async fn page() -> Html<&'static str> {
+    Html(crate::ui::PAGE)
+}
+
+async fn sim_state(AxState(sim): AxState<Simulator>) -> Json<Value> {
+    Json(sim.lock().snapshot())
+}
+
+#[derive(Deserialize)]
+struct CallsQuery {
+    method: Option<String>,
+    since: Option<u64>,
+}
+
+async fn sim_calls(
+    AxState(sim): AxState<Simulator>,
+    Query(q): Query<CallsQuery>,
+) -> Json<Vec<Call>> {
+    let state = sim.lock();
+    let calls = state
+        .calls
+        .iter()
+        .filter(|c| q.method.as_deref().is_none_or(|m| c.method == m))
+        .filter(|c| q.since.is_none_or(|s| c.seq > s))
+        .cloned()
+        .collect();
+    Json(calls)
+}
+
+async fn sim_stats(AxState(sim): AxState<Simulator>) -> Json<Value> {
+    Json(sim.lock().stats())
+}
+
+fn faults_json(state: &State, now: Instant) -> Value {
+    let f = &state.faults.faults;
+    json!({
+        "error_rate": f.error_rate,
+        "method_error": f.method_error,
+        "latency_ms": f.latency_ms,
+        "outage_secs_left": f.outage_until.map(|u| u.saturating_duration_since(now).as_secs_f64()),
+        "storm_retry_after": state.faults.storm_retry_after(now),
+        "channel_429": f.channel_429,
+    })
+}
+
+async fn get_faults(AxState(sim): AxState<Simulator>) -> Json<Value> {
+    let state = sim.lock();
+    let now = state.clock.now();
+    Json(faults_json(&state, now))
+}
+
+async fn post_faults(AxState(sim): AxState<Simulator>, body: Bytes) -> Response {
+    let patch: FaultsPatch = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"ok": false, "error": format!("invalid faults: {e}")})),
+            )
+                .into_response()
+        }
+    };
+    if patch.error_rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"ok": false, "error": "error_rate must be between 0 and 1"})),
+        )
+            .into_response();
+    }
+    let mut state = sim.lock();
+    let now = state.clock.now();
+    let fs = &mut state.faults;
+    if let Some(r) = patch.error_rate {
+        fs.faults.error_rate = r;
+    }
+    if let Some(m) = patch.method_error {
+        fs.faults.method_error = Some(m);
+    }
+    if let Some(l) = patch.latency_ms {
+        fs.faults.latency_ms = l;
+    }
+    if let Some(secs) = patch.outage_secs {
+        fs.faults.outage_until = Some(now + Duration::from_secs(secs));
+    }
+    if let Some(secs) = patch.storm_secs {
+        fs.faults.storm = Some((Duration::from_secs(secs), patch.retry_after.unwrap_or(1)));
+        fs.set_at = Some(now);
+    }
+    if let Some(c) = patch.channel_429 {
+        fs.faults.channel_429 = Some(c);
+    }
+    Json(faults_json(&state, now)).into_response()
+}
+
+async fn delete_faults(AxState(sim): AxState<Simulator>) -> Json<Value> {
+    sim.clear_faults();
+    Json(json!({"ok": true}))
+}
+
+async fn sim_reset(AxState(sim): AxState<Simulator>) -> Json<Value> {
+    sim.reset();
+    Json(json!({"ok": true}))
+}
