@@ -1,0 +1,191 @@
+//! The dedup-aware ingest algorithm, written once over [`IngestTx`] so both backends apply exactly the same rules.
+//!
+//! Each backend implements [`IngestTx`] on its open transaction; [`ingest_event`] decides the event's fate
+//! (new alert, merged, resolved, or as given), writes the event and its items, and records which lanes gained
+//! pending items so the backend can update its lane heads once per transaction.
+
+use std::collections::BTreeMap;
+
+use crate::{Fate, NewEvent, NewOutboxItem, StoreError};
+
+pub(crate) struct OpenAlert {
+    pub id: i64,
+    pub first_event_id: String,
+    pub count: i64,
+    pub last_seen_ms: i64,
+}
+
+pub(crate) struct EventRow<'a> {
+    pub id: &'a str,
+    pub received_at_ms: i64,
+    pub source: &'a str,
+    pub body: String,
+    pub fate: String,
+}
+
+pub(crate) struct ItemRow<'a> {
+    pub event_id: &'a str,
+    pub item: &'a NewOutboxItem,
+    pub args: String,
+    pub ref_item_id: Option<i64>,
+    pub created_at_ms: i64,
+    /// Born dead: the post it refers to is already dead.
+    pub dead_reason: Option<String>,
+}
+
+/// The writes and reads ingest needs inside one transaction.
+#[async_trait::async_trait]
+pub(crate) trait IngestTx: Send {
+    async fn open_alert(&mut self, key: &str) -> Result<Option<OpenAlert>, StoreError>;
+    async fn close_alert(&mut self, alert_id: i64, at_ms: i64) -> Result<(), StoreError>;
+    async fn bump_alert(
+        &mut self,
+        alert_id: i64,
+        count: i64,
+        last_seen_ms: i64,
+    ) -> Result<(), StoreError>;
+    async fn create_alert(
+        &mut self,
+        key: &str,
+        first_event_id: &str,
+        at_ms: i64,
+    ) -> Result<i64, StoreError>;
+    /// The alert's post item in `lane`: its id and, if it is dead, the reason.
+    async fn alert_post(
+        &mut self,
+        alert_id: i64,
+        lane: &str,
+    ) -> Result<Option<(i64, Option<String>)>, StoreError>;
+    async fn add_alert_post(
+        &mut self,
+        alert_id: i64,
+        lane: &str,
+        item_id: i64,
+    ) -> Result<(), StoreError>;
+    async fn insert_event(&mut self, row: &EventRow<'_>) -> Result<(), StoreError>;
+    async fn insert_item(&mut self, row: &ItemRow<'_>) -> Result<i64, StoreError>;
+}
+
+fn to_json<T: serde::Serialize>(what: &str, v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Other(format!("cannot serialise {what}: {e}")))
+}
+
+/// Lanes that gained pending items in this transaction, with the smallest new item id in each.
+pub(crate) type TouchedLanes = BTreeMap<String, i64>;
+
+/// Every lane an event could enqueue into, whatever dedup decides (PostgreSQL locks them up front).
+pub(crate) fn candidate_lanes(batch: &[NewEvent]) -> Vec<String> {
+    let mut lanes: Vec<String> = batch
+        .iter()
+        .flat_map(|e| {
+            e.outbox
+                .iter()
+                .chain(e.dedup.iter().flat_map(|d| d.on_open.iter()))
+        })
+        .map(|i| i.lane.clone())
+        .collect();
+    lanes.sort();
+    lanes.dedup();
+    lanes
+}
+
+pub(crate) async fn ingest_event(
+    tx: &mut dyn IngestTx,
+    ev: &NewEvent,
+    touched: &mut TouchedLanes,
+) -> Result<(), StoreError> {
+    enum Alert {
+        /// Not an alert (no dedup, or a resolve for something never seen).
+        None,
+        /// This event opens a new alert.
+        New,
+        /// This event merged into / resolved an existing alert; ref items link to its posts.
+        Existing(i64),
+    }
+    let now = ev.received_at_ms;
+    let (fate, items, alert): (Fate, &[NewOutboxItem], Alert) = match &ev.dedup {
+        None => (ev.fate.clone(), &ev.outbox, Alert::None),
+        Some(d) => match tx.open_alert(&d.key).await? {
+            Some(a) if d.resolves => {
+                tx.close_alert(a.id, now).await?;
+                (
+                    Fate::Resolved {
+                        into: a.first_event_id,
+                    },
+                    &d.on_open,
+                    Alert::Existing(a.id),
+                )
+            }
+            Some(a) if now - a.last_seen_ms <= d.window_ms => {
+                let count = a.count + 1;
+                tx.bump_alert(a.id, count, now.max(a.last_seen_ms)).await?;
+                let count = u32::try_from(count).unwrap_or(u32::MAX);
+                (
+                    Fate::Merged {
+                        into: a.first_event_id,
+                        count,
+                    },
+                    &d.on_open,
+                    Alert::Existing(a.id),
+                )
+            }
+            Some(a) => {
+                // The old alert went quiet for longer than the window: it is over, this is a new occurrence.
+                tx.close_alert(a.id, now).await?;
+                (ev.fate.clone(), &ev.outbox, Alert::New)
+            }
+            None if d.resolves => (ev.fate.clone(), &ev.outbox, Alert::None),
+            None => (ev.fate.clone(), &ev.outbox, Alert::New),
+        },
+    };
+
+    tx.insert_event(&EventRow {
+        id: &ev.id,
+        received_at_ms: now,
+        source: &ev.source,
+        body: to_json("event body", &ev.body)?,
+        fate: to_json("fate", &fate)?,
+    })
+    .await?;
+
+    let mut posts: Vec<(&str, i64)> = Vec::new();
+    for item in items {
+        let (mut ref_item_id, mut dead_reason) = (None, None);
+        if let (true, Alert::Existing(alert_id)) = (item.ref_post, &alert) {
+            if let Some((post_id, post_dead)) = tx.alert_post(*alert_id, &item.lane).await? {
+                ref_item_id = Some(post_id);
+                dead_reason = post_dead.map(|r| ref_dead_reason(post_id, &r));
+            }
+        }
+        let id = tx
+            .insert_item(&ItemRow {
+                event_id: &ev.id,
+                item,
+                args: to_json("outbox args", &item.args)?,
+                ref_item_id,
+                created_at_ms: now,
+                dead_reason: dead_reason.clone(),
+            })
+            .await?;
+        if dead_reason.is_none() {
+            let head = touched.entry(item.lane.clone()).or_insert(id);
+            *head = (*head).min(id);
+        }
+        if !item.ref_post && !posts.iter().any(|(lane, _)| *lane == item.lane) {
+            posts.push((&item.lane, id));
+        }
+    }
+
+    if let (Some(d), Alert::New) = (&ev.dedup, alert) {
+        let alert_id = tx.create_alert(&d.key, &ev.id, now).await?;
+        for (lane, item_id) in posts {
+            tx.add_alert_post(alert_id, lane, item_id).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The dead reason of an update whose post died.
+pub(crate) fn ref_dead_reason(post_id: i64, post_reason: &str) -> String {
+    format!("referenced post (outbox item {post_id}) is dead: {post_reason}")
+}

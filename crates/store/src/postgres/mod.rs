@@ -1,0 +1,791 @@
+//! The PostgreSQL backend, [`PgStore`]: several replicas share one database.
+//!
+//! Concurrency rules, since many processes write at once:
+//! - every transaction that changes which items of a lane are pending first locks that lane's row in `lanes`
+//!   (sorted, to avoid deadlocks), and only then reads or writes the lane's items. This keeps outbox ids in commit
+//!   order within a lane (ingest allocates ids while holding the lock) and keeps `lanes.head_id` exact;
+//! - dedup keys are serialised with transaction-scoped advisory locks, so two replicas seeing the same alert at the
+//!   same moment produce one open alert and one merge, not two alerts;
+//! - `claim_lanes` uses `FOR UPDATE SKIP LOCKED`, so dispatchers never wait on each other or hand out one lane twice.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions, Connection, Row};
+
+use crate::error::corrupt;
+use crate::ingest::{
+    candidate_lanes, ingest_event, ref_dead_reason, EventRow, IngestTx, ItemRow, OpenAlert,
+    TouchedLanes,
+};
+use crate::sqlite::wall_clock_ms;
+use crate::*;
+
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "0001_init", include_str!("migrations/0001_init.sql"))];
+const BINARY_VERSION: i64 = MIGRATIONS.len() as i64;
+/// Arbitrary constant naming the "schema migration in progress" advisory lock.
+const MIGRATION_LOCK: i64 = 0x5_11CE;
+
+pub(crate) struct PgStore {
+    pool: PgPool,
+}
+
+fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    let opts: PgConnectOptions = url.parse().map_err(|e| {
+        StoreError::Other(format!("invalid PostgreSQL URL {}: {e}", redact_url(url)))
+    })?;
+    Ok(opts.log_statements(tracing::log::LevelFilter::Trace))
+}
+
+pub(crate) async fn migrate_url(url: &str) -> Result<MigrationReport, StoreError> {
+    let mut conn = PgConnection::connect_with(&connect_options(url)?).await?;
+    let report = apply_migrations(&mut conn).await;
+    let _ = conn.close().await;
+    report
+}
+
+async fn schema_version(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('sluice_schema_migrations') IS NOT NULL")
+            .fetch_one(&mut *conn)
+            .await?;
+    if !exists {
+        return Ok(0);
+    }
+    Ok(
+        sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM sluice_schema_migrations",
+        )
+        .fetch_one(&mut *conn)
+        .await?,
+    )
+}
+
+fn too_new(db: i64) -> StoreError {
+    StoreError::SchemaMismatch {
+        db,
+        binary: BINARY_VERSION,
+        fix: "this binary is older than the database: upgrade sluice".into(),
+    }
+}
+
+async fn apply_migrations(conn: &mut PgConnection) -> Result<MigrationReport, StoreError> {
+    let mut tx = conn.begin().await?;
+    // Replicas starting together: one migrates, the others wait and then find nothing to do.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS sluice_schema_migrations (
+             version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let from = schema_version(&mut tx).await?;
+    if from > BINARY_VERSION {
+        return Err(too_new(from));
+    }
+    let mut applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > from) {
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO sluice_schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)")
+            .bind(version)
+            .bind(name)
+            .bind(wall_clock_ms())
+            .execute(&mut *tx)
+            .await?;
+        applied.push((*name).to_string());
+    }
+    tx.commit().await?;
+    Ok(MigrationReport {
+        backend: "postgres",
+        from,
+        to: BINARY_VERSION,
+        applied,
+    })
+}
+
+impl PgStore {
+    pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(connect_options(url)?)
+            .await?;
+        let mut conn = pool.acquire().await?;
+        if opts.migrate {
+            apply_migrations(&mut conn).await?;
+        } else {
+            let db = schema_version(&mut conn).await?;
+            if db > BINARY_VERSION {
+                return Err(too_new(db));
+            }
+            if db < BINARY_VERSION {
+                return Err(StoreError::SchemaMismatch {
+                    db,
+                    binary: BINARY_VERSION,
+                    fix: "run `sluice migrate`".into(),
+                });
+            }
+        }
+        drop(conn);
+        Ok(PgStore { pool })
+    }
+}
+
+/// Locks lane rows (creating missing ones) in a fixed order; see the module docs for why every lane change does this.
+async fn lock_lanes(conn: &mut PgConnection, lanes: &BTreeSet<String>) -> Result<(), StoreError> {
+    if lanes.is_empty() {
+        return Ok(());
+    }
+    let lanes: Vec<&str> = lanes.iter().map(String::as_str).collect();
+    sqlx::query("INSERT INTO lanes (lane) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT (lane) DO NOTHING")
+        .bind(&lanes)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("SELECT lane FROM lanes WHERE lane = ANY($1) ORDER BY lane FOR UPDATE")
+        .bind(&lanes)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Recomputes lane heads; callers hold the lane locks, so the statement sees every committed item.
+async fn refresh_lanes(
+    conn: &mut PgConnection,
+    lanes: &BTreeSet<String>,
+) -> Result<(), StoreError> {
+    for lane in lanes {
+        sqlx::query(
+            "UPDATE lanes SET head_id = (SELECT MIN(id) FROM outbox WHERE lane = $1 AND state = 'pending')
+             WHERE lane = $1",
+        )
+        .bind(lane)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The lane of an item (lanes never change), or a Conflict naming the missing item.
+async fn lane_of(conn: &mut PgConnection, item_id: i64) -> Result<String, StoreError> {
+    sqlx::query_scalar("SELECT lane FROM outbox WHERE id = $1")
+        .bind(item_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::Conflict(format!("outbox item {item_id} does not exist")))
+}
+
+async fn not_pending(conn: &mut PgConnection, item_id: i64) -> StoreError {
+    match sqlx::query_scalar::<_, String>("SELECT state FROM outbox WHERE id = $1")
+        .bind(item_id)
+        .fetch_optional(&mut *conn)
+        .await
+    {
+        Ok(Some(state)) => {
+            StoreError::Conflict(format!("outbox item {item_id} is {state}, not pending"))
+        }
+        Ok(None) => StoreError::Conflict(format!("outbox item {item_id} does not exist")),
+        Err(e) => e.into(),
+    }
+}
+
+struct PgIngest<'c> {
+    conn: &'c mut PgConnection,
+}
+
+#[async_trait::async_trait]
+impl IngestTx for PgIngest<'_> {
+    async fn open_alert(&mut self, key: &str) -> Result<Option<OpenAlert>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, first_event_id, count, last_seen_ms FROM alerts WHERE dedup_key = $1 AND closed_at_ms IS NULL",
+        )
+        .bind(key)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        row.map(|r| {
+            Ok(OpenAlert {
+                id: r.try_get(0)?,
+                first_event_id: r.try_get(1)?,
+                count: r.try_get(2)?,
+                last_seen_ms: r.try_get(3)?,
+            })
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| e.into())
+    }
+
+    async fn close_alert(&mut self, alert_id: i64, at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE alerts SET closed_at_ms = $1 WHERE id = $2")
+            .bind(at_ms)
+            .bind(alert_id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn bump_alert(
+        &mut self,
+        alert_id: i64,
+        count: i64,
+        last_seen_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE alerts SET count = $1, last_seen_ms = $2 WHERE id = $3")
+            .bind(count)
+            .bind(last_seen_ms)
+            .bind(alert_id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_alert(
+        &mut self,
+        key: &str,
+        first_event_id: &str,
+        at_ms: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO alerts (dedup_key, first_event_id, count, first_seen_ms, last_seen_ms)
+             VALUES ($1, $2, 1, $3, $3) RETURNING id",
+        )
+        .bind(key)
+        .bind(first_event_id)
+        .bind(at_ms)
+        .fetch_one(&mut *self.conn)
+        .await?)
+    }
+
+    async fn alert_post(
+        &mut self,
+        alert_id: i64,
+        lane: &str,
+    ) -> Result<Option<(i64, Option<String>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT p.item_id, o.state, o.dead_reason FROM alert_posts p LEFT JOIN outbox o ON o.id = p.item_id
+             WHERE p.alert_id = $1 AND p.lane = $2",
+        )
+        .bind(alert_id)
+        .bind(lane)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let state: Option<String> = r.try_get(1)?;
+        let dead = match state.as_deref() {
+            Some("dead") => Some(r.try_get::<Option<String>, _>(2)?.unwrap_or_default()),
+            _ => None,
+        };
+        Ok(Some((r.try_get(0)?, dead)))
+    }
+
+    async fn add_alert_post(
+        &mut self,
+        alert_id: i64,
+        lane: &str,
+        item_id: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO alert_posts (alert_id, lane, item_id) VALUES ($1, $2, $3)")
+            .bind(alert_id)
+            .bind(lane)
+            .bind(item_id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_event(&mut self, row: &EventRow<'_>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO events (id, received_at_ms, source, body, fate) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)",
+        )
+        .bind(row.id)
+        .bind(row.received_at_ms)
+        .bind(row.source)
+        .bind(&row.body)
+        .bind(&row.fate)
+        .execute(&mut *self.conn)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("event {} already exists", row.id)),
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn insert_item(&mut self, row: &ItemRow<'_>) -> Result<i64, StoreError> {
+        let (state, dead_at) = match row.dead_reason {
+            Some(_) => ("dead", Some(row.created_at_ms)),
+            None => ("pending", None),
+        };
+        Ok(sqlx::query_scalar(
+            "INSERT INTO outbox (event_id, lane, team, channel, method, args, ref_post, ref_item_id, state,
+                                 created_at_ms, next_attempt_at_ms, dead_reason, dead_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $10, $11, $12) RETURNING id",
+        )
+        .bind(row.event_id)
+        .bind(&row.item.lane)
+        .bind(&row.item.team)
+        .bind(&row.item.channel)
+        .bind(&row.item.method)
+        .bind(&row.args)
+        .bind(row.item.ref_post)
+        .bind(row.ref_item_id)
+        .bind(state)
+        .bind(row.created_at_ms)
+        .bind(&row.dead_reason)
+        .bind(dead_at)
+        .fetch_one(&mut *self.conn)
+        .await?)
+    }
+}
+
+fn parse_json(what: &str, s: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(s).map_err(|e| corrupt(what, e))
+}
+
+fn attempts(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn delivery_state(r: &PgRow) -> Result<DeliveryState, StoreError> {
+    let state: String = r.try_get("state")?;
+    Ok(match state.as_str() {
+        "pending" => DeliveryState::Pending,
+        "sent" => DeliveryState::Sent {
+            channel: r
+                .try_get::<Option<String>, _>("sent_channel")?
+                .unwrap_or_default(),
+            ts: r
+                .try_get::<Option<String>, _>("sent_ts")?
+                .unwrap_or_default(),
+            at_ms: r
+                .try_get::<Option<i64>, _>("sent_at_ms")?
+                .unwrap_or_default(),
+        },
+        "dead" => DeliveryState::Dead {
+            reason: r
+                .try_get::<Option<String>, _>("dead_reason")?
+                .unwrap_or_default(),
+            at_ms: r
+                .try_get::<Option<i64>, _>("dead_at_ms")?
+                .unwrap_or_default(),
+        },
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "unknown outbox state {other:?}"
+            )))
+        }
+    })
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ingest(&self, batch: Vec<NewEvent>) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut keys: Vec<&str> = batch
+            .iter()
+            .filter_map(|e| e.dedup.as_ref().map(|d| d.key.as_str()))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        lock_lanes(&mut tx, &candidate_lanes(&batch).into_iter().collect()).await?;
+        let mut touched = TouchedLanes::new();
+        {
+            let mut itx = PgIngest { conn: &mut tx };
+            for ev in &batch {
+                ingest_event(&mut itx, ev, &mut touched).await?;
+            }
+        }
+        for (lane, first_new) in &touched {
+            sqlx::query("UPDATE lanes SET head_id = COALESCE(head_id, $2) WHERE lane = $1")
+                .bind(lane)
+                .bind(first_new)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<EventStatus>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(ev) = sqlx::query(
+            "SELECT id, received_at_ms, source, body::text AS body, fate::text AS fate FROM events WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT id, channel, method, state, attempts, last_error, sent_channel, sent_ts, sent_at_ms,
+                    dead_reason, dead_at_ms
+             FROM outbox WHERE event_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let deliveries = rows
+            .iter()
+            .map(|r| {
+                Ok(DeliveryStatus {
+                    item_id: r.try_get("id")?,
+                    channel: r.try_get("channel")?,
+                    method: r.try_get("method")?,
+                    state: delivery_state(r)?,
+                    attempts: attempts(r.try_get("attempts")?),
+                    last_error: r.try_get("last_error")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let fate: String = ev.try_get("fate")?;
+        let body: String = ev.try_get("body")?;
+        Ok(Some(EventStatus {
+            id: ev.try_get("id")?,
+            received_at_ms: ev.try_get("received_at_ms")?,
+            source: ev.try_get("source")?,
+            fate: serde_json::from_str(&fate).map_err(|e| corrupt("event fate", e))?,
+            body: parse_json("event body", &body)?,
+            deliveries,
+        }))
+    }
+
+    async fn claim_lanes(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "WITH claimable AS (
+                 SELECT l.lane FROM lanes l
+                 JOIN outbox h ON h.id = l.head_id
+                 LEFT JOIN outbox r ON r.id = h.ref_item_id
+                 WHERE (l.owner IS NULL OR l.owner = $1 OR l.lease_until_ms <= $2)
+                   AND h.next_attempt_at_ms <= $2
+                   AND (h.ref_item_id IS NULL OR r.state = 'sent')
+                 ORDER BY h.next_attempt_at_ms, l.lane
+                 LIMIT $4
+                 FOR UPDATE OF l SKIP LOCKED)
+             UPDATE lanes SET owner = $1, lease_until_ms = $2 + $3
+             FROM claimable WHERE lanes.lane = claimable.lane
+             RETURNING lanes.lane",
+        )
+        .bind(owner)
+        .bind(now_ms)
+        .bind(lease_ms)
+        .bind(limit(max))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        lanes: &[String],
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "UPDATE lanes SET lease_until_ms = $1 WHERE owner = $2 AND lane = ANY($3) RETURNING lane",
+        )
+        .bind(now_ms + lease_ms)
+        .bind(owner)
+        .bind(lanes)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn release_lane(&self, owner: &str, lane: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE lanes SET owner = NULL, lease_until_ms = 0 WHERE lane = $1 AND owner = $2",
+        )
+        .bind(lane)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn lane_items(&self, lane: &str, max: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.event_id, o.lane, o.team, o.channel, o.method, o.args::text AS args, o.attempts,
+                    o.created_at_ms, o.next_attempt_at_ms, o.ref_item_id, r.state AS ref_state,
+                    r.sent_channel AS ref_channel, r.sent_ts AS ref_ts
+             FROM outbox o LEFT JOIN outbox r ON r.id = o.ref_item_id
+             WHERE o.lane = $1 AND o.state = 'pending' ORDER BY o.id LIMIT $2",
+        )
+        .bind(lane)
+        .bind(limit(max))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let ref_id: Option<i64> = r.try_get("ref_item_id")?;
+                let ref_state: Option<String> = r.try_get("ref_state")?;
+                let ref_sent = match ref_state.as_deref() {
+                    Some("sent") => Some(RefSent {
+                        channel: r
+                            .try_get::<Option<String>, _>("ref_channel")?
+                            .unwrap_or_default(),
+                        ts: r
+                            .try_get::<Option<String>, _>("ref_ts")?
+                            .unwrap_or_default(),
+                    }),
+                    _ => None,
+                };
+                let args: String = r.try_get("args")?;
+                Ok(OutboxItem {
+                    id: r.try_get("id")?,
+                    event_id: r.try_get("event_id")?,
+                    lane: r.try_get("lane")?,
+                    team: r.try_get("team")?,
+                    channel: r.try_get("channel")?,
+                    method: r.try_get("method")?,
+                    args: parse_json("outbox args", &args)?,
+                    attempts: attempts(r.try_get("attempts")?),
+                    created_at_ms: r.try_get("created_at_ms")?,
+                    next_attempt_at_ms: r.try_get("next_attempt_at_ms")?,
+                    ref_pending: ref_id.is_some() && ref_sent.is_none(),
+                    ref_sent,
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_sent(
+        &self,
+        item_id: i64,
+        channel: &str,
+        ts: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let lanes = BTreeSet::from([lane_of(&mut tx, item_id).await?]);
+        lock_lanes(&mut tx, &lanes).await?;
+        let n = sqlx::query(
+            "UPDATE outbox SET state = 'sent', sent_channel = $1, sent_ts = $2, sent_at_ms = $3
+             WHERE id = $4 AND state = 'pending'",
+        )
+        .bind(channel)
+        .bind(ts)
+        .bind(now_ms)
+        .bind(item_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(not_pending(&mut tx, item_id).await);
+        }
+        refresh_lanes(&mut tx, &lanes).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mark_retry(
+        &self,
+        item_id: i64,
+        next_attempt_at_ms: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let n = sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at_ms = $1, last_error = $2
+             WHERE id = $3 AND state = 'pending'",
+        )
+        .bind(next_attempt_at_ms)
+        .bind(error)
+        .bind(item_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(not_pending(&mut conn, item_id).await);
+        }
+        Ok(())
+    }
+
+    async fn mark_dead(&self, item_id: i64, reason: &str, now_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Updates that reference this post live in the same lane: the lane lock also stops an ingest from linking a
+        // new update to the post while it dies.
+        let lanes = BTreeSet::from([lane_of(&mut tx, item_id).await?]);
+        lock_lanes(&mut tx, &lanes).await?;
+        let n = sqlx::query(
+            "UPDATE outbox SET state = 'dead', dead_reason = $1, dead_at_ms = $2 WHERE id = $3 AND state = 'pending'",
+        )
+        .bind(reason)
+        .bind(now_ms)
+        .bind(item_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(not_pending(&mut tx, item_id).await);
+        }
+        sqlx::query(
+            "UPDATE outbox SET state = 'dead', dead_reason = $1, dead_at_ms = $2
+             WHERE ref_item_id = $3 AND state = 'pending'",
+        )
+        .bind(ref_dead_reason(item_id, reason))
+        .bind(now_ms)
+        .bind(item_id)
+        .execute(&mut *tx)
+        .await?;
+        refresh_lanes(&mut tx, &lanes).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, event_id, channel, method, dead_reason, attempts, dead_at_ms FROM outbox
+             WHERE state = 'dead' ORDER BY dead_at_ms DESC, id DESC LIMIT $1",
+        )
+        .bind(limit(max))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    item_id: r.try_get("id")?,
+                    event_id: r.try_get("event_id")?,
+                    channel: r.try_get("channel")?,
+                    method: r.try_get("method")?,
+                    reason: r
+                        .try_get::<Option<String>, _>("dead_reason")?
+                        .unwrap_or_default(),
+                    attempts: attempts(r.try_get("attempts")?),
+                    dead_at_ms: r
+                        .try_get::<Option<i64>, _>("dead_at_ms")?
+                        .unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn replay(&self, which: Replay, now_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let candidates: Vec<(i64, String)> = match which {
+            Replay::All => {
+                sqlx::query_as("SELECT id, lane FROM outbox WHERE state = 'dead'")
+                    .fetch_all(&mut *tx)
+                    .await?
+            }
+            Replay::Item(id) => {
+                let row = sqlx::query(
+                    "SELECT o.lane, o.state, o.ref_item_id, r.state AS ref_state FROM outbox o
+                     LEFT JOIN outbox r ON r.id = o.ref_item_id WHERE o.id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    return Err(StoreError::Conflict(format!(
+                        "outbox item {id} does not exist"
+                    )));
+                };
+                let state: String = row.try_get("state")?;
+                if state != "dead" {
+                    return Err(StoreError::Conflict(format!(
+                        "outbox item {id} is {state}, not dead"
+                    )));
+                }
+                let lane: String = row.try_get("lane")?;
+                let mut ids = vec![(id, lane.clone())];
+                let ref_id: Option<i64> = row.try_get("ref_item_id")?;
+                let ref_state: Option<String> = row.try_get("ref_state")?;
+                if let (Some(post), Some("dead")) = (ref_id, ref_state.as_deref()) {
+                    ids.push((post, lane));
+                }
+                ids
+            }
+        };
+        let lanes: BTreeSet<String> = candidates.iter().map(|(_, l)| l.clone()).collect();
+        lock_lanes(&mut tx, &lanes).await?;
+        let ids: Vec<i64> = candidates.iter().map(|(id, _)| *id).collect();
+        let n = sqlx::query(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at_ms = $1,
+                    dead_reason = NULL, dead_at_ms = NULL
+             WHERE id = ANY($2) AND state = 'dead'",
+        )
+        .bind(now_ms)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        refresh_lanes(&mut tx, &lanes).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn outbox_stats(&self, now_ms: i64) -> Result<OutboxStats, StoreError> {
+        let r = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM outbox WHERE state = 'pending') AS pending,
+                    (SELECT MIN(h.created_at_ms) FROM lanes l JOIN outbox h ON h.id = l.head_id) AS oldest,
+                    (SELECT COUNT(*) FROM outbox WHERE state = 'dead') AS dead,
+                    (SELECT COUNT(*) FROM lanes WHERE owner IS NOT NULL AND lease_until_ms > $1) AS leased",
+        )
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        let oldest: Option<i64> = r.try_get("oldest")?;
+        Ok(OutboxStats {
+            pending: r.try_get::<i64, _>("pending")? as u64,
+            oldest_pending_age_ms: oldest.map(|t| (now_ms - t).max(0)),
+            dead: r.try_get::<i64, _>("dead")? as u64,
+            lanes_leased: r.try_get::<i64, _>("leased")? as u64,
+        })
+    }
+
+    async fn prune(&self, older_than_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut removed = 0;
+        sqlx::query(
+            "DELETE FROM alert_posts WHERE alert_id IN
+                 (SELECT id FROM alerts WHERE closed_at_ms IS NOT NULL AND closed_at_ms < $1)",
+        )
+        .bind(older_than_ms)
+        .execute(&mut *tx)
+        .await?;
+        for sql in [
+            "DELETE FROM alerts WHERE closed_at_ms IS NOT NULL AND closed_at_ms < $1",
+            "DELETE FROM outbox o WHERE o.state = 'sent' AND o.sent_at_ms < $1
+                 AND NOT EXISTS (SELECT 1 FROM alert_posts p WHERE p.item_id = o.id)
+                 AND NOT EXISTS (SELECT 1 FROM outbox f WHERE f.ref_item_id = o.id AND f.state <> 'sent')",
+            "DELETE FROM events e WHERE e.received_at_ms < $1
+                 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = e.id)
+                 AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.first_event_id = e.id AND a.closed_at_ms IS NULL)",
+        ] {
+            removed += sqlx::query(sql).bind(older_than_ms).execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+}

@@ -1,0 +1,875 @@
+//! The SQLite backend, [`SqliteStore`]: one process, WAL, and group commit for ingest.
+//!
+//! All writes go through a write pool of exactly one connection, so SQLite never has to arbitrate between writers
+//! (no `SQLITE_BUSY` storms); reads use a separate pool and, thanks to WAL, never wait for the writer.
+//! `ingest` calls do not take the write connection themselves: they are funnelled through an mpsc channel into one
+//! writer task that commits everything waiting in a single transaction and answers each caller on a oneshot. One
+//! fsync then acknowledges many events, which is what makes one-event-per-request ingest fast.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Connection, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::corrupt;
+use crate::ingest::{
+    ingest_event, ref_dead_reason, EventRow, IngestTx, ItemRow, OpenAlert, TouchedLanes,
+};
+use crate::*;
+
+/// Migrations of this backend, in order; the schema version is the number of the last one applied.
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "0001_init", include_str!("migrations/0001_init.sql"))];
+const BINARY_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Upper bound on events per group commit, so one huge backlog of callers does not make one huge transaction.
+const MAX_GROUP_EVENTS: usize = 4096;
+
+struct IngestRequest {
+    batch: Vec<NewEvent>,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+pub(crate) struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+    ingest_tx: mpsc::Sender<IngestRequest>,
+}
+
+fn connect_options(url: &str, durability: Durability) -> Result<SqliteConnectOptions, StoreError> {
+    let opts = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Other(format!("invalid SQLite URL {url}: {e}")))?
+        .create_if_missing(true)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(false)
+        .synchronous(match durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Normal => SqliteSynchronous::Normal,
+        });
+    Ok(if is_memory(url) {
+        opts
+    } else {
+        opts.journal_mode(SqliteJournalMode::Wal)
+    })
+}
+
+fn is_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+async fn single_connection_pool(opts: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+    // An in-memory database lives as long as its connection: keep the one connection forever.
+    Ok(SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(opts)
+        .await?)
+}
+
+pub(crate) async fn migrate_url(url: &str) -> Result<MigrationReport, StoreError> {
+    let pool = single_connection_pool(connect_options(url, Durability::Full)?).await?;
+    let mut conn = pool.acquire().await?;
+    let report = apply_migrations(&mut conn).await;
+    drop(conn);
+    pool.close().await;
+    report
+}
+
+async fn schema_version(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+    let exists: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'sluice_schema_migrations'",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if exists == 0 {
+        return Ok(0);
+    }
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM sluice_schema_migrations")
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+fn too_new(db: i64) -> StoreError {
+    StoreError::SchemaMismatch {
+        db,
+        binary: BINARY_VERSION,
+        fix: "this binary is older than the database: upgrade sluice".into(),
+    }
+}
+
+async fn apply_migrations(conn: &mut SqliteConnection) -> Result<MigrationReport, StoreError> {
+    // IMMEDIATE: two processes migrating at once serialise here instead of both applying.
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS sluice_schema_migrations (
+             version INTEGER PRIMARY KEY NOT NULL, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let from = schema_version(&mut tx).await?;
+    if from > BINARY_VERSION {
+        return Err(too_new(from));
+    }
+    let mut applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > from) {
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO sluice_schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)",
+        )
+        .bind(version)
+        .bind(name)
+        .bind(wall_clock_ms())
+        .execute(&mut *tx)
+        .await?;
+        applied.push((*name).to_string());
+    }
+    tx.commit().await?;
+    Ok(MigrationReport {
+        backend: "sqlite",
+        from,
+        to: BINARY_VERSION,
+        applied,
+    })
+}
+
+/// Only for the migration record; everything else takes the caller's clock.
+pub(crate) fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl SqliteStore {
+    pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<Self, StoreError> {
+        let connect = connect_options(url, opts.durability)?;
+        let write = single_connection_pool(connect.clone()).await?;
+        {
+            let mut conn = write.acquire().await?;
+            if opts.migrate {
+                apply_migrations(&mut conn).await?;
+            } else {
+                let db = schema_version(&mut conn).await?;
+                if db > BINARY_VERSION {
+                    return Err(too_new(db));
+                }
+                if db < BINARY_VERSION {
+                    return Err(StoreError::SchemaMismatch {
+                        db,
+                        binary: BINARY_VERSION,
+                        fix: "run `sluice migrate`".into(),
+                    });
+                }
+            }
+        }
+        let read = if is_memory(url) {
+            // Every connection to `:memory:` would be a separate database: read through the one writer.
+            write.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(opts.max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(connect)
+                .await?
+        };
+        let (ingest_tx, ingest_rx) = mpsc::channel(8192);
+        tokio::spawn(group_commit_writer(write.clone(), ingest_rx));
+        Ok(SqliteStore {
+            read,
+            write,
+            ingest_tx,
+        })
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// The one task that commits ingests: takes everything waiting, commits it in one transaction, answers everyone.
+async fn group_commit_writer(pool: SqlitePool, mut rx: mpsc::Receiver<IngestRequest>) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        let mut events = group[0].batch.len();
+        while events < MAX_GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(req) => {
+                    events += req.batch.len();
+                    group.push(req);
+                }
+                Err(_) => break,
+            }
+        }
+        let batches: Vec<&[NewEvent]> = group.iter().map(|r| r.batch.as_slice()).collect();
+        match commit_group(&pool, &batches).await {
+            Ok(()) => {
+                for req in group {
+                    let _ = req.reply.send(Ok(()));
+                }
+            }
+            Err(e) if group.len() == 1 => {
+                let _ = group.into_iter().next().map(|req| req.reply.send(Err(e)));
+            }
+            Err(_) => {
+                // One bad batch (e.g. a duplicate event id) must not fail its neighbours: retry each on its own,
+                // so every caller gets the answer its own batch deserves.
+                for req in group {
+                    let result = commit_group(&pool, &[req.batch.as_slice()]).await;
+                    let _ = req.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+async fn commit_group(pool: &SqlitePool, batches: &[&[NewEvent]]) -> Result<(), StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut touched = TouchedLanes::new();
+    {
+        let mut itx = SqliteIngest { conn: &mut tx };
+        for ev in batches.iter().flat_map(|b| b.iter()) {
+            ingest_event(&mut itx, ev, &mut touched).await?;
+        }
+    }
+    for (lane, first_new) in &touched {
+        // A lane that already has a head keeps it: every new item has a larger id.
+        sqlx::query(
+            "INSERT INTO lanes (lane, head_id) VALUES (?, ?)
+             ON CONFLICT (lane) DO UPDATE SET head_id = COALESCE(lanes.head_id, excluded.head_id)",
+        )
+        .bind(lane)
+        .bind(first_new)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+struct SqliteIngest<'c> {
+    conn: &'c mut SqliteConnection,
+}
+
+#[async_trait::async_trait]
+impl IngestTx for SqliteIngest<'_> {
+    async fn open_alert(&mut self, key: &str) -> Result<Option<OpenAlert>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, first_event_id, count, last_seen_ms FROM alerts WHERE dedup_key = ? AND closed_at_ms IS NULL",
+        )
+        .bind(key)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        row.map(|r| {
+            Ok(OpenAlert {
+                id: r.try_get(0)?,
+                first_event_id: r.try_get(1)?,
+                count: r.try_get(2)?,
+                last_seen_ms: r.try_get(3)?,
+            })
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| e.into())
+    }
+
+    async fn close_alert(&mut self, alert_id: i64, at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE alerts SET closed_at_ms = ? WHERE id = ?")
+            .bind(at_ms)
+            .bind(alert_id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn bump_alert(
+        &mut self,
+        alert_id: i64,
+        count: i64,
+        last_seen_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE alerts SET count = ?, last_seen_ms = ? WHERE id = ?")
+            .bind(count)
+            .bind(last_seen_ms)
+            .bind(alert_id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_alert(
+        &mut self,
+        key: &str,
+        first_event_id: &str,
+        at_ms: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO alerts (dedup_key, first_event_id, count, first_seen_ms, last_seen_ms)
+             VALUES (?, ?, 1, ?, ?) RETURNING id",
+        )
+        .bind(key)
+        .bind(first_event_id)
+        .bind(at_ms)
+        .bind(at_ms)
+        .fetch_one(&mut *self.conn)
+        .await?)
+    }
+
+    async fn alert_post(
+        &mut self,
+        alert_id: i64,
+        lane: &str,
+    ) -> Result<Option<(i64, Option<String>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT p.item_id, o.state, o.dead_reason FROM alert_posts p LEFT JOIN outbox o ON o.id = p.item_id
+             WHERE p.alert_id = ? AND p.lane = ?",
+        )
+        .bind(alert_id)
+        .bind(lane)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let state: Option<String> = r.try_get(1)?;
+        let dead = match state.as_deref() {
+            Some("dead") => Some(r.try_get::<Option<String>, _>(2)?.unwrap_or_default()),
+            _ => None,
+        };
+        Ok(Some((r.try_get(0)?, dead)))
+    }
+
+    async fn add_alert_post(
+        &mut self,
+        alert_id: i64,
+        lane: &str,
+        item_id: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO alert_posts (alert_id, lane, item_id) VALUES (?, ?, ?)")
+            .bind(alert_id)
+            .bind(lane)
+            .bind(item_id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_event(&mut self, row: &EventRow<'_>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO events (id, received_at_ms, source, body, fate) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(row.id)
+        .bind(row.received_at_ms)
+        .bind(row.source)
+        .bind(&row.body)
+        .bind(&row.fate)
+        .execute(&mut *self.conn)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("event {} already exists", row.id))
+            }
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn insert_item(&mut self, row: &ItemRow<'_>) -> Result<i64, StoreError> {
+        let (state, dead_at) = match row.dead_reason {
+            Some(_) => ("dead", Some(row.created_at_ms)),
+            None => ("pending", None),
+        };
+        Ok(sqlx::query_scalar(
+            "INSERT INTO outbox (event_id, lane, team, channel, method, args, ref_post, ref_item_id, state,
+                                 created_at_ms, next_attempt_at_ms, dead_reason, dead_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(row.event_id)
+        .bind(&row.item.lane)
+        .bind(&row.item.team)
+        .bind(&row.item.channel)
+        .bind(&row.item.method)
+        .bind(&row.args)
+        .bind(row.item.ref_post)
+        .bind(row.ref_item_id)
+        .bind(state)
+        .bind(row.created_at_ms)
+        .bind(row.created_at_ms)
+        .bind(&row.dead_reason)
+        .bind(dead_at)
+        .fetch_one(&mut *self.conn)
+        .await?)
+    }
+}
+
+/// Recomputes a lane's head after items left (or re-entered) the pending state.
+async fn refresh_lanes(
+    conn: &mut SqliteConnection,
+    lanes: &BTreeSet<String>,
+) -> Result<(), StoreError> {
+    for lane in lanes {
+        sqlx::query(
+            "INSERT INTO lanes (lane, head_id)
+             VALUES (?1, (SELECT MIN(id) FROM outbox WHERE lane = ?1 AND state = 'pending'))
+             ON CONFLICT (lane) DO UPDATE SET head_id = excluded.head_id",
+        )
+        .bind(lane)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+fn parse_json(what: &str, s: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(s).map_err(|e| corrupt(what, e))
+}
+
+fn attempts(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn delivery_state(r: &SqliteRow) -> Result<DeliveryState, StoreError> {
+    let state: String = r.try_get("state")?;
+    Ok(match state.as_str() {
+        "pending" => DeliveryState::Pending,
+        "sent" => DeliveryState::Sent {
+            channel: r
+                .try_get::<Option<String>, _>("sent_channel")?
+                .unwrap_or_default(),
+            ts: r
+                .try_get::<Option<String>, _>("sent_ts")?
+                .unwrap_or_default(),
+            at_ms: r
+                .try_get::<Option<i64>, _>("sent_at_ms")?
+                .unwrap_or_default(),
+        },
+        "dead" => DeliveryState::Dead {
+            reason: r
+                .try_get::<Option<String>, _>("dead_reason")?
+                .unwrap_or_default(),
+            at_ms: r
+                .try_get::<Option<i64>, _>("dead_at_ms")?
+                .unwrap_or_default(),
+        },
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "unknown outbox state {other:?}"
+            )))
+        }
+    })
+}
+
+/// Why an item could not be marked: it does not exist, or it is no longer pending.
+async fn not_pending(conn: &mut SqliteConnection, item_id: i64) -> StoreError {
+    match sqlx::query_scalar::<_, String>("SELECT state FROM outbox WHERE id = ?")
+        .bind(item_id)
+        .fetch_optional(&mut *conn)
+        .await
+    {
+        Ok(Some(state)) => {
+            StoreError::Conflict(format!("outbox item {item_id} is {state}, not pending"))
+        }
+        Ok(None) => StoreError::Conflict(format!("outbox item {item_id} does not exist")),
+        Err(e) => e.into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn ingest(&self, batch: Vec<NewEvent>) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.ingest_tx
+            .send(IngestRequest { batch, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("SQLite writer task has stopped".into()))?;
+        answer.await.map_err(|_| {
+            StoreError::Unavailable("SQLite writer task stopped before answering".into())
+        })?
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<EventStatus>, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        let Some(ev) =
+            sqlx::query("SELECT id, received_at_ms, source, body, fate FROM events WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT id, channel, method, state, attempts, last_error, sent_channel, sent_ts, sent_at_ms,
+                    dead_reason, dead_at_ms
+             FROM outbox WHERE event_id = ? ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let deliveries = rows
+            .iter()
+            .map(|r| {
+                Ok(DeliveryStatus {
+                    item_id: r.try_get("id")?,
+                    channel: r.try_get("channel")?,
+                    method: r.try_get("method")?,
+                    state: delivery_state(r)?,
+                    attempts: attempts(r.try_get("attempts")?),
+                    last_error: r.try_get("last_error")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let fate: String = ev.try_get("fate")?;
+        let body: String = ev.try_get("body")?;
+        Ok(Some(EventStatus {
+            id: ev.try_get("id")?,
+            received_at_ms: ev.try_get("received_at_ms")?,
+            source: ev.try_get("source")?,
+            fate: serde_json::from_str(&fate).map_err(|e| corrupt("event fate", e))?,
+            body: parse_json("event body", &body)?,
+            deliveries,
+        }))
+    }
+
+    async fn claim_lanes(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let lanes = sqlx::query_scalar(
+            "UPDATE lanes SET owner = ?1, lease_until_ms = ?2 + ?3
+             WHERE lane IN (
+                 SELECT l.lane FROM lanes l
+                 JOIN outbox h ON h.id = l.head_id
+                 LEFT JOIN outbox r ON r.id = h.ref_item_id
+                 WHERE (l.owner IS NULL OR l.owner = ?1 OR l.lease_until_ms <= ?2)
+                   AND h.next_attempt_at_ms <= ?2
+                   AND (h.ref_item_id IS NULL OR r.state = 'sent')
+                 ORDER BY h.next_attempt_at_ms, l.lane
+                 LIMIT ?4)
+             RETURNING lane",
+        )
+        .bind(owner)
+        .bind(now_ms)
+        .bind(lease_ms)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(lanes)
+    }
+
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        lanes: &[String],
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let mut held = Vec::new();
+        for lane in lanes {
+            let n = sqlx::query("UPDATE lanes SET lease_until_ms = ? WHERE lane = ? AND owner = ?")
+                .bind(now_ms + lease_ms)
+                .bind(lane)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n > 0 {
+                held.push(lane.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(held)
+    }
+
+    async fn release_lane(&self, owner: &str, lane: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE lanes SET owner = NULL, lease_until_ms = 0 WHERE lane = ? AND owner = ?",
+        )
+        .bind(lane)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn lane_items(&self, lane: &str, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.event_id, o.lane, o.team, o.channel, o.method, o.args, o.attempts, o.created_at_ms,
+                    o.next_attempt_at_ms, o.ref_item_id, r.state AS ref_state, r.sent_channel AS ref_channel,
+                    r.sent_ts AS ref_ts
+             FROM outbox o LEFT JOIN outbox r ON r.id = o.ref_item_id
+             WHERE o.lane = ? AND o.state = 'pending' ORDER BY o.id LIMIT ?",
+        )
+        .bind(lane)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let ref_id: Option<i64> = r.try_get("ref_item_id")?;
+                let ref_state: Option<String> = r.try_get("ref_state")?;
+                let ref_sent = match ref_state.as_deref() {
+                    Some("sent") => Some(RefSent {
+                        channel: r
+                            .try_get::<Option<String>, _>("ref_channel")?
+                            .unwrap_or_default(),
+                        ts: r
+                            .try_get::<Option<String>, _>("ref_ts")?
+                            .unwrap_or_default(),
+                    }),
+                    _ => None,
+                };
+                let args: String = r.try_get("args")?;
+                Ok(OutboxItem {
+                    id: r.try_get("id")?,
+                    event_id: r.try_get("event_id")?,
+                    lane: r.try_get("lane")?,
+                    team: r.try_get("team")?,
+                    channel: r.try_get("channel")?,
+                    method: r.try_get("method")?,
+                    args: parse_json("outbox args", &args)?,
+                    attempts: attempts(r.try_get("attempts")?),
+                    created_at_ms: r.try_get("created_at_ms")?,
+                    next_attempt_at_ms: r.try_get("next_attempt_at_ms")?,
+                    ref_pending: ref_id.is_some() && ref_sent.is_none(),
+                    ref_sent,
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_sent(
+        &self,
+        item_id: i64,
+        channel: &str,
+        ts: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let lane: Option<String> = sqlx::query_scalar(
+            "UPDATE outbox SET state = 'sent', sent_channel = ?, sent_ts = ?, sent_at_ms = ?
+             WHERE id = ? AND state = 'pending' RETURNING lane",
+        )
+        .bind(channel)
+        .bind(ts)
+        .bind(now_ms)
+        .bind(item_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(lane) = lane else {
+            return Err(not_pending(&mut tx, item_id).await);
+        };
+        refresh_lanes(&mut tx, &BTreeSet::from([lane])).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mark_retry(
+        &self,
+        item_id: i64,
+        next_attempt_at_ms: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at_ms = ?, last_error = ?
+             WHERE id = ? AND state = 'pending'",
+        )
+        .bind(next_attempt_at_ms)
+        .bind(error)
+        .bind(item_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(not_pending(&mut tx, item_id).await);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mark_dead(&self, item_id: i64, reason: &str, now_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let lane: Option<String> = sqlx::query_scalar(
+            "UPDATE outbox SET state = 'dead', dead_reason = ?, dead_at_ms = ?
+             WHERE id = ? AND state = 'pending' RETURNING lane",
+        )
+        .bind(reason)
+        .bind(now_ms)
+        .bind(item_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(lane) = lane else {
+            return Err(not_pending(&mut tx, item_id).await);
+        };
+        let mut lanes = BTreeSet::from([lane]);
+        let followers: Vec<String> = sqlx::query_scalar(
+            "UPDATE outbox SET state = 'dead', dead_reason = ?, dead_at_ms = ?
+             WHERE ref_item_id = ? AND state = 'pending' RETURNING lane",
+        )
+        .bind(ref_dead_reason(item_id, reason))
+        .bind(now_ms)
+        .bind(item_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        lanes.extend(followers);
+        refresh_lanes(&mut tx, &lanes).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, event_id, channel, method, dead_reason, attempts, dead_at_ms FROM outbox
+             WHERE state = 'dead' ORDER BY dead_at_ms DESC, id DESC LIMIT ?",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    item_id: r.try_get("id")?,
+                    event_id: r.try_get("event_id")?,
+                    channel: r.try_get("channel")?,
+                    method: r.try_get("method")?,
+                    reason: r
+                        .try_get::<Option<String>, _>("dead_reason")?
+                        .unwrap_or_default(),
+                    attempts: attempts(r.try_get("attempts")?),
+                    dead_at_ms: r
+                        .try_get::<Option<i64>, _>("dead_at_ms")?
+                        .unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn replay(&self, which: Replay, now_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let ids: Vec<i64> = match which {
+            Replay::All => {
+                sqlx::query_scalar("SELECT id FROM outbox WHERE state = 'dead'")
+                    .fetch_all(&mut *tx)
+                    .await?
+            }
+            Replay::Item(id) => {
+                let row = sqlx::query(
+                    "SELECT o.state, o.ref_item_id, r.state AS ref_state FROM outbox o
+                     LEFT JOIN outbox r ON r.id = o.ref_item_id WHERE o.id = ?",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    return Err(StoreError::Conflict(format!(
+                        "outbox item {id} does not exist"
+                    )));
+                };
+                let state: String = row.try_get("state")?;
+                if state != "dead" {
+                    return Err(StoreError::Conflict(format!(
+                        "outbox item {id} is {state}, not dead"
+                    )));
+                }
+                let mut ids = vec![id];
+                if let (Some(post), Some("dead")) = (
+                    row.try_get::<Option<i64>, _>("ref_item_id")?,
+                    row.try_get::<Option<String>, _>("ref_state")?.as_deref(),
+                ) {
+                    ids.push(post);
+                }
+                ids
+            }
+        };
+        let mut lanes = BTreeSet::new();
+        for id in &ids {
+            let lane: Option<String> = sqlx::query_scalar(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at_ms = ?,
+                        dead_reason = NULL, dead_at_ms = NULL
+                 WHERE id = ? AND state = 'dead' RETURNING lane",
+            )
+            .bind(now_ms)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            lanes.extend(lane);
+        }
+        refresh_lanes(&mut tx, &lanes).await?;
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
+    async fn outbox_stats(&self, now_ms: i64) -> Result<OutboxStats, StoreError> {
+        // The oldest pending item is always some lane's head (ids grow with time within a lane).
+        let r = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM outbox WHERE state = 'pending') AS pending,
+                    (SELECT MIN(h.created_at_ms) FROM lanes l JOIN outbox h ON h.id = l.head_id) AS oldest,
+                    (SELECT COUNT(*) FROM outbox WHERE state = 'dead') AS dead,
+                    (SELECT COUNT(*) FROM lanes WHERE owner IS NOT NULL AND lease_until_ms > ?) AS leased",
+        )
+        .bind(now_ms)
+        .fetch_one(&self.read)
+        .await?;
+        let oldest: Option<i64> = r.try_get("oldest")?;
+        Ok(OutboxStats {
+            pending: r.try_get::<i64, _>("pending")? as u64,
+            oldest_pending_age_ms: oldest.map(|t| (now_ms - t).max(0)),
+            dead: r.try_get::<i64, _>("dead")? as u64,
+            lanes_leased: r.try_get::<i64, _>("leased")? as u64,
+        })
+    }
+
+    async fn prune(&self, older_than_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let mut removed = 0;
+        for sql in [
+            "DELETE FROM alert_posts WHERE alert_id IN
+                 (SELECT id FROM alerts WHERE closed_at_ms IS NOT NULL AND closed_at_ms < ?1)",
+            "DELETE FROM alerts WHERE closed_at_ms IS NOT NULL AND closed_at_ms < ?1",
+            "DELETE FROM outbox WHERE state = 'sent' AND sent_at_ms < ?1
+                 AND id NOT IN (SELECT item_id FROM alert_posts)
+                 AND NOT EXISTS (SELECT 1 FROM outbox f WHERE f.ref_item_id = outbox.id AND f.state <> 'sent')",
+            "DELETE FROM events WHERE received_at_ms < ?1
+                 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = events.id)
+                 AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.first_event_id = events.id AND a.closed_at_ms IS NULL)",
+        ] {
+            let n = sqlx::query(sql).bind(older_than_ms).execute(&mut *tx).await?.rows_affected();
+            // alert_posts rows are bookkeeping, not something the operator retained.
+            if !sql.starts_with("DELETE FROM alert_posts") {
+                removed += n;
+            }
+        }
+        sqlx::query("DELETE FROM lanes WHERE head_id IS NULL AND owner IS NULL")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+}
