@@ -8,3 +8,4 @@ pub mod event;
 pub mod route;
 
 pub use route::ConfigError;
+pub mod render;

@@ -1,0 +1,696 @@
+//! Rendering: an [`Event`] becomes the arguments of a `chat.postMessage` call
+//! (`{"channel", "text", "blocks", "metadata"}`). The principal type is [`Renderer`], built
+//! once from the user templates in the config and asked [`Renderer::render`] per delivery.
+//!
+//! **Built-in templates.** `alert` (severity emoji and title, the text, service/environment/
+//! source/severity/status and labels as fields, links as buttons, Acknowledge/Resolve buttons
+//! while firing, a context line `event <id> · source · time`; a resolved alert shows a green
+//! check and "Resolved"), `deployment` (outcome from severity: `critical`/`error` failed,
+//! `warning` succeeded with warnings, `info`/`ok` succeeded), `generic` (text and fields, links
+//! in a context line) and `auto`, which picks by [`Kind`]: alert → `alert`, deployment →
+//! `deployment`, message → `generic`.
+//!
+//! **Safety.** Every string that came from the event (title, text, fields, labels, link
+//! titles, service, …) is mrkdwn-escaped (`&`, `<`, `>`), so `<!channel>` in a title is shown
+//! as text and pings nobody. Everything is cut to Slack's limits ([`sluice_slack::limits`])
+//! with an ellipsis, never in the middle of an escape. The message always has a plain `text`
+//! fallback (`[CRITICAL] checkout: DB down`) and `metadata` tagging it with the event id.
+//!
+//! **User templates** are [minijinja](https://docs.rs/minijinja) templates that produce JSON:
+//! either a blocks array or an object `{"text": …, "blocks": […]}` (either key may be left
+//! out; a missing `text` gets the built-in fallback). Output is auto-escaped **as JSON**:
+//! `{{ expr }}` prints the JSON encoding of the value, quotes included, so write
+//! `"text": {{ event.title }}`, not `"text": "{{ event.title }}"`; build strings inside the
+//! expression: `{{ "*" ~ event.title ~ "*" }}`. Because of this no event value can break out
+//! of a JSON string (`|safe` turns the protection off; don't use it on event data). The
+//! context is `event` (all strings already mrkdwn-escaped; `labels` a map, `fields` and
+//! `links` lists of `{title, value}` / `{title, url}`, `occurred_at` RFC 3339 or none),
+//! `event_id`, `channel`, `template`, `count`, `now` (RFC 3339), `emoji` (for the severity)
+//! and `fallback_text`. Printing an undefined value is an error (test with `{% if %}` or use
+//! `|default`). Syntax errors are reported by [`Renderer::new`]; [`Renderer::check`]
+//! renders every user template against a sample event and reports what fails.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde_json::{json, Map, Value};
+use sluice_slack::limits;
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::event::{Event, Field, Kind, Link, Severity, Status};
+use crate::route::ConfigError;
+
+/// The templates every [`Renderer`] knows.
+pub const BUILTIN_TEMPLATES: [&str; 4] = ["auto", "alert", "deployment", "generic"];
+/// `metadata.event_type` of every message Sluice posts.
+pub const METADATA_EVENT_TYPE: &str = "sluice_event";
+/// `action_id` of the Acknowledge button on a firing alert (its `value` is the event id).
+pub const ACTION_ACK: &str = "sluice_ack";
+/// `action_id` of the Resolve button on a firing alert (its `value` is the event id).
+pub const ACTION_RESOLVE: &str = "sluice_resolve";
+/// `block_id` of the block holding the Acknowledge/Resolve buttons.
+pub const ACTIONS_BLOCK_ID: &str = "sluice_actions";
+
+/// Per-delivery facts the event itself does not carry.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderContext<'a> {
+    /// Sluice's id for the event; shown on the card and put in `metadata` and button values.
+    pub event_id: &'a str,
+    pub channel: &'a str,
+    /// A name from [`Renderer::template_names`].
+    pub template: &'a str,
+    /// How many events this message stands for (≥ 1; more when duplicates were merged).
+    pub count: u32,
+    /// Used when the event has no `occurred_at`.
+    pub now: OffsetDateTime,
+}
+
+/// Why an event could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("unknown template \"{name}\"; known templates are {known}")]
+    UnknownTemplate { name: String, known: String },
+    #[error("template \"{name}\" failed: {message}")]
+    Template { name: String, message: String },
+    #[error("template \"{name}\" did not produce valid JSON: {error}")]
+    InvalidJson { name: String, error: String },
+    #[error("template \"{name}\" produced {found}; expected a blocks array or an object with \"text\" and/or \"blocks\" (an array)")]
+    Shape { name: String, found: String },
+}
+
+/// Renders events with the built-in cards and the user's templates.
+#[derive(Debug)]
+pub struct Renderer {
+    env: Environment<'static>,
+    user: BTreeSet<String>,
+}
+
+impl Renderer {
+    /// Compiles the user templates (name → minijinja source). Names may not reuse a
+    /// built-in name; every syntax error is reported, with its line.
+    pub fn new(user_templates: &BTreeMap<String, String>) -> Result<Renderer, Vec<ConfigError>> {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(|_| AutoEscape::Json);
+        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        let mut errors = Vec::new();
+        for (name, source) in user_templates {
+            if BUILTIN_TEMPLATES.contains(&name.as_str()) {
+                errors.push(ConfigError {
+                    span: None,
+                    message: format!("template name \"{name}\" is the name of a built-in template"),
+                    fix: format!(
+                        "choose another name; {} are built in",
+                        BUILTIN_TEMPLATES.join(", ")
+                    ),
+                });
+                continue;
+            }
+            if name.trim().is_empty() {
+                errors.push(ConfigError {
+                    span: None,
+                    message: "a template has an empty name".to_owned(),
+                    fix: "give every template a name, e.g. [templates] oncall = '''…'''".to_owned(),
+                });
+                continue;
+            }
+            if let Err(e) = env.add_template_owned(name.clone(), source.clone()) {
+                let line = e
+                    .line()
+                    .map(|l| format!(" on line {l}"))
+                    .unwrap_or_default();
+                errors.push(ConfigError {
+                    span: None,
+                    message: format!(
+                        "template \"{name}\" has a syntax error{line}: {}",
+                        e.detail().unwrap_or("invalid syntax")
+                    ),
+                    fix: "correct the template (minijinja/Jinja2 syntax)".to_owned(),
+                });
+            }
+        }
+        if errors.is_empty() {
+            Ok(Renderer {
+                env,
+                user: user_templates.keys().cloned().collect(),
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The built-in names and the user templates' names: what routing rules may refer to.
+    pub fn template_names(&self) -> BTreeSet<String> {
+        BUILTIN_TEMPLATES
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.user.iter().cloned())
+            .collect()
+    }
+
+    /// Warnings: each user template that fails, or produces something that is not a message,
+    /// when rendered for a sample event with every field set.
+    pub fn check(&self) -> Vec<ConfigError> {
+        let sample = sample_event();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        self.user
+            .iter()
+            .filter_map(|name| {
+                let ctx = RenderContext {
+                    event_id: "sample",
+                    channel: "sample",
+                    template: name,
+                    count: 1,
+                    now,
+                };
+                self.render(&sample, &ctx).err().map(|e| ConfigError {
+                    span: None,
+                    message: format!("for a sample event, {e}"),
+                    fix: "correct the template; see the template context in the docs".to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// The `chat.postMessage` arguments for `e`: `{"channel", "text", "blocks", "metadata"}`.
+    pub fn render(&self, e: &Event, ctx: &RenderContext) -> Result<Value, RenderError> {
+        let card = match ctx.template {
+            "auto" => match e.kind {
+                Kind::Alert => alert(e, ctx),
+                Kind::Deployment => deployment(e, ctx),
+                Kind::Message => generic(e, ctx),
+            },
+            "alert" => alert(e, ctx),
+            "deployment" => deployment(e, ctx),
+            "generic" => generic(e, ctx),
+            name if self.user.contains(name) => self.user_template(name, e, ctx)?,
+            name => {
+                return Err(RenderError::UnknownTemplate {
+                    name: name.to_owned(),
+                    known: self
+                        .template_names()
+                        .into_iter()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+            }
+        };
+        Ok(json!({
+            "channel": ctx.channel,
+            "text": fit(&card.text, limits::MESSAGE_TEXT_SOFT),
+            "blocks": card.blocks,
+            "metadata": metadata(e, ctx),
+        }))
+    }
+
+    fn user_template(
+        &self,
+        name: &str,
+        e: &Event,
+        ctx: &RenderContext,
+    ) -> Result<Card, RenderError> {
+        let template = self
+            .env
+            .get_template(name)
+            .map_err(|err| RenderError::Template {
+                name: name.to_owned(),
+                message: err.to_string(),
+            })?;
+        let out =
+            template
+                .render(template_context(e, ctx))
+                .map_err(|err| RenderError::Template {
+                    name: name.to_owned(),
+                    message: describe(&err),
+                })?;
+        let value: Value = serde_json::from_str(&out).map_err(|err| RenderError::InvalidJson {
+            name: name.to_owned(),
+            error: err.to_string(),
+        })?;
+        let shape = |found: &str| RenderError::Shape {
+            name: name.to_owned(),
+            found: found.to_owned(),
+        };
+        let (text, blocks) = match value {
+            Value::Array(blocks) => (None, blocks),
+            Value::Object(mut obj) => {
+                if let Some(k) = obj.keys().find(|k| *k != "text" && *k != "blocks") {
+                    return Err(shape(&format!("an object with the key \"{k}\"")));
+                }
+                let text = match obj.remove("text") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s),
+                    Some(_) => return Err(shape("a \"text\" that is not a string")),
+                };
+                let blocks = match obj.remove("blocks") {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(Value::Array(b)) => b,
+                    Some(_) => return Err(shape("\"blocks\" that is not an array")),
+                };
+                if text.is_none() && blocks.is_empty() {
+                    return Err(shape("an object with neither \"text\" nor \"blocks\""));
+                }
+                (text, blocks)
+            }
+            other => return Err(shape(json_type(&other))),
+        };
+        let mut blocks = blocks;
+        blocks.truncate(limits::MESSAGE_BLOCKS);
+        Ok(Card {
+            text: text.unwrap_or_else(|| fallback_text(e, ctx)),
+            blocks,
+        })
+    }
+}
+
+/// A minijinja error with its line and the chain of causes, in one line.
+fn describe(err: &minijinja::Error) -> String {
+    let mut s = match (err.detail(), err.line()) {
+        (Some(d), Some(l)) => format!("{} on line {l}: {d}", err.kind()),
+        (Some(d), None) => format!("{}: {d}", err.kind()),
+        (None, _) => err.to_string(),
+    };
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        s.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    s
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A rendered message before the envelope (channel, metadata) is added.
+struct Card {
+    text: String,
+    blocks: Vec<Value>,
+}
+
+/// Escapes the three characters Slack's mrkdwn gives meaning to, so text from outside can
+/// never form a mention (`<!channel>`), a link or a user reference.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Cuts `s` to at most `max` characters, ending in `…` when cut. Never ends inside an
+/// escape such as `&amp;` (Slack would show the broken half).
+fn fit(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut cut: String = s.chars().take(max.saturating_sub(1)).collect();
+    if let Some(amp) = cut.rfind('&') {
+        if !cut[amp..].contains(';') {
+            cut.truncate(amp);
+        }
+    }
+    cut.push('…');
+    cut
+}
+
+/// Escapes then fits.
+fn esc_fit(s: &str, max: usize) -> String {
+    fit(&escape(s), max)
+}
+
+fn plain(text: String) -> Value {
+    json!({"type": "plain_text", "text": text, "emoji": true})
+}
+
+fn mrkdwn(text: String) -> Value {
+    json!({"type": "mrkdwn", "text": text})
+}
+
+fn header(text: String) -> Value {
+    json!({"type": "header", "text": plain(fit(&text, limits::HEADER_TEXT))})
+}
+
+fn section(text: String) -> Value {
+    json!({"type": "section", "text": mrkdwn(fit(&text, limits::SECTION_TEXT))})
+}
+
+fn context(elements: Vec<String>) -> Value {
+    let elements: Vec<Value> = elements
+        .into_iter()
+        .take(limits::CONTEXT_ELEMENTS)
+        .map(|t| mrkdwn(fit(&t, limits::CONTEXT_TEXT)))
+        .collect();
+    json!({"type": "context", "elements": elements})
+}
+
+/// One section field: `*title*` over the value, both escaped, cut to the field limit.
+fn field_text(title: &str, value: &str) -> String {
+    let title = format!("*{}*\n", esc_fit(title, 200));
+    let room = limits::SECTION_FIELD_TEXT - title.chars().count();
+    let value = if value.is_empty() {
+        "–".to_owned()
+    } else {
+        esc_fit(value, room)
+    };
+    format!("{title}{value}")
+}
+
+fn fields_section(fields: Vec<String>) -> Value {
+    let fields: Vec<Value> = fields.into_iter().map(mrkdwn).collect();
+    json!({"type": "section", "fields": fields})
+}
+
+/// How many sections of event fields and labels a card shows before summarising the rest.
+const EXTRA_FIELD_SECTIONS: usize = 2;
+
+/// The event's own fields, then its labels, as field sections of up to ten, and a context
+/// line counting what did not fit.
+fn extra_fields(fields: &[Field], labels: &BTreeMap<String, String>, blocks: &mut Vec<Value>) {
+    let all: Vec<String> = fields
+        .iter()
+        .map(|f| field_text(&f.title, &f.value))
+        .chain(labels.iter().map(|(k, v)| field_text(k, v)))
+        .collect();
+    let shown = limits::SECTION_FIELDS * EXTRA_FIELD_SECTIONS;
+    for chunk in all
+        .chunks(limits::SECTION_FIELDS)
+        .take(EXTRA_FIELD_SECTIONS)
+    {
+        blocks.push(fields_section(chunk.to_vec()));
+    }
+    if all.len() > shown {
+        blocks.push(context(vec![format!(
+            "…and {} more fields and labels not shown",
+            all.len() - shown
+        )]));
+    }
+}
+
+fn link_buttons(links: &[Link]) -> Option<Value> {
+    if links.is_empty() {
+        return None;
+    }
+    let elements: Vec<Value> = links
+        .iter()
+        .take(limits::ACTIONS_ELEMENTS)
+        .enumerate()
+        .map(|(i, l)| {
+            json!({
+                "type": "button",
+                "text": plain(esc_fit(&l.title, limits::BUTTON_TEXT)),
+                "url": l.url,
+                "action_id": format!("sluice_link_{i}"),
+            })
+        })
+        .collect();
+    Some(json!({"type": "actions", "block_id": "sluice_links", "elements": elements}))
+}
+
+/// Links as one mrkdwn context line, as many as fit.
+fn link_line(links: &[Link]) -> Option<String> {
+    let mut line = String::new();
+    for l in links {
+        // `|` and `>` end the URL part of a mrkdwn link; URLs were normalised on the way in
+        // (so `>` is already encoded), `|` may remain in a query.
+        let link = format!(
+            "<{}|{}>",
+            l.url.replace('|', "%7C"),
+            esc_fit(&l.title, limits::BUTTON_TEXT)
+        );
+        let sep = if line.is_empty() { "" } else { " · " };
+        if line.chars().count() + sep.len() + link.chars().count() > limits::CONTEXT_TEXT {
+            break;
+        }
+        line.push_str(sep);
+        line.push_str(&link);
+    }
+    (!line.is_empty()).then_some(line)
+}
+
+fn severity_emoji(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => ":rotating_light:",
+        Severity::Error => ":red_circle:",
+        Severity::Warning => ":warning:",
+        Severity::Info => ":information_source:",
+        Severity::Ok => ":white_check_mark:",
+    }
+}
+
+fn emoji(e: &Event) -> &'static str {
+    match (e.kind, e.status) {
+        (Kind::Deployment, _) => deploy_outcome(e.severity).0,
+        (_, Status::Resolved) => ":white_check_mark:",
+        (_, Status::Firing) => severity_emoji(e.severity),
+    }
+}
+
+/// (emoji, outcome word) of a deployment, from its severity.
+fn deploy_outcome(s: Severity) -> (&'static str, &'static str) {
+    match s {
+        Severity::Critical | Severity::Error => (":x:", "Failed"),
+        Severity::Warning => (":warning:", "Succeeded with warnings"),
+        Severity::Info | Severity::Ok => (":white_check_mark:", "Succeeded"),
+    }
+}
+
+fn times(count: u32) -> String {
+    if count > 1 {
+        format!(" (×{count})")
+    } else {
+        String::new()
+    }
+}
+
+/// The notification text: `[CRITICAL] checkout: DB down`, escaped. Messages (kind
+/// `message`) have no tag: `backup: Nightly backup finished`.
+fn fallback_text(e: &Event, ctx: &RenderContext) -> String {
+    let tag = match (e.kind, e.status) {
+        (Kind::Message, _) => String::new(),
+        (Kind::Deployment, _) => match e.severity {
+            Severity::Critical | Severity::Error => "[DEPLOY FAILED] ".to_owned(),
+            _ => "[DEPLOYED] ".to_owned(),
+        },
+        (Kind::Alert, Status::Resolved) => "[RESOLVED] ".to_owned(),
+        (Kind::Alert, Status::Firing) => format!("[{}] ", e.severity.as_str().to_uppercase()),
+    };
+    let service = if e.service.is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", escape(&e.service))
+    };
+    let suffix = times(ctx.count);
+    let head = format!("{tag}{service}");
+    let room =
+        limits::MESSAGE_TEXT_SOFT.saturating_sub(head.chars().count() + suffix.chars().count());
+    format!("{head}{}{suffix}", esc_fit(&e.title, room))
+}
+
+/// `event <id> · source · <time>`; the time is Slack's date markup, shown in the reader's
+/// time zone, with a UTC fallback.
+fn context_line(e: &Event, ctx: &RenderContext) -> Value {
+    let at = e.occurred_at.unwrap_or(ctx.now).to_offset(UtcOffset::UTC);
+    let fallback = at
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute] UTC"
+        ))
+        .unwrap_or_default();
+    let when = format!(
+        "<!date^{}^{{date_short_pretty}} at {{time}}|{fallback}>",
+        at.unix_timestamp()
+    );
+    let mut parts = vec![format!(
+        "event `{}` · {} · {when}",
+        esc_fit(ctx.event_id, 100),
+        esc_fit(&e.source, 200)
+    )];
+    if ctx.count > 1 {
+        parts.push(format!("×{} occurrences", ctx.count));
+    }
+    context(parts)
+}
+
+fn title_header(prefix: &str, e: &Event, ctx: &RenderContext) -> Value {
+    let suffix = times(ctx.count);
+    let room = limits::HEADER_TEXT - prefix.chars().count() - suffix.chars().count();
+    header(format!("{prefix}{}{suffix}", esc_fit(&e.title, room)))
+}
+
+fn alert(e: &Event, ctx: &RenderContext) -> Card {
+    let resolved = e.status == Status::Resolved;
+    let prefix = if resolved {
+        ":white_check_mark: Resolved: ".to_owned()
+    } else {
+        format!("{} ", severity_emoji(e.severity))
+    };
+    let mut blocks = vec![title_header(&prefix, e, ctx)];
+    if !e.text.is_empty() {
+        blocks.push(section(esc_fit(&e.text, limits::SECTION_TEXT)));
+    }
+    let mut core = Vec::new();
+    if !e.service.is_empty() {
+        core.push(field_text("Service", &e.service));
+    }
+    if !e.environment.is_empty() {
+        core.push(field_text("Environment", &e.environment));
+    }
+    core.push(field_text("Source", &e.source));
+    core.push(field_text("Severity", e.severity.as_str()));
+    core.push(field_text(
+        "Status",
+        if resolved { "Resolved" } else { "Firing" },
+    ));
+    blocks.push(fields_section(core));
+    extra_fields(&e.fields, &e.labels, &mut blocks);
+    blocks.extend(link_buttons(&e.links));
+    if !resolved {
+        let value = fit(ctx.event_id, limits::BUTTON_VALUE);
+        blocks.push(json!({
+            "type": "actions",
+            "block_id": ACTIONS_BLOCK_ID,
+            "elements": [
+                {"type": "button", "style": "primary", "text": plain("Acknowledge".into()), "action_id": ACTION_ACK, "value": value},
+                {"type": "button", "text": plain("Resolve".into()), "action_id": ACTION_RESOLVE, "value": value},
+            ],
+        }));
+    }
+    blocks.push(context_line(e, ctx));
+    Card {
+        text: fallback_text(e, ctx),
+        blocks,
+    }
+}
+
+fn deployment(e: &Event, ctx: &RenderContext) -> Card {
+    let (icon, outcome) = deploy_outcome(e.severity);
+    let mut blocks = vec![title_header(&format!("{icon} "), e, ctx)];
+    let mut core = Vec::new();
+    if !e.service.is_empty() {
+        core.push(field_text("Service", &e.service));
+    }
+    if !e.environment.is_empty() {
+        core.push(field_text("Environment", &e.environment));
+    }
+    core.push(field_text("Outcome", outcome));
+    core.push(field_text("Source", &e.source));
+    blocks.push(fields_section(core));
+    if !e.text.is_empty() {
+        blocks.push(section(esc_fit(&e.text, limits::SECTION_TEXT)));
+    }
+    extra_fields(&e.fields, &e.labels, &mut blocks);
+    blocks.extend(link_buttons(&e.links));
+    blocks.push(context_line(e, ctx));
+    Card {
+        text: fallback_text(e, ctx),
+        blocks,
+    }
+}
+
+fn generic(e: &Event, ctx: &RenderContext) -> Card {
+    let title = format!("*{}*{}", esc_fit(&e.title, 1000), times(ctx.count));
+    let body = if e.text.is_empty() {
+        title
+    } else {
+        let room = limits::SECTION_TEXT - title.chars().count() - 1;
+        format!("{title}\n{}", esc_fit(&e.text, room))
+    };
+    let mut blocks = vec![section(body)];
+    extra_fields(&e.fields, &e.labels, &mut blocks);
+    if let Some(line) = link_line(&e.links) {
+        blocks.push(context(vec![line]));
+    }
+    blocks.push(context_line(e, ctx));
+    Card {
+        text: fallback_text(e, ctx),
+        blocks,
+    }
+}
+
+fn metadata(e: &Event, ctx: &RenderContext) -> Value {
+    let mut payload = Map::new();
+    payload.insert("event_id".into(), ctx.event_id.into());
+    payload.insert("kind".into(), e.kind.as_str().into());
+    payload.insert("severity".into(), e.severity.as_str().into());
+    payload.insert("status".into(), e.status.as_str().into());
+    payload.insert("source".into(), e.source.as_str().into());
+    payload.insert("service".into(), e.service.as_str().into());
+    payload.insert("environment".into(), e.environment.as_str().into());
+    payload.insert("template".into(), ctx.template.into());
+    payload.insert("count".into(), ctx.count.into());
+    if let Some(k) = &e.dedup_key {
+        payload.insert("dedup_key".into(), k.as_str().into());
+    }
+    json!({"event_type": METADATA_EVENT_TYPE, "event_payload": payload})
+}
+
+/// What a user template sees; every event string escaped.
+fn template_context(e: &Event, ctx: &RenderContext) -> Value {
+    let rfc = |t: OffsetDateTime| t.format(&Rfc3339).ok();
+    json!({
+        "event": {
+            "title": escape(&e.title),
+            "text": escape(&e.text),
+            "severity": e.severity.as_str(),
+            "status": e.status.as_str(),
+            "kind": e.kind.as_str(),
+            "source": escape(&e.source),
+            "service": escape(&e.service),
+            "environment": escape(&e.environment),
+            "labels": e.labels.iter().map(|(k, v)| (escape(k), Value::String(escape(v)))).collect::<Map<_, _>>(),
+            "fields": e.fields.iter().map(|f| json!({"title": escape(&f.title), "value": escape(&f.value)})).collect::<Vec<_>>(),
+            "links": e.links.iter().map(|l| json!({"title": escape(&l.title), "url": l.url})).collect::<Vec<_>>(),
+            "dedup_key": e.dedup_key.as_deref().map(escape),
+            "occurred_at": e.occurred_at.and_then(rfc),
+        },
+        "event_id": ctx.event_id,
+        "channel": ctx.channel,
+        "template": ctx.template,
+        "count": ctx.count,
+        "now": rfc(ctx.now),
+        "emoji": emoji(e),
+        "fallback_text": fallback_text(e, ctx),
+    })
+}
+
+fn sample_event() -> Event {
+    Event {
+        title: "Sample: error rate above 5%".into(),
+        text: "Checkout error rate is 7.2% over 5 minutes".into(),
+        severity: Severity::Error,
+        status: Status::Firing,
+        kind: Kind::Alert,
+        source: "prometheus".into(),
+        service: "checkout".into(),
+        environment: "production".into(),
+        labels: [("team", "payments"), ("region", "eu-west-1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        fields: vec![Field {
+            title: "Error rate".into(),
+            value: "7.2%".into(),
+        }],
+        links: vec![Link {
+            title: "Dashboard".into(),
+            url: "https://grafana.example.com/d/checkout".into(),
+        }],
+        dedup_key: Some("checkout-error-rate".into()),
+        occurred_at: Some(OffsetDateTime::UNIX_EPOCH),
+    }
+}
+
+#[cfg(test)]
+mod tests;
