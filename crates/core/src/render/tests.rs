@@ -312,6 +312,13 @@ fn every_card_is_within_limits() {
                     let v = r.render(&e, &c).unwrap();
                     let bad = limit_violations(&v);
                     assert!(bad.is_empty(), "{template}/{kind}/{count}: {bad:?}");
+                    // The Slack layer's own checker agrees, and its final fitting pass
+                    // (which the integrator runs) has nothing to change.
+                    let slack = sluice_slack::blocks::check_message(&v);
+                    assert!(slack.is_empty(), "{template}/{kind}/{count}: {slack:?}");
+                    let mut fitted = v.clone();
+                    let notes = sluice_slack::blocks::fit_message(&mut fitted);
+                    assert!(notes.is_empty(), "{template}/{kind}/{count}: {notes:?}");
                     assert!(!v["text"].as_str().unwrap_or("").is_empty());
                     assert_eq!(v["channel"], "C0ALERTS");
                     assert_eq!(v["metadata"]["event_type"], METADATA_EVENT_TYPE);
