@@ -26,6 +26,12 @@ pub struct Clock {
     wall_start_micros: u64,
 }
 
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Clock {
     pub fn new() -> Self {
         let wall = SystemTime::now()
