@@ -37,7 +37,8 @@ pub trait Store: Send + Sync + 'static {
     async fn event(&self, id: &str) -> Result<Option<EventStatus>, StoreError>;
 
     /// Leases up to `max` lanes whose head item is due (`next_attempt_at <= now`, not waiting on an unsent ref) and
-    /// that no other live owner holds. Lanes this owner already holds are renewed and returned too.
+    /// that nobody holds (or whose lease expired). Lanes `owner` already holds are *not* returned again: keep them
+    /// with [`Store::renew_leases`]. `owner` should be unique per process run (e.g. host + random suffix).
     async fn claim_lanes(
         &self,
         owner: &str,
@@ -124,18 +125,29 @@ fn backend_of(url: &str) -> Result<Backend, StoreError> {
 /// With `opts.migrate` the schema is brought up to date first; without it a schema that is behind or ahead of this
 /// binary is refused with [`StoreError::SchemaMismatch`].
 pub async fn open(url: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
-    match backend_of(url)? {
-        Backend::Sqlite => Ok(Arc::new(sqlite::SqliteStore::open(url, opts).await?)),
-        Backend::Postgres => Ok(Arc::new(postgres::PgStore::open(url, opts).await?)),
-    }
+    // Boxed as `Send` here, where lifetimes are concrete: otherwise callers that `tokio::spawn` a task calling `open`
+    // hit rustc's "Executor is not general enough" limitation on sqlx futures.
+    let fut: BoxFuture<'_, Result<Arc<dyn Store>, StoreError>> = match backend_of(url)? {
+        Backend::Sqlite => Box::pin(async move {
+            Ok(Arc::new(sqlite::SqliteStore::open(url, opts).await?) as Arc<dyn Store>)
+        }),
+        Backend::Postgres => Box::pin(async move {
+            Ok(Arc::new(postgres::PgStore::open(url, opts).await?) as Arc<dyn Store>)
+        }),
+    };
+    fut.await
 }
+
+pub(crate) type BoxFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// Applies every migration this binary knows that the database lacks (`sluice migrate`).
 pub async fn migrate(url: &str) -> Result<MigrationReport, StoreError> {
-    match backend_of(url)? {
-        Backend::Sqlite => sqlite::migrate_url(url).await,
-        Backend::Postgres => postgres::migrate_url(url).await,
-    }
+    let fut: BoxFuture<'_, Result<MigrationReport, StoreError>> = match backend_of(url)? {
+        Backend::Sqlite => Box::pin(sqlite::migrate_url(url)),
+        Backend::Postgres => Box::pin(postgres::migrate_url(url)),
+    };
+    fut.await
 }
 
 /// The URL without its password, for error messages and logs.

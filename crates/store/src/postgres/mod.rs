@@ -46,21 +46,22 @@ pub(crate) async fn migrate_url(url: &str) -> Result<MigrationReport, StoreError
     report
 }
 
-async fn schema_version(conn: &mut PgConnection) -> Result<i64, StoreError> {
-    let exists: bool =
-        sqlx::query_scalar("SELECT to_regclass('sluice_schema_migrations') IS NOT NULL")
-            .fetch_one(&mut *conn)
-            .await?;
-    if !exists {
-        return Ok(0);
-    }
-    Ok(
-        sqlx::query_scalar(
+fn schema_version(conn: &mut PgConnection) -> crate::BoxFuture<'_, Result<i64, StoreError>> {
+    // Boxed as Send here, where lifetimes are concrete (see `crate::open`).
+    Box::pin(async move {
+        let exists: bool =
+            sqlx::query_scalar("SELECT to_regclass('sluice_schema_migrations') IS NOT NULL")
+                .fetch_one(&mut *conn)
+                .await?;
+        if !exists {
+            return Ok(0);
+        }
+        Ok(sqlx::query_scalar(
             "SELECT COALESCE(MAX(version), 0)::BIGINT FROM sluice_schema_migrations",
         )
         .fetch_one(&mut *conn)
-        .await?,
-    )
+        .await?)
+    })
 }
 
 fn too_new(db: i64) -> StoreError {
@@ -71,40 +72,48 @@ fn too_new(db: i64) -> StoreError {
     }
 }
 
-async fn apply_migrations(conn: &mut PgConnection) -> Result<MigrationReport, StoreError> {
-    let mut tx = conn.begin().await?;
-    // Replicas starting together: one migrates, the others wait and then find nothing to do.
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(MIGRATION_LOCK)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS sluice_schema_migrations (
-             version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)",
-    )
-    .execute(&mut *tx)
-    .await?;
-    let from = schema_version(&mut tx).await?;
-    if from > BINARY_VERSION {
-        return Err(too_new(from));
-    }
-    let mut applied = Vec::new();
-    for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > from) {
-        sqlx::raw_sql(sql).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO sluice_schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)")
-            .bind(version)
-            .bind(name)
-            .bind(wall_clock_ms())
+fn apply_migrations(
+    conn: &mut PgConnection,
+) -> crate::BoxFuture<'_, Result<MigrationReport, StoreError>> {
+    // Boxed as Send here, where lifetimes are concrete (see `crate::open`).
+    Box::pin(async move {
+        let mut tx = conn.begin().await?;
+        // Replicas starting together: one migrates, the others wait and then find nothing to do.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
             .execute(&mut *tx)
             .await?;
-        applied.push((*name).to_string());
-    }
-    tx.commit().await?;
-    Ok(MigrationReport {
-        backend: "postgres",
-        from,
-        to: BINARY_VERSION,
-        applied,
+        sqlx::Executor::execute(
+            &mut *tx,
+            "CREATE TABLE IF NOT EXISTS sluice_schema_migrations (
+                 version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)",
+        )
+        .await?;
+        let from = schema_version(&mut tx).await?;
+        if from > BINARY_VERSION {
+            return Err(too_new(from));
+        }
+        let mut applied = Vec::new();
+        // Collected first: a filtering closure held across `.await` trips rustc's higher-ranked Send check.
+        let pending: Vec<(i64, &'static str, &'static str)> =
+            MIGRATIONS.iter().copied().filter(|m| m.0 > from).collect();
+        for (version, name, sql) in pending {
+            sqlx::Executor::execute(&mut *tx, sql).await?;
+            sqlx::query("INSERT INTO sluice_schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)")
+                .bind(version)
+                .bind(name)
+                .bind(wall_clock_ms())
+                .execute(&mut *tx)
+                .await?;
+            applied.push(name.to_string());
+        }
+        tx.commit().await?;
+        Ok(MigrationReport {
+            backend: "postgres",
+            from,
+            to: BINARY_VERSION,
+            applied,
+        })
     })
 }
 
@@ -487,7 +496,7 @@ impl Store for PgStore {
                  SELECT l.lane FROM lanes l
                  JOIN outbox h ON h.id = l.head_id
                  LEFT JOIN outbox r ON r.id = h.ref_item_id
-                 WHERE (l.owner IS NULL OR l.owner = $1 OR l.lease_until_ms <= $2)
+                 WHERE (l.owner IS NULL OR l.lease_until_ms <= $2)
                    AND h.next_attempt_at_ms <= $2
                    AND (h.ref_item_id IS NULL OR r.state = 'sent')
                  ORDER BY h.next_attempt_at_ms, l.lane

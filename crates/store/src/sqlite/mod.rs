@@ -84,20 +84,23 @@ pub(crate) async fn migrate_url(url: &str) -> Result<MigrationReport, StoreError
     report
 }
 
-async fn schema_version(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
-    let exists: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'sluice_schema_migrations'",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    if exists == 0 {
-        return Ok(0);
-    }
-    Ok(
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM sluice_schema_migrations")
-            .fetch_one(&mut *conn)
-            .await?,
-    )
+fn schema_version(conn: &mut SqliteConnection) -> crate::BoxFuture<'_, Result<i64, StoreError>> {
+    // Boxed as Send here, where lifetimes are concrete (see `crate::open`).
+    Box::pin(async move {
+        let exists: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'sluice_schema_migrations'",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if exists == 0 {
+            return Ok(0);
+        }
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM sluice_schema_migrations")
+                .fetch_one(&mut *conn)
+                .await?,
+        )
+    })
 }
 
 fn too_new(db: i64) -> StoreError {
@@ -108,38 +111,46 @@ fn too_new(db: i64) -> StoreError {
     }
 }
 
-async fn apply_migrations(conn: &mut SqliteConnection) -> Result<MigrationReport, StoreError> {
-    // IMMEDIATE: two processes migrating at once serialise here instead of both applying.
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS sluice_schema_migrations (
-             version INTEGER PRIMARY KEY NOT NULL, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)",
-    )
-    .execute(&mut *tx)
-    .await?;
-    let from = schema_version(&mut tx).await?;
-    if from > BINARY_VERSION {
-        return Err(too_new(from));
-    }
-    let mut applied = Vec::new();
-    for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > from) {
-        sqlx::raw_sql(sql).execute(&mut *tx).await?;
-        sqlx::query(
-            "INSERT INTO sluice_schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)",
+fn apply_migrations(
+    conn: &mut SqliteConnection,
+) -> crate::BoxFuture<'_, Result<MigrationReport, StoreError>> {
+    // Boxed as Send here, where lifetimes are concrete (see `crate::open`).
+    Box::pin(async move {
+        // IMMEDIATE: two processes migrating at once serialise here instead of both applying.
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::Executor::execute(
+            &mut *tx,
+            "CREATE TABLE IF NOT EXISTS sluice_schema_migrations (
+                 version INTEGER PRIMARY KEY NOT NULL, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)",
         )
-        .bind(version)
-        .bind(name)
-        .bind(wall_clock_ms())
-        .execute(&mut *tx)
         .await?;
-        applied.push((*name).to_string());
-    }
-    tx.commit().await?;
-    Ok(MigrationReport {
-        backend: "sqlite",
-        from,
-        to: BINARY_VERSION,
-        applied,
+        let from = schema_version(&mut tx).await?;
+        if from > BINARY_VERSION {
+            return Err(too_new(from));
+        }
+        let mut applied = Vec::new();
+        // Collected first: a filtering closure held across `.await` trips rustc's higher-ranked Send check.
+        let pending: Vec<(i64, &'static str, &'static str)> =
+            MIGRATIONS.iter().copied().filter(|m| m.0 > from).collect();
+        for (version, name, sql) in pending {
+            sqlx::Executor::execute(&mut *tx, sql).await?;
+            sqlx::query(
+                "INSERT INTO sluice_schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)",
+            )
+            .bind(version)
+            .bind(name)
+            .bind(wall_clock_ms())
+            .execute(&mut *tx)
+            .await?;
+            applied.push(name.to_string());
+        }
+        tx.commit().await?;
+        Ok(MigrationReport {
+            backend: "sqlite",
+            from,
+            to: BINARY_VERSION,
+            applied,
+        })
     })
 }
 
@@ -563,7 +574,7 @@ impl Store for SqliteStore {
                  SELECT l.lane FROM lanes l
                  JOIN outbox h ON h.id = l.head_id
                  LEFT JOIN outbox r ON r.id = h.ref_item_id
-                 WHERE (l.owner IS NULL OR l.owner = ?1 OR l.lease_until_ms <= ?2)
+                 WHERE (l.owner IS NULL OR l.lease_until_ms <= ?2)
                    AND h.next_attempt_at_ms <= ?2
                    AND (h.ref_item_id IS NULL OR r.state = 'sent')
                  ORDER BY h.next_attempt_at_ms, l.lane

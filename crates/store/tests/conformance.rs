@@ -1,0 +1,1294 @@
+//! One conformance story for every `Store` backend: each test below runs on SQLite always and on PostgreSQL when
+//! `SLUICE_TEST_POSTGRES_URL` is set (each PostgreSQL test in a fresh database, dropped afterwards).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::json;
+use sluice_store::*;
+
+const T0: i64 = 1_700_000_000_000;
+const LEASE: i64 = 30_000;
+const WINDOW: i64 = 60_000;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Harness
+
+#[derive(Clone)]
+struct Ctx {
+    url: String,
+    store: Arc<dyn Store>,
+    backend: &'static str,
+    /// SQLite: the temp dir holding the files. PostgreSQL: the server URL and the databases to drop.
+    dir: Option<Arc<tempfile::TempDir>>,
+    pg: Option<Arc<std::sync::Mutex<(String, Vec<String>)>>>,
+}
+
+impl Ctx {
+    async fn sqlite() -> Ctx {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let url = format!("sqlite://{}", dir.path().join("sluice.db").display());
+        let store = open(&url, &StoreOptions::default())
+            .await
+            .expect("open sqlite");
+        Ctx {
+            url,
+            store,
+            backend: "sqlite",
+            dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    async fn postgres() -> Option<Ctx> {
+        let Ok(server) = std::env::var("SLUICE_TEST_POSTGRES_URL") else {
+            println!("SKIPPED postgres conformance: SLUICE_TEST_POSTGRES_URL not set");
+            return None;
+        };
+        let pg = Arc::new(std::sync::Mutex::new((server, Vec::new())));
+        let url = create_pg_database(&pg).await;
+        let store = open(&url, &StoreOptions::default())
+            .await
+            .expect("open postgres");
+        Some(Ctx {
+            url,
+            store,
+            backend: "postgres",
+            dir: None,
+            pg: Some(pg),
+        })
+    }
+
+    /// A URL of an empty database of the same backend.
+    async fn fresh_url(&self) -> String {
+        match (&self.dir, &self.pg) {
+            (Some(dir), _) => {
+                format!(
+                    "sqlite://{}",
+                    dir.path()
+                        .join(format!("fresh-{}.db", rand::random::<u32>()))
+                        .display()
+                )
+            }
+            (_, Some(pg)) => create_pg_database(pg).await,
+            _ => unreachable!("a context is sqlite or postgres"),
+        }
+    }
+
+    /// Runs raw SQL against the test database, behind the store's back (to fake a newer schema).
+    async fn exec(&self, sql: &str) {
+        if self.backend == "sqlite" {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.expect("connect");
+            sqlx::raw_sql(sql).execute(&pool).await.expect("exec");
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url).await.expect("connect");
+            sqlx::raw_sql(sql).execute(&pool).await.expect("exec");
+            pool.close().await;
+        }
+    }
+
+    async fn cleanup(&self) {
+        if let Some(pg) = &self.pg {
+            let (server, dbs) = pg.lock().expect("lock").clone();
+            let pool = sqlx::PgPool::connect(&server)
+                .await
+                .expect("connect to server");
+            for db in dbs {
+                let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                    .execute(&pool)
+                    .await;
+            }
+            pool.close().await;
+        }
+    }
+}
+
+async fn create_pg_database(pg: &std::sync::Mutex<(String, Vec<String>)>) -> String {
+    let server = pg.lock().expect("lock").0.clone();
+    let name = format!("sluice_test_{:016x}", rand::random::<u64>());
+    let pool = sqlx::PgPool::connect(&server)
+        .await
+        .expect("connect to SLUICE_TEST_POSTGRES_URL");
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .expect("create database");
+    pool.close().await;
+    pg.lock().expect("lock").1.push(name.clone());
+    let mut url = url::Url::parse(&server).expect("postgres URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+async fn run<F, Fut>(ctx: Ctx, test: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let outcome = tokio::spawn(test(ctx.clone())).await;
+    ctx.cleanup().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::run(super::Ctx::sqlite().await, super::$name).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(ctx) = super::Ctx::postgres().await else { return };
+                    super::run(ctx, super::$name).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    ingest_then_event_shows_fate_and_deliveries,
+    batch_is_all_or_nothing,
+    fourteen_duplicates_make_one_alert_with_count_14,
+    duplicates_within_one_batch_merge,
+    window_expiry_opens_a_new_alert,
+    resolve_links_update_to_the_post_in_the_same_lane,
+    two_owners_never_hold_one_lane,
+    expired_lease_is_taken_over_and_release_frees_a_lane,
+    concurrent_claims_never_overlap,
+    lane_items_come_out_in_ingest_order,
+    mark_sent_retry_and_dead_are_visible_in_event,
+    marks_on_items_that_are_not_pending_conflict,
+    dead_post_takes_its_updates_with_it,
+    dead_letters_and_replay_one_and_all,
+    outbox_stats_count_what_operators_graph,
+    prune_keeps_what_is_still_needed,
+    schema_mismatch_is_refused_with_the_fix,
+    a_fresh_open_reads_what_an_earlier_open_wrote,
+    concurrent_ingest_loses_nothing,
+);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Builders
+
+fn item(channel: &str, method: &str, seq: u32) -> NewOutboxItem {
+    NewOutboxItem {
+        lane: format!("T1:{channel}"),
+        team: "T1".into(),
+        channel: channel.into(),
+        method: method.into(),
+        args: json!({ "channel": channel, "seq": seq }),
+        ref_post: false,
+    }
+}
+
+fn update(channel: &str) -> NewOutboxItem {
+    NewOutboxItem {
+        ref_post: true,
+        ..item(channel, "chat.update", 0)
+    }
+}
+
+fn event(id: &str, at: i64, outbox: Vec<NewOutboxItem>) -> NewEvent {
+    NewEvent {
+        id: id.into(),
+        received_at_ms: at,
+        source: "api".into(),
+        body: json!({ "title": format!("event {id}") }),
+        fate: Fate::Queued {
+            rules: vec!["default".into()],
+        },
+        outbox,
+        dedup: None,
+    }
+}
+
+/// An alert event: posts to `channels` when new; when a duplicate or a resolve, enqueues an update per channel.
+fn alert(id: &str, at: i64, key: &str, resolves: bool, channels: &[&str]) -> NewEvent {
+    NewEvent {
+        dedup: Some(Dedup {
+            key: key.into(),
+            window_ms: WINDOW,
+            resolves,
+            on_open: channels.iter().map(|c| update(c)).collect(),
+        }),
+        ..event(
+            id,
+            at,
+            channels
+                .iter()
+                .map(|c| item(c, "chat.postMessage", 0))
+                .collect(),
+        )
+    }
+}
+
+async fn status(store: &Arc<dyn Store>, id: &str) -> EventStatus {
+    store
+        .event(id)
+        .await
+        .expect("event()")
+        .unwrap_or_else(|| panic!("event {id} not found"))
+}
+
+async fn head(store: &Arc<dyn Store>, lane: &str) -> OutboxItem {
+    store
+        .lane_items(lane, 1)
+        .await
+        .expect("lane_items")
+        .into_iter()
+        .next()
+        .expect("lane has a pending item")
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The story
+
+async fn ingest_then_event_shows_fate_and_deliveries(ctx: Ctx) {
+    let s = &ctx.store;
+    assert_eq!(s.backend(), ctx.backend);
+    s.ping().await.expect("ping");
+    s.ingest(vec![
+        event(
+            "e1",
+            T0,
+            vec![
+                item("C1", "chat.postMessage", 1),
+                item("C2", "chat.postMessage", 2),
+            ],
+        ),
+        NewEvent {
+            fate: Fate::Dropped {
+                rule: "quiet-hours".into(),
+            },
+            ..event("e2", T0, vec![])
+        },
+        NewEvent {
+            fate: Fate::Unrouted,
+            ..event("e3", T0, vec![])
+        },
+    ])
+    .await
+    .expect("ingest");
+
+    let e1 = status(s, "e1").await;
+    assert_eq!(
+        e1.fate,
+        Fate::Queued {
+            rules: vec!["default".into()]
+        }
+    );
+    assert_eq!(e1.received_at_ms, T0);
+    assert_eq!(e1.source, "api");
+    assert_eq!(e1.body, json!({ "title": "event e1" }));
+    let chans: Vec<_> = e1
+        .deliveries
+        .iter()
+        .map(|d| (d.channel.as_str(), &d.state, d.attempts))
+        .collect();
+    assert_eq!(
+        chans,
+        [
+            ("C1", &DeliveryState::Pending, 0),
+            ("C2", &DeliveryState::Pending, 0)
+        ]
+    );
+    assert_eq!(
+        status(s, "e2").await.fate,
+        Fate::Dropped {
+            rule: "quiet-hours".into()
+        }
+    );
+    assert_eq!(status(s, "e3").await.fate, Fate::Unrouted);
+    assert!(status(s, "e2").await.deliveries.is_empty());
+    assert_eq!(s.event("nope").await.expect("event()"), None);
+
+    let items = s.lane_items("T1:C1", 10).await.expect("lane_items");
+    assert_eq!(items.len(), 1);
+    let it = &items[0];
+    assert_eq!(
+        (it.event_id.as_deref(), it.team.as_str(), it.method.as_str()),
+        (Some("e1"), "T1", "chat.postMessage")
+    );
+    assert_eq!(it.args, json!({ "channel": "C1", "seq": 1 }));
+    assert_eq!(
+        (it.created_at_ms, it.next_attempt_at_ms, it.attempts),
+        (T0, T0, 0)
+    );
+    assert_eq!((&it.ref_sent, it.ref_pending), (&None, false));
+}
+
+async fn batch_is_all_or_nothing(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![event(
+        "dup",
+        T0,
+        vec![item("C1", "chat.postMessage", 1)],
+    )])
+    .await
+    .expect("ingest");
+    let err = s
+        .ingest(vec![
+            event("fresh", T0, vec![item("C1", "chat.postMessage", 2)]),
+            event("dup", T0, vec![]),
+        ])
+        .await
+        .expect_err("a batch with a duplicate id must fail");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(
+        s.event("fresh").await.expect("event()"),
+        None,
+        "the good half of a failed batch must not land"
+    );
+    assert_eq!(
+        s.lane_items("T1:C1", 10).await.expect("lane_items").len(),
+        1
+    );
+    // The store is still usable afterwards.
+    s.ingest(vec![event("fresh", T0, vec![])])
+        .await
+        .expect("ingest after failure");
+}
+
+async fn fourteen_duplicates_make_one_alert_with_count_14(ctx: Ctx) {
+    let s = &ctx.store;
+    for i in 0..14 {
+        s.ingest(vec![alert(
+            &format!("a{i}"),
+            T0 + i * 1000,
+            "disk-full@db1",
+            false,
+            &["C1"],
+        )])
+        .await
+        .expect("ingest");
+    }
+    assert_eq!(
+        status(s, "a0").await.fate,
+        Fate::Queued {
+            rules: vec!["default".into()]
+        }
+    );
+    for i in 1..14u32 {
+        let st = status(s, &format!("a{i}")).await;
+        assert_eq!(
+            st.fate,
+            Fate::Merged {
+                into: "a0".into(),
+                count: i + 1
+            }
+        );
+        // Each duplicate enqueued its on_open update (and not its own post).
+        assert_eq!(
+            st.deliveries
+                .iter()
+                .map(|d| d.method.as_str())
+                .collect::<Vec<_>>(),
+            ["chat.update"]
+        );
+    }
+    let items = s.lane_items("T1:C1", 100).await.expect("lane_items");
+    assert_eq!(
+        items
+            .iter()
+            .filter(|i| i.method == "chat.postMessage")
+            .count(),
+        1,
+        "one post for one alert"
+    );
+    assert_eq!(items.len(), 14);
+    let post_id = items[0].id;
+    assert!(items[1..]
+        .iter()
+        .all(|i| i.ref_pending && i.ref_sent.is_none()));
+
+    s.mark_sent(post_id, "C1", "1700000000.000100", T0 + 20_000)
+        .await
+        .expect("mark_sent");
+    let items = s.lane_items("T1:C1", 100).await.expect("lane_items");
+    assert_eq!(items.len(), 13);
+    assert!(items.iter().all(|i| !i.ref_pending
+        && i.ref_sent
+            == Some(RefSent {
+                channel: "C1".into(),
+                ts: "1700000000.000100".into()
+            })));
+}
+
+async fn duplicates_within_one_batch_merge(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(
+        (0..3)
+            .map(|i| alert(&format!("b{i}"), T0 + i, "k", false, &["C1"]))
+            .collect(),
+    )
+    .await
+    .expect("ingest");
+    assert_eq!(
+        status(s, "b1").await.fate,
+        Fate::Merged {
+            into: "b0".into(),
+            count: 2
+        }
+    );
+    assert_eq!(
+        status(s, "b2").await.fate,
+        Fate::Merged {
+            into: "b0".into(),
+            count: 3
+        }
+    );
+    // Also across concurrent single-event calls folded into one group commit.
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.ingest(vec![alert(
+                &format!("c{i}"),
+                T0 + 100,
+                "k2",
+                false,
+                &["C2"],
+            )])
+            .await
+        }));
+    }
+    for t in tasks {
+        t.await.expect("join").expect("ingest");
+    }
+    let mut counts = Vec::new();
+    let mut firsts = 0;
+    for i in 0..10 {
+        match status(s, &format!("c{i}")).await.fate {
+            Fate::Merged { count, .. } => counts.push(count),
+            Fate::Queued { .. } => firsts += 1,
+            other => panic!("unexpected fate {other:?}"),
+        }
+    }
+    counts.sort();
+    assert_eq!(firsts, 1, "exactly one event opens the alert");
+    assert_eq!(counts, (2..=10).collect::<Vec<u32>>());
+}
+
+async fn window_expiry_opens_a_new_alert(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![alert("w0", T0, "k", false, &["C1"])])
+        .await
+        .expect("ingest");
+    s.ingest(vec![alert("w1", T0 + WINDOW, "k", false, &["C1"])])
+        .await
+        .expect("ingest");
+    assert_eq!(
+        status(s, "w1").await.fate,
+        Fate::Merged {
+            into: "w0".into(),
+            count: 2
+        }
+    );
+    // The window counts from the last duplicate seen, not from the first.
+    s.ingest(vec![alert("w2", T0 + 2 * WINDOW, "k", false, &["C1"])])
+        .await
+        .expect("ingest");
+    assert_eq!(
+        status(s, "w2").await.fate,
+        Fate::Merged {
+            into: "w0".into(),
+            count: 3
+        }
+    );
+    s.ingest(vec![alert("w3", T0 + 3 * WINDOW + 1, "k", false, &["C1"])])
+        .await
+        .expect("ingest");
+    let w3 = status(s, "w3").await;
+    assert_eq!(
+        w3.fate,
+        Fate::Queued {
+            rules: vec!["default".into()]
+        },
+        "quiet past the window: a new alert"
+    );
+    assert_eq!(w3.deliveries[0].method, "chat.postMessage");
+    s.ingest(vec![alert("w4", T0 + 3 * WINDOW + 2, "k", false, &["C1"])])
+        .await
+        .expect("ingest");
+    assert_eq!(
+        status(s, "w4").await.fate,
+        Fate::Merged {
+            into: "w3".into(),
+            count: 2
+        }
+    );
+}
+
+async fn resolve_links_update_to_the_post_in_the_same_lane(ctx: Ctx) {
+    let s = &ctx.store;
+    // A resolve for something never seen is stored as given.
+    s.ingest(vec![NewEvent {
+        fate: Fate::Unrouted,
+        ..alert("r-", T0, "k", true, &["C1"])
+    }])
+    .await
+    .expect("ingest");
+    assert_eq!(status(s, "r-").await.fate, Fate::Unrouted);
+    s.mark_sent(head(s, "T1:C1").await.id, "C1", "0.1", T0)
+        .await
+        .expect("mark_sent");
+
+    s.ingest(vec![alert("r0", T0, "k", false, &["C1", "C2"])])
+        .await
+        .expect("ingest");
+    let mut resolve = alert("r1", T0 + 5, "k", true, &["C2", "C3"]);
+    resolve
+        .dedup
+        .as_mut()
+        .expect("dedup")
+        .on_open
+        .push(item("C2", "reactions.add", 9));
+    s.ingest(vec![resolve]).await.expect("ingest");
+    let r1 = status(s, "r1").await;
+    assert_eq!(r1.fate, Fate::Resolved { into: "r0".into() });
+    assert_eq!(r1.deliveries.len(), 3);
+
+    let c2 = s.lane_items("T1:C2", 10).await.expect("lane_items");
+    let methods: Vec<_> = c2
+        .iter()
+        .map(|i| (i.method.as_str(), i.ref_pending))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            ("chat.postMessage", false),
+            ("chat.update", true),
+            ("reactions.add", false)
+        ]
+    );
+    // C3 had no post: the update is not linked to anything (and so not waiting).
+    let c3 = s.lane_items("T1:C3", 10).await.expect("lane_items");
+    assert_eq!(
+        (c3.len(), &c3[0].ref_sent, c3[0].ref_pending),
+        (1, &None, false)
+    );
+
+    s.mark_sent(c2[0].id, "C2", "1700000000.000200", T0 + 6)
+        .await
+        .expect("mark_sent");
+    let upd = head(s, "T1:C2").await;
+    assert_eq!(
+        upd.ref_sent,
+        Some(RefSent {
+            channel: "C2".into(),
+            ts: "1700000000.000200".into()
+        })
+    );
+    assert!(!upd.ref_pending);
+
+    // The alert is closed: the same key opens a new one.
+    s.ingest(vec![alert("r2", T0 + 10, "k", false, &["C1"])])
+        .await
+        .expect("ingest");
+    assert_eq!(
+        status(s, "r2").await.fate,
+        Fate::Queued {
+            rules: vec!["default".into()]
+        }
+    );
+}
+
+async fn two_owners_never_hold_one_lane(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![event(
+        "e1",
+        T0,
+        vec![
+            item("A", "chat.postMessage", 1),
+            item("B", "chat.postMessage", 2),
+        ],
+    )])
+    .await
+    .expect("ingest");
+    assert_eq!(
+        s.claim_lanes("one", T0 - 1, LEASE, 10)
+            .await
+            .expect("claim"),
+        Vec::<String>::new(),
+        "not due yet"
+    );
+    let mut got = s.claim_lanes("one", T0, LEASE, 1).await.expect("claim");
+    assert_eq!(got.len(), 1, "max is respected");
+    got.extend(s.claim_lanes("one", T0, LEASE, 10).await.expect("claim"));
+    let got: BTreeSet<_> = got.into_iter().collect();
+    assert_eq!(
+        got,
+        BTreeSet::from(["T1:A".to_string(), "T1:B".to_string()])
+    );
+    assert!(
+        s.claim_lanes("two", T0 + 1, LEASE, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "held by a live owner"
+    );
+    let renewed = s
+        .renew_leases(
+            "one",
+            &["T1:A".into(), "T1:B".into(), "T1:Z".into()],
+            T0 + 10_000,
+            LEASE,
+        )
+        .await;
+    assert_eq!(renewed.expect("renew").len(), 2);
+    assert!(
+        s.claim_lanes("two", T0 + LEASE + 1, LEASE, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "renewed lease holds"
+    );
+
+    // A lane with nothing due is not claimable, and neither is one whose head waits for a retry.
+    let a = head(s, "T1:A").await;
+    s.mark_retry(a.id, T0 + 60_000, "429 ratelimited")
+        .await
+        .expect("retry");
+    s.release_lane("one", "T1:A").await.expect("release");
+    s.release_lane("one", "T1:B").await.expect("release");
+    assert_eq!(
+        s.claim_lanes("two", T0 + 50_000, LEASE, 10)
+            .await
+            .expect("claim"),
+        ["T1:B"]
+    );
+    assert_eq!(
+        s.claim_lanes("one", T0 + 60_000, LEASE, 10)
+            .await
+            .expect("claim"),
+        ["T1:A"]
+    );
+}
+
+async fn expired_lease_is_taken_over_and_release_frees_a_lane(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![event(
+        "e1",
+        T0,
+        vec![item("A", "chat.postMessage", 1)],
+    )])
+    .await
+    .expect("ingest");
+    assert_eq!(
+        s.claim_lanes("one", T0, LEASE, 10).await.expect("claim"),
+        ["T1:A"]
+    );
+    assert_eq!(s.outbox_stats(T0).await.expect("stats").lanes_leased, 1);
+    assert_eq!(
+        s.claim_lanes("two", T0 + LEASE, LEASE, 10)
+            .await
+            .expect("claim"),
+        ["T1:A"],
+        "expired: taken over"
+    );
+    assert!(
+        s.renew_leases("one", &["T1:A".into()], T0 + LEASE, LEASE)
+            .await
+            .expect("renew")
+            .is_empty(),
+        "lost"
+    );
+    s.release_lane("one", "T1:A")
+        .await
+        .expect("release by a non-owner is a no-op");
+    assert!(s
+        .claim_lanes("three", T0 + LEASE + 1, LEASE, 10)
+        .await
+        .expect("claim")
+        .is_empty());
+    s.release_lane("two", "T1:A").await.expect("release");
+    assert_eq!(
+        s.claim_lanes("three", T0 + LEASE + 1, LEASE, 10)
+            .await
+            .expect("claim"),
+        ["T1:A"]
+    );
+    // Empty lanes are not handed out.
+    s.mark_sent(head(s, "T1:A").await.id, "A", "1.1", T0)
+        .await
+        .expect("mark_sent");
+    s.release_lane("three", "T1:A").await.expect("release");
+    assert!(s
+        .claim_lanes("four", T0 + LEASE + 2, LEASE, 10)
+        .await
+        .expect("claim")
+        .is_empty());
+}
+
+async fn concurrent_claims_never_overlap(ctx: Ctx) {
+    let s = &ctx.store;
+    let batch = (0..40).map(|i| {
+        event(
+            &format!("e{i}"),
+            T0,
+            vec![item(&format!("C{i}"), "chat.postMessage", i)],
+        )
+    });
+    s.ingest(batch.collect()).await.expect("ingest");
+    let mut tasks = Vec::new();
+    for owner in 0..4 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for _ in 0..10 {
+                mine.extend(
+                    s.claim_lanes(&format!("owner{owner}"), T0, LEASE, 3)
+                        .await
+                        .expect("claim"),
+                );
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("join"));
+    }
+    let distinct: BTreeSet<_> = all.iter().cloned().collect();
+    assert_eq!(
+        distinct.len(),
+        all.len(),
+        "a lane was handed to two owners: {all:?}"
+    );
+    assert_eq!(distinct.len(), 40);
+}
+
+async fn lane_items_come_out_in_ingest_order(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![
+        event(
+            "e1",
+            T0,
+            vec![
+                item("A", "chat.postMessage", 1),
+                item("A", "chat.postMessage", 2),
+            ],
+        ),
+        event("e2", T0, vec![item("A", "chat.postMessage", 3)]),
+    ])
+    .await
+    .expect("ingest");
+    for seq in 4..8 {
+        s.ingest(vec![event(
+            &format!("x{seq}"),
+            T0,
+            vec![item("A", "chat.postMessage", seq)],
+        )])
+        .await
+        .expect("ingest");
+    }
+    let items = s.lane_items("T1:A", 100).await.expect("lane_items");
+    let seqs: Vec<_> = items
+        .iter()
+        .map(|i| i.args["seq"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6, 7]);
+    assert!(items.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(s.lane_items("T1:A", 2).await.expect("lane_items").len(), 2);
+    s.mark_sent(items[0].id, "A", "1.1", T0)
+        .await
+        .expect("mark_sent");
+    assert_eq!(head(s, "T1:A").await.args["seq"], 2);
+}
+
+async fn mark_sent_retry_and_dead_are_visible_in_event(ctx: Ctx) {
+    let s = &ctx.store;
+    let outbox = vec![
+        item("A", "chat.postMessage", 1),
+        item("B", "chat.postMessage", 2),
+        item("C", "chat.postMessage", 3),
+    ];
+    s.ingest(vec![event("e1", T0, outbox)])
+        .await
+        .expect("ingest");
+    let ids: Vec<i64> = status(s, "e1")
+        .await
+        .deliveries
+        .iter()
+        .map(|d| d.item_id)
+        .collect();
+    s.mark_sent(ids[0], "C0A", "1700000000.1", T0 + 1)
+        .await
+        .expect("mark_sent");
+    s.mark_retry(ids[1], T0 + 5000, "ratelimited")
+        .await
+        .expect("retry");
+    s.mark_retry(ids[1], T0 + 9000, "timeout")
+        .await
+        .expect("retry");
+    s.mark_dead(ids[2], "channel_not_found", T0 + 2)
+        .await
+        .expect("dead");
+    let d = status(s, "e1").await.deliveries;
+    assert_eq!(
+        d[0].state,
+        DeliveryState::Sent {
+            channel: "C0A".into(),
+            ts: "1700000000.1".into(),
+            at_ms: T0 + 1
+        }
+    );
+    assert_eq!(
+        (&d[1].state, d[1].attempts, d[1].last_error.as_deref()),
+        (&DeliveryState::Pending, 2, Some("timeout"))
+    );
+    assert_eq!(
+        d[2].state,
+        DeliveryState::Dead {
+            reason: "channel_not_found".into(),
+            at_ms: T0 + 2
+        }
+    );
+    let b = head(s, "T1:B").await;
+    assert_eq!((b.attempts, b.next_attempt_at_ms), (2, T0 + 9000));
+    assert!(s
+        .lane_items("T1:A", 10)
+        .await
+        .expect("lane_items")
+        .is_empty());
+    assert!(s
+        .lane_items("T1:C", 10)
+        .await
+        .expect("lane_items")
+        .is_empty());
+}
+
+async fn marks_on_items_that_are_not_pending_conflict(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![event(
+        "e1",
+        T0,
+        vec![item("A", "chat.postMessage", 1)],
+    )])
+    .await
+    .expect("ingest");
+    let id = head(s, "T1:A").await.id;
+    s.mark_sent(id, "A", "1.1", T0).await.expect("mark_sent");
+    for result in [
+        s.mark_sent(id, "A", "1.2", T0).await,
+        s.mark_retry(id, T0, "x").await,
+        s.mark_dead(id, "x", T0).await,
+        s.mark_sent(9_999_999, "A", "1.2", T0).await,
+        s.replay(Replay::Item(id), T0).await.map(|_| ()),
+    ] {
+        assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+    }
+    // The sent record is intact.
+    assert!(
+        matches!(&status(s, "e1").await.deliveries[0].state, DeliveryState::Sent { ts, .. } if ts == "1.1")
+    );
+}
+
+async fn dead_post_takes_its_updates_with_it(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![
+        alert("p0", T0, "k", false, &["C1"]),
+        alert("p1", T0 + 1, "k", false, &["C1"]),
+    ])
+    .await
+    .expect("ingest");
+    let items = s.lane_items("T1:C1", 10).await.expect("lane_items");
+    let (post, upd) = (items[0].id, items[1].id);
+    assert!(items[1].ref_pending);
+    s.mark_dead(post, "is_archived", T0 + 2)
+        .await
+        .expect("dead");
+    assert!(s
+        .lane_items("T1:C1", 10)
+        .await
+        .expect("lane_items")
+        .is_empty());
+    let p1 = status(s, "p1").await;
+    match &p1.deliveries[0].state {
+        DeliveryState::Dead { reason, .. } => {
+            assert!(
+                reason.contains("referenced post") && reason.contains("is_archived"),
+                "{reason}"
+            )
+        }
+        other => panic!("update should be dead, is {other:?}"),
+    }
+    // A duplicate arriving after the post died is born dead, with the same explanation.
+    s.ingest(vec![alert("p2", T0 + 3, "k", false, &["C1"])])
+        .await
+        .expect("ingest");
+    assert!(
+        matches!(&status(s, "p2").await.deliveries[0].state, DeliveryState::Dead { reason, .. } if reason.contains("is_archived"))
+    );
+    assert_eq!(s.dead_letters(10).await.expect("dead letters").len(), 3);
+
+    // Replaying an update replays its dead post too, and the update waits for it again.
+    assert_eq!(
+        s.replay(Replay::Item(upd), T0 + 10).await.expect("replay"),
+        2
+    );
+    let items = s.lane_items("T1:C1", 10).await.expect("lane_items");
+    assert_eq!(
+        items
+            .iter()
+            .map(|i| (i.id, i.ref_pending))
+            .collect::<Vec<_>>(),
+        [(post, false), (upd, true)]
+    );
+    assert_eq!(
+        s.claim_lanes("d", T0 + 10, LEASE, 10).await.expect("claim"),
+        ["T1:C1"]
+    );
+}
+
+async fn dead_letters_and_replay_one_and_all(ctx: Ctx) {
+    let s = &ctx.store;
+    let outbox = (0..3)
+        .map(|i| item(&format!("C{i}"), "chat.postMessage", i))
+        .collect();
+    s.ingest(vec![event("e1", T0, outbox)])
+        .await
+        .expect("ingest");
+    let ids: Vec<i64> = status(s, "e1")
+        .await
+        .deliveries
+        .iter()
+        .map(|d| d.item_id)
+        .collect();
+    for (n, id) in ids.iter().enumerate() {
+        s.mark_retry(*id, T0, "500").await.expect("retry");
+        s.mark_dead(*id, &format!("invalid_blocks #{n}"), T0 + n as i64)
+            .await
+            .expect("dead");
+    }
+    let dl = s.dead_letters(10).await.expect("dead letters");
+    assert_eq!(
+        dl.iter().map(|d| d.item_id).collect::<Vec<_>>(),
+        [ids[2], ids[1], ids[0]],
+        "newest first"
+    );
+    assert_eq!(
+        dl[0],
+        DeadLetter {
+            item_id: ids[2],
+            event_id: Some("e1".into()),
+            channel: "C2".into(),
+            method: "chat.postMessage".into(),
+            reason: "invalid_blocks #2".into(),
+            attempts: 1,
+            dead_at_ms: T0 + 2,
+        }
+    );
+    assert_eq!(s.dead_letters(1).await.expect("dead letters").len(), 1);
+
+    assert_eq!(
+        s.replay(Replay::Item(ids[0]), T0 + 100)
+            .await
+            .expect("replay"),
+        1
+    );
+    let it = head(s, "T1:C0").await;
+    assert_eq!(
+        (it.id, it.attempts, it.next_attempt_at_ms),
+        (ids[0], 0, T0 + 100)
+    );
+    assert_eq!(
+        s.claim_lanes("d", T0 + 100, LEASE, 10)
+            .await
+            .expect("claim"),
+        ["T1:C0"]
+    );
+    assert_eq!(s.replay(Replay::All, T0 + 200).await.expect("replay"), 2);
+    assert!(s.dead_letters(10).await.expect("dead letters").is_empty());
+    assert_eq!(s.replay(Replay::All, T0 + 200).await.expect("replay"), 0);
+    assert_eq!(s.outbox_stats(T0 + 200).await.expect("stats").pending, 3);
+}
+
+async fn outbox_stats_count_what_operators_graph(ctx: Ctx) {
+    let s = &ctx.store;
+    assert_eq!(
+        s.outbox_stats(T0).await.expect("stats"),
+        OutboxStats::default()
+    );
+    s.ingest(vec![event(
+        "e1",
+        T0,
+        vec![
+            item("A", "chat.postMessage", 1),
+            item("B", "chat.postMessage", 2),
+        ],
+    )])
+    .await
+    .expect("ingest");
+    s.ingest(vec![event(
+        "e2",
+        T0 + 500,
+        vec![
+            item("B", "chat.postMessage", 3),
+            item("C", "chat.postMessage", 4),
+        ],
+    )])
+    .await
+    .expect("ingest");
+    let c = head(s, "T1:C").await.id;
+    s.mark_dead(c, "not_in_channel", T0 + 600)
+        .await
+        .expect("dead");
+    s.claim_lanes("d", T0 + 1000, LEASE, 1)
+        .await
+        .expect("claim");
+    let st = s.outbox_stats(T0 + 1000).await.expect("stats");
+    assert_eq!(
+        st,
+        OutboxStats {
+            pending: 3,
+            oldest_pending_age_ms: Some(1000),
+            dead: 1,
+            lanes_leased: 1
+        }
+    );
+    assert_eq!(
+        s.outbox_stats(T0 + 1000 + LEASE)
+            .await
+            .expect("stats")
+            .lanes_leased,
+        0,
+        "expired leases don't count"
+    );
+}
+
+async fn prune_keeps_what_is_still_needed(ctx: Ctx) {
+    let s = &ctx.store;
+    // An open alert whose post is sent; a closed alert whose post is sent; a plain sent event; a dead item; a pending.
+    s.ingest(vec![alert("open", T0, "k-open", false, &["A"])])
+        .await
+        .expect("ingest");
+    s.ingest(vec![alert("closed", T0, "k-closed", false, &["B"])])
+        .await
+        .expect("ingest");
+    s.ingest(vec![event(
+        "plain",
+        T0,
+        vec![item("C", "chat.postMessage", 1)],
+    )])
+    .await
+    .expect("ingest");
+    s.ingest(vec![event(
+        "dead",
+        T0,
+        vec![item("D", "chat.postMessage", 1)],
+    )])
+    .await
+    .expect("ingest");
+    s.ingest(vec![event(
+        "pending",
+        T0,
+        vec![item("E", "chat.postMessage", 1)],
+    )])
+    .await
+    .expect("ingest");
+    s.ingest(vec![NewEvent {
+        fate: Fate::Unrouted,
+        ..event("unrouted", T0, vec![])
+    }])
+    .await
+    .expect("ingest");
+    for lane in ["T1:A", "T1:B", "T1:C"] {
+        s.mark_sent(head(s, lane).await.id, "X", "1.1", T0 + 1)
+            .await
+            .expect("mark_sent");
+    }
+    s.mark_dead(head(s, "T1:D").await.id, "nope", T0 + 1)
+        .await
+        .expect("dead");
+    s.ingest(vec![alert("closer", T0 + 2, "k-closed", true, &[])])
+        .await
+        .expect("ingest");
+
+    assert_eq!(
+        s.prune(T0).await.expect("prune"),
+        0,
+        "nothing is older than T0"
+    );
+    let removed = s.prune(T0 + 10).await.expect("prune");
+    // closed alert (1) + sent items of 'closed' and 'plain' (2) + events closed, plain, unrouted, closer (4).
+    assert_eq!(removed, 7);
+    for gone in ["closed", "plain", "unrouted", "closer"] {
+        assert_eq!(
+            s.event(gone).await.expect("event()"),
+            None,
+            "{gone} should be pruned"
+        );
+    }
+    for kept in ["open", "dead", "pending"] {
+        assert!(
+            s.event(kept).await.expect("event()").is_some(),
+            "{kept} must be kept"
+        );
+    }
+    assert_eq!(s.dead_letters(10).await.expect("dead letters").len(), 1);
+    assert_eq!(s.outbox_stats(T0 + 10).await.expect("stats").pending, 1);
+    // The open alert still links updates to its (kept) post.
+    s.ingest(vec![alert("open2", T0 + 20, "k-open", false, &["A"])])
+        .await
+        .expect("ingest");
+    assert!(matches!(head(s, "T1:A").await.ref_sent, Some(RefSent { ref ts, .. }) if ts == "1.1"));
+}
+
+async fn schema_mismatch_is_refused_with_the_fix(ctx: Ctx) {
+    let no_migrate = StoreOptions {
+        migrate: false,
+        ..StoreOptions::default()
+    };
+    let fresh = ctx.fresh_url().await;
+    match open(&fresh, &no_migrate).await {
+        Err(StoreError::SchemaMismatch { db: 0, binary, fix }) => {
+            assert!(binary >= 1);
+            assert!(fix.contains("sluice migrate"), "{fix}");
+        }
+        other => panic!(
+            "expected SchemaMismatch, got {:?}",
+            other.map(|s| s.backend())
+        ),
+    }
+    let report = migrate(&fresh).await.expect("migrate");
+    assert_eq!(
+        (report.backend, report.from, report.applied.is_empty()),
+        (ctx.backend, 0, false)
+    );
+    let again = migrate(&fresh).await.expect("migrate twice");
+    assert_eq!(
+        (again.from, again.to, again.applied.len()),
+        (report.to, report.to, 0)
+    );
+    open(&fresh, &no_migrate)
+        .await
+        .expect("an up-to-date schema opens");
+
+    // A database migrated by a newer sluice.
+    ctx.exec("INSERT INTO sluice_schema_migrations (version, name, applied_at_ms) VALUES (999, 'future', 0)").await;
+    for opts in [no_migrate.clone(), StoreOptions::default()] {
+        match open(&ctx.url, &opts).await {
+            Err(StoreError::SchemaMismatch { db: 999, fix, .. }) => {
+                assert!(fix.contains("upgrade sluice"), "{fix}")
+            }
+            other => panic!(
+                "expected SchemaMismatch, got {:?}",
+                other.map(|s| s.backend())
+            ),
+        }
+    }
+    assert!(matches!(
+        migrate(&ctx.url).await,
+        Err(StoreError::SchemaMismatch { db: 999, .. })
+    ));
+    assert!(matches!(
+        open("mysql://x", &no_migrate).await,
+        Err(StoreError::Other(_))
+    ));
+}
+
+async fn a_fresh_open_reads_what_an_earlier_open_wrote(ctx: Ctx) {
+    for (n, durability) in [Durability::Full, Durability::Normal]
+        .into_iter()
+        .enumerate()
+    {
+        let url = ctx.fresh_url().await;
+        let opts = StoreOptions {
+            durability,
+            ..StoreOptions::default()
+        };
+        {
+            let s = open(&url, &opts).await.expect("open");
+            s.ingest(vec![event(
+                &format!("d{n}"),
+                T0,
+                vec![item("A", "chat.postMessage", 1)],
+            )])
+            .await
+            .expect("ingest");
+            let id = head(&s, "T1:A").await.id;
+            s.mark_retry(id, T0 + 1, "timeout").await.expect("retry");
+        }
+        let s = open(
+            &url,
+            &StoreOptions {
+                migrate: false,
+                ..opts
+            },
+        )
+        .await
+        .expect("reopen");
+        let st = status(&s, &format!("d{n}")).await;
+        assert_eq!((st.deliveries.len(), st.deliveries[0].attempts), (1, 1));
+        assert_eq!(
+            s.claim_lanes("d", T0 + 1, LEASE, 10).await.expect("claim"),
+            ["T1:A"]
+        );
+    }
+}
+
+async fn concurrent_ingest_loses_nothing(ctx: Ctx) {
+    const TASKS: usize = 8;
+    const PER_TASK: usize = 250;
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let s = ctx.store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..PER_TASK {
+                let lane = ["A", "B", "C"][i % 3];
+                s.ingest(vec![event(
+                    &format!("t{t}-{i}"),
+                    T0,
+                    vec![item(lane, "chat.postMessage", (t * PER_TASK + i) as u32)],
+                )])
+                .await
+                .expect("ingest");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("join");
+    }
+    let s = &ctx.store;
+    assert_eq!(
+        s.outbox_stats(T0).await.expect("stats").pending,
+        (TASKS * PER_TASK) as u64
+    );
+    for t in 0..TASKS {
+        for i in (0..PER_TASK).step_by(37) {
+            assert!(s
+                .event(&format!("t{t}-{i}"))
+                .await
+                .expect("event()")
+                .is_some());
+        }
+    }
+    // Per task, its items keep their submission order within each lane.
+    let a = s.lane_items("T1:A", 10_000).await.expect("lane_items");
+    for t in 0..TASKS {
+        let seqs: Vec<u64> = a
+            .iter()
+            .filter(|i| {
+                i.event_id
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with(&format!("t{t}-")))
+            })
+            .map(|i| i.args["seq"].as_u64().unwrap_or(0))
+            .collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "task {t} out of order"
+        );
+    }
+}
