@@ -34,7 +34,7 @@ pub const PAGE: &str = r##"<!doctype html>
   .ctx { color:var(--muted); font-size:13px; margin:4px 0; display:flex; gap:8px; flex-wrap:wrap; }
   .div { border:0; border-top:1px solid var(--line); margin:8px 0; }
   .actions { display:flex; gap:8px; flex-wrap:wrap; margin:6px 0; }
-  button.bk { font:inherit; font-size:14px; font-weight:600; padding:4px 12px; border-radius:4px; border:1px solid #bbb; background:#fff; cursor:not-allowed; }
+  button.bk { font:inherit; font-size:14px; font-weight:600; padding:4px 12px; border-radius:4px; border:1px solid #bbb; background:#fff; cursor:not-allowed; color:var(--fg); }
   button.bk.primary { background:#007a5a; color:#fff; border-color:#007a5a; }
   button.bk.danger { background:#e01e5a; color:#fff; border-color:#e01e5a; }
   select.bk { font:inherit; font-size:14px; padding:3px; }
@@ -52,6 +52,7 @@ pub const PAGE: &str = r##"<!doctype html>
 "use strict";
 let current = location.hash.slice(1) || null;
 let lastRendered = "";
+let names = {};
 
 function esc(s) {
   return String(s == null ? "" : s).replace(/&(?!(amp|lt|gt);)/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
@@ -61,7 +62,7 @@ function mrkdwn(s) {
   let h = esc(s);
   h = h.replace(/&lt;(https?:[^|&]*?)\|(.*?)&gt;/g, '<a href="$1" rel="noreferrer">$2</a>')
        .replace(/&lt;(https?:[^&]*?)&gt;/g, '<a href="$1" rel="noreferrer">$1</a>')
-       .replace(/&lt;@(\w+)&gt;/g, "<b>@$1</b>")
+       .replace(/&lt;@(\w+)&gt;/g, (m, id) => "<b>@" + esc(names[id] || id) + "</b>")
        .replace(/&lt;!(channel|here|everyone)&gt;/g, "<b>@$1</b>")
        .replace(/&lt;!subteam\^(\w+)(?:\|([^&]*))?&gt;/g, (m, id, label) => "<b>" + (label || "@" + id) + "</b>")
        .replace(/`([^`\n]+)`/g, "<code>$1</code>")
@@ -107,7 +108,7 @@ function block(b) {
 }
 function message(m, isReply) {
   const when = new Date(parseFloat(m.ts) * 1000).toLocaleTimeString();
-  let h = '<div class="msg' + (isReply ? " reply" : "") + '" id="m' + esc(m.ts) + '"><div class="meta"><b>' + esc(m.user) + "</b> " + esc(when) + " · ts " + esc(m.ts);
+  let h = '<div class="msg' + (isReply ? " reply" : "") + '" id="m' + esc(m.ts) + '"><div class="meta"><b>' + esc(names[m.user] || m.user) + "</b> " + esc(when) + " · ts " + esc(m.ts);
   if (m.edits) h += ' <span class="edited">(edited ' + m.edits + "×)</span>";
   if (m.reply_broadcast) h += ' <span class="edited">(also sent to the channel)</span>';
   h += "</div>";
@@ -118,14 +119,17 @@ function message(m, isReply) {
 }
 function render(state) {
   const chans = state.channels || [];
+  names = {};
+  names[state.bot_user_id] = "Sluice (bot)";
+  for (const u of state.users || []) names[u.id] = u.name;
   if (!current && chans.length) current = chans[0].id;
   document.getElementById("channels").innerHTML = chans.map(c =>
     '<a data-id="' + esc(c.id) + '" class="' + (c.id === current ? "active" : "") + '">' +
-    "<span>" + (c.is_im ? "@" : "#") + esc(c.name) + '</span><span class="count">' + c.messages.length + "</span></a>").join("");
+    "<span>" + (c.is_im ? "@" + esc(names[c.name] || c.name) : "#" + esc(c.name)) + '</span><span class="count">' + c.messages.length + "</span></a>").join("");
   document.getElementById("stats").textContent = state.calls + " calls · " + state.count_429 + " × 429";
   const ch = chans.find(c => c.id === current);
   if (!ch) { document.getElementById("messages").innerHTML = '<p class="empty">No channels yet. Post to one and it appears here.</p>'; return; }
-  document.getElementById("title").textContent = (ch.is_im ? "@" : "#") + ch.name;
+  document.getElementById("title").textContent = ch.is_im ? "@" + (names[ch.name] || ch.name) : "#" + ch.name;
   document.getElementById("topic").textContent = ch.topic;
   const parents = ch.messages.filter(m => !m.thread_ts);
   let h = "";
