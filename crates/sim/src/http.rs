@@ -219,15 +219,16 @@ fn answer_web_api(
     if state.cfg.enforce_rate_limits {
         let class = rate_class(method);
         let key = match class {
-            // Slack limits posts per channel: key on the channel's id when it is known, so that
-            // "alerts", "#alerts" and its id share one bucket.
+            // Slack limits posts per channel. Key on the channel's name, which is known even
+            // before a first post creates the channel, so that "alerts", "#alerts" and its id
+            // share one bucket from the first call on.
             RateClass::PerChannel => {
                 let given = channel_given.unwrap_or_default();
-                let ch = state
-                    .channel_index(&given)
-                    .map(|i| state.channels[i].id.clone())
-                    .unwrap_or(given);
-                format!("{method}:{ch}")
+                let name = match state.channel_index(&given) {
+                    Some(i) => state.channels[i].name.clone(),
+                    None => given.trim_start_matches('#').to_string(),
+                };
+                format!("{method}:{name}")
             }
             _ => method.to_string(),
         };

@@ -583,6 +583,20 @@ async fn a_burst_to_one_channel_gets_429_while_another_channel_is_unaffected() {
     assert_eq!(last_429.channel, Some(sim.channels()[0].id.clone()));
     assert_eq!(sim.messages("alerts").len(), 4);
 
+    // A channel created by its first post shares one bucket across its name and new id.
+    let first = post("#fresh").await.json();
+    for _ in 0..3 {
+        assert_eq!(post("fresh").await.status, StatusCode::OK);
+    }
+    let by_id = api(
+        &app,
+        "chat.postMessage",
+        json!({"channel": first["channel"], "text": "x"}),
+    )
+    .await;
+    assert_eq!(by_id.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(sim.count_429(), 3);
+
     // Waiting the advertised time (on the simulator's clock) lets the next post through.
     sim.advance_clock(Duration::from_secs(1));
     assert_eq!(post("alerts").await.status, StatusCode::OK);
