@@ -1,1 +1,335 @@
-fn main() {}
+//! The `sluice` command: a thin layer of argument parsing over the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use serde_json::{json, Map, Value};
+use sluice::config::{Config, LogFormat, ProcessEnv};
+use sluice_store::{Replay, StoreOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Operations gateway between your systems and Slack"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[arg(long, short, default_value = "sluice.toml", env = "SLUICE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Run Sluice against the built-in Slack simulator with a sample stream of events.
+    Demo {
+        /// Where the demo keeps its SQLite database and config.
+        #[arg(long, default_value = ".sluice-demo")]
+        data_dir: PathBuf,
+        /// Print the summary and exit instead of serving until Ctrl-C.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Run the Slack simulator on its own.
+    Sim {
+        #[arg(long, default_value = "127.0.0.1:9999")]
+        listen: std::net::SocketAddr,
+    },
+    /// Validate a config file: every problem with its line and the fix.
+    Check {
+        #[arg(long, short, default_value = "sluice.toml", env = "SLUICE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Apply database migrations.
+    Migrate {
+        #[arg(long, short, default_value = "sluice.toml", env = "SLUICE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Send one event to a running Sluice.
+    Send(Box<SendArgs>),
+    /// Inspect and replay dead letters.
+    Dlq {
+        #[arg(
+            long,
+            short,
+            default_value = "sluice.toml",
+            env = "SLUICE_CONFIG",
+            global = true
+        )]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// List dead letters, newest first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Put dead letters back in the outbox.
+    Replay {
+        /// The dead letter's id (from `dlq list`).
+        id: Option<i64>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct SendArgs {
+    /// Base URL of the Sluice server.
+    #[arg(long, env = "SLUICE_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// API key (read from the environment so it never shows in `ps`).
+    #[arg(
+        long = "api-key",
+        env = "SLUICE_API_KEY",
+        hide_env_values = true,
+        hide = true
+    )]
+    api_key: String,
+    /// Send this JSON file (`-` for stdin) instead of building an event from flags.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[arg(long)]
+    title: Option<String>,
+    #[arg(long, default_value = "")]
+    text: String,
+    #[arg(long, default_value = "info")]
+    severity: String,
+    #[arg(long, default_value = "firing")]
+    status: String,
+    #[arg(long, default_value = "cli")]
+    source: String,
+    #[arg(long, default_value = "")]
+    service: String,
+    #[arg(long, default_value = "")]
+    environment: String,
+    /// `alert`, `deployment` or `message`.
+    #[arg(long, default_value = "alert")]
+    kind: String,
+    /// `key=value`, repeatable.
+    #[arg(long = "label")]
+    labels: Vec<String>,
+    #[arg(long)]
+    dedup_key: Option<String>,
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    match Config::load(path, &ProcessEnv) {
+        Ok(cfg) => {
+            for w in &cfg.warnings {
+                eprintln!("{}: {w}", path.display());
+            }
+            Ok(cfg)
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{}: {p}", path.display());
+            }
+            bail!(
+                "{} has {} problem(s); nothing was started",
+                path.display(),
+                problems.len()
+            )
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { config } => {
+            let cfg = load(&config)?;
+            init_logs(cfg.server.log_format);
+            let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+                .await
+                .with_context(|| format!("binding {}", cfg.server.listen))?;
+            let running = sluice::server::start(cfg, listener).await?;
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            running.stop().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { data_dir, no_wait } => {
+            init_logs(LogFormat::Pretty);
+            sluice::demo::run(&data_dir, !no_wait).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim { listen } => {
+            init_logs(LogFormat::Pretty);
+            let sim = sluice_sim::Simulator::new(sluice_sim::SimConfig::default());
+            let running = sim.serve(listen).await?;
+            println!(
+                "Slack simulator on http://{}/ (Web API at http://{}/api/, token {})",
+                running.addr,
+                running.addr,
+                sluice_sim::DEFAULT_TOKEN
+            );
+            shutdown_signal().await;
+            running.shutdown();
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config } => match Config::load(&config, &ProcessEnv) {
+            Ok(cfg) => {
+                for w in &cfg.warnings {
+                    println!("{}: {w}", config.display());
+                }
+                println!(
+                    "{}: ok ({} warning(s))",
+                    config.display(),
+                    cfg.warnings.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(problems) => {
+                for p in &problems {
+                    println!("{}: {p}", config.display());
+                }
+                let errors = problems.iter().filter(|p| !p.warning).count();
+                println!("{}: {errors} error(s)", config.display());
+                Ok(ExitCode::from(2))
+            }
+        },
+        Command::Migrate { config } => {
+            let cfg = load(&config)?;
+            let report = sluice_store::migrate(&cfg.storage_url).await?;
+            println!("{report:?}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Send(args) => send(*args).await,
+        Command::Dlq { config, action } => {
+            let cfg = load(&config)?;
+            let store = sluice_store::open(&cfg.storage_url, &StoreOptions::default()).await?;
+            match action {
+                DlqAction::List { limit } => {
+                    let dead = store.dead_letters(limit).await?;
+                    if dead.is_empty() {
+                        println!("no dead letters");
+                    }
+                    for d in dead {
+                        println!(
+                            "{:>8}  {:<20} {:<18} attempts={:<3} {}  event={}",
+                            d.item_id,
+                            d.channel,
+                            d.method,
+                            d.attempts,
+                            d.reason,
+                            d.event_id.unwrap_or_default()
+                        );
+                    }
+                }
+                DlqAction::Replay { id, all } => {
+                    let which = match (id, all) {
+                        (Some(id), _) => Replay::Item(id),
+                        (None, true) => Replay::All,
+                        (None, false) => bail!("give a dead letter id or --all"),
+                    };
+                    let n = store.replay(which, sluice::state::now_ms()).await?;
+                    println!(
+                        "replayed {n} message(s); a running sluice sends them within a second"
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
+    let body: Value = match &args.json {
+        Some(path) => {
+            let text = if path.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?
+            };
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", path.display()))?
+        }
+        None => {
+            let title = args.title.context("give --title (or --json FILE)")?;
+            let mut labels = Map::new();
+            for l in &args.labels {
+                let (k, v) = l
+                    .split_once('=')
+                    .with_context(|| format!("--label {l:?} is not key=value"))?;
+                labels.insert(k.to_string(), json!(v));
+            }
+            let mut e = json!({
+                "title": title, "text": args.text, "severity": args.severity, "status": args.status,
+                "source": args.source, "service": args.service, "environment": args.environment,
+                "kind": args.kind, "labels": labels,
+            });
+            if let Some(k) = args.dedup_key {
+                e["dedup_key"] = json!(k);
+            }
+            e
+        }
+    };
+    let url = format!("{}/v1/events", args.url.trim_end_matches('/'));
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&args.api_key)
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    println!("{status} {text}");
+    Ok(if status.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,721 @@
+//! `sluice.toml`: the one configuration file, its validation and its secrets.
+//!
+//! [`Config::load`] parses the file, resolves secrets from the environment or from files, and
+//! builds the router and renderer, collecting *every* problem as a [`Problem`] that names the
+//! line and says how to fix it. `sluice check` prints those problems; `serve` refuses to start
+//! on any of them. Secrets are never accepted inline: a config file is the kind of thing that
+//! ends up in git.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use sluice_core::render::Renderer;
+use sluice_core::route::{Router, RoutingConfig};
+use sluice_slack::secret::Secret;
+use toml::Spanned;
+
+/// The file as written. Every table denies unknown keys so that a typo is an error, not a
+/// silently ignored setting.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub slack: SlackConfig,
+    #[serde(default)]
+    pub dispatch: DispatchConfig,
+    #[serde(default)]
+    pub dedup: DedupConfig,
+    #[serde(default, rename = "api_key")]
+    pub api_keys: Vec<Spanned<ApiKeyConfig>>,
+    #[serde(default, rename = "hook")]
+    pub hooks: Vec<Spanned<HookConfig>>,
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// Template name → minijinja source, or `{ file = "path" }`.
+    #[serde(default)]
+    pub templates: BTreeMap<String, Spanned<TemplateSource>>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1024 * 1024,
+            log_format: LogFormat::Pretty,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `sqlite://path.db` (default) or `postgres://…`. May also come from `url_env`.
+    pub url: String,
+    pub url_env: Option<String>,
+    /// `full` (fsync every commit) or `normal` (survives a process crash, not a power cut).
+    pub durability: String,
+    /// Delivered outbox rows and closed alerts older than this are pruned.
+    pub retention_hours: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            url: "sqlite://sluice.db".into(),
+            url_env: None,
+            durability: "full".into(),
+            retention_hours: 24 * 7,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackConfig {
+    /// Base URL of the Web API. Point it at the simulator for tests and the demo.
+    pub api_base: String,
+    /// Environment variable holding the bot token (`xoxb-…`).
+    pub bot_token_env: Option<String>,
+    /// File holding the bot token.
+    pub bot_token_file: Option<PathBuf>,
+    /// Slack rejects inline tokens; so do we. Present only to give a clear error.
+    pub bot_token: Option<Spanned<String>>,
+    /// The workspace id used to key rate limits and lanes.
+    pub team_id: String,
+    pub timeout_ms: u64,
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        SlackConfig {
+            api_base: "https://slack.com/api/".into(),
+            bot_token_env: Some("SLUICE_SLACK_BOT_TOKEN".into()),
+            bot_token_file: None,
+            bot_token: None,
+            team_id: "default".into(),
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatchConfig {
+    /// Give up retrying a transient failure after this long and dead-letter the message.
+    pub max_age_secs: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Lanes (channels) worked at once by this process.
+    pub max_lanes: usize,
+    /// How long a lane lease lasts before another replica may take it over.
+    pub lease_ms: u64,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            max_age_secs: 3600,
+            backoff_base_ms: 250,
+            backoff_max_ms: 30_000,
+            max_lanes: 256,
+            lease_ms: 15_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupConfig {
+    /// Events with the same `dedup_key` within this window are merged into one message.
+    pub window_secs: u64,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        DedupConfig { window_secs: 3600 }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    pub name: String,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Environment variable holding the key.
+    pub key_env: Option<String>,
+    /// File holding the key.
+    pub key_file: Option<PathBuf>,
+    /// Hex SHA-256 of the key, for configs that must not be able to read the key at all.
+    pub sha256: Option<String>,
+    /// Rejected with a clear error: keys are secrets.
+    pub key: Option<String>,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec![
+        "events:write".into(),
+        "messages:write".into(),
+        "read".into(),
+    ]
+}
+
+/// What an API key may do.
+pub const SCOPES: &[&str] = &["events:write", "messages:write", "read", "admin"];
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct HookConfig {
+    /// The hook's name: `POST /hooks/{name}/{secret}`.
+    pub name: String,
+    pub channel: String,
+    /// Environment variable or file holding the hook's URL secret.
+    pub secret_env: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum TemplateSource {
+    Inline(String),
+    File { file: PathBuf },
+}
+
+/// One thing wrong with the configuration, with where it is and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: Option<usize>,
+    pub message: String,
+    pub fix: String,
+    /// Warnings are reported by `check` but do not stop `serve`.
+    pub warning: bool,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.warning { "warning" } else { "error" };
+        match self.line {
+            Some(line) => write!(f, "{kind}: line {line}: {}", self.message)?,
+            None => write!(f, "{kind}: {}", self.message)?,
+        }
+        if !self.fix.is_empty() {
+            write!(f, "\n  fix: {}", self.fix)?;
+        }
+        Ok(())
+    }
+}
+
+/// A caller's key, held only as its SHA-256.
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub name: String,
+    pub sha256: [u8; 32],
+    pub scopes: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub name: String,
+    pub channel: String,
+    pub secret: Secret,
+}
+
+/// A validated configuration, ready to run.
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage_url: String,
+    pub storage: StorageConfig,
+    pub slack: SlackConfig,
+    pub bot_token: Option<Secret>,
+    pub dispatch: DispatchConfig,
+    pub dedup: DedupConfig,
+    pub api_keys: Vec<ApiKey>,
+    pub hooks: Vec<Hook>,
+    pub router: Router,
+    pub renderer: Renderer,
+    /// Non-fatal findings (unreachable rules, unrouted events).
+    pub warnings: Vec<Problem>,
+}
+
+/// Where secrets come from: the process environment in production, a map in tests.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Env for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// 1-based line of a byte offset in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+impl Config {
+    /// Read and validate a file. `Err` holds every problem found, errors and warnings.
+    pub fn load(path: &Path, env: &dyn Env) -> Result<Config, Vec<Problem>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![Problem {
+                line: None,
+                message: format!("cannot read {}: {e}", path.display()),
+                fix: "pass the path of your sluice.toml with --config, or create one (see README)"
+                    .into(),
+                warning: false,
+            }]
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, base, env)
+    }
+
+    /// Validate config text. Relative file paths are resolved against `base`.
+    pub fn parse(text: &str, base: &Path, env: &dyn Env) -> Result<Config, Vec<Problem>> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            vec![Problem {
+                line,
+                message: e.message().trim().to_string(),
+                fix: "correct the TOML at that line (see the annotated example in README)".into(),
+                warning: false,
+            }]
+        })?;
+        let mut problems = Vec::new();
+        let mut p = |span: Option<std::ops::Range<usize>>, message: String, fix: &str| {
+            problems.push(Problem {
+                line: span.map(|s| line_of(text, s.start)),
+                message,
+                fix: fix.to_string(),
+                warning: false,
+            });
+        };
+
+        // Storage.
+        let storage_url = match &raw.storage.url_env {
+            Some(var) => match env.var(var) {
+                Some(url) => url,
+                None => {
+                    p(
+                        None,
+                        format!("storage.url_env names ${var}, which is not set"),
+                        "export the variable or use storage.url",
+                    );
+                    String::new()
+                }
+            },
+            None => raw.storage.url.clone(),
+        };
+        if !storage_url.is_empty()
+            && !storage_url.starts_with("sqlite:")
+            && !storage_url.starts_with("postgres://")
+            && !storage_url.starts_with("postgresql://")
+        {
+            p(
+                None,
+                format!("storage.url {storage_url:?} is neither sqlite: nor postgres://"),
+                "use sqlite://sluice.db (one box) or postgres://user@host/db (replicas)",
+            );
+        }
+        if !matches!(raw.storage.durability.as_str(), "full" | "normal") {
+            p(
+                None,
+                format!("storage.durability {:?} is not full or normal", raw.storage.durability),
+                "use \"full\" (fsync each commit, the default) or \"normal\" (survives a crash of sluice, not of the machine)",
+            );
+        }
+
+        // Slack token: never inline.
+        if let Some(inline) = &raw.slack.bot_token {
+            p(
+                Some(inline.span()),
+                "slack.bot_token is inline: tokens in config files end up in git".into(),
+                "remove it, revoke the token, and set slack.bot_token_env (default SLUICE_SLACK_BOT_TOKEN) or slack.bot_token_file",
+            );
+        }
+        let bot_token = match (&raw.slack.bot_token_file, &raw.slack.bot_token_env) {
+            (Some(file), _) => match read_secret_file(base, file) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    p(
+                        None,
+                        format!("slack.bot_token_file: {e}"),
+                        "check the path and permissions",
+                    );
+                    None
+                }
+            },
+            (None, Some(var)) => env.var(var).map(|t| Secret::new(t.trim().to_string())),
+            (None, None) => None,
+        };
+        if let Err(e) = url::Url::parse(&raw.slack.api_base) {
+            p(
+                None,
+                format!("slack.api_base {:?} is not a URL: {e}", raw.slack.api_base),
+                "use https://slack.com/api/ or the simulator's http://127.0.0.1:PORT/api/",
+            );
+        }
+
+        // API keys.
+        let mut api_keys = Vec::new();
+        let mut names = BTreeSet::new();
+        for spanned in &raw.api_keys {
+            let span = Some(spanned.span());
+            let k = spanned.get_ref();
+            if !names.insert(k.name.clone()) {
+                p(
+                    span.clone(),
+                    format!("api key name {:?} is used twice", k.name),
+                    "give every key its own name",
+                );
+            }
+            for s in &k.scopes {
+                if !SCOPES.contains(&s.as_str()) {
+                    p(
+                        span.clone(),
+                        format!("api key {:?}: unknown scope {s:?}", k.name),
+                        &format!("use some of: {}", SCOPES.join(", ")),
+                    );
+                }
+            }
+            if k.key.is_some() {
+                p(
+                    span.clone(),
+                    format!("api key {:?} has its key inline", k.name),
+                    "remove `key`; set key_env, key_file, or sha256 = the hex SHA-256 of the key",
+                );
+                continue;
+            }
+            let digest = match (&k.sha256, &k.key_env, &k.key_file) {
+                (Some(hexed), None, None) => match hex::decode(hexed.trim()) {
+                    Ok(bytes) if bytes.len() == 32 => {
+                        let mut d = [0u8; 32];
+                        d.copy_from_slice(&bytes);
+                        Some(d)
+                    }
+                    _ => {
+                        p(
+                            span.clone(),
+                            format!("api key {:?}: sha256 is not 64 hex digits", k.name),
+                            "use the output of `printf %s KEY | sha256sum`",
+                        );
+                        None
+                    }
+                },
+                (None, Some(var), None) => match env.var(var) {
+                    Some(key) if !key.trim().is_empty() => Some(sha256(key.trim().as_bytes())),
+                    _ => {
+                        p(
+                            span.clone(),
+                            format!("api key {:?}: ${var} is not set", k.name),
+                            "export the variable before starting sluice",
+                        );
+                        None
+                    }
+                },
+                (None, None, Some(file)) => match read_secret_file(base, file) {
+                    Ok(s) => Some(sha256(s.expose().as_bytes())),
+                    Err(e) => {
+                        p(
+                            span.clone(),
+                            format!("api key {:?}: {e}", k.name),
+                            "check the path and permissions",
+                        );
+                        None
+                    }
+                },
+                _ => {
+                    p(
+                        span.clone(),
+                        format!(
+                            "api key {:?} needs exactly one of key_env, key_file, sha256",
+                            k.name
+                        ),
+                        "set one of them",
+                    );
+                    None
+                }
+            };
+            if let Some(sha256) = digest {
+                api_keys.push(ApiKey {
+                    name: k.name.clone(),
+                    sha256,
+                    scopes: k.scopes.iter().cloned().collect(),
+                });
+            }
+        }
+
+        // Incoming-webhook-compatible hooks.
+        let mut hooks = Vec::new();
+        let mut hook_names = BTreeSet::new();
+        for spanned in &raw.hooks {
+            let span = Some(spanned.span());
+            let h = spanned.get_ref();
+            if !hook_names.insert(h.name.clone()) {
+                p(
+                    span.clone(),
+                    format!("hook name {:?} is used twice", h.name),
+                    "give every hook its own name",
+                );
+            }
+            if h.name.is_empty()
+                || !h
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                p(
+                    span.clone(),
+                    format!("hook name {:?} must be letters, digits, - or _", h.name),
+                    "it becomes part of the URL /hooks/{name}/{secret}",
+                );
+            }
+            if h.secret.is_some() {
+                p(
+                    span.clone(),
+                    format!("hook {:?} has its secret inline", h.name),
+                    "remove `secret`; set secret_env or secret_file",
+                );
+                continue;
+            }
+            let secret = match (&h.secret_env, &h.secret_file) {
+                (Some(var), None) => env.var(var).map(|s| Secret::new(s.trim().to_string())),
+                (None, Some(file)) => read_secret_file(base, file).ok(),
+                _ => None,
+            };
+            match secret {
+                Some(s) if s.expose().len() >= 16 => hooks.push(Hook {
+                    name: h.name.clone(),
+                    channel: h.channel.clone(),
+                    secret: s,
+                }),
+                Some(_) => p(
+                    span.clone(),
+                    format!("hook {:?}: secret is shorter than 16 characters", h.name),
+                    "use an unguessable secret, e.g. `openssl rand -hex 24`",
+                ),
+                None => p(
+                    span.clone(),
+                    format!("hook {:?}: its secret could not be read", h.name),
+                    "set exactly one of secret_env (exported) or secret_file (readable)",
+                ),
+            }
+        }
+
+        // Templates, then the router that names them.
+        let mut sources = BTreeMap::new();
+        for (name, spanned) in &raw.templates {
+            match spanned.get_ref() {
+                TemplateSource::Inline(src) => {
+                    sources.insert(name.clone(), src.clone());
+                }
+                TemplateSource::File { file } => match std::fs::read_to_string(base.join(file)) {
+                    Ok(src) => {
+                        sources.insert(name.clone(), src);
+                    }
+                    Err(e) => p(
+                        Some(spanned.span()),
+                        format!("template {name:?}: cannot read {}: {e}", file.display()),
+                        "check the path (relative to the config file)",
+                    ),
+                },
+            }
+        }
+        let renderer = match Renderer::new(&sources) {
+            Ok(r) => Some(r),
+            Err(errs) => {
+                for e in errs {
+                    let span = raw
+                        .templates
+                        .iter()
+                        .find(|(n, _)| e.message.contains(n.as_str()))
+                        .map(|(_, s)| s.span());
+                    p(span.or(e.span), e.message, &e.fix);
+                }
+                None
+            }
+        };
+        let template_names = renderer
+            .as_ref()
+            .map(|r| r.template_names())
+            .unwrap_or_default();
+        let router = match Router::new(&raw.routing, &template_names) {
+            Ok(r) => Some(r),
+            Err(errs) => {
+                for e in errs {
+                    p(e.span, e.message, &e.fix);
+                }
+                None
+            }
+        };
+
+        let warnings: Vec<Problem> = router
+            .as_ref()
+            .map(|r| {
+                r.check()
+                    .into_iter()
+                    .map(|e| Problem {
+                        line: e.span.map(|s| line_of(text, s.start)),
+                        message: e.message,
+                        fix: e.fix,
+                        warning: true,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        match (router, renderer) {
+            (Some(router), Some(renderer)) if problems.is_empty() => Ok(Config {
+                server: raw.server,
+                storage_url,
+                storage: raw.storage,
+                slack: raw.slack,
+                bot_token,
+                dispatch: raw.dispatch,
+                dedup: raw.dedup,
+                api_keys,
+                hooks,
+                router,
+                renderer,
+                warnings,
+            }),
+            _ => {
+                problems.extend(warnings);
+                Err(problems)
+            }
+        }
+    }
+}
+
+fn read_secret_file(base: &Path, file: &Path) -> Result<Secret, String> {
+    let path = base.join(file);
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Ok(Secret::new(s.trim().to_string())),
+        Ok(_) => Err(format!("{} is empty", path.display())),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("KEY_CI".to_string(), "ci-secret-key".to_string()),
+            ("HOOK".to_string(), "0123456789abcdef0123".to_string()),
+        ])
+    }
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match Config::parse(text, Path::new("."), &env()) {
+            Ok(_) => vec![],
+            Err(p) => p.into_iter().filter(|p| !p.warning).collect(),
+        }
+    }
+
+    #[test]
+    fn empty_config_is_valid() {
+        assert!(problems("").is_empty());
+    }
+
+    #[test]
+    fn a_typo_names_its_line() {
+        let p = problems("[server]\nlisten = \"127.0.0.1:1\"\nmax_body = 5\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].line, Some(3));
+        assert!(p[0].message.contains("max_body"), "{}", p[0].message);
+    }
+
+    #[test]
+    fn inline_secrets_are_refused_with_the_fix() {
+        let p = problems("[slack]\nbot_token = \"xoxb-123\"\n");
+        assert_eq!(p[0].line, Some(2));
+        assert!(p[0].fix.contains("bot_token_env"));
+        let p = problems("[[api_key]]\nname = \"ci\"\nkey = \"abc\"\n");
+        assert!(p[0].message.contains("inline"), "{p:?}");
+        assert_eq!(p[0].line, Some(1));
+    }
+
+    #[test]
+    fn keys_are_held_hashed() {
+        let cfg = Config::parse(
+            "[[api_key]]\nname = \"ci\"\nkey_env = \"KEY_CI\"\n",
+            Path::new("."),
+            &env(),
+        )
+        .map_err(|p| format!("{p:?}"))
+        .unwrap();
+        assert_eq!(cfg.api_keys[0].sha256, sha256(b"ci-secret-key"));
+    }
+
+    #[test]
+    fn missing_env_var_and_unknown_scope_are_reported_together() {
+        let p = problems(
+            "[[api_key]]\nname = \"a\"\nkey_env = \"NOPE\"\n\n[[api_key]]\nname = \"b\"\nkey_env = \"KEY_CI\"\nscopes = [\"god\"]\n",
+        );
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(p[0].line, Some(1));
+        assert_eq!(p[1].line, Some(5));
+    }
+
+    #[test]
+    fn short_hook_secret_is_refused() {
+        let env = BTreeMap::from([("H".to_string(), "short".to_string())]);
+        let err = Config::parse(
+            "[[hook]]\nname = \"cron\"\nchannel = \"ops\"\nsecret_env = \"H\"\n",
+            Path::new("."),
+            &env,
+        )
+        .err()
+        .unwrap_or_default();
+        assert!(err[0].message.contains("shorter"), "{err:?}");
+    }
+
+    #[test]
+    fn bad_storage_url_is_refused() {
+        let p = problems("[storage]\nurl = \"mysql://x\"\n");
+        assert!(p[0].fix.contains("sqlite://"), "{p:?}");
+    }
+}

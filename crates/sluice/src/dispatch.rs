@@ -1,0 +1,320 @@
+//! The dispatcher: the only place that sends Slack calls from the outbox.
+//!
+//! Work is split into *lanes*, one per (workspace, channel). [`Dispatcher::run`] claims lanes
+//! from the store with a lease and starts one worker per lane. A worker sends that lane's items
+//! strictly in order, one at a time, after the client-side [`Limiter`] says the call fits Slack's
+//! rate for its key (per channel for chat.postMessage, per method tier otherwise), so one slow
+//! or rate-limited channel never holds up another. Every outcome is classified by
+//! [`sluice_slack::retry::classify`]: delivered, wait exactly Retry-After (for that key only),
+//! back off with full jitter, or dead-letter with the reason. An item is marked in the store
+//! before the worker moves on, so a crash loses nothing: the lease expires and the lane is
+//! worked again (the one in-flight call may then be sent twice).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sluice_slack::api::Client;
+use sluice_slack::ratelimit::{Limiter, RateKey};
+use sluice_slack::retry::{backoff, classify, Outcome};
+use sluice_store::{OutboxItem, Store, StoreError};
+use tokio::sync::{watch, Notify};
+use tracing::{debug, info, warn, Instrument};
+
+use crate::config::DispatchConfig;
+use crate::state::now_ms;
+
+/// How often idle dispatchers look for work nobody rang them about (other replicas' events,
+/// retries coming due).
+const POLL: Duration = Duration::from_millis(50);
+/// Items fetched per lane per round trip to the store.
+const LANE_BATCH: usize = 32;
+
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    client: Client,
+    limiter: Limiter,
+    owner: String,
+    cfg: DispatchConfig,
+    wake: Arc<Notify>,
+    /// Lanes this process works now, each with a flag set when its lease was lost.
+    active: Mutex<HashMap<String, Arc<AtomicBool>>>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        client: Client,
+        cfg: DispatchConfig,
+        wake: Arc<Notify>,
+    ) -> Arc<Self> {
+        let owner = format!(
+            "{}-{}",
+            std::process::id(),
+            &uuid::Uuid::now_v7().simple().to_string()[20..]
+        );
+        Arc::new(Dispatcher {
+            store,
+            client,
+            limiter: Limiter::new(),
+            owner,
+            cfg,
+            wake,
+            active: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    fn lease_ms(&self) -> i64 {
+        self.cfg.lease_ms as i64
+    }
+
+    fn active_lanes(&self) -> Vec<String> {
+        self.active
+            .lock()
+            .map(|a| a.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Claim and work lanes until `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        info!(owner = %self.owner, "dispatcher started");
+        let renewer = tokio::spawn(self.clone().renew_leases(shutdown.clone()));
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let free = self
+                .cfg
+                .max_lanes
+                .saturating_sub(self.active.lock().map(|a| a.len()).unwrap_or(0));
+            if free > 0 {
+                match self
+                    .store
+                    .claim_lanes(&self.owner, now_ms(), self.lease_ms(), free)
+                    .await
+                {
+                    Ok(lanes) => {
+                        for lane in lanes {
+                            self.start_lane(lane);
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "claiming lanes failed; will retry");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        renewer.abort();
+        // Give in-flight calls a moment, then hand the lanes back so another replica (or our
+        // successor) need not wait for the leases to expire.
+        for lane in self.active_lanes() {
+            let _ = self.store.release_lane(&self.owner, &lane).await;
+        }
+        info!(owner = %self.owner, "dispatcher stopped");
+    }
+
+    fn start_lane(self: &Arc<Self>, lane: String) {
+        let lost = Arc::new(AtomicBool::new(false));
+        {
+            let Ok(mut active) = self.active.lock() else {
+                return;
+            };
+            if active.contains_key(&lane) {
+                return;
+            }
+            active.insert(lane.clone(), lost.clone());
+        }
+        let me = self.clone();
+        let span = tracing::info_span!("lane", lane = %lane);
+        tokio::spawn(
+            async move {
+                let result = me.work_lane(&lane, &lost).await;
+                if let Err(e) = result {
+                    warn!(error = %e, "lane worker stopped on a store error; the lease will expire and the lane be retried");
+                }
+                if let Ok(mut active) = me.active.lock() {
+                    active.remove(&lane);
+                }
+                if !lost.load(Ordering::Relaxed) {
+                    let _ = me.store.release_lane(&me.owner, &lane).await;
+                }
+                // Work may have arrived while we were finishing: look again now.
+                me.wake.notify_one();
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Keep our leases alive; a lane whose lease was lost (we stalled, another replica took
+    /// it) is flagged so its worker stops before sending anything more.
+    async fn renew_leases(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let every = Duration::from_millis((self.cfg.lease_ms / 3).max(100));
+        loop {
+            tokio::time::sleep(every).await;
+            if *shutdown.borrow() {
+                return;
+            }
+            let lanes = self.active_lanes();
+            if lanes.is_empty() {
+                continue;
+            }
+            match self
+                .store
+                .renew_leases(&self.owner, &lanes, now_ms(), self.lease_ms())
+                .await
+            {
+                Ok(held) => {
+                    if let Ok(active) = self.active.lock() {
+                        for (lane, lost) in active.iter() {
+                            if !held.contains(lane) {
+                                warn!(%lane, "lease lost; stopping this lane");
+                                lost.store(true, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+                Err(e) => warn!(error = %e, "renewing leases failed"),
+            }
+        }
+    }
+
+    async fn work_lane(&self, lane: &str, lost: &AtomicBool) -> Result<(), StoreError> {
+        loop {
+            let items = self.store.lane_items(lane, LANE_BATCH).await?;
+            if items.is_empty() {
+                return Ok(());
+            }
+            for item in items {
+                if lost.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                if item.ref_pending {
+                    // Waits for a post that is not sent yet; the store offers the lane again
+                    // once it is.
+                    return Ok(());
+                }
+                self.deliver(item, lost).await?;
+            }
+        }
+    }
+
+    /// Send one item until it is delivered or dead-lettered (or the lease is lost).
+    async fn deliver(&self, mut item: OutboxItem, lost: &AtomicBool) -> Result<(), StoreError> {
+        let key = RateKey::for_call(&item.team, &item.method, Some(&item.channel));
+        let mut args = item.args.clone();
+        if let Some(r) = &item.ref_sent {
+            args["channel"] = Value::String(r.channel.clone());
+            args["ts"] = Value::String(r.ts.clone());
+        }
+        loop {
+            let wait_ms = item.next_attempt_at_ms - now_ms();
+            if wait_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
+            }
+            // Space calls before Slack has to say 429.
+            loop {
+                match self.limiter.try_acquire(&key, Instant::now()) {
+                    Ok(()) => break,
+                    Err(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                }
+            }
+            if lost.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let started = Instant::now();
+            let result = self.client.call(&item.method, &args).await;
+            let outcome = classify(&result);
+            metrics::histogram!("sluice_slack_call_seconds", "method" => item.method.clone())
+                .record(started.elapsed().as_secs_f64());
+            let label = match &outcome {
+                Outcome::Delivered => "ok",
+                Outcome::RetryAfter(_) => "ratelimited",
+                Outcome::Backoff => "retry",
+                Outcome::DeadLetter(_) => "dead",
+            };
+            metrics::counter!("sluice_slack_calls_total", "method" => item.method.clone(), "outcome" => label)
+                .increment(1);
+            let now = now_ms();
+            match outcome {
+                Outcome::Delivered => {
+                    let reply = result.unwrap_or(Value::Null);
+                    let channel = reply["channel"].as_str().unwrap_or(&item.channel);
+                    let ts = reply["ts"].as_str().unwrap_or("");
+                    self.store.mark_sent(item.id, channel, ts, now).await?;
+                    metrics::histogram!("sluice_delivery_latency_seconds")
+                        .record((now - item.created_at_ms).max(0) as f64 / 1000.0);
+                    debug!(item = item.id, event_id = ?item.event_id, %channel, %ts, "delivered");
+                    return Ok(());
+                }
+                Outcome::DeadLetter(reason) => {
+                    warn!(item = item.id, event_id = ?item.event_id, %reason, "dead-lettered");
+                    metrics::counter!("sluice_dead_letters_total").increment(1);
+                    self.store.mark_dead(item.id, &reason, now).await?;
+                    return Ok(());
+                }
+                Outcome::RetryAfter(wait) => {
+                    // Slack said exactly how long: nothing for this key before then, other keys
+                    // carry on.
+                    metrics::counter!("sluice_slack_ratelimited_total", "method" => item.method.clone())
+                        .increment(1);
+                    self.limiter.penalize(&key, Instant::now() + wait);
+                    self.schedule(&mut item, now, wait, "ratelimited").await?;
+                }
+                Outcome::Backoff => {
+                    let error = match &result {
+                        Err(e) => e.to_string(),
+                        Ok(_) => "transient failure".to_string(),
+                    };
+                    let age = Duration::from_millis((now - item.created_at_ms).max(0) as u64);
+                    if age >= Duration::from_secs(self.cfg.max_age_secs) {
+                        let reason = format!(
+                            "gave up after {} attempts over {}s: {error}",
+                            item.attempts + 1,
+                            age.as_secs()
+                        );
+                        warn!(item = item.id, %reason, "dead-lettered");
+                        metrics::counter!("sluice_dead_letters_total").increment(1);
+                        self.store.mark_dead(item.id, &reason, now).await?;
+                        return Ok(());
+                    }
+                    let wait = backoff(
+                        item.attempts,
+                        Duration::from_millis(self.cfg.backoff_base_ms),
+                        Duration::from_millis(self.cfg.backoff_max_ms),
+                        &mut rand::rng(),
+                    );
+                    self.schedule(&mut item, now, wait, &error).await?;
+                }
+            }
+        }
+    }
+
+    /// Record the next attempt in the store (so a restart honours it) and in `item`.
+    async fn schedule(
+        &self,
+        item: &mut OutboxItem,
+        now: i64,
+        wait: Duration,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        metrics::histogram!("sluice_retry_delay_seconds").record(wait.as_secs_f64());
+        let at = now + wait.as_millis() as i64;
+        debug!(item = item.id, wait_ms = wait.as_millis() as u64, %error, "retry scheduled");
+        self.store.mark_retry(item.id, at, error).await?;
+        item.attempts += 1;
+        item.next_attempt_at_ms = at;
+        Ok(())
+    }
+}

@@ -1,0 +1,325 @@
+//! Ingest: `POST /v1/events`, `POST /v1/messages`, the Slack-incoming-webhook-compatible
+//! `POST /hooks/{name}/{secret}`, and `GET /v1/events/{id}` to ask what became of an event.
+//!
+//! Every endpoint answers 2xx only after the store committed (invariant 1: accepted means
+//! durable), and enqueues nothing unless the whole request is valid.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use sluice_core::event::parse_events;
+use sluice_slack::blocks::fit_message;
+use sluice_store::{DeliveryState, EventStatus, Fate, NewEvent};
+use subtle::ConstantTimeEq;
+
+use super::{ApiError, Caller};
+use crate::pipeline::outbox_item;
+use crate::state::{now, AppState};
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/events", post(post_events))
+        .route("/v1/events/{id}", get(get_event))
+        .route("/v1/messages", post(post_message))
+        .route("/hooks/{name}/{secret}", post(post_hook))
+}
+
+fn new_id() -> String {
+    format!("evt_{}", uuid::Uuid::now_v7().simple())
+}
+
+async fn post_events(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.require("events:write")?;
+    let events = parse_events(&body).map_err(|e| {
+        let field = if e.field.is_empty() {
+            "body".to_string()
+        } else {
+            e.field
+        };
+        ApiError::bad_request(field, e.message)
+    })?;
+    let now = now();
+    let pipeline = state.pipeline();
+    let mut batch = Vec::with_capacity(events.len());
+    for event in &events {
+        let normalised = serde_json::to_value(event).unwrap_or(Value::Null);
+        let new = pipeline
+            .process(new_id(), event, normalised, now)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "render_failed", e.0))?;
+        batch.push(new);
+    }
+    let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
+    commit(&state, batch).await?;
+    metrics::counter!("sluice_events_received_total", "source" => "api")
+        .increment(ids.len() as u64);
+    let is_batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let answer = if is_batch {
+        json!({ "ids": ids, "accepted": ids.len() })
+    } else {
+        json!({ "id": ids[0] })
+    };
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// Commit, count the fates, and wake the dispatcher.
+pub(crate) async fn commit(state: &AppState, batch: Vec<NewEvent>) -> Result<(), ApiError> {
+    let mut routed = 0u64;
+    let mut enqueued = false;
+    for e in &batch {
+        match &e.fate {
+            Fate::Dropped { rule } => {
+                metrics::counter!("sluice_events_dropped_total", "rule" => rule.clone())
+                    .increment(1)
+            }
+            Fate::Unrouted => metrics::counter!("sluice_events_unrouted_total").increment(1),
+            _ => routed += 1,
+        }
+        enqueued |= !e.outbox.is_empty() || e.dedup.as_ref().is_some_and(|d| !d.on_open.is_empty());
+    }
+    state.store.ingest(batch).await?;
+    metrics::counter!("sluice_events_routed_total").increment(routed);
+    if enqueued {
+        state.wake.notify_one();
+    }
+    Ok(())
+}
+
+async fn get_event(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("read")?;
+    let status = state
+        .store
+        .event(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no event with id {id:?}")))?;
+    Ok(Json(event_view(&status)))
+}
+
+/// One word for where an event stands, then the detail.
+pub fn event_view(s: &EventStatus) -> Value {
+    let all_sent = !s.deliveries.is_empty()
+        && s.deliveries
+            .iter()
+            .all(|d| matches!(d.state, DeliveryState::Sent { .. }));
+    let any_dead = s
+        .deliveries
+        .iter()
+        .any(|d| matches!(d.state, DeliveryState::Dead { .. }));
+    let state = match &s.fate {
+        Fate::Dropped { .. } => "dropped",
+        Fate::Unrouted => "unrouted",
+        Fate::Merged { .. } => "merged",
+        Fate::Resolved { .. } if all_sent || s.deliveries.is_empty() => "resolved",
+        _ if any_dead => "dead_lettered",
+        _ if all_sent => "posted",
+        _ => "queued",
+    };
+    json!({
+        "id": s.id,
+        "state": state,
+        "received_at_ms": s.received_at_ms,
+        "source": s.source,
+        "fate": s.fate,
+        "deliveries": s.deliveries,
+        "event": s.body,
+    })
+}
+
+/// Keys of chat.postMessage that callers of `/v1/messages` and hooks may set.
+const MESSAGE_KEYS: &[&str] = &[
+    "text",
+    "blocks",
+    "attachments",
+    "thread_ts",
+    "reply_broadcast",
+    "unfurl_links",
+    "unfurl_media",
+    "mrkdwn",
+    "metadata",
+];
+
+/// Copy the allowed message keys from `body` into chat.postMessage args for `channel`.
+fn message_args(channel: &str, body: &Map<String, Value>) -> Result<Value, (String, String)> {
+    let mut args = Map::new();
+    args.insert("channel".into(), json!(channel.trim_start_matches('#')));
+    for (k, v) in body {
+        if k == "channel" {
+            continue;
+        }
+        if !MESSAGE_KEYS.contains(&k.as_str()) {
+            return Err((
+                k.clone(),
+                format!(
+                    "unknown key {k:?}; accepted: channel, {}",
+                    MESSAGE_KEYS.join(", ")
+                ),
+            ));
+        }
+        args.insert(k.clone(), v.clone());
+    }
+    let has = |k: &str| match args.get(k) {
+        Some(Value::String(s)) => !s.trim().is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        _ => false,
+    };
+    if !(has("text") || has("blocks") || has("attachments")) {
+        return Err((
+            "text".into(),
+            "a message needs text, blocks or attachments".into(),
+        ));
+    }
+    for (key, want_array) in [("blocks", true), ("attachments", true), ("text", false)] {
+        match (args.get(key), want_array) {
+            (None, _) | (Some(Value::Array(_)), true) | (Some(Value::String(_)), false) => {}
+            _ => {
+                let kind = if want_array { "an array" } else { "a string" };
+                return Err((key.into(), format!("{key} must be {kind}")));
+            }
+        }
+    }
+    if let Some(ts) = args.get("thread_ts") {
+        if !ts.is_string() {
+            return Err((
+                "thread_ts".into(),
+                "thread_ts must be a string like \"1700000000.000100\"".into(),
+            ));
+        }
+    }
+    let mut args = Value::Object(args);
+    fit_message(&mut args);
+    Ok(args)
+}
+
+fn queue_message(
+    state: &AppState,
+    source: &str,
+    rule: &str,
+    channel: &str,
+    args: Value,
+    body: Value,
+) -> NewEvent {
+    let team = &state.config.slack.team_id;
+    NewEvent {
+        id: new_id(),
+        received_at_ms: crate::state::now_ms(),
+        source: source.to_string(),
+        body,
+        fate: Fate::Queued {
+            rules: vec![rule.to_string()],
+        },
+        outbox: vec![outbox_item(team, channel, "chat.postMessage", args)],
+        dedup: None,
+    }
+}
+
+async fn post_message(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.require("messages:write")?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("body", format!("malformed JSON: {e}")))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("body", "expected a JSON object"))?;
+    let channel = match obj.get("channel") {
+        Some(Value::String(c)) if !c.trim().is_empty() => c.trim().to_string(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "channel",
+                "channel is required: a channel id or name",
+            ))
+        }
+    };
+    let args = message_args(&channel, obj).map_err(|(f, m)| ApiError::bad_request(f, m))?;
+    let new = queue_message(&state, "api", "api", &channel, args, value.clone());
+    let id = new.id.clone();
+    commit(&state, vec![new]).await?;
+    metrics::counter!("sluice_events_received_total", "source" => "messages").increment(1);
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response())
+}
+
+/// An answer in the shape Slack's incoming webhooks use: a plain-text word.
+fn slack_says(status: StatusCode, word: &'static str) -> Response {
+    (
+        status,
+        [("content-type", "text/plain; charset=utf-8")],
+        word,
+    )
+        .into_response()
+}
+
+async fn post_hook(
+    State(state): State<Arc<AppState>>,
+    Path((name, secret)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(hook) = state.config.hooks.iter().find(|h| h.name == name) else {
+        return slack_says(StatusCode::NOT_FOUND, "no_service");
+    };
+    if !bool::from(hook.secret.expose().as_bytes().ct_eq(secret.as_bytes())) {
+        return slack_says(StatusCode::FORBIDDEN, "invalid_token");
+    }
+    // Slack's webhooks take a JSON body, or a form with the JSON in `payload`.
+    let is_form = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let parsed: Option<Value> = if is_form {
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+            .ok()
+            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "payload"))
+            .and_then(|(_, p)| serde_json::from_str(&p).ok())
+    } else {
+        serde_json::from_slice(&body).ok()
+    };
+    let Some(Value::Object(obj)) = parsed else {
+        return slack_says(StatusCode::BAD_REQUEST, "invalid_payload");
+    };
+    // Fields Slack's webhooks accept but that have no meaning here are ignored, as Slack does.
+    let kept: Map<String, Value> = obj
+        .iter()
+        .filter(|(k, _)| MESSAGE_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let args = match message_args(&hook.channel, &kept) {
+        Ok(args) => args,
+        Err((field, _)) if field == "text" => {
+            return slack_says(StatusCode::BAD_REQUEST, "no_text")
+        }
+        Err(_) => return slack_says(StatusCode::BAD_REQUEST, "invalid_payload"),
+    };
+    let new = queue_message(
+        &state,
+        "hook",
+        &format!("hook:{name}"),
+        &hook.channel,
+        args,
+        Value::Object(obj),
+    );
+    match commit(&state, vec![new]).await {
+        Ok(()) => {
+            metrics::counter!("sluice_events_received_total", "source" => "hook").increment(1);
+            slack_says(StatusCode::OK, "ok")
+        }
+        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => {
+            slack_says(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable")
+        }
+        Err(_) => slack_says(StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+    }
+}

@@ -1,0 +1,101 @@
+//! Operating Sluice: `/healthz`, `/readyz`, `/metrics`, and the dead-letter API.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sluice_store::Replay;
+
+use super::{ApiError, Caller};
+use crate::state::{now_ms, AppState};
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/dead-letters", get(list_dead))
+        .route("/v1/dead-letters/replay", post(replay))
+}
+
+/// Ready means: the database answers. A replica that cannot reach it is taken out of rotation.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable\n").into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    // Outbox gauges are read when scraped: always current, no background loop needed.
+    if let Ok(stats) = state.store.outbox_stats(now_ms()).await {
+        metrics::gauge!("sluice_outbox_pending").set(stats.pending as f64);
+        metrics::gauge!("sluice_outbox_dead").set(stats.dead as f64);
+        metrics::gauge!("sluice_outbox_oldest_pending_age_seconds")
+            .set(stats.oldest_pending_age_ms.unwrap_or(0) as f64 / 1000.0);
+        metrics::gauge!("sluice_outbox_lanes_leased").set(stats.lanes_leased as f64);
+    }
+    match &state.metrics {
+        Some(handle) => (
+            [("content-type", "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are disabled\n").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<usize>,
+}
+
+async fn list_dead(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("read")?;
+    let dead = state
+        .store
+        .dead_letters(q.limit.unwrap_or(100).min(1000))
+        .await?;
+    Ok(Json(json!({ "dead_letters": dead })))
+}
+
+async fn replay(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("admin")?;
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("body", format!("malformed JSON: {e}")))?;
+    let which = match (
+        v.get("id").and_then(Value::as_i64),
+        v.get("all").and_then(Value::as_bool),
+    ) {
+        (Some(id), _) => Replay::Item(id),
+        (None, Some(true)) => Replay::All,
+        _ => {
+            return Err(ApiError::bad_request(
+                "id",
+                "give {\"id\": <dead letter id>} or {\"all\": true}",
+            ))
+        }
+    };
+    let replayed = state.store.replay(which, now_ms()).await?;
+    if replayed > 0 {
+        state.wake.notify_one();
+    }
+    Ok(Json(json!({ "replayed": replayed })))
+}

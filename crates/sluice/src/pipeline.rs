@@ -1,0 +1,117 @@
+//! The outbound pipeline: an accepted [`Event`] becomes a [`NewEvent`] — its fate and the Slack
+//! calls it causes — ready to be committed in one transaction.
+//!
+//! Routing and rendering are pure (sluice-core); this module only joins them to the store's
+//! types. Nothing here does IO: the caller commits the result.
+
+use sluice_core::event::{Event, Status};
+use sluice_core::render::{RenderContext, Renderer};
+use sluice_core::route::{Decision, Router};
+use sluice_slack::blocks::fit_message;
+use sluice_store::{Dedup, Fate, NewEvent, NewOutboxItem};
+use time::OffsetDateTime;
+
+/// What the pipeline needs besides the event: routing, rendering and the workspace.
+pub struct Pipeline<'a> {
+    pub router: &'a Router,
+    pub renderer: &'a Renderer,
+    pub team: &'a str,
+    pub dedup_window_ms: i64,
+}
+
+/// Why an event could not be turned into Slack calls. The event is then refused with a 4xx
+/// rather than accepted and lost.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PipelineError(pub String);
+
+/// The lane of a channel: one channel in one workspace, worked in order by one dispatcher.
+pub fn lane(team: &str, channel: &str) -> String {
+    format!("{team}:{}", channel.trim_start_matches('#'))
+}
+
+/// A chat.postMessage (or chat.update, …) into `channel`.
+pub fn outbox_item(
+    team: &str,
+    channel: &str,
+    method: &str,
+    args: serde_json::Value,
+) -> NewOutboxItem {
+    let channel = channel.trim_start_matches('#').to_string();
+    NewOutboxItem {
+        lane: lane(team, &channel),
+        team: team.to_string(),
+        channel,
+        method: method.to_string(),
+        args,
+        ref_post: false,
+    }
+}
+
+impl Pipeline<'_> {
+    /// Route and render one event received at `now`.
+    pub fn process(
+        &self,
+        id: String,
+        event: &Event,
+        body: serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Result<NewEvent, PipelineError> {
+        let received_at_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        let mut new = NewEvent {
+            id,
+            received_at_ms,
+            source: event.source.clone(),
+            body,
+            fate: Fate::Unrouted,
+            outbox: Vec::new(),
+            dedup: None,
+        };
+        let (deliveries, matched) = match self.router.route(event) {
+            Decision::Drop { rule } => {
+                new.fate = Fate::Dropped { rule };
+                return Ok(new);
+            }
+            Decision::Unrouted => return Ok(new),
+            Decision::Deliver {
+                deliveries,
+                matched,
+            } => (deliveries, matched),
+        };
+        let resolves = event.status == Status::Resolved;
+        let mut on_open = Vec::new();
+        for d in &deliveries {
+            let ctx = RenderContext {
+                event_id: &new.id,
+                channel: &d.channel,
+                template: &d.template,
+                count: 1,
+                now,
+            };
+            let mut args = self
+                .renderer
+                .render(event, &ctx)
+                .map_err(|e| PipelineError(format!("rendering for channel {}: {e}", d.channel)))?;
+            fit_message(&mut args);
+            if event.dedup_key.is_some() && resolves {
+                // A resolve updates the original card in place; the dispatcher fills in its
+                // channel id and ts once the original post has been sent.
+                let mut item = outbox_item(self.team, &d.channel, "chat.update", args.clone());
+                item.ref_post = true;
+                on_open.push(item);
+            }
+            new.outbox
+                .push(outbox_item(self.team, &d.channel, "chat.postMessage", args));
+        }
+        new.fate = Fate::Queued { rules: matched };
+        if let Some(key) = &event.dedup_key {
+            new.dedup = Some(Dedup {
+                key: key.clone(),
+                window_ms: self.dedup_window_ms,
+                resolves,
+                on_open,
+            });
+        }
+        Ok(new)
+    }
+}

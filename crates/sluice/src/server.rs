@@ -1,0 +1,115 @@
+//! [`start`]: one running Sluice — store, HTTP server, dispatcher, retention — and its
+//! [`Running`] handle, used by `serve`, `demo` and the end-to-end tests alike.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sluice_slack::api::Client;
+use sluice_store::{Durability, StoreOptions};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::dispatch::Dispatcher;
+use crate::state::{now_ms, AppState};
+
+/// The process-wide Prometheus recorder (metrics are global; install once).
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .clone()
+}
+
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stop accepting, let the dispatcher hand its lanes back, and wait for both.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
+}
+
+/// Open the store and start serving on `listener`.
+pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Running> {
+    let opts = StoreOptions {
+        durability: if config.storage.durability == "normal" {
+            Durability::Normal
+        } else {
+            Durability::Full
+        },
+        migrate: config.storage_url.starts_with("sqlite:"),
+        ..StoreOptions::default()
+    };
+    let store = sluice_store::open(&config.storage_url, &opts)
+        .await
+        .with_context(|| "opening the store (storage.url)".to_string())?;
+    let token = config.bot_token.clone().with_context(|| {
+        "no Slack bot token: set the variable named by slack.bot_token_env (default SLUICE_SLACK_BOT_TOKEN) or slack.bot_token_file"
+    })?;
+    let client = Client::new(
+        &config.slack.api_base,
+        token,
+        Duration::from_millis(config.slack.timeout_ms),
+    )
+    .context("building the Slack client")?;
+    let dispatch_cfg = config.dispatch.clone();
+    let retention = Duration::from_secs(config.storage.retention_hours * 3600);
+    let state = Arc::new(AppState::new(config, store.clone(), metrics_handle()));
+    let (shutdown, rx) = watch::channel(false);
+
+    let dispatcher = Dispatcher::new(store.clone(), client, dispatch_cfg, state.wake.clone());
+    let mut tasks = vec![tokio::spawn(dispatcher.run(rx.clone()))];
+
+    let app = crate::http::app(state.clone());
+    let addr = listener.local_addr()?;
+    let mut stop = rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "http server failed");
+        }
+    }));
+
+    // Retention: delivered rows and closed alerts do not pile up forever.
+    let mut stop = rx;
+    let pruner = store.clone();
+    tasks.push(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let cutoff = now_ms() - retention.as_millis() as i64;
+            match pruner.prune(cutoff).await {
+                Ok(n) if n > 0 => tracing::info!(pruned = n, "retention"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "retention failed"),
+            }
+        }
+    }));
+
+    tracing::info!(%addr, backend = store.backend(), "sluice listening");
+    Ok(Running {
+        addr,
+        state,
+        shutdown,
+        tasks,
+    })
+}

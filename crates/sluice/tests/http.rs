@@ -1,0 +1,366 @@
+//! The HTTP API called without a socket: every status code a caller can get, and that nothing
+//! is enqueued when a request is refused.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use sluice::http::app;
+use tower::ServiceExt;
+
+use common::*;
+
+struct Answer {
+    status: StatusCode,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+async fn call(
+    state: &std::sync::Arc<sluice::state::AppState>,
+    method: &str,
+    uri: &str,
+    key: Option<&str>,
+    body: impl Into<Body>,
+) -> Answer {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json");
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    let resp = app(state.clone())
+        .oneshot(req.body(body.into()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+fn alert(title: &str) -> Value {
+    json!({"title": title, "text": "p99 2.7s", "severity": "critical", "status": "firing",
+           "source": "alertmanager", "service": "checkout", "environment": "prod",
+           "labels": {"team": "payments"}})
+}
+
+async fn pending(state: &std::sync::Arc<sluice::state::AppState>) -> u64 {
+    state.store.outbox_stats(0).await.unwrap().pending
+}
+
+#[tokio::test]
+async fn an_accepted_event_is_committed_and_queryable() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(dir.path(), common::ROUTING).await;
+    let a = call(
+        &s,
+        "POST",
+        "/v1/events",
+        Some(KEY),
+        alert("DB down").to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    let id = a.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(pending(&s).await, 1);
+
+    let a = call(
+        &s,
+        "GET",
+        &format!("/v1/events/{id}"),
+        Some(READ_ONLY_KEY),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let v = a.json();
+    assert_eq!(v["state"], "queued");
+    assert_eq!(v["deliveries"][0]["channel"], "alerts");
+    assert_eq!(v["event"]["title"], "DB down");
+}
+
+#[tokio::test]
+async fn a_batch_is_committed_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(dir.path(), common::ROUTING).await;
+    let batch = json!([alert("a"), alert("b"), alert("c")]);
+    let a = call(&s, "POST", "/v1/events", Some(KEY), batch.to_string()).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    assert_eq!(a.json()["ids"].as_array().unwrap().len(), 3);
+    assert_eq!(pending(&s).await, 3);
+
+    // One bad event refuses the whole batch, naming it.
+    let mut bad = alert("d");
+    bad["severity"] = json!("urgent");
+    let a = call(
+        &s,
+        "POST",
+        "/v1/events",
+        Some(KEY),
+        json!([alert("e"), bad]).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(
+        a.json()["field"].as_str().unwrap().contains("[1]"),
+        "{}",
+        a.body
+    );
+    assert_eq!(pending(&s).await, 3);
+}
+
+#[tokio::test]
+async fn refused_requests_say_why_and_enqueue_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(dir.path(), common::ROUTING).await;
+    let ok = alert("x").to_string();
+    let mut no_title = alert("x");
+    no_title.as_object_mut().unwrap().remove("title");
+    let huge = json!({"title": "x", "severity": "info", "status": "firing", "source": "s",
+                      "text": "y".repeat(70_000)})
+    .to_string();
+
+    let cases: Vec<(&str, Option<&str>, String, StatusCode, &str)> = vec![
+        (
+            "malformed JSON",
+            Some(KEY),
+            "{\"title\": ".into(),
+            StatusCode::BAD_REQUEST,
+            "body",
+        ),
+        (
+            "missing field",
+            Some(KEY),
+            no_title.to_string(),
+            StatusCode::BAD_REQUEST,
+            "title",
+        ),
+        ("no key", None, ok.clone(), StatusCode::UNAUTHORIZED, ""),
+        (
+            "unknown key",
+            Some("nope"),
+            ok.clone(),
+            StatusCode::UNAUTHORIZED,
+            "",
+        ),
+        (
+            "key without the scope",
+            Some(READ_ONLY_KEY),
+            ok.clone(),
+            StatusCode::FORBIDDEN,
+            "",
+        ),
+        (
+            "oversized body",
+            Some(KEY),
+            huge,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "",
+        ),
+    ];
+    for (what, key, body, want, field) in cases {
+        let a = call(&s, "POST", "/v1/events", key, body).await;
+        assert_eq!(a.status, want, "{what}: {}", a.body);
+        if !field.is_empty() {
+            assert_eq!(a.json()["field"], field, "{what}: {}", a.body);
+            assert!(
+                !a.json()["message"].as_str().unwrap_or("").is_empty(),
+                "{what}"
+            );
+        }
+    }
+    assert_eq!(pending(&s).await, 0, "a refused request enqueued something");
+}
+
+#[tokio::test]
+async fn drop_rules_and_the_default_route_are_recorded_as_fates() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(dir.path(), common::ROUTING).await;
+    let green = json!({"title": "Deploy v1", "severity": "ok", "status": "resolved",
+                       "kind": "deployment", "source": "github"});
+    let a = call(&s, "POST", "/v1/events", Some(KEY), green.to_string()).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    let id = a.json()["id"].as_str().unwrap().to_string();
+    let v = call(
+        &s,
+        "GET",
+        &format!("/v1/events/{id}"),
+        Some(KEY),
+        Body::empty(),
+    )
+    .await
+    .json();
+    assert_eq!(v["state"], "dropped");
+    assert_eq!(v["fate"]["rule"], "drop-successful-deploys");
+    assert_eq!(pending(&s).await, 0);
+
+    let red = json!({"title": "Deploy v2", "severity": "error", "status": "firing",
+                     "kind": "deployment", "source": "github"});
+    let a = call(&s, "POST", "/v1/events", Some(KEY), red.to_string()).await;
+    let id = a.json()["id"].as_str().unwrap().to_string();
+    let v = call(
+        &s,
+        "GET",
+        &format!("/v1/events/{id}"),
+        Some(KEY),
+        Body::empty(),
+    )
+    .await
+    .json();
+    assert_eq!(v["deliveries"][0]["channel"], "deploys", "{v}");
+}
+
+#[tokio::test]
+async fn unknown_event_is_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(dir.path(), common::ROUTING).await;
+    let a = call(&s, "GET", "/v1/events/evt_nope", Some(KEY), Body::empty()).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn explicit_messages_go_through_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(dir.path(), common::ROUTING).await;
+    let a = call(
+        &s,
+        "POST",
+        "/v1/messages",
+        Some(KEY),
+        json!({"channel": "#ops", "text": "hello"}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    let cases = [
+        (json!({"text": "no channel"}), "channel"),
+        (json!({"channel": "ops"}), "text"),
+        (
+            json!({"channel": "ops", "text": "x", "colour": "red"}),
+            "colour",
+        ),
+        (
+            json!({"channel": "ops", "blocks": "not an array"}),
+            "blocks",
+        ),
+    ];
+    for (body, field) in cases {
+        let a = call(&s, "POST", "/v1/messages", Some(KEY), body.to_string()).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(a.json()["field"], field, "{}", a.body);
+    }
+    assert_eq!(pending(&s).await, 1);
+}
+
+#[tokio::test]
+async fn hooks_answer_like_slacks_incoming_webhooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(dir.path(), common::ROUTING).await;
+    let good = format!("/hooks/cron/{HOOK_SECRET}");
+    let cases = [
+        (
+            good.as_str(),
+            json!({"text": "backup done"}).to_string(),
+            StatusCode::OK,
+            "ok",
+        ),
+        (
+            good.as_str(),
+            json!({"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}]})
+                .to_string(),
+            StatusCode::OK,
+            "ok",
+        ),
+        (
+            good.as_str(),
+            "not json".to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_payload",
+        ),
+        (
+            good.as_str(),
+            json!({"username": "bot"}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "no_text",
+        ),
+        (
+            "/hooks/cron/wrong-secret-wrong-secret",
+            json!({"text": "x"}).to_string(),
+            StatusCode::FORBIDDEN,
+            "invalid_token",
+        ),
+        (
+            "/hooks/nope/whatever",
+            json!({"text": "x"}).to_string(),
+            StatusCode::NOT_FOUND,
+            "no_service",
+        ),
+    ];
+    for (uri, body, want, word) in cases {
+        let a = call(&s, "POST", uri, None, body.clone()).await;
+        assert_eq!(a.status, want, "{uri} {body}");
+        assert_eq!(a.body, word, "{uri} {body}");
+    }
+    assert_eq!(pending(&s).await, 2);
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(dir.path(), common::ROUTING).await;
+    assert_eq!(
+        call(&s, "GET", "/healthz", None, Body::empty())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&s, "GET", "/readyz", None, Body::empty()).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn dead_letter_api_needs_admin_to_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(dir.path(), common::ROUTING).await;
+    let a = call(
+        &s,
+        "GET",
+        "/v1/dead-letters",
+        Some(READ_ONLY_KEY),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.json()["dead_letters"], json!([]));
+    let a = call(
+        &s,
+        "POST",
+        "/v1/dead-letters/replay",
+        Some(READ_ONLY_KEY),
+        json!({"all": true}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = call(
+        &s,
+        "POST",
+        "/v1/dead-letters/replay",
+        Some(KEY),
+        json!({"all": true}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json()["replayed"], 0);
+}
