@@ -1,0 +1,1 @@
+//! Requests from Slack (being built).
