@@ -10,6 +10,7 @@
 //! milliseconds since the Unix epoch passed in by the caller, so tests control the clock.
 
 mod error;
+mod group;
 mod ingest;
 mod model;
 mod postgres;

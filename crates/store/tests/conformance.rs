@@ -14,6 +14,9 @@ const WINDOW: i64 = 60_000;
 // ---------------------------------------------------------------------------------------------------------------
 // Harness
 
+/// The PostgreSQL server URL and the test databases created on it (dropped at the end of the test).
+type PgServer = std::sync::Mutex<(String, Vec<String>)>;
+
 #[derive(Clone)]
 struct Ctx {
     url: String,
@@ -21,7 +24,7 @@ struct Ctx {
     backend: &'static str,
     /// SQLite: the temp dir holding the files. PostgreSQL: the server URL and the databases to drop.
     dir: Option<Arc<tempfile::TempDir>>,
-    pg: Option<Arc<std::sync::Mutex<(String, Vec<String>)>>>,
+    pg: Option<Arc<PgServer>>,
 }
 
 impl Ctx {
@@ -104,7 +107,7 @@ impl Ctx {
     }
 }
 
-async fn create_pg_database(pg: &std::sync::Mutex<(String, Vec<String>)>) -> String {
+async fn create_pg_database(pg: &PgServer) -> String {
     let server = pg.lock().expect("lock").0.clone();
     let name = format!("sluice_test_{:016x}", rand::random::<u64>());
     let pool = sqlx::PgPool::connect(&server)

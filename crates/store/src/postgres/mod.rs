@@ -1,6 +1,7 @@
 //! The PostgreSQL backend, [`PgStore`]: several replicas share one database.
 //!
-//! Concurrency rules, since many processes write at once:
+//! Ingest is group-committed per process like SQLite's ([`crate::group`]). Concurrency rules, since many
+//! processes write at once:
 //! - every transaction that changes which items of a lane are pending first locks that lane's row in `lanes`
 //!   (sorted, to avoid deadlocks), and only then reads or writes the lane's items. This keeps outbox ids in commit
 //!   order within a lane (ingest allocates ids while holding the lock) and keeps `lanes.head_id` exact;
@@ -12,9 +13,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
 
 use crate::error::corrupt;
+use crate::group::{spawn_writer, GroupCommit, Ingester};
 use crate::ingest::{
     candidate_lanes, ingest_event, ref_dead_reason, EventRow, IngestTx, ItemRow, OpenAlert,
     TouchedLanes,
@@ -30,6 +32,137 @@ const MIGRATION_LOCK: i64 = 0x5_11CE;
 
 pub(crate) struct PgStore {
     pool: PgPool,
+    ingester: Ingester,
+}
+
+/// Group commit on PostgreSQL too: one transaction per group means one WAL flush and one set of lane locks for many
+/// events, instead of 32 transactions queueing on the same lane rows.
+struct PgGroupCommit(PgPool);
+
+impl GroupCommit for PgGroupCommit {
+    fn commit<'a>(
+        &'a self,
+        batches: &'a [&'a [NewEvent]],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(commit_group(&self.0, batches))
+    }
+}
+
+async fn commit_group(pool: &PgPool, batches: &[&[NewEvent]]) -> Result<(), StoreError> {
+    let all: Vec<&NewEvent> = batches.iter().flat_map(|b| b.iter()).collect();
+    let mut tx = pool.begin().await?;
+    let mut keys: Vec<&str> = all
+        .iter()
+        .filter_map(|e| e.dedup.as_ref().map(|d| d.key.as_str()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let lanes: BTreeSet<String> = batches.iter().flat_map(|b| candidate_lanes(b)).collect();
+    lock_lanes(&mut tx, &lanes).await?;
+    let mut touched = TouchedLanes::new();
+    let mut plain: Vec<&NewEvent> = Vec::new();
+    for ev in all {
+        if ev.dedup.is_none() {
+            plain.push(ev);
+            continue;
+        }
+        insert_plain(&mut tx, &plain, &mut touched).await?;
+        plain.clear();
+        ingest_event(&mut PgIngest { conn: &mut tx }, ev, &mut touched).await?;
+    }
+    insert_plain(&mut tx, &plain, &mut touched).await?;
+    let (names, heads): (Vec<&str>, Vec<i64>) =
+        touched.iter().map(|(l, h)| (l.as_str(), *h)).unzip();
+    sqlx::query(
+        "UPDATE lanes SET head_id = COALESCE(lanes.head_id, t.head)
+         FROM unnest($1::text[], $2::bigint[]) AS t(lane, head) WHERE lanes.lane = t.lane",
+    )
+    .bind(&names)
+    .bind(&heads)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Writes events that carry no dedup request, and their items, with multi-row INSERTs.
+async fn insert_plain(
+    conn: &mut PgConnection,
+    events: &[&NewEvent],
+    touched: &mut TouchedLanes,
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut rows = Vec::with_capacity(events.len());
+    for ev in events {
+        let body = serde_json::to_string(&ev.body)
+            .map_err(|e| StoreError::Other(format!("event body: {e}")))?;
+        let fate =
+            serde_json::to_string(&ev.fate).map_err(|e| StoreError::Other(format!("fate: {e}")))?;
+        rows.push((*ev, body, fate));
+    }
+    for chunk in rows.chunks(500) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "INSERT INTO events (id, received_at_ms, source, body, fate) ",
+        );
+        q.push_values(chunk, |mut b, (ev, body, fate)| {
+            b.push_bind(ev.id.as_str())
+                .push_bind(ev.received_at_ms)
+                .push_bind(ev.source.as_str())
+                .push_bind(body.as_str())
+                .push_unseparated("::jsonb")
+                .push_bind(fate.as_str())
+                .push_unseparated("::jsonb");
+        });
+        q.build()
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(m) => {
+                    StoreError::Conflict(format!("event already exists: {m}"))
+                }
+                other => other,
+            })?;
+    }
+    let mut items = Vec::new();
+    for ev in events {
+        for item in &ev.outbox {
+            let args = serde_json::to_string(&item.args)
+                .map_err(|e| StoreError::Other(format!("outbox args: {e}")))?;
+            items.push((*ev, item, args));
+        }
+    }
+    for chunk in items.chunks(500) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "INSERT INTO outbox (event_id, lane, team, channel, method, args, ref_post, created_at_ms, next_attempt_at_ms) ",
+        );
+        q.push_values(chunk, |mut b, (ev, item, args)| {
+            b.push_bind(ev.id.as_str())
+                .push_bind(item.lane.as_str())
+                .push_bind(item.team.as_str())
+                .push_bind(item.channel.as_str())
+                .push_bind(item.method.as_str())
+                .push_bind(args.as_str())
+                .push_unseparated("::jsonb")
+                .push_bind(item.ref_post)
+                .push_bind(ev.received_at_ms)
+                .push_bind(ev.received_at_ms);
+        });
+        q.push(" RETURNING id, lane");
+        let inserted: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        for (id, lane) in inserted {
+            let head = touched.entry(lane).or_insert(id);
+            *head = (*head).min(id);
+        }
+    }
+    Ok(())
 }
 
 fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
@@ -141,7 +274,8 @@ impl PgStore {
             }
         }
         drop(conn);
-        Ok(PgStore { pool })
+        let ingester = spawn_writer(PgGroupCommit(pool.clone()));
+        Ok(PgStore { pool, ingester })
     }
 }
 
@@ -405,39 +539,7 @@ impl Store for PgStore {
     }
 
     async fn ingest(&self, batch: Vec<NewEvent>) -> Result<(), StoreError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        let mut keys: Vec<&str> = batch
-            .iter()
-            .filter_map(|e| e.dedup.as_ref().map(|d| d.key.as_str()))
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        for key in keys {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
-        }
-        lock_lanes(&mut tx, &candidate_lanes(&batch).into_iter().collect()).await?;
-        let mut touched = TouchedLanes::new();
-        {
-            let mut itx = PgIngest { conn: &mut tx };
-            for ev in &batch {
-                ingest_event(&mut itx, ev, &mut touched).await?;
-            }
-        }
-        for (lane, first_new) in &touched {
-            sqlx::query("UPDATE lanes SET head_id = COALESCE(head_id, $2) WHERE lane = $1")
-                .bind(lane)
-                .bind(first_new)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.ingester.ingest(batch).await
     }
 
     async fn event(&self, id: &str) -> Result<Option<EventStatus>, StoreError> {

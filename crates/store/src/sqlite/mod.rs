@@ -2,9 +2,9 @@
 //!
 //! All writes go through a write pool of exactly one connection, so SQLite never has to arbitrate between writers
 //! (no `SQLITE_BUSY` storms); reads use a separate pool and, thanks to WAL, never wait for the writer.
-//! `ingest` calls do not take the write connection themselves: they are funnelled through an mpsc channel into one
-//! writer task that commits everything waiting in a single transaction and answers each caller on a oneshot. One
-//! fsync then acknowledges many events, which is what makes one-event-per-request ingest fast.
+//! `ingest` calls do not take the write connection themselves: they are funnelled into one writer task
+//! ([`crate::group`]) that commits everything waiting in a single transaction and answers each caller. One fsync
+//! then acknowledges many events, which is what makes one-event-per-request ingest fast.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -14,10 +14,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Connection, Row};
-use tokio::sync::{mpsc, oneshot};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 
 use crate::error::corrupt;
+use crate::group::{spawn_writer, GroupCommit, Ingester};
 use crate::ingest::{
     ingest_event, ref_dead_reason, EventRow, IngestTx, ItemRow, OpenAlert, TouchedLanes,
 };
@@ -28,18 +28,10 @@ const MIGRATIONS: &[(i64, &str, &str)] =
     &[(1, "0001_init", include_str!("migrations/0001_init.sql"))];
 const BINARY_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Upper bound on events per group commit, so one huge backlog of callers does not make one huge transaction.
-const MAX_GROUP_EVENTS: usize = 4096;
-
-struct IngestRequest {
-    batch: Vec<NewEvent>,
-    reply: oneshot::Sender<Result<(), StoreError>>,
-}
-
 pub(crate) struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
-    ingest_tx: mpsc::Sender<IngestRequest>,
+    ingester: Ingester,
 }
 
 fn connect_options(url: &str, durability: Durability) -> Result<SqliteConnectOptions, StoreError> {
@@ -194,12 +186,11 @@ impl SqliteStore {
                 .connect_with(connect)
                 .await?
         };
-        let (ingest_tx, ingest_rx) = mpsc::channel(8192);
-        tokio::spawn(group_commit_writer(write.clone(), ingest_rx));
+        let ingester = spawn_writer(SqliteGroupCommit(write.clone()));
         Ok(SqliteStore {
             read,
             write,
-            ingest_tx,
+            ingester,
         })
     }
 
@@ -208,63 +199,117 @@ impl SqliteStore {
     }
 }
 
-/// The one task that commits ingests: takes everything waiting, commits it in one transaction, answers everyone.
-async fn group_commit_writer(pool: SqlitePool, mut rx: mpsc::Receiver<IngestRequest>) {
-    while let Some(first) = rx.recv().await {
-        let mut group = vec![first];
-        let mut events = group[0].batch.len();
-        while events < MAX_GROUP_EVENTS {
-            match rx.try_recv() {
-                Ok(req) => {
-                    events += req.batch.len();
-                    group.push(req);
-                }
-                Err(_) => break,
-            }
-        }
-        let batches: Vec<&[NewEvent]> = group.iter().map(|r| r.batch.as_slice()).collect();
-        match commit_group(&pool, &batches).await {
-            Ok(()) => {
-                for req in group {
-                    let _ = req.reply.send(Ok(()));
-                }
-            }
-            Err(e) if group.len() == 1 => {
-                let _ = group.into_iter().next().map(|req| req.reply.send(Err(e)));
-            }
-            Err(_) => {
-                // One bad batch (e.g. a duplicate event id) must not fail its neighbours: retry each on its own,
-                // so every caller gets the answer its own batch deserves.
-                for req in group {
-                    let result = commit_group(&pool, &[req.batch.as_slice()]).await;
-                    let _ = req.reply.send(result);
-                }
-            }
-        }
+struct SqliteGroupCommit(SqlitePool);
+
+impl GroupCommit for SqliteGroupCommit {
+    fn commit<'a>(
+        &'a self,
+        batches: &'a [&'a [NewEvent]],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(commit_group(&self.0, batches))
     }
 }
 
 async fn commit_group(pool: &SqlitePool, batches: &[&[NewEvent]]) -> Result<(), StoreError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut touched = TouchedLanes::new();
-    {
-        let mut itx = SqliteIngest { conn: &mut tx };
-        for ev in batches.iter().flat_map(|b| b.iter()) {
-            ingest_event(&mut itx, ev, &mut touched).await?;
+    // Events without dedup need no reads: they are written with multi-row INSERTs (few statements per group instead
+    // of several per event). Dedup events go one by one, after flushing what precedes them, so order is kept.
+    let mut plain: Vec<&NewEvent> = Vec::new();
+    for ev in batches.iter().flat_map(|b| b.iter()) {
+        if ev.dedup.is_none() {
+            plain.push(ev);
+            continue;
         }
+        insert_plain(&mut tx, &plain, &mut touched).await?;
+        plain.clear();
+        ingest_event(&mut SqliteIngest { conn: &mut tx }, ev, &mut touched).await?;
     }
-    for (lane, first_new) in &touched {
-        // A lane that already has a head keeps it: every new item has a larger id.
-        sqlx::query(
-            "INSERT INTO lanes (lane, head_id) VALUES (?, ?)
-             ON CONFLICT (lane) DO UPDATE SET head_id = COALESCE(lanes.head_id, excluded.head_id)",
-        )
-        .bind(lane)
-        .bind(first_new)
-        .execute(&mut *tx)
-        .await?;
+    insert_plain(&mut tx, &plain, &mut touched).await?;
+    // A lane that already has a head keeps it: every new item has a larger id.
+    let lanes: Vec<(&String, &i64)> = touched.iter().collect();
+    for chunk in lanes.chunks(200) {
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO lanes (lane, head_id) ");
+        q.push_values(chunk, |mut b, (lane, first_new)| {
+            b.push_bind(lane.as_str()).push_bind(**first_new);
+        });
+        q.push(
+            " ON CONFLICT (lane) DO UPDATE SET head_id = COALESCE(lanes.head_id, excluded.head_id)",
+        );
+        q.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Writes events that carry no dedup request, and their items, with multi-row INSERTs.
+async fn insert_plain(
+    conn: &mut SqliteConnection,
+    events: &[&NewEvent],
+    touched: &mut TouchedLanes,
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut rows = Vec::with_capacity(events.len());
+    for ev in events {
+        let body = serde_json::to_string(&ev.body)
+            .map_err(|e| StoreError::Other(format!("event body: {e}")))?;
+        let fate =
+            serde_json::to_string(&ev.fate).map_err(|e| StoreError::Other(format!("fate: {e}")))?;
+        rows.push((*ev, body, fate));
+    }
+    for chunk in rows.chunks(100) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (id, received_at_ms, source, body, fate) ",
+        );
+        q.push_values(chunk, |mut b, (ev, body, fate)| {
+            b.push_bind(ev.id.as_str())
+                .push_bind(ev.received_at_ms)
+                .push_bind(ev.source.as_str())
+                .push_bind(body.as_str())
+                .push_bind(fate.as_str());
+        });
+        q.build()
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(m) => {
+                    StoreError::Conflict(format!("event already exists: {m}"))
+                }
+                other => other,
+            })?;
+    }
+    let mut items = Vec::new();
+    for ev in events {
+        for item in &ev.outbox {
+            let args = serde_json::to_string(&item.args)
+                .map_err(|e| StoreError::Other(format!("outbox args: {e}")))?;
+            items.push((*ev, item, args));
+        }
+    }
+    for chunk in items.chunks(60) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO outbox (event_id, lane, team, channel, method, args, ref_post, created_at_ms, next_attempt_at_ms) ",
+        );
+        q.push_values(chunk, |mut b, (ev, item, args)| {
+            b.push_bind(ev.id.as_str())
+                .push_bind(item.lane.as_str())
+                .push_bind(item.team.as_str())
+                .push_bind(item.channel.as_str())
+                .push_bind(item.method.as_str())
+                .push_bind(args.as_str())
+                .push_bind(item.ref_post)
+                .push_bind(ev.received_at_ms)
+                .push_bind(ev.received_at_ms);
+        });
+        q.push(" RETURNING id, lane");
+        let inserted: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        for (id, lane) in inserted {
+            let head = touched.entry(lane).or_insert(id);
+            *head = (*head).min(id);
+        }
+    }
     Ok(())
 }
 
@@ -504,17 +549,7 @@ impl Store for SqliteStore {
     }
 
     async fn ingest(&self, batch: Vec<NewEvent>) -> Result<(), StoreError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let (reply, answer) = oneshot::channel();
-        self.ingest_tx
-            .send(IngestRequest { batch, reply })
-            .await
-            .map_err(|_| StoreError::Unavailable("SQLite writer task has stopped".into()))?;
-        answer.await.map_err(|_| {
-            StoreError::Unavailable("SQLite writer task stopped before answering".into())
-        })?
+        self.ingester.ingest(batch).await
     }
 
     async fn event(&self, id: &str) -> Result<Option<EventStatus>, StoreError> {

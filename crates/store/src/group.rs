@@ -1,0 +1,86 @@
+//! Group commit: many concurrent `ingest` calls, one transaction. [`spawn_writer`] starts the task that drains
+//! everything waiting on the channel, commits it at once through a [`GroupCommit`] backend, and answers each caller.
+//! One commit (one fsync) then acknowledges many events.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{BoxFuture, NewEvent, StoreError};
+
+/// Upper bound on events per group commit, so a huge queue of callers does not make one huge transaction.
+const MAX_GROUP_EVENTS: usize = 4096;
+
+pub(crate) struct IngestRequest {
+    pub batch: Vec<NewEvent>,
+    pub reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Commits the given batches in ONE transaction, all or nothing.
+pub(crate) trait GroupCommit: Send + Sync + 'static {
+    fn commit<'a>(&'a self, batches: &'a [&'a [NewEvent]])
+        -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// The sending half the store keeps; `ingest` goes through [`Ingester::ingest`].
+pub(crate) struct Ingester {
+    tx: mpsc::Sender<IngestRequest>,
+}
+
+pub(crate) fn spawn_writer(backend: impl GroupCommit) -> Ingester {
+    let (tx, rx) = mpsc::channel(8192);
+    tokio::spawn(writer(backend, rx));
+    Ingester { tx }
+}
+
+impl Ingester {
+    pub(crate) async fn ingest(&self, batch: Vec<NewEvent>) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(IngestRequest { batch, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("ingest writer task has stopped".into()))?;
+        answer.await.map_err(|_| {
+            StoreError::Unavailable("ingest writer task stopped before answering".into())
+        })?
+    }
+}
+
+async fn writer(backend: impl GroupCommit, mut rx: mpsc::Receiver<IngestRequest>) {
+    while let Some(first) = rx.recv().await {
+        let mut events = first.batch.len();
+        let mut group = vec![first];
+        while events < MAX_GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(req) => {
+                    events += req.batch.len();
+                    group.push(req);
+                }
+                Err(_) => break,
+            }
+        }
+        let batches: Vec<&[NewEvent]> = group.iter().map(|r| r.batch.as_slice()).collect();
+        let result = backend.commit(&batches).await;
+        match result {
+            Ok(()) => {
+                for req in group {
+                    let _ = req.reply.send(Ok(()));
+                }
+            }
+            Err(e) if group.len() == 1 => {
+                if let Some(req) = group.pop() {
+                    let _ = req.reply.send(Err(e));
+                }
+            }
+            Err(_) => {
+                // One bad batch (e.g. a duplicate event id) must not fail its neighbours: retry each on its own, so
+                // every caller gets the answer its own batch deserves.
+                for req in group {
+                    let result = backend.commit(&[req.batch.as_slice()]).await;
+                    let _ = req.reply.send(result);
+                }
+            }
+        }
+    }
+}
