@@ -1,0 +1,172 @@
+//! The `sluice` command line as a user types it: `check`, `send`, `dlq list|replay`.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sluice_sim::{Faults, SimConfig, Simulator};
+
+fn sluice() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+}
+
+#[test]
+fn check_names_the_line_and_the_fix_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"127.0.0.1:8080\"\n\n[slack]\nbot_token = \"xoxb-leaked\"\n\n[[routing.rule]]\nname = \"bad\"\nmatch = { service = { regex = \"(\" } }\nchannels = [\"x\"]\n",
+    )
+    .unwrap();
+    let out = sluice()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("line 5"), "inline token not located: {text}");
+    assert!(text.contains("bot_token_env"), "no fix offered: {text}");
+    assert!(text.contains("regex"), "bad regex not reported: {text}");
+    assert!(
+        !text.contains("xoxb-leaked"),
+        "the secret was echoed: {text}"
+    );
+}
+
+#[test]
+fn check_accepts_a_good_config_and_warns_about_unreachable_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(
+        &path,
+        "[[routing.rule]]\nname = \"everything\"\nmatch = {}\nchannels = [\"all\"]\n\n[[routing.rule]]\nname = \"never\"\nmatch = { severity = \"critical\" }\nchannels = [\"crit\"]\n",
+    )
+    .unwrap();
+    let out = sluice()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("warning") && text.contains("never"), "{text}");
+}
+
+async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_then_dead_letter_then_replay_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::new(SimConfig::default());
+    let sim_run = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(dir.path().join("token"), sluice_sim::DEFAULT_TOKEN).unwrap();
+    let cfg = dir.path().join("sluice.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\nurl = \"sqlite://{}/s.db\"\n[slack]\napi_base = \"{}\"\nbot_token_file = \"token\"\n[[api_key]]\nname = \"cli\"\nkey_env = \"CLI_KEY\"\n[routing]\ndefault = {{ channels = [\"ops\"] }}\n",
+            dir.path().display(),
+            format_args!("http://{}/api/", sim_run.addr)
+        ),
+    )
+    .unwrap();
+    let mut server = sluice()
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("CLI_KEY", "cli-key")
+        .env("SLUICE_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Slack refuses the channel: the message is dead-lettered with Slack's reason.
+    sim.set_faults(Faults {
+        method_error: Some(("chat.postMessage".into(), "channel_not_found".into())),
+        ..Faults::default()
+    });
+    let out = sluice()
+        .args([
+            "send",
+            "--title",
+            "Disk 91% on db-1",
+            "--severity",
+            "warning",
+            "--service",
+            "db",
+        ])
+        .env("SLUICE_URL", format!("http://{addr}"))
+        .env("SLUICE_API_KEY", "cli-key")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("202"));
+
+    let list = || {
+        let out = sluice()
+            .args(["dlq", "list", "--config"])
+            .arg(&cfg)
+            .env("CLI_KEY", "cli-key")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_until("the dead letter", Duration::from_secs(20), || {
+        list().contains("channel_not_found")
+    })
+    .await;
+
+    // Slack accepts again; replay puts it back and the running server delivers it.
+    sim.clear_faults();
+    let out = sluice()
+        .args(["dlq", "replay", "--all", "--config"])
+        .arg(&cfg)
+        .env("CLI_KEY", "cli-key")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("replayed 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    wait_until("the replayed message", Duration::from_secs(20), || {
+        !sim.messages("ops").is_empty()
+    })
+    .await;
+    assert!(sim.messages("ops")[0].text.contains("Disk 91%"));
+    assert_eq!(list().trim(), "no dead letters");
+
+    // A wrong key is refused by the server, and `send` says so with a failing exit code.
+    let out = sluice()
+        .args(["send", "--title", "x"])
+        .env("SLUICE_URL", format!("http://{addr}"))
+        .env("SLUICE_API_KEY", "wrong")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("401"));
+    let _ = server.kill();
+    let _ = server.wait();
+}
