@@ -178,6 +178,7 @@ conformance!(
     schema_mismatch_is_refused_with_the_fix,
     a_fresh_open_reads_what_an_earlier_open_wrote,
     concurrent_ingest_loses_nothing,
+    a_bad_batch_does_not_fail_its_neighbours,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1294,4 +1295,59 @@ async fn concurrent_ingest_loses_nothing(ctx: Ctx) {
             "task {t} out of order"
         );
     }
+}
+
+async fn a_bad_batch_does_not_fail_its_neighbours(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![event("taken", T0, vec![])])
+        .await
+        .expect("ingest");
+    // Concurrent callers land in the same group commit; the one reusing an id must fail alone.
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = s.clone();
+        let id = if i == 7 {
+            "taken".to_string()
+        } else {
+            format!("n{i}")
+        };
+        tasks.push(tokio::spawn(async move {
+            (
+                i,
+                s.ingest(vec![event(&id, T0, vec![item("A", "chat.postMessage", i)])])
+                    .await,
+            )
+        }));
+    }
+    for t in tasks {
+        let (i, result) = t.await.expect("join");
+        if i == 7 {
+            assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+        } else {
+            result.expect("a good batch must be accepted");
+        }
+    }
+    assert_eq!(
+        s.lane_items("T1:A", 100).await.expect("lane_items").len(),
+        15
+    );
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_works_for_demos() {
+    let s = open("sqlite::memory:", &StoreOptions::default())
+        .await
+        .expect("open");
+    s.ingest(vec![event(
+        "m1",
+        T0,
+        vec![item("A", "chat.postMessage", 1)],
+    )])
+    .await
+    .expect("ingest");
+    assert_eq!(status(&s, "m1").await.deliveries.len(), 1);
+    assert_eq!(
+        s.claim_lanes("d", T0, LEASE, 10).await.expect("claim"),
+        ["T1:A"]
+    );
 }
