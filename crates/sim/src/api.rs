@@ -34,6 +34,8 @@ pub const METHODS: &[(&str, Option<&str>)] = &[
     ("views.update", None),
     ("views.push", None),
     ("views.publish", None),
+    // Needs an app-level token (xapp-…), checked by the HTTP gate.
+    ("apps.connections.open", None),
 ];
 
 /// How far ahead `chat.scheduleMessage` accepts `post_at` (Slack: 120 days).
@@ -372,6 +374,7 @@ fn post_ephemeral(state: &mut State, args: &Args, now: Instant) -> Reply {
         ts: ts.clone(),
         text: c.text,
         blocks: c.blocks,
+        via: "chat.postEphemeral".into(),
     });
     Ok(json!({"message_ts": ts}))
 }
@@ -688,10 +691,10 @@ fn new_hash(state: &mut State, now: Instant) -> String {
 }
 
 fn views_open(state: &mut State, args: &Args, push: bool, now: Instant) -> Reply {
-    if str_arg(args, "trigger_id").is_none() {
-        return Err(ApiError::new("invalid_trigger_id"));
-    }
+    let trigger = str_arg(args, "trigger_id").ok_or_else(|| ApiError::new("invalid_trigger_id"))?;
     let def = check_view(args, "modal")?;
+    // Checked after the view so a rejected view does not burn the trigger, as with Slack.
+    state.use_trigger(&trigger, now).map_err(ApiError::new)?;
     let id = state.next_view_id();
     let (root, previous) = if push {
         // A push stacks onto the most recent modal.

@@ -37,6 +37,10 @@ pub fn router(sim: Simulator) -> Router {
             get(get_faults).post(post_faults).delete(delete_faults),
         )
         .route("/sim/reset", post(sim_reset))
+        .route("/sim/response/{id}", post(response_url))
+        .route("/sim/socket", get(socket_upgrade))
+        .route("/sim/app_url", post(set_app_url))
+        .route("/sim/user/{action}", post(user_action))
         .with_state(sim)
 }
 
@@ -184,6 +188,7 @@ fn answer_web_api(
     method: &str,
     parsed: &Result<Args, &'static str>,
     token: Option<String>,
+    host: Option<&str>,
     now: Instant,
 ) -> Answer {
     let channel_given = parsed.as_ref().ok().and_then(|a| str_arg(a, "channel"));
@@ -197,7 +202,19 @@ fn answer_web_api(
     let Some(token) = token else {
         return Answer::err(ApiError::new("not_authed"));
     };
-    if !state.cfg.bot_tokens.contains(&token) {
+    // Bot tokens and app-level tokens are not interchangeable.
+    let is_app_token = state.cfg.app_tokens.contains(&token);
+    let is_bot_token = state.cfg.bot_tokens.contains(&token);
+    if method == "apps.connections.open" {
+        if is_bot_token {
+            return Answer::err(ApiError::new("not_allowed_token_type"));
+        }
+        if !is_app_token {
+            return Answer::err(ApiError::new("invalid_auth"));
+        }
+    } else if is_app_token {
+        return Answer::err(ApiError::new("not_allowed_token_type"));
+    } else if !is_bot_token {
         return Answer::err(ApiError::new("invalid_auth"));
     }
     let Some(scope) = api::method_scope(method) else {
@@ -236,10 +253,27 @@ fn answer_web_api(
             return Answer::limited(retry_after_secs(wait));
         }
     }
+    if method == "apps.connections.open" {
+        return open_connection(state, host);
+    }
     match api::dispatch(state, method, args, now) {
         Ok(body) => Answer::ok(body),
         Err(e) => Answer::err(e),
     }
+}
+
+/// `apps.connections.open`: a one-time ticket in a `ws://` URL on the host the app reached us on.
+fn open_connection(state: &mut State, host: Option<&str>) -> Answer {
+    if state.socket.conns.len() >= crate::socket::MAX_CONNECTIONS {
+        return Answer::err(ApiError::new("too_many_websockets"));
+    }
+    let ticket = format!("{:032x}", rand::random::<u128>());
+    state.socket.tickets.insert(ticket.clone());
+    let base = match host {
+        Some(h) => format!("ws://{h}"),
+        None => state.base_url().replacen("http://", "ws://", 1),
+    };
+    Answer::ok(json!({ "url": format!("{base}/sim/socket?ticket={ticket}") }))
 }
 
 fn recorded_args(parsed: &Result<Args, &'static str>) -> Value {
@@ -264,11 +298,12 @@ async fn web_api(
     injected_latency(&sim).await;
     let parsed = parse_args(&headers, query.as_deref(), &body);
     let token = bearer(&headers).or_else(|| parsed.as_ref().ok().and_then(|a| str_arg(a, "token")));
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let answer = {
         let mut state = sim.lock();
         let now = state.clock.now();
         state.deliver_scheduled(now);
-        let answer = answer_web_api(&mut state, &method, &parsed, token, now);
+        let answer = answer_web_api(&mut state, &method, &parsed, token, host, now);
         // The channel as the call resolved it (a post to "alerts" records its id).
         let channel = answer
             .body
@@ -543,4 +578,253 @@ async fn delete_faults(AxState(sim): AxState<Simulator>) -> Json<Value> {
 async fn sim_reset(AxState(sim): AxState<Simulator>) -> Json<Value> {
     sim.reset();
     Json(json!({"ok": true}))
+}
+
+/// Uses a response_url: Slack's limits first (5 uses in 30 minutes), then the effect.
+fn answer_response_url(
+    state: &mut State,
+    id: &str,
+    payload: &Option<Args>,
+    now: Instant,
+) -> (Answer, Option<String>) {
+    let fail = |status, error: &str| (Answer::status(status, error), None);
+    let Some(ru) = state.response_urls.get(id).cloned() else {
+        return fail(StatusCode::NOT_FOUND, "invalid_url");
+    };
+    if now > ru.created + crate::state::RESPONSE_URL_TTL {
+        return fail(StatusCode::NOT_FOUND, "expired_url");
+    }
+    if ru.uses >= crate::state::RESPONSE_URL_MAX_USES {
+        return fail(StatusCode::NOT_FOUND, "used_url");
+    }
+    let Some(args) = payload else {
+        return fail(StatusCode::BAD_REQUEST, "invalid_payload");
+    };
+    let channel = ru.channel.clone();
+    let ch = channel.as_deref().and_then(|c| state.channel_index(c));
+    let original = || ru.message_ts.clone().filter(|_| ch.is_some());
+    let flag = |key: &str| {
+        matches!(
+            args.get(key),
+            Some(Value::Bool(true))
+        ) || matches!(str_arg(args, key).as_deref(), Some("true"))
+    };
+    let result: Result<(), ApiError> = if flag("delete_original") {
+        match (ch, original()) {
+            (Some(i), Some(ts)) => {
+                let msgs = &mut state.channels[i].messages;
+                let before = msgs.len();
+                msgs.retain(|m| m.ts != ts);
+                if msgs.len() == before {
+                    Err(ApiError::new("message_not_found"))
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Err(ApiError::new("message_not_found")),
+        }
+    } else {
+        match api::content(args) {
+            Err(e) => Err(e),
+            Ok(c) if flag("replace_original") => match (ch, original()) {
+                (Some(i), Some(ts)) => match state.channels[i].find_mut(&ts) {
+                    Some(m) => {
+                        m.text = c.text;
+                        if !c.blocks.is_null() {
+                            m.blocks = c.blocks;
+                        }
+                        m.edits += 1;
+                        Ok(())
+                    }
+                    None => Err(ApiError::new("message_not_found")),
+                },
+                _ => Err(ApiError::new("message_not_found")),
+            },
+            Ok(c) if str_arg(args, "response_type").as_deref() == Some("in_channel") => match ch {
+                Some(i) => api::post(state, i, c, str_arg(args, "thread_ts"), false, now).map(|_| ()),
+                None => Err(ApiError::new("channel_not_found")),
+            },
+            Ok(c) => {
+                let ts = state.next_ts(now);
+                state.ephemerals.push(crate::state::Ephemeral {
+                    channel: channel.clone().unwrap_or_default(),
+                    user: ru.user.clone(),
+                    ts,
+                    text: c.text,
+                    blocks: c.blocks,
+                    via: "response_url".into(),
+                });
+                Ok(())
+            }
+        }
+    };
+    match result {
+        Ok(()) => {
+            if let Some(r) = state.response_urls.get_mut(id) {
+                r.uses += 1;
+            }
+            (Answer::ok(json!({})), channel)
+        }
+        Err(e) => {
+            let status = if e.error == "message_not_found" {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            (
+                Answer {
+                    status,
+                    body: e.body(),
+                    retry_after: None,
+                },
+                channel,
+            )
+        }
+    }
+}
+
+async fn response_url(
+    AxState(sim): AxState<Simulator>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let payload = parse_hook_payload(&headers, &body);
+    let answer = {
+        let mut state = sim.lock();
+        let now = state.clock.now();
+        let (answer, channel) = answer_response_url(&mut state, &id, &payload, now);
+        let mut args = payload.clone().unwrap_or_default();
+        args.insert("response_url_id".into(), json!(id));
+        let call = Call {
+            seq: 0,
+            at_ms: 0,
+            method: "response_url".into(),
+            channel,
+            status: answer.status.as_u16(),
+            ok: answer.is_ok(),
+            error: answer.error_string(),
+            retry_after: None,
+            args: Value::Object(args),
+        };
+        state.record(now, call);
+        answer
+    };
+    (answer.status, Json(answer.body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct TicketQuery {
+    ticket: Option<String>,
+}
+
+async fn socket_upgrade(
+    AxState(sim): AxState<Simulator>,
+    Query(q): Query<TicketQuery>,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    let admitted = {
+        let mut state = sim.lock();
+        let ticket = q.ticket.unwrap_or_default();
+        state.socket.conns.len() < crate::socket::MAX_CONNECTIONS
+            && state.socket.tickets.remove(&ticket)
+    };
+    if !admitted {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "invalid or used ticket (get one from apps.connections.open), or 10 connections open",
+        )
+            .into_response();
+    }
+    ws.on_upgrade(move |socket| crate::socket::session(sim, socket))
+}
+
+#[derive(Deserialize)]
+struct AppUrl {
+    url: String,
+}
+
+async fn set_app_url(AxState(sim): AxState<Simulator>, Json(body): Json<AppUrl>) -> Json<Value> {
+    sim.set_app_base_url(body.url);
+    Json(json!({"ok": true}))
+}
+
+/// The body of `POST /sim/user/{action}`: the arguments of the library method of that name.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UserAction {
+    channel: String,
+    ts: String,
+    action_id: String,
+    block_id: String,
+    value: String,
+    user: Option<String>,
+    emoji: String,
+    command: String,
+    text: String,
+    event: Value,
+    event_id: String,
+    retry_num: u32,
+    reason: String,
+    view_id: String,
+    values: Value,
+}
+
+/// The user-side API over HTTP, for the page's buttons and for curl.
+async fn user_action(
+    AxState(sim): AxState<Simulator>,
+    Path(action): Path<String>,
+    body: Bytes,
+) -> Response {
+    let a: UserAction = if body.iter().all(u8::is_ascii_whitespace) {
+        UserAction::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(a) => a,
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"ok": false, "error": format!("invalid body: {e}")})),
+                )
+                    .into_response()
+            }
+        }
+    };
+    // The first seeded member acts when the page does not say who.
+    let user = a.user.clone().unwrap_or_else(|| "U0001".into());
+    let result = match action.as_str() {
+        "click" => sim.click_button(&a.channel, &a.ts, &a.action_id, &user).await,
+        "react" => sim.react(&a.channel, &a.ts, &a.emoji, &user).await,
+        "command" => sim.slash_command(&a.command, &a.text, &a.channel, &user).await,
+        "event" => sim.send_event(a.event).await,
+        "resend" => sim.resend_event(&a.event_id, a.retry_num, &a.reason).await,
+        "submit" => sim.submit_view(&a.view_id, &user, a.values).await,
+        "options" => {
+            sim.options_request(&a.action_id, &a.block_id, &a.value, &user)
+                .await
+        }
+        "url_verification" => sim.url_verification().await,
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({"ok": false, "error": format!("no user action {action:?}: try click, react, command, event, resend, submit, options, url_verification")})),
+            )
+                .into_response()
+        }
+    };
+    match result {
+        Ok(d) => Json(json!({
+            "ok": true,
+            "status": d.status,
+            "body": d.body,
+            "elapsed_ms": d.elapsed.as_millis() as u64,
+            "envelope_id": d.envelope_id,
+        }))
+        .into_response(),
+        Err(e) => (
+            StatusCode::CONFLICT,
+            Json(json!({"ok": false, "error": e.to_string()})),
+        )
+            .into_response(),
+    }
 }

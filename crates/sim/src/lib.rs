@@ -7,14 +7,20 @@
 //! ([`blockkit`]), per-channel and per-method rate limits answered with 429 + `Retry-After`
 //! ([`bucket`], using the numbers in [`sluice_slack::tiers`]), and injected [`Faults`].
 //!
-//! The state is one workspace behind one lock ([`state::State`]); a later Socket Mode endpoint and
-//! a "user" that clicks buttons will read and change the same state.
+//! It also plays Slack's side of the inbound half ([`inbound`]): a simulated user clicks buttons,
+//! reacts, types slash commands and submits modals, and the simulator sends the app what Slack
+//! would, signed over HTTP or as Socket Mode envelopes ([`socket`]), with response_urls and
+//! trigger_ids that expire like Slack's.
+//!
+//! The state is one workspace behind one lock ([`state::State`]), never held across an await.
 
 pub mod api;
 pub mod blockkit;
 pub mod bucket;
 mod http;
+pub mod inbound;
 pub mod model;
+pub mod socket;
 pub mod state;
 mod ui;
 
@@ -25,11 +31,18 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-pub use model::{Call, ChannelInfo, Faults, FaultsPatch, Message, User, Usergroup, View};
-pub use state::{BOT_ID, BOT_USER_ID};
+pub use inbound::{Delivered, SimError, Tamper};
+pub use model::{
+    Call, ChannelInfo, Delivery, Faults, FaultsPatch, Message, User, Usergroup, View,
+};
+pub use state::{Ephemeral, BOT_ID, BOT_USER_ID};
 
 /// The bot token a default [`SimConfig`] accepts.
 pub const DEFAULT_TOKEN: &str = "xoxb-sim-token";
+/// The app-level token a default [`SimConfig`] accepts for Socket Mode.
+pub const DEFAULT_APP_TOKEN: &str = "xapp-sim-token";
+/// The signing secret a default [`SimConfig`] signs requests to the app with.
+pub const DEFAULT_SIGNING_SECRET: &str = "sim-signing-secret";
 
 /// How the simulated workspace starts.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -48,6 +61,34 @@ pub struct SimConfig {
     pub webhooks: Vec<(String, String)>,
     /// If set, methods needing a scope not in the list answer `missing_scope`.
     pub scopes: Option<Vec<String>>,
+    /// The secret requests to the app are signed with (`X-Slack-Signature`).
+    pub signing_secret: String,
+    /// Accepted app-level tokens (`xapp-…`), for `apps.connections.open`.
+    pub app_tokens: Vec<String>,
+    /// Where the app's `/slack/…` endpoints are (`http://127.0.0.1:8080`), for HTTP deliveries.
+    pub app_base_url: Option<String>,
+    /// `api_app_id` in payloads.
+    pub app_id: String,
+    /// How user-side requests reach the app.
+    pub deliver_via: DeliverVia,
+    /// How long an envelope waits for its ack before it is redelivered (Slack: 3 s).
+    pub socket_ack_timeout: Duration,
+    /// How long an HTTP delivery waits for the answer (Slack: 3 s).
+    pub http_timeout: Duration,
+    /// After `refresh_requested`, how long before the connection is closed (Slack: a few s).
+    pub socket_refresh_grace: Duration,
+}
+
+/// How requests from "Slack" reach the app.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum DeliverVia {
+    /// Signed HTTP to `app_base_url`.
+    Http,
+    /// Socket Mode envelopes (an error when no connection is open).
+    Socket,
+    /// Socket Mode when a connection is open, else HTTP.
+    #[default]
+    Auto,
 }
 
 impl Default for SimConfig {
@@ -60,6 +101,14 @@ impl Default for SimConfig {
             channels: Vec::new(),
             webhooks: Vec::new(),
             scopes: None,
+            signing_secret: DEFAULT_SIGNING_SECRET.into(),
+            app_tokens: vec![DEFAULT_APP_TOKEN.into()],
+            app_base_url: None,
+            app_id: "A0SIM".into(),
+            deliver_via: DeliverVia::Auto,
+            socket_ack_timeout: Duration::from_secs(3),
+            http_timeout: Duration::from_secs(3),
+            socket_refresh_grace: Duration::from_secs(2),
         }
     }
 }
@@ -68,12 +117,18 @@ impl Default for SimConfig {
 #[derive(Clone, Debug)]
 pub struct Simulator {
     inner: Arc<Mutex<state::State>>,
+    /// For requests to the app.
+    http: reqwest::Client,
+    /// Set on a handle from [`Simulator::forged`].
+    tamper: Option<Tamper>,
 }
 
 impl Simulator {
     pub fn new(cfg: SimConfig) -> Self {
         Self {
             inner: Arc::new(Mutex::new(state::State::new(cfg))),
+            http: reqwest::Client::new(),
+            tamper: None,
         }
     }
 
@@ -92,6 +147,7 @@ impl Simulator {
     pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<RunningSim> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        self.lock().self_url = Some(format!("http://{addr}"));
         let (tx, rx) = oneshot::channel::<()>();
         let app = self.router();
         let task = tokio::spawn(async move {

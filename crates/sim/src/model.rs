@@ -137,3 +137,32 @@ pub struct FaultsPatch {
     pub retry_after: Option<u64>,
     pub channel_429: Option<(String, u64, u32)>,
 }
+
+/// One request the simulator sent to the app, playing Slack's side (an event, an interaction, a
+/// slash command, an options request), or one Socket Mode envelope delivery attempt.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Delivery {
+    /// Shares the numbering of [`Call::seq`], so calls and deliveries interleave in order.
+    pub seq: u64,
+    pub at_ms: u64,
+    /// `events`, `interactions`, `commands` or `options` (the `/slack/…` endpoint it is for).
+    pub kind: String,
+    /// `http` or `socket`.
+    pub via: String,
+    /// HTTP status the app answered; 0 when it did not answer in time (or at all), 200 for an
+    /// acknowledged envelope.
+    pub status: u16,
+    /// Socket Mode envelope id.
+    pub envelope_id: Option<String>,
+    /// `X-Slack-Retry-Num` / the envelope's `retry_attempt`.
+    pub retry_attempt: u32,
+    pub retry_reason: String,
+    /// The `event_id` of an event delivery.
+    pub event_id: Option<String>,
+    /// The request payload as JSON (for form bodies, the parsed fields or `payload`).
+    pub payload: serde_json::Value,
+    /// The app's answer body (or the ack's payload), or why there was none.
+    pub response: String,
+    /// The forgery applied, if any (`BadSignature`, …).
+    pub tamper: Option<String>,
+}

@@ -105,6 +105,38 @@ pub struct Ephemeral {
     pub ts: String,
     pub text: String,
     pub blocks: Value,
+    /// How it was sent: `chat.postEphemeral`, `response_url` or `command_response` (the body of
+    /// the app's answer to a slash command).
+    pub via: String,
+}
+
+/// A `response_url` handed out with an interaction or slash command: usable
+/// [`RESPONSE_URL_MAX_USES`] times within [`RESPONSE_URL_TTL`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponseUrl {
+    pub id: String,
+    #[serde(skip)]
+    pub created: Instant,
+    pub uses: u32,
+    /// The user who clicked or typed the command: ephemeral replies go to them.
+    pub user: String,
+    /// Channel id the interaction happened in.
+    pub channel: Option<String>,
+    /// The message a button was clicked on (`replace_original` / `delete_original` act on it).
+    pub message_ts: Option<String>,
+}
+
+/// Slack: a response_url may be used five times within thirty minutes.
+pub const RESPONSE_URL_MAX_USES: u32 = 5;
+pub const RESPONSE_URL_TTL: Duration = Duration::from_secs(30 * 60);
+/// Slack: a trigger_id must be exchanged (views.open) within three seconds.
+pub const TRIGGER_TTL: Duration = Duration::from_secs(3);
+
+/// A trigger_id handed out with an interaction or command.
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    pub issued: Instant,
+    pub used: bool,
 }
 
 /// A message waiting for its `post_at`.
@@ -152,6 +184,16 @@ pub struct State {
     last_ts_micros: u64,
     pub limiter: Limiter,
     pub faults: FaultState,
+    pub response_urls: BTreeMap<String, ResponseUrl>,
+    pub triggers: BTreeMap<String, Trigger>,
+    /// Event bodies sent, by `event_id`, so that a redelivery sends the same bytes.
+    pub events_sent: BTreeMap<String, Value>,
+    /// Requests the simulator sent to the app, oldest first.
+    pub deliveries: Vec<crate::model::Delivery>,
+    next_id: u64,
+    /// `http://host:port` the simulator is served on, once known (response_url and socket URLs).
+    pub self_url: Option<String>,
+    pub socket: crate::socket::SocketState,
 }
 
 /// Channel names Slack accepts: lowercase letters, digits, `-` and `_`, at most 80.
@@ -203,6 +245,13 @@ impl State {
             last_ts_micros: 0,
             limiter: Limiter::default(),
             faults: FaultState::default(),
+            response_urls: BTreeMap::new(),
+            triggers: BTreeMap::new(),
+            events_sent: BTreeMap::new(),
+            deliveries: Vec::new(),
+            next_id: 1,
+            self_url: None,
+            socket: crate::socket::SocketState::default(),
         };
         s.seed_channels();
         s
@@ -228,6 +277,11 @@ impl State {
         fresh.clock = self.clock.clone();
         fresh.last_ts_micros = self.last_ts_micros;
         fresh.next_seq = self.next_seq;
+        fresh.next_id = self.next_id;
+        fresh.self_url = self.self_url.take();
+        // The app stays connected across a reset, as it would to Slack; only the counters restart.
+        fresh.socket = std::mem::take(&mut self.socket);
+        fresh.socket.reset_counters();
         *self = fresh;
     }
 
@@ -302,6 +356,75 @@ impl State {
         id
     }
 
+    /// A number never handed out before in this simulator (ids of events, envelopes, URLs).
+    pub fn next_id(&mut self) -> u64 {
+        let n = self.next_id;
+        self.next_id += 1;
+        n
+    }
+
+    /// A fresh trigger_id in Slack's shape (`digits.digits.hex`), valid for [`TRIGGER_TTL`].
+    pub fn issue_trigger(&mut self, now: Instant) -> String {
+        let n = self.next_id();
+        let id = format!(
+            "{}.{}.{:032x}",
+            self.unix_secs(now) * 1000 + n,
+            47_445_629_121u64,
+            rand::random::<u128>()
+        );
+        self.triggers.insert(
+            id.clone(),
+            Trigger {
+                issued: now,
+                used: false,
+            },
+        );
+        id
+    }
+
+    /// Exchanges a trigger_id the way views.open does: once, within three seconds.
+    pub fn use_trigger(&mut self, id: &str, now: Instant) -> Result<(), &'static str> {
+        let t = self.triggers.get_mut(id).ok_or("invalid_trigger_id")?;
+        if now > t.issued + TRIGGER_TTL {
+            return Err("expired_trigger_id");
+        }
+        if t.used {
+            return Err("exchanged_trigger_id");
+        }
+        t.used = true;
+        Ok(())
+    }
+
+    /// A fresh response_url for an interaction by `user`.
+    pub fn issue_response_url(
+        &mut self,
+        user: &str,
+        channel: Option<String>,
+        message_ts: Option<String>,
+        now: Instant,
+    ) -> String {
+        let id = format!("{}{:016x}", self.next_id(), rand::random::<u64>());
+        self.response_urls.insert(
+            id.clone(),
+            ResponseUrl {
+                id: id.clone(),
+                created: now,
+                uses: 0,
+                user: user.to_string(),
+                channel,
+                message_ts,
+            },
+        );
+        format!("{}/sim/response/{id}", self.base_url())
+    }
+
+    /// Where the simulator is reachable; before `serve` a placeholder that still names the path.
+    pub fn base_url(&self) -> String {
+        self.self_url
+            .clone()
+            .unwrap_or_else(|| "http://sim.localhost".into())
+    }
+
     pub fn next_scheduled_id(&mut self) -> String {
         let id = format!("Q{:06}", self.next_scheduled);
         self.next_scheduled += 1;
@@ -350,6 +473,13 @@ impl State {
         seq
     }
 
+    pub fn record_delivery(&mut self, now: Instant, mut d: crate::model::Delivery) {
+        d.seq = self.next_seq;
+        self.next_seq += 1;
+        d.at_ms = self.clock.since_start(now).as_millis() as u64;
+        self.deliveries.push(d);
+    }
+
     pub fn channel_infos(&self) -> Vec<ChannelInfo> {
         self.channels
             .iter()
@@ -374,6 +504,8 @@ impl State {
             "scheduled": self.scheduled,
             "calls": self.calls.len(),
             "count_429": self.count_429(),
+            "app_base_url": self.cfg.app_base_url,
+            "socket_connections": self.socket.open_count(),
         })
     }
 
@@ -391,6 +523,8 @@ impl State {
             "by_method": by_method,
             "count_429": self.count_429(),
             "messages": self.channels.iter().map(|c| c.messages.len()).sum::<usize>(),
+            "deliveries": self.deliveries.len(),
+            "socket": self.socket.stats(),
         })
     }
 }

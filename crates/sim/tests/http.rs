@@ -1187,10 +1187,11 @@ async fn views_are_kept_and_checked() {
             .as_deref(),
         Some("invalid_trigger_id")
     );
+    let trigger = sim.new_trigger_id();
     let r = api(
         &app,
         "views.open",
-        json!({"trigger_id": "1.2.3", "view": modal(&x(limits::VIEW_TITLE + 1))}),
+        json!({"trigger_id": trigger, "view": modal(&x(limits::VIEW_TITLE + 1))}),
     )
     .await;
     assert_eq!(r.error().as_deref(), Some("invalid_arguments"));
@@ -1202,7 +1203,7 @@ async fn views_are_kept_and_checked() {
     let opened = api(
         &app,
         "views.open",
-        json!({"trigger_id": "1.2.3", "view": modal("Ack")}),
+        json!({"trigger_id": trigger, "view": modal("Ack")}),
     )
     .await
     .json();
@@ -1230,7 +1231,7 @@ async fn views_are_kept_and_checked() {
     let pushed = api(
         &app,
         "views.push",
-        json!({"trigger_id": "t", "view": modal("More")}),
+        json!({"trigger_id": sim.new_trigger_id(), "view": modal("More")}),
     )
     .await
     .json();
@@ -1281,7 +1282,9 @@ async fn control_api_reports_and_resets() {
     let stats = get(&app, "/sim/stats").await.json();
     assert_eq!(
         stats,
-        json!({"calls": 6, "by_method": {"auth.test": 1, "chat.postMessage": 5}, "count_429": 1, "messages": 4})
+        json!({"calls": 6, "by_method": {"auth.test": 1, "chat.postMessage": 5}, "count_429": 1, "messages": 4,
+            "deliveries": 0,
+            "socket": {"connections": 0, "connections_opened": 0, "envelopes_sent": 0, "envelopes_acked": 0, "envelopes_redelivered": 0}})
     );
 
     let posts = get(&app, "/sim/calls?method=chat.postMessage&since=2")
