@@ -53,3 +53,23 @@ pub const MESSAGE_TEXT_SOFT: usize = 4000;
 pub const IMAGE_ALT_TEXT: usize = 2000;
 /// Text of a context block element.
 pub const CONTEXT_TEXT: usize = 2000;
+/// Placeholder text of a select, date picker or text input.
+pub const PLACEHOLDER_TEXT: usize = 150;
+/// The confirm and deny button labels of a confirmation dialog.
+pub const CONFIRM_BUTTON_TEXT: usize = 30;
+/// Options in an overflow menu (at least 2).
+pub const OVERFLOW_OPTIONS: usize = 5;
+/// Options in a checkbox group or radio button group.
+pub const CHECKBOX_OPTIONS: usize = 10;
+/// Option groups in one select menu.
+pub const OPTION_GROUPS: usize = 100;
+/// Label of an option group.
+pub const OPTION_GROUP_LABEL: usize = 75;
+/// Option `description` (checkboxes, radio buttons).
+pub const OPTION_DESCRIPTION: usize = 75;
+/// An image's `image_url`, and an overflow option's `url`.
+pub const URL: usize = 3000;
+/// Image block `title`.
+pub const IMAGE_TITLE: usize = 2000;
+/// Total text of all `markdown` blocks in one message.
+pub const MARKDOWN_BLOCKS_TEXT: usize = 12_000;

@@ -72,9 +72,17 @@ const MIN_HIGH_WATER: usize = 1024;
 
 /// Client-side limiter over all workspaces, channels and methods. Cheap to clone (clones
 /// share state); all methods take `&self`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Limiter {
     state: Arc<Mutex<State>>,
+    /// The workspace-wide chat.postMessage ceiling (it differs between workspaces).
+    post_message_workspace: Rate,
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Self::with_post_message_workspace_limit(tiers::our_post_message_workspace_limit())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -107,6 +115,14 @@ impl Limiter {
         Self::default()
     }
 
+    /// A limiter whose workspace-wide chat.postMessage ceiling is `rate` instead of the default.
+    pub fn with_post_message_workspace_limit(rate: Rate) -> Self {
+        Limiter {
+            state: Arc::default(),
+            post_message_workspace: rate,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave a cell half-written (each update is a
         // single insert), so a poisoned lock is still consistent.
@@ -125,7 +141,7 @@ impl Limiter {
                 let ws = Cell::WorkspacePosts(team.clone());
                 let decision = check(
                     state.tat.get(&ws).copied(),
-                    tiers::our_post_message_workspace_limit(),
+                    self.post_message_workspace,
                     now,
                 );
                 Some((ws, decision))
