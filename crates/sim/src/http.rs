@@ -604,10 +604,8 @@ fn answer_response_url(
     let ch = channel.as_deref().and_then(|c| state.channel_index(c));
     let original = || ru.message_ts.clone().filter(|_| ch.is_some());
     let flag = |key: &str| {
-        matches!(
-            args.get(key),
-            Some(Value::Bool(true))
-        ) || matches!(str_arg(args, key).as_deref(), Some("true"))
+        matches!(args.get(key), Some(Value::Bool(true)))
+            || matches!(str_arg(args, key).as_deref(), Some("true"))
     };
     let result: Result<(), ApiError> = if flag("delete_original") {
         match (ch, original()) {
@@ -641,7 +639,9 @@ fn answer_response_url(
                 _ => Err(ApiError::new("message_not_found")),
             },
             Ok(c) if str_arg(args, "response_type").as_deref() == Some("in_channel") => match ch {
-                Some(i) => api::post(state, i, c, str_arg(args, "thread_ts"), false, now).map(|_| ()),
+                Some(i) => {
+                    api::post(state, i, c, str_arg(args, "thread_ts"), false, now).map(|_| ())
+                }
                 None => Err(ApiError::new("channel_not_found")),
             },
             Ok(c) => {

@@ -56,7 +56,9 @@ impl Delivered {
 /// Why a user-side action could not be sent at all.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SimError {
-    #[error("no app to deliver to: set SimConfig.app_base_url or call Simulator::set_app_base_url")]
+    #[error(
+        "no app to deliver to: set SimConfig.app_base_url or call Simulator::set_app_base_url"
+    )]
     NoAppUrl,
     #[error("deliver_via is Socket but the app has no Socket Mode connection open")]
     NoSocketConnection,
@@ -295,22 +297,26 @@ impl Simulator {
             let ci = state
                 .channel_index(channel)
                 .ok_or_else(|| SimError::UnknownChannel(channel.to_string()))?;
-            let (channel_id, channel_name) =
-                (state.channels[ci].id.clone(), state.channels[ci].name.clone());
-            let msg = state.channels[ci]
-                .find(ts)
-                .cloned()
-                .ok_or_else(|| SimError::UnknownMessage {
-                    channel: channel_id.clone(),
-                    ts: ts.to_string(),
-                })?;
+            let (channel_id, channel_name) = (
+                state.channels[ci].id.clone(),
+                state.channels[ci].name.clone(),
+            );
+            let msg =
+                state.channels[ci]
+                    .find(ts)
+                    .cloned()
+                    .ok_or_else(|| SimError::UnknownMessage {
+                        channel: channel_id.clone(),
+                        ts: ts.to_string(),
+                    })?;
             let mut message = api::message_json(&msg);
-            let (block_id, element) = find_action(&mut message["blocks"], action_id).ok_or_else(
-                || SimError::UnknownAction {
-                    ts: ts.to_string(),
-                    action_id: action_id.to_string(),
-                },
-            )?;
+            let (block_id, element) =
+                find_action(&mut message["blocks"], action_id).ok_or_else(|| {
+                    SimError::UnknownAction {
+                        ts: ts.to_string(),
+                        action_id: action_id.to_string(),
+                    }
+                })?;
             let mut action = json!({
                 "action_id": action_id,
                 "block_id": block_id,
@@ -409,8 +415,10 @@ impl Simulator {
             let ci = state
                 .channel_index(channel)
                 .ok_or_else(|| SimError::UnknownChannel(channel.to_string()))?;
-            let (channel_id, channel_name) =
-                (state.channels[ci].id.clone(), state.channels[ci].name.clone());
+            let (channel_id, channel_name) = (
+                state.channels[ci].id.clone(),
+                state.channels[ci].name.clone(),
+            );
             let trigger_id = state.issue_trigger(now);
             let response_url = state.issue_response_url(user, Some(channel_id.clone()), None, now);
             let command = if command.starts_with('/') {

@@ -32,9 +32,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 pub use inbound::{Delivered, SimError, Tamper};
-pub use model::{
-    Call, ChannelInfo, Delivery, Faults, FaultsPatch, Message, User, Usergroup, View,
-};
+pub use model::{Call, ChannelInfo, Delivery, Faults, FaultsPatch, Message, User, Usergroup, View};
 pub use state::{Ephemeral, BOT_ID, BOT_USER_ID};
 
 /// The bot token a default [`SimConfig`] accepts.
