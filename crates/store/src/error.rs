@@ -20,6 +20,9 @@ pub enum StoreError {
     Other(String),
 }
 
+/// Every sqlx error that means "cannot reach the database or could not commit" becomes [`StoreError::Unavailable`]
+/// (I/O errors such as connection refused or reset, pool timeouts, a broken protocol stream, and the server codes
+/// below); duplicates become [`StoreError::Conflict`]; unreadable rows [`StoreError::Corrupt`].
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         use sqlx::Error as E;
@@ -40,13 +43,17 @@ impl From<sqlx::Error> for StoreError {
                 }
                 let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
                 // SQLite: 5 BUSY, 6 LOCKED, 10 IOERR (+ extended), 13 FULL, 14 CANTOPEN.
-                // PostgreSQL: class 08 connection, 53 resources, 57P admin shutdown, 40 serialization/deadlock.
+                // PostgreSQL: class 08 connection, 53 resources, 57P admin/crash shutdown (57P01 terminated,
+                // 57P02 crash, 57P03 cannot connect now), 40 serialization/deadlock, 58 system I/O, 25006 read-only
+                // transaction (connected to a standby during a failover). All mean "retry later", i.e. 503.
                 let sqlite_primary = code.parse::<i64>().ok().map(|c| c & 0xff);
                 let transient = matches!(sqlite_primary, Some(5 | 6 | 10 | 13 | 14))
                     || code.starts_with("08")
                     || code.starts_with("53")
                     || code.starts_with("57P")
-                    || code.starts_with("40");
+                    || code.starts_with("40")
+                    || code.starts_with("58")
+                    || code == "25006";
                 if transient {
                     StoreError::Unavailable(e.to_string())
                 } else {

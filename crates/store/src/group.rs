@@ -47,6 +47,8 @@ impl Ingester {
     }
 }
 
+/// Runs until every [`Ingester`] is dropped. A failed commit (even a database outage) is answered to its callers and
+/// never ends the loop, so the store serves again as soon as the database does.
 async fn writer(backend: impl GroupCommit, mut rx: mpsc::Receiver<IngestRequest>) {
     while let Some(first) = rx.recv().await {
         let mut events = first.batch.len();
@@ -71,6 +73,13 @@ async fn writer(backend: impl GroupCommit, mut rx: mpsc::Receiver<IngestRequest>
             Err(e) if group.len() == 1 => {
                 if let Some(req) = group.pop() {
                     let _ = req.reply.send(Err(e));
+                }
+            }
+            Err(StoreError::Unavailable(why)) => {
+                // The database is down, not one batch bad: retrying each batch alone would make every caller wait
+                // out another connection timeout. Answer them all now and keep serving later requests.
+                for req in group {
+                    let _ = req.reply.send(Err(StoreError::Unavailable(why.clone())));
                 }
             }
             Err(_) => {

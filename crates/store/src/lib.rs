@@ -9,6 +9,8 @@
 //! No SQL type crosses the trait: rows come back as the plain structs in this module, and every time is an `i64` of
 //! milliseconds since the Unix epoch passed in by the caller, so tests control the clock.
 
+mod audit;
+mod coord;
 mod error;
 mod group;
 mod ingest;
@@ -98,8 +100,69 @@ pub trait Store: Send + Sync + 'static {
 
     /// Retention: removes sent items older than `older_than_ms` that no open alert or pending update references,
     /// alerts closed before it, and events received before it that have no remaining outbox item and are not the
-    /// first event of an open alert. Dead and pending items are never pruned. Returns the number of rows removed.
+    /// first event of an open alert. Dead and pending items are never pruned.
+    ///
+    /// It also removes the short-lived coordination rows, taking `older_than_ms` as a (conservative) clock: once-keys
+    /// that expired before it, rate rows idle since more than an hour before it (a rate row whose `tat` and block
+    /// are in the past behaves exactly like no row), and leader rows whose lease ended before it. Audit rows are
+    /// never pruned. Returns the number of rows removed.
     async fn prune(&self, older_than_ms: i64) -> Result<u64, StoreError>;
+
+    /// Shared rate limiting (GCRA), so all replicas together stay under one Slack limit per `key` (e.g.
+    /// `"post:T1:C1"` or `"method:T1:conversations.history"`): allows about one call per `interval_ms` with bursts
+    /// of up to `burst` (at least 1).
+    ///
+    /// One atomic statement per call on a row per key (`tat`, `blocked_until`): allowed iff
+    /// `now >= blocked_until` and `tat - now <= (burst - 1) * interval`, and then `tat = max(tat, now) + interval`.
+    /// A refusal consumes nothing and says when to come back. Over any window, at most
+    /// `burst + elapsed / interval` calls are allowed in total, whichever replicas make them.
+    async fn take_rate(
+        &self,
+        key: &str,
+        interval_ms: i64,
+        burst: u32,
+        now_ms: i64,
+    ) -> Result<RateDecision, StoreError>;
+
+    /// After a 429 (or a `Retry-After`): nothing is allowed for `key` before `until_ms`. Never shortens an existing
+    /// block; other keys are unaffected.
+    async fn block_rate(&self, key: &str, until_ms: i64) -> Result<(), StoreError>;
+
+    /// Leader election for work that must run once across replicas (retention, schedules): `true` if `owner` now
+    /// holds `role` until `now_ms + ttl_ms` — it already held it (renewed), or took it because nobody held it or
+    /// the previous lease expired. `false` while another owner's lease runs. Call it again well within `ttl_ms` to
+    /// keep the role; a `false` means stop the work.
+    ///
+    /// This is a lease row, not a PostgreSQL advisory lock: it behaves the same on SQLite and PostgreSQL, and it
+    /// survives connection-pool churn (a session advisory lock is tied to one pooled connection and silently
+    /// vanishes when that connection is recycled or killed, and a leader would not notice).
+    async fn try_lead(
+        &self,
+        role: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives up `role` if `owner` holds it, so another replica can lead at once (no-op otherwise).
+    async fn resign(&self, role: &str, owner: &str) -> Result<(), StoreError>;
+
+    /// Exactly-once keys (Slack retries and redeliveries, API idempotency keys): `true` the first time `key` is
+    /// seen — or the first time after its previous record expired — and the key is then remembered until
+    /// `now_ms + ttl_ms`; `false` while it is remembered. Atomic across concurrent callers and replicas: of many
+    /// simultaneous calls with one key exactly one gets `true`.
+    async fn first_time(&self, key: &str, now_ms: i64, ttl_ms: i64) -> Result<bool, StoreError>;
+
+    /// Appends a human action to the tamper-evident audit log (see [`AuditRecord`] for the hash chain). Appends are
+    /// serialised in the database, so concurrent replicas extend one chain and never fork it.
+    async fn record_audit(&self, a: NewAudit) -> Result<AuditRecord, StoreError>;
+
+    /// Audit records with `id > since_id`, oldest first, at most `limit` (page with the last id seen).
+    async fn audit(&self, since_id: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Recomputes the whole chain: `None` if intact, else the first id where it breaks (an edited row, the row after
+    /// a deleted one, or `last id + 1` when the newest rows were deleted).
+    async fn verify_audit(&self) -> Result<Option<i64>, StoreError>;
 }
 
 /// Which database a URL names.

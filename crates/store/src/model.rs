@@ -192,3 +192,48 @@ pub struct OutboxStats {
     /// Lanes with an unexpired lease.
     pub lanes_leased: u64,
 }
+
+/// The answer of [`crate::Store::take_rate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", content = "at_ms", rename_all = "snake_case")]
+pub enum RateDecision {
+    /// Go ahead: one allowance was consumed.
+    Allowed,
+    /// Nothing was consumed; the earliest time (ms) at which the key can allow a call again.
+    RetryAt(i64),
+}
+
+/// A human action to append to the audit log (see [`crate::Store::record_audit`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewAudit {
+    pub at_ms: i64,
+    /// Slack user id or API key name.
+    pub actor: String,
+    pub team: String,
+    /// What was done, e.g. `"alert.ack"`.
+    pub action: String,
+    /// What it was done to: an event id or `"channel:ts"`.
+    pub target: String,
+    /// `"ok"`, `"refused: …"` or `"error: …"`.
+    pub result: String,
+    pub detail: serde_json::Value,
+}
+
+/// One entry of the hash-chained audit log.
+///
+/// `hash = hex(sha256(prev_hash ‖ canonical JSON of {id, at_ms, actor, team, action, target, result, detail}))`,
+/// where canonical JSON has object keys sorted and no whitespace; the first entry's `prev_hash` is 64 zeros.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// 1, 2, 3, … without gaps.
+    pub id: i64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub team: String,
+    pub action: String,
+    pub target: String,
+    pub result: String,
+    pub detail: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}

@@ -15,6 +15,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
 
+use crate::audit;
+use crate::coord::{RateParams, RATE_IDLE_MS};
 use crate::error::corrupt;
 use crate::group::{spawn_writer, GroupCommit, Ingester};
 use crate::ingest::{
@@ -24,11 +26,19 @@ use crate::ingest::{
 use crate::sqlite::wall_clock_ms;
 use crate::*;
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "0001_init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "0001_init", include_str!("migrations/0001_init.sql")),
+    (
+        2,
+        "0002_coordination",
+        include_str!("migrations/0002_coordination.sql"),
+    ),
+];
 const BINARY_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Arbitrary constant naming the "schema migration in progress" advisory lock.
 const MIGRATION_LOCK: i64 = 0x5_11CE;
+/// How long a request waits for a connection before it is answered `Unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub(crate) struct PgStore {
     pool: PgPool,
@@ -252,9 +262,13 @@ fn apply_migrations(
 
 impl PgStore {
     pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<Self, StoreError> {
+        // A short acquire timeout turns an outage into a quick `Unavailable` (503) instead of requests hanging;
+        // testing connections before handing them out lets the pool drop the ones a restart or
+        // pg_terminate_backend killed, and reconnect by itself once the server is back.
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(true)
             .connect_with(connect_options(url)?)
             .await?;
         let mut conn = pool.acquire().await?;
@@ -534,8 +548,21 @@ impl Store for PgStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        // Bounded as a whole: a server that accepts TCP but never answers must still fail /readyz promptly.
+        match tokio::time::timeout(
+            ACQUIRE_TIMEOUT * 2,
+            sqlx::query("SELECT 1").execute(&self.pool),
+        )
+        .await
+        {
+            Ok(result) => {
+                result?;
+                Ok(())
+            }
+            Err(_) => Err(StoreError::Unavailable(
+                "database did not answer a ping in time".into(),
+            )),
+        }
     }
 
     async fn ingest(&self, batch: Vec<NewEvent>) -> Result<(), StoreError> {
@@ -896,7 +923,199 @@ impl Store for PgStore {
         ] {
             removed += sqlx::query(sql).bind(older_than_ms).execute(&mut *tx).await?.rows_affected();
         }
+        for sql in [
+            "DELETE FROM once_keys WHERE expires_at_ms < $1",
+            "DELETE FROM rate_limits WHERE tat_ms < $1 - $2 AND blocked_until_ms < $1 - $2",
+            "DELETE FROM leaders WHERE until_ms < $1",
+        ] {
+            removed += sqlx::query(sql)
+                .bind(older_than_ms)
+                .bind(RATE_IDLE_MS)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
         tx.commit().await?;
         Ok(removed)
     }
+
+    async fn take_rate(
+        &self,
+        key: &str,
+        interval_ms: i64,
+        burst: u32,
+        now_ms: i64,
+    ) -> Result<RateDecision, StoreError> {
+        let p = RateParams::new(interval_ms, burst);
+        // One statement, atomic across replicas: ON CONFLICT DO UPDATE locks the key's row and evaluates the SET
+        // expressions against its latest committed version, all of them against the same (old) values.
+        let (tat, blocked, allowed): (i64, i64, bool) = sqlx::query_as(
+            "INSERT INTO rate_limits (key, tat_ms, blocked_until_ms, last_allowed) VALUES ($1, $2 + $3, 0, TRUE)
+             ON CONFLICT (key) DO UPDATE SET
+                 last_allowed = (rate_limits.blocked_until_ms <= $2 AND rate_limits.tat_ms - $2 <= $4),
+                 tat_ms = CASE WHEN rate_limits.blocked_until_ms <= $2 AND rate_limits.tat_ms - $2 <= $4
+                               THEN GREATEST(rate_limits.tat_ms, $2) + $3 ELSE rate_limits.tat_ms END
+             RETURNING tat_ms, blocked_until_ms, last_allowed",
+        )
+        .bind(key)
+        .bind(now_ms)
+        .bind(p.interval_ms)
+        .bind(p.tolerance_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(p.decision(allowed, tat, blocked))
+    }
+
+    async fn block_rate(&self, key: &str, until_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO rate_limits (key, tat_ms, blocked_until_ms, last_allowed) VALUES ($1, 0, $2, FALSE)
+             ON CONFLICT (key) DO UPDATE SET
+                 blocked_until_ms = GREATEST(rate_limits.blocked_until_ms, excluded.blocked_until_ms)",
+        )
+        .bind(key)
+        .bind(until_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn try_lead(
+        &self,
+        role: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let row: Option<String> = sqlx::query_scalar(
+            "INSERT INTO leaders (role, owner, until_ms) VALUES ($1, $2, $3 + $4)
+             ON CONFLICT (role) DO UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms
+                 WHERE leaders.owner = excluded.owner OR leaders.until_ms <= $3
+             RETURNING owner",
+        )
+        .bind(role)
+        .bind(owner)
+        .bind(now_ms)
+        .bind(ttl_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn resign(&self, role: &str, owner: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leaders WHERE role = $1 AND owner = $2")
+            .bind(role)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn first_time(&self, key: &str, now_ms: i64, ttl_ms: i64) -> Result<bool, StoreError> {
+        // Concurrent inserts of one key: the later ones wait for the first to commit and then take the conflict
+        // path, where the unexpired row makes the WHERE false and nothing is returned.
+        let row: Option<String> = sqlx::query_scalar(
+            "INSERT INTO once_keys (key, expires_at_ms) VALUES ($1, $2 + $3)
+             ON CONFLICT (key) DO UPDATE SET expires_at_ms = excluded.expires_at_ms
+                 WHERE once_keys.expires_at_ms <= $2
+             RETURNING key",
+        )
+        .bind(key)
+        .bind(now_ms)
+        .bind(ttl_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn record_audit(&self, a: NewAudit) -> Result<AuditRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The head row lock serialises appends across replicas: the next append waits, then chains onto this one.
+        let (last_id, last_hash): (i64, String) =
+            sqlx::query_as("SELECT last_id, last_hash FROM audit_head WHERE one = 1 FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await?;
+        let rec = audit::next_record(last_id, &last_hash, a)?;
+        sqlx::query(
+            "INSERT INTO audit_log (id, at_ms, actor, team, action, target, result, detail, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(rec.id)
+        .bind(rec.at_ms)
+        .bind(&rec.actor)
+        .bind(&rec.team)
+        .bind(&rec.action)
+        .bind(&rec.target)
+        .bind(&rec.result)
+        .bind(audit::canonical_json(&rec.detail)?)
+        .bind(&rec.prev_hash)
+        .bind(&rec.hash)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE audit_head SET last_id = $1, last_hash = $2 WHERE one = 1")
+            .bind(rec.id)
+            .bind(&rec.hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn audit(&self, since_id: i64, max: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        audit_page(&self.pool, since_id, i64::MAX, max).await
+    }
+
+    async fn verify_audit(&self) -> Result<Option<i64>, StoreError> {
+        // The head first: records appended while we walk have larger ids and are simply not looked at.
+        let (head_id, head_hash): (i64, String) =
+            sqlx::query_as("SELECT last_id, last_hash FROM audit_head WHERE one = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        let mut check = audit::ChainCheck::new();
+        loop {
+            let page =
+                audit_page(&self.pool, check.next_id() - 1, head_id, audit::VERIFY_PAGE).await?;
+            for r in &page {
+                if let Some(broken) = check.check(r)? {
+                    return Ok(Some(broken));
+                }
+            }
+            if page.len() < audit::VERIFY_PAGE {
+                return Ok(check.finish(head_id, &head_hash));
+            }
+        }
+    }
+}
+
+async fn audit_page(
+    pool: &PgPool,
+    since_id: i64,
+    through_id: i64,
+    max: usize,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, at_ms, actor, team, action, target, result, detail, prev_hash, hash FROM audit_log
+         WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3",
+    )
+    .bind(since_id)
+    .bind(through_id)
+    .bind(limit(max))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let detail: String = r.try_get("detail")?;
+            Ok(AuditRecord {
+                id: r.try_get("id")?,
+                at_ms: r.try_get("at_ms")?,
+                actor: r.try_get("actor")?,
+                team: r.try_get("team")?,
+                action: r.try_get("action")?,
+                target: r.try_get("target")?,
+                result: r.try_get("result")?,
+                detail: parse_json("audit detail", &detail)?,
+                prev_hash: r.try_get("prev_hash")?,
+                hash: r.try_get("hash")?,
+            })
+        })
+        .collect()
 }

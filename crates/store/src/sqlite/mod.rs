@@ -16,7 +16,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 
+use crate::coord::{RateParams, RATE_IDLE_MS};
 use crate::error::corrupt;
+use crate::audit;
 use crate::group::{spawn_writer, GroupCommit, Ingester};
 use crate::ingest::{
     ingest_event, ref_dead_reason, EventRow, IngestTx, ItemRow, OpenAlert, TouchedLanes,
@@ -24,8 +26,14 @@ use crate::ingest::{
 use crate::*;
 
 /// Migrations of this backend, in order; the schema version is the number of the last one applied.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "0001_init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "0001_init", include_str!("migrations/0001_init.sql")),
+    (
+        2,
+        "0002_coordination",
+        include_str!("migrations/0002_coordination.sql"),
+    ),
+];
 const BINARY_VERSION: i64 = MIGRATIONS.len() as i64;
 
 pub(crate) struct SqliteStore {
@@ -915,7 +923,197 @@ impl Store for SqliteStore {
         sqlx::query("DELETE FROM lanes WHERE head_id IS NULL AND owner IS NULL")
             .execute(&mut *tx)
             .await?;
+        for sql in [
+            "DELETE FROM once_keys WHERE expires_at_ms < ?1",
+            "DELETE FROM rate_limits WHERE tat_ms < ?1 - ?2 AND blocked_until_ms < ?1 - ?2",
+            "DELETE FROM leaders WHERE until_ms < ?1",
+        ] {
+            removed += sqlx::query(sql)
+                .bind(older_than_ms)
+                .bind(RATE_IDLE_MS)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
         tx.commit().await?;
         Ok(removed)
     }
+
+    async fn take_rate(
+        &self,
+        key: &str,
+        interval_ms: i64,
+        burst: u32,
+        now_ms: i64,
+    ) -> Result<RateDecision, StoreError> {
+        let p = RateParams::new(interval_ms, burst);
+        // One statement: the SET expressions all see the row as it was, so the decision and the new tat agree.
+        let (tat, blocked, allowed): (i64, i64, bool) = sqlx::query_as(
+            "INSERT INTO rate_limits (key, tat_ms, blocked_until_ms, last_allowed) VALUES (?1, ?2 + ?3, 0, 1)
+             ON CONFLICT (key) DO UPDATE SET
+                 last_allowed = (rate_limits.blocked_until_ms <= ?2 AND rate_limits.tat_ms - ?2 <= ?4),
+                 tat_ms = CASE WHEN rate_limits.blocked_until_ms <= ?2 AND rate_limits.tat_ms - ?2 <= ?4
+                               THEN MAX(rate_limits.tat_ms, ?2) + ?3 ELSE rate_limits.tat_ms END
+             RETURNING tat_ms, blocked_until_ms, last_allowed",
+        )
+        .bind(key)
+        .bind(now_ms)
+        .bind(p.interval_ms)
+        .bind(p.tolerance_ms)
+        .fetch_one(&self.write)
+        .await?;
+        Ok(p.decision(allowed, tat, blocked))
+    }
+
+    async fn block_rate(&self, key: &str, until_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO rate_limits (key, tat_ms, blocked_until_ms, last_allowed) VALUES (?1, 0, ?2, 0)
+             ON CONFLICT (key) DO UPDATE SET
+                 blocked_until_ms = MAX(rate_limits.blocked_until_ms, excluded.blocked_until_ms)",
+        )
+        .bind(key)
+        .bind(until_ms)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn try_lead(
+        &self,
+        role: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let row: Option<String> = sqlx::query_scalar(
+            "INSERT INTO leaders (role, owner, until_ms) VALUES (?1, ?2, ?3 + ?4)
+             ON CONFLICT (role) DO UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms
+                 WHERE leaders.owner = excluded.owner OR leaders.until_ms <= ?3
+             RETURNING owner",
+        )
+        .bind(role)
+        .bind(owner)
+        .bind(now_ms)
+        .bind(ttl_ms)
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn resign(&self, role: &str, owner: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leaders WHERE role = ?1 AND owner = ?2")
+            .bind(role)
+            .bind(owner)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn first_time(&self, key: &str, now_ms: i64, ttl_ms: i64) -> Result<bool, StoreError> {
+        let row: Option<String> = sqlx::query_scalar(
+            "INSERT INTO once_keys (key, expires_at_ms) VALUES (?1, ?2 + ?3)
+             ON CONFLICT (key) DO UPDATE SET expires_at_ms = excluded.expires_at_ms
+                 WHERE once_keys.expires_at_ms <= ?2
+             RETURNING key",
+        )
+        .bind(key)
+        .bind(now_ms)
+        .bind(ttl_ms)
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn record_audit(&self, a: NewAudit) -> Result<AuditRecord, StoreError> {
+        // The single write connection plus BEGIN IMMEDIATE already serialise appends; the head row is what the
+        // next append chains onto.
+        let mut tx = self.begin_write().await?;
+        let (last_id, last_hash): (i64, String) =
+            sqlx::query_as("SELECT last_id, last_hash FROM audit_head WHERE one = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+        let rec = audit::next_record(last_id, &last_hash, a)?;
+        sqlx::query(
+            "INSERT INTO audit_log (id, at_ms, actor, team, action, target, result, detail, prev_hash, hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(rec.id)
+        .bind(rec.at_ms)
+        .bind(&rec.actor)
+        .bind(&rec.team)
+        .bind(&rec.action)
+        .bind(&rec.target)
+        .bind(&rec.result)
+        .bind(audit::canonical_json(&rec.detail)?)
+        .bind(&rec.prev_hash)
+        .bind(&rec.hash)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE audit_head SET last_id = ?, last_hash = ? WHERE one = 1")
+            .bind(rec.id)
+            .bind(&rec.hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn audit(&self, since_id: i64, max: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        audit_page(&self.read, since_id, i64::MAX, max).await
+    }
+
+    async fn verify_audit(&self) -> Result<Option<i64>, StoreError> {
+        // The head first: records appended while we walk have larger ids and are simply not looked at.
+        let (head_id, head_hash): (i64, String) =
+            sqlx::query_as("SELECT last_id, last_hash FROM audit_head WHERE one = 1")
+                .fetch_one(&self.read)
+                .await?;
+        let mut check = audit::ChainCheck::new();
+        loop {
+            let page =
+                audit_page(&self.read, check.next_id() - 1, head_id, audit::VERIFY_PAGE).await?;
+            for r in &page {
+                if let Some(broken) = check.check(r)? {
+                    return Ok(Some(broken));
+                }
+            }
+            if page.len() < audit::VERIFY_PAGE {
+                return Ok(check.finish(head_id, &head_hash));
+            }
+        }
+    }
+}
+
+async fn audit_page(
+    pool: &SqlitePool,
+    since_id: i64,
+    through_id: i64,
+    max: usize,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, at_ms, actor, team, action, target, result, detail, prev_hash, hash FROM audit_log
+         WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+    )
+    .bind(since_id)
+    .bind(through_id)
+    .bind(i64::try_from(max).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let detail: String = r.try_get("detail")?;
+            Ok(AuditRecord {
+                id: r.try_get("id")?,
+                at_ms: r.try_get("at_ms")?,
+                actor: r.try_get("actor")?,
+                team: r.try_get("team")?,
+                action: r.try_get("action")?,
+                target: r.try_get("target")?,
+                result: r.try_get("result")?,
+                detail: parse_json("audit detail", &detail)?,
+                prev_hash: r.try_get("prev_hash")?,
+                hash: r.try_get("hash")?,
+            })
+        })
+        .collect()
 }
