@@ -115,11 +115,16 @@ impl Limiter {
         Self::default()
     }
 
-    /// A limiter whose workspace-wide chat.postMessage ceiling is `rate` instead of the default.
+    /// Like [`Limiter::new`], with a different workspace-wide chat.postMessage ceiling (from
+    /// configuration: some workspaces are granted more, some operators want to keep less).
     pub fn with_post_message_workspace_limit(rate: Rate) -> Self {
         Limiter {
             state: Arc::default(),
-            post_message_workspace: rate,
+            post_message_workspace: Rate {
+                calls: rate.calls.max(1),
+                burst: rate.burst.max(1),
+                ..rate
+            },
         }
     }
 
@@ -371,6 +376,28 @@ mod tests {
         assert!(
             total >= ws.calls as usize,
             "ceiling is a ceiling, not a throttle: {total}"
+        );
+        // Another workspace is not affected.
+        assert!(l
+            .try_acquire(&RateKey::for_call("T2", "chat.postMessage", Some("C1")), t0)
+            .is_ok());
+    }
+
+    #[test]
+    fn workspace_ceiling_is_configurable() {
+        let l = Limiter::with_post_message_workspace_limit(Rate {
+            calls: 60,
+            period: Duration::from_secs(60),
+            burst: 3,
+        });
+        let t0 = Instant::now();
+        let granted = (0..10)
+            .filter(|i| l.try_acquire(&channel(&format!("C{i}")), t0).is_ok())
+            .count();
+        assert_eq!(granted, 3);
+        assert_eq!(
+            l.try_acquire(&channel("C9"), t0),
+            Err(t0 + Duration::from_secs(1))
         );
         // Another workspace is not affected.
         assert!(l
