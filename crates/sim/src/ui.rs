@@ -2,6 +2,10 @@
 //! Self-contained (no external assets, no framework): a little vanilla JS polls `/sim/state` every
 //! second and renders Block Kit readably. Everything from the state is HTML-escaped before the
 //! few mrkdwn rules are applied, so a message cannot inject markup into the page.
+//!
+//! When the app can be reached (an `app_base_url` is set or a Socket Mode connection is open),
+//! buttons are live: a click POSTs `/sim/user/click` as the member chosen in the header, and the
+//! app receives a real `block_actions` interaction.
 
 pub const PAGE: &str = r##"<!doctype html>
 <html lang="en">
@@ -35,6 +39,10 @@ pub const PAGE: &str = r##"<!doctype html>
   .div { border:0; border-top:1px solid var(--line); margin:8px 0; }
   .actions { display:flex; gap:8px; flex-wrap:wrap; margin:6px 0; }
   button.bk { font:inherit; font-size:14px; font-weight:600; padding:4px 12px; border-radius:4px; border:1px solid #bbb; background:#fff; cursor:not-allowed; color:var(--fg); }
+  button.bk.live { cursor:pointer; }
+  button.bk.live:hover { filter:brightness(0.93); }
+  header.top select { font:inherit; font-size:13px; margin-left:auto; }
+  .ephemeral { background:#f4f8fb; }
   button.bk.primary { background:#007a5a; color:#fff; border-color:#007a5a; }
   button.bk.danger { background:#e01e5a; color:#fff; border-color:#e01e5a; }
   select.bk { font:inherit; font-size:14px; padding:3px; }
@@ -46,13 +54,16 @@ pub const PAGE: &str = r##"<!doctype html>
 </head>
 <body>
 <nav><h1>Slack simulator</h1><div id="channels"></div></nav>
-<main><header class="top"><h2 id="title">#…</h2><span class="topic" id="topic"></span><span class="stats" id="stats"></span></header>
+<main><header class="top"><h2 id="title">#…</h2><span class="topic" id="topic"></span><span class="stats" id="stats"></span><select id="actor" title="the member who clicks"></select></header>
 <div id="messages"><p class="empty">Loading…</p></div></main>
 <script>
 "use strict";
 let current = location.hash.slice(1) || null;
 let lastRendered = "";
 let names = {};
+let live = false;   // the app can receive clicks
+let msgCtx = null;  // {channel, ts} of the message being rendered
+let note = "";      // the outcome of the last click
 
 function esc(s) {
   return String(s == null ? "" : s).replace(/&(?!(amp|lt|gt);)/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
@@ -79,6 +90,9 @@ function element(e) {
   if (!e || !e.type) return "";
   if (e.type === "button" || e.type === "workflow_button") {
     const style = e.style ? " " + esc(e.style) : "";
+    if (live && msgCtx && e.action_id && !e.url) {
+      return '<button class="bk live' + style + '" data-action="' + esc(e.action_id) + '" data-ch="' + esc(msgCtx.channel) + '" data-ts="' + esc(msgCtx.ts) + '" title="' + esc(e.action_id) + '">' + esc(e.text && e.text.text) + "</button>";
+    }
     return '<button class="bk' + style + '" disabled title="' + esc(e.action_id || "") + '">' + esc(e.text && e.text.text) + "</button>";
   }
   if (e.type === "image") return '<img src="' + esc(e.image_url) + '" alt="' + esc(e.alt_text) + '" width="24" height="24">';
@@ -112,7 +126,9 @@ function message(m, isReply) {
   if (m.edits) h += ' <span class="edited">(edited ' + m.edits + "×)</span>";
   if (m.reply_broadcast) h += ' <span class="edited">(also sent to the channel)</span>';
   h += "</div>";
+  msgCtx = {channel: m.channel, ts: m.ts};
   if (Array.isArray(m.blocks) && m.blocks.length) h += m.blocks.map(block).join("");
+  msgCtx = null;
   else h += '<div class="sec">' + mrkdwn(m.text) + "</div>";
   if (m.reactions && m.reactions.length) h += '<div class="reactions">' + m.reactions.map(r => "<span>:" + esc(r[0]) + ": " + r[1].length + "</span>").join("") + "</div>";
   return h + "</div>";
@@ -122,11 +138,15 @@ function render(state) {
   names = {};
   names[state.bot_user_id] = "Sluice (bot)";
   for (const u of state.users || []) names[u.id] = u.name;
+  live = !!state.app_base_url || state.socket_connections > 0;
+  const actor = document.getElementById("actor");
+  if (!actor.options.length) actor.innerHTML = (state.users || []).map(u => '<option value="' + esc(u.id) + '">as ' + esc(u.name) + "</option>").join("");
+  actor.style.display = live ? "" : "none";
   if (!current && chans.length) current = chans[0].id;
   document.getElementById("channels").innerHTML = chans.map(c =>
     '<a data-id="' + esc(c.id) + '" class="' + (c.id === current ? "active" : "") + '">' +
     "<span>" + (c.is_im ? "@" + esc(names[c.name] || c.name) : "#" + esc(c.name)) + '</span><span class="count">' + c.messages.length + "</span></a>").join("");
-  document.getElementById("stats").textContent = state.calls + " calls · " + state.count_429 + " × 429";
+  document.getElementById("stats").textContent = state.calls + " calls · " + state.count_429 + " × 429" + (note ? " · " + note : "");
   const ch = chans.find(c => c.id === current);
   if (!ch) { document.getElementById("messages").innerHTML = '<p class="empty">No channels yet. Post to one and it appears here.</p>'; return; }
   document.getElementById("title").textContent = ch.is_im ? "@" + (names[ch.name] || ch.name) : "#" + ch.name;
@@ -137,6 +157,11 @@ function render(state) {
     h += message(p, false);
     for (const r of ch.messages.filter(m => m.thread_ts === p.ts)) h += message(r, true);
   }
+  const me = document.getElementById("actor").value;
+  for (const e of (state.ephemerals || []).filter(e => e.channel === ch.id && e.user === me)) {
+    h += '<div class="msg ephemeral"><div class="meta"><b>Sluice (bot)</b> · only visible to ' + esc(names[e.user] || e.user) + "</div>" +
+      (Array.isArray(e.blocks) && e.blocks.length ? e.blocks.map(block).join("") : '<div class="sec">' + mrkdwn(e.text) + "</div>") + "</div>";
+  }
   document.getElementById("messages").innerHTML = h || '<p class="empty">No messages in this channel yet.</p>';
 }
 document.getElementById("channels").addEventListener("click", ev => {
@@ -144,6 +169,19 @@ document.getElementById("channels").addEventListener("click", ev => {
   if (!a) return;
   current = a.dataset.id; location.hash = current; lastRendered = ""; poll();
 });
+document.getElementById("messages").addEventListener("click", async ev => {
+  const b = ev.target.closest("button.bk.live");
+  if (!b) return;
+  b.disabled = true;
+  const body = {channel: b.dataset.ch, ts: b.dataset.ts, action_id: b.dataset.action, user: document.getElementById("actor").value};
+  try {
+    const r = await fetch("/sim/user/click", {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)});
+    const out = await r.json();
+    note = out.ok ? (out.status === 200 ? "click delivered" : "app answered " + out.status) : out.error;
+  } catch (e) { note = "click failed"; }
+  lastRendered = ""; poll();
+});
+document.getElementById("actor").addEventListener("change", () => { lastRendered = ""; poll(); });
 async function poll() {
   try {
     const r = await fetch("/sim/state", {cache: "no-store"});

@@ -260,7 +260,8 @@ async fn click_button_sends_a_signed_block_actions_payload_built_from_the_messag
 async fn click_button_refuses_what_a_user_could_not_click() {
     let (sim, _running, _app) = setup(SimConfig::default()).await;
     let ts = post_alert(&sim).await;
-    let cases: &[(&str, &str, &str, &str, fn(&SimError) -> bool)] = &[
+    type Case<'a> = (&'a str, &'a str, &'a str, &'a str, fn(&SimError) -> bool);
+    let cases: &[Case] = &[
         ("nope", &ts, "ack", "U0001", |e| {
             matches!(e, SimError::UnknownChannel(_))
         }),
@@ -496,7 +497,8 @@ async fn options_request_and_url_verification() {
 #[tokio::test]
 async fn forged_requests_are_refused_by_verify() {
     let (sim, _running, app) = setup(SimConfig::default()).await;
-    let cases: &[(Tamper, fn(&SignatureError) -> bool)] = &[
+    type Case = (Tamper, fn(&SignatureError) -> bool);
+    let cases: &[Case] = &[
         (Tamper::BadSignature, |e| *e == SignatureError::Mismatch),
         (Tamper::TamperedBody, |e| *e == SignatureError::Mismatch),
         (Tamper::StaleTimestamp(600), |e| {
