@@ -1,5 +1,6 @@
 //! Serves the simulator with a few realistic messages, to look at the page at `/`:
-//! `cargo run -p sluice-sim --example demo -- 127.0.0.1:3999`.
+//! `cargo run -p sluice-sim --example demo -- 127.0.0.1:3999 [http://127.0.0.1:8080]`.
+//! With the second argument (where an app's `/slack/…` endpoints are), the buttons are live.
 
 use serde_json::json;
 use sluice_sim::{SimConfig, Simulator, DEFAULT_TOKEN};
@@ -13,6 +14,7 @@ async fn main() -> anyhow::Result<()> {
     let sim = Simulator::new(SimConfig {
         channels: vec!["alerts".into(), "deploys".into()],
         webhooks: vec![("T0SIM/B0001/demo".into(), "deploys".into())],
+        app_base_url: std::env::args().nth(2),
         ..SimConfig::default()
     });
     let running = sim.serve(addr).await?;

@@ -128,8 +128,8 @@ function message(m, isReply) {
   h += "</div>";
   msgCtx = {channel: m.channel, ts: m.ts};
   if (Array.isArray(m.blocks) && m.blocks.length) h += m.blocks.map(block).join("");
-  msgCtx = null;
   else h += '<div class="sec">' + mrkdwn(m.text) + "</div>";
+  msgCtx = null;
   if (m.reactions && m.reactions.length) h += '<div class="reactions">' + m.reactions.map(r => "<span>:" + esc(r[0]) + ": " + r[1].length + "</span>").join("") + "</div>";
   return h + "</div>";
 }

@@ -750,6 +750,13 @@ async fn the_page_api_clicks_buttons_for_a_person() {
     assert_eq!(r.status(), 409);
     assert!(r.text().await.unwrap().contains("nope"));
 
+    let page = http.get(running.url()).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("/sim/user/click"),
+        "the page's buttons click through"
+    );
+
     let other = Simulator::new(SimConfig::default());
     let resp = send(
         &other.router(),
