@@ -80,15 +80,27 @@ impl Ctx {
 
     /// Runs raw SQL against the test database, behind the store's back (to fake a newer schema).
     async fn exec(&self, sql: &str) {
+        self.exec_on(&self.url, sql).await
+    }
+
+    /// Runs raw SQL against the database at `url` (of this context's backend).
+    async fn exec_on(&self, url: &str, sql: &str) {
         if self.backend == "sqlite" {
-            let pool = sqlx::SqlitePool::connect(&self.url).await.expect("connect");
+            let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
             sqlx::raw_sql(sql).execute(&pool).await.expect("exec");
             pool.close().await;
         } else {
-            let pool = sqlx::PgPool::connect(&self.url).await.expect("connect");
+            let pool = sqlx::PgPool::connect(url).await.expect("connect");
             sqlx::raw_sql(sql).execute(&pool).await.expect("exec");
             pool.close().await;
         }
+    }
+
+    /// Another handle on the same database, as a second replica would have (its own pool, its own writer).
+    async fn replica(&self) -> Arc<dyn Store> {
+        open(&self.url, &StoreOptions::default())
+            .await
+            .expect("open replica")
     }
 
     async fn cleanup(&self) {
@@ -179,6 +191,16 @@ conformance!(
     a_fresh_open_reads_what_an_earlier_open_wrote,
     concurrent_ingest_loses_nothing,
     a_bad_batch_does_not_fail_its_neighbours,
+    rate_limit_allows_a_burst_then_one_per_interval,
+    block_rate_blocks_only_its_key_and_never_shortens,
+    three_replicas_together_never_exceed_the_rate,
+    leader_lease_fails_over_after_ttl,
+    one_of_many_racing_owners_leads,
+    first_time_is_true_exactly_once_per_key,
+    audit_chain_links_records_and_pages,
+    concurrent_audit_appends_never_fork_the_chain,
+    audit_tampering_is_found_at_the_tampered_id,
+    prune_removes_expired_coordination_rows_but_never_audit,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1350,4 +1372,301 @@ async fn sqlite_in_memory_works_for_demos() {
         s.claim_lanes("d", T0, LEASE, 10).await.expect("claim"),
         ["T1:A"]
     );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Coordination: shared rate limits, leader leases, once-keys
+
+async fn rate_limit_allows_a_burst_then_one_per_interval(ctx: Ctx) {
+    let s = &ctx.store;
+    // interval 100 ms, burst 3. Each row: (now offset, expected decision, as an offset of T0 for RetryAt).
+    let steps: &[(i64, Option<i64>)] = &[
+        (0, None),
+        (0, None),
+        (0, None),
+        (0, Some(100)), // burst spent: the next allowance is one interval after the first
+        (50, Some(100)),
+        (100, None),
+        (100, Some(200)),
+        (1_000, None), // long idle: the bucket refilled …
+        (1_000, None),
+        (1_000, None),
+        (1_000, Some(1_100)), // … but only up to the burst
+    ];
+    for (i, (at, expected)) in steps.iter().enumerate() {
+        let got = s.take_rate("post:T1:C1", 100, 3, T0 + at).await.expect("take_rate");
+        let expected = match expected {
+            None => RateDecision::Allowed,
+            Some(r) => RateDecision::RetryAt(T0 + r),
+        };
+        assert_eq!(got, expected, "step {i} at +{at} ms");
+    }
+    // Keys are independent; burst 0 behaves as 1.
+    assert_eq!(
+        s.take_rate("post:T1:C2", 100, 0, T0).await.expect("take_rate"),
+        RateDecision::Allowed
+    );
+    assert_eq!(
+        s.take_rate("post:T1:C2", 100, 0, T0 + 1).await.expect("take_rate"),
+        RateDecision::RetryAt(T0 + 100)
+    );
+}
+
+async fn block_rate_blocks_only_its_key_and_never_shortens(ctx: Ctx) {
+    let s = &ctx.store;
+    assert_eq!(
+        s.take_rate("a", 100, 5, T0).await.expect("take"),
+        RateDecision::Allowed
+    );
+    s.block_rate("a", T0 + 30_000).await.expect("block");
+    // A shorter block (a second, older 429) must not let calls through earlier.
+    s.block_rate("a", T0 + 10_000).await.expect("block");
+    // Blocking a key never seen before works too.
+    s.block_rate("fresh", T0 + 5_000).await.expect("block");
+    assert_eq!(
+        s.take_rate("a", 100, 5, T0 + 1_000).await.expect("take"),
+        RateDecision::RetryAt(T0 + 30_000)
+    );
+    assert_eq!(
+        s.take_rate("a", 100, 5, T0 + 29_999).await.expect("take"),
+        RateDecision::RetryAt(T0 + 30_000)
+    );
+    assert_eq!(
+        s.take_rate("b", 100, 5, T0 + 1_000).await.expect("take"),
+        RateDecision::Allowed,
+        "another key is not blocked"
+    );
+    assert_eq!(
+        s.take_rate("fresh", 100, 5, T0 + 1_000).await.expect("take"),
+        RateDecision::RetryAt(T0 + 5_000)
+    );
+    assert_eq!(
+        s.take_rate("a", 100, 5, T0 + 30_000).await.expect("take"),
+        RateDecision::Allowed
+    );
+}
+
+async fn three_replicas_together_never_exceed_the_rate(ctx: Ctx) {
+    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+    const INTERVAL: i64 = 100;
+    const BURST: u32 = 5;
+    const SPAN: i64 = 3_000;
+    const STEP: i64 = 2;
+    // One simulated clock: every call moves it on by STEP, so the three replicas interleave their "now"s.
+    let clock = Arc::new(AtomicI64::new(T0));
+    let allowed = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let s = ctx.replica().await;
+        let (clock, allowed) = (clock.clone(), allowed.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let now = clock.fetch_add(STEP, Ordering::SeqCst);
+                if now > T0 + SPAN {
+                    return;
+                }
+                match s.take_rate("post:T1:C1", INTERVAL, BURST, now).await {
+                    Ok(RateDecision::Allowed) => {
+                        allowed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(RateDecision::RetryAt(at)) => assert!(at > now, "retry in the past"),
+                    Err(e) => panic!("take_rate: {e}"),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("join");
+    }
+    let total = allowed.load(Ordering::SeqCst);
+    let ceiling = u64::from(BURST) + (SPAN / INTERVAL) as u64;
+    assert!(
+        total <= ceiling,
+        "{total} allowances in {SPAN} ms, at most {ceiling} allowed"
+    );
+    // And the limiter is not simply refusing everything.
+    assert!(total >= ceiling - 5, "only {total} allowances of {ceiling}");
+}
+
+async fn leader_lease_fails_over_after_ttl(ctx: Ctx) {
+    const TTL: i64 = 10_000;
+    let (a, b) = (ctx.store.clone(), ctx.replica().await);
+    let lead = |s: &Arc<dyn Store>, who: &'static str, at: i64| {
+        let s = s.clone();
+        async move { s.try_lead("retention", who, T0 + at, TTL).await.expect("try_lead") }
+    };
+    assert!(lead(&a, "A", 0).await, "vacant role is taken");
+    assert!(!lead(&b, "B", 1).await, "held role is refused");
+    assert!(lead(&a, "A", 5_000).await, "holder renews (until +15 s)");
+    assert!(!lead(&b, "B", 14_999).await, "renewal extended the lease");
+    // A stops renewing (hung, partitioned …): after the ttl B takes over, and A's late renewal fails.
+    assert!(lead(&b, "B", 15_000).await, "expired lease is taken over");
+    assert!(!lead(&a, "A", 15_001).await, "the old leader must learn it lost");
+    // Roles are independent.
+    assert!(a
+        .try_lead("schedules", "A", T0 + 15_001, TTL)
+        .await
+        .expect("try_lead"));
+    // Resigning by a non-holder changes nothing; by the holder frees the role at once.
+    a.resign("retention", "A").await.expect("resign");
+    assert!(!lead(&a, "A", 15_002).await);
+    b.resign("retention", "B").await.expect("resign");
+    assert!(lead(&a, "A", 15_003).await, "resigned role is free before its ttl");
+}
+
+async fn one_of_many_racing_owners_leads(ctx: Ctx) {
+    let replicas = [ctx.store.clone(), ctx.replica().await, ctx.replica().await];
+    for round in 0..5 {
+        let role = format!("role-{round}");
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let s = replicas[i % replicas.len()].clone();
+            let role = role.clone();
+            tasks.push(tokio::spawn(async move {
+                s.try_lead(&role, &format!("owner-{i}"), T0, 10_000)
+                    .await
+                    .expect("try_lead")
+            }));
+        }
+        let mut leaders = 0;
+        for t in tasks {
+            leaders += usize::from(t.await.expect("join"));
+        }
+        assert_eq!(leaders, 1, "round {round}: exactly one owner leads");
+    }
+}
+
+async fn first_time_is_true_exactly_once_per_key(ctx: Ctx) {
+    const TTL: i64 = 60_000;
+    let replicas = [ctx.store.clone(), ctx.replica().await, ctx.replica().await];
+    for k in 0..10 {
+        let key = format!("slack:event:Ev{k}");
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let s = replicas[i % replicas.len()].clone();
+            let key = key.clone();
+            tasks.push(tokio::spawn(async move {
+                s.first_time(&key, T0 + i as i64, TTL)
+                    .await
+                    .expect("first_time")
+            }));
+        }
+        let mut firsts = 0;
+        for t in tasks {
+            firsts += usize::from(t.await.expect("join"));
+        }
+        assert_eq!(firsts, 1, "{key}: exactly one of 8 callers is first");
+    }
+    let s = &ctx.store;
+    // Remembered until the ttl ends (the first call was at T0 + 0..7), then the key is new again — once.
+    assert!(!s.first_time("slack:event:Ev0", T0 + 59_000, TTL).await.expect("first_time"));
+    let after = T0 + 7 + TTL;
+    assert!(s.first_time("slack:event:Ev0", after, TTL).await.expect("first_time"));
+    assert!(!s.first_time("slack:event:Ev0", after, TTL).await.expect("first_time"));
+    assert!(s.first_time("other", T0, TTL).await.expect("first_time"));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Audit log
+
+fn audit_entry(n: i64, result: &str) -> NewAudit {
+    NewAudit {
+        at_ms: T0 + n,
+        actor: "U123".into(),
+        team: "T1".into(),
+        action: "alert.ack".into(),
+        target: format!("C1:1700000000.{n:06}"),
+        result: result.into(),
+        detail: json!({ "n": n, "via": "button", "nested": { "z": 1, "a": [1, 2] } }),
+    }
+}
+
+async fn audit_chain_links_records_and_pages(ctx: Ctx) {
+    let s = &ctx.store;
+    assert_eq!(s.verify_audit().await.expect("verify"), None, "empty chain is intact");
+    let mut written = Vec::new();
+    for (n, result) in [(1, "ok"), (2, "refused: not a member"), (3, "error: slack 500")] {
+        written.push(s.record_audit(audit_entry(n, result)).await.expect("record"));
+    }
+    assert_eq!(written.iter().map(|r| r.id).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(written[0].prev_hash, "0".repeat(64));
+    assert_eq!(written[1].prev_hash, written[0].hash);
+    assert_eq!(written[2].prev_hash, written[1].hash);
+    assert!(written.iter().all(|r| r.hash.len() == 64));
+    assert_eq!(written[1].result, "refused: not a member");
+    // What comes back is exactly what was recorded, in id order, paged by the last id seen.
+    assert_eq!(s.audit(0, 100).await.expect("audit"), written);
+    assert_eq!(s.audit(1, 1).await.expect("audit"), written[1..2]);
+    assert_eq!(s.audit(3, 10).await.expect("audit"), []);
+    assert_eq!(s.verify_audit().await.expect("verify"), None);
+}
+
+async fn concurrent_audit_appends_never_fork_the_chain(ctx: Ctx) {
+    let replicas = [ctx.store.clone(), ctx.replica().await, ctx.replica().await];
+    let mut tasks = Vec::new();
+    for (r, s) in replicas.iter().enumerate() {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..15 {
+                s.record_audit(audit_entry((r * 100 + i) as i64, "ok"))
+                    .await
+                    .expect("record");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("join");
+    }
+    let all = ctx.store.audit(0, 1000).await.expect("audit");
+    assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), (1..=45).collect::<Vec<_>>());
+    assert!(all.windows(2).all(|w| w[1].prev_hash == w[0].hash), "one chain, no fork");
+    assert_eq!(ctx.store.verify_audit().await.expect("verify"), None);
+}
+
+async fn audit_tampering_is_found_at_the_tampered_id(ctx: Ctx) {
+    let cases: &[(&str, Option<i64>)] = &[
+        ("UPDATE audit_log SET result = 'ok' WHERE id = 2", Some(2)),
+        ("UPDATE audit_log SET detail = '{\"n\":1}' WHERE id = 1", Some(1)),
+        ("UPDATE audit_log SET actor = 'U999' WHERE id = 4", Some(4)),
+        // A deleted row breaks the chain where it was; deleting the newest ones is caught by the head.
+        ("DELETE FROM audit_log WHERE id = 3", Some(3)),
+        ("DELETE FROM audit_log WHERE id >= 3", Some(3)),
+        // Whitespace in the stored JSON is not a change of content.
+        ("UPDATE audit_log SET detail = ' ' || detail WHERE id = 1", None),
+    ];
+    for (sql, expected) in cases {
+        let url = ctx.fresh_url().await;
+        let s = open(&url, &StoreOptions::default()).await.expect("open");
+        for n in 1..=4 {
+            let result = if n == 2 { "refused: not allowed" } else { "ok" };
+            s.record_audit(audit_entry(n, result)).await.expect("record");
+        }
+        assert_eq!(s.verify_audit().await.expect("verify"), None);
+        ctx.exec_on(&url, sql).await;
+        assert_eq!(s.verify_audit().await.expect("verify"), *expected, "after {sql}");
+    }
+}
+
+async fn prune_removes_expired_coordination_rows_but_never_audit(ctx: Ctx) {
+    const HOUR: i64 = 3_600_000;
+    let s = &ctx.store;
+    assert!(s.first_time("once", T0, 1_000).await.expect("first_time"));
+    assert_eq!(s.take_rate("idle", 100, 1, T0).await.expect("take"), RateDecision::Allowed);
+    s.block_rate("blocked", T0 + 3 * HOUR).await.expect("block");
+    assert!(s.try_lead("retention", "A", T0, 1_000).await.expect("lead"));
+    s.record_audit(audit_entry(1, "ok")).await.expect("record");
+
+    assert_eq!(s.prune(T0 + 500).await.expect("prune"), 0, "nothing has expired yet");
+    assert!(!s.first_time("once", T0 + 600, 1_000).await.expect("first_time"));
+    // Two hours on: the once-key and the lease are long expired, the idle rate row idle for over an hour; the
+    // block still runs.
+    assert_eq!(s.prune(T0 + 2 * HOUR).await.expect("prune"), 3);
+    assert_eq!(
+        s.take_rate("blocked", 100, 1, T0 + 2 * HOUR).await.expect("take"),
+        RateDecision::RetryAt(T0 + 3 * HOUR)
+    );
+    assert!(s.first_time("once", T0 + 2 * HOUR, 1_000).await.expect("first_time"));
+    assert!(s.try_lead("retention", "B", T0 + 2 * HOUR, 1_000).await.expect("lead"));
+    assert_eq!(s.audit(0, 10).await.expect("audit").len(), 1);
+    assert_eq!(s.verify_audit().await.expect("verify"), None);
 }
