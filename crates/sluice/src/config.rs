@@ -107,6 +107,24 @@ pub struct SlackConfig {
     /// The workspace id used to key rate limits and lanes.
     pub team_id: String,
     pub timeout_ms: u64,
+    pub limits: SlackLimits,
+}
+
+/// Limits Slack applies that are not fixed per method: they can differ per workspace.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackLimits {
+    /// Workspace-wide ceiling on chat.postMessage across all channels. Slack documents
+    /// "several hundred per minute"; raise it only if Slack has raised it for you.
+    pub post_message_per_minute: u32,
+}
+
+impl Default for SlackLimits {
+    fn default() -> Self {
+        SlackLimits {
+            post_message_per_minute: sluice_slack::tiers::POST_MESSAGE_WORKSPACE_PER_MINUTE,
+        }
+    }
 }
 
 impl Default for SlackConfig {
@@ -118,6 +136,7 @@ impl Default for SlackConfig {
             bot_token: None,
             team_id: "default".into(),
             timeout_ms: 10_000,
+            limits: SlackLimits::default(),
         }
     }
 }

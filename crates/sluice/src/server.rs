@@ -8,13 +8,14 @@ use std::time::Duration;
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sluice_slack::api::Client;
+use sluice_slack::tiers::Rate;
 use sluice_store::{Durability, StoreOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Dispatcher, RateGate};
 use crate::state::{now_ms, AppState};
 
 /// The process-wide Prometheus recorder (metrics are global; install once).
@@ -66,11 +67,25 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     )
     .context("building the Slack client")?;
     let dispatch_cfg = config.dispatch.clone();
+    let gate = RateGate::for_store(
+        &store,
+        Rate {
+            calls: config.slack.limits.post_message_per_minute.max(1),
+            period: Duration::from_secs(60),
+            burst: 20,
+        },
+    );
     let retention = Duration::from_secs(config.storage.retention_hours * 3600);
     let state = Arc::new(AppState::new(config, store.clone(), metrics_handle()));
     let (shutdown, rx) = watch::channel(false);
 
-    let dispatcher = Dispatcher::new(store.clone(), client, dispatch_cfg, state.wake.clone());
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        client,
+        gate,
+        dispatch_cfg,
+        state.wake.clone(),
+    );
     let mut tasks = vec![tokio::spawn(dispatcher.run(rx.clone()))];
 
     let app = crate::http::app(state.clone());

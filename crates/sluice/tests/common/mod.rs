@@ -1,6 +1,9 @@
 //! Shared test set-up: a config, a store in a temporary directory, the app without a socket.
 #![allow(dead_code)]
 
+pub mod pg;
+pub mod proc;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;

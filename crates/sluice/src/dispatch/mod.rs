@@ -15,9 +15,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod gate;
+pub use gate::RateGate;
+
 use serde_json::Value;
 use sluice_slack::api::Client;
-use sluice_slack::ratelimit::{Limiter, RateKey};
+use sluice_slack::ratelimit::RateKey;
 use sluice_slack::retry::{backoff, classify, Outcome};
 use sluice_store::{OutboxItem, Store, StoreError};
 use tokio::sync::{watch, Notify};
@@ -35,7 +38,7 @@ const LANE_BATCH: usize = 32;
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     client: Client,
-    limiter: Limiter,
+    gate: RateGate,
     owner: String,
     cfg: DispatchConfig,
     wake: Arc<Notify>,
@@ -47,6 +50,7 @@ impl Dispatcher {
     pub fn new(
         store: Arc<dyn Store>,
         client: Client,
+        gate: RateGate,
         cfg: DispatchConfig,
         wake: Arc<Notify>,
     ) -> Arc<Self> {
@@ -58,7 +62,7 @@ impl Dispatcher {
         Arc::new(Dispatcher {
             store,
             client,
-            limiter: Limiter::new(),
+            gate,
             owner,
             cfg,
             wake,
@@ -224,12 +228,7 @@ impl Dispatcher {
                 tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
             }
             // Space calls before Slack has to say 429.
-            loop {
-                match self.limiter.try_acquire(&key, Instant::now()) {
-                    Ok(()) => break,
-                    Err(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-                }
-            }
+            self.gate.acquire(&key).await?;
             if lost.load(Ordering::Relaxed) {
                 return Ok(());
             }
@@ -269,7 +268,7 @@ impl Dispatcher {
                     // carry on.
                     metrics::counter!("sluice_slack_ratelimited_total", "method" => item.method.clone())
                         .increment(1);
-                    self.limiter.penalize(&key, Instant::now() + wait);
+                    self.gate.penalize(&key, wait).await?;
                     self.schedule(&mut item, now, wait, "ratelimited").await?;
                 }
                 Outcome::Backoff => {

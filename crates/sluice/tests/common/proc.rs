@@ -1,0 +1,193 @@
+//! Running the real `sluice` binary against the simulator: configs, processes, load, and
+//! reading back what reached Slack.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+use serde_json::{json, Value};
+use sluice_sim::{SimConfig, Simulator};
+
+pub const KEY: &str = "e2e-key";
+
+pub struct Sluice {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// Write a config for `sim` into `dir`; `extra` adds tables (routing, dispatch).
+pub fn write_config(dir: &Path, sim: SocketAddr, extra: &str) -> PathBuf {
+    let db = format!("sqlite://{}", dir.join("sluice.db").display());
+    write_config_db(dir, sim, &db, extra)
+}
+
+/// Like [`write_config`], for the database at `db`. Every call writes its own file on its own port.
+pub fn write_config_db(dir: &Path, sim: SocketAddr, db: &str, extra: &str) -> PathBuf {
+    std::fs::write(dir.join("token"), sluice_sim::DEFAULT_TOKEN).unwrap();
+    std::fs::write(dir.join("key"), KEY).unwrap();
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+max_body_bytes = 65536
+
+[storage]
+url = "{db}"
+
+[slack]
+api_base = "http://{sim}/api/"
+bot_token_file = "token"
+team_id = "T0SIM"
+
+[[api_key]]
+name = "e2e"
+key_file = "key"
+scopes = ["events:write", "messages:write", "read", "admin"]
+{extra}
+"#,
+        port = free_port(),
+    );
+    let path = dir.join(format!("sluice-{}.toml", uuid::Uuid::now_v7().simple()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Routing that sends `labels.ch = "cNN"` to channel `cNN`.
+pub fn channel_routes(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "[[routing.rule]]\nname = \"c{i:02}\"\nmatch = {{ \"labels.ch\" = \"c{i:02}\" }}\nchannels = [\"c{i:02}\"]\n"
+            )
+        })
+        .collect()
+}
+
+pub fn start_sluice(config: &Path) -> Sluice {
+    let text = std::fs::read_to_string(config).unwrap();
+    let listen = text
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = "))
+        .unwrap()
+        .trim_matches('"')
+        .parse()
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("SLUICE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn sluice");
+    let s = Sluice {
+        child,
+        addr: listen,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(s.addr).is_ok() {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("sluice did not start listening on {}", s.addr);
+}
+
+pub async fn start_sim() -> (Simulator, sluice_sim::RunningSim) {
+    let sim = Simulator::new(SimConfig::default());
+    let running = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    (sim, running)
+}
+
+pub fn event(title: &str, ch: &str) -> Value {
+    json!({"title": title, "severity": "warning", "status": "firing", "source": "e2e",
+           "service": "svc", "labels": {"ch": ch}})
+}
+
+/// Post events with `concurrency` in flight; returns the ids that got 202 (in send order
+/// where they were accepted) and how many were not accepted.
+pub async fn post_all(
+    addr: SocketAddr,
+    events: Vec<Value>,
+    concurrency: usize,
+) -> (Vec<String>, usize) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let url = format!("http://{addr}/v1/events");
+    let results: Vec<Option<String>> = stream::iter(events)
+        .map(|e| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let r = http
+                    .post(&url)
+                    .bearer_auth(KEY)
+                    .json(&e)
+                    .send()
+                    .await
+                    .ok()?;
+                if r.status() != reqwest::StatusCode::ACCEPTED {
+                    return None;
+                }
+                let v: Value = r.json().await.ok()?;
+                v["id"].as_str().map(str::to_string)
+            }
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    let failed = results.iter().filter(|r| r.is_none()).count();
+    (results.into_iter().flatten().collect(), failed)
+}
+
+/// Event id → how many times it was posted, from the simulator's messages.
+pub fn posted_ids(sim: &Simulator) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for ch in sim.channels() {
+        for m in sim.messages(&ch.id) {
+            if let Some(id) = m
+                .metadata
+                .as_ref()
+                .and_then(|md| md["event_payload"]["event_id"].as_str())
+            {
+                *seen.entry(id.to_string()).or_insert(0) += 1;
+            }
+        }
+    }
+    seen
+}
+
+pub async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+pub fn channel_ids(sim: &Simulator) -> BTreeMap<String, String> {
+    sim.channels().into_iter().map(|c| (c.name, c.id)).collect()
+}
