@@ -110,6 +110,11 @@ impl<'a> At<'a> {
         self.child(format!("{}[{i}]", self.path), |v| v.get(i))
     }
 
+    /// The JSON here, `None` when absent, for the rare value an adapter formats itself.
+    pub(crate) fn raw(&self) -> Result<Option<&'a Value>, SourceError> {
+        self.present()
+    }
+
     /// True when the key is missing or `null`.
     pub(crate) fn is_absent(&self) -> bool {
         self.value.is_none_or(Value::is_null)
