@@ -25,7 +25,12 @@ impl RateParams {
 
     /// The caller's answer from the row the statement left behind. A refusal leaves the row unchanged, so the
     /// earliest allowed time is when both the block ends and `tat` comes within the tolerance.
-    pub(crate) fn decision(&self, allowed: bool, tat_ms: i64, blocked_until_ms: i64) -> RateDecision {
+    pub(crate) fn decision(
+        &self,
+        allowed: bool,
+        tat_ms: i64,
+        blocked_until_ms: i64,
+    ) -> RateDecision {
         if allowed {
             RateDecision::Allowed
         } else {

@@ -1394,7 +1394,10 @@ async fn rate_limit_allows_a_burst_then_one_per_interval(ctx: Ctx) {
         (1_000, Some(1_100)), // … but only up to the burst
     ];
     for (i, (at, expected)) in steps.iter().enumerate() {
-        let got = s.take_rate("post:T1:C1", 100, 3, T0 + at).await.expect("take_rate");
+        let got = s
+            .take_rate("post:T1:C1", 100, 3, T0 + at)
+            .await
+            .expect("take_rate");
         let expected = match expected {
             None => RateDecision::Allowed,
             Some(r) => RateDecision::RetryAt(T0 + r),
@@ -1403,11 +1406,15 @@ async fn rate_limit_allows_a_burst_then_one_per_interval(ctx: Ctx) {
     }
     // Keys are independent; burst 0 behaves as 1.
     assert_eq!(
-        s.take_rate("post:T1:C2", 100, 0, T0).await.expect("take_rate"),
+        s.take_rate("post:T1:C2", 100, 0, T0)
+            .await
+            .expect("take_rate"),
         RateDecision::Allowed
     );
     assert_eq!(
-        s.take_rate("post:T1:C2", 100, 0, T0 + 1).await.expect("take_rate"),
+        s.take_rate("post:T1:C2", 100, 0, T0 + 1)
+            .await
+            .expect("take_rate"),
         RateDecision::RetryAt(T0 + 100)
     );
 }
@@ -1437,7 +1444,9 @@ async fn block_rate_blocks_only_its_key_and_never_shortens(ctx: Ctx) {
         "another key is not blocked"
     );
     assert_eq!(
-        s.take_rate("fresh", 100, 5, T0 + 1_000).await.expect("take"),
+        s.take_rate("fresh", 100, 5, T0 + 1_000)
+            .await
+            .expect("take"),
         RateDecision::RetryAt(T0 + 5_000)
     );
     assert_eq!(
@@ -1493,7 +1502,11 @@ async fn leader_lease_fails_over_after_ttl(ctx: Ctx) {
     let (a, b) = (ctx.store.clone(), ctx.replica().await);
     let lead = |s: &Arc<dyn Store>, who: &'static str, at: i64| {
         let s = s.clone();
-        async move { s.try_lead("retention", who, T0 + at, TTL).await.expect("try_lead") }
+        async move {
+            s.try_lead("retention", who, T0 + at, TTL)
+                .await
+                .expect("try_lead")
+        }
     };
     assert!(lead(&a, "A", 0).await, "vacant role is taken");
     assert!(!lead(&b, "B", 1).await, "held role is refused");
@@ -1501,7 +1514,10 @@ async fn leader_lease_fails_over_after_ttl(ctx: Ctx) {
     assert!(!lead(&b, "B", 14_999).await, "renewal extended the lease");
     // A stops renewing (hung, partitioned …): after the ttl B takes over, and A's late renewal fails.
     assert!(lead(&b, "B", 15_000).await, "expired lease is taken over");
-    assert!(!lead(&a, "A", 15_001).await, "the old leader must learn it lost");
+    assert!(
+        !lead(&a, "A", 15_001).await,
+        "the old leader must learn it lost"
+    );
     // Roles are independent.
     assert!(a
         .try_lead("schedules", "A", T0 + 15_001, TTL)
@@ -1511,7 +1527,10 @@ async fn leader_lease_fails_over_after_ttl(ctx: Ctx) {
     a.resign("retention", "A").await.expect("resign");
     assert!(!lead(&a, "A", 15_002).await);
     b.resign("retention", "B").await.expect("resign");
-    assert!(lead(&a, "A", 15_003).await, "resigned role is free before its ttl");
+    assert!(
+        lead(&a, "A", 15_003).await,
+        "resigned role is free before its ttl"
+    );
 }
 
 async fn one_of_many_racing_owners_leads(ctx: Ctx) {
@@ -1559,10 +1578,19 @@ async fn first_time_is_true_exactly_once_per_key(ctx: Ctx) {
     }
     let s = &ctx.store;
     // Remembered until the ttl ends (the first call was at T0 + 0..7), then the key is new again — once.
-    assert!(!s.first_time("slack:event:Ev0", T0 + 59_000, TTL).await.expect("first_time"));
+    assert!(!s
+        .first_time("slack:event:Ev0", T0 + 59_000, TTL)
+        .await
+        .expect("first_time"));
     let after = T0 + 7 + TTL;
-    assert!(s.first_time("slack:event:Ev0", after, TTL).await.expect("first_time"));
-    assert!(!s.first_time("slack:event:Ev0", after, TTL).await.expect("first_time"));
+    assert!(s
+        .first_time("slack:event:Ev0", after, TTL)
+        .await
+        .expect("first_time"));
+    assert!(!s
+        .first_time("slack:event:Ev0", after, TTL)
+        .await
+        .expect("first_time"));
     assert!(s.first_time("other", T0, TTL).await.expect("first_time"));
 }
 
@@ -1583,10 +1611,22 @@ fn audit_entry(n: i64, result: &str) -> NewAudit {
 
 async fn audit_chain_links_records_and_pages(ctx: Ctx) {
     let s = &ctx.store;
-    assert_eq!(s.verify_audit().await.expect("verify"), None, "empty chain is intact");
+    assert_eq!(
+        s.verify_audit().await.expect("verify"),
+        None,
+        "empty chain is intact"
+    );
     let mut written = Vec::new();
-    for (n, result) in [(1, "ok"), (2, "refused: not a member"), (3, "error: slack 500")] {
-        written.push(s.record_audit(audit_entry(n, result)).await.expect("record"));
+    for (n, result) in [
+        (1, "ok"),
+        (2, "refused: not a member"),
+        (3, "error: slack 500"),
+    ] {
+        written.push(
+            s.record_audit(audit_entry(n, result))
+                .await
+                .expect("record"),
+        );
     }
     assert_eq!(written.iter().map(|r| r.id).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(written[0].prev_hash, "0".repeat(64));
@@ -1618,32 +1658,50 @@ async fn concurrent_audit_appends_never_fork_the_chain(ctx: Ctx) {
         t.await.expect("join");
     }
     let all = ctx.store.audit(0, 1000).await.expect("audit");
-    assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), (1..=45).collect::<Vec<_>>());
-    assert!(all.windows(2).all(|w| w[1].prev_hash == w[0].hash), "one chain, no fork");
+    assert_eq!(
+        all.iter().map(|r| r.id).collect::<Vec<_>>(),
+        (1..=45).collect::<Vec<_>>()
+    );
+    assert!(
+        all.windows(2).all(|w| w[1].prev_hash == w[0].hash),
+        "one chain, no fork"
+    );
     assert_eq!(ctx.store.verify_audit().await.expect("verify"), None);
 }
 
 async fn audit_tampering_is_found_at_the_tampered_id(ctx: Ctx) {
     let cases: &[(&str, Option<i64>)] = &[
         ("UPDATE audit_log SET result = 'ok' WHERE id = 2", Some(2)),
-        ("UPDATE audit_log SET detail = '{\"n\":1}' WHERE id = 1", Some(1)),
+        (
+            "UPDATE audit_log SET detail = '{\"n\":1}' WHERE id = 1",
+            Some(1),
+        ),
         ("UPDATE audit_log SET actor = 'U999' WHERE id = 4", Some(4)),
         // A deleted row breaks the chain where it was; deleting the newest ones is caught by the head.
         ("DELETE FROM audit_log WHERE id = 3", Some(3)),
         ("DELETE FROM audit_log WHERE id >= 3", Some(3)),
         // Whitespace in the stored JSON is not a change of content.
-        ("UPDATE audit_log SET detail = ' ' || detail WHERE id = 1", None),
+        (
+            "UPDATE audit_log SET detail = ' ' || detail WHERE id = 1",
+            None,
+        ),
     ];
     for (sql, expected) in cases {
         let url = ctx.fresh_url().await;
         let s = open(&url, &StoreOptions::default()).await.expect("open");
         for n in 1..=4 {
             let result = if n == 2 { "refused: not allowed" } else { "ok" };
-            s.record_audit(audit_entry(n, result)).await.expect("record");
+            s.record_audit(audit_entry(n, result))
+                .await
+                .expect("record");
         }
         assert_eq!(s.verify_audit().await.expect("verify"), None);
         ctx.exec_on(&url, sql).await;
-        assert_eq!(s.verify_audit().await.expect("verify"), *expected, "after {sql}");
+        assert_eq!(
+            s.verify_audit().await.expect("verify"),
+            *expected,
+            "after {sql}"
+        );
     }
 }
 
@@ -1651,22 +1709,401 @@ async fn prune_removes_expired_coordination_rows_but_never_audit(ctx: Ctx) {
     const HOUR: i64 = 3_600_000;
     let s = &ctx.store;
     assert!(s.first_time("once", T0, 1_000).await.expect("first_time"));
-    assert_eq!(s.take_rate("idle", 100, 1, T0).await.expect("take"), RateDecision::Allowed);
+    assert_eq!(
+        s.take_rate("idle", 100, 1, T0).await.expect("take"),
+        RateDecision::Allowed
+    );
     s.block_rate("blocked", T0 + 3 * HOUR).await.expect("block");
     assert!(s.try_lead("retention", "A", T0, 1_000).await.expect("lead"));
     s.record_audit(audit_entry(1, "ok")).await.expect("record");
 
-    assert_eq!(s.prune(T0 + 500).await.expect("prune"), 0, "nothing has expired yet");
-    assert!(!s.first_time("once", T0 + 600, 1_000).await.expect("first_time"));
+    assert_eq!(
+        s.prune(T0 + 500).await.expect("prune"),
+        0,
+        "nothing has expired yet"
+    );
+    assert!(!s
+        .first_time("once", T0 + 600, 1_000)
+        .await
+        .expect("first_time"));
     // Two hours on: the once-key and the lease are long expired, the idle rate row idle for over an hour; the
     // block still runs.
     assert_eq!(s.prune(T0 + 2 * HOUR).await.expect("prune"), 3);
     assert_eq!(
-        s.take_rate("blocked", 100, 1, T0 + 2 * HOUR).await.expect("take"),
+        s.take_rate("blocked", 100, 1, T0 + 2 * HOUR)
+            .await
+            .expect("take"),
         RateDecision::RetryAt(T0 + 3 * HOUR)
     );
-    assert!(s.first_time("once", T0 + 2 * HOUR, 1_000).await.expect("first_time"));
-    assert!(s.try_lead("retention", "B", T0 + 2 * HOUR, 1_000).await.expect("lead"));
+    assert!(s
+        .first_time("once", T0 + 2 * HOUR, 1_000)
+        .await
+        .expect("first_time"));
+    assert!(s
+        .try_lead("retention", "B", T0 + 2 * HOUR, 1_000)
+        .await
+        .expect("lead"));
     assert_eq!(s.audit(0, 10).await.expect("audit").len(), 1);
     assert_eq!(s.verify_audit().await.expect("verify"), None);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Crashes and outages
+
+/// Set in the child process of [`sqlite_acknowledged_ingests_survive_a_kill`]: the database it writes to.
+const KILL_CHILD_ENV: &str = "SLUICE_TEST_KILL_CHILD_DB";
+
+/// Not a test of its own: the child half of [`sqlite_acknowledged_ingests_survive_a_kill`], which runs this test
+/// binary again with only this test selected and `KILL_CHILD_ENV` set. Without the variable it does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_child() {
+    use std::io::Write;
+    let Ok(url) = std::env::var(KILL_CHILD_ENV) else {
+        return;
+    };
+    let s = open(&url, &StoreOptions::default())
+        .await
+        .expect("child open");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    // Several writers at once, so acknowledgements come out of group commits, as in the server.
+    for w in 0..4 {
+        let (s, tx) = (s.clone(), tx.clone());
+        tokio::spawn(async move {
+            for i in 0.. {
+                let id = format!("w{w}-{i}");
+                s.ingest(vec![event(&id, T0, vec![item("A", "chat.postMessage", i)])])
+                    .await
+                    .expect("child ingest");
+                if tx.send(id).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut out = std::io::stdout().lock();
+    while let Some(id) = rx.recv().await {
+        // Printed only after ingest returned: every id the parent reads was acknowledged.
+        writeln!(out, "ACK {id}").expect("child stdout");
+        out.flush().expect("child stdout");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_acknowledged_ingests_survive_a_kill() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("kill.db").display());
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "kill_child", "--nocapture", "--test-threads=1"])
+        .env(KILL_CHILD_ENV, &url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("child stdout");
+    let acked = tokio::task::spawn_blocking(move || {
+        let mut acked = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(id) = line.strip_prefix("ACK ") {
+                acked.push(id.to_string());
+                if acked.len() >= 300 {
+                    break;
+                }
+            }
+        }
+        (acked, child)
+    });
+    let (acked, mut child) = acked.await.expect("reader");
+    // SIGKILL mid-stream: no destructors, no pool close, no checkpoint; writers are still committing.
+    child.kill().expect("kill child");
+    child.wait().expect("reap child");
+    assert!(
+        acked.len() >= 300,
+        "child stopped early after {} acks",
+        acked.len()
+    );
+
+    let s = open(
+        &url,
+        &StoreOptions {
+            migrate: false,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .expect("reopen after kill");
+    for id in &acked {
+        assert!(
+            s.event(id).await.expect("event()").is_some(),
+            "acknowledged event {id} lost by the kill"
+        );
+    }
+    let pending = s.outbox_stats(T0).await.expect("stats").pending;
+    assert!(pending >= acked.len() as u64);
+    // And the database is fully usable after recovery.
+    s.ingest(vec![event(
+        "after",
+        T0,
+        vec![item("A", "chat.postMessage", 0)],
+    )])
+    .await
+    .expect("ingest after recovery");
+}
+
+/// Kills every connection of the test database's sessions from another connection, as a PostgreSQL restart or an
+/// operator's pg_terminate_backend would.
+async fn terminate_backends(ctx: &Ctx) {
+    let Some(pg) = &ctx.pg else { return };
+    let server = pg.lock().expect("lock").0.clone();
+    let db = url::Url::parse(&ctx.url)
+        .expect("url")
+        .path()
+        .trim_start_matches('/')
+        .to_string();
+    let pool = sqlx::PgPool::connect(&server)
+        .await
+        .expect("connect to server");
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&db)
+    .fetch_all(&pool)
+    .await
+    .expect("terminate");
+    assert!(!killed.is_empty(), "the store had no connection to kill");
+    pool.close().await;
+}
+
+fn ok_or_unavailable(what: &str, r: Result<(), StoreError>) {
+    match r {
+        Ok(()) | Err(StoreError::Unavailable(_)) => {}
+        Err(e) => {
+            panic!("{what} after losing its connections: expected Ok or Unavailable, got {e:?}")
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_killed_connections_answer_unavailable_then_recover() {
+    let Some(ctx) = Ctx::postgres().await else {
+        return;
+    };
+    let test = |ctx: Ctx| async move {
+        use std::time::{Duration, Instant};
+        let s = &ctx.store;
+        s.ingest(vec![event(
+            "before",
+            T0,
+            vec![item("A", "chat.postMessage", 0)],
+        )])
+        .await
+        .expect("ingest");
+        for round in 0..3 {
+            terminate_backends(&ctx).await;
+            let started = Instant::now();
+            let r = s
+                .ingest(vec![event(
+                    &format!("r{round}-a"),
+                    T0,
+                    vec![item("A", "chat.postMessage", 1)],
+                )])
+                .await;
+            ok_or_unavailable("ingest", r);
+            assert!(started.elapsed() < Duration::from_secs(8), "ingest hung");
+            s.ingest(vec![event(
+                &format!("r{round}-b"),
+                T0,
+                vec![item("A", "chat.postMessage", 2)],
+            )])
+            .await
+            .expect("the ingest after recovers");
+
+            terminate_backends(&ctx).await;
+            ok_or_unavailable("ping", s.ping().await);
+            s.ping().await.expect("the ping after recovers");
+
+            // Many callers in one group commit while connections die: each gets an answer, and the writer lives on.
+            terminate_backends(&ctx).await;
+            let mut tasks = Vec::new();
+            for i in 0..8 {
+                let s = s.clone();
+                tasks.push(tokio::spawn(async move {
+                    s.ingest(vec![event(
+                        &format!("r{round}-c{i}"),
+                        T0,
+                        vec![item("B", "chat.postMessage", i)],
+                    )])
+                    .await
+                }));
+            }
+            for t in tasks {
+                ok_or_unavailable("concurrent ingest", t.await.expect("join"));
+            }
+            s.ingest(vec![event(
+                &format!("r{round}-d"),
+                T0,
+                vec![item("A", "chat.postMessage", 3)],
+            )])
+            .await
+            .expect("the writer survived");
+            terminate_backends(&ctx).await;
+            let r = s.take_rate("k", 1, 1, T0 + round).await.map(|_| ());
+            ok_or_unavailable("take_rate", r);
+            assert!(s
+                .first_time(&format!("k{round}"), T0, 1_000)
+                .await
+                .expect("first_time"));
+        }
+        assert!(s.event("r2-d").await.expect("event()").is_some());
+    };
+    run(ctx, test).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_is_unavailable_quickly() {
+    use std::time::{Duration, Instant};
+    // A port nobody listens on: connection refused.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let started = Instant::now();
+    let r = open(
+        &format!("postgres://postgres@127.0.0.1:{port}/x"),
+        &StoreOptions::default(),
+    )
+    .await;
+    assert!(
+        matches!(r, Err(StoreError::Unavailable(_))),
+        "{:?}",
+        r.map(|s| s.backend())
+    );
+    assert!(started.elapsed() < Duration::from_secs(8), "open hung");
+}
+
+/// A TCP proxy in front of PostgreSQL that the test can switch off (existing connections are cut, new ones are
+/// accepted and dropped at once) and on again: a database outage without touching the shared server.
+struct Proxy {
+    port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let (up2, cut2) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let mut cut = cut2.subscribe();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, up, cut }
+    }
+
+    fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|g| *g += 1);
+    }
+
+    fn up(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_answers_unavailable_fast_and_the_store_recovers() {
+    let Some(ctx) = Ctx::postgres().await else {
+        return;
+    };
+    let test = |ctx: Ctx| async move {
+        use std::time::{Duration, Instant};
+        let direct = url::Url::parse(&ctx.url).expect("url");
+        let target = format!(
+            "{}:{}",
+            direct.host_str().unwrap_or("127.0.0.1"),
+            direct.port().unwrap_or(5432)
+        );
+        let proxy = Proxy::start(target).await;
+        let mut via = direct.clone();
+        via.set_port(Some(proxy.port)).expect("port");
+        let s = open(via.as_str(), &StoreOptions::default())
+            .await
+            .expect("open via proxy");
+        s.ingest(vec![event(
+            "before",
+            T0,
+            vec![item("A", "chat.postMessage", 0)],
+        )])
+        .await
+        .expect("ingest");
+
+        proxy.down();
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for i in 0..4 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                s.ingest(vec![event(
+                    &format!("down{i}"),
+                    T0,
+                    vec![item("A", "chat.postMessage", i)],
+                )])
+                .await
+            }));
+        }
+        for t in tasks {
+            let r = t.await.expect("join");
+            assert!(
+                matches!(r, Err(StoreError::Unavailable(_))),
+                "ingest during outage: {r:?}"
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "ingest hung during the outage"
+        );
+        assert!(matches!(s.ping().await, Err(StoreError::Unavailable(_))));
+        assert!(matches!(
+            s.first_time("k", T0, 1_000).await,
+            Err(StoreError::Unavailable(_))
+        ));
+
+        proxy.up();
+        // The pool reconnects by itself and the group writer is still there.
+        s.ping().await.expect("ping after the outage");
+        s.ingest(vec![event(
+            "after",
+            T0,
+            vec![item("A", "chat.postMessage", 9)],
+        )])
+        .await
+        .expect("ingest after the outage");
+        assert!(s.event("after").await.expect("event()").is_some());
+        assert!(
+            s.event("down0").await.expect("event()").is_none(),
+            "a refused event was not stored"
+        );
+    };
+    run(ctx, test).await;
 }

@@ -16,9 +16,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 
+use crate::audit;
 use crate::coord::{RateParams, RATE_IDLE_MS};
 use crate::error::corrupt;
-use crate::audit;
 use crate::group::{spawn_writer, GroupCommit, Ingester};
 use crate::ingest::{
     ingest_event, ref_dead_reason, EventRow, IngestTx, ItemRow, OpenAlert, TouchedLanes,
