@@ -201,6 +201,7 @@ conformance!(
     concurrent_audit_appends_never_fork_the_chain,
     audit_tampering_is_found_at_the_tampered_id,
     prune_removes_expired_coordination_rows_but_never_audit,
+    a_version_1_database_is_refused_then_upgraded_in_place,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -2106,4 +2107,54 @@ async fn postgres_outage_answers_unavailable_fast_and_the_store_recovers() {
         );
     };
     run(ctx, test).await;
+}
+
+async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
+    let no_migrate = StoreOptions {
+        migrate: false,
+        ..StoreOptions::default()
+    };
+    // What the previous release left: schema version 1 with data in it.
+    ctx.store
+        .ingest(vec![event(
+            "old",
+            T0,
+            vec![item("A", "chat.postMessage", 1)],
+        )])
+        .await
+        .expect("ingest");
+    ctx.exec(
+        "DROP TABLE rate_limits; DROP TABLE leaders; DROP TABLE once_keys; DROP TABLE audit_log;
+         DROP TABLE audit_head; DELETE FROM sluice_schema_migrations WHERE version = 2",
+    )
+    .await;
+    match open(&ctx.url, &no_migrate).await {
+        Err(StoreError::SchemaMismatch {
+            db: 1,
+            binary: 2,
+            fix,
+        }) => {
+            assert!(fix.contains("sluice migrate"), "{fix}")
+        }
+        other => panic!(
+            "expected SchemaMismatch, got {:?}",
+            other.map(|s| s.backend())
+        ),
+    }
+    let report = migrate(&ctx.url).await.expect("migrate");
+    assert_eq!((report.from, report.to), (1, 2));
+    assert_eq!(report.applied, ["0002_coordination"]);
+    let s = open(&ctx.url, &no_migrate).await.expect("open upgraded");
+    assert!(
+        s.event("old").await.expect("event()").is_some(),
+        "data survives the upgrade"
+    );
+    assert!(s.first_time("k", T0, 1_000).await.expect("first_time"));
+    assert_eq!(
+        s.record_audit(audit_entry(1, "ok"))
+            .await
+            .expect("record")
+            .id,
+        1
+    );
 }
