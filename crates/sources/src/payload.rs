@@ -64,10 +64,6 @@ impl<'a> At<'a> {
         }
     }
 
-    pub(crate) fn path(&self) -> &str {
-        &self.path
-    }
-
     pub(crate) fn bad(&self, message: impl Into<String>) -> SourceError {
         SourceError::bad(self.path.clone(), message)
     }

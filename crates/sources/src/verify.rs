@@ -82,12 +82,21 @@ mod tests {
         assert_eq!(github_signature(Some(&s), Some(SIG), BODY), Ok(()));
     }
 
+    /// (case, secret, signature header, body, a fragment of the refusal)
+    type Case<'a> = (
+        &'a str,
+        Option<&'a Secret>,
+        Option<&'a str>,
+        &'a [u8],
+        &'a str,
+    );
+
     #[test]
     fn github_refuses_what_does_not_match() {
         let s = Secret::new(SECRET);
         let other = Secret::new("another secret");
         let upper = SIG.to_uppercase().replace("SHA256=", "sha256=");
-        let cases: [(&str, Option<&Secret>, Option<&str>, &[u8], &str); 7] = [
+        let cases: [Case; 7] = [
             ("missing header", Some(&s), None, BODY, "header is missing"),
             (
                 "sha1 form",
