@@ -18,6 +18,11 @@ use crate::config::Config;
 use crate::dispatch::{Dispatcher, RateGate};
 use crate::state::{now_ms, AppState};
 
+/// How often the retention leader prunes.
+const RETENTION_EVERY: Duration = Duration::from_secs(300);
+/// The leader role for retention.
+const RETENTION_ROLE: &str = "retention";
+
 /// The process-wide Prometheus recorder (metrics are global; install once).
 pub fn metrics_handle() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -86,6 +91,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         dispatch_cfg,
         state.wake.clone(),
     );
+    let dispatcher_owner = dispatcher.owner().to_string();
     let mut tasks = vec![tokio::spawn(dispatcher.run(rx.clone()))];
 
     let app = crate::http::app(state.clone());
@@ -102,14 +108,32 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         }
     }));
 
-    // Retention: delivered rows and closed alerts do not pile up forever.
+    // Retention: delivered rows and closed alerts do not pile up forever. With replicas, one
+    // leader prunes; when it dies its lease expires and another takes over.
     let mut stop = rx;
     let pruner = store.clone();
+    let owner = dispatcher_owner;
     tasks.push(tokio::spawn(async move {
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(600)) => {}
-                _ = stop.wait_for(|s| *s) => return,
+            let stopping = tokio::select! {
+                _ = tokio::time::sleep(RETENTION_EVERY) => false,
+                _ = stop.wait_for(|s| *s) => true,
+            };
+            if stopping {
+                let _ = pruner.resign(RETENTION_ROLE, &owner).await;
+                return;
+            }
+            let lease = 3 * RETENTION_EVERY.as_millis() as i64;
+            match pruner
+                .try_lead(RETENTION_ROLE, &owner, now_ms(), lease)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention leadership check failed");
+                    continue;
+                }
             }
             let cutoff = now_ms() - retention.as_millis() as i64;
             match pruner.prune(cutoff).await {

@@ -32,6 +32,8 @@ use crate::state::now_ms;
 /// How often idle dispatchers look for work nobody rang them about (other replicas' events,
 /// retries coming due).
 const POLL: Duration = Duration::from_millis(50);
+/// How often a lane worker retries the store while the database is unreachable.
+const STORE_RETRY: Duration = Duration::from_millis(500);
 /// Items fetched per lane per round trip to the store.
 const LANE_BATCH: usize = 32;
 
@@ -194,9 +196,30 @@ impl Dispatcher {
         }
     }
 
+    /// Run a store operation until it succeeds, riding out a database outage for as long as
+    /// we hold the lane (a failover or restart of PostgreSQL takes seconds). Other errors, and
+    /// a lost lease, end the attempt.
+    async fn persist<T, F, Fut>(&self, lost: &AtomicBool, mut op: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        loop {
+            match op().await {
+                Err(StoreError::Unavailable(detail)) if !lost.load(Ordering::Relaxed) => {
+                    debug!(%detail, "store unavailable; retrying");
+                    tokio::time::sleep(STORE_RETRY).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn work_lane(&self, lane: &str, lost: &AtomicBool) -> Result<(), StoreError> {
         loop {
-            let items = self.store.lane_items(lane, LANE_BATCH).await?;
+            let items = self
+                .persist(lost, || self.store.lane_items(lane, LANE_BATCH))
+                .await?;
             if items.is_empty() {
                 return Ok(());
             }
@@ -228,7 +251,7 @@ impl Dispatcher {
                 tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
             }
             // Space calls before Slack has to say 429.
-            self.gate.acquire(&key).await?;
+            self.persist(lost, || self.gate.acquire(&key)).await?;
             if lost.load(Ordering::Relaxed) {
                 return Ok(());
             }
@@ -251,7 +274,10 @@ impl Dispatcher {
                     let reply = result.unwrap_or(Value::Null);
                     let channel = reply["channel"].as_str().unwrap_or(&item.channel);
                     let ts = reply["ts"].as_str().unwrap_or("");
-                    self.store.mark_sent(item.id, channel, ts, now).await?;
+                    // Slack has it: record that, however long the database takes, and never
+                    // send it again because the record failed.
+                    self.persist(lost, || self.store.mark_sent(item.id, channel, ts, now))
+                        .await?;
                     metrics::histogram!("sluice_delivery_latency_seconds")
                         .record((now - item.created_at_ms).max(0) as f64 / 1000.0);
                     debug!(item = item.id, event_id = ?item.event_id, %channel, %ts, "delivered");
@@ -260,7 +286,8 @@ impl Dispatcher {
                 Outcome::DeadLetter(reason) => {
                     warn!(item = item.id, event_id = ?item.event_id, %reason, "dead-lettered");
                     metrics::counter!("sluice_dead_letters_total").increment(1);
-                    self.store.mark_dead(item.id, &reason, now).await?;
+                    self.persist(lost, || self.store.mark_dead(item.id, &reason, now))
+                        .await?;
                     return Ok(());
                 }
                 Outcome::RetryAfter(wait) => {
@@ -268,8 +295,10 @@ impl Dispatcher {
                     // carry on.
                     metrics::counter!("sluice_slack_ratelimited_total", "method" => item.method.clone())
                         .increment(1);
-                    self.gate.penalize(&key, wait).await?;
-                    self.schedule(&mut item, now, wait, "ratelimited").await?;
+                    self.persist(lost, || self.gate.penalize(&key, wait))
+                        .await?;
+                    self.schedule(&mut item, now, wait, "ratelimited", lost)
+                        .await?;
                 }
                 Outcome::Backoff => {
                     let error = match &result {
@@ -285,7 +314,8 @@ impl Dispatcher {
                         );
                         warn!(item = item.id, %reason, "dead-lettered");
                         metrics::counter!("sluice_dead_letters_total").increment(1);
-                        self.store.mark_dead(item.id, &reason, now).await?;
+                        self.persist(lost, || self.store.mark_dead(item.id, &reason, now))
+                            .await?;
                         return Ok(());
                     }
                     let wait = backoff(
@@ -294,7 +324,7 @@ impl Dispatcher {
                         Duration::from_millis(self.cfg.backoff_max_ms),
                         &mut rand::rng(),
                     );
-                    self.schedule(&mut item, now, wait, &error).await?;
+                    self.schedule(&mut item, now, wait, &error, lost).await?;
                 }
             }
         }
@@ -307,11 +337,13 @@ impl Dispatcher {
         now: i64,
         wait: Duration,
         error: &str,
+        lost: &AtomicBool,
     ) -> Result<(), StoreError> {
         metrics::histogram!("sluice_retry_delay_seconds").record(wait.as_secs_f64());
         let at = now + wait.as_millis() as i64;
         debug!(item = item.id, wait_ms = wait.as_millis() as u64, %error, "retry scheduled");
-        self.store.mark_retry(item.id, at, error).await?;
+        self.persist(lost, || self.store.mark_retry(item.id, at, error))
+            .await?;
         item.attempts += 1;
         item.next_attempt_at_ms = at;
         Ok(())
