@@ -1,17 +1,33 @@
 //! Test helpers shared by the adapters' tests: [`assert_valid`] holds every produced event
 //! to the same validation the native API applies.
 
-use sluice_core::Event;
+use std::collections::BTreeMap;
+
+use sluice_core::{Event, RenderContext, Renderer};
+use time::OffsetDateTime;
 
 /// Each event, written as JSON and read back through `sluice_core::parse_events`, is
-/// accepted and unchanged: what an adapter makes is what the native API would accept.
+/// accepted and unchanged: what an adapter makes is what the native API would accept. It
+/// also renders with the built-in `auto` card into a message Slack would take.
 pub(crate) fn assert_valid(events: &[Event]) {
+    let renderer = Renderer::new(&BTreeMap::new()).expect("built-in templates compile");
     for (i, e) in events.iter().enumerate() {
         let json = serde_json::to_vec(e).expect("an Event serializes");
         match sluice_core::parse_events(&json) {
             Ok(back) => assert_eq!(back.as_slice(), std::slice::from_ref(e), "event {i}"),
             Err(err) => panic!("event {i} is invalid: {err}\n{e:#?}"),
         }
+        let ctx = RenderContext {
+            event_id: "ev_test",
+            channel: "C0TEST",
+            template: "auto",
+            count: 1,
+            now: OffsetDateTime::UNIX_EPOCH,
+        };
+        let mut msg = renderer.render(e, &ctx).expect("renders");
+        sluice_slack::blocks::fit_message(&mut msg);
+        let problems = sluice_slack::blocks::check_message(&msg);
+        assert!(problems.is_empty(), "event {i} renders badly: {problems:?}");
     }
 }
 

@@ -286,3 +286,15 @@ fn an_unknown_payload_version_is_unsupported() {
         "a numeric 4 is fine"
     );
 }
+
+/// The full events for each fixture, so any change in a mapping is a reviewed diff.
+#[test]
+fn fixture_events_snapshot() {
+    for (name, body) in [
+        ("grouped", &include_bytes!("fixtures/grouped.json")[..]),
+        ("extras", include_bytes!("fixtures/extras.json")),
+        ("minimal", include_bytes!("fixtures/minimal.json")),
+    ] {
+        insta::assert_json_snapshot!(name, events(body));
+    }
+}

@@ -412,3 +412,32 @@ fn malformed_deliveries_name_the_field() {
         "{r:?}"
     );
 }
+
+/// The full events for each fixture, so any change in a mapping is a reviewed diff.
+#[test]
+fn fixture_events_snapshot() {
+    for (name, event, body) in [
+        (
+            "workflow_run_failure",
+            "workflow_run",
+            &include_bytes!("fixtures/workflow_run_failure.json")[..],
+        ),
+        (
+            "workflow_run_rerun_success",
+            "workflow_run",
+            include_bytes!("fixtures/workflow_run_rerun_success.json"),
+        ),
+        (
+            "check_run_failure",
+            "check_run",
+            include_bytes!("fixtures/check_run_failure.json"),
+        ),
+        (
+            "deployment_status_success",
+            "deployment_status",
+            include_bytes!("fixtures/deployment_status_success.json"),
+        ),
+    ] {
+        insta::assert_json_snapshot!(name, one_event(event, body));
+    }
+}

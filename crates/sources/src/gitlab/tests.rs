@@ -318,3 +318,27 @@ fn malformed_deliveries_name_the_field() {
         "{r:?}"
     );
 }
+
+/// The full events for each fixture, so any change in a mapping is a reviewed diff.
+#[test]
+fn fixture_events_snapshot() {
+    for (name, event, body) in [
+        (
+            "pipeline_failed",
+            "Pipeline Hook",
+            &include_bytes!("fixtures/pipeline_failed.json")[..],
+        ),
+        (
+            "pipeline_success",
+            "Pipeline Hook",
+            include_bytes!("fixtures/pipeline_success.json"),
+        ),
+        (
+            "deployment_success",
+            "Deployment Hook",
+            include_bytes!("fixtures/deployment_success.json"),
+        ),
+    ] {
+        insta::assert_json_snapshot!(name, one_event(event, body));
+    }
+}

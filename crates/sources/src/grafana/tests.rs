@@ -183,3 +183,17 @@ fn query_values_read_like_numbers() {
         assert_eq!(number(x), want);
     }
 }
+
+/// The full events for each fixture, so any change in a mapping is a reviewed diff.
+#[test]
+fn fixture_events_snapshot() {
+    for (name, body) in [
+        ("grouped", &include_bytes!("fixtures/grouped.json")[..]),
+        (
+            "old_value_string",
+            include_bytes!("fixtures/old_value_string.json"),
+        ),
+    ] {
+        insta::assert_json_snapshot!(name, events(body));
+    }
+}
