@@ -2,7 +2,7 @@
 //!
 //! One event per entry of `alerts[]`, firing and resolved alike (Alertmanager groups them;
 //! Sluice's own grouping decides what becomes one message). The mapping is in
-//! [`crate::alerts`]; what is Alertmanager's own is the dedup prefix `am:`, the silence link
+//! the crate's `alerts` module; what is Alertmanager's own is the dedup prefix `am:`, the silence link
 //! built from `externalURL`, and the `truncatedAlerts` note.
 //!
 //! Bearer or basic auth configured in Alertmanager's `http_config` is checked by the binary

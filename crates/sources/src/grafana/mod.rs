@@ -1,7 +1,7 @@
 //! Grafana unified alerting's webhook contact point: [`Grafana`].
 //!
 //! The payload is Alertmanager's with extras, so each entry of `alerts[]` goes through the
-//! shared mapping in [`crate::alerts`] and then gains what Grafana adds per alert: the
+//! shared mapping in the crate's `alerts` module and then gains what Grafana adds per alert: the
 //! `silenceURL`, `dashboardURL`, `panelURL` and `imageURL` links, and the query values
 //! (`values`, or the older `valueString`) as fields. Dedup keys are `grafana:` + fingerprint.
 //! The top-level `title`/`message` summarise the whole group and are not used: Sluice groups
