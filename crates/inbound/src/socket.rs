@@ -413,3 +413,23 @@ async fn envelope_ack(inbound: &Arc<Inbound>, v: Value) -> Option<Value> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Slack hands out `wss://` URLs: the TLS path must be compiled in and must not panic
+    /// for lack of a crypto provider (a peer that hangs up mid-handshake gives a plain error).
+    #[tokio::test]
+    async fn wss_urls_get_a_tls_handshake() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            if let Ok((sock, _)) = listener.accept().await {
+                drop(sock);
+            }
+        });
+        let r = tokio_tungstenite::connect_async(format!("wss://{addr}/link")).await;
+        let err = r.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(!err.contains("TLS support not compiled in"), "{err}");
+        assert!(!err.is_empty());
+    }
+}
