@@ -33,10 +33,14 @@ pub struct RawConfig {
     pub dispatch: DispatchConfig,
     #[serde(default)]
     pub dedup: DedupConfig,
+    #[serde(default)]
+    pub actions: ActionsConfig,
     #[serde(default, rename = "api_key")]
     pub api_keys: Vec<Spanned<ApiKeyConfig>>,
     #[serde(default, rename = "hook")]
     pub hooks: Vec<Spanned<HookConfig>>,
+    #[serde(default, rename = "source")]
+    pub sources: Vec<Spanned<SourceConfig>>,
     #[serde(default)]
     pub routing: RoutingConfig,
     /// Template name → minijinja source, or `{ file = "path" }`.
@@ -108,6 +112,53 @@ pub struct SlackConfig {
     pub team_id: String,
     pub timeout_ms: u64,
     pub limits: SlackLimits,
+    /// Environment variable or file holding the signing secret. With it, Sluice serves
+    /// `/slack/events`, `/slack/interactions`, `/slack/commands` and `/slack/options`.
+    pub signing_secret_env: Option<String>,
+    pub signing_secret_file: Option<PathBuf>,
+    /// Refused with a clear error: the signing secret is a secret.
+    pub signing_secret: Option<Spanned<String>>,
+    /// Hosts besides Slack's that response_url may point at (`127.0.0.1:9999` for the simulator).
+    pub response_url_hosts: Vec<String>,
+    /// Receive Slack's requests over Socket Mode instead of public endpoints.
+    pub socket_mode: Option<SocketModeConfig>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SocketModeConfig {
+    /// Environment variable or file holding the app-level token (`xapp-…`).
+    pub app_token_env: Option<String>,
+    pub app_token_file: Option<PathBuf>,
+    /// WebSocket connections kept open (Slack allows up to 10).
+    #[serde(default = "default_connections")]
+    pub connections: usize,
+}
+
+fn default_connections() -> usize {
+    2
+}
+
+/// Who may act on alert cards, and the slash command's name.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActionsConfig {
+    /// Slack user ids allowed to acknowledge and resolve. With `groups`, empty means everyone.
+    pub users: Vec<String>,
+    /// Slack user group ids (`S…`) whose members may act.
+    pub groups: Vec<String>,
+    /// The slash command Sluice answers.
+    pub command: String,
+}
+
+impl Default for ActionsConfig {
+    fn default() -> Self {
+        ActionsConfig {
+            users: Vec::new(),
+            groups: Vec::new(),
+            command: "/sluice".into(),
+        }
+    }
 }
 
 /// Limits Slack applies that are not fixed per method: they can differ per workspace.
@@ -137,6 +188,11 @@ impl Default for SlackConfig {
             team_id: "default".into(),
             timeout_ms: 10_000,
             limits: SlackLimits::default(),
+            signing_secret_env: Some("SLUICE_SLACK_SIGNING_SECRET".into()),
+            signing_secret_file: None,
+            signing_secret: None,
+            response_url_hosts: Vec::new(),
+            socket_mode: None,
         }
     }
 }
@@ -204,7 +260,13 @@ fn default_scopes() -> Vec<String> {
 }
 
 /// What an API key may do.
-pub const SCOPES: &[&str] = &["events:write", "messages:write", "read", "admin"];
+pub const SCOPES: &[&str] = &[
+    "events:write",
+    "messages:write",
+    "silences:write",
+    "read",
+    "admin",
+];
 
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
@@ -216,6 +278,28 @@ pub struct HookConfig {
     pub secret_env: Option<String>,
     pub secret_file: Option<PathBuf>,
     pub secret: Option<String>,
+}
+
+/// A webhook source (Alertmanager, Grafana, GitHub, GitLab) at `POST /v1/sources/{name}`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub name: String,
+    /// The adapter: alertmanager, grafana, github or gitlab. Default: the name.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// GitHub's webhook secret or GitLab's token, from the environment or a file.
+    pub secret_env: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    pub secret: Option<String>,
+}
+
+/// A configured source, ready to parse deliveries.
+pub struct SourceInstance {
+    pub name: String,
+    pub adapter: Box<dyn sluice_sources::Source + Send + Sync>,
+    /// Sources without their own signature (Alertmanager, Grafana) authenticate with an API key.
+    pub needs_api_key: bool,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -271,10 +355,16 @@ pub struct Config {
     pub storage: StorageConfig,
     pub slack: SlackConfig,
     pub bot_token: Option<Secret>,
+    /// Set when Slack's requests are to be served (HTTP endpoints or Socket Mode).
+    pub signing_secret: Option<Secret>,
+    /// Set when Socket Mode is configured.
+    pub app_token: Option<Secret>,
+    pub actions: ActionsConfig,
     pub dispatch: DispatchConfig,
     pub dedup: DedupConfig,
     pub api_keys: Vec<ApiKey>,
     pub hooks: Vec<Hook>,
+    pub sources: Vec<SourceInstance>,
     pub router: Router,
     pub renderer: Renderer,
     /// Non-fatal findings (unreachable rules, unrouted events).
@@ -408,6 +498,82 @@ impl Config {
             (None, Some(var)) => env.var(var).map(|t| Secret::new(t.trim().to_string())),
             (None, None) => None,
         };
+        if let Some(inline) = &raw.slack.signing_secret {
+            p(
+                Some(inline.span()),
+                "slack.signing_secret is inline: secrets in config files end up in git".into(),
+                "remove it and set slack.signing_secret_env (default SLUICE_SLACK_SIGNING_SECRET) or slack.signing_secret_file",
+            );
+        }
+        let signing_secret = match (
+            &raw.slack.signing_secret_file,
+            &raw.slack.signing_secret_env,
+        ) {
+            (Some(file), _) => match read_secret_file(base, file) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    p(
+                        None,
+                        format!("slack.signing_secret_file: {e}"),
+                        "check the path and permissions",
+                    );
+                    None
+                }
+            },
+            (None, Some(var)) => env
+                .var(var)
+                .filter(|v| !v.trim().is_empty())
+                .map(|t| Secret::new(t.trim().to_string())),
+            (None, None) => None,
+        };
+        let app_token = match &raw.slack.socket_mode {
+            None => None,
+            Some(sm) => {
+                let token = match (&sm.app_token_file, &sm.app_token_env) {
+                    (Some(file), _) => read_secret_file(base, file).ok(),
+                    (None, Some(var)) => env.var(var).map(|t| Secret::new(t.trim().to_string())),
+                    (None, None) => None,
+                };
+                match token {
+                    Some(t) if t.expose().starts_with("xapp-") => Some(t),
+                    Some(_) => {
+                        p(None, "slack.socket_mode: the app token does not start with xapp-".into(), "use the app-level token (Basic Information → App-Level Tokens, scope connections:write), not the bot token");
+                        None
+                    }
+                    None => {
+                        p(
+                            None,
+                            "slack.socket_mode is set but its app token could not be read".into(),
+                            "set slack.socket_mode.app_token_env (exported) or app_token_file",
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        if raw
+            .slack
+            .socket_mode
+            .as_ref()
+            .is_some_and(|sm| sm.connections == 0 || sm.connections > 10)
+        {
+            p(
+                None,
+                "slack.socket_mode.connections must be between 1 and 10".into(),
+                "use 2 (the default); Slack allows up to 10",
+            );
+        }
+        if !raw.actions.command.starts_with('/') || raw.actions.command.len() < 2 {
+            p(
+                None,
+                format!(
+                    "actions.command {:?} must start with /",
+                    raw.actions.command
+                ),
+                "for example \"/sluice\"",
+            );
+        }
+
         if let Err(e) = url::Url::parse(&raw.slack.api_base) {
             p(
                 None,
@@ -562,16 +728,75 @@ impl Config {
             }
         }
 
+        // Webhook sources. Alertmanager and Grafana are there by default (API key auth).
+        let mut sources: Vec<SourceInstance> = Vec::new();
+        for spanned in &raw.sources {
+            let span = Some(spanned.span());
+            let c = spanned.get_ref();
+            let kind = c.kind.clone().unwrap_or_else(|| c.name.clone());
+            let Some(info) = sluice_sources::SOURCES.iter().find(|i| i.name == kind) else {
+                let known: Vec<_> = sluice_sources::names().collect();
+                p(
+                    span,
+                    format!("source {:?}: unknown type {kind:?}", c.name),
+                    &format!("use one of: {}", known.join(", ")),
+                );
+                continue;
+            };
+            if sources.iter().any(|s| s.name == c.name) {
+                p(
+                    span.clone(),
+                    format!("source name {:?} is used twice", c.name),
+                    "give every source its own name",
+                );
+            }
+            if c.secret.is_some() {
+                p(
+                    span.clone(),
+                    format!("source {:?} has its secret inline", c.name),
+                    "remove `secret`; set secret_env or secret_file",
+                );
+                continue;
+            }
+            let secret = match (&c.secret_env, &c.secret_file) {
+                (Some(var), None) => env.var(var).map(|s| Secret::new(s.trim().to_string())),
+                (None, Some(file)) => read_secret_file(base, file).ok(),
+                _ => None,
+            };
+            if info.needs_secret && secret.is_none() {
+                p(span.clone(), format!("source {:?} ({kind}) needs its webhook secret, which could not be read", c.name), "set secret_env (exported) or secret_file to the secret configured in the webhook's settings");
+                continue;
+            }
+            if let Some(adapter) = sluice_sources::by_name(&kind, secret) {
+                sources.push(SourceInstance {
+                    name: c.name.clone(),
+                    adapter,
+                    needs_api_key: !info.needs_secret,
+                });
+            }
+        }
+        for builtin in ["alertmanager", "grafana"] {
+            if !sources.iter().any(|s| s.name == builtin) {
+                if let Some(adapter) = sluice_sources::by_name(builtin, None) {
+                    sources.push(SourceInstance {
+                        name: builtin.to_string(),
+                        adapter,
+                        needs_api_key: true,
+                    });
+                }
+            }
+        }
+
         // Templates, then the router that names them.
-        let mut sources = BTreeMap::new();
+        let mut template_sources = BTreeMap::new();
         for (name, spanned) in &raw.templates {
             match spanned.get_ref() {
                 TemplateSource::Inline(src) => {
-                    sources.insert(name.clone(), src.clone());
+                    template_sources.insert(name.clone(), src.clone());
                 }
                 TemplateSource::File { file } => match std::fs::read_to_string(base.join(file)) {
                     Ok(src) => {
-                        sources.insert(name.clone(), src);
+                        template_sources.insert(name.clone(), src);
                     }
                     Err(e) => p(
                         Some(spanned.span()),
@@ -581,7 +806,7 @@ impl Config {
                 },
             }
         }
-        let renderer = match Renderer::new(&sources) {
+        let renderer = match Renderer::new(&template_sources) {
             Ok(r) => Some(r),
             Err(errs) => {
                 for e in errs {
@@ -631,10 +856,14 @@ impl Config {
                 storage: raw.storage,
                 slack: raw.slack,
                 bot_token,
+                signing_secret,
+                app_token,
+                actions: raw.actions,
                 dispatch: raw.dispatch,
                 dedup: raw.dedup,
                 api_keys,
                 hooks,
+                sources,
                 router,
                 renderer,
                 warnings,

@@ -6,10 +6,12 @@
 //! for `sluice serve`, `sluice demo` and the end-to-end tests. The pure core lives in
 //! `sluice-core`, storage in `sluice-store`, Slack's wire formats in `sluice-slack`.
 
+pub mod actions;
 pub mod config;
 pub mod demo;
 pub mod dispatch;
 pub mod http;
 pub mod pipeline;
 pub mod server;
+pub mod silence;
 pub mod state;

@@ -53,6 +53,13 @@ enum Command {
     },
     /// Send one event to a running Sluice.
     Send(Box<SendArgs>),
+    /// Create, list and expire silences on a running Sluice.
+    Silence {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        action: SilenceAction,
+    },
     /// Inspect and replay dead letters.
     Dlq {
         #[arg(
@@ -82,6 +89,51 @@ enum DlqAction {
         #[arg(long, conflicts_with = "id")]
         all: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// Base URL of the Sluice server.
+    #[arg(
+        long,
+        env = "SLUICE_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// API key (read from the environment so it never shows in `ps`).
+    #[arg(
+        long = "api-key",
+        env = "SLUICE_API_KEY",
+        hide_env_values = true,
+        hide = true,
+        global = true
+    )]
+    api_key: String,
+}
+
+#[derive(Subcommand)]
+enum SilenceAction {
+    /// Mute matching events: `sluice silence add -m service=checkout -m severity=~warn.* -d 1h -c "deploy"`.
+    Add {
+        /// `name=value`, `name!=value`, `name=~regex`, `name!~regex`; repeatable, all must match.
+        #[arg(long = "match", short = 'm', required = true)]
+        matchers: Vec<String>,
+        /// How long: 30m, 2h, 1d.
+        #[arg(long, short, default_value = "1h")]
+        duration: String,
+        #[arg(long, short, default_value = "")]
+        comment: String,
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// Silences in force or pending (`--all` adds expired ones).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// End a silence now.
+    Expire { id: String },
 }
 
 #[derive(clap::Args)]
@@ -230,6 +282,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Send(args) => send(*args).await,
+        Command::Silence { api, action } => silence(api, action).await,
         Command::Dlq { config, action } => {
             let cfg = load(&config)?;
             let store = sluice_store::open(&cfg.storage_url, &StoreOptions::default()).await?;
@@ -316,6 +369,70 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+async fn silence(api: ApiArgs, action: SilenceAction) -> anyhow::Result<ExitCode> {
+    let http = reqwest::Client::new();
+    let base = format!("{}/v1/silences", api.url.trim_end_matches('/'));
+    let request = match action {
+        SilenceAction::Add {
+            matchers,
+            duration,
+            comment,
+            author,
+        } => {
+            let mut body =
+                json!({ "matchers": matchers, "duration": duration, "comment": comment });
+            if let Some(a) = author {
+                body["author"] = json!(a);
+            }
+            http.post(&base).json(&body)
+        }
+        SilenceAction::List { all } => http.get(format!("{base}?all={all}")),
+        SilenceAction::Expire { id } => http.delete(format!("{base}/{id}")),
+    };
+    let resp = request
+        .bearer_auth(&api.api_key)
+        .send()
+        .await
+        .with_context(|| format!("calling {base}"))?;
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        println!("{status} {v}");
+        return Ok(ExitCode::FAILURE);
+    }
+    match v.get("silences").and_then(Value::as_array) {
+        Some(list) if list.is_empty() => println!("no silences"),
+        Some(list) => {
+            for s in list {
+                let matchers: Vec<String> = s["matchers"]
+                    .as_array()
+                    .map(|ms| {
+                        ms.iter()
+                            .map(|m| {
+                                format!(
+                                    "{}{}{}",
+                                    m["name"].as_str().unwrap_or(""),
+                                    m["op"].as_str().unwrap_or("?"),
+                                    m["value"].as_str().unwrap_or("")
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "{}  {}  by {}  {}",
+                    s["id"].as_str().unwrap_or("?"),
+                    matchers.join(","),
+                    s["author"].as_str().unwrap_or("?"),
+                    s["comment"].as_str().unwrap_or("")
+                );
+            }
+        }
+        None => println!("{v}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn shutdown_signal() {

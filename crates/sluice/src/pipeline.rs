@@ -11,8 +11,11 @@ use sluice_slack::blocks::fit_message;
 use sluice_store::{Dedup, Fate, NewEvent, NewOutboxItem};
 use time::OffsetDateTime;
 
+use crate::silence::SilenceSet;
+
 /// What the pipeline needs besides the event: routing, rendering and the workspace.
 pub struct Pipeline<'a> {
+    pub silences: &'a SilenceSet,
     pub router: &'a Router,
     pub renderer: &'a Renderer,
     pub team: &'a str,
@@ -67,6 +70,12 @@ impl Pipeline<'_> {
             outbox: Vec::new(),
             dedup: None,
         };
+        if let Some(silence) = self.silences.silenced_by(event, received_at_ms) {
+            new.fate = Fate::Suppressed {
+                by: format!("silence:{silence}"),
+            };
+            return Ok(new);
+        }
         let (deliveries, matched) = match self.router.route(event) {
             Decision::Drop { rule } => {
                 new.fate = Fate::Dropped { rule };

@@ -14,9 +14,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::actions::{Permissions, StoreOnce};
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, RateGate};
 use crate::state::{now_ms, AppState};
+use sluice_inbound::{Inbound, InboundConfig};
 
 /// How often the retention leader prunes.
 const RETENTION_EVERY: Duration = Duration::from_secs(300);
@@ -71,6 +73,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         Duration::from_millis(config.slack.timeout_ms),
     )
     .context("building the Slack client")?;
+    let slack = client.clone();
     let dispatch_cfg = config.dispatch.clone();
     let gate = RateGate::for_store(
         &store,
@@ -94,7 +97,47 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     let dispatcher_owner = dispatcher.owner().to_string();
     let mut tasks = vec![tokio::spawn(dispatcher.run(rx.clone()))];
 
-    let app = crate::http::app(state.clone());
+    let mut app = crate::http::app(state.clone());
+    if let Some(secret) = state.config.signing_secret.clone() {
+        let permissions = Arc::new(Permissions::new(
+            state.config.actions.users.clone(),
+            state.config.actions.groups.clone(),
+            slack.clone(),
+        ));
+        let registry =
+            crate::actions::registry(state.clone(), permissions, &state.config.actions.command);
+        let mut cfg = InboundConfig::new(secret);
+        cfg.max_body_bytes = state.config.server.max_body_bytes;
+        cfg.response_url_hosts
+            .extend(state.config.slack.response_url_hosts.iter().cloned());
+        let inbound = Arc::new(Inbound::new(
+            cfg,
+            registry,
+            Arc::new(StoreOnce(store.clone())),
+            slack.clone(),
+        ));
+        if let (Some(token), Some(sm)) = (
+            state.config.app_token.clone(),
+            state.config.slack.socket_mode.clone(),
+        ) {
+            let api_base = state.config.slack.api_base.clone();
+            let stop = rx.clone();
+            let inbound = inbound.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) =
+                    sluice_inbound::run_socket_mode(inbound, token, api_base, sm.connections, stop)
+                        .await
+                {
+                    tracing::error!(error = %e, "socket mode stopped");
+                }
+            }));
+            tracing::info!(
+                connections = sm.connections,
+                "receiving Slack's requests over Socket Mode"
+            );
+        }
+        app = app.merge(sluice_inbound::routes(inbound));
+    }
     let addr = listener.local_addr()?;
     let mut stop = rx.clone();
     tasks.push(tokio::spawn(async move {
@@ -105,6 +148,28 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "http server failed");
+        }
+    }));
+
+    // Silences created on other replicas take effect here within a second.
+    state
+        .refresh_silences(true)
+        .await
+        .context("loading silences")?;
+    let mut stop = rx.clone();
+    let refresher = state.clone();
+    tasks.push(tokio::spawn(async move {
+        loop {
+            let stopping = tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+                _ = stop.wait_for(|s| *s) => true,
+            };
+            if stopping {
+                return;
+            }
+            if let Err(e) = refresher.refresh_silences(false).await {
+                tracing::debug!(error = %e, "silences not refreshed");
+            }
         }
     }));
 

@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::pipeline::Pipeline;
+use crate::silence::SilenceSet;
 
 pub struct AppState {
     pub config: Config,
@@ -17,6 +18,8 @@ pub struct AppState {
     /// instead of at its next poll.
     pub wake: Arc<Notify>,
     pub metrics: Option<PrometheusHandle>,
+    /// The silences in force, compiled; see [`AppState::refresh_silences`].
+    pub silences: std::sync::RwLock<SilenceSet>,
 }
 
 impl AppState {
@@ -26,11 +29,27 @@ impl AppState {
             store,
             wake: Arc::new(Notify::new()),
             metrics,
+            silences: std::sync::RwLock::new(SilenceSet::default()),
         }
     }
 
-    pub fn pipeline(&self) -> Pipeline<'_> {
+    /// Reload the silences if the store's version moved (or `force`).
+    pub async fn refresh_silences(&self, force: bool) -> Result<(), sluice_store::StoreError> {
+        let version = self.store.silences_version().await?;
+        let current = self.silences.read().map(|s| s.version).unwrap_or(-1);
+        if !force && version == current {
+            return Ok(());
+        }
+        let list = self.store.silences(false, now_ms()).await?;
+        if let Ok(mut s) = self.silences.write() {
+            *s = SilenceSet::new(version, &list);
+        }
+        Ok(())
+    }
+
+    pub fn pipeline<'a>(&'a self, silences: &'a SilenceSet) -> Pipeline<'a> {
         Pipeline {
+            silences,
             router: &self.config.router,
             renderer: &self.config.renderer,
             team: &self.config.slack.team_id,

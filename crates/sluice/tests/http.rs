@@ -364,3 +364,91 @@ async fn dead_letter_api_needs_admin_to_replay() {
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.json()["replayed"], 0);
 }
+
+#[tokio::test]
+async fn a_silence_suppresses_exactly_what_it_matches_until_it_is_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(dir.path(), common::ROUTING).await;
+    let a = call(&s, "POST", "/v1/silences", Some(KEY),
+                 json!({"matchers": ["service=checkout", "severity=~crit.*"], "duration": "1h", "comment": "db migration"}).to_string()).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let id = a.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(a.json()["author"], "ci");
+
+    let post = |body: Value| {
+        let s = s.clone();
+        async move {
+            let a = call(&s, "POST", "/v1/events", Some(KEY), body.to_string()).await;
+            let id = a.json()["id"].as_str().unwrap().to_string();
+            call(
+                &s,
+                "GET",
+                &format!("/v1/events/{id}"),
+                Some(KEY),
+                Body::empty(),
+            )
+            .await
+            .json()
+        }
+    };
+    let silenced = post(alert("DB down")).await;
+    assert_eq!(silenced["state"], "suppressed", "{silenced}");
+    assert_eq!(silenced["fate"]["by"], format!("silence:{id}"));
+    let mut other_service = alert("Queue slow");
+    other_service["service"] = json!("queue");
+    assert_eq!(post(other_service).await["state"], "queued");
+    let mut warning = alert("DB slow");
+    warning["severity"] = json!("warning");
+    assert_eq!(post(warning).await["state"], "queued");
+    assert_eq!(pending(&s).await, 2);
+
+    // A read-only key may list but not end it.
+    let a = call(
+        &s,
+        "GET",
+        "/v1/silences",
+        Some(READ_ONLY_KEY),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(a.json()["silences"].as_array().unwrap().len(), 1);
+    let a = call(
+        &s,
+        "DELETE",
+        &format!("/v1/silences/{id}"),
+        Some(READ_ONLY_KEY),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = call(
+        &s,
+        "DELETE",
+        &format!("/v1/silences/{id}"),
+        Some(KEY),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(post(alert("DB down again")).await["state"], "queued");
+    let a = call(
+        &s,
+        "DELETE",
+        &format!("/v1/silences/{id}"),
+        Some(KEY),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+
+    let a = call(
+        &s,
+        "POST",
+        "/v1/silences",
+        Some(KEY),
+        json!({"matchers": ["team!=core"], "duration": "1h"}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.json()["field"], "matchers", "{}", a.body);
+}

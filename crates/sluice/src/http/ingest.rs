@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use sluice_core::event::parse_events;
+use sluice_core::event::{parse_events, Event};
 use sluice_slack::blocks::fit_message;
 use sluice_store::{DeliveryState, EventStatus, Fate, NewEvent};
 use subtle::ConstantTimeEq;
@@ -48,20 +48,7 @@ async fn post_events(
         };
         ApiError::bad_request(field, e.message)
     })?;
-    let now = now();
-    let pipeline = state.pipeline();
-    let mut batch = Vec::with_capacity(events.len());
-    for event in &events {
-        let normalised = serde_json::to_value(event).unwrap_or(Value::Null);
-        let new = pipeline
-            .process(new_id(), event, normalised, now)
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "render_failed", e.0))?;
-        batch.push(new);
-    }
-    let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
-    commit(&state, batch).await?;
-    metrics::counter!("sluice_events_received_total", "source" => "api")
-        .increment(ids.len() as u64);
+    let ids = accept(&state, &events, "api").await?;
     let is_batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let answer = if is_batch {
         json!({ "ids": ids, "accepted": ids.len() })
@@ -69,6 +56,39 @@ async fn post_events(
         json!({ "id": ids[0] })
     };
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// Route, render and commit `events` in one transaction; their ids in order.
+pub(crate) async fn accept(
+    state: &AppState,
+    events: &[Event],
+    source: &str,
+) -> Result<Vec<String>, ApiError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = now();
+    let batch = {
+        // A poisoned lock only means a panic elsewhere mid-swap; the set itself is whole.
+        let silences = state.silences.read().unwrap_or_else(|e| e.into_inner());
+        let pipeline = state.pipeline(&silences);
+        let mut batch = Vec::with_capacity(events.len());
+        for event in events {
+            let normalised = serde_json::to_value(event).unwrap_or(Value::Null);
+            let new = pipeline
+                .process(new_id(), event, normalised, now)
+                .map_err(|e| {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "render_failed", e.0)
+                })?;
+            batch.push(new);
+        }
+        batch
+    };
+    let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
+    commit(state, batch).await?;
+    metrics::counter!("sluice_events_received_total", "source" => source.to_string())
+        .increment(ids.len() as u64);
+    Ok(ids)
 }
 
 /// Commit, count the fates, and wake the dispatcher.
@@ -82,6 +102,9 @@ pub(crate) async fn commit(state: &AppState, batch: Vec<NewEvent>) -> Result<(),
                     .increment(1)
             }
             Fate::Unrouted => metrics::counter!("sluice_events_unrouted_total").increment(1),
+            Fate::Suppressed { .. } => {
+                metrics::counter!("sluice_events_suppressed_total").increment(1)
+            }
             _ => routed += 1,
         }
         enqueued |= !e.outbox.is_empty() || e.dedup.as_ref().is_some_and(|d| !d.on_open.is_empty());
@@ -121,6 +144,7 @@ pub fn event_view(s: &EventStatus) -> Value {
     let state = match &s.fate {
         Fate::Dropped { .. } => "dropped",
         Fate::Unrouted => "unrouted",
+        Fate::Suppressed { .. } => "suppressed",
         Fate::Merged { .. } => "merged",
         Fate::Resolved { .. } if all_sent || s.deliveries.is_empty() => "resolved",
         _ if any_dead => "dead_lettered",

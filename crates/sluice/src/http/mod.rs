@@ -8,6 +8,8 @@ mod auth;
 mod error;
 mod ingest;
 mod ops;
+mod silences;
+mod sources;
 
 use std::sync::Arc;
 
@@ -25,6 +27,8 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(ingest::routes())
         .merge(ops::routes())
+        .merge(sources::routes())
+        .merge(silences::routes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
