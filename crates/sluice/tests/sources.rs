@@ -126,7 +126,7 @@ async fn github_deliveries_are_verified_by_their_signature() {
     let body = include_str!("../../sources/src/github/fixtures/workflow_run_failure.json");
     let event = ("x-github-event", "workflow_run".to_string());
 
-    let (status, _) = post(&s, "/v1/sources/github", &[event.clone()], body).await;
+    let (status, _) = post(&s, "/v1/sources/github", std::slice::from_ref(&event), body).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "missing signature");
     let forged = (
         "x-hub-signature-256",
