@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Fate, NewEvent, NewOutboxItem, StoreError};
+use crate::{Dedup, Fate, NewEvent, NewOutboxItem, StoreError};
 
 pub(crate) struct OpenAlert {
     pub id: i64,
@@ -70,6 +70,22 @@ fn to_json<T: serde::Serialize>(what: &str, v: &T) -> Result<String, StoreError>
     serde_json::to_string(v).map_err(|e| StoreError::Other(format!("cannot serialise {what}: {e}")))
 }
 
+/// The Slack calls an event makes: none for a suppressed event, whatever it carries (it is stored like a dropped one).
+pub(crate) fn outbox_of(ev: &NewEvent) -> &[NewOutboxItem] {
+    match ev.fate {
+        Fate::Suppressed { .. } => &[],
+        _ => &ev.outbox,
+    }
+}
+
+/// The dedup request ingest applies: none for a suppressed event, so muting never opens, bumps or resolves an alert.
+pub(crate) fn dedup_of(ev: &NewEvent) -> Option<&Dedup> {
+    match ev.fate {
+        Fate::Suppressed { .. } => None,
+        _ => ev.dedup.as_ref(),
+    }
+}
+
 /// Lanes that gained pending items in this transaction, with the smallest new item id in each.
 pub(crate) type TouchedLanes = BTreeMap<String, i64>;
 
@@ -78,9 +94,9 @@ pub(crate) fn candidate_lanes(batch: &[NewEvent]) -> Vec<String> {
     let mut lanes: Vec<String> = batch
         .iter()
         .flat_map(|e| {
-            e.outbox
+            outbox_of(e)
                 .iter()
-                .chain(e.dedup.iter().flat_map(|d| d.on_open.iter()))
+                .chain(dedup_of(e).into_iter().flat_map(|d| d.on_open.iter()))
         })
         .map(|i| i.lane.clone())
         .collect();
@@ -103,8 +119,9 @@ pub(crate) async fn ingest_event(
         Existing(i64),
     }
     let now = ev.received_at_ms;
-    let (fate, items, alert): (Fate, &[NewOutboxItem], Alert) = match &ev.dedup {
-        None => (ev.fate.clone(), &ev.outbox, Alert::None),
+    let own = outbox_of(ev);
+    let (fate, items, alert): (Fate, &[NewOutboxItem], Alert) = match dedup_of(ev) {
+        None => (ev.fate.clone(), own, Alert::None),
         Some(d) => match tx.open_alert(&d.key).await? {
             Some(a) if d.resolves => {
                 tx.close_alert(a.id, now).await?;
@@ -132,10 +149,10 @@ pub(crate) async fn ingest_event(
             Some(a) => {
                 // The old alert went quiet for longer than the window: it is over, this is a new occurrence.
                 tx.close_alert(a.id, now).await?;
-                (ev.fate.clone(), &ev.outbox, Alert::New)
+                (ev.fate.clone(), own, Alert::New)
             }
-            None if d.resolves => (ev.fate.clone(), &ev.outbox, Alert::None),
-            None => (ev.fate.clone(), &ev.outbox, Alert::New),
+            None if d.resolves => (ev.fate.clone(), own, Alert::None),
+            None => (ev.fate.clone(), own, Alert::New),
         },
     };
 
@@ -176,7 +193,7 @@ pub(crate) async fn ingest_event(
         }
     }
 
-    if let (Some(d), Alert::New) = (&ev.dedup, alert) {
+    if let (Some(d), Alert::New) = (dedup_of(ev), alert) {
         let alert_id = tx.create_alert(&d.key, &ev.id, now).await?;
         for (lane, item_id) in posts {
             tx.add_alert_post(alert_id, lane, item_id).await?;

@@ -9,6 +9,7 @@
 //! No SQL type crosses the trait: rows come back as the plain structs in this module, and every time is an `i64` of
 //! milliseconds since the Unix epoch passed in by the caller, so tests control the clock.
 
+mod alerting;
 mod audit;
 mod coord;
 mod error;
@@ -105,7 +106,10 @@ pub trait Store: Send + Sync + 'static {
     /// It also removes the short-lived coordination rows, taking `older_than_ms` as a (conservative) clock: once-keys
     /// that expired before it, rate rows idle since more than an hour before it (a rate row whose `tat` and block
     /// are in the past behaves exactly like no row), and leader rows whose lease ended before it. Audit rows are
-    /// never pruned. Returns the number of rows removed.
+    /// never pruned.
+    ///
+    /// Silences that ended (or were expired) before `older_than_ms` go too; alert actions go only with their event.
+    /// Returns the number of rows removed.
     async fn prune(&self, older_than_ms: i64) -> Result<u64, StoreError>;
 
     /// Shared rate limiting (GCRA), so all replicas together stay under one Slack limit per `key` (e.g.
@@ -163,6 +167,52 @@ pub trait Store: Send + Sync + 'static {
     /// Recomputes the whole chain: `None` if intact, else the first id where it breaks (an edited row, the row after
     /// a deleted one, or `last id + 1` when the newest rows were deleted).
     async fn verify_audit(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Stores a new silence, id `"sil_" + UUID v7`, and bumps [`Store::silences_version`] in the same transaction.
+    /// Refused with [`StoreError::Other`] (a message for the user) when it has no matcher — it would mute
+    /// everything — or does not end after it starts; regular expressions are not checked here.
+    async fn create_silence(&self, s: NewSilence, now_ms: i64) -> Result<Silence, StoreError>;
+
+    /// With `include_expired`, every stored silence; otherwise those not over at `now_ms`: active
+    /// (`starts_at <= now < ends_at`, not expired) and pending (starting later). In creation order (`created_at_ms`, then id; ties within one millisecond in no
+    /// particular order).
+    async fn silences(
+        &self,
+        include_expired: bool,
+        now_ms: i64,
+    ) -> Result<Vec<Silence>, StoreError>;
+
+    /// Ends a silence now (active or pending): `true` if it did, `false` if it is unknown or already over
+    /// (expired before, or past its end). Bumps [`Store::silences_version`] when it returns `true`.
+    async fn expire_silence(&self, id: &str, now_ms: i64) -> Result<bool, StoreError>;
+
+    /// A number that changes on every `create_silence` and successful `expire_silence` (on any replica), so a cache
+    /// of [`Store::silences`] knows when to reload with one cheap read. Time passing does not change it: the cache
+    /// asks [`Silence::state`] itself.
+    async fn silences_version(&self) -> Result<i64, StoreError>;
+
+    /// Records a decision (`"ack"`, `"resolve"`) on the alert `event_id` belongs to: the event itself, or, for an
+    /// event merged into or resolving an alert, that alert's first event — so every card and every duplicate
+    /// shares one decision. The first call per (alert, action) wins atomically across replicas
+    /// ([`AckOutcome::Recorded`]); later calls change nothing and learn who won ([`AckOutcome::AlreadyBy`]).
+    /// [`StoreError::Conflict`] if the event is unknown (e.g. pruned).
+    async fn record_alert_action(
+        &self,
+        event_id: &str,
+        action: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<AckOutcome, StoreError>;
+
+    /// The decisions on the alert `event_id` belongs to (see [`Store::record_alert_action`]) as
+    /// `(action, actor, at_ms)`, oldest first; empty for an unknown event.
+    async fn alert_actions(&self, event_id: &str)
+        -> Result<Vec<(String, String, i64)>, StoreError>;
+
+    /// Where the cards of `event_id` are, so an action can update them: channel + ts of every sent
+    /// `chat.postMessage` item (not threaded replies or other `ref_post` items) of the event, or — for an event
+    /// merged into or resolving an alert — of that alert's first event. In item order; empty if none was sent.
+    async fn message_of(&self, event_id: &str) -> Result<Vec<RefSent>, StoreError>;
 }
 
 /// Which database a URL names.

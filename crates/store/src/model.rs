@@ -98,11 +98,26 @@ pub struct NewOutboxItem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fate {
-    Queued { rules: Vec<String> },
-    Dropped { rule: String },
+    Queued {
+        rules: Vec<String>,
+    },
+    Dropped {
+        rule: String,
+    },
     Unrouted,
-    Merged { into: EventId, count: u32 },
-    Resolved { into: EventId },
+    Merged {
+        into: EventId,
+        count: u32,
+    },
+    Resolved {
+        into: EventId,
+    },
+    /// Muted by a silence (`by: "silence:sil_…"`) or an inhibition rule (`by: "inhibit:<rule>"`). Stored like
+    /// `Dropped`: only the event row is written; any outbox or dedup request the event carries is ignored, so a
+    /// muted event never posts, merges into, bumps or resolves an alert.
+    Suppressed {
+        by: String,
+    },
 }
 
 /// A pending outbox item as the dispatcher sees it.
@@ -140,6 +155,29 @@ pub struct EventStatus {
     pub body: serde_json::Value,
     /// Every outbox item this event enqueued, in id order.
     pub deliveries: Vec<DeliveryStatus>,
+    /// Acknowledge / resolve decisions taken on the alert this event belongs to (itself, or the alert it was merged
+    /// into or resolved), oldest first. See [`crate::Store::record_alert_action`].
+    pub actions: Vec<AlertAction>,
+}
+
+/// One recorded decision on an alert (the first click of its kind wins; see [`crate::Store::record_alert_action`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertAction {
+    /// `"ack"` or `"resolve"`.
+    pub action: String,
+    /// Who took it (Slack user id).
+    pub actor: String,
+    pub at_ms: i64,
+}
+
+/// The answer of [`crate::Store::record_alert_action`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum AckOutcome {
+    /// This call took the decision.
+    Recorded,
+    /// Somebody (possibly the same actor, clicking twice) took it first; nothing changed.
+    AlreadyBy { actor: String, at_ms: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -236,4 +274,180 @@ pub struct AuditRecord {
     pub detail: serde_json::Value,
     pub prev_hash: String,
     pub hash: String,
+}
+
+/// A silence to create (Alertmanager-style): events matching *all* `matchers` are muted while
+/// `starts_at_ms <= now < ends_at_ms`. Matching is the caller's job; the store only keeps silences.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewSilence {
+    pub matchers: Vec<SilenceMatcher>,
+    pub starts_at_ms: i64,
+    pub ends_at_ms: i64,
+    pub author: String,
+    pub comment: String,
+}
+
+/// One condition of a silence: `name op value`, e.g. `severity != "info"` or `service =~ "db-.*"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilenceMatcher {
+    /// A label name, or one of the event fields `service`, `environment`, `severity`, `source`, `kind`, `title`.
+    pub name: String,
+    pub op: MatchOp,
+    /// A literal for `Eq`/`NotEq`, a regular expression for `Regex`/`NotRegex` (not checked by the store).
+    pub value: String,
+}
+
+/// Serialised as Alertmanager writes it: `"="`, `"!="`, `"=~"`, `"!~"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MatchOp {
+    #[serde(rename = "=")]
+    Eq,
+    #[serde(rename = "!=")]
+    NotEq,
+    #[serde(rename = "=~")]
+    Regex,
+    #[serde(rename = "!~")]
+    NotRegex,
+}
+
+/// A stored silence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Silence {
+    /// `"sil_"` + a UUID v7 in simple (hex, no dashes) form.
+    pub id: String,
+    pub matchers: Vec<SilenceMatcher>,
+    pub starts_at_ms: i64,
+    pub ends_at_ms: i64,
+    pub author: String,
+    pub comment: String,
+    pub created_at_ms: i64,
+    /// Set when someone ended the silence early with [`crate::Store::expire_silence`].
+    pub expired_at_ms: Option<i64>,
+}
+
+/// Where a silence stands at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SilenceState {
+    /// Starts later.
+    Pending,
+    /// Mutes matching events now.
+    Active,
+    /// Ended, or expired early.
+    Expired,
+}
+
+impl Silence {
+    /// Its state at `now_ms`. A cache must ask this itself: silences start and end with time, without a write that
+    /// would bump [`crate::Store::silences_version`].
+    pub fn state(&self, now_ms: i64) -> SilenceState {
+        if self.expired_at_ms.is_some() || now_ms >= self.ends_at_ms {
+            SilenceState::Expired
+        } else if now_ms < self.starts_at_ms {
+            SilenceState::Pending
+        } else {
+            SilenceState::Active
+        }
+    }
+
+    /// When it stopped muting (or will): the early expiry if any, else `ends_at_ms`.
+    pub fn ended_at_ms(&self) -> i64 {
+        self.expired_at_ms.unwrap_or(self.ends_at_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows written before `Suppressed` existed must still read back, and the new variant must follow the same
+    /// tagging, since fates are stored as JSON.
+    #[test]
+    fn fates_round_trip_through_their_stored_json() {
+        let cases = [
+            (
+                r#"{"kind":"queued","rules":["a","b"]}"#,
+                Fate::Queued {
+                    rules: vec!["a".into(), "b".into()],
+                },
+            ),
+            (
+                r#"{"kind":"dropped","rule":"quiet"}"#,
+                Fate::Dropped {
+                    rule: "quiet".into(),
+                },
+            ),
+            (r#"{"kind":"unrouted"}"#, Fate::Unrouted),
+            (
+                r#"{"kind":"merged","into":"e1","count":3}"#,
+                Fate::Merged {
+                    into: "e1".into(),
+                    count: 3,
+                },
+            ),
+            (
+                r#"{"kind":"resolved","into":"e1"}"#,
+                Fate::Resolved { into: "e1".into() },
+            ),
+            (
+                r#"{"kind":"suppressed","by":"silence:sil_01"}"#,
+                Fate::Suppressed {
+                    by: "silence:sil_01".into(),
+                },
+            ),
+        ];
+        for (json, fate) in cases {
+            let read: Fate = serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(read, fate, "{json}");
+            let written = serde_json::to_value(&fate).expect("serialise");
+            assert_eq!(
+                written,
+                serde_json::from_str::<serde_json::Value>(json).expect("json"),
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn match_ops_use_alertmanager_spelling() {
+        for (op, text) in [
+            (MatchOp::Eq, "\"=\""),
+            (MatchOp::NotEq, "\"!=\""),
+            (MatchOp::Regex, "\"=~\""),
+            (MatchOp::NotRegex, "\"!~\""),
+        ] {
+            assert_eq!(serde_json::to_string(&op).expect("serialise"), text);
+            assert_eq!(serde_json::from_str::<MatchOp>(text).expect("parse"), op);
+        }
+    }
+
+    #[test]
+    fn silence_state_follows_the_clock_and_early_expiry() {
+        let s = Silence {
+            id: "sil_x".into(),
+            matchers: vec![],
+            starts_at_ms: 100,
+            ends_at_ms: 200,
+            author: "a".into(),
+            comment: "c".into(),
+            created_at_ms: 50,
+            expired_at_ms: None,
+        };
+        let table = [
+            (99, SilenceState::Pending),
+            (100, SilenceState::Active),
+            (199, SilenceState::Active),
+            (200, SilenceState::Expired),
+        ];
+        for (now, state) in table {
+            assert_eq!(s.state(now), state, "at {now}");
+        }
+        assert_eq!(s.ended_at_ms(), 200);
+        let early = Silence {
+            expired_at_ms: Some(150),
+            ..s
+        };
+        assert_eq!(early.state(120), SilenceState::Expired);
+        assert_eq!(early.ended_at_ms(), 150);
+    }
 }

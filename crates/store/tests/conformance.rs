@@ -202,6 +202,14 @@ conformance!(
     audit_tampering_is_found_at_the_tampered_id,
     prune_removes_expired_coordination_rows_but_never_audit,
     a_version_1_database_is_refused_then_upgraded_in_place,
+    a_version_2_database_is_upgraded_by_0003_with_its_data,
+    silences_list_pending_active_and_expired_and_bump_the_version,
+    silences_that_mute_everything_or_nothing_are_refused,
+    prune_removes_old_silences_and_actions_of_pruned_events,
+    suppressed_events_keep_their_fate_and_post_nothing,
+    one_click_wins_across_replicas,
+    alert_actions_are_shared_by_the_alert_and_its_duplicates,
+    message_of_finds_the_cards_of_an_event_and_of_its_alert,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -2125,13 +2133,14 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
         .expect("ingest");
     ctx.exec(
         "DROP TABLE rate_limits; DROP TABLE leaders; DROP TABLE once_keys; DROP TABLE audit_log;
-         DROP TABLE audit_head; DELETE FROM sluice_schema_migrations WHERE version = 2",
+         DROP TABLE audit_head; DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
+         DELETE FROM sluice_schema_migrations WHERE version >= 2",
     )
     .await;
     match open(&ctx.url, &no_migrate).await {
         Err(StoreError::SchemaMismatch {
             db: 1,
-            binary: 2,
+            binary: 3,
             fix,
         }) => {
             assert!(fix.contains("sluice migrate"), "{fix}")
@@ -2142,8 +2151,8 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
         ),
     }
     let report = migrate(&ctx.url).await.expect("migrate");
-    assert_eq!((report.from, report.to), (1, 2));
-    assert_eq!(report.applied, ["0002_coordination"]);
+    assert_eq!((report.from, report.to), (1, 3));
+    assert_eq!(report.applied, ["0002_coordination", "0003_alerting"]);
     let s = open(&ctx.url, &no_migrate).await.expect("open upgraded");
     assert!(
         s.event("old").await.expect("event()").is_some(),
@@ -2157,4 +2166,552 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
             .id,
         1
     );
+    assert_eq!(s.silences_version().await.expect("version"), 0);
+    assert!(matches!(
+        s.record_alert_action("old", "ack", "U1", T0).await,
+        Ok(AckOutcome::Recorded)
+    ));
+    assert_eq!(status(&s, "old").await.actions.len(), 1);
+}
+
+async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
+    ctx.store
+        .ingest(vec![event(
+            "v2",
+            T0,
+            vec![item("A", "chat.postMessage", 1)],
+        )])
+        .await
+        .expect("ingest");
+    ctx.store
+        .record_audit(audit_entry(1, "ok"))
+        .await
+        .expect("record");
+    ctx.exec(
+        "DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
+         DELETE FROM sluice_schema_migrations WHERE version = 3",
+    )
+    .await;
+    let report = migrate(&ctx.url).await.expect("migrate");
+    assert_eq!(
+        (report.from, report.to, report.applied),
+        (2, 3, vec!["0003_alerting".to_string()])
+    );
+    let s = ctx.replica().await;
+    let old = status(&s, "v2").await;
+    assert_eq!((old.deliveries.len(), old.actions.len()), (1, 0));
+    assert_eq!(s.verify_audit().await.expect("verify"), None);
+    assert_eq!(s.silences_version().await.expect("version"), 0);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Silences, suppression, alert actions
+
+fn matcher(name: &str, op: MatchOp, value: &str) -> SilenceMatcher {
+    SilenceMatcher {
+        name: name.into(),
+        op,
+        value: value.into(),
+    }
+}
+
+fn silence(starts_at_ms: i64, ends_at_ms: i64, comment: &str) -> NewSilence {
+    NewSilence {
+        matchers: vec![
+            matcher("service", MatchOp::Eq, "db"),
+            matcher("environment", MatchOp::NotEq, "dev"),
+            matcher("team", MatchOp::Regex, "sre|dba"),
+            matcher("severity", MatchOp::NotRegex, "info|debug"),
+        ],
+        starts_at_ms,
+        ends_at_ms,
+        author: "U_ANN".into(),
+        comment: comment.into(),
+    }
+}
+
+async fn comments(s: &Arc<dyn Store>, include_expired: bool, now: i64) -> Vec<String> {
+    s.silences(include_expired, now)
+        .await
+        .expect("silences")
+        .into_iter()
+        .map(|s| s.comment)
+        .collect()
+}
+
+async fn silences_list_pending_active_and_expired_and_bump_the_version(ctx: Ctx) {
+    let s = &ctx.store;
+    let other = ctx.replica().await;
+    let v0 = s.silences_version().await.expect("version");
+    let active = s
+        .create_silence(silence(T0 - 1_000, T0 + 10_000, "active"), T0)
+        .await
+        .expect("create");
+    let pending = s
+        .create_silence(silence(T0 + 5_000, T0 + 20_000, "pending"), T0 + 1)
+        .await
+        .expect("create");
+    let short = s
+        .create_silence(silence(T0 - 1_000, T0 + 1_000, "short"), T0 + 2)
+        .await
+        .expect("create");
+    assert_eq!(
+        other.silences_version().await.expect("version"),
+        v0 + 3,
+        "every create bumps the version, seen by every replica"
+    );
+    assert!(
+        active.id.starts_with("sil_") && active.id.len() == 36,
+        "{}",
+        active.id
+    );
+    assert_eq!(
+        BTreeSet::from([&active.id, &pending.id, &short.id]).len(),
+        3,
+        "ids are unique"
+    );
+    assert_eq!(
+        (
+            active.created_at_ms,
+            active.expired_at_ms,
+            active.author.as_str()
+        ),
+        (T0, None, "U_ANN")
+    );
+
+    // What a replica reads back is exactly what was created, matchers and all.
+    let listed = other.silences(false, T0).await.expect("silences");
+    assert_eq!(listed, [active.clone(), pending.clone(), short.clone()]);
+    let states: Vec<_> = listed.iter().map(|x| x.state(T0)).collect();
+    assert_eq!(
+        states,
+        [
+            SilenceState::Active,
+            SilenceState::Pending,
+            SilenceState::Active
+        ]
+    );
+
+    // Time passing ends `short` without any write: it leaves the default listing, the version stays.
+    let table = [
+        (T0 + 999, false, vec!["active", "pending", "short"]),
+        (T0 + 1_000, false, vec!["active", "pending"]),
+        (T0 + 1_000, true, vec!["active", "pending", "short"]),
+        (T0 + 10_000, false, vec!["pending"]),
+        (T0 + 20_000, false, vec![]),
+        (T0 + 20_000, true, vec!["active", "pending", "short"]),
+    ];
+    for (now, include_expired, want) in table {
+        assert_eq!(
+            comments(s, include_expired, now).await,
+            want,
+            "at T0+{}, include_expired={include_expired}",
+            now - T0
+        );
+    }
+    assert_eq!(s.silences_version().await.expect("version"), v0 + 3);
+
+    // Expiring early: once, from any replica; unknown or already-ended silences are refused.
+    let now = T0 + 3_000;
+    assert!(other.expire_silence(&active.id, now).await.expect("expire"));
+    assert_eq!(s.silences_version().await.expect("version"), v0 + 4);
+    assert!(!s.expire_silence(&active.id, now + 1).await.expect("expire"));
+    assert!(!s.expire_silence(&short.id, now).await.expect("expire"));
+    assert!(!s.expire_silence("sil_nope", now).await.expect("expire"));
+    assert_eq!(
+        s.silences_version().await.expect("version"),
+        v0 + 4,
+        "refused expiries change nothing"
+    );
+    // A pending silence can be called off before it starts.
+    assert!(s.expire_silence(&pending.id, now).await.expect("expire"));
+    assert_eq!(s.silences_version().await.expect("version"), v0 + 5);
+
+    assert_eq!(comments(s, false, now).await, Vec::<String>::new());
+    let all = s.silences(true, now).await.expect("silences");
+    let expired: Vec<_> = all
+        .iter()
+        .map(|x| (x.comment.as_str(), x.expired_at_ms, x.state(now)))
+        .collect();
+    assert_eq!(
+        expired,
+        [
+            ("active", Some(now), SilenceState::Expired),
+            ("pending", Some(now), SilenceState::Expired),
+            ("short", None, SilenceState::Expired),
+        ]
+    );
+}
+
+async fn silences_that_mute_everything_or_nothing_are_refused(ctx: Ctx) {
+    let s = &ctx.store;
+    let v0 = s.silences_version().await.expect("version");
+    let cases = [
+        (
+            NewSilence {
+                matchers: vec![],
+                ..silence(T0, T0 + 1_000, "no matchers")
+            },
+            "at least one matcher",
+        ),
+        (silence(T0, T0, "empty window"), "end after it starts"),
+        (silence(T0 + 1_000, T0, "backwards"), "end after it starts"),
+    ];
+    for (bad, why) in cases {
+        let comment = bad.comment.clone();
+        match s.create_silence(bad, T0).await {
+            Err(StoreError::Other(m)) => assert!(m.contains(why), "{comment}: {m}"),
+            other => panic!("{comment}: expected a refusal, got {other:?}"),
+        }
+    }
+    assert!(s.silences(true, T0).await.expect("silences").is_empty());
+    assert_eq!(s.silences_version().await.expect("version"), v0);
+}
+
+async fn prune_removes_old_silences_and_actions_of_pruned_events(ctx: Ctx) {
+    let s = &ctx.store;
+    let ended = s
+        .create_silence(silence(T0, T0 + 1_000, "ended"), T0)
+        .await
+        .expect("create");
+    let expired = s
+        .create_silence(silence(T0, T0 + 100_000, "expired early"), T0 + 1)
+        .await
+        .expect("create");
+    s.create_silence(silence(T0, T0 + 100_000, "running"), T0 + 2)
+        .await
+        .expect("create");
+    assert!(s
+        .expire_silence(&expired.id, T0 + 3_000)
+        .await
+        .expect("expire"));
+    // An event with nothing to send (pruned with its action) and an open alert (kept with its action).
+    s.ingest(vec![
+        NewEvent {
+            fate: Fate::Unrouted,
+            ..event("gone", T0, vec![])
+        },
+        alert("open", T0, "k-open", false, &["A"]),
+    ])
+    .await
+    .expect("ingest");
+    for id in ["gone", "open"] {
+        assert_eq!(
+            s.record_alert_action(id, "ack", "U1", T0)
+                .await
+                .expect("ack"),
+            AckOutcome::Recorded
+        );
+    }
+    let v = s.silences_version().await.expect("version");
+
+    // The event `gone` and its action go as soon as the cut-off passes them; `ended` ended exactly at it: kept.
+    assert_eq!(s.prune(T0 + 1_000).await.expect("prune"), 2);
+    assert_eq!(s.event("gone").await.expect("event()"), None);
+    assert_eq!(s.alert_actions("gone").await.expect("actions"), []);
+    assert_eq!(
+        s.alert_actions("open").await.expect("actions"),
+        [("ack".to_string(), "U1".to_string(), T0)],
+        "an event that is kept keeps its actions"
+    );
+    assert_eq!(
+        comments(s, true, T0).await,
+        ["ended", "expired early", "running"]
+    );
+    assert_eq!(s.silences_version().await.expect("version"), v);
+    assert_eq!(s.prune(T0 + 1_001).await.expect("prune"), 1);
+    assert_eq!(comments(s, true, T0).await, ["expired early", "running"]);
+    assert!(
+        s.silences_version().await.expect("version") > v,
+        "a cache sees the listing changed"
+    );
+    // Expired early at T0+3s: pruned by that time, not by its planned end.
+    assert_eq!(s.prune(T0 + 3_001).await.expect("prune"), 1);
+    assert_eq!(comments(s, true, T0).await, ["running"]);
+    assert_eq!(ended.comment, "ended");
+}
+
+async fn suppressed_events_keep_their_fate_and_post_nothing(ctx: Ctx) {
+    let s = &ctx.store;
+    let muted = |id: &str, at: i64, by: &str| NewEvent {
+        fate: Fate::Suppressed { by: by.into() },
+        ..alert(id, at, "k-db", false, &["A"])
+    };
+    s.ingest(vec![alert("first", T0, "k-db", false, &["A"])])
+        .await
+        .expect("ingest");
+    // A suppressed duplicate, and a suppressed plain event that still carries items (via the multi-row path):
+    // neither posts, neither merges.
+    s.ingest(vec![
+        muted("quiet", T0 + 1, "silence:sil_0123"),
+        NewEvent {
+            fate: Fate::Suppressed {
+                by: "inhibit:db-down".into(),
+            },
+            ..event("inhibited", T0 + 1, vec![item("B", "chat.postMessage", 1)])
+        },
+    ])
+    .await
+    .expect("ingest");
+    for (id, by) in [
+        ("quiet", "silence:sil_0123"),
+        ("inhibited", "inhibit:db-down"),
+    ] {
+        let st = status(s, id).await;
+        assert_eq!(st.fate, Fate::Suppressed { by: by.into() }, "{id}");
+        assert!(st.deliveries.is_empty(), "{id} enqueued nothing");
+    }
+    assert!(s
+        .lane_items("T1:B", 10)
+        .await
+        .expect("lane_items")
+        .is_empty());
+    assert_eq!(s.lane_items("T1:A", 10).await.expect("lane_items").len(), 1);
+    // The alert did not count the muted duplicate: the next real one is the second.
+    s.ingest(vec![alert("second", T0 + 2, "k-db", false, &["A"])])
+        .await
+        .expect("ingest");
+    assert_eq!(
+        status(s, "second").await.fate,
+        Fate::Merged {
+            into: "first".into(),
+            count: 2
+        }
+    );
+    // A suppressed resolve does not close the alert either.
+    s.ingest(vec![NewEvent {
+        fate: Fate::Suppressed {
+            by: "silence:sil_0123".into(),
+        },
+        ..alert("muted-resolve", T0 + 3, "k-db", true, &["A"])
+    }])
+    .await
+    .expect("ingest");
+    s.ingest(vec![alert("third", T0 + 4, "k-db", false, &["A"])])
+        .await
+        .expect("ingest");
+    assert!(matches!(
+        status(s, "third").await.fate,
+        Fate::Merged { count: 3, .. }
+    ));
+}
+
+async fn one_click_wins_across_replicas(ctx: Ctx) {
+    ctx.store
+        .ingest(vec![alert("a", T0, "k-a", false, &["A"])])
+        .await
+        .expect("ingest");
+    let replicas = [ctx.store.clone(), ctx.replica().await, ctx.replica().await];
+    for action in ["ack", "resolve"] {
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let s = replicas[i % replicas.len()].clone();
+            tasks.push(tokio::spawn(async move {
+                let actor = format!("U{i}");
+                let outcome = s
+                    .record_alert_action("a", action, &actor, T0 + i as i64)
+                    .await
+                    .expect("record_alert_action");
+                (actor, T0 + i as i64, outcome)
+            }));
+        }
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.expect("join"));
+        }
+        let winners: Vec<_> = outcomes
+            .iter()
+            .filter(|(_, _, o)| *o == AckOutcome::Recorded)
+            .map(|(actor, at, _)| (actor.clone(), *at))
+            .collect();
+        assert_eq!(winners.len(), 1, "{action}: exactly one click is recorded");
+        let (winner, won_at) = winners[0].clone();
+        for (actor, _, o) in &outcomes {
+            if *actor != winner {
+                assert_eq!(
+                    *o,
+                    AckOutcome::AlreadyBy {
+                        actor: winner.clone(),
+                        at_ms: won_at
+                    },
+                    "{action}: {actor} learns who won"
+                );
+            }
+        }
+        let recorded = ctx.store.alert_actions("a").await.expect("actions");
+        assert!(
+            recorded.contains(&(action.to_string(), winner.clone(), won_at)),
+            "{recorded:?}"
+        );
+    }
+    assert_eq!(
+        ctx.store.alert_actions("a").await.expect("actions").len(),
+        2
+    );
+    // Clicking again later, even by the winner, changes nothing.
+    let again = ctx
+        .store
+        .record_alert_action("a", "ack", "U_LATE", T0 + 60_000)
+        .await
+        .expect("record");
+    assert!(matches!(again, AckOutcome::AlreadyBy { at_ms, .. } if at_ms < T0 + 8));
+}
+
+async fn alert_actions_are_shared_by_the_alert_and_its_duplicates(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![
+        alert("root", T0, "k-r", false, &["A"]),
+        alert("dup", T0 + 1, "k-r", false, &["A"]),
+        event("plain", T0, vec![]),
+    ])
+    .await
+    .expect("ingest");
+    assert!(status(s, "root").await.actions.is_empty());
+    assert_eq!(
+        s.record_alert_action("dup", "ack", "U_BOB", T0 + 10)
+            .await
+            .expect("ack"),
+        AckOutcome::Recorded,
+        "an ack from the card of a duplicate acks the alert"
+    );
+    assert_eq!(
+        s.record_alert_action("root", "ack", "U_ANN", T0 + 11)
+            .await
+            .expect("ack"),
+        AckOutcome::AlreadyBy {
+            actor: "U_BOB".into(),
+            at_ms: T0 + 10
+        }
+    );
+    s.ingest(vec![alert("fixed", T0 + 20, "k-r", true, &["A"])])
+        .await
+        .expect("ingest");
+    assert_eq!(
+        s.record_alert_action("fixed", "resolve", "U_ANN", T0 + 30)
+            .await
+            .expect("resolve"),
+        AckOutcome::Recorded
+    );
+    let want = vec![
+        AlertAction {
+            action: "ack".into(),
+            actor: "U_BOB".into(),
+            at_ms: T0 + 10,
+        },
+        AlertAction {
+            action: "resolve".into(),
+            actor: "U_ANN".into(),
+            at_ms: T0 + 30,
+        },
+    ];
+    for id in ["root", "dup", "fixed"] {
+        assert_eq!(status(s, id).await.actions, want, "event({id})");
+        assert_eq!(
+            s.alert_actions(id).await.expect("actions"),
+            [
+                ("ack".to_string(), "U_BOB".to_string(), T0 + 10),
+                ("resolve".to_string(), "U_ANN".to_string(), T0 + 30)
+            ],
+            "alert_actions({id})"
+        );
+    }
+    // A plain event is its own alert; an unknown one cannot be acted on.
+    assert!(status(s, "plain").await.actions.is_empty());
+    assert!(matches!(
+        s.record_alert_action("ghost", "ack", "U1", T0).await,
+        Err(StoreError::Conflict(m)) if m.contains("ghost")
+    ));
+    assert!(s.alert_actions("ghost").await.expect("actions").is_empty());
+    let json = serde_json::to_value(status(s, "dup").await).expect("serialise");
+    assert_eq!(
+        json["actions"][0],
+        json!({ "action": "ack", "actor": "U_BOB", "at_ms": T0 + 10 })
+    );
+}
+
+async fn message_of_finds_the_cards_of_an_event_and_of_its_alert(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![alert("m1", T0, "k-m", false, &["A", "B"])])
+        .await
+        .expect("ingest");
+    assert!(
+        s.message_of("m1").await.expect("message_of").is_empty(),
+        "nothing sent yet"
+    );
+    s.mark_sent(head(s, "T1:A").await.id, "CA", "100.1", T0 + 1)
+        .await
+        .expect("mark_sent");
+    let card_a = RefSent {
+        channel: "CA".into(),
+        ts: "100.1".into(),
+    };
+    assert_eq!(
+        s.message_of("m1").await.expect("message_of"),
+        std::slice::from_ref(&card_a)
+    );
+    s.mark_sent(head(s, "T1:B").await.id, "CB", "200.2", T0 + 2)
+        .await
+        .expect("mark_sent");
+    let card_b = RefSent {
+        channel: "CB".into(),
+        ts: "200.2".into(),
+    };
+    assert_eq!(
+        s.message_of("m1").await.expect("message_of"),
+        [card_a.clone(), card_b.clone()]
+    );
+
+    // A duplicate's own items are updates of those cards: asking about it answers with the alert's cards, and its
+    // sent updates (and threaded replies) are not cards.
+    let mut dup = alert("m2", T0 + 3, "k-m", false, &["A"]);
+    if let Some(d) = dup.dedup.as_mut() {
+        d.on_open.push(NewOutboxItem {
+            ref_post: true,
+            ..item("A", "chat.postMessage", 9)
+        });
+    }
+    s.ingest(vec![dup]).await.expect("ingest");
+    for _ in 0..2 {
+        s.mark_sent(head(s, "T1:A").await.id, "CA", "100.9", T0 + 4)
+            .await
+            .expect("mark_sent");
+    }
+    assert_eq!(status(s, "m2").await.deliveries.len(), 2);
+    assert_eq!(
+        s.message_of("m2").await.expect("message_of"),
+        [card_a.clone(), card_b.clone()]
+    );
+    assert_eq!(
+        s.message_of("m1").await.expect("message_of"),
+        [card_a, card_b]
+    );
+
+    // A plain event: only its posts, not its other calls; a dead post is no card.
+    s.ingest(vec![event(
+        "p",
+        T0,
+        vec![
+            item("C", "chat.postMessage", 1),
+            item("C", "reactions.add", 2),
+            item("D", "chat.postMessage", 3),
+        ],
+    )])
+    .await
+    .expect("ingest");
+    for _ in 0..2 {
+        s.mark_sent(head(s, "T1:C").await.id, "CC", "300.3", T0 + 5)
+            .await
+            .expect("mark_sent");
+    }
+    s.mark_dead(head(s, "T1:D").await.id, "channel_not_found", T0 + 5)
+        .await
+        .expect("mark_dead");
+    assert_eq!(
+        s.message_of("p").await.expect("message_of"),
+        [RefSent {
+            channel: "CC".into(),
+            ts: "300.3".into()
+        }]
+    );
+    assert!(s.message_of("ghost").await.expect("message_of").is_empty());
 }

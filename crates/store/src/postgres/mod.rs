@@ -15,13 +15,16 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
 
+use crate::alerting::{
+    alert_root, check_silence, matchers_json, new_silence_id, parse_fate, parse_matchers,
+};
 use crate::audit;
 use crate::coord::{RateParams, RATE_IDLE_MS};
 use crate::error::corrupt;
 use crate::group::{spawn_writer, GroupCommit, Ingester};
 use crate::ingest::{
-    candidate_lanes, ingest_event, ref_dead_reason, EventRow, IngestTx, ItemRow, OpenAlert,
-    TouchedLanes,
+    candidate_lanes, dedup_of, ingest_event, outbox_of, ref_dead_reason, EventRow, IngestTx,
+    ItemRow, OpenAlert, TouchedLanes,
 };
 use crate::sqlite::wall_clock_ms;
 use crate::*;
@@ -32,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "0002_coordination",
         include_str!("migrations/0002_coordination.sql"),
+    ),
+    (
+        3,
+        "0003_alerting",
+        include_str!("migrations/0003_alerting.sql"),
     ),
 ];
 const BINARY_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -63,7 +71,7 @@ async fn commit_group(pool: &PgPool, batches: &[&[NewEvent]]) -> Result<(), Stor
     let mut tx = pool.begin().await?;
     let mut keys: Vec<&str> = all
         .iter()
-        .filter_map(|e| e.dedup.as_ref().map(|d| d.key.as_str()))
+        .filter_map(|e| dedup_of(e).map(|d| d.key.as_str()))
         .collect();
     keys.sort_unstable();
     keys.dedup();
@@ -78,7 +86,7 @@ async fn commit_group(pool: &PgPool, batches: &[&[NewEvent]]) -> Result<(), Stor
     let mut touched = TouchedLanes::new();
     let mut plain: Vec<&NewEvent> = Vec::new();
     for ev in all {
-        if ev.dedup.is_none() {
+        if dedup_of(ev).is_none() {
             plain.push(ev);
             continue;
         }
@@ -143,7 +151,7 @@ async fn insert_plain(
     }
     let mut items = Vec::new();
     for ev in events {
-        for item in &ev.outbox {
+        for item in outbox_of(ev) {
             let args = serde_json::to_string(&item.args)
                 .map_err(|e| StoreError::Other(format!("outbox args: {e}")))?;
             items.push((*ev, item, args));
@@ -601,15 +609,17 @@ impl Store for PgStore {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let fate: String = ev.try_get("fate")?;
+        let fate = parse_fate(&ev.try_get::<String, _>("fate")?)?;
         let body: String = ev.try_get("body")?;
+        let actions = actions_of(&mut conn, alert_root(id, &fate)).await?;
         Ok(Some(EventStatus {
             id: ev.try_get("id")?,
             received_at_ms: ev.try_get("received_at_ms")?,
             source: ev.try_get("source")?,
-            fate: serde_json::from_str(&fate).map_err(|e| corrupt("event fate", e))?,
+            fate,
             body: parse_json("event body", &body)?,
             deliveries,
+            actions,
         }))
     }
 
@@ -923,6 +933,24 @@ impl Store for PgStore {
         ] {
             removed += sqlx::query(sql).bind(older_than_ms).execute(&mut *tx).await?.rows_affected();
         }
+        // After the events: an action goes only once the event it is recorded on is gone.
+        let silences =
+            sqlx::query("DELETE FROM silences WHERE COALESCE(expired_at_ms, ends_at_ms) < $1")
+                .bind(older_than_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if silences > 0 {
+            // Only ended silences went, but a cache that lists expired ones should see them go.
+            bump_silences_version(&mut tx).await?;
+        }
+        removed += silences;
+        removed += sqlx::query(
+            "DELETE FROM alert_actions a WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = a.event_id)",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         for sql in [
             "DELETE FROM once_keys WHERE expires_at_ms < $1",
             "DELETE FROM rate_limits WHERE tat_ms < $1 - $2 AND blocked_until_ms < $1 - $2",
@@ -1084,6 +1112,212 @@ impl Store for PgStore {
             }
         }
     }
+
+    async fn create_silence(&self, s: NewSilence, now_ms: i64) -> Result<Silence, StoreError> {
+        check_silence(&s)?;
+        let id = new_silence_id(now_ms);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO silences (id, matchers, starts_at_ms, ends_at_ms, author, comment, created_at_ms)
+             VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(matchers_json(&s.matchers)?)
+        .bind(s.starts_at_ms)
+        .bind(s.ends_at_ms)
+        .bind(&s.author)
+        .bind(&s.comment)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        bump_silences_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Silence {
+            id,
+            matchers: s.matchers,
+            starts_at_ms: s.starts_at_ms,
+            ends_at_ms: s.ends_at_ms,
+            author: s.author,
+            comment: s.comment,
+            created_at_ms: now_ms,
+            expired_at_ms: None,
+        })
+    }
+
+    async fn silences(
+        &self,
+        include_expired: bool,
+        now_ms: i64,
+    ) -> Result<Vec<Silence>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, matchers::text AS matchers, starts_at_ms, ends_at_ms, author, comment, created_at_ms,
+                    expired_at_ms
+             FROM silences WHERE $1 OR (expired_at_ms IS NULL AND ends_at_ms > $2)
+             ORDER BY created_at_ms, id",
+        )
+        .bind(include_expired)
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Silence {
+                    id: r.try_get("id")?,
+                    matchers: parse_matchers(&r.try_get::<String, _>("matchers")?)?,
+                    starts_at_ms: r.try_get("starts_at_ms")?,
+                    ends_at_ms: r.try_get("ends_at_ms")?,
+                    author: r.try_get("author")?,
+                    comment: r.try_get("comment")?,
+                    created_at_ms: r.try_get("created_at_ms")?,
+                    expired_at_ms: r.try_get("expired_at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn expire_silence(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Two replicas expiring one silence: the row lock makes the second re-check the WHERE and find it expired.
+        let n = sqlx::query(
+            "UPDATE silences SET expired_at_ms = $2
+             WHERE id = $1 AND expired_at_ms IS NULL AND ends_at_ms > $2",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            bump_silences_version(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    async fn silences_version(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT version FROM silences_version WHERE one = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn record_alert_action(
+        &self,
+        event_id: &str,
+        action: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<AckOutcome, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(root) = root_of(&mut conn, event_id).await? else {
+            return Err(StoreError::Conflict(format!(
+                "event {event_id} does not exist"
+            )));
+        };
+        // A racing insert of the same key waits for the first to commit, then does nothing: one winner. The read
+        // that follows is a new statement, so it sees that winner. Only a prune between the two statements can
+        // make the winner vanish; then the next round records this click.
+        for _ in 0..3 {
+            let won: Option<String> = sqlx::query_scalar(
+                "INSERT INTO alert_actions (event_id, action, actor, at_ms) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (event_id, action) DO NOTHING RETURNING actor",
+            )
+            .bind(&root)
+            .bind(action)
+            .bind(actor)
+            .bind(now_ms)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if won.is_some() {
+                return Ok(AckOutcome::Recorded);
+            }
+            let winner: Option<(String, i64)> = sqlx::query_as(
+                "SELECT actor, at_ms FROM alert_actions WHERE event_id = $1 AND action = $2",
+            )
+            .bind(&root)
+            .bind(action)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some((actor, at_ms)) = winner {
+                return Ok(AckOutcome::AlreadyBy { actor, at_ms });
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "the {action} of event {event_id} keeps changing under us; try again"
+        )))
+    }
+
+    async fn alert_actions(
+        &self,
+        event_id: &str,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(root) = root_of(&mut conn, event_id).await? else {
+            return Ok(Vec::new());
+        };
+        Ok(actions_of(&mut conn, &root)
+            .await?
+            .into_iter()
+            .map(|a| (a.action, a.actor, a.at_ms))
+            .collect())
+    }
+
+    async fn message_of(&self, event_id: &str) -> Result<Vec<RefSent>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(root) = root_of(&mut conn, event_id).await? else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT sent_channel, sent_ts FROM outbox
+             WHERE event_id = $1 AND method = 'chat.postMessage' AND NOT ref_post AND state = 'sent'
+             ORDER BY id",
+        )
+        .bind(&root)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(channel, ts)| RefSent {
+                channel: channel.unwrap_or_default(),
+                ts: ts.unwrap_or_default(),
+            })
+            .collect())
+    }
+}
+
+async fn bump_silences_version(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("UPDATE silences_version SET version = version + 1 WHERE one = 1")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The event standing for the alert `event_id` belongs to (see [`alert_root`]), or `None` for an unknown event.
+async fn root_of(conn: &mut PgConnection, event_id: &str) -> Result<Option<String>, StoreError> {
+    let fate: Option<String> = sqlx::query_scalar("SELECT fate::text FROM events WHERE id = $1")
+        .bind(event_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    fate.map(|f| Ok(alert_root(event_id, &parse_fate(&f)?).to_string()))
+        .transpose()
+}
+
+async fn actions_of(conn: &mut PgConnection, root: &str) -> Result<Vec<AlertAction>, StoreError> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT action, actor, at_ms FROM alert_actions WHERE event_id = $1 ORDER BY at_ms, action",
+    )
+    .bind(root)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(action, actor, at_ms)| AlertAction {
+            action,
+            actor,
+            at_ms,
+        })
+        .collect())
 }
 
 async fn audit_page(
