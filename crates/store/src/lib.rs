@@ -6,6 +6,10 @@
 //! SQLite (default; one process, WAL, group commit) and PostgreSQL (several replicas, `FOR UPDATE SKIP LOCKED`).
 //! The backend is chosen once, from the URL scheme, by [`open`].
 //!
+//! Alert handling keeps its state here too: silences ([`Store::create_silence`]; matching them is the caller's job),
+//! the one decision per alert that Slack buttons record ([`Store::record_alert_action`]), and where an event's cards
+//! were posted ([`Store::message_of`]).
+//!
 //! No SQL type crosses the trait: rows come back as the plain structs in this module, and every time is an `i64` of
 //! milliseconds since the Unix epoch passed in by the caller, so tests control the clock.
 
@@ -174,8 +178,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_silence(&self, s: NewSilence, now_ms: i64) -> Result<Silence, StoreError>;
 
     /// With `include_expired`, every stored silence; otherwise those not over at `now_ms`: active
-    /// (`starts_at <= now < ends_at`, not expired) and pending (starting later). In creation order (`created_at_ms`, then id; ties within one millisecond in no
-    /// particular order).
+    /// (`starts_at <= now < ends_at`, not expired) and pending (starting later). In creation order
+    /// (`created_at_ms`, then id: silences created in the same millisecond come in no particular order).
     async fn silences(
         &self,
         include_expired: bool,
