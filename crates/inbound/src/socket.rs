@@ -46,6 +46,8 @@ pub enum SocketModeError {
 enum ConnectError {
     Fatal(SocketModeError),
     Transient(String),
+    /// Slack said 429: wait at least this long before asking again.
+    RateLimited(Duration),
 }
 
 /// What a connection tells its slot.
@@ -132,11 +134,21 @@ async fn run_slot(
         if stopping(&shutdown) {
             return Ok(());
         }
-        let ws = match connect(&api).await {
-            Ok(ws) => ws,
+        let attempted = match connect(&api).await {
+            Ok(ws) => Ok(ws),
             Err(ConnectError::Fatal(e)) => return Err(e),
-            Err(ConnectError::Transient(why)) => {
-                let wait = backoff(attempt, BACKOFF_BASE, BACKOFF_CAP, &mut rand::rng());
+            Err(ConnectError::Transient(why)) => Err((Duration::ZERO, why)),
+            // Asking again sooner than Slack said only earns another 429.
+            Err(ConnectError::RateLimited(retry_after)) => Err((
+                retry_after,
+                format!("apps.connections.open rate limited; Retry-After {retry_after:?}"),
+            )),
+        };
+        let ws = match attempted {
+            Ok(ws) => ws,
+            Err((at_least, why)) => {
+                let wait =
+                    backoff(attempt, BACKOFF_BASE, BACKOFF_CAP, &mut rand::rng()).max(at_least);
                 tracing::warn!(slot, attempt, ?wait, error = %why, "Socket Mode connect failed; retrying");
                 attempt = attempt.saturating_add(1);
                 if !pause(wait, &mut shutdown).await {
@@ -206,6 +218,9 @@ async fn connect(api: &Client) -> Result<Ws, ConnectError> {
             ) =>
         {
             return Err(ConnectError::Fatal(SocketModeError::Auth(error)))
+        }
+        Err(SlackError::RateLimited { retry_after, .. }) => {
+            return Err(ConnectError::RateLimited(retry_after))
         }
         Err(e) => return Err(ConnectError::Transient(e.to_string())),
     };

@@ -76,10 +76,12 @@ pub fn rate_class(method: &str) -> RateClass {
 pub fn slack_limit(class: RateClass) -> Rate {
     let minute = Duration::from_secs(60);
     match class {
+        // "1+ per minute, bursts tolerated": a Socket Mode app opening its connections, one
+        // refresh and one reconnect within seconds is within what Slack accepts.
         RateClass::Tier(1) => Rate {
             calls: 1,
             period: minute,
-            burst: 2,
+            burst: 5,
         },
         RateClass::Tier(2) => Rate {
             calls: 20,

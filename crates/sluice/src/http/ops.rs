@@ -22,6 +22,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/metrics", get(metrics))
         .route("/v1/dead-letters", get(list_dead))
         .route("/v1/dead-letters/replay", post(replay))
+        .route("/v1/audit", get(audit))
 }
 
 /// Ready means: the database answers. A replica that cannot reach it is taken out of rotation.
@@ -70,6 +71,30 @@ async fn list_dead(
         .dead_letters(q.limit.unwrap_or(100).min(1000))
         .await?;
     Ok(Json(json!({ "dead_letters": dead })))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    since_id: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// Every human action, oldest first, pageable with `since_id`; `intact` says whether the
+/// hash chain verifies (false means a record was edited or deleted behind our back).
+async fn audit(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("read")?;
+    let records = state
+        .store
+        .audit(q.since_id.unwrap_or(0), q.limit.unwrap_or(100).min(1000))
+        .await?;
+    let broken = state.store.verify_audit().await?;
+    Ok(Json(
+        json!({ "records": records, "intact": broken.is_none(), "first_broken_id": broken }),
+    ))
 }
 
 async fn replay(

@@ -41,6 +41,17 @@ pub fn write_config(dir: &Path, sim: SocketAddr, extra: &str) -> PathBuf {
 
 /// Like [`write_config`], for the database at `db`. Every call writes its own file on its own port.
 pub fn write_config_db(dir: &Path, sim: SocketAddr, db: &str, extra: &str) -> PathBuf {
+    write_config_full(dir, sim, db, "", extra)
+}
+
+/// Like [`write_config_db`], with `slack_extra` added to the `[slack]` table.
+pub fn write_config_full(
+    dir: &Path,
+    sim: SocketAddr,
+    db: &str,
+    slack_extra: &str,
+    extra: &str,
+) -> PathBuf {
     std::fs::write(dir.join("token"), sluice_sim::DEFAULT_TOKEN).unwrap();
     std::fs::write(dir.join("key"), KEY).unwrap();
     let text = format!(
@@ -56,6 +67,7 @@ url = "{db}"
 api_base = "http://{sim}/api/"
 bot_token_file = "token"
 team_id = "T0SIM"
+{slack_extra}
 
 [[api_key]]
 name = "e2e"
