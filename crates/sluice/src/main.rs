@@ -9,6 +9,11 @@ use serde_json::{json, Map, Value};
 use sluice::config::{Config, LogFormat, ProcessEnv};
 use sluice_store::{Replay, StoreOptions};
 
+/// The ingest path allocates many small strings and JSON values per event; glibc's malloc
+/// spent about a fifth of the CPU under load (perf), mimalloc much less.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "sluice",
