@@ -73,10 +73,14 @@ pub fn life_of(card: &AlertCard) -> AlertLife {
 
 /// The real args of a living item (`args` holds the marker) for the alert `card` as it stands. The caller adds
 /// the referenced message's channel and ts. An error is a reason to dead-letter the item.
+///
+/// `actions` are the decisions recorded on the alert (`(action, actor, at_ms)`, see
+/// `Store::alert_actions`): the card shows them, and one resolved from Slack is shown resolved.
 pub fn render(
     renderer: &Renderer,
     args: &Value,
     card: &AlertCard,
+    actions: &[(String, String, i64)],
     now: OffsetDateTime,
 ) -> Result<Value, String> {
     let marker = &args[LIVING_KEY];
@@ -91,7 +95,13 @@ pub fn render(
             card.first_event_id
         )
     })?;
-    let life = life_of(card);
+    let mut life = life_of(card);
+    if let (None, Some((_, _, at_ms))) = (
+        life.resolved_at,
+        actions.iter().find(|(action, _, _)| action == "resolve"),
+    ) {
+        life.resolved_at = Some(at(*at_ms));
+    }
     let mut out = match part {
         Part::Card => {
             let ctx = RenderContext {
@@ -101,13 +111,96 @@ pub fn render(
                 count: card.count,
                 now,
             };
-            renderer
+            let mut card = renderer
                 .render_alert(&event, &ctx, &life)
-                .map_err(|e| format!("rendering the alert card: {e}"))?
+                .map_err(|e| format!("rendering the alert card: {e}"))?;
+            crate::actions::show_actions(&mut card, actions);
+            card
         }
         Part::ResolvedReply => json!({ "channel": channel, "text": resolved_reply(&event, &life) }),
         Part::RefireReply => json!({ "channel": channel, "text": refire_reply(&event, &life) }),
     };
     fit_message(&mut out);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn card(closed_at_ms: Option<i64>) -> AlertCard {
+        AlertCard {
+            first_event_id: "ev1".into(),
+            body: json!({"title": "Disk full", "severity": "critical", "status": "firing", "source": "am",
+                         "service": "db"}),
+            count: 14,
+            first_seen_ms: 1_714_559_400_000,
+            last_seen_ms: 1_714_560_120_000,
+            closed_at_ms,
+        }
+    }
+
+    fn text(v: &Value) -> String {
+        v.to_string()
+    }
+
+    #[test]
+    fn a_refresh_after_an_acknowledgement_keeps_it_on_the_card() {
+        let r = Renderer::new(&BTreeMap::new()).unwrap();
+        let args = marker("C1", Part::Card, "auto");
+        let acked = [("ack".to_string(), "U1".to_string(), 1_714_559_500_000)];
+        let out = render(&r, &args, &card(None), &acked, OffsetDateTime::UNIX_EPOCH).unwrap();
+        let t = text(&out);
+        assert!(t.contains("×14 · last 10:42 UTC"), "{t}");
+        assert!(t.contains("Acknowledged by <@U1>"), "{t}");
+        assert!(
+            !t.contains("sluice_ack"),
+            "the Acknowledge button stays gone: {t}"
+        );
+        assert!(!t.contains(LIVING_KEY), "the marker never reaches Slack");
+
+        // Resolved with the button: shown resolved even before the source says so.
+        let resolved = [("resolve".to_string(), "U2".to_string(), 1_714_560_300_000)];
+        let t = text(
+            &render(
+                &r,
+                &args,
+                &card(None),
+                &resolved,
+                OffsetDateTime::UNIX_EPOCH,
+            )
+            .unwrap(),
+        );
+        assert!(t.contains("Resolved 10:45 UTC · lasted 15m · ×14"), "{t}");
+    }
+
+    #[test]
+    fn replies_say_what_happened_and_unknown_parts_are_refused() {
+        let r = Renderer::new(&BTreeMap::new()).unwrap();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let reply = render(
+            &r,
+            &marker("C1", Part::ResolvedReply, "auto"),
+            &card(Some(1_714_560_600_000)),
+            &[],
+            now,
+        )
+        .unwrap();
+        assert!(text(&reply).contains("after 20m (×14 events)"), "{reply}");
+        let again = render(
+            &r,
+            &marker("C1", Part::RefireReply, "auto"),
+            &card(None),
+            &[],
+            now,
+        )
+        .unwrap();
+        assert!(text(&again).contains("Firing again"), "{again}");
+        let bad = json!({"channel": "C1", LIVING_KEY: {"part": "nonsense"}});
+        assert!(render(&r, &bad, &card(None), &[], now)
+            .unwrap_err()
+            .contains("nonsense"));
+    }
 }

@@ -264,7 +264,12 @@ impl Dispatcher {
                     .persist(lost, || self.store.alert_card(item.id))
                     .await?
                 {
-                    Some(card) => living::render(&self.renderer, &item.args, &card, now()),
+                    Some(card) => {
+                        let actions = self
+                            .persist(lost, || self.store.alert_actions(&card.first_event_id))
+                            .await?;
+                        living::render(&self.renderer, &item.args, &card, &actions, now())
+                    }
                     None => Err("the alert this update belongs to is no longer stored".to_string()),
                 };
                 match rendered {
