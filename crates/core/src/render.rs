@@ -66,6 +66,74 @@ pub struct RenderContext<'a> {
     pub now: OffsetDateTime,
 }
 
+/// Where a deduplicated alert stands, for its living card and thread replies ([`Renderer::render_alert`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertLife {
+    /// How many events the alert stands for, the first included.
+    pub count: u32,
+    pub first_seen: OffsetDateTime,
+    pub last_seen: OffsetDateTime,
+    /// `None` while it fires.
+    pub resolved_at: Option<OffsetDateTime>,
+}
+
+/// `10:42 UTC`.
+fn hh_mm(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    format!("{:02}:{:02} UTC", t.hour(), t.minute())
+}
+
+/// `45s`, `12m`, `12m 5s`, `3h 4m`, `2d 1h`: how long an alert lasted, to the precision a reader cares about.
+pub fn human_duration(d: time::Duration) -> String {
+    let s = d.whole_seconds().max(0);
+    let (days, hours, mins, secs) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
+    match (days, hours, mins, secs) {
+        (0, 0, 0, s) => format!("{s}s"),
+        (0, 0, m, 0) => format!("{m}m"),
+        (0, 0, m, s) => format!("{m}m {s}s"),
+        (0, h, 0, _) => format!("{h}h"),
+        (0, h, m, _) => format!("{h}h {m}m"),
+        (d, 0, _, _) => format!("{d}d"),
+        (d, h, _, _) => format!("{d}d {h}h"),
+    }
+}
+
+fn life_line(life: &AlertLife) -> String {
+    match life.resolved_at {
+        None => format!("×{} · last {}", life.count, hh_mm(life.last_seen)),
+        Some(at) => format!(
+            "Resolved {} · lasted {} · ×{}",
+            hh_mm(at),
+            human_duration(at - life.first_seen),
+            life.count
+        ),
+    }
+}
+
+/// The thread reply when an alert resolves: `✅ Resolved at 10:52 UTC after 12m (×14 events)`.
+pub fn resolved_reply(e: &Event, life: &AlertLife) -> String {
+    let at = life.resolved_at.unwrap_or(life.last_seen);
+    format!(
+        ":white_check_mark: *Resolved* at {} after {} (×{} {}): {}",
+        hh_mm(at),
+        human_duration(at - life.first_seen),
+        life.count,
+        if life.count == 1 { "event" } else { "events" },
+        esc_fit(&e.title, 1000)
+    )
+}
+
+/// The thread reply when a resolved alert fires again within the dedup window.
+pub fn refire_reply(e: &Event, life: &AlertLife) -> String {
+    format!(
+        "{} *Firing again* at {} (×{} in all): {}",
+        severity_emoji(e.severity),
+        hh_mm(life.last_seen),
+        life.count,
+        esc_fit(&e.title, 1000)
+    )
+}
+
 /// Why an event could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
@@ -201,6 +269,31 @@ impl Renderer {
             "blocks": card.blocks,
             "metadata": metadata(e, ctx),
         }))
+    }
+
+    /// The card of a deduplicated alert as it stands now — the *living* message: [`Renderer::render`] with the
+    /// alert's count (the event shown resolved once the alert is), plus a context line saying how it lives:
+    /// `×14 · last 10:42 UTC` while it fires, `Resolved 10:52 UTC · lasted 12m · ×14` once resolved.
+    /// Pure: the dispatcher calls it at send time with what the store holds then.
+    pub fn render_alert(
+        &self,
+        e: &Event,
+        ctx: &RenderContext,
+        life: &AlertLife,
+    ) -> Result<Value, RenderError> {
+        let mut e = e.clone();
+        if life.resolved_at.is_some() {
+            e.status = Status::Resolved;
+        }
+        let ctx = RenderContext {
+            count: life.count.max(1),
+            ..*ctx
+        };
+        let mut args = self.render(&e, &ctx)?;
+        if let Some(blocks) = args["blocks"].as_array_mut() {
+            blocks.push(context(vec![life_line(life)]));
+        }
+        Ok(args)
     }
 
     fn user_template(

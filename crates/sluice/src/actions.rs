@@ -287,6 +287,23 @@ async fn refreshed_card(
         .renderer
         .render(&event, &ctx)
         .map_err(|e| HandlerError::new(e.to_string()))?;
+    let actions: Vec<(String, String, i64)> = stored
+        .actions
+        .iter()
+        .map(|a| (a.action.clone(), a.actor.clone(), a.at_ms))
+        .collect();
+    show_actions(&mut args, &actions);
+    args["channel"] = json!(channel);
+    args["ts"] = json!(ts);
+    fit_message(&mut args);
+    Ok(args)
+}
+
+/// Puts the recorded decisions `(action, actor, at_ms)` on a rendered card: one context line each, and no button
+/// for what is already done. Shared with the living card refresh, so a duplicate arriving after an
+/// acknowledgement does not bring the button back.
+pub fn show_actions(args: &mut Value, actions: &[(String, String, i64)]) {
+    let done: Vec<&str> = actions.iter().map(|a| a.0.as_str()).collect();
     if let Some(blocks) = args["blocks"].as_array_mut() {
         for block in blocks.iter_mut() {
             if block["block_id"] == ACTIONS_BLOCK_ID {
@@ -302,19 +319,14 @@ async fn refreshed_card(
             b["block_id"] != ACTIONS_BLOCK_ID
                 || b["elements"].as_array().is_some_and(|e| !e.is_empty())
         });
-        let lines: Vec<Value> = stored
-            .actions
+        let lines: Vec<Value> = actions
             .iter()
-            .map(|a| json!({"type": "mrkdwn", "text": format!("{} by <@{}> at {}", past_tense(&a.action), a.actor, clock(a.at_ms))}))
+            .map(|(action, actor, at_ms)| json!({"type": "mrkdwn", "text": format!("{} by <@{actor}> at {}", past_tense(action), clock(*at_ms))}))
             .collect();
         if !lines.is_empty() {
             blocks.push(json!({"type": "context", "elements": lines}));
         }
     }
-    args["channel"] = json!(channel);
-    args["ts"] = json!(ts);
-    fit_message(&mut args);
-    Ok(args)
 }
 
 /// Slack calls caused by an action go through the outbox like everything else, recorded as an

@@ -366,7 +366,8 @@ pub struct Config {
     pub hooks: Vec<Hook>,
     pub sources: Vec<SourceInstance>,
     pub router: Router,
-    pub renderer: Renderer,
+    /// Shared with the dispatcher, which renders living alert cards at send time.
+    pub renderer: std::sync::Arc<Renderer>,
     /// Non-fatal findings (unreachable rules, unrouted events).
     pub warnings: Vec<Problem>,
 }
@@ -865,7 +866,7 @@ impl Config {
                 hooks,
                 sources,
                 router,
-                renderer,
+                renderer: std::sync::Arc::new(renderer),
                 warnings,
             }),
             _ => {

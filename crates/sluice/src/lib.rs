@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod dispatch;
 pub mod http;
+pub mod living;
 pub mod pipeline;
 pub mod server;
 pub mod silence;

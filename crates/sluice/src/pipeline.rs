@@ -11,6 +11,7 @@ use sluice_slack::blocks::fit_message;
 use sluice_store::{Dedup, Fate, NewEvent, NewOutboxItem};
 use time::OffsetDateTime;
 
+use crate::living::{self, Part};
 use crate::silence::SilenceSet;
 
 /// What the pipeline needs besides the event: routing, rendering and the workspace.
@@ -88,7 +89,7 @@ impl Pipeline<'_> {
             } => (deliveries, matched),
         };
         let resolves = event.status == Status::Resolved;
-        let mut on_open = Vec::new();
+        let (mut on_open, mut refresh, mut on_reopen) = (Vec::new(), Vec::new(), Vec::new());
         for d in &deliveries {
             let ctx = RenderContext {
                 event_id: &new.id,
@@ -102,12 +103,25 @@ impl Pipeline<'_> {
                 .render(event, &ctx)
                 .map_err(|e| PipelineError(format!("rendering for channel {}: {e}", d.channel)))?;
             fit_message(&mut args);
-            if event.dedup_key.is_some() && resolves {
-                // A resolve updates the original card in place; the dispatcher fills in its
-                // channel id and ts once the original post has been sent.
-                let mut item = outbox_item(self.team, &d.channel, "chat.update", args.clone());
-                item.ref_post = true;
-                on_open.push(item);
+            if event.dedup_key.is_some() {
+                // The alert's one card lives on: a duplicate, a resolve or a re-fire refreshes it in place
+                // (coalesced, rendered at send time with the alert's count and state), and a resolve or re-fire
+                // also says so in its thread. The dispatcher fills in the card's channel id and ts.
+                let living = |method: &str, part: Part| NewOutboxItem {
+                    ref_post: true,
+                    ..outbox_item(
+                        self.team,
+                        &d.channel,
+                        method,
+                        living::marker(&d.channel, part, &d.template),
+                    )
+                };
+                refresh.push(living("chat.update", Part::Card));
+                if resolves {
+                    on_open.push(living("chat.postMessage", Part::ResolvedReply));
+                } else {
+                    on_reopen.push(living("chat.postMessage", Part::RefireReply));
+                }
             }
             new.outbox
                 .push(outbox_item(self.team, &d.channel, "chat.postMessage", args));
@@ -119,6 +133,9 @@ impl Pipeline<'_> {
                 window_ms: self.dedup_window_ms,
                 resolves,
                 on_open,
+                refresh,
+                reopen_window_ms: self.dedup_window_ms,
+                on_reopen,
             });
         }
         Ok(new)

@@ -93,6 +93,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         gate,
         dispatch_cfg,
         state.wake.clone(),
+        state.config.renderer.clone(),
     );
     let dispatcher_owner = dispatcher.owner().to_string();
     let mut tasks = vec![tokio::spawn(dispatcher.run(rx.clone()))];

@@ -62,6 +62,27 @@ pub(crate) trait IngestTx: Send {
         lane: &str,
         item_id: i64,
     ) -> Result<(), StoreError>;
+    /// The most recently closed alert with `key` closed at or after `since_ms` (only asked when none is open).
+    async fn closed_alert_since(
+        &mut self,
+        key: &str,
+        since_ms: i64,
+    ) -> Result<Option<OpenAlert>, StoreError>;
+    /// Opens a closed alert again with the given count and last-seen.
+    async fn reopen_alert(
+        &mut self,
+        alert_id: i64,
+        count: i64,
+        last_seen_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// The alert has a refresh in `lane` that is pending and not yet read by the dispatcher.
+    async fn refresh_pending(&mut self, alert_id: i64, lane: &str) -> Result<bool, StoreError>;
+    async fn set_refresh(
+        &mut self,
+        alert_id: i64,
+        lane: &str,
+        item_id: i64,
+    ) -> Result<(), StoreError>;
     async fn insert_event(&mut self, row: &EventRow<'_>) -> Result<(), StoreError>;
     async fn insert_item(&mut self, row: &ItemRow<'_>) -> Result<i64, StoreError>;
 }
@@ -94,9 +115,11 @@ pub(crate) fn candidate_lanes(batch: &[NewEvent]) -> Vec<String> {
     let mut lanes: Vec<String> = batch
         .iter()
         .flat_map(|e| {
-            outbox_of(e)
-                .iter()
-                .chain(dedup_of(e).into_iter().flat_map(|d| d.on_open.iter()))
+            outbox_of(e).iter().chain(
+                dedup_of(e)
+                    .into_iter()
+                    .flat_map(|d| d.on_open.iter().chain(&d.refresh).chain(&d.on_reopen)),
+            )
         })
         .map(|i| i.lane.clone())
         .collect();
@@ -120,41 +143,68 @@ pub(crate) async fn ingest_event(
     }
     let now = ev.received_at_ms;
     let own = outbox_of(ev);
-    let (fate, items, alert): (Fate, &[NewOutboxItem], Alert) = match dedup_of(ev) {
-        None => (ev.fate.clone(), own, Alert::None),
-        Some(d) => match tx.open_alert(&d.key).await? {
-            Some(a) if d.resolves => {
-                tx.close_alert(a.id, now).await?;
-                (
-                    Fate::Resolved {
-                        into: a.first_event_id,
-                    },
-                    &d.on_open,
-                    Alert::Existing(a.id),
-                )
-            }
-            Some(a) if now - a.last_seen_ms <= d.window_ms => {
-                let count = a.count + 1;
-                tx.bump_alert(a.id, count, now.max(a.last_seen_ms)).await?;
-                let count = u32::try_from(count).unwrap_or(u32::MAX);
-                (
-                    Fate::Merged {
-                        into: a.first_event_id,
-                        count,
-                    },
-                    &d.on_open,
-                    Alert::Existing(a.id),
-                )
-            }
-            Some(a) => {
-                // The old alert went quiet for longer than the window: it is over, this is a new occurrence.
-                tx.close_alert(a.id, now).await?;
-                (ev.fate.clone(), own, Alert::New)
-            }
-            None if d.resolves => (ev.fate.clone(), own, Alert::None),
-            None => (ev.fate.clone(), own, Alert::New),
-        },
+    let merged = |a: OpenAlert, count: i64| Fate::Merged {
+        into: a.first_event_id,
+        count: u32::try_from(count).unwrap_or(u32::MAX),
     };
+    let none: &[NewOutboxItem] = &[];
+    let (fate, items, refresh, alert): (Fate, &[NewOutboxItem], &[NewOutboxItem], Alert) =
+        match dedup_of(ev) {
+            None => (ev.fate.clone(), own, none, Alert::None),
+            Some(d) => match tx.open_alert(&d.key).await? {
+                Some(a) if d.resolves => {
+                    tx.close_alert(a.id, now).await?;
+                    let id = a.id;
+                    (
+                        Fate::Resolved {
+                            into: a.first_event_id,
+                        },
+                        &d.on_open,
+                        &d.refresh,
+                        Alert::Existing(id),
+                    )
+                }
+                Some(a) if now - a.last_seen_ms <= d.window_ms => {
+                    let count = a.count + 1;
+                    tx.bump_alert(a.id, count, now.max(a.last_seen_ms)).await?;
+                    let id = a.id;
+                    (
+                        merged(a, count),
+                        &d.on_open,
+                        &d.refresh,
+                        Alert::Existing(id),
+                    )
+                }
+                Some(a) => {
+                    // The old alert went quiet for longer than the window: it is over, this is a new occurrence.
+                    tx.close_alert(a.id, now).await?;
+                    (ev.fate.clone(), own, none, Alert::New)
+                }
+                None if d.resolves => (ev.fate.clone(), own, none, Alert::None),
+                None if d.reopen_window_ms > 0 => {
+                    // Fired again soon after it was resolved: the same alert, so its card and thread carry on.
+                    match tx
+                        .closed_alert_since(&d.key, now - d.reopen_window_ms)
+                        .await?
+                    {
+                        Some(a) => {
+                            let count = a.count + 1;
+                            tx.reopen_alert(a.id, count, now.max(a.last_seen_ms))
+                                .await?;
+                            let id = a.id;
+                            (
+                                merged(a, count),
+                                &d.on_reopen,
+                                &d.refresh,
+                                Alert::Existing(id),
+                            )
+                        }
+                        None => (ev.fate.clone(), own, none, Alert::New),
+                    }
+                }
+                None => (ev.fate.clone(), own, none, Alert::New),
+            },
+        };
 
     tx.insert_event(&EventRow {
         id: &ev.id,
@@ -190,6 +240,32 @@ pub(crate) async fn ingest_event(
         }
         if !item.ref_post && !posts.iter().any(|(lane, _)| *lane == item.lane) {
             posts.push((&item.lane, id));
+        }
+    }
+
+    if let Alert::Existing(alert_id) = alert {
+        for item in refresh {
+            // Only a card that exists (or will) can be refreshed; a dead one stays dead. One pending refresh per
+            // lane is enough: it renders whatever the alert looks like when it is sent.
+            let Some((post_id, None)) = tx.alert_post(alert_id, &item.lane).await? else {
+                continue;
+            };
+            if tx.refresh_pending(alert_id, &item.lane).await? {
+                continue;
+            }
+            let id = tx
+                .insert_item(&ItemRow {
+                    event_id: &ev.id,
+                    item,
+                    args: to_json("outbox args", &item.args)?,
+                    ref_item_id: Some(post_id),
+                    created_at_ms: now,
+                    dead_reason: None,
+                })
+                .await?;
+            tx.set_refresh(alert_id, &item.lane, id).await?;
+            let head = touched.entry(item.lane.clone()).or_insert(id);
+            *head = (*head).min(id);
         }
     }
 

@@ -217,6 +217,15 @@ pub trait Store: Send + Sync + 'static {
     /// `chat.postMessage` item (not threaded replies or other `ref_post` items) of the event, or — for an event
     /// merged into or resolving an alert — of that alert's first event. In item order; empty if none was sent.
     async fn message_of(&self, event_id: &str) -> Result<Vec<RefSent>, StoreError>;
+
+    /// The alert that outbox item `item_id` refers to (through its `ref_post` link to the alert's post), as it
+    /// stands now; `None` if the item is unknown, not linked, or the alert was pruned. The dispatcher calls it just
+    /// before sending a card refresh or a thread reply so they show the current count, last-seen and state.
+    ///
+    /// If `item_id` is the alert's pending refresh in its lane (see [`Dedup::refresh`]) it stops counting as
+    /// pending in the same transaction: a duplicate that arrives after this read enqueues a new refresh, so no
+    /// duplicate is left off the card; one that arrived before it is shown by this one.
+    async fn alert_card(&self, item_id: i64) -> Result<Option<AlertCard>, StoreError>;
 }
 
 /// Which database a URL names.

@@ -78,6 +78,33 @@ pub struct Dedup {
     pub resolves: bool,
     /// Items to enqueue instead of the event's own outbox when it merges into / resolves an open alert.
     pub on_open: Vec<NewOutboxItem>,
+    /// Card refreshes (`ref_post` items, typically `chat.update`), **coalesced**: enqueued when the event merges
+    /// into, resolves or reopens an alert, but only in lanes where the alert has a post and no refresh of it is
+    /// still waiting to be read. The dispatcher renders a refresh from [`crate::Store::alert_card`] at send time,
+    /// so one refresh shows every duplicate that arrived before it went out.
+    #[serde(default)]
+    pub refresh: Vec<NewOutboxItem>,
+    /// With `reopen_window_ms > 0`: a firing event for an alert that was *closed* (resolved) at most that long ago
+    /// reopens it instead of opening a new one: fate `Merged { into, count }`, `on_reopen` and `refresh` are
+    /// enqueued (e.g. a thread reply on the original card). `0` keeps the old rule: a closed alert is over.
+    #[serde(default)]
+    pub reopen_window_ms: i64,
+    #[serde(default)]
+    pub on_reopen: Vec<NewOutboxItem>,
+}
+
+/// An alert as it stands now, for rendering its card at send time (see [`crate::Store::alert_card`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertCard {
+    /// The event that opened the alert (its body is the card's content; its id is on the buttons).
+    pub first_event_id: EventId,
+    pub body: serde_json::Value,
+    /// How many events the alert stands for (the first one included).
+    pub count: u32,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    /// When it was resolved (or went quiet), `None` while it fires.
+    pub closed_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

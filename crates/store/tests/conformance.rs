@@ -210,6 +210,8 @@ conformance!(
     one_click_wins_across_replicas,
     alert_actions_are_shared_by_the_alert_and_its_duplicates,
     message_of_finds_the_cards_of_an_event_and_of_its_alert,
+    duplicates_coalesce_into_one_refresh_that_reads_the_alert_at_send_time,
+    a_resolve_refreshes_and_replies_and_a_refire_reopens_the_alert,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -255,6 +257,9 @@ fn alert(id: &str, at: i64, key: &str, resolves: bool, channels: &[&str]) -> New
             window_ms: WINDOW,
             resolves,
             on_open: channels.iter().map(|c| update(c)).collect(),
+            refresh: vec![],
+            reopen_window_ms: 0,
+            on_reopen: vec![],
         }),
         ..event(
             id,
@@ -2134,13 +2139,14 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
     ctx.exec(
         "DROP TABLE rate_limits; DROP TABLE leaders; DROP TABLE once_keys; DROP TABLE audit_log;
          DROP TABLE audit_head; DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
+         ALTER TABLE alert_posts DROP COLUMN refresh_item_id;
          DELETE FROM sluice_schema_migrations WHERE version >= 2",
     )
     .await;
     match open(&ctx.url, &no_migrate).await {
         Err(StoreError::SchemaMismatch {
             db: 1,
-            binary: 3,
+            binary: 4,
             fix,
         }) => {
             assert!(fix.contains("sluice migrate"), "{fix}")
@@ -2151,8 +2157,11 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
         ),
     }
     let report = migrate(&ctx.url).await.expect("migrate");
-    assert_eq!((report.from, report.to), (1, 3));
-    assert_eq!(report.applied, ["0002_coordination", "0003_alerting"]);
+    assert_eq!((report.from, report.to), (1, 4));
+    assert_eq!(
+        report.applied,
+        ["0002_coordination", "0003_alerting", "0004_living_alerts"]
+    );
     let s = open(&ctx.url, &no_migrate).await.expect("open upgraded");
     assert!(
         s.event("old").await.expect("event()").is_some(),
@@ -2189,13 +2198,21 @@ async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
         .expect("record");
     ctx.exec(
         "DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
-         DELETE FROM sluice_schema_migrations WHERE version = 3",
+         ALTER TABLE alert_posts DROP COLUMN refresh_item_id;
+         DELETE FROM sluice_schema_migrations WHERE version >= 3",
     )
     .await;
     let report = migrate(&ctx.url).await.expect("migrate");
     assert_eq!(
         (report.from, report.to, report.applied),
-        (2, 3, vec!["0003_alerting".to_string()])
+        (
+            2,
+            4,
+            vec![
+                "0003_alerting".to_string(),
+                "0004_living_alerts".to_string()
+            ]
+        )
     );
     let s = ctx.replica().await;
     let old = status(&s, "v2").await;
@@ -2714,4 +2731,184 @@ async fn message_of_finds_the_cards_of_an_event_and_of_its_alert(ctx: Ctx) {
         }]
     );
     assert!(s.message_of("ghost").await.expect("message_of").is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Living alert messages
+
+fn reply(channel: &str) -> NewOutboxItem {
+    NewOutboxItem {
+        ref_post: true,
+        ..item(channel, "chat.postMessage", 7)
+    }
+}
+
+/// An alert event as the pipeline makes it for living messages: a coalesced card refresh, a thread reply on
+/// resolve and on re-fire, reopening within the window.
+fn living(id: &str, at: i64, resolves: bool) -> NewEvent {
+    let mut e = alert(id, at, "living", resolves, &["C1"]);
+    if let Some(d) = e.dedup.as_mut() {
+        d.on_open = if resolves { vec![reply("C1")] } else { vec![] };
+        d.refresh = vec![update("C1")];
+        d.reopen_window_ms = WINDOW;
+        d.on_reopen = vec![reply("C1")];
+    }
+    e
+}
+
+fn methods(st: &EventStatus) -> Vec<&str> {
+    st.deliveries.iter().map(|d| d.method.as_str()).collect()
+}
+
+async fn card(s: &Arc<dyn Store>, item_id: i64) -> AlertCard {
+    s.alert_card(item_id)
+        .await
+        .expect("alert_card")
+        .expect("the item belongs to an alert")
+}
+
+async fn duplicates_coalesce_into_one_refresh_that_reads_the_alert_at_send_time(ctx: Ctx) {
+    let s = &ctx.store;
+    for i in 0..14 {
+        s.ingest(vec![living(&format!("l{i}"), T0 + i, false)])
+            .await
+            .expect("ingest");
+    }
+    assert_eq!(
+        status(s, "l13").await.fate,
+        Fate::Merged {
+            into: "l0".into(),
+            count: 14
+        }
+    );
+    assert_eq!(methods(&status(s, "l1").await), ["chat.update"]);
+    assert!(
+        methods(&status(s, "l2").await).is_empty(),
+        "coalesced into l1's refresh"
+    );
+    let items = s.lane_items("T1:C1", 100).await.expect("lane_items");
+    assert_eq!(
+        items.iter().map(|i| i.method.as_str()).collect::<Vec<_>>(),
+        ["chat.postMessage", "chat.update"],
+        "14 duplicates, one card and one pending refresh"
+    );
+    assert!(
+        s.alert_card(items[0].id)
+            .await
+            .expect("alert_card")
+            .is_none(),
+        "the post itself refers to nothing"
+    );
+    s.mark_sent(items[0].id, "C1", "1.1", T0 + 20)
+        .await
+        .expect("mark_sent");
+    let refresh = head(s, "T1:C1").await;
+    let c = card(s, refresh.id).await;
+    assert_eq!(
+        (
+            c.first_event_id.as_str(),
+            c.count,
+            c.first_seen_ms,
+            c.last_seen_ms,
+            c.closed_at_ms
+        ),
+        ("l0", 14, T0, T0 + 13, None)
+    );
+    assert_eq!(c.body["title"], "event l0");
+
+    // Once the dispatcher has read the alert for it, a new duplicate needs a refresh of its own; the next ones
+    // coalesce into that.
+    for (id, at) in [("l14", T0 + 30), ("l15", T0 + 31)] {
+        s.ingest(vec![living(id, at, false)]).await.expect("ingest");
+    }
+    assert_eq!(methods(&status(s, "l14").await), ["chat.update"]);
+    assert!(methods(&status(s, "l15").await).is_empty());
+    s.mark_sent(refresh.id, "C1", "1.1", T0 + 40)
+        .await
+        .expect("mark_sent");
+    let second = head(s, "T1:C1").await;
+    assert_eq!(card(s, second.id).await.count, 16);
+    // Reading again (a retry) changes nothing.
+    assert_eq!(card(s, second.id).await.count, 16);
+
+    // The reference survives a fresh open of the database (a restart).
+    let again = ctx.replica().await;
+    assert_eq!(card(&again, second.id).await.count, 16);
+}
+
+async fn a_resolve_refreshes_and_replies_and_a_refire_reopens_the_alert(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![living("f0", T0, false), living("f1", T0 + 1, false)])
+        .await
+        .expect("ingest");
+    for i in s.lane_items("T1:C1", 10).await.expect("lane_items") {
+        s.mark_sent(i.id, "C1", "9.9", T0 + 2)
+            .await
+            .expect("mark_sent");
+    }
+    s.ingest(vec![living("f2", T0 + 60_000, true)])
+        .await
+        .expect("ingest");
+    let f2 = status(s, "f2").await;
+    assert_eq!(f2.fate, Fate::Resolved { into: "f0".into() });
+    assert_eq!(methods(&f2), ["chat.postMessage", "chat.update"]);
+    let items = s.lane_items("T1:C1", 10).await.expect("lane_items");
+    let ts = Some(RefSent {
+        channel: "C1".into(),
+        ts: "9.9".into(),
+    });
+    assert!(
+        items.iter().all(|i| i.ref_sent == ts),
+        "reply and refresh refer to the card"
+    );
+    let c = card(s, items[0].id).await;
+    assert_eq!((c.count, c.closed_at_ms), (2, Some(T0 + 60_000)));
+    for i in items {
+        s.mark_sent(i.id, "C1", "9.10", T0 + 60_001)
+            .await
+            .expect("mark_sent");
+    }
+
+    // Firing again within the window: the same alert, reopened, its thread told.
+    s.ingest(vec![living("f3", T0 + 90_000, false)])
+        .await
+        .expect("ingest");
+    let f3 = status(s, "f3").await;
+    assert_eq!(
+        f3.fate,
+        Fate::Merged {
+            into: "f0".into(),
+            count: 3
+        }
+    );
+    assert_eq!(methods(&f3), ["chat.postMessage", "chat.update"]);
+    let items = s.lane_items("T1:C1", 10).await.expect("lane_items");
+    let c = card(s, items[1].id).await;
+    assert_eq!(
+        (c.count, c.closed_at_ms, c.last_seen_ms),
+        (3, None, T0 + 90_000)
+    );
+    for i in items {
+        s.mark_sent(i.id, "C1", "9.11", T0 + 90_001)
+            .await
+            .expect("mark_sent");
+    }
+
+    // Resolved, then quiet for longer than the window: a new firing is a new alert with a card of its own.
+    s.ingest(vec![living("f4", T0 + 100_000, true)])
+        .await
+        .expect("ingest");
+    s.ingest(vec![living("f5", T0 + 100_000 + WINDOW + 1, false)])
+        .await
+        .expect("ingest");
+    let f5 = status(s, "f5").await;
+    assert_eq!(
+        (f5.fate.clone(), methods(&f5)),
+        (
+            Fate::Queued {
+                rules: vec!["default".into()]
+            },
+            vec!["chat.postMessage"]
+        )
+    );
 }

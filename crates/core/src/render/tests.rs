@@ -478,3 +478,65 @@ fn bad_user_templates() {
     let warnings = r.check();
     assert_eq!(warnings.len(), 4, "{warnings:?}");
 }
+
+#[test]
+fn durations_read_at_the_precision_people_care_about() {
+    let table = [
+        (45, "45s"),
+        (720, "12m"),
+        (725, "12m 5s"),
+        (3600, "1h"),
+        (3 * 3600 + 4 * 60 + 9, "3h 4m"),
+        (2 * 86_400 + 3600, "2d 1h"),
+        (-5, "0s"),
+    ];
+    for (secs, want) in table {
+        assert_eq!(
+            human_duration(time::Duration::seconds(secs)),
+            want,
+            "{secs}s"
+        );
+    }
+}
+
+#[test]
+fn a_living_alert_card_shows_its_count_and_last_seen_then_its_resolution() {
+    let r = Renderer::new(&BTreeMap::new()).unwrap();
+    let e = firing();
+    let first = datetime!(2024-05-01 10:30:00 UTC);
+    let mut life = AlertLife {
+        count: 14,
+        first_seen: first,
+        last_seen: datetime!(2024-05-01 10:42:10 UTC),
+        resolved_at: None,
+    };
+    let card = r.render_alert(&e, &ctx("alert"), &life).unwrap();
+    let blocks = card["blocks"].to_string();
+    assert!(card["text"].as_str().unwrap().ends_with("(×14)"), "{card}");
+    assert!(blocks.contains("×14 · last 10:42 UTC"), "{blocks}");
+    assert!(
+        blocks.contains(ACTION_ACK),
+        "a firing card keeps its buttons"
+    );
+
+    life.resolved_at = Some(datetime!(2024-05-01 10:52:00 UTC));
+    let card = r.render_alert(&e, &ctx("alert"), &life).unwrap();
+    let blocks = card["blocks"].to_string();
+    assert!(
+        card["text"].as_str().unwrap().starts_with("[RESOLVED]"),
+        "{card}"
+    );
+    assert!(
+        blocks.contains("Resolved 10:52 UTC · lasted 22m · ×14"),
+        "{blocks}"
+    );
+    assert!(
+        !blocks.contains(ACTION_ACK),
+        "nothing to acknowledge once resolved"
+    );
+    let reply = resolved_reply(&e, &life);
+    assert!(
+        reply.contains("Resolved* at 10:52 UTC after 22m (×14 events)"),
+        "{reply}"
+    );
+}

@@ -19,6 +19,7 @@ mod gate;
 pub use gate::RateGate;
 
 use serde_json::Value;
+use sluice_core::render::Renderer;
 use sluice_slack::api::Client;
 use sluice_slack::ratelimit::RateKey;
 use sluice_slack::retry::{backoff, classify, Outcome};
@@ -27,7 +28,8 @@ use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn, Instrument};
 
 use crate::config::DispatchConfig;
-use crate::state::now_ms;
+use crate::living;
+use crate::state::{now, now_ms};
 
 /// How often idle dispatchers look for work nobody rang them about (other replicas' events,
 /// retries coming due).
@@ -44,6 +46,8 @@ pub struct Dispatcher {
     owner: String,
     cfg: DispatchConfig,
     wake: Arc<Notify>,
+    /// Renders living alert items (see [`crate::living`]) at send time.
+    renderer: Arc<Renderer>,
     /// Lanes this process works now, each with a flag set when its lease was lost.
     active: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
@@ -55,6 +59,7 @@ impl Dispatcher {
         gate: RateGate,
         cfg: DispatchConfig,
         wake: Arc<Notify>,
+        renderer: Arc<Renderer>,
     ) -> Arc<Self> {
         let owner = format!(
             "{}-{}",
@@ -68,6 +73,7 @@ impl Dispatcher {
             owner,
             cfg,
             wake,
+            renderer,
             active: Mutex::new(HashMap::new()),
         })
     }
@@ -241,10 +247,6 @@ impl Dispatcher {
     async fn deliver(&self, mut item: OutboxItem, lost: &AtomicBool) -> Result<(), StoreError> {
         let key = RateKey::for_call(&item.team, &item.method, Some(&item.channel));
         let mut args = item.args.clone();
-        if let Some(r) = &item.ref_sent {
-            args["channel"] = Value::String(r.channel.clone());
-            args["ts"] = Value::String(r.ts.clone());
-        }
         loop {
             let wait_ms = item.next_attempt_at_ms - now_ms();
             if wait_ms > 0 {
@@ -254,6 +256,42 @@ impl Dispatcher {
             self.persist(lost, || self.gate.acquire(&key)).await?;
             if lost.load(Ordering::Relaxed) {
                 return Ok(());
+            }
+            if living::is_living(&item.args) {
+                // Rendered now, after the rate gate, so the card shows every duplicate that came in while
+                // this refresh waited (the store stops coalescing into it as we read).
+                let rendered = match self
+                    .persist(lost, || self.store.alert_card(item.id))
+                    .await?
+                {
+                    Some(card) => {
+                        let actions = self
+                            .persist(lost, || self.store.alert_actions(&card.first_event_id))
+                            .await?;
+                        living::render(&self.renderer, &item.args, &card, &actions, now())
+                    }
+                    None => Err("the alert this update belongs to is no longer stored".to_string()),
+                };
+                match rendered {
+                    Ok(a) => args = a,
+                    Err(reason) => {
+                        warn!(item = item.id, %reason, "dead-lettered");
+                        metrics::counter!("sluice_dead_letters_total").increment(1);
+                        self.persist(lost, || self.store.mark_dead(item.id, &reason, now_ms()))
+                            .await?;
+                        return Ok(());
+                    }
+                }
+            }
+            if let Some(r) = &item.ref_sent {
+                args["channel"] = Value::String(r.channel.clone());
+                // A message posted with a reference is a reply in the referenced message's thread.
+                let at = if item.method == "chat.postMessage" {
+                    "thread_ts"
+                } else {
+                    "ts"
+                };
+                args[at] = Value::String(r.ts.clone());
             }
             let started = Instant::now();
             let result = self.client.call(&item.method, &args).await;

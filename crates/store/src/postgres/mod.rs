@@ -41,6 +41,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0003_alerting",
         include_str!("migrations/0003_alerting.sql"),
     ),
+    (
+        4,
+        "0004_living_alerts",
+        include_str!("migrations/0004_living_alerts.sql"),
+    ),
 ];
 const BINARY_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Arbitrary constant naming the "schema migration in progress" advisory lock.
@@ -458,6 +463,78 @@ impl IngestTx for PgIngest<'_> {
             .bind(item_id)
             .execute(&mut *self.conn)
             .await?;
+        Ok(())
+    }
+
+    async fn closed_alert_since(
+        &mut self,
+        key: &str,
+        since_ms: i64,
+    ) -> Result<Option<OpenAlert>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, first_event_id, count, last_seen_ms FROM alerts
+             WHERE dedup_key = $1 AND closed_at_ms IS NOT NULL AND closed_at_ms >= $2
+             ORDER BY closed_at_ms DESC, id DESC LIMIT 1",
+        )
+        .bind(key)
+        .bind(since_ms)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        row.map(|r| {
+            Ok(OpenAlert {
+                id: r.try_get(0)?,
+                first_event_id: r.try_get(1)?,
+                count: r.try_get(2)?,
+                last_seen_ms: r.try_get(3)?,
+            })
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| e.into())
+    }
+
+    async fn reopen_alert(
+        &mut self,
+        alert_id: i64,
+        count: i64,
+        last_seen_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE alerts SET closed_at_ms = NULL, count = $1, last_seen_ms = $2 WHERE id = $3",
+        )
+        .bind(count)
+        .bind(last_seen_ms)
+        .bind(alert_id)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn refresh_pending(&mut self, alert_id: i64, lane: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT o.id FROM alert_posts p JOIN outbox o ON o.id = p.refresh_item_id
+             WHERE p.alert_id = $1 AND p.lane = $2 AND o.state = 'pending'",
+        )
+        .bind(alert_id)
+        .bind(lane)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    async fn set_refresh(
+        &mut self,
+        alert_id: i64,
+        lane: &str,
+        item_id: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE alert_posts SET refresh_item_id = $1 WHERE alert_id = $2 AND lane = $3",
+        )
+        .bind(item_id)
+        .bind(alert_id)
+        .bind(lane)
+        .execute(&mut *self.conn)
+        .await?;
         Ok(())
     }
 
@@ -1261,6 +1338,55 @@ impl Store for PgStore {
             .into_iter()
             .map(|a| (a.action, a.actor, a.at_ms))
             .collect())
+    }
+
+    async fn alert_card(&self, item_id: i64) -> Result<Option<AlertCard>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Under the lane lock, like ingest: a duplicate being committed now is either seen by this read or sees
+        // the refresh as no longer pending, never neither.
+        let Some(lane) = sqlx::query_scalar::<_, String>("SELECT lane FROM outbox WHERE id = $1")
+            .bind(item_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        lock_lanes(&mut tx, &BTreeSet::from([lane])).await?;
+        let row = sqlx::query(
+            "SELECT a.id, a.first_event_id, a.count, a.first_seen_ms, a.last_seen_ms, a.closed_at_ms,
+                    e.body::text AS body, p.lane, p.refresh_item_id
+             FROM outbox o
+             JOIN alert_posts p ON p.item_id = o.ref_item_id
+             JOIN alerts a ON a.id = p.alert_id
+             JOIN events e ON e.id = a.first_event_id
+             WHERE o.id = $1",
+        )
+        .bind(item_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let alert_id: i64 = r.try_get(0)?;
+        let lane: String = r.try_get("lane")?;
+        if r.try_get::<Option<i64>, _>("refresh_item_id")? == Some(item_id) {
+            sqlx::query(
+                "UPDATE alert_posts SET refresh_item_id = NULL WHERE alert_id = $1 AND lane = $2",
+            )
+            .bind(alert_id)
+            .bind(&lane)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let body: String = r.try_get("body")?;
+        let card = AlertCard {
+            first_event_id: r.try_get(1)?,
+            body: parse_json("event body", &body)?,
+            count: u32::try_from(r.try_get::<i64, _>(2)?).unwrap_or(u32::MAX),
+            first_seen_ms: r.try_get(3)?,
+            last_seen_ms: r.try_get(4)?,
+            closed_at_ms: r.try_get(5)?,
+        };
+        tx.commit().await?;
+        Ok(Some(card))
     }
 
     async fn message_of(&self, event_id: &str) -> Result<Vec<RefSent>, StoreError> {
