@@ -257,15 +257,17 @@ fn summary(sim: &Simulator, settled: &[(String, Value)], sim_addr: SocketAddr) {
                 v["fate"]["into"].as_str().unwrap_or("?"),
                 v["fate"]["count"]
             ),
-            _ => v["deliveries"]
-                .as_array()
-                .map(|ds| {
-                    ds.iter()
-                        .map(|d| format!("#{}", d["channel"].as_str().unwrap_or("?")))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .unwrap_or_default(),
+            _ => {
+                // A card update and its thread reply go to the same channel: name it once.
+                let mut channels: Vec<String> = Vec::new();
+                for d in v["deliveries"].as_array().into_iter().flatten() {
+                    let c = format!("#{}", d["channel"].as_str().unwrap_or("?"));
+                    if !channels.contains(&c) {
+                        channels.push(c);
+                    }
+                }
+                channels.join(" ")
+            }
         };
         println!("  {label:<58} {state:<9} {detail}");
     }
