@@ -170,3 +170,30 @@ async fn send_then_dead_letter_then_replay_from_the_command_line() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[test]
+fn the_demo_runs_to_its_summary_with_everything_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sluice()
+        .args(["demo", "--no-wait", "--data-dir"])
+        .arg(dir.path())
+        .env("SLUICE_LOG", "error")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("0 of 21 events still on their way"), "{text}");
+    assert!(
+        text.contains("dropped   by rule drop-successful-deploys"),
+        "{text}"
+    );
+    assert!(
+        text.contains("&lt;!channel&gt;"),
+        "the injection was not escaped: {text}"
+    );
+    assert!(text.contains("rate-limited (429): 0"), "{text}");
+}
