@@ -38,7 +38,10 @@ async fn alertmanager_alerts_become_cards_and_a_resolve_updates_the_card() {
         if std::env::var("SLUICE_REQUIRE_ALERTMANAGER").is_ok() {
             panic!("SLUICE_REQUIRE_ALERTMANAGER is set but {BINARY} is not installed (apt-get install prometheus-alertmanager)");
         }
-        eprintln!("SKIPPED alertmanager e2e: {BINARY} not installed (apt-get install prometheus-alertmanager)");
+        {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "SKIPPED alertmanager e2e: {BINARY} not installed (apt-get install prometheus-alertmanager)");
+        }
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -52,7 +52,13 @@ async fn postgres_restart_mid_stream_answers_503_and_loses_nothing() {
         if std::env::var("SLUICE_REQUIRE_POSTGRES").is_ok() {
             panic!("SLUICE_REQUIRE_POSTGRES is set but there is no pg_ctlcluster to restart PostgreSQL with");
         }
-        eprintln!("SKIPPED postgres_restart: no local PostgreSQL cluster to restart");
+        {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED postgres_restart: no local PostgreSQL cluster to restart"
+            );
+        }
         return;
     };
     let Some(db) = TestDb::create("postgres_restart").await else {

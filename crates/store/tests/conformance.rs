@@ -45,7 +45,13 @@ impl Ctx {
 
     async fn postgres() -> Option<Ctx> {
         let Ok(server) = std::env::var("SLUICE_TEST_POSTGRES_URL") else {
-            println!("SKIPPED postgres conformance: SLUICE_TEST_POSTGRES_URL not set");
+            {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED postgres conformance: SLUICE_TEST_POSTGRES_URL not set"
+                );
+            }
             return None;
         };
         let pg = Arc::new(std::sync::Mutex::new((server, Vec::new())));

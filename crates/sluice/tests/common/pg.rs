@@ -17,7 +17,10 @@ impl TestDb {
             if std::env::var("SLUICE_REQUIRE_POSTGRES").is_ok() {
                 panic!("SLUICE_REQUIRE_POSTGRES is set but SLUICE_TEST_POSTGRES_URL is not");
             }
-            eprintln!("SKIPPED {test}: SLUICE_TEST_POSTGRES_URL not set (e.g. postgres://postgres@127.0.0.1:5432/test)");
+            {
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "SKIPPED {test}: SLUICE_TEST_POSTGRES_URL not set (e.g. postgres://postgres@127.0.0.1:5432/test)");
+            }
             return None;
         };
         let name = format!("sluice_e2e_{}", uuid::Uuid::now_v7().simple());
