@@ -54,6 +54,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
+    /// API requests handled at once; more get 503 with Retry-After at once instead of queueing.
+    pub max_in_flight: usize,
     pub log_format: LogFormat,
 }
 
@@ -62,6 +64,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
+            max_in_flight: 1024,
             log_format: LogFormat::Pretty,
         }
     }

@@ -452,3 +452,74 @@ async fn a_silence_suppresses_exactly_what_it_matches_until_it_is_expired() {
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert_eq!(a.json()["field"], "matchers", "{}", a.body);
 }
+
+#[tokio::test]
+async fn beyond_max_in_flight_callers_get_503_at_once_and_probes_still_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/test.db", dir.path().display());
+    let text = format!(
+        "[server]\nmax_in_flight = 1\n[storage]\nurl = \"{url}\"\n[slack]\nbot_token_env = \"TOKEN\"\n[[api_key]]\nname = \"ci\"\nkey_env = \"KEY\"\n{}",
+        common::ROUTING
+    );
+    let cfg = sluice::config::Config::parse(&text, dir.path(), &env())
+        .unwrap_or_else(|p| panic!("{p:#?}"));
+    let store = sluice_store::open(&url, &sluice_store::StoreOptions::default())
+        .await
+        .unwrap();
+    let state = std::sync::Arc::new(sluice::state::AppState::new(cfg, store, None));
+    let router = app(state.clone());
+    let post = |body: Body| {
+        Request::post("/v1/events")
+            .header("authorization", format!("Bearer {KEY}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap()
+    };
+
+    // A request whose body has not finished arriving holds the only slot.
+    let (release, held_body) = tokio::sync::oneshot::channel::<()>();
+    let body = alert("held").to_string();
+    let stream = futures::stream::once(async move {
+        let _ = held_body.await;
+        Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(body))
+    });
+    let held = tokio::spawn(router.clone().oneshot(post(Body::from_stream(stream))));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    let started = std::time::Instant::now();
+    let shed = router
+        .clone()
+        .oneshot(post(Body::from(alert("shed").to_string())))
+        .await
+        .unwrap();
+    assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(500),
+        "shedding waited"
+    );
+    assert!(shed.headers().contains_key("retry-after"));
+    let health = router
+        .clone()
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        health.status(),
+        StatusCode::OK,
+        "probes must answer under overload"
+    );
+
+    release.send(()).unwrap();
+    assert_eq!(held.await.unwrap().unwrap().status(), StatusCode::ACCEPTED);
+    let after = router
+        .clone()
+        .oneshot(post(Body::from(alert("after").to_string())))
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        pending(&state).await,
+        2,
+        "the shed request was not enqueued"
+    );
+}
