@@ -52,10 +52,15 @@ pub async fn run(data_dir: &Path, wait: bool) -> anyhow::Result<()> {
     std::fs::write(data_dir.join("bot-token"), sluice_sim::DEFAULT_TOKEN)?;
     std::fs::write(data_dir.join("api-key"), API_KEY)?;
     std::fs::write(data_dir.join("hook-secret"), HOOK_SECRET)?;
+    std::fs::write(
+        data_dir.join("signing-secret"),
+        sluice_sim::DEFAULT_SIGNING_SECRET,
+    )?;
     let text = include_str!("demo.toml")
         .replace("{listen}", &addr.to_string())
         .replace("{data_dir}", &data_dir.display().to_string())
-        .replace("{api_base}", &format!("http://{sim_addr}/api/"));
+        .replace("{api_base}", &format!("http://{sim_addr}/api/"))
+        .replace("{sim_addr}", &sim_addr.to_string());
     let config_path = data_dir.join("sluice.toml");
     std::fs::write(&config_path, &text)?;
     let config = Config::load(&config_path, &ProcessEnv).map_err(|problems| {
@@ -69,8 +74,10 @@ pub async fn run(data_dir: &Path, wait: bool) -> anyhow::Result<()> {
         )
     })?;
     let running = crate::server::start(config, listener).await?;
+    // The simulator's page sends its button clicks (as the member picked there) to Sluice.
+    sim.set_app_base_url(format!("http://{addr}"));
 
-    println!("\n  Slack simulator   http://{sim_addr}/        (open it: the channels and their messages)");
+    println!("\n  Slack simulator   http://{sim_addr}/        (open it: the channels, their cards, and buttons that work)");
     println!("  Sluice            http://{addr}/            (metrics at /metrics)");
     println!("  Config            {}\n", config_path.display());
 
