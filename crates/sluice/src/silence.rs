@@ -204,6 +204,7 @@ impl SilenceRequest {
             ));
         }
         let mut matchers = Vec::new();
+        let mut matches_empty = true;
         for (i, m) in self.matchers.into_iter().enumerate() {
             let field = format!("matchers[{i}]");
             let m = match m {
@@ -217,15 +218,14 @@ impl SilenceRequest {
             if m.name.is_empty() {
                 return Err((field, "matcher name is empty".into()));
             }
-            compile(&m).map_err(|e| (field.clone(), format!("regex does not compile: {e}")))?;
+            let test =
+                compile(&m).map_err(|e| (field.clone(), format!("regex does not compile: {e}")))?;
+            matches_empty &= test.matches("");
             matchers.push(m);
         }
         // Like Alertmanager: a silence whose matchers all match the empty string would mute
         // nearly everything.
-        if matchers
-            .iter()
-            .all(|m| compile(m).map(|t| t.matches("")).unwrap_or(true))
-        {
+        if matches_empty {
             return Err((
                 "matchers".into(),
                 "every matcher also matches an empty value, so this would silence almost everything: add a positive matcher such as service=checkout".into(),

@@ -151,6 +151,26 @@ pub(crate) fn short_sha(sha: &str) -> String {
     sha.chars().take(7).collect()
 }
 
+/// Adds a field when the payload had a value for it.
+pub(crate) fn push_field(e: &mut Event, title: &str, value: Option<impl Into<String>>) {
+    if let Some(v) = value {
+        e.fields.push(Field {
+            title: title.into(),
+            value: v.into(),
+        });
+    }
+}
+
+/// Adds a link when the payload had a URL for it.
+pub(crate) fn push_link(e: &mut Event, title: &str, url: Option<&str>) {
+    if let Some(url) = url {
+        e.links.push(Link {
+            title: title.into(),
+            url: url.into(),
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

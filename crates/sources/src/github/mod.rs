@@ -25,11 +25,11 @@
 //! a failing CI workflow is a condition that a later success resolves. `deployment_status`
 //! is always `deployment`; `check_run` is always `alert`.
 
-use sluice_core::{Event, Field, Kind, Link, Severity, Status};
+use sluice_core::{Event, Kind, Severity, Status};
 use sluice_slack::Secret;
 
 use crate::payload::{parse_json, At};
-use crate::shape::{fit, short_sha};
+use crate::shape::{fit, push_field, push_link, short_sha};
 use crate::verify::github_signature;
 use crate::{Headers, Parsed, Source, SourceError};
 
@@ -131,24 +131,6 @@ fn base(title: String, repo: &str) -> Event {
         links: Vec::new(),
         dedup_key: None,
         occurred_at: None,
-    }
-}
-
-fn push_field(e: &mut Event, title: &str, value: Option<impl Into<String>>) {
-    if let Some(v) = value {
-        e.fields.push(Field {
-            title: title.into(),
-            value: v.into(),
-        });
-    }
-}
-
-fn push_link(e: &mut Event, title: &str, url: Option<&str>) {
-    if let Some(url) = url {
-        e.links.push(Link {
-            title: title.into(),
-            url: url.into(),
-        });
     }
 }
 

@@ -14,11 +14,11 @@
 //! running to its outcome. A pipeline is kind `deployment` when its name contains "deploy",
 //! else `alert`.
 
-use sluice_core::{Event, Field, Kind, Link, Severity, Status};
+use sluice_core::{Event, Kind, Severity, Status};
 use sluice_slack::Secret;
 
 use crate::payload::{parse_json, At};
-use crate::shape::{duration, fit, short_sha};
+use crate::shape::{duration, fit, push_field, push_link, short_sha};
 use crate::verify::gitlab_token;
 use crate::{Headers, Parsed, Source, SourceError};
 
@@ -96,24 +96,6 @@ fn base(title: String, project: &str) -> Event {
         links: Vec::new(),
         dedup_key: None,
         occurred_at: None,
-    }
-}
-
-fn push_field(e: &mut Event, title: &str, value: Option<impl Into<String>>) {
-    if let Some(v) = value {
-        e.fields.push(Field {
-            title: title.into(),
-            value: v.into(),
-        });
-    }
-}
-
-fn push_link(e: &mut Event, title: &str, url: Option<&str>) {
-    if let Some(url) = url {
-        e.links.push(Link {
-            title: title.into(),
-            url: url.into(),
-        });
     }
 }
 

@@ -363,6 +363,16 @@ async fn not_pending(conn: &mut PgConnection, item_id: i64) -> StoreError {
     }
 }
 
+/// An `alerts` row selected as `id, first_event_id, count, last_seen_ms`.
+fn open_alert_row(r: &sqlx::postgres::PgRow) -> Result<OpenAlert, sqlx::Error> {
+    Ok(OpenAlert {
+        id: r.try_get(0)?,
+        first_event_id: r.try_get(1)?,
+        count: r.try_get(2)?,
+        last_seen_ms: r.try_get(3)?,
+    })
+}
+
 struct PgIngest<'c> {
     conn: &'c mut PgConnection,
 }
@@ -376,16 +386,10 @@ impl IngestTx for PgIngest<'_> {
         .bind(key)
         .fetch_optional(&mut *self.conn)
         .await?;
-        row.map(|r| {
-            Ok(OpenAlert {
-                id: r.try_get(0)?,
-                first_event_id: r.try_get(1)?,
-                count: r.try_get(2)?,
-                last_seen_ms: r.try_get(3)?,
-            })
-        })
-        .transpose()
-        .map_err(|e: sqlx::Error| e.into())
+        row.as_ref()
+            .map(open_alert_row)
+            .transpose()
+            .map_err(Into::into)
     }
 
     async fn close_alert(&mut self, alert_id: i64, at_ms: i64) -> Result<(), StoreError> {
@@ -480,16 +484,10 @@ impl IngestTx for PgIngest<'_> {
         .bind(since_ms)
         .fetch_optional(&mut *self.conn)
         .await?;
-        row.map(|r| {
-            Ok(OpenAlert {
-                id: r.try_get(0)?,
-                first_event_id: r.try_get(1)?,
-                count: r.try_get(2)?,
-                last_seen_ms: r.try_get(3)?,
-            })
-        })
-        .transpose()
-        .map_err(|e: sqlx::Error| e.into())
+        row.as_ref()
+            .map(open_alert_row)
+            .transpose()
+            .map_err(Into::into)
     }
 
     async fn reopen_alert(

@@ -335,6 +335,16 @@ async fn insert_plain(
     Ok(())
 }
 
+/// An `alerts` row selected as `id, first_event_id, count, last_seen_ms`.
+fn open_alert_row(r: &SqliteRow) -> Result<OpenAlert, sqlx::Error> {
+    Ok(OpenAlert {
+        id: r.try_get(0)?,
+        first_event_id: r.try_get(1)?,
+        count: r.try_get(2)?,
+        last_seen_ms: r.try_get(3)?,
+    })
+}
+
 struct SqliteIngest<'c> {
     conn: &'c mut SqliteConnection,
 }
@@ -348,16 +358,10 @@ impl IngestTx for SqliteIngest<'_> {
         .bind(key)
         .fetch_optional(&mut *self.conn)
         .await?;
-        row.map(|r| {
-            Ok(OpenAlert {
-                id: r.try_get(0)?,
-                first_event_id: r.try_get(1)?,
-                count: r.try_get(2)?,
-                last_seen_ms: r.try_get(3)?,
-            })
-        })
-        .transpose()
-        .map_err(|e: sqlx::Error| e.into())
+        row.as_ref()
+            .map(open_alert_row)
+            .transpose()
+            .map_err(Into::into)
     }
 
     async fn close_alert(&mut self, alert_id: i64, at_ms: i64) -> Result<(), StoreError> {
@@ -453,16 +457,10 @@ impl IngestTx for SqliteIngest<'_> {
         .bind(since_ms)
         .fetch_optional(&mut *self.conn)
         .await?;
-        row.map(|r| {
-            Ok(OpenAlert {
-                id: r.try_get(0)?,
-                first_event_id: r.try_get(1)?,
-                count: r.try_get(2)?,
-                last_seen_ms: r.try_get(3)?,
-            })
-        })
-        .transpose()
-        .map_err(|e: sqlx::Error| e.into())
+        row.as_ref()
+            .map(open_alert_row)
+            .transpose()
+            .map_err(Into::into)
     }
 
     async fn reopen_alert(
