@@ -7,6 +7,7 @@
 //! `sluice.toml` where one is known, so `sluice check` can name the line and the fix.
 
 pub mod event;
+pub mod noise;
 pub mod render;
 pub mod route;
 

@@ -533,6 +533,14 @@ fn link_line(links: &[Link]) -> Option<String> {
     (!line.is_empty()).then_some(line)
 }
 
+/// 0 for the most severe.
+fn severity_rank(s: Severity) -> usize {
+    Severity::ALL
+        .iter()
+        .position(|x| *x == s)
+        .unwrap_or(usize::MAX)
+}
+
 fn severity_emoji(s: Severity) -> &'static str {
     match s {
         Severity::Critical => ":rotating_light:",
@@ -784,6 +792,12 @@ fn sample_event() -> Event {
         occurred_at: Some(OffsetDateTime::UNIX_EPOCH),
     }
 }
+
+mod group;
+pub use group::{
+    group_firing_reply, group_resolved_reply, render_digest, render_group, DigestPhase, DigestView,
+    GroupAlertView, GroupView, DIGEST_SERVICES, GROUP_CARD_ALERTS,
+};
 
 #[cfg(test)]
 mod tests;

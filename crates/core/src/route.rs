@@ -36,6 +36,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 
 use regex::Regex;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -43,6 +44,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::event::{closest, Event, Kind, Severity, Status};
+use crate::noise::{self, Noise, NoiseConfig, StormConfig};
 
 /// A problem in the configuration (or, from [`Router::check`], a warning about it): where it
 /// is (a byte range in the TOML source, when known), what is wrong, and how to fix it.
@@ -102,6 +104,16 @@ pub struct DefaultRoute {
     pub channels: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     pub template: Option<Spanned<String>>,
+    #[serde(default)]
+    pub group_by: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub group_wait: Option<Spanned<String>>,
+    #[serde(default)]
+    pub group_interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub repeat_interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub storm: Option<Spanned<StormConfig>>,
 }
 
 /// One `[[routing.rule]]`.
@@ -119,6 +131,16 @@ pub struct RuleConfig {
     pub drop: Option<Spanned<bool>>,
     #[serde(default, rename = "continue")]
     pub continue_: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub group_by: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub group_wait: Option<Spanned<String>>,
+    #[serde(default)]
+    pub group_interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub repeat_interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub storm: Option<Spanned<StormConfig>>,
 }
 
 /// The `match` table, in the order written: field name → matcher.
@@ -236,6 +258,16 @@ pub struct Delivery {
     pub channel: String,
     pub template: String,
     pub rule: String,
+    /// The route's grouping and storm guard, if it has them.
+    pub noise: Option<Arc<Noise>>,
+}
+
+/// A route with noise control ([`Router::noise_routes`]).
+#[derive(Debug, Clone)]
+pub struct NoiseRoute {
+    pub rule: String,
+    pub channels: Vec<String>,
+    pub noise: Arc<Noise>,
 }
 
 /// The name used in [`Delivery::rule`] and `matched` for the default route.
@@ -360,13 +392,45 @@ impl Router {
         let default = cfg.default.as_ref().and_then(|d| {
             let template = template_name(d.get_ref().template.as_ref(), templates, &mut errors)?;
             let channels = channel_list(&d.get_ref().channels, &mut errors, "the default route")?;
-            Some(deliveries(&channels, &template, DEFAULT_RULE))
+            let d = d.get_ref();
+            let noise = compile_noise(
+                NoiseConfig {
+                    group_by: d.group_by.as_ref(),
+                    group_wait: d.group_wait.as_ref(),
+                    group_interval: d.group_interval.as_ref(),
+                    repeat_interval: d.repeat_interval.as_ref(),
+                    storm: d.storm.as_ref(),
+                },
+                "the default route",
+                &mut errors,
+            );
+            Some(deliveries(&channels, &template, DEFAULT_RULE, noise))
         });
         if errors.is_empty() {
             Ok(Router { rules, default })
         } else {
             Err(errors)
         }
+    }
+
+    /// The routes with noise control (see [`crate::noise`]), with their channels, in rule order.
+    pub fn noise_routes(&self) -> Vec<NoiseRoute> {
+        let mut out = Vec::new();
+        for ds in self
+            .rules
+            .iter()
+            .filter_map(|r| r.deliveries.as_ref())
+            .chain(self.default.as_ref())
+        {
+            if let Some(noise) = ds.first().and_then(|d| d.noise.clone()) {
+                out.push(NoiseRoute {
+                    rule: ds[0].rule.clone(),
+                    channels: ds.iter().map(|d| d.channel.clone()).collect(),
+                    noise,
+                });
+            }
+        }
+        out
     }
 
     /// Decides where `e` goes. See the module doc for the semantics.
@@ -506,13 +570,27 @@ fn status_index(s: Status) -> usize {
     Status::ALL.iter().position(|x| *x == s).unwrap_or(0)
 }
 
-fn deliveries(channels: &[String], template: &str, rule: &str) -> Vec<Delivery> {
+fn compile_noise(
+    cfg: NoiseConfig,
+    route: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Arc<Noise>> {
+    noise::compile(&cfg, route, errors).map(Arc::new)
+}
+
+fn deliveries(
+    channels: &[String],
+    template: &str,
+    rule: &str,
+    noise: Option<Arc<Noise>>,
+) -> Vec<Delivery> {
     channels
         .iter()
         .map(|c| Delivery {
             channel: c.clone(),
             template: template.to_owned(),
             rule: rule.to_owned(),
+            noise: noise.clone(),
         })
         .collect()
 }
@@ -610,7 +688,18 @@ fn compile_rule(
             let what = format!("rule \"{name}\"");
             let template = template_name(cfg.template.as_ref(), templates, errors);
             if let (Some(channels), Some(template)) = (channel_list(ch, errors, &what), template) {
-                deliveries_out = Some(deliveries(&channels, &template, &name));
+                let noise = compile_noise(
+                    NoiseConfig {
+                        group_by: cfg.group_by.as_ref(),
+                        group_wait: cfg.group_wait.as_ref(),
+                        group_interval: cfg.group_interval.as_ref(),
+                        repeat_interval: cfg.repeat_interval.as_ref(),
+                        storm: cfg.storm.as_ref(),
+                    },
+                    &what,
+                    errors,
+                );
+                deliveries_out = Some(deliveries(&channels, &template, &name, noise));
             }
         }
         (None, true) => {

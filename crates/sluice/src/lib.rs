@@ -12,6 +12,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod http;
 pub mod living;
+pub mod notify;
 pub mod pipeline;
 pub mod server;
 pub mod silence;

@@ -6,9 +6,9 @@
 
 use sluice_core::event::{Event, Status};
 use sluice_core::render::{RenderContext, Renderer};
-use sluice_core::route::{Decision, Router};
+use sluice_core::route::{Decision, Delivery, Router};
 use sluice_slack::blocks::fit_message;
-use sluice_store::{Dedup, Fate, NewEvent, NewOutboxItem};
+use sluice_store::{Dedup, Fate, GroupJoin, NewEvent, NewOutboxItem};
 use time::OffsetDateTime;
 
 use crate::living::{self, Part};
@@ -52,6 +52,33 @@ pub fn outbox_item(
     }
 }
 
+/// The group `event` joins on delivery `d`, if the route groups alerts and `event` is one.
+fn group_join(team: &str, d: &Delivery, event: &Event) -> Option<GroupJoin> {
+    let noise = d.noise.as_ref()?;
+    let labels = noise.group_of(event)?;
+    let channel = d.channel.trim_start_matches('#').to_string();
+    let lane = lane(team, &channel);
+    let mut key = format!("{}\u{1f}{lane}", d.rule);
+    for (k, v) in &labels {
+        key.push('\u{1f}');
+        key.push_str(k);
+        key.push('=');
+        key.push_str(v);
+    }
+    Some(GroupJoin {
+        key,
+        rule: d.rule.clone(),
+        lane,
+        team: team.to_string(),
+        channel,
+        template: d.template.clone(),
+        labels,
+        wait_ms: noise.wait_ms,
+        interval_ms: noise.interval_ms,
+        repeat_ms: noise.repeat_ms,
+    })
+}
+
 impl Pipeline<'_> {
     /// Route and render one event received at `now`.
     pub fn process(
@@ -90,7 +117,13 @@ impl Pipeline<'_> {
         };
         let resolves = event.status == Status::Resolved;
         let (mut on_open, mut refresh, mut on_reopen) = (Vec::new(), Vec::new(), Vec::new());
+        let mut groups = Vec::new();
         for d in &deliveries {
+            if let Some(join) = group_join(self.team, d, event) {
+                // The route groups its alerts: the flusher posts the group's card, not this event.
+                groups.push(join);
+                continue;
+            }
             let ctx = RenderContext {
                 event_id: &new.id,
                 channel: &d.channel,
@@ -136,6 +169,7 @@ impl Pipeline<'_> {
                 refresh,
                 reopen_window_ms: self.dedup_window_ms,
                 on_reopen,
+                groups,
             });
         }
         Ok(new)

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::actions::{Permissions, StoreOnce};
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, RateGate};
+use crate::notify::{self, Notifier};
 use crate::state::{now_ms, AppState};
 use sluice_inbound::{Inbound, InboundConfig};
 
@@ -97,6 +98,22 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     );
     let dispatcher_owner = dispatcher.owner().to_string();
     let mut tasks = vec![tokio::spawn(dispatcher.run(rx.clone()))];
+
+    // Noise control: one leader flushes due groups and runs the storm guards.
+    if !state.config.router.noise_routes().is_empty() {
+        let notifier = Notifier::new(
+            store.clone(),
+            &state.config.router,
+            &state.config.slack.team_id,
+            state.config.dedup.window_secs as i64 * 1000,
+        );
+        tasks.push(tokio::spawn(notify::run(
+            notifier,
+            dispatcher_owner.clone(),
+            state.wake.clone(),
+            rx.clone(),
+        )));
+    }
 
     let mut app = crate::http::app(state.clone());
     if let Some(secret) = state.config.signing_secret.clone() {

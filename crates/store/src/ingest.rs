@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Dedup, Fate, NewEvent, NewOutboxItem, StoreError};
+use crate::{Dedup, Fate, GroupJoin, NewEvent, NewOutboxItem, StoreError};
 
 pub(crate) struct OpenAlert {
     pub id: i64,
@@ -83,11 +83,20 @@ pub(crate) trait IngestTx: Send {
         lane: &str,
         item_id: i64,
     ) -> Result<(), StoreError>;
+    /// The alert joins the group `g` (created if new; marked changed either way). `first_event_id` becomes the
+    /// group's first event if this creates it.
+    async fn join_group(
+        &mut self,
+        g: &GroupJoin,
+        first_event_id: &str,
+        alert_id: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
     async fn insert_event(&mut self, row: &EventRow<'_>) -> Result<(), StoreError>;
     async fn insert_item(&mut self, row: &ItemRow<'_>) -> Result<i64, StoreError>;
 }
 
-fn to_json<T: serde::Serialize>(what: &str, v: &T) -> Result<String, StoreError> {
+pub(crate) fn to_json<T: serde::Serialize>(what: &str, v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Other(format!("cannot serialise {what}: {e}")))
 }
 
@@ -269,10 +278,20 @@ pub(crate) async fn ingest_event(
         }
     }
 
-    if let (Some(d), Alert::New) = (dedup_of(ev), alert) {
-        let alert_id = tx.create_alert(&d.key, &ev.id, now).await?;
-        for (lane, item_id) in posts {
-            tx.add_alert_post(alert_id, lane, item_id).await?;
+    let alert_id = match (dedup_of(ev), alert) {
+        (Some(d), Alert::New) => {
+            let alert_id = tx.create_alert(&d.key, &ev.id, now).await?;
+            for (lane, item_id) in posts {
+                tx.add_alert_post(alert_id, lane, item_id).await?;
+            }
+            Some(alert_id)
+        }
+        (_, Alert::Existing(id)) => Some(id),
+        _ => None,
+    };
+    if let (Some(d), Some(alert_id)) = (dedup_of(ev), alert_id) {
+        for g in &d.groups {
+            tx.join_group(g, &ev.id, alert_id, now).await?;
         }
     }
     Ok(())

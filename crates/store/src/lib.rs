@@ -18,6 +18,7 @@ mod audit;
 mod coord;
 mod error;
 mod group;
+mod grouping;
 mod ingest;
 mod model;
 mod postgres;
@@ -226,6 +227,35 @@ pub trait Store: Send + Sync + 'static {
     /// pending in the same transaction: a duplicate that arrives after this read enqueues a new refresh, so no
     /// duplicate is left off the card; one that arrived before it is shown by this one.
     async fn alert_card(&self, item_id: i64) -> Result<Option<AlertCard>, StoreError>;
+
+    /// Groups of alerts (noise control, see [`Dedup::groups`]) due for a flush at `now_ms`, earliest first, at most
+    /// `limit`, each with its firing and resolved counts and up to `alerts` of its alerts (firing first, then the
+    /// most recently seen). A group is due `group_wait` after it was created, `group_interval` after its last flush
+    /// once something changed, and at the `next_due_ms` its last flush asked for.
+    async fn due_groups(
+        &self,
+        now_ms: i64,
+        limit: usize,
+        alerts: usize,
+    ) -> Result<Vec<GroupState>, StoreError>;
+
+    /// Commits what a flush decided, in one transaction: the new card (which becomes the group's post), the
+    /// updates linked to the group's post (born dead if it is dead), and the group's new state. A change that came
+    /// in after [`Store::due_groups`] read the group (its `version` moved on) is not lost: the group stays due at
+    /// its `group_interval`. [`StoreError::Conflict`] if the group is gone.
+    async fn flush_group(&self, flush: GroupFlush, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Per route (rule name), the running total of events that joined its groups. The storm guard measures a
+    /// route's rate as the growth of this total.
+    async fn route_totals(&self) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// The alerts in route `rule`'s groups last seen at or after `since_ms`, with their first event's body and
+    /// count, for a storm digest.
+    async fn route_alerts(&self, rule: &str, since_ms: i64) -> Result<Vec<RouteAlert>, StoreError>;
+
+    /// Makes the groups created by `first_event_id` due now, as changed (an action was taken on their card, which
+    /// the flusher re-renders). Returns how many groups that was: 0 when the event started no group.
+    async fn touch_groups(&self, first_event_id: &str, now_ms: i64) -> Result<u64, StoreError>;
 }
 
 /// Which database a URL names.

@@ -91,6 +91,105 @@ pub struct Dedup {
     pub reopen_window_ms: i64,
     #[serde(default)]
     pub on_reopen: Vec<NewOutboxItem>,
+    /// Groups of alerts (noise control, see [`GroupJoin`]) the alert belongs to. For each, the alert joins the
+    /// group (created on first use) whatever dedup decided, and the group is marked changed: it becomes due for a
+    /// flush per its timings. A grouped delivery has no item in the event's outbox: the flusher posts the group.
+    #[serde(default)]
+    pub groups: Vec<GroupJoin>,
+}
+
+/// An alert joining a group of its route on ingest ([`Dedup::groups`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupJoin {
+    /// Unique per route, lane and group label values.
+    pub key: String,
+    /// The route (rule name) that grouped it.
+    pub rule: String,
+    pub lane: String,
+    pub team: String,
+    pub channel: String,
+    pub template: String,
+    /// The `group_by` labels and values, in order.
+    pub labels: Vec<(String, String)>,
+    pub wait_ms: i64,
+    pub interval_ms: i64,
+    pub repeat_ms: i64,
+}
+
+/// A group that is due for a flush ([`crate::Store::due_groups`]): its row and the alerts it holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupState {
+    pub id: i64,
+    pub key: String,
+    pub rule: String,
+    pub lane: String,
+    pub team: String,
+    pub channel: String,
+    pub template: String,
+    pub labels: Vec<(String, String)>,
+    /// Bumped by every change; [`GroupFlush::version`] hands it back.
+    pub version: i64,
+    /// The event that created the group (its buttons and metadata carry it).
+    pub first_event_id: EventId,
+    pub created_at_ms: i64,
+    /// The first change not yet flushed; `None` when the group is due only to repeat itself.
+    pub changed_at_ms: Option<i64>,
+    /// The last flush, `None` before the first.
+    pub notified_at_ms: Option<i64>,
+    /// How many alerts fired at the last flush (0 before the first).
+    pub notified_firing: i64,
+    /// The group's card (outbox item), if one was posted.
+    pub post_item_id: Option<i64>,
+    /// Events that joined the group, duplicates included.
+    pub events: i64,
+    pub firing: i64,
+    pub resolved: i64,
+    /// Up to the number asked for: firing first, then most recently seen.
+    pub alerts: Vec<AlertCard>,
+    pub wait_ms: i64,
+    pub interval_ms: i64,
+    pub repeat_ms: i64,
+}
+
+/// What a flush did with a group ([`crate::Store::flush_group`]), committed in one transaction.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupFlush {
+    pub group_id: i64,
+    /// [`GroupState::version`] as read: if the group changed since, it stays due (at its `group_interval`).
+    pub version: i64,
+    /// A new card: becomes the group's post, which `updates` then refer to.
+    pub post: Option<NewOutboxItem>,
+    /// Linked to the group's post (`chat.update` of the card, thread replies). Born dead if the post is dead.
+    pub updates: Vec<NewOutboxItem>,
+    /// Firing alerts as the flush saw them.
+    pub notified_firing: i64,
+    /// When to flush again without a change (`repeat_interval`), `None` for not before a change.
+    pub next_due_ms: Option<i64>,
+    /// The flush only counted the group in a storm digest.
+    pub digested: bool,
+}
+
+/// An alert of a route's groups, for storm digests ([`crate::Store::route_alerts`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouteAlert {
+    pub alert_id: i64,
+    pub body: serde_json::Value,
+    pub count: u32,
+    pub last_seen_ms: i64,
+}
+
+/// Where an event's alert stands in a group (in [`EventStatus::groups`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupRef {
+    pub key: String,
+    pub rule: String,
+    pub channel: String,
+    /// The group's card, once sent.
+    pub ts: Option<String>,
+    /// The last flush of the group; `None` while it waits for its first (`group_wait`).
+    pub notified_at_ms: Option<i64>,
+    /// Set when a storm digest, not the card, reported the group's last change.
+    pub digested_at_ms: Option<i64>,
 }
 
 /// An alert as it stands now, for rendering its card at send time (see [`crate::Store::alert_card`]).
@@ -185,6 +284,9 @@ pub struct EventStatus {
     /// Acknowledge / resolve decisions taken on the alert this event belongs to (itself, or the alert it was merged
     /// into or resolved), oldest first. See [`crate::Store::record_alert_action`].
     pub actions: Vec<AlertAction>,
+    /// The groups the event's alert belongs to, with their cards (noise control).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupRef>,
 }
 
 /// One recorded decision on an alert (the first click of its kind wins; see [`crate::Store::record_alert_action`]).

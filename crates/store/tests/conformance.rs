@@ -218,6 +218,12 @@ conformance!(
     message_of_finds_the_cards_of_an_event_and_of_its_alert,
     duplicates_coalesce_into_one_refresh_that_reads_the_alert_at_send_time,
     a_resolve_refreshes_and_replies_and_a_refire_reopens_the_alert,
+    groups_come_due_after_group_wait_then_group_interval,
+    a_change_racing_a_flush_keeps_the_group_due,
+    a_resolved_group_goes_quiet_and_starts_over_with_group_wait,
+    route_totals_and_alerts_feed_the_storm_guard,
+    touching_a_group_makes_it_due_now,
+    prune_keeps_firing_groups_and_their_cards,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -266,6 +272,7 @@ fn alert(id: &str, at: i64, key: &str, resolves: bool, channels: &[&str]) -> New
             refresh: vec![],
             reopen_window_ms: 0,
             on_reopen: vec![],
+            groups: vec![],
         }),
         ..event(
             id,
@@ -2145,14 +2152,14 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
     ctx.exec(
         "DROP TABLE rate_limits; DROP TABLE leaders; DROP TABLE once_keys; DROP TABLE audit_log;
          DROP TABLE audit_head; DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
-         ALTER TABLE alert_posts DROP COLUMN refresh_item_id;
+         ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP TABLE group_alerts; DROP TABLE alert_groups;
          DELETE FROM sluice_schema_migrations WHERE version >= 2",
     )
     .await;
     match open(&ctx.url, &no_migrate).await {
         Err(StoreError::SchemaMismatch {
             db: 1,
-            binary: 4,
+            binary: 7,
             fix,
         }) => {
             assert!(fix.contains("sluice migrate"), "{fix}")
@@ -2163,10 +2170,15 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
         ),
     }
     let report = migrate(&ctx.url).await.expect("migrate");
-    assert_eq!((report.from, report.to), (1, 4));
+    assert_eq!((report.from, report.to), (1, 7));
     assert_eq!(
         report.applied,
-        ["0002_coordination", "0003_alerting", "0004_living_alerts"]
+        [
+            "0002_coordination",
+            "0003_alerting",
+            "0004_living_alerts",
+            "0007_groups"
+        ]
     );
     let s = open(&ctx.url, &no_migrate).await.expect("open upgraded");
     assert!(
@@ -2204,7 +2216,7 @@ async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
         .expect("record");
     ctx.exec(
         "DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
-         ALTER TABLE alert_posts DROP COLUMN refresh_item_id;
+         ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP TABLE group_alerts; DROP TABLE alert_groups;
          DELETE FROM sluice_schema_migrations WHERE version >= 3",
     )
     .await;
@@ -2213,10 +2225,11 @@ async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
         (report.from, report.to, report.applied),
         (
             2,
-            4,
+            7,
             vec![
                 "0003_alerting".to_string(),
-                "0004_living_alerts".to_string()
+                "0004_living_alerts".to_string(),
+                "0007_groups".to_string()
             ]
         )
     );
@@ -2916,5 +2929,362 @@ async fn a_resolve_refreshes_and_replies_and_a_refire_reopens_the_alert(ctx: Ctx
             },
             vec!["chat.postMessage"]
         )
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Groups of alerts (noise control)
+
+const WAIT: i64 = 30_000;
+const INTERVAL: i64 = 60_000;
+const REPEAT: i64 = 3_600_000;
+
+fn join(rule: &str, service: &str) -> GroupJoin {
+    GroupJoin {
+        key: format!("{rule}|T1:alerts|service={service}"),
+        rule: rule.into(),
+        lane: "T1:alerts".into(),
+        team: "T1".into(),
+        channel: "alerts".into(),
+        template: "auto".into(),
+        labels: vec![("service".into(), service.into())],
+        wait_ms: WAIT,
+        interval_ms: INTERVAL,
+        repeat_ms: REPEAT,
+    }
+}
+
+/// An alert of `service` on a grouped route: it posts nothing itself.
+fn grouped(id: &str, at: i64, key: &str, resolves: bool, service: &str) -> NewEvent {
+    NewEvent {
+        body: json!({ "title": format!("alert {key}"), "service": service, "severity": "critical",
+                      "status": if resolves { "resolved" } else { "firing" }, "source": "am" }),
+        dedup: Some(Dedup {
+            key: key.into(),
+            window_ms: WINDOW,
+            resolves,
+            on_open: vec![],
+            refresh: vec![],
+            reopen_window_ms: 0,
+            on_reopen: vec![],
+            groups: vec![join("alerts", service)],
+        }),
+        ..event(id, at, vec![])
+    }
+}
+
+fn due_ids(groups: &[GroupState]) -> Vec<String> {
+    groups.iter().map(|g| g.key.clone()).collect()
+}
+
+fn flush_of(
+    g: &GroupState,
+    post: Option<NewOutboxItem>,
+    updates: Vec<NewOutboxItem>,
+    now: i64,
+) -> GroupFlush {
+    GroupFlush {
+        group_id: g.id,
+        version: g.version,
+        post,
+        updates,
+        notified_firing: g.firing,
+        next_due_ms: (g.firing > 0).then_some(now + g.repeat_ms),
+        digested: false,
+    }
+}
+
+async fn groups_come_due_after_group_wait_then_group_interval(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![
+        grouped("g1", T0, "k1", false, "db"),
+        grouped("g2", T0 + 10, "k2", false, "db"),
+        grouped("g3", T0 + 20, "k3", false, "api"),
+    ])
+    .await
+    .unwrap();
+    let db = join("alerts", "db").key;
+    let api = join("alerts", "api").key;
+    assert!(
+        s.due_groups(T0 + WAIT - 1, 10, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing before group_wait"
+    );
+    assert_eq!(
+        due_ids(&s.due_groups(T0 + WAIT, 10, 10).await.unwrap()),
+        vec![db.clone()]
+    );
+    let due = s.due_groups(T0 + WAIT + 20, 10, 10).await.unwrap();
+    assert_eq!(
+        due_ids(&due),
+        vec![db.clone(), api.clone()],
+        "each group waits from its own start"
+    );
+    let g = &due[0];
+    assert_eq!((g.firing, g.resolved, g.events), (2, 0, 2));
+    assert_eq!(g.first_event_id, "g1");
+    assert_eq!(g.labels, vec![("service".to_string(), "db".to_string())]);
+    assert_eq!(g.alerts.len(), 2);
+    assert_eq!(g.alerts[0].first_event_id, "g2", "most recently seen first");
+    assert_eq!(status(s, "g2").await.groups.len(), 1);
+    assert_eq!(
+        status(s, "g2").await.groups[0].notified_at_ms,
+        None,
+        "waiting for group_wait"
+    );
+    assert!(
+        status(s, "g2").await.deliveries.is_empty(),
+        "a grouped alert posts nothing itself"
+    );
+
+    let now = T0 + WAIT + 20;
+    s.flush_group(
+        flush_of(g, Some(item("alerts", "chat.postMessage", 1)), vec![], now),
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        due_ids(&s.due_groups(now, 10, 10).await.unwrap()),
+        vec![api.clone()]
+    );
+    let post = head(s, "T1:alerts").await;
+    assert_eq!(
+        post.event_id.as_deref(),
+        Some("g1"),
+        "the card belongs to the group's first event"
+    );
+    s.mark_sent(post.id, "C1", "111.1", now).await.unwrap();
+    let st = status(s, "g2").await;
+    assert_eq!(st.groups[0].ts.as_deref(), Some("111.1"));
+    assert_eq!(st.groups[0].notified_at_ms, Some(now));
+
+    // A duplicate is a change: shown group_interval after the flush, not before.
+    s.ingest(vec![grouped("g4", now + 5_000, "k1", false, "db")])
+        .await
+        .unwrap();
+    assert!(!due_ids(&s.due_groups(now + INTERVAL - 1, 10, 10).await.unwrap()).contains(&db));
+    let due = s.due_groups(now + INTERVAL, 10, 10).await.unwrap();
+    let g = due
+        .iter()
+        .find(|g| g.key == db)
+        .expect("db due at group_interval");
+    assert_eq!((g.firing, g.events), (2, 3));
+    assert_eq!(
+        g.alerts
+            .iter()
+            .find(|a| a.first_event_id == "g1")
+            .unwrap()
+            .count,
+        2
+    );
+    let later = now + INTERVAL;
+    s.flush_group(flush_of(g, None, vec![update("alerts")], later), later)
+        .await
+        .unwrap();
+    let upd = head(s, "T1:alerts").await;
+    assert_eq!(upd.method, "chat.update");
+    assert_eq!(
+        upd.ref_sent.as_ref().map(|r| r.ts.as_str()),
+        Some("111.1"),
+        "linked to the card"
+    );
+    // Nothing changed since: due again only to repeat itself.
+    assert!(!due_ids(&s.due_groups(later + REPEAT - 1, 10, 10).await.unwrap()).contains(&db));
+    let due = s.due_groups(later + REPEAT, 10, 10).await.unwrap();
+    let g = due.iter().find(|g| g.key == db).expect("repeat");
+    assert_eq!(g.changed_at_ms, None, "a repeat, not a change");
+}
+
+async fn a_change_racing_a_flush_keeps_the_group_due(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![grouped("r1", T0, "k1", false, "db")])
+        .await
+        .unwrap();
+    let now = T0 + WAIT;
+    let read = s.due_groups(now, 10, 10).await.unwrap().remove(0);
+    // Comes in between the read and the flush.
+    s.ingest(vec![grouped("r2", now + 1, "k2", false, "db")])
+        .await
+        .unwrap();
+    s.flush_group(
+        flush_of(
+            &read,
+            Some(item("alerts", "chat.postMessage", 1)),
+            vec![],
+            now + 2,
+        ),
+        now + 2,
+    )
+    .await
+    .unwrap();
+    assert!(s
+        .due_groups(now + 2 + INTERVAL - 1, 10, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let g = s
+        .due_groups(now + 2 + INTERVAL, 10, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(g.firing, 2, "the racing alert is shown at the next flush");
+    assert!(g.changed_at_ms.is_some());
+}
+
+async fn a_resolved_group_goes_quiet_and_starts_over_with_group_wait(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![grouped("q1", T0, "k1", false, "db")])
+        .await
+        .unwrap();
+    let now = T0 + WAIT;
+    let g = s.due_groups(now, 10, 10).await.unwrap().remove(0);
+    s.flush_group(
+        flush_of(&g, Some(item("alerts", "chat.postMessage", 1)), vec![], now),
+        now,
+    )
+    .await
+    .unwrap();
+    s.ingest(vec![grouped("q2", now + 1_000, "k1", true, "db")])
+        .await
+        .unwrap();
+    assert_eq!(
+        status(s, "q2").await.fate,
+        Fate::Resolved { into: "q1".into() }
+    );
+    let then = now + INTERVAL;
+    let g = s.due_groups(then, 10, 10).await.unwrap().remove(0);
+    assert_eq!((g.firing, g.resolved), (0, 1));
+    assert_eq!(g.alerts[0].closed_at_ms, Some(now + 1_000));
+    s.flush_group(flush_of(&g, None, vec![update("alerts")], then), then)
+        .await
+        .unwrap();
+    assert!(
+        s.due_groups(then + 10 * REPEAT, 10, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "resolved: nothing to repeat"
+    );
+    // Fires again much later: a fresh start, group_wait from now.
+    let again = then + 2 * REPEAT;
+    s.ingest(vec![grouped("q3", again, "k1", false, "db")])
+        .await
+        .unwrap();
+    assert!(s
+        .due_groups(again + WAIT - 1, 10, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let g = s.due_groups(again + WAIT, 10, 10).await.unwrap().remove(0);
+    assert_eq!((g.firing, g.resolved, g.notified_firing), (1, 1, 0));
+}
+
+async fn route_totals_and_alerts_feed_the_storm_guard(ctx: Ctx) {
+    let s = &ctx.store;
+    let mut batch = Vec::new();
+    for i in 0..30 {
+        batch.push(grouped(
+            &format!("s{i}"),
+            T0 + i,
+            &format!("k{}", i % 10),
+            false,
+            ["db", "api", "web"][i as usize % 3],
+        ));
+    }
+    s.ingest(batch).await.unwrap();
+    let mut other = grouped("o1", T0, "other", false, "db");
+    other.dedup.as_mut().unwrap().groups = vec![join("deploys", "db")];
+    s.ingest(vec![other]).await.unwrap();
+    let totals = s.route_totals().await.unwrap();
+    assert_eq!(
+        totals,
+        vec![("alerts".to_string(), 30), ("deploys".to_string(), 1)]
+    );
+    let alerts = s.route_alerts("alerts", T0).await.unwrap();
+    assert_eq!(alerts.len(), 10, "ten distinct alerts");
+    assert_eq!(
+        alerts.iter().map(|a| a.count).sum::<u32>(),
+        30,
+        "every event counted once"
+    );
+    assert!(alerts.iter().all(|a| a.body["service"].is_string()));
+    assert!(s.route_alerts("alerts", T0 + 100).await.unwrap().is_empty());
+}
+
+async fn touching_a_group_makes_it_due_now(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![grouped("t1", T0, "k1", false, "db")])
+        .await
+        .unwrap();
+    let now = T0 + WAIT;
+    let g = s.due_groups(now, 10, 10).await.unwrap().remove(0);
+    s.flush_group(
+        flush_of(&g, Some(item("alerts", "chat.postMessage", 1)), vec![], now),
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.touch_groups("nobody", now + 5).await.unwrap(), 0);
+    assert_eq!(s.touch_groups("t1", now + 5).await.unwrap(), 1);
+    let g = s.due_groups(now + 5, 10, 10).await.unwrap().remove(0);
+    assert!(
+        g.changed_at_ms.is_some(),
+        "re-rendered as a change, not a repeat"
+    );
+}
+
+async fn prune_keeps_firing_groups_and_their_cards(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![
+        grouped("p1", T0, "k1", false, "db"),
+        grouped("p2", T0, "k2", false, "api"),
+    ])
+    .await
+    .unwrap();
+    let now = T0 + WAIT;
+    assert_eq!(s.due_groups(now, 10, 10).await.unwrap().len(), 2);
+    for g in s.due_groups(now, 10, 10).await.unwrap() {
+        s.flush_group(
+            flush_of(&g, Some(item("alerts", "chat.postMessage", 1)), vec![], now),
+            now,
+        )
+        .await
+        .unwrap();
+    }
+    for it in s.lane_items("T1:alerts", 10).await.unwrap() {
+        s.mark_sent(it.id, "C1", &format!("{}.0", it.id), now)
+            .await
+            .unwrap();
+    }
+    // api resolves and is flushed; db keeps firing.
+    s.ingest(vec![grouped("p3", now + 1, "k2", true, "api")])
+        .await
+        .unwrap();
+    let g = s
+        .due_groups(now + INTERVAL, 10, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    s.flush_group(flush_of(&g, None, vec![], now + INTERVAL), now + INTERVAL)
+        .await
+        .unwrap();
+    s.prune(now + 10 * REPEAT).await.unwrap();
+    let db = status(s, "p1").await;
+    assert_eq!(db.groups.len(), 1, "a firing group stays");
+    assert!(
+        db.groups[0].ts.is_some(),
+        "with its card, which later updates refer to"
+    );
+    assert!(
+        s.event("p2").await.unwrap().is_none(),
+        "the resolved alert's events go"
+    );
+    assert_eq!(
+        s.route_totals().await.unwrap(),
+        vec![("alerts".to_string(), 1)],
+        "and so does its group"
     );
 }

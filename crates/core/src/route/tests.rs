@@ -91,6 +91,7 @@ fn deliver(pairs: &[(&str, &str, &str)], matched: &[&str]) -> Decision {
                 channel: c.to_string(),
                 template: t.to_string(),
                 rule: r.to_string(),
+                noise: None,
             })
             .collect(),
         matched: matched.iter().map(|m| m.to_string()).collect(),

@@ -22,6 +22,7 @@ use crate::audit;
 use crate::coord::{RateParams, RATE_IDLE_MS};
 use crate::error::corrupt;
 use crate::group::{spawn_writer, GroupCommit, Ingester};
+use crate::grouping::{self as grp, group_state, labels_json, pg, GroupRow};
 use crate::ingest::{
     candidate_lanes, dedup_of, ingest_event, outbox_of, ref_dead_reason, EventRow, IngestTx,
     ItemRow, OpenAlert, TouchedLanes,
@@ -46,8 +47,10 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0004_living_alerts",
         include_str!("migrations/0004_living_alerts.sql"),
     ),
+    (7, "0007_groups", include_str!("migrations/0007_groups.sql")),
 ];
-const BINARY_VERSION: i64 = MIGRATIONS.len() as i64;
+/// The newest migration's number (the list is in order).
+const BINARY_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 /// Arbitrary constant naming the "schema migration in progress" advisory lock.
 const MIGRATION_LOCK: i64 = 0x5_11CE;
 /// How long a request waits for a connection before it is answered `Unavailable`.
@@ -76,7 +79,10 @@ async fn commit_group(pool: &PgPool, batches: &[&[NewEvent]]) -> Result<(), Stor
     let mut tx = pool.begin().await?;
     let mut keys: Vec<&str> = all
         .iter()
-        .filter_map(|e| dedup_of(e).map(|d| d.key.as_str()))
+        .filter_map(|e| dedup_of(e))
+        .flat_map(|d| {
+            std::iter::once(d.key.as_str()).chain(d.groups.iter().map(|g| g.key.as_str()))
+        })
         .collect();
     keys.sort_unstable();
     keys.dedup();
@@ -100,6 +106,14 @@ async fn commit_group(pool: &PgPool, batches: &[&[NewEvent]]) -> Result<(), Stor
         ingest_event(&mut PgIngest { conn: &mut tx }, ev, &mut touched).await?;
     }
     insert_plain(&mut tx, &plain, &mut touched).await?;
+    set_lane_heads(&mut tx, &touched).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Lanes that gained pending items get a head; the caller holds their locks. A lane that already has a head keeps
+/// it: every new item has a larger id.
+async fn set_lane_heads(conn: &mut PgConnection, touched: &TouchedLanes) -> Result<(), StoreError> {
     let (names, heads): (Vec<&str>, Vec<i64>) =
         touched.iter().map(|(l, h)| (l.as_str(), *h)).unzip();
     sqlx::query(
@@ -108,9 +122,8 @@ async fn commit_group(pool: &PgPool, batches: &[&[NewEvent]]) -> Result<(), Stor
     )
     .bind(&names)
     .bind(&heads)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -554,6 +567,36 @@ impl IngestTx for PgIngest<'_> {
         Ok(())
     }
 
+    async fn join_group(
+        &mut self,
+        g: &GroupJoin,
+        first_event_id: &str,
+        alert_id: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let group_id: i64 = sqlx::query_scalar(&pg(grp::JOIN_GROUP))
+            .bind(&g.key)
+            .bind(&g.rule)
+            .bind(&g.lane)
+            .bind(&g.team)
+            .bind(&g.channel)
+            .bind(&g.template)
+            .bind(labels_json(&g.labels)?)
+            .bind(first_event_id)
+            .bind(g.wait_ms)
+            .bind(g.interval_ms)
+            .bind(g.repeat_ms)
+            .bind(now_ms)
+            .fetch_one(&mut *self.conn)
+            .await?;
+        sqlx::query(&pg(grp::ADD_MEMBER))
+            .bind(group_id)
+            .bind(alert_id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
     async fn insert_item(&mut self, row: &ItemRow<'_>) -> Result<i64, StoreError> {
         let (state, dead_at) = match row.dead_reason {
             Some(_) => ("dead", Some(row.created_at_ms)),
@@ -687,6 +730,30 @@ impl Store for PgStore {
         let fate = parse_fate(&ev.try_get::<String, _>("fate")?)?;
         let body: String = ev.try_get("body")?;
         let actions = actions_of(&mut conn, alert_root(id, &fate)).await?;
+        let groups: Vec<(
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+        )> = sqlx::query_as(&pg(grp::GROUPS_OF_EVENT))
+            .bind(alert_root(id, &fate))
+            .fetch_all(&mut *conn)
+            .await?;
+        let groups = groups
+            .into_iter()
+            .map(
+                |(key, rule, channel, ts, notified_at_ms, digested_at_ms)| GroupRef {
+                    key,
+                    rule,
+                    channel,
+                    ts,
+                    notified_at_ms,
+                    digested_at_ms,
+                },
+            )
+            .collect();
         Ok(Some(EventStatus {
             id: ev.try_get("id")?,
             received_at_ms: ev.try_get("received_at_ms")?,
@@ -695,6 +762,7 @@ impl Store for PgStore {
             body: parse_json("event body", &body)?,
             deliveries,
             actions,
+            groups,
         }))
     }
 
@@ -990,6 +1058,12 @@ impl Store for PgStore {
     async fn prune(&self, older_than_ms: i64) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut removed = 0;
+        for sql in grp::PRUNE_GROUPS {
+            sqlx::query(&pg(sql))
+                .bind(older_than_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "DELETE FROM alert_posts WHERE alert_id IN
                  (SELECT id FROM alerts WHERE closed_at_ms IS NOT NULL AND closed_at_ms < $1)",
@@ -1001,6 +1075,7 @@ impl Store for PgStore {
             "DELETE FROM alerts WHERE closed_at_ms IS NOT NULL AND closed_at_ms < $1",
             "DELETE FROM outbox o WHERE o.state = 'sent' AND o.sent_at_ms < $1
                  AND NOT EXISTS (SELECT 1 FROM alert_posts p WHERE p.item_id = o.id)
+                 AND NOT EXISTS (SELECT 1 FROM alert_groups g WHERE g.post_item_id = o.id)
                  AND NOT EXISTS (SELECT 1 FROM outbox f WHERE f.ref_item_id = o.id AND f.state <> 'sent')",
             "DELETE FROM events e WHERE e.received_at_ms < $1
                  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = e.id)
@@ -1385,6 +1460,169 @@ impl Store for PgStore {
         };
         tx.commit().await?;
         Ok(Some(card))
+    }
+
+    async fn due_groups(
+        &self,
+        now_ms: i64,
+        limit: usize,
+        alerts: usize,
+    ) -> Result<Vec<GroupState>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows: Vec<GroupRow> = sqlx::query_as(&pg(&grp::due_groups_sql()))
+            .bind(now_ms)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut g = group_state(row)?;
+            let (firing, total): (i64, i64) = sqlx::query_as(&pg(grp::GROUP_COUNTS))
+                .bind(g.id)
+                .fetch_one(&mut *conn)
+                .await?;
+            (g.firing, g.resolved) = (firing, total - firing);
+            let members: Vec<(String, String, i64, i64, i64, Option<i64>)> =
+                sqlx::query_as(&pg(grp::GROUP_MEMBERS))
+                    .bind(g.id)
+                    .bind(i64::try_from(alerts).unwrap_or(i64::MAX))
+                    .fetch_all(&mut *conn)
+                    .await?;
+            for (first_event_id, body, count, first_seen_ms, last_seen_ms, closed_at_ms) in members
+            {
+                g.alerts.push(AlertCard {
+                    first_event_id,
+                    body: parse_json("event body", &body)?,
+                    count: u32::try_from(count).unwrap_or(u32::MAX),
+                    first_seen_ms,
+                    last_seen_ms,
+                    closed_at_ms,
+                });
+            }
+            out.push(g);
+        }
+        Ok(out)
+    }
+
+    async fn flush_group(&self, f: GroupFlush, now_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT first_event_id, lane FROM alert_groups WHERE id = $1")
+                .bind(f.group_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((first_event_id, lane)) = row else {
+            return Err(StoreError::Conflict(format!(
+                "group {} is not stored",
+                f.group_id
+            )));
+        };
+        let mut lanes: BTreeSet<String> = f
+            .updates
+            .iter()
+            .chain(&f.post)
+            .map(|i| i.lane.clone())
+            .collect();
+        lanes.insert(lane);
+        lock_lanes(&mut tx, &lanes).await?;
+        let mut touched = TouchedLanes::new();
+        let mut post_id = None;
+        if let Some(post) = &f.post {
+            let id = PgIngest { conn: &mut tx }
+                .insert_item(&ItemRow {
+                    event_id: &first_event_id,
+                    item: post,
+                    args: crate::ingest::to_json("outbox args", &post.args)?,
+                    ref_item_id: None,
+                    created_at_ms: now_ms,
+                    dead_reason: None,
+                })
+                .await?;
+            touched.insert(post.lane.clone(), id);
+            post_id = Some(id);
+        }
+        let current: Option<(i64, Option<String>)> = match post_id {
+            Some(id) => Some((id, None)),
+            None => {
+                sqlx::query_as(&pg(grp::GROUP_POST))
+                    .bind(f.group_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+        };
+        for item in &f.updates {
+            let Some((ref_id, dead)) = &current else {
+                return Err(StoreError::Other(format!(
+                    "group {} has no card to update",
+                    f.group_id
+                )));
+            };
+            let dead_reason = dead.as_ref().map(|r| ref_dead_reason(*ref_id, r));
+            let id = PgIngest { conn: &mut tx }
+                .insert_item(&ItemRow {
+                    event_id: &first_event_id,
+                    item,
+                    args: crate::ingest::to_json("outbox args", &item.args)?,
+                    ref_item_id: Some(*ref_id),
+                    created_at_ms: now_ms,
+                    dead_reason: dead_reason.clone(),
+                })
+                .await?;
+            if dead_reason.is_none() {
+                let head = touched.entry(item.lane.clone()).or_insert(id);
+                *head = (*head).min(id);
+            }
+        }
+        sqlx::query(&pg(grp::FINISH_FLUSH))
+            .bind(f.group_id)
+            .bind(f.version)
+            .bind(now_ms)
+            .bind(f.notified_firing)
+            .bind(f.next_due_ms)
+            .bind(i64::from(f.digested))
+            .bind(post_id)
+            .execute(&mut *tx)
+            .await?;
+        set_lane_heads(&mut tx, &touched).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn touch_groups(&self, first_event_id: &str, now_ms: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query(&pg(grp::TOUCH_GROUPS))
+            .bind(first_event_id)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn route_totals(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(&pg(grp::ROUTE_TOTALS))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(rule, n)| (rule, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
+
+    async fn route_alerts(&self, rule: &str, since_ms: i64) -> Result<Vec<RouteAlert>, StoreError> {
+        let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(&pg(grp::ROUTE_ALERTS))
+            .bind(rule)
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(alert_id, body, count, last_seen_ms)| {
+                Ok(RouteAlert {
+                    alert_id,
+                    body: parse_json("event body", &body)?,
+                    count: u32::try_from(count).unwrap_or(u32::MAX),
+                    last_seen_ms,
+                })
+            })
+            .collect()
     }
 
     async fn message_of(&self, event_id: &str) -> Result<Vec<RefSent>, StoreError> {

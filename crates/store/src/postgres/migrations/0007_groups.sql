@@ -1,0 +1,36 @@
+-- Noise control: groups of alerts per route and lane (group_by), flushed by one leader per their timings
+-- (group_wait, group_interval, repeat_interval). `due_at_ms` is when the flusher should look at the group next
+-- (NULL: not before a change); `version` is bumped by every change, so a flush that raced a change keeps it due.
+CREATE TABLE alert_groups (
+    id              BIGSERIAL PRIMARY KEY,
+    key             TEXT NOT NULL UNIQUE,
+    rule            TEXT NOT NULL,
+    lane            TEXT NOT NULL,
+    team            TEXT NOT NULL,
+    channel         TEXT NOT NULL,
+    template        TEXT NOT NULL,
+    labels          TEXT NOT NULL,
+    first_event_id  TEXT NOT NULL,
+    wait_ms         BIGINT NOT NULL,
+    interval_ms     BIGINT NOT NULL,
+    repeat_ms       BIGINT NOT NULL,
+    created_at_ms   BIGINT NOT NULL,
+    changed_at_ms   BIGINT,
+    due_at_ms       BIGINT,
+    version         BIGINT NOT NULL,
+    events          BIGINT NOT NULL,
+    notified_at_ms  BIGINT,
+    notified_firing BIGINT NOT NULL DEFAULT 0,
+    post_item_id    BIGINT,
+    digested_at_ms  BIGINT
+);
+CREATE INDEX alert_groups_due ON alert_groups (due_at_ms) WHERE due_at_ms IS NOT NULL;
+CREATE INDEX alert_groups_rule ON alert_groups (rule);
+CREATE INDEX alert_groups_post ON alert_groups (post_item_id) WHERE post_item_id IS NOT NULL;
+
+CREATE TABLE group_alerts (
+    group_id BIGINT NOT NULL,
+    alert_id BIGINT NOT NULL,
+    PRIMARY KEY (group_id, alert_id)
+);
+CREATE INDEX group_alerts_alert ON group_alerts (alert_id);
