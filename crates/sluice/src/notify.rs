@@ -143,7 +143,8 @@ impl Notifier {
                     Some(DigestPhase::Started)
                 }
                 StormChange::Ended => {
-                    tracing::info!(route = %route.rule, "alert storm over: back to cards");
+                    let absorbed = self.store.absorb_groups(&route.rule, now_ms).await?;
+                    tracing::info!(route = %route.rule, absorbed, "alert storm over: back to cards");
                     metrics::gauge!("sluice_storm_active", "route" => route.rule.clone()).set(0.0);
                     Some(DigestPhase::Ended)
                 }
@@ -300,7 +301,16 @@ impl Notifier {
         let stale = g.notified_firing == 0
             && g.notified_at_ms
                 .is_some_and(|t| now_ms - t > self.reopen_ms);
-        let outcome = if g.post_item_id.is_none() || stale {
+        let outcome = if g.post_item_id.is_none()
+            && g.digested_at_ms.is_some()
+            && g.firing <= g.notified_firing
+        {
+            // A storm digest counted this group and nothing new fires since: the digest stays its report, so the
+            // end of a storm does not bring the flood of cards the digest held back.
+            flush.digested = true;
+            report.quiet += 1;
+            "quiet"
+        } else if g.post_item_id.is_none() || stale {
             if g.firing == 0 {
                 // Resolved before anyone was told it fired: nothing to say.
                 report.quiet += 1;

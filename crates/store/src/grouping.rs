@@ -42,7 +42,7 @@ pub(crate) const ADD_MEMBER: &str =
     "INSERT INTO group_alerts (group_id, alert_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
 
 pub(crate) const GROUP_COLUMNS: &str = "id, key, rule, lane, team, channel, template, labels, version, first_event_id,
-    created_at_ms, changed_at_ms, notified_at_ms, notified_firing, post_item_id, events, wait_ms, interval_ms, repeat_ms";
+    created_at_ms, changed_at_ms, notified_at_ms, notified_firing, post_item_id, digested_at_ms, events, wait_ms, interval_ms, repeat_ms";
 
 /// Binds: 1 now, 2 limit.
 pub(crate) fn due_groups_sql() -> String {
@@ -86,6 +86,18 @@ SELECT o.id, o.dead_reason FROM alert_groups g JOIN outbox o ON o.id = g.post_it
 pub(crate) const TOUCH_GROUPS: &str = "
 UPDATE alert_groups SET version = version + 1, changed_at_ms = COALESCE(changed_at_ms, ?2), due_at_ms = ?2
 WHERE first_event_id = ?1";
+
+/// At the end of a storm: every group of the route that has no card and changes not yet flushed is reported by
+/// the final digest, as if flushed now as digested. Binds: 1 rule, 2 now.
+pub(crate) const ABSORB_GROUPS: &str = "
+UPDATE alert_groups SET
+    notified_at_ms = ?2,
+    digested_at_ms = ?2,
+    notified_firing = (SELECT COUNT(*) FROM group_alerts ga JOIN alerts a ON a.id = ga.alert_id
+                       WHERE ga.group_id = alert_groups.id AND a.closed_at_ms IS NULL),
+    changed_at_ms = NULL,
+    due_at_ms = ?2 + repeat_ms
+WHERE rule = ?1 AND post_item_id IS NULL AND changed_at_ms IS NOT NULL";
 
 /// Events per route, over every group. No binds.
 pub(crate) const ROUTE_TOTALS: &str =
@@ -133,6 +145,7 @@ pub(crate) struct GroupRow {
     notified_at_ms: Option<i64>,
     notified_firing: i64,
     post_item_id: Option<i64>,
+    digested_at_ms: Option<i64>,
     events: i64,
     wait_ms: i64,
     interval_ms: i64,
@@ -163,6 +176,7 @@ pub(crate) fn group_state(r: GroupRow) -> Result<crate::GroupState, StoreError> 
         notified_at_ms: r.notified_at_ms,
         notified_firing: r.notified_firing,
         post_item_id: r.post_item_id,
+        digested_at_ms: r.digested_at_ms,
         events: r.events,
         firing: 0,
         resolved: 0,

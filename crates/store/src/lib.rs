@@ -256,6 +256,11 @@ pub trait Store: Send + Sync + 'static {
     /// Makes the groups created by `first_event_id` due now, as changed (an action was taken on their card, which
     /// the flusher re-renders). Returns how many groups that was: 0 when the event started no group.
     async fn touch_groups(&self, first_event_id: &str, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// When a storm on route `rule` ends: the route's groups that never had a card and hold changes not yet
+    /// flushed count as reported by the final digest (flushed now as digested), so the end of a storm does not
+    /// post the cards the digests stood for. Returns how many groups.
+    async fn absorb_groups(&self, rule: &str, now_ms: i64) -> Result<u64, StoreError>;
 }
 
 /// Which database a URL names.

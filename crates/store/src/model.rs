@@ -140,6 +140,8 @@ pub struct GroupState {
     pub notified_firing: i64,
     /// The group's card (outbox item), if one was posted.
     pub post_item_id: Option<i64>,
+    /// Set when the last flush only counted the group in a storm digest.
+    pub digested_at_ms: Option<i64>,
     /// Events that joined the group, duplicates included.
     pub events: i64,
     pub firing: i64,

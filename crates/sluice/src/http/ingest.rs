@@ -141,7 +141,21 @@ pub fn event_view(s: &EventStatus) -> Value {
         .deliveries
         .iter()
         .any(|d| matches!(d.state, DeliveryState::Dead { .. }));
+    // An alert on a grouped route is reported by its group: waiting for group_wait, on the group's card, or
+    // counted in a storm digest.
+    let grouped = s.groups.first().map(|g| {
+        if g.digested_at_ms.is_some() {
+            "digested"
+        } else if g.ts.is_some() {
+            "posted"
+        } else {
+            "grouped"
+        }
+    });
     let state = match &s.fate {
+        Fate::Queued { .. } if s.deliveries.is_empty() && grouped.is_some() => {
+            grouped.unwrap_or("grouped")
+        }
         Fate::Dropped { .. } => "dropped",
         Fate::Unrouted => "unrouted",
         Fate::Suppressed { .. } => "suppressed",
@@ -158,6 +172,7 @@ pub fn event_view(s: &EventStatus) -> Value {
         "source": s.source,
         "fate": s.fate,
         "deliveries": s.deliveries,
+        "groups": s.groups,
         "event": s.body,
     })
 }

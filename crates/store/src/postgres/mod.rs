@@ -1597,6 +1597,15 @@ impl Store for PgStore {
             .rows_affected())
     }
 
+    async fn absorb_groups(&self, rule: &str, now_ms: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query(&pg(grp::ABSORB_GROUPS))
+            .bind(rule)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
     async fn route_totals(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let rows: Vec<(String, i64)> = sqlx::query_as(&pg(grp::ROUTE_TOTALS))
             .fetch_all(&self.pool)

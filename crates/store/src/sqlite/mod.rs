@@ -1568,6 +1568,15 @@ impl Store for SqliteStore {
             .rows_affected())
     }
 
+    async fn absorb_groups(&self, rule: &str, now_ms: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query(grp::ABSORB_GROUPS)
+            .bind(rule)
+            .bind(now_ms)
+            .execute(&self.write)
+            .await?
+            .rows_affected())
+    }
+
     async fn route_totals(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let rows: Vec<(String, i64)> = sqlx::query_as(grp::ROUTE_TOTALS)
             .fetch_all(&self.read)
