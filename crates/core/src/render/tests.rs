@@ -540,3 +540,129 @@ fn a_living_alert_card_shows_its_count_and_last_seen_then_its_resolution() {
         "{reply}"
     );
 }
+
+mod group_cards {
+    use super::super::*;
+    use crate::noise::{DigestCounts, Storm};
+    use sluice_slack::blocks::check_message;
+    use time::macros::datetime;
+
+    fn member(title: &str, severity: &str, count: u32, resolved: bool) -> GroupAlertView {
+        let event: Event = serde_json::from_value(serde_json::json!({
+            "title": title, "severity": severity, "status": "firing", "source": "am", "service": "db <!channel>",
+        }))
+        .unwrap();
+        GroupAlertView {
+            event,
+            count,
+            first_seen: datetime!(2026-11-23 10:00 UTC),
+            last_seen: datetime!(2026-11-23 10:40 UTC),
+            resolved_at: resolved.then_some(datetime!(2026-11-23 10:45 UTC)),
+        }
+    }
+
+    fn view<'a>(
+        alerts: &'a [GroupAlertView],
+        labels: &'a [(String, String)],
+        firing: u64,
+        resolved: u64,
+    ) -> GroupView<'a> {
+        GroupView {
+            first_event_id: "evt_1",
+            route: "alerts",
+            labels,
+            firing,
+            resolved,
+            events: 40,
+            alerts,
+            first_seen: datetime!(2026-11-23 10:00 UTC),
+            now: datetime!(2026-11-23 10:50 UTC),
+        }
+    }
+
+    #[test]
+    fn a_group_card_counts_its_alerts_lists_them_and_stays_valid_block_kit() {
+        let labels = vec![("service".to_string(), "db".to_string())];
+        let mut alerts: Vec<GroupAlertView> = (0..30)
+            .map(|i| member(&format!("Disk full {i}"), "warning", 14, false))
+            .collect();
+        alerts.insert(0, member("Replication broken", "critical", 1, false));
+        alerts.push(member("Backup late", "info", 2, true));
+        let card = render_group(&view(&alerts, &labels, 31, 1));
+        let text = card.to_string();
+        assert!(
+            card["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("[FIRING:31] service=db"),
+            "{}",
+            card["text"]
+        );
+        assert!(
+            text.contains(":rotating_light: 31 firing · service=db"),
+            "the worst severity leads"
+        );
+        assert!(text.contains("×14"), "{text}");
+        assert!(
+            text.contains("…and 22 more (31 firing, 1 resolved in all)"),
+            "{text}"
+        );
+        assert!(!text.contains("<!channel>"), "outside text is escaped");
+        assert!(text.contains(ACTION_ACK));
+        assert_eq!(check_message(&card), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_resolved_group_has_no_button_and_its_reply_says_how_long_it_lasted() {
+        let alerts = vec![member("Disk full", "critical", 3, true)];
+        let v = view(&alerts, &[], 0, 1);
+        let card = render_group(&v);
+        assert!(card["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("[RESOLVED] all alerts"));
+        assert!(!card.to_string().contains(ACTION_ACK));
+        assert_eq!(
+            group_resolved_reply(&v),
+            ":white_check_mark: *All 1 alert resolved* at 10:50 UTC after 50m"
+        );
+        assert_eq!(check_message(&card), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_digest_lists_the_busiest_services_with_their_severities() {
+        let mut counts = DigestCounts::default();
+        for s in 0..20 {
+            counts.add(&format!("svc-{s:02}"), "critical", 10 + s);
+            counts.add(&format!("svc-{s:02}"), "warning", 1);
+        }
+        let storm = Storm {
+            above: 300,
+            window_ms: 60_000,
+            digest_ms: 300_000,
+        };
+        let d = DigestView {
+            route: "alerts",
+            phase: DigestPhase::Started,
+            storm: &storm,
+            rate: 4_000,
+            storm_since: datetime!(2026-11-23 10:00 UTC),
+            from: datetime!(2026-11-23 09:59 UTC),
+            now: datetime!(2026-11-23 10:00 UTC),
+            counts: &counts,
+        };
+        let msg = render_digest(&d);
+        let text = msg.to_string();
+        assert!(
+            text.contains("4000 events in the last 1m (more than 300)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("• *svc-19*: 1 critical, 1 warning (30 events)"),
+            "busiest first: {text}"
+        );
+        assert!(text.contains("…and 5 more services"), "{text}");
+        assert!(text.contains("40 alerts · 410 events"), "{text}");
+        assert_eq!(check_message(&msg), Vec::<String>::new());
+    }
+}
