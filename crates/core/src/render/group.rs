@@ -233,6 +233,9 @@ pub struct DigestView<'a> {
     pub counts: &'a DigestCounts,
 }
 
+/// A service in a digest: its name, its events, and its alerts per severity.
+type ServiceLine = (String, u64, Vec<(String, u64)>);
+
 /// How many services a digest lists before it summarises the rest.
 pub const DIGEST_SERVICES: usize = 15;
 
@@ -268,7 +271,7 @@ pub fn render_digest(d: &DigestView) -> Value {
         ),
     };
     // Per service: events, then the alerts per severity.
-    let mut services: Vec<(String, u64, Vec<(String, u64)>)> = Vec::new();
+    let mut services: Vec<ServiceLine> = Vec::new();
     for ((service, severity), (alerts, events)) in &d.counts.by {
         match services.iter_mut().find(|s| &s.0 == service) {
             Some(s) => {
