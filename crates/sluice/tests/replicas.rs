@@ -161,3 +161,90 @@ async fn a_replica_killed_mid_stream_loses_nothing() {
     sim_run.shutdown();
     db.drop_db().await;
 }
+
+/// Grouping with two replicas: whichever replica takes an alert, each group gets one card (the flusher runs on one
+/// leader), and when that leader dies the other takes over within the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_post_one_card_per_group_and_the_flusher_fails_over() {
+    let Some(db) = TestDb::create("replica_groups").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, sim_run) = start_sim().await;
+    let routes = r#"
+[[routing.rule]]
+name = "alerts"
+match = { kind = "alert" }
+channels = ["alerts"]
+group_by = ["service"]
+group_wait = "1s"
+group_interval = "2s"
+"#;
+    let first = write_config_db(dir.path(), sim_run.addr, &db.url, routes);
+    migrate(&first);
+    let mut replicas: Vec<Sluice> = (0..2)
+        .map(|_| start_sluice(&write_config_db(dir.path(), sim_run.addr, &db.url, routes)))
+        .collect();
+    let alert = |service: String, name: usize| {
+        serde_json::json!({"title": format!("alert {name} on {service}"), "severity": "critical",
+                           "status": "firing", "source": "e2e", "service": service,
+                           "dedup_key": format!("{service}/{name}")})
+    };
+    // 5 services × 4 alerts × 2 copies, alternating between the replicas.
+    for round in 0..2 {
+        for (n, r) in replicas.iter().enumerate() {
+            let events: Vec<_> = (0..20)
+                .filter(|i| (i + round) % 2 == n)
+                .map(|i| alert(format!("svc{}", i % 5), i / 5))
+                .collect();
+            let (ids, failed) = post_all(r.addr, events, 4).await;
+            assert_eq!((ids.len(), failed), (10, 0));
+        }
+    }
+    let cards = |sim: &sluice_sim::Simulator| -> Vec<String> {
+        sim.messages("alerts")
+            .into_iter()
+            .filter(|m| m.thread_ts.is_none())
+            .map(|m| m.text)
+            .collect()
+    };
+    wait_until("five group cards", Duration::from_secs(30), || {
+        cards(&sim).len() >= 5
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = cards(&sim);
+    assert_eq!(got.len(), 5, "{got:#?}");
+    for s in 0..5 {
+        assert!(
+            got.iter()
+                .any(|t| t.starts_with(&format!("[FIRING:4] service=svc{s}"))),
+            "{got:#?}"
+        );
+    }
+
+    // Kill the replica that leads the flusher (its lease row names its pid): the other takes over.
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let owner: String = sqlx::query_scalar("SELECT owner FROM leaders WHERE role = 'notify'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let leader = replicas
+        .iter()
+        .position(|r| owner.starts_with(&format!("{}-", r.child.id())))
+        .unwrap_or_else(|| panic!("no replica owns the flusher lease {owner}"));
+    let mut gone = replicas.remove(leader);
+    let survivor = replicas.pop().unwrap();
+    gone.child.kill().unwrap();
+    gone.child.wait().unwrap();
+    let (ids, failed) = post_all(survivor.addr, vec![alert("svc-late".into(), 0)], 1).await;
+    assert_eq!((ids.len(), failed), (1, 0));
+    wait_until("the late group's card", Duration::from_secs(30), || {
+        cards(&sim).iter().any(|t| t.contains("service=svc-late"))
+    })
+    .await;
+    assert_eq!(cards(&sim).len(), 6);
+    drop(survivor);
+    db.drop_db().await;
+}
