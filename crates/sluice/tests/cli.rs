@@ -35,6 +35,34 @@ fn check_names_the_line_and_the_fix_and_exits_2() {
 }
 
 #[test]
+fn check_refuses_broken_noise_control_with_its_line_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"127.0.0.1:8080\"\n\n[[routing.rule]]\nname = \"alerts\"\nchannels = [\"alerts\"]\ngroup_by = [\"service\"]\ngroup_interval = \"every now and then\"\n\n[[routing.rule]]\nname = \"deploys\"\nchannels = [\"deploys\"]\nstorm = { above = 100 }\n",
+    )
+    .unwrap();
+    let out = sluice()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("line 8") && text.contains("is not a duration") && text.contains("\"5m\""),
+        "bad duration not located or no fix: {text}"
+    );
+    assert!(
+        text.contains("line 13")
+            && text.contains("has no `group_by`")
+            && text.contains("group_by = [\"service\"]"),
+        "storm without grouping not located or no fix: {text}"
+    );
+}
+
+#[test]
 fn check_accepts_a_good_config_and_warns_about_unreachable_rules() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sluice.toml");
