@@ -37,6 +37,8 @@ pub const NOTIFY_ROLE: &str = "notify";
 pub const TICK: Duration = Duration::from_millis(250);
 /// Groups read per store call.
 const BATCH: usize = 200;
+/// Store calls per tick at most.
+const MAX_BATCHES: usize = 20;
 
 fn at(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -101,19 +103,28 @@ impl Notifier {
         if self.routes.iter().any(|r| r.noise.storm.is_some()) {
             self.watch_storms(now_ms, &mut report).await?;
         }
-        loop {
+        // Bounded, so a backlog (or groups that keep failing) cannot hold the tick forever; the rest is due
+        // at the next one.
+        for _ in 0..MAX_BATCHES {
             let due = self
                 .store
                 .due_groups(now_ms, BATCH, GROUP_CARD_ALERTS)
                 .await?;
             let n = due.len();
+            let mut failed = 0;
             for g in due {
-                self.flush(g, now_ms, &mut report).await?;
+                let id = g.id;
+                if let Err(e) = self.flush(g, now_ms, &mut report).await {
+                    // One bad group must not stop the others: it stays due and is tried again next tick.
+                    tracing::warn!(group = id, error = %e, "group flush failed");
+                    failed += 1;
+                }
             }
-            if n < BATCH {
-                return Ok(report);
+            if n < BATCH || failed == n {
+                break;
             }
         }
+        Ok(report)
     }
 
     async fn watch_storms(
