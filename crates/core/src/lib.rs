@@ -1,5 +1,5 @@
 //! The pure core of Sluice: the [`Event`] model and its validation ([`parse_events`]),
-//! routing ([`Router`]) and rendering to Block Kit ([`Renderer`]).
+//! routing ([`Router`]), inhibition ([`Inhibitor`]) and rendering to Block Kit ([`Renderer`]).
 //!
 //! Nothing here does IO, reads the clock or spawns tasks: time is passed in
 //! ([`RenderContext::now`]), so every decision is a plain function that tests call directly.
@@ -7,11 +7,13 @@
 //! `sluice.toml` where one is known, so `sluice check` can name the line and the fix.
 
 pub mod event;
+pub mod inhibit;
 pub mod noise;
 pub mod render;
 pub mod route;
 
 pub use event::{parse_events, Event, EventError, Field, Kind, Link, Severity, Status};
+pub use inhibit::{InhibitKey, InhibitKeys, Inhibitor};
 pub use render::{RenderContext, RenderError, Renderer};
 pub use route::{ConfigError, Decision, Delivery, Router, RoutingConfig};
 

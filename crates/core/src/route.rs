@@ -57,7 +57,11 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(span: Option<Range<usize>>, message: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         ConfigError {
             span,
             message: message.into(),
@@ -284,15 +288,80 @@ pub struct Router {
 struct Rule {
     name: String,
     span: Range<usize>,
+    matchers: Matchers,
+    /// `None` for a drop rule.
+    deliveries: Option<Vec<Delivery>>,
+    continues: bool,
+}
+
+/// A compiled `match` table: it matches an event when every matcher in it does. Routing rules
+/// and inhibition rules ([`crate::inhibit`]) share it, so both speak the same matcher language.
+#[derive(Debug, Clone)]
+pub(crate) struct Matchers {
     kind: u8,
     severity: u8,
     status: u8,
     strings: Vec<(StrField, Test)>,
-    /// `None` for a drop rule.
-    deliveries: Option<Vec<Delivery>>,
-    continues: bool,
-    /// Why it can never match, when that is evident from the rule alone.
+    /// Why it can never match, when that is evident from the table alone.
     never: Option<String>,
+}
+
+impl Matchers {
+    /// Compiles a `match` table; `owner` names it in messages (`rule "db"`). Problems are
+    /// pushed to `errors`, and what compiled is kept, so every problem is reported at once.
+    pub(crate) fn compile(
+        table: &MatchTable,
+        owner: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Matchers {
+        let mut m = Matchers {
+            kind: all_bits(Kind::ALL.len()),
+            severity: all_bits(Severity::ALL.len()),
+            status: all_bits(Status::ALL.len()),
+            strings: Vec::new(),
+            never: None,
+        };
+        let mut fields_seen: Vec<String> = Vec::new();
+        for (key, matcher) in &table.0 {
+            compile_matcher(&mut m, owner, key, matcher, &mut fields_seen, errors);
+        }
+        m
+    }
+
+    /// Why it can never match, when that is evident from the table alone.
+    pub(crate) fn never(&self) -> Option<&str> {
+        self.never.as_deref()
+    }
+
+    /// Every matcher matches `e`.
+    pub(crate) fn matches(&self, e: &Event) -> bool {
+        self.matches_bits(EventBits::of(e), e)
+    }
+
+    fn matches_bits(&self, bits: EventBits, e: &Event) -> bool {
+        self.kind & bits.kind != 0
+            && self.severity & bits.severity != 0
+            && self.status & bits.status != 0
+            && self.strings.iter().all(|(f, t)| t.matches(f.get(e)))
+    }
+}
+
+/// An event's kind, severity and status as one bit each, to test against [`Matchers`] masks.
+#[derive(Clone, Copy)]
+struct EventBits {
+    kind: u8,
+    severity: u8,
+    status: u8,
+}
+
+impl EventBits {
+    fn of(e: &Event) -> EventBits {
+        EventBits {
+            kind: 1u8 << kind_index(e.kind),
+            severity: 1u8 << severity_index(e.severity),
+            status: 1u8 << status_index(e.status),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -435,19 +504,11 @@ impl Router {
 
     /// Decides where `e` goes. See the module doc for the semantics.
     pub fn route(&self, e: &Event) -> Decision {
-        let (kind, severity, status) = (
-            1u8 << kind_index(e.kind),
-            1u8 << severity_index(e.severity),
-            1u8 << status_index(e.status),
-        );
+        let bits = EventBits::of(e);
         let mut out: Vec<Delivery> = Vec::new();
         let mut matched: Vec<String> = Vec::new();
         for rule in &self.rules {
-            if rule.kind & kind == 0
-                || rule.severity & severity == 0
-                || rule.status & status == 0
-                || !rule.strings.iter().all(|(f, t)| t.matches(f.get(e)))
-            {
+            if !rule.matchers.matches_bits(bits, e) {
                 continue;
             }
             matched.push(rule.name.clone());
@@ -491,7 +552,7 @@ impl Router {
     pub fn check(&self) -> Vec<ConfigError> {
         let mut warnings = Vec::new();
         for (j, b) in self.rules.iter().enumerate() {
-            if let Some(why) = &b.never {
+            if let Some(why) = &b.matchers.never {
                 warnings.push(ConfigError::new(
                     Some(b.span.clone()),
                     format!("rule \"{}\" can never match: {why}", b.name),
@@ -500,7 +561,9 @@ impl Router {
                 continue;
             }
             let shadow = self.rules[..j].iter().find(|a| {
-                (!a.continues || a.deliveries.is_none()) && a.never.is_none() && covers(a, b)
+                (!a.continues || a.deliveries.is_none())
+                    && a.matchers.never.is_none()
+                    && covers(&a.matchers, &b.matchers)
             });
             if let Some(a) = shadow {
                 warnings.push(ConfigError::new(
@@ -522,10 +585,11 @@ impl Router {
                 for (si, s) in Severity::ALL.iter().enumerate() {
                     for (ti, t) in Status::ALL.iter().enumerate() {
                         let routed = self.rules.iter().any(|r| {
-                            r.strings.is_empty()
-                                && r.kind & (1 << ki) != 0
-                                && r.severity & (1 << si) != 0
-                                && r.status & (1 << ti) != 0
+                            let m = &r.matchers;
+                            m.strings.is_empty()
+                                && m.kind & (1 << ki) != 0
+                                && m.severity & (1 << si) != 0
+                                && m.status & (1 << ti) != 0
                         });
                         if !routed {
                             uncovered.push(format!("{k}/{s}/{t}"));
@@ -551,7 +615,7 @@ impl Router {
 }
 
 /// `a` matches every event `b` matches.
-fn covers(a: &Rule, b: &Rule) -> bool {
+fn covers(a: &Matchers, b: &Matchers) -> bool {
     a.kind & b.kind == b.kind
         && a.severity & b.severity == b.severity
         && a.status & b.status == b.status
@@ -720,26 +784,19 @@ fn compile_rule(
         }
     }
 
-    let mut rule = Rule {
+    let matchers = Matchers::compile(&cfg.matchers, &format!("rule \"{name}\""), errors);
+    (errors.len() == before).then_some(Rule {
         name,
         span,
-        kind: all_bits(Kind::ALL.len()),
-        severity: all_bits(Severity::ALL.len()),
-        status: all_bits(Status::ALL.len()),
-        strings: Vec::new(),
+        matchers,
         deliveries: deliveries_out,
         continues,
-        never: None,
-    };
-    let mut fields_seen: Vec<String> = Vec::new();
-    for (key, matcher) in &cfg.matchers.0 {
-        compile_matcher(&mut rule, key, matcher, &mut fields_seen, errors);
-    }
-    (errors.len() == before).then_some(rule)
+    })
 }
 
 fn compile_matcher(
-    rule: &mut Rule,
+    rule: &mut Matchers,
+    owner: &str,
     key: &Spanned<String>,
     matcher: &Spanned<MatcherConfig>,
     fields_seen: &mut Vec<String>,
@@ -758,14 +815,14 @@ fn compile_matcher(
         };
         for (k, m) in &table.0 {
             let full = Spanned::new(k.span(), format!("labels.{}", k.get_ref()));
-            compile_matcher(rule, &full, m, fields_seen, errors);
+            compile_matcher(rule, owner, &full, m, fields_seen, errors);
         }
         return;
     }
     if fields_seen.iter().any(|f| f == field) {
         errors.push(ConfigError::new(
             Some(key.span()),
-            format!("rule \"{}\" matches `{field}` twice", rule.name),
+            format!("{owner} matches `{field}` twice"),
             "combine the two into one matcher (an array for one-of)",
         ));
         return;

@@ -347,6 +347,7 @@ async fn enqueue(
         },
         outbox,
         dedup: None,
+        inhibit: Default::default(),
     };
     state
         .store

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use sluice_core::inhibit::{InhibitRuleConfig, Inhibitor};
 use sluice_core::render::Renderer;
 use sluice_core::route::{Router, RoutingConfig};
 use sluice_slack::secret::Secret;
@@ -43,6 +44,9 @@ pub struct RawConfig {
     pub sources: Vec<Spanned<SourceConfig>>,
     #[serde(default)]
     pub routing: RoutingConfig,
+    /// `[[inhibit]]`: while a matching source alert fires, its targets are muted.
+    #[serde(default)]
+    pub inhibit: Vec<Spanned<InhibitRuleConfig>>,
     /// Template name → minijinja source, or `{ file = "path" }`.
     #[serde(default)]
     pub templates: BTreeMap<String, Spanned<TemplateSource>>,
@@ -369,6 +373,7 @@ pub struct Config {
     pub hooks: Vec<Hook>,
     pub sources: Vec<SourceInstance>,
     pub router: Router,
+    pub inhibitor: Inhibitor,
     /// Shared with the dispatcher, which renders living alert cards at send time.
     pub renderer: std::sync::Arc<Renderer>,
     /// Non-fatal findings (unreachable rules, unrouted events).
@@ -838,23 +843,32 @@ impl Config {
             }
         };
 
+        let inhibitor = match Inhibitor::new(&raw.inhibit) {
+            Ok(i) => Some(i),
+            Err(errs) => {
+                for e in errs {
+                    p(e.span, e.message, &e.fix);
+                }
+                None
+            }
+        };
+
         let warnings: Vec<Problem> = router
             .as_ref()
-            .map(|r| {
-                r.check()
-                    .into_iter()
-                    .map(|e| Problem {
-                        line: e.span.map(|s| line_of(text, s.start)),
-                        message: e.message,
-                        fix: e.fix,
-                        warning: true,
-                    })
-                    .collect()
+            .map(Router::check)
+            .into_iter()
+            .chain(inhibitor.as_ref().map(Inhibitor::check))
+            .flatten()
+            .map(|e| Problem {
+                line: e.span.map(|s| line_of(text, s.start)),
+                message: e.message,
+                fix: e.fix,
+                warning: true,
             })
-            .unwrap_or_default();
+            .collect();
 
-        match (router, renderer) {
-            (Some(router), Some(renderer)) if problems.is_empty() => Ok(Config {
+        match (router, renderer, inhibitor) {
+            (Some(router), Some(renderer), Some(inhibitor)) if problems.is_empty() => Ok(Config {
                 server: raw.server,
                 storage_url,
                 storage: raw.storage,
@@ -869,6 +883,7 @@ impl Config {
                 hooks,
                 sources,
                 router,
+                inhibitor,
                 renderer: std::sync::Arc::new(renderer),
                 warnings,
             }),
@@ -963,6 +978,65 @@ mod tests {
         .err()
         .unwrap_or_default();
         assert!(err[0].message.contains("shorter"), "{err:?}");
+    }
+
+    /// (config, line, words of the message, words of the fix).
+    #[test]
+    fn broken_inhibit_rules_are_refused_with_their_line_and_fix() {
+        const OK: &str = "[[inhibit]]\nname = \"crit\"\nsource = { severity = \"critical\" }\ntarget = { severity = \"warning\" }\nequal = [\"service\"]\n\n";
+        let cases = [
+            (
+                "[[inhibit]]\nname = \"a\"\nsource = { severity = \"critical\" }\ntarget = { servce = \"db\" }\n",
+                4,
+                "unknown match field `servce` (did you mean `service`?)",
+                "match on one of",
+            ),
+            (
+                "[[inhibit]]\nname = \"a\"\nsource = { \"labels.team\" = { regex = \"[\" } }\ntarget = {}\n",
+                3,
+                "does not compile",
+                "correct the regular expression",
+            ),
+            (
+                "[[inhibit]]\nname = \"a\"\nsource = {}\ntarget = {}\nequal = [\"cluster\"]\n",
+                5,
+                "unknown field `cluster` in `equal`",
+                "labels.<key>",
+            ),
+            (
+                "[[inhibit]]\nname = \"a\"\nsource = {}\ntarget = {}\nequals = []\n",
+                5,
+                "unknown field `equals`",
+                "correct the TOML",
+            ),
+            (
+                "[[inhibit]]\nname = \"a\"\nsource = {}\n",
+                1,
+                "missing field `target`",
+                "correct the TOML",
+            ),
+        ];
+        for (src, line, message, fix) in cases {
+            let p = problems(src);
+            assert_eq!(p.len(), 1, "{src}\n{p:?}");
+            assert_eq!(p[0].line, Some(line), "{src}\n{p:?}");
+            assert!(p[0].message.contains(message), "{src}\n{p:?}");
+            assert!(p[0].fix.contains(fix), "{src}\n{p:?}");
+        }
+        let twice = format!("{OK}{}", OK.replace("critical\"", "error\""));
+        let p = problems(&twice);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].line, Some(8), "{p:?}");
+        assert!(
+            p[0].message
+                .contains("duplicate inhibit rule name \"crit\""),
+            "{p:?}"
+        );
+        assert!(problems(OK).is_empty());
+        assert!(
+            problems(&OK.replace("[\"service\"]", "[]")).is_empty(),
+            "empty equal is allowed"
+        );
     }
 
     #[test]

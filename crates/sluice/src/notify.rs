@@ -246,6 +246,7 @@ impl Notifier {
             },
             outbox,
             dedup: None,
+            inhibit: Default::default(),
         };
         self.store.ingest(vec![event]).await?;
         metrics::counter!("sluice_storm_digests_total", "route" => route.rule.clone()).increment(1);

@@ -5,10 +5,11 @@
 //! types. Nothing here does IO: the caller commits the result.
 
 use sluice_core::event::{Event, Status};
+use sluice_core::inhibit::{InhibitKey, Inhibitor};
 use sluice_core::render::{RenderContext, Renderer};
 use sluice_core::route::{Decision, Delivery, Router};
 use sluice_slack::blocks::fit_message;
-use sluice_store::{Dedup, Fate, GroupJoin, NewEvent, NewOutboxItem};
+use sluice_store::{Dedup, Fate, GroupJoin, Inhibit, NewEvent, NewOutboxItem};
 use time::OffsetDateTime;
 
 use crate::living::{self, Part};
@@ -18,6 +19,7 @@ use crate::silence::SilenceSet;
 pub struct Pipeline<'a> {
     pub silences: &'a SilenceSet,
     pub router: &'a Router,
+    pub inhibitor: &'a Inhibitor,
     pub renderer: &'a Renderer,
     pub team: &'a str,
     pub dedup_window_ms: i64,
@@ -79,6 +81,24 @@ fn group_join(team: &str, d: &Delivery, event: &Event) -> Option<GroupJoin> {
     })
 }
 
+/// The store's form of an event's inhibition keys.
+fn inhibit_of(inhibitor: &Inhibitor, event: &Event) -> Inhibit {
+    let keys = inhibitor.keys(event);
+    let convert = |ks: Vec<InhibitKey>| {
+        ks.into_iter()
+            .map(|k| sluice_store::InhibitKey {
+                rule: k.rule,
+                key: k.key,
+                both_sides: k.both_sides,
+            })
+            .collect()
+    };
+    Inhibit {
+        provides: convert(keys.provides),
+        checks: convert(keys.checks),
+    }
+}
+
 impl Pipeline<'_> {
     /// Route and render one event received at `now`.
     pub fn process(
@@ -97,6 +117,7 @@ impl Pipeline<'_> {
             fate: Fate::Unrouted,
             outbox: Vec::new(),
             dedup: None,
+            inhibit: Inhibit::default(),
         };
         if let Some(silence) = self.silences.silenced_by(event, received_at_ms) {
             new.fate = Fate::Suppressed {
@@ -160,6 +181,8 @@ impl Pipeline<'_> {
                 .push(outbox_item(self.team, &d.channel, "chat.postMessage", args));
         }
         new.fate = Fate::Queued { rules: matched };
+        // Only what would post is checked (silences and drop rules came first); the store decides in the commit.
+        new.inhibit = inhibit_of(self.inhibitor, event);
         if let Some(key) = &event.dedup_key {
             new.dedup = Some(Dedup {
                 key: key.clone(),

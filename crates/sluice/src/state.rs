@@ -51,6 +51,7 @@ impl AppState {
         Pipeline {
             silences,
             router: &self.config.router,
+            inhibitor: &self.config.inhibitor,
             renderer: &self.config.renderer,
             team: &self.config.slack.team_id,
             dedup_window_ms: (self.config.dedup.window_secs * 1000) as i64,

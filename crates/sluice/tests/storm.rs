@@ -55,6 +55,7 @@ async fn a_storm_of_10000_alerts_from_50_services_in_60_seconds_becomes_a_few_di
     let pipeline = Pipeline {
         silences: &silences,
         router: &state.config.router,
+        inhibitor: &state.config.inhibitor,
         renderer: &state.config.renderer,
         team: "T0SIM",
         dedup_window_ms: 3_600_000,

@@ -59,6 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         ref_post: false,
                     }],
                     dedup: None,
+                    inhibit: Default::default(),
                 };
                 store.ingest(vec![ev]).await?;
             }

@@ -4,20 +4,24 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{BoxFuture, NewEvent, StoreError};
+use std::collections::HashMap;
+
+use crate::{BoxFuture, Ingested, NewEvent, StoreError};
 
 /// Upper bound on events per group commit, so a huge queue of callers does not make one huge transaction.
 const MAX_GROUP_EVENTS: usize = 4096;
 
 pub(crate) struct IngestRequest {
     pub batch: Vec<NewEvent>,
-    pub reply: oneshot::Sender<Result<(), StoreError>>,
+    pub reply: oneshot::Sender<Result<Ingested, StoreError>>,
 }
 
-/// Commits the given batches in ONE transaction, all or nothing.
+/// Commits the given batches in ONE transaction, all or nothing, and says what it decided for all of them.
 pub(crate) trait GroupCommit: Send + Sync + 'static {
-    fn commit<'a>(&'a self, batches: &'a [&'a [NewEvent]])
-        -> BoxFuture<'a, Result<(), StoreError>>;
+    fn commit<'a>(
+        &'a self,
+        batches: &'a [&'a [NewEvent]],
+    ) -> BoxFuture<'a, Result<Ingested, StoreError>>;
 }
 
 /// The sending half the store keeps; `ingest` goes through [`Ingester::ingest`].
@@ -32,9 +36,9 @@ pub(crate) fn spawn_writer(backend: impl GroupCommit) -> Ingester {
 }
 
 impl Ingester {
-    pub(crate) async fn ingest(&self, batch: Vec<NewEvent>) -> Result<(), StoreError> {
+    pub(crate) async fn ingest(&self, batch: Vec<NewEvent>) -> Result<Ingested, StoreError> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(Ingested::default());
         }
         let (reply, answer) = oneshot::channel();
         self.tx
@@ -44,6 +48,22 @@ impl Ingester {
         answer.await.map_err(|_| {
             StoreError::Unavailable("ingest writer task stopped before answering".into())
         })?
+    }
+}
+
+/// The part of a group's answer that concerns one caller's batch.
+fn share(batch: &[NewEvent], inhibited: &HashMap<&str, &str>) -> Ingested {
+    if inhibited.is_empty() {
+        return Ingested::default();
+    }
+    Ingested {
+        inhibited: batch
+            .iter()
+            .filter_map(|e| {
+                let rule = inhibited.get(e.id.as_str())?;
+                Some((e.id.clone(), (*rule).to_owned()))
+            })
+            .collect(),
     }
 }
 
@@ -65,9 +85,15 @@ async fn writer(backend: impl GroupCommit, mut rx: mpsc::Receiver<IngestRequest>
         let batches: Vec<&[NewEvent]> = group.iter().map(|r| r.batch.as_slice()).collect();
         let result = backend.commit(&batches).await;
         match result {
-            Ok(()) => {
+            Ok(all) => {
+                let by_id: HashMap<&str, &str> = all
+                    .inhibited
+                    .iter()
+                    .map(|(id, rule)| (id.as_str(), rule.as_str()))
+                    .collect();
                 for req in group {
-                    let _ = req.reply.send(Ok(()));
+                    let answer = share(&req.batch, &by_id);
+                    let _ = req.reply.send(Ok(answer));
                 }
             }
             Err(e) if group.len() == 1 => {

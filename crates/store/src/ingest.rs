@@ -2,11 +2,12 @@
 //!
 //! Each backend implements [`IngestTx`] on its open transaction; [`ingest_event`] decides the event's fate
 //! (new alert, merged, resolved, or as given), writes the event and its items, and records which lanes gained
-//! pending items so the backend can update its lane heads once per transaction.
+//! pending items so the backend can update its lane heads once per transaction. [`ingest_inhibited`] puts inhibition
+//! (see [`crate::Inhibit`]) in front of it.
 
 use std::collections::BTreeMap;
 
-use crate::{Dedup, Fate, GroupJoin, NewEvent, NewOutboxItem, StoreError};
+use crate::{Dedup, Fate, GroupJoin, InhibitKey, NewEvent, NewOutboxItem, StoreError};
 
 pub(crate) struct OpenAlert {
     pub id: i64,
@@ -94,6 +95,21 @@ pub(crate) trait IngestTx: Send {
     ) -> Result<(), StoreError>;
     async fn insert_event(&mut self, row: &EventRow<'_>) -> Result<(), StoreError>;
     async fn insert_item(&mut self, row: &ItemRow<'_>) -> Result<i64, StoreError>;
+    /// `key` is held by an alert that is open, was last seen at or after `now_ms` minus the window it holds the key
+    /// with, has not the dedup key `own`, and, when `key.both_sides`, does not hold it both-sided too.
+    async fn key_held(
+        &mut self,
+        key: &InhibitKey,
+        own: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// The alert holds `keys` from now until it closes (keys it already holds stay as they are).
+    async fn hold_keys(
+        &mut self,
+        alert_id: i64,
+        keys: &[InhibitKey],
+        window_ms: i64,
+    ) -> Result<(), StoreError>;
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(what: &str, v: &T) -> Result<String, StoreError> {
@@ -114,6 +130,71 @@ pub(crate) fn dedup_of(ev: &NewEvent) -> Option<&Dedup> {
         Fate::Suppressed { .. } => None,
         _ => ev.dedup.as_ref(),
     }
+}
+
+/// The inhibition keys an event is checked against: only an event that would post can be muted.
+pub(crate) fn checks_of(ev: &NewEvent) -> &[InhibitKey] {
+    match ev.fate {
+        Fate::Queued { .. } => &ev.inhibit.checks,
+        _ => &[],
+    }
+}
+
+/// [`ingest_event`] behind inhibition: an event a held key mutes is ingested as `Suppressed { by: "inhibit:<rule>" }`
+/// (so it posts nothing and opens no alert), and a firing alert's keys are recorded once its alert is open.
+/// Returns the rule that muted the event, if one did.
+pub(crate) async fn ingest_inhibited(
+    tx: &mut dyn IngestTx,
+    ev: &NewEvent,
+    touched: &mut TouchedLanes,
+) -> Result<Option<String>, StoreError> {
+    if let Some(rule) = inhibited_by(tx, ev).await? {
+        let muted = NewEvent {
+            fate: Fate::Suppressed {
+                by: format!("inhibit:{rule}"),
+            },
+            ..ev.clone()
+        };
+        ingest_event(tx, &muted, touched).await?;
+        return Ok(Some(rule));
+    }
+    ingest_event(tx, ev, touched).await?;
+    if let Some(d) = dedup_of(ev).filter(|d| !d.resolves && !ev.inhibit.provides.is_empty()) {
+        // The event opened, merged into or reopened its alert, so the alert is open now. Recording the keys on every
+        // firing event, not only the first, keeps them right when the rules change while the alert fires.
+        if let Some(a) = tx.open_alert(&d.key).await? {
+            tx.hold_keys(a.id, &ev.inhibit.provides, d.window_ms)
+                .await?;
+        }
+    }
+    Ok(None)
+}
+
+/// The rule of the first key of `ev` that a firing alert holds.
+async fn inhibited_by(tx: &mut dyn IngestTx, ev: &NewEvent) -> Result<Option<String>, StoreError> {
+    let checks = checks_of(ev);
+    if checks.is_empty() {
+        return Ok(None);
+    }
+    let own = dedup_of(ev);
+    if let Some(d) = own {
+        // It continues an alert whose card is already out (a duplicate within the window, or its resolve): muting it
+        // would freeze that card, or leave it firing for ever.
+        if let Some(a) = tx.open_alert(&d.key).await? {
+            if d.resolves || ev.received_at_ms - a.last_seen_ms <= d.window_ms {
+                return Ok(None);
+            }
+        }
+    }
+    for key in checks {
+        if tx
+            .key_held(key, own.map(|d| d.key.as_str()), ev.received_at_ms)
+            .await?
+        {
+            return Ok(Some(key.rule.clone()));
+        }
+    }
+    Ok(None)
 }
 
 /// Lanes that gained pending items in this transaction, with the smallest new item id in each.

@@ -39,8 +39,8 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Makes a batch of events durable, all or nothing. Returns only after the transaction committed.
-    /// Dedup (see [`Dedup`]) is applied atomically here, in batch order.
-    async fn ingest(&self, batch: Vec<NewEvent>) -> Result<(), StoreError>;
+    /// Dedup (see [`Dedup`]) and inhibition (see [`Inhibit`]) are applied atomically here, in batch order.
+    async fn ingest(&self, batch: Vec<NewEvent>) -> Result<Ingested, StoreError>;
 
     /// The stored event with its fate and the state of every Slack call it produced.
     async fn event(&self, id: &str) -> Result<Option<EventStatus>, StoreError>;

@@ -60,6 +60,43 @@ pub struct NewEvent {
     /// The Slack calls it produced (replaced by `dedup.on_open` when it merges into or resolves an open alert).
     pub outbox: Vec<NewOutboxItem>,
     pub dedup: Option<Dedup>,
+    /// What inhibition rules make of the event (nothing, for most events).
+    #[serde(default)]
+    pub inhibit: Inhibit,
+}
+
+/// An event's inhibition keys, computed by the caller (matching rules is not the store's job) and applied inside
+/// `ingest`, so every replica decides alike:
+/// - `checks`: an event whose fate is `Queued` is stored `Suppressed { by: "inhibit:<rule>" }` (and posts nothing)
+///   when a key it checks is held by an alert that is open, was last seen within that alert's dedup window, and is
+///   not the event's own alert (same dedup key). An event that continues its own open alert (merges into it within
+///   the window, or resolves it) is not muted: a card people already see keeps being updated, and its resolve
+///   is never lost. A `both_sides` key is not muted by a holder whose key is `both_sides` too (Alertmanager).
+/// - `provides`: when the event opens, merges into or reopens an alert, the alert holds these keys until it closes
+///   or goes quiet for longer than its window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inhibit {
+    #[serde(default)]
+    pub provides: Vec<InhibitKey>,
+    #[serde(default)]
+    pub checks: Vec<InhibitKey>,
+}
+
+/// One inhibition key: an opaque string equal for a source and the targets it mutes, and the rule it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InhibitKey {
+    pub rule: String,
+    pub key: String,
+    /// The event matches the rule's source and its target.
+    #[serde(default)]
+    pub both_sides: bool,
+}
+
+/// What [`crate::Store::ingest`] decided that its caller could not know beforehand.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Ingested {
+    /// `(event id, rule)` of each event of the batch an inhibition rule suppressed, in batch order.
+    pub inhibited: Vec<(EventId, String)>,
 }
 
 /// Deduplication request, applied atomically inside `ingest`:

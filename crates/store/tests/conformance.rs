@@ -102,6 +102,27 @@ impl Ctx {
         }
     }
 
+    /// Counts rows with raw SQL (`SELECT COUNT(*) …`), behind the store's back.
+    async fn count(&self, sql: &str) -> i64 {
+        if self.backend == "sqlite" {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.expect("connect");
+            let n = sqlx::query_scalar(sql)
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+            pool.close().await;
+            n
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url).await.expect("connect");
+            let n = sqlx::query_scalar(sql)
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+            pool.close().await;
+            n
+        }
+    }
+
     /// Another handle on the same database, as a second replica would have (its own pool, its own writer).
     async fn replica(&self) -> Arc<dyn Store> {
         open(&self.url, &StoreOptions::default())
@@ -224,6 +245,12 @@ conformance!(
     route_totals_and_alerts_feed_the_storm_guard,
     touching_a_group_makes_it_due_now,
     prune_keeps_firing_groups_and_their_cards,
+    inhibit_mutes_targets_while_the_source_fires,
+    inhibit_releases_when_the_source_resolves,
+    inhibit_releases_when_the_source_goes_quiet_beyond_its_window,
+    inhibit_an_alert_matching_both_sides_does_not_inhibit_itself,
+    inhibit_a_batch_with_the_source_then_the_target_mutes_the_target,
+    inhibit_keys_go_with_their_alert_and_prune,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -258,6 +285,7 @@ fn event(id: &str, at: i64, outbox: Vec<NewOutboxItem>) -> NewEvent {
         },
         outbox,
         dedup: None,
+        inhibit: Inhibit::default(),
     }
 }
 
@@ -1903,9 +1931,9 @@ async fn terminate_backends(ctx: &Ctx) {
     pool.close().await;
 }
 
-fn ok_or_unavailable(what: &str, r: Result<(), StoreError>) {
+fn ok_or_unavailable<T>(what: &str, r: Result<T, StoreError>) {
     match r {
-        Ok(()) | Err(StoreError::Unavailable(_)) => {}
+        Ok(_) | Err(StoreError::Unavailable(_)) => {}
         Err(e) => {
             panic!("{what} after losing its connections: expected Ok or Unavailable, got {e:?}")
         }
@@ -2152,7 +2180,8 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
     ctx.exec(
         "DROP TABLE rate_limits; DROP TABLE leaders; DROP TABLE once_keys; DROP TABLE audit_log;
          DROP TABLE audit_head; DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
-         ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP TABLE group_alerts; DROP TABLE alert_groups;
+         ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP TABLE inhibit_keys;
+         DROP TABLE group_alerts; DROP TABLE alert_groups;
          DELETE FROM sluice_schema_migrations WHERE version >= 2",
     )
     .await;
@@ -2177,6 +2206,7 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
             "0002_coordination",
             "0003_alerting",
             "0004_living_alerts",
+            "0005_inhibit",
             "0007_groups"
         ]
     );
@@ -2216,7 +2246,8 @@ async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
         .expect("record");
     ctx.exec(
         "DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
-         ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP TABLE group_alerts; DROP TABLE alert_groups;
+         ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP TABLE inhibit_keys;
+         DROP TABLE group_alerts; DROP TABLE alert_groups;
          DELETE FROM sluice_schema_migrations WHERE version >= 3",
     )
     .await;
@@ -2229,6 +2260,7 @@ async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
             vec![
                 "0003_alerting".to_string(),
                 "0004_living_alerts".to_string(),
+                "0005_inhibit".to_string(),
                 "0007_groups".to_string()
             ]
         )
@@ -3287,4 +3319,338 @@ async fn prune_keeps_firing_groups_and_their_cards(ctx: Ctx) {
         vec![("alerts".to_string(), 1)],
         "and so does its group"
     );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Inhibition
+
+/// The key of rule `rule` for the equal value `value` (the store treats keys as opaque strings).
+fn ikey(rule: &str, value: &str, both_sides: bool) -> InhibitKey {
+    InhibitKey {
+        rule: rule.into(),
+        key: format!("{rule}/{value}"),
+        both_sides,
+    }
+}
+
+/// A critical alert for `service`: the source of rule "crit" (key per service).
+fn critical(id: &str, at: i64, service: &str, resolves: bool) -> NewEvent {
+    NewEvent {
+        inhibit: Inhibit {
+            provides: if resolves {
+                vec![]
+            } else {
+                vec![ikey("crit", service, false)]
+            },
+            checks: vec![],
+        },
+        ..alert(id, at, &format!("{service}-critical"), resolves, &["C1"])
+    }
+}
+
+/// A warning alert for `service`, its dedup key its id: a target of rule "crit".
+fn warning(id: &str, at: i64, service: &str) -> NewEvent {
+    warning_keyed(id, at, service, id)
+}
+
+fn warning_keyed(id: &str, at: i64, service: &str, dedup_key: &str) -> NewEvent {
+    NewEvent {
+        inhibit: Inhibit {
+            provides: vec![],
+            checks: vec![ikey("crit", service, false)],
+        },
+        ..alert(id, at, dedup_key, false, &["C1"])
+    }
+}
+
+fn inhibited(rule: &str) -> Fate {
+    Fate::Suppressed {
+        by: format!("inhibit:{rule}"),
+    }
+}
+
+/// The event is queued (not muted, not merged) and enqueued its post.
+async fn assert_posted(s: &Arc<dyn Store>, id: &str) {
+    let st = status(s, id).await;
+    assert!(
+        matches!(st.fate, Fate::Queued { .. }),
+        "{id} should post: {:?}",
+        st.fate
+    );
+    assert_eq!(st.deliveries.len(), 1, "{id} enqueued its post");
+}
+
+async fn assert_inhibited(s: &Arc<dyn Store>, id: &str, rule: &str) {
+    let st = status(s, id).await;
+    assert_eq!(st.fate, inhibited(rule), "{id}");
+    assert!(st.deliveries.is_empty(), "{id} enqueued nothing");
+}
+
+async fn inhibit_mutes_targets_while_the_source_fires(ctx: Ctx) {
+    let s = &ctx.store;
+    let ingested = s
+        .ingest(vec![critical("db-crit", T0, "db", false)])
+        .await
+        .expect("ingest");
+    assert!(ingested.inhibited.is_empty());
+    assert_posted(s, "db-crit").await;
+
+    // The warning for db is muted, and ingest says so (for the metrics).
+    let ingested = s
+        .ingest(vec![warning("db-warn", T0 + 1, "db")])
+        .await
+        .expect("ingest");
+    assert_eq!(
+        ingested.inhibited,
+        vec![("db-warn".to_string(), "crit".to_string())]
+    );
+    assert_inhibited(s, "db-warn", "crit").await;
+    // Another equal value is not muted.
+    s.ingest(vec![warning("api-warn", T0 + 2, "api")])
+        .await
+        .expect("ingest");
+    assert_posted(s, "api-warn").await;
+    // An event without a dedup key can be a target too.
+    s.ingest(vec![NewEvent {
+        inhibit: Inhibit {
+            provides: vec![],
+            checks: vec![ikey("crit", "db", false)],
+        },
+        ..event("db-note", T0 + 3, vec![item("C1", "chat.postMessage", 1)])
+    }])
+    .await
+    .expect("ingest");
+    assert_inhibited(s, "db-note", "crit").await;
+    // Only an event that would post is muted: a dropped one keeps the rule that dropped it.
+    s.ingest(vec![NewEvent {
+        fate: Fate::Dropped {
+            rule: "quiet".into(),
+        },
+        outbox: vec![],
+        dedup: None,
+        ..warning("db-dropped", T0 + 4, "db")
+    }])
+    .await
+    .expect("ingest");
+    assert_eq!(
+        status(s, "db-dropped").await.fate,
+        Fate::Dropped {
+            rule: "quiet".into()
+        }
+    );
+    // A replica sees the same held key: the decision is the database's, not a cache's.
+    let other = ctx.replica().await;
+    other
+        .ingest(vec![warning("db-warn-2", T0 + 5, "db")])
+        .await
+        .expect("ingest on a replica");
+    assert_inhibited(s, "db-warn-2", "crit").await;
+    // Muted warnings opened no alert: nothing of theirs is pending, only the two posts.
+    assert_eq!(
+        s.lane_items("T1:C1", 10).await.expect("lane_items").len(),
+        2
+    );
+}
+
+async fn inhibit_releases_when_the_source_resolves(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![
+        critical("crit", T0, "db", false),
+        warning("warn-1", T0 + 1, "db"),
+    ])
+    .await
+    .expect("ingest");
+    assert_inhibited(s, "warn-1", "crit").await;
+    s.ingest(vec![critical("crit-resolved", T0 + 2, "db", true)])
+        .await
+        .expect("ingest");
+    assert!(matches!(
+        status(s, "crit-resolved").await.fate,
+        Fate::Resolved { .. }
+    ));
+    // Delivery is restored, and as a new alert: the muted one never opened one.
+    s.ingest(vec![warning_keyed("warn-2", T0 + 3, "db", "warn-1")])
+        .await
+        .expect("ingest");
+    assert_posted(s, "warn-2").await;
+    // It fires again: muting resumes for new targets...
+    s.ingest(vec![
+        critical("crit-again", T0 + 4, "db", false),
+        warning("other-warn", T0 + 5, "db"),
+    ])
+    .await
+    .expect("ingest");
+    assert_inhibited(s, "other-warn", "crit").await;
+    // ...but an alert whose card is already out keeps its life: its duplicate merges and its resolve resolves.
+    s.ingest(vec![
+        warning_keyed("warn-2-dup", T0 + 6, "db", "warn-1"),
+        NewEvent {
+            inhibit: Inhibit {
+                provides: vec![],
+                checks: vec![ikey("crit", "db", false)],
+            },
+            ..alert("warn-2-resolved", T0 + 7, "warn-1", true, &["C1"])
+        },
+    ])
+    .await
+    .expect("ingest");
+    assert!(matches!(
+        status(s, "warn-2-dup").await.fate,
+        Fate::Merged { count: 2, .. }
+    ));
+    assert!(matches!(
+        status(s, "warn-2-resolved").await.fate,
+        Fate::Resolved { .. }
+    ));
+}
+
+async fn inhibit_releases_when_the_source_goes_quiet_beyond_its_window(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![critical("crit", T0, "db", false)])
+        .await
+        .expect("ingest");
+    // A duplicate of the source keeps it firing: the window counts from its last sighting.
+    s.ingest(vec![critical("crit-dup", T0 + 1_000, "db", false)])
+        .await
+        .expect("ingest");
+    s.ingest(vec![warning("at-the-edge", T0 + 1_000 + WINDOW, "db")])
+        .await
+        .expect("ingest");
+    assert_inhibited(s, "at-the-edge", "crit").await;
+    s.ingest(vec![warning("beyond", T0 + 1_001 + WINDOW, "db")])
+        .await
+        .expect("ingest");
+    assert_posted(s, "beyond").await;
+}
+
+async fn inhibit_an_alert_matching_both_sides_does_not_inhibit_itself(ctx: Ctx) {
+    let s = &ctx.store;
+    // Rule "outage": source and target overlap, so this alert provides and checks the same key.
+    let both = |id: &str, at: i64, key: &str| NewEvent {
+        inhibit: Inhibit {
+            provides: vec![ikey("outage", "", true)],
+            checks: vec![ikey("outage", "", true)],
+        },
+        ..alert(id, at, key, false, &["C1"])
+    };
+    s.ingest(vec![both("site-down", T0, "site-down")])
+        .await
+        .expect("ingest");
+    assert_posted(s, "site-down").await;
+    // Its own duplicate is not muted by it.
+    s.ingest(vec![both("site-down-dup", T0 + 1, "site-down")])
+        .await
+        .expect("ingest");
+    assert!(matches!(
+        status(s, "site-down-dup").await.fate,
+        Fate::Merged { count: 2, .. }
+    ));
+    // Nor its resolve, which checks the key without matching the source any more (its own dedup key).
+    s.ingest(vec![NewEvent {
+        inhibit: Inhibit {
+            provides: vec![],
+            checks: vec![ikey("outage", "", false)],
+        },
+        ..alert("site-down-late", T0 + 2, "site-down", true, &["C1"])
+    }])
+    .await
+    .expect("ingest");
+    assert!(matches!(
+        status(s, "site-down-late").await.fate,
+        Fate::Resolved { .. }
+    ));
+    s.ingest(vec![both("site-down-2", T0 + 3, "site-down")])
+        .await
+        .expect("ingest");
+    // As in Alertmanager, another alert that also matches both sides is not muted by it...
+    s.ingest(vec![both("dc-down", T0 + 4, "dc-down")])
+        .await
+        .expect("ingest");
+    assert_posted(s, "dc-down").await;
+    // ...while a target that is not also a source is.
+    s.ingest(vec![NewEvent {
+        inhibit: Inhibit {
+            provides: vec![],
+            checks: vec![ikey("outage", "", false)],
+        },
+        ..alert("web-slow", T0 + 5, "web-slow", false, &["C1"])
+    }])
+    .await
+    .expect("ingest");
+    assert_inhibited(s, "web-slow", "outage").await;
+}
+
+async fn inhibit_a_batch_with_the_source_then_the_target_mutes_the_target(ctx: Ctx) {
+    let s = &ctx.store;
+    let ingested = s
+        .ingest(vec![
+            warning("early-warn", T0, "db"),
+            critical("crit", T0, "db", false),
+            warning("late-warn", T0, "db"),
+            warning("api-warn", T0, "api"),
+        ])
+        .await
+        .expect("ingest");
+    // In batch order: the warning before its source posts, the one after it is muted.
+    assert_posted(s, "early-warn").await;
+    assert_inhibited(s, "late-warn", "crit").await;
+    assert_posted(s, "api-warn").await;
+    assert_eq!(
+        ingested.inhibited,
+        vec![("late-warn".to_string(), "crit".to_string())]
+    );
+    // Two callers committed in one group each hear only of their own muted events.
+    let (a, b) = tokio::join!(
+        s.ingest(vec![warning("mine", T0 + 1, "db")]),
+        s.ingest(vec![warning("theirs", T0 + 1, "api")]),
+    );
+    assert_eq!(
+        a.expect("ingest").inhibited,
+        vec![("mine".to_string(), "crit".to_string())]
+    );
+    assert!(b.expect("ingest").inhibited.is_empty());
+}
+
+async fn inhibit_keys_go_with_their_alert_and_prune(ctx: Ctx) {
+    let s = &ctx.store;
+    const KEYS: &str = "SELECT COUNT(*) FROM inhibit_keys";
+    s.ingest(vec![
+        critical("crit", T0, "db", false),
+        critical("crit-dup", T0 + 1, "db", false),
+    ])
+    .await
+    .expect("ingest");
+    assert_eq!(ctx.count(KEYS).await, 1, "a duplicate holds no second copy");
+    s.ingest(vec![critical("crit-resolved", T0 + 2, "db", true)])
+        .await
+        .expect("ingest");
+    assert_eq!(ctx.count(KEYS).await, 0, "a closed alert holds nothing");
+    // A reopened alert holds its keys again.
+    s.ingest(vec![NewEvent {
+        dedup: Some(Dedup {
+            reopen_window_ms: WINDOW,
+            ..critical("x", 0, "db", false).dedup.expect("dedup")
+        }),
+        ..critical("crit-refire", T0 + 3, "db", false)
+    }])
+    .await
+    .expect("ingest");
+    assert!(matches!(
+        status(s, "crit-refire").await.fate,
+        Fate::Merged { .. }
+    ));
+    s.ingest(vec![warning("warn", T0 + 4, "db")])
+        .await
+        .expect("ingest");
+    assert_inhibited(s, "warn", "crit").await;
+    // Keys left behind by an alert (written behind the store's back here) are pruned with it.
+    s.ingest(vec![critical("crit-resolved-2", T0 + 5, "db", true)])
+        .await
+        .expect("ingest");
+    ctx.exec("INSERT INTO inhibit_keys (key, alert_id, both_sides, window_ms) SELECT 'crit/stale', id, false, 1 FROM alerts")
+        .await;
+    assert_eq!(ctx.count(KEYS).await, 1);
+    s.prune(T0 + 10).await.expect("prune");
+    assert_eq!(ctx.count("SELECT COUNT(*) FROM alerts").await, 0);
+    assert_eq!(ctx.count(KEYS).await, 0);
 }

@@ -102,15 +102,23 @@ pub(crate) async fn commit(state: &AppState, batch: Vec<NewEvent>) -> Result<(),
                     .increment(1)
             }
             Fate::Unrouted => metrics::counter!("sluice_events_unrouted_total").increment(1),
-            Fate::Suppressed { .. } => {
-                metrics::counter!("sluice_events_suppressed_total").increment(1)
+            Fate::Suppressed { by } => {
+                // `silence:<id>` counts as `silence`: silence ids would make a series per silence.
+                let kind = by.split(':').next().unwrap_or_default().to_string();
+                metrics::counter!("sluice_events_suppressed_total", "by" => kind).increment(1)
             }
             _ => routed += 1,
         }
         enqueued |= !e.outbox.is_empty() || e.dedup.as_ref().is_some_and(|d| !d.on_open.is_empty());
     }
-    state.store.ingest(batch).await?;
-    metrics::counter!("sluice_events_routed_total").increment(routed);
+    let ingested = state.store.ingest(batch).await?;
+    // The store mutes inhibited events inside the commit; they were counted as routed above.
+    for (_, rule) in &ingested.inhibited {
+        metrics::counter!("sluice_events_suppressed_total", "by" => format!("inhibit:{rule}"))
+            .increment(1);
+    }
+    metrics::counter!("sluice_events_routed_total")
+        .increment(routed.saturating_sub(ingested.inhibited.len() as u64));
     if enqueued {
         state.wake.notify_one();
     }
@@ -261,6 +269,7 @@ fn queue_message(
         },
         outbox: vec![outbox_item(team, channel, "chat.postMessage", args)],
         dedup: None,
+        inhibit: Default::default(),
     }
 }
 

@@ -24,8 +24,8 @@ use crate::error::corrupt;
 use crate::group::{spawn_writer, GroupCommit, Ingester};
 use crate::grouping::{self as grp, group_state, labels_json, pg, GroupRow};
 use crate::ingest::{
-    candidate_lanes, dedup_of, ingest_event, outbox_of, ref_dead_reason, EventRow, IngestTx,
-    ItemRow, OpenAlert, TouchedLanes,
+    candidate_lanes, checks_of, dedup_of, ingest_inhibited, outbox_of, ref_dead_reason, EventRow,
+    IngestTx, ItemRow, OpenAlert, TouchedLanes,
 };
 use crate::sqlite::wall_clock_ms;
 use crate::*;
@@ -46,6 +46,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "0004_living_alerts",
         include_str!("migrations/0004_living_alerts.sql"),
+    ),
+    (
+        5,
+        "0005_inhibit",
+        include_str!("migrations/0005_inhibit.sql"),
     ),
     (7, "0007_groups", include_str!("migrations/0007_groups.sql")),
 ];
@@ -69,12 +74,12 @@ impl GroupCommit for PgGroupCommit {
     fn commit<'a>(
         &'a self,
         batches: &'a [&'a [NewEvent]],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<Ingested, StoreError>> {
         Box::pin(commit_group(&self.0, batches))
     }
 }
 
-async fn commit_group(pool: &PgPool, batches: &[&[NewEvent]]) -> Result<(), StoreError> {
+async fn commit_group(pool: &PgPool, batches: &[&[NewEvent]]) -> Result<Ingested, StoreError> {
     let all: Vec<&NewEvent> = batches.iter().flat_map(|b| b.iter()).collect();
     let mut tx = pool.begin().await?;
     let mut keys: Vec<&str> = all
@@ -95,20 +100,24 @@ async fn commit_group(pool: &PgPool, batches: &[&[NewEvent]]) -> Result<(), Stor
     let lanes: BTreeSet<String> = batches.iter().flat_map(|b| candidate_lanes(b)).collect();
     lock_lanes(&mut tx, &lanes).await?;
     let mut touched = TouchedLanes::new();
+    let mut ingested = Ingested::default();
     let mut plain: Vec<&NewEvent> = Vec::new();
     for ev in all {
-        if dedup_of(ev).is_none() {
+        if dedup_of(ev).is_none() && checks_of(ev).is_empty() {
             plain.push(ev);
             continue;
         }
         insert_plain(&mut tx, &plain, &mut touched).await?;
         plain.clear();
-        ingest_event(&mut PgIngest { conn: &mut tx }, ev, &mut touched).await?;
+        let mut itx = PgIngest { conn: &mut tx };
+        if let Some(rule) = ingest_inhibited(&mut itx, ev, &mut touched).await? {
+            ingested.inhibited.push((ev.id.clone(), rule));
+        }
     }
     insert_plain(&mut tx, &plain, &mut touched).await?;
     set_lane_heads(&mut tx, &touched).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(ingested)
 }
 
 /// Lanes that gained pending items get a head; the caller holds their locks. A lane that already has a head keeps
@@ -411,6 +420,11 @@ impl IngestTx for PgIngest<'_> {
             .bind(alert_id)
             .execute(&mut *self.conn)
             .await?;
+        // A closed alert inhibits nothing; dropping its keys keeps the lookup short.
+        sqlx::query("DELETE FROM inhibit_keys WHERE alert_id = $1")
+            .bind(alert_id)
+            .execute(&mut *self.conn)
+            .await?;
         Ok(())
     }
 
@@ -622,6 +636,47 @@ impl IngestTx for PgIngest<'_> {
         .fetch_one(&mut *self.conn)
         .await?)
     }
+
+    async fn key_held(
+        &mut self,
+        key: &InhibitKey,
+        own: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM inhibit_keys k JOIN alerts a ON a.id = k.alert_id
+             WHERE k.key = $1 AND a.closed_at_ms IS NULL AND a.last_seen_ms >= $2 - k.window_ms
+               AND a.dedup_key IS DISTINCT FROM $3::text AND NOT (k.both_sides AND $4))",
+        )
+        .bind(&key.key)
+        .bind(now_ms)
+        .bind(own)
+        .bind(key.both_sides)
+        .fetch_one(&mut *self.conn)
+        .await?)
+    }
+
+    async fn hold_keys(
+        &mut self,
+        alert_id: i64,
+        keys: &[InhibitKey],
+        window_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (names, both): (Vec<&str>, Vec<bool>) =
+            keys.iter().map(|k| (k.key.as_str(), k.both_sides)).unzip();
+        sqlx::query(
+            "INSERT INTO inhibit_keys (key, alert_id, both_sides, window_ms)
+             SELECT t.key, $3, t.both_sides, $4 FROM unnest($1::text[], $2::boolean[]) AS t(key, both_sides)
+             ON CONFLICT (key, alert_id) DO NOTHING",
+        )
+        .bind(&names)
+        .bind(&both)
+        .bind(alert_id)
+        .bind(window_ms)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
 }
 
 fn parse_json(what: &str, s: &str) -> Result<serde_json::Value, StoreError> {
@@ -691,7 +746,7 @@ impl Store for PgStore {
         }
     }
 
-    async fn ingest(&self, batch: Vec<NewEvent>) -> Result<(), StoreError> {
+    async fn ingest(&self, batch: Vec<NewEvent>) -> Result<Ingested, StoreError> {
         self.ingester.ingest(batch).await
     }
 
@@ -1083,6 +1138,12 @@ impl Store for PgStore {
         ] {
             removed += sqlx::query(sql).bind(older_than_ms).execute(&mut *tx).await?.rows_affected();
         }
+        // Bookkeeping too: the inhibition keys of pruned alerts (closing an alert already drops its keys).
+        sqlx::query(
+            "DELETE FROM inhibit_keys k WHERE NOT EXISTS (SELECT 1 FROM alerts a WHERE a.id = k.alert_id)",
+        )
+        .execute(&mut *tx)
+        .await?;
         // After the events: an action goes only once the event it is recorded on is gone.
         let silences =
             sqlx::query("DELETE FROM silences WHERE COALESCE(expired_at_ms, ends_at_ms) < $1")

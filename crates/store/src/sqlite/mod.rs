@@ -25,8 +25,8 @@ use crate::error::corrupt;
 use crate::group::{spawn_writer, GroupCommit, Ingester};
 use crate::grouping::{self as grp, group_state, labels_json, GroupRow};
 use crate::ingest::{
-    dedup_of, ingest_event, outbox_of, ref_dead_reason, EventRow, IngestTx, ItemRow, OpenAlert,
-    TouchedLanes,
+    checks_of, dedup_of, ingest_inhibited, outbox_of, ref_dead_reason, EventRow, IngestTx, ItemRow,
+    OpenAlert, TouchedLanes,
 };
 use crate::*;
 
@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "0004_living_alerts",
         include_str!("migrations/0004_living_alerts.sql"),
+    ),
+    (
+        5,
+        "0005_inhibit",
+        include_str!("migrations/0005_inhibit.sql"),
     ),
     (7, "0007_groups", include_str!("migrations/0007_groups.sql")),
 ];
@@ -230,30 +235,34 @@ impl GroupCommit for SqliteGroupCommit {
     fn commit<'a>(
         &'a self,
         batches: &'a [&'a [NewEvent]],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<Ingested, StoreError>> {
         Box::pin(commit_group(&self.0, batches))
     }
 }
 
-async fn commit_group(pool: &SqlitePool, batches: &[&[NewEvent]]) -> Result<(), StoreError> {
+async fn commit_group(pool: &SqlitePool, batches: &[&[NewEvent]]) -> Result<Ingested, StoreError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut touched = TouchedLanes::new();
+    let mut ingested = Ingested::default();
     // Events without dedup need no reads: they are written with multi-row INSERTs (few statements per group instead
     // of several per event). Dedup events go one by one, after flushing what precedes them, so order is kept.
     let mut plain: Vec<&NewEvent> = Vec::new();
     for ev in batches.iter().flat_map(|b| b.iter()) {
-        if dedup_of(ev).is_none() {
+        if dedup_of(ev).is_none() && checks_of(ev).is_empty() {
             plain.push(ev);
             continue;
         }
         insert_plain(&mut tx, &plain, &mut touched).await?;
         plain.clear();
-        ingest_event(&mut SqliteIngest { conn: &mut tx }, ev, &mut touched).await?;
+        let mut itx = SqliteIngest { conn: &mut tx };
+        if let Some(rule) = ingest_inhibited(&mut itx, ev, &mut touched).await? {
+            ingested.inhibited.push((ev.id.clone(), rule));
+        }
     }
     insert_plain(&mut tx, &plain, &mut touched).await?;
     set_lane_heads(&mut tx, &touched).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(ingested)
 }
 
 /// Lanes that gained pending items get a head. A lane that already has one keeps it: every new item has a larger id.
@@ -378,6 +387,11 @@ impl IngestTx for SqliteIngest<'_> {
     async fn close_alert(&mut self, alert_id: i64, at_ms: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE alerts SET closed_at_ms = ? WHERE id = ?")
             .bind(at_ms)
+            .bind(alert_id)
+            .execute(&mut *self.conn)
+            .await?;
+        // A closed alert inhibits nothing; dropping its keys keeps the lookup short.
+        sqlx::query("DELETE FROM inhibit_keys WHERE alert_id = ?")
             .bind(alert_id)
             .execute(&mut *self.conn)
             .await?;
@@ -594,6 +608,46 @@ impl IngestTx for SqliteIngest<'_> {
         .fetch_one(&mut *self.conn)
         .await?)
     }
+
+    async fn key_held(
+        &mut self,
+        key: &InhibitKey,
+        own: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM inhibit_keys k JOIN alerts a ON a.id = k.alert_id
+             WHERE k.key = ? AND a.closed_at_ms IS NULL AND a.last_seen_ms >= ? - k.window_ms
+               AND a.dedup_key IS NOT ? AND NOT (k.both_sides AND ?))",
+        )
+        .bind(&key.key)
+        .bind(now_ms)
+        .bind(own)
+        .bind(key.both_sides)
+        .fetch_one(&mut *self.conn)
+        .await?)
+    }
+
+    async fn hold_keys(
+        &mut self,
+        alert_id: i64,
+        keys: &[InhibitKey],
+        window_ms: i64,
+    ) -> Result<(), StoreError> {
+        for key in keys {
+            sqlx::query(
+                "INSERT INTO inhibit_keys (key, alert_id, both_sides, window_ms) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (key, alert_id) DO NOTHING",
+            )
+            .bind(&key.key)
+            .bind(alert_id)
+            .bind(key.both_sides)
+            .bind(window_ms)
+            .execute(&mut *self.conn)
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Recomputes a lane's head after items left (or re-entered) the pending state.
@@ -679,7 +733,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn ingest(&self, batch: Vec<NewEvent>) -> Result<(), StoreError> {
+    async fn ingest(&self, batch: Vec<NewEvent>) -> Result<Ingested, StoreError> {
         self.ingester.ingest(batch).await
     }
 
@@ -1077,6 +1131,10 @@ impl Store for SqliteStore {
                 removed += n;
             }
         }
+        // Bookkeeping too: the inhibition keys of pruned alerts (closing an alert already drops its keys).
+        sqlx::query("DELETE FROM inhibit_keys WHERE NOT EXISTS (SELECT 1 FROM alerts a WHERE a.id = inhibit_keys.alert_id)")
+            .execute(&mut *tx)
+            .await?;
         // After the events: an action goes only once the event it is recorded on is gone.
         let silences =
             sqlx::query("DELETE FROM silences WHERE COALESCE(expired_at_ms, ends_at_ms) < ?")
