@@ -5,6 +5,7 @@
 //! repeats and resolves, a legacy cron job posting to a webhook URL, and a burst to one
 //! channel — shows progress, and ends with what landed where.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -82,7 +83,9 @@ pub async fn run(data_dir: &Path, wait: bool) -> anyhow::Result<()> {
     println!("  Config            {}\n", config_path.display());
 
     let ids = fire(addr).await?;
+    let storm_ids = storm(addr).await?;
     let settled = wait_for(addr, &ids).await?;
+    storm_summary(addr, &sim, &storm_ids).await?;
     summary(&sim, &settled, sim_addr);
 
     if wait {
@@ -214,7 +217,110 @@ async fn fire(addr: SocketAddr) -> anyhow::Result<Vec<(String, String)>> {
         )
         .await?,
     );
+
+    // A node dies: six pods of two services crash. The route groups by service: two cards, not six messages.
+    for (i, (service, pod)) in [
+        ("search", "search-7f9c-1"),
+        ("search", "search-7f9c-2"),
+        ("recommendations", "recs-55d1-1"),
+        ("search", "search-7f9c-3"),
+        ("recommendations", "recs-55d1-2"),
+        ("search", "search-7f9c-4"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let e = json!({"title": format!("Pod {pod} CrashLoopBackOff"), "severity": "error", "status": "firing",
+                       "source": "kubernetes", "service": service, "dedup_key": pod,
+                       "labels": {"node": "node-eu-7", "namespace": service}});
+        ids.push(post(format!("pod alert {}/6 on node-eu-7 (grouped by service)", i + 1), e).await?);
+    }
     Ok(ids)
+}
+
+/// How many alerts the batch storm sends, and from how many services.
+const STORM: usize = 300;
+const STORM_SERVICES: usize = 10;
+
+/// A batch system melts down: 300 alerts from 10 services in a couple of seconds. The route's storm guard switches
+/// to a digest. Returns the event ids.
+async fn storm(addr: SocketAddr) -> anyhow::Result<Vec<String>> {
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for chunk in (0..STORM).collect::<Vec<_>>().chunks(50) {
+        let batch: Vec<Value> = chunk
+            .iter()
+            .map(|i| {
+                let service = format!("etl-{:02}", i % STORM_SERVICES);
+                let severity = ["error", "warning"][i % 2];
+                json!({"title": format!("Job {} failed on {service}", i % 30), "severity": severity,
+                       "status": "firing", "source": "batch", "service": service,
+                       "dedup_key": format!("{service}/job-{}", i % 30)})
+            })
+            .collect();
+        let r = http
+            .post(format!("http://{addr}/v1/events"))
+            .bearer_auth(API_KEY)
+            .json(&batch)
+            .send()
+            .await?;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("storm batch: {status} {v}");
+        }
+        ids.extend(
+            v["ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i.as_str().map(str::to_string)),
+        );
+    }
+    println!(
+        "  → {:<58} 202 Accepted",
+        format!("batch storm: {STORM} alerts from {STORM_SERVICES} services")
+    );
+    Ok(ids)
+}
+
+/// Waits for the storm to pass (the digest that says so) and says what became of its events.
+async fn storm_summary(addr: SocketAddr, sim: &Simulator, ids: &[String]) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let over = |sim: &Simulator| {
+        sim.channels()
+            .iter()
+            .filter(|c| c.name == "batch")
+            .any(|c| sim.messages(&c.id).iter().any(|m| m.text.contains("is over")))
+    };
+    while !over(sim) && started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let http = reqwest::Client::new();
+    let mut states: BTreeMap<String, usize> = BTreeMap::new();
+    for id in ids {
+        let v: Value = http
+            .get(format!("http://{addr}/v1/events/{id}"))
+            .bearer_auth(API_KEY)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let state = match v["state"].as_str().unwrap_or("?") {
+            "merged" if v["groups"][0]["digested_at_ms"].is_number() => "merged, digested",
+            other => other,
+        };
+        *states.entry(state.to_string()).or_default() += 1;
+    }
+    let states: Vec<String> = states.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    println!(
+        "
+The batch storm: {} alerts, {} ({:.1}s); #batch got digests instead of cards.",
+        ids.len(),
+        states.join(", "),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Poll until every event has settled (posted, dropped, merged, resolved or dead).
@@ -237,7 +343,11 @@ async fn wait_for(
                 .await?;
             views.push((label.clone(), v));
         }
-        let pending = views.iter().filter(|(_, v)| v["state"] == "queued").count();
+        // Grouped alerts wait for their group's first card (group_wait).
+        let pending = views
+            .iter()
+            .filter(|(_, v)| v["state"] == "queued" || v["state"] == "grouped")
+            .count();
         if pending != last {
             println!(
                 "  … {pending} of {} events still on their way to Slack ({:.1}s)",
@@ -263,6 +373,10 @@ fn summary(sim: &Simulator, settled: &[(String, Value)], sim_addr: SocketAddr) {
                 "into {} (×{})",
                 v["fate"]["into"].as_str().unwrap_or("?"),
                 v["fate"]["count"]
+            ),
+            _ if v["groups"].as_array().is_some_and(|g| !g.is_empty()) => format!(
+                "on its group's card in #{}",
+                v["groups"][0]["channel"].as_str().unwrap_or("?")
             ),
             _ => {
                 // A card update and its thread reply go to the same channel: name it once.
