@@ -347,6 +347,7 @@ async fn enqueue(
         },
         outbox,
         dedup: None,
+        follow_up: None,
     };
     state
         .store

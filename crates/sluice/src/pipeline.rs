@@ -70,6 +70,7 @@ impl Pipeline<'_> {
             fate: Fate::Unrouted,
             outbox: Vec::new(),
             dedup: None,
+            follow_up: None,
         };
         if let Some(silence) = self.silences.silenced_by(event, received_at_ms) {
             new.fate = Fate::Suppressed {

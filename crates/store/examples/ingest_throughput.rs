@@ -59,6 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         ref_post: false,
                     }],
                     dedup: None,
+                    follow_up: None,
                 };
                 store.ingest(vec![ev]).await?;
             }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Dedup, Fate, NewEvent, NewOutboxItem, StoreError};
+use crate::{Dedup, Fate, FollowUp, NewEvent, NewOutboxItem, StoreError};
 
 pub(crate) struct OpenAlert {
     pub id: i64,
@@ -83,6 +83,8 @@ pub(crate) trait IngestTx: Send {
         lane: &str,
         item_id: i64,
     ) -> Result<(), StoreError>;
+    /// The alert `event_id` belongs to (see `alerting::alert_root`): the latest alert opened by that event.
+    async fn alert_of(&mut self, event_id: &str) -> Result<Option<i64>, StoreError>;
     async fn insert_event(&mut self, row: &EventRow<'_>) -> Result<(), StoreError>;
     async fn insert_item(&mut self, row: &ItemRow<'_>) -> Result<i64, StoreError>;
 }
@@ -107,6 +109,20 @@ pub(crate) fn dedup_of(ev: &NewEvent) -> Option<&Dedup> {
     }
 }
 
+/// The follow-up ingest applies: none with a dedup request (that one decides) or for a suppressed event.
+pub(crate) fn follow_up_of(ev: &NewEvent) -> Option<&FollowUp> {
+    match ev.fate {
+        Fate::Suppressed { .. } => None,
+        _ if ev.dedup.is_some() => None,
+        _ => ev.follow_up.as_ref(),
+    }
+}
+
+/// The event must go through [`ingest_event`] (it reads alerts); others can be written in bulk.
+pub(crate) fn needs_reads(ev: &NewEvent) -> bool {
+    dedup_of(ev).is_some() || follow_up_of(ev).is_some()
+}
+
 /// Lanes that gained pending items in this transaction, with the smallest new item id in each.
 pub(crate) type TouchedLanes = BTreeMap<String, i64>;
 
@@ -115,11 +131,14 @@ pub(crate) fn candidate_lanes(batch: &[NewEvent]) -> Vec<String> {
     let mut lanes: Vec<String> = batch
         .iter()
         .flat_map(|e| {
-            outbox_of(e).iter().chain(
-                dedup_of(e)
-                    .into_iter()
-                    .flat_map(|d| d.on_open.iter().chain(&d.refresh).chain(&d.on_reopen)),
-            )
+            outbox_of(e)
+                .iter()
+                .chain(
+                    dedup_of(e)
+                        .into_iter()
+                        .flat_map(|d| d.on_open.iter().chain(&d.refresh).chain(&d.on_reopen)),
+                )
+                .chain(follow_up_of(e).into_iter().flat_map(|f| &f.refresh))
         })
         .map(|i| i.lane.clone())
         .collect();
@@ -150,7 +169,13 @@ pub(crate) async fn ingest_event(
     let none: &[NewOutboxItem] = &[];
     let (fate, items, refresh, alert): (Fate, &[NewOutboxItem], &[NewOutboxItem], Alert) =
         match dedup_of(ev) {
-            None => (ev.fate.clone(), own, none, Alert::None),
+            None => match follow_up_of(ev) {
+                Some(f) => match tx.alert_of(&f.alert_of).await? {
+                    Some(id) => (ev.fate.clone(), own, &f.refresh, Alert::Existing(id)),
+                    None => (ev.fate.clone(), own, none, Alert::None),
+                },
+                None => (ev.fate.clone(), own, none, Alert::None),
+            },
             Some(d) => match tx.open_alert(&d.key).await? {
                 Some(a) if d.resolves => {
                     tx.close_alert(a.id, now).await?;

@@ -246,6 +246,7 @@ fn queue_message(
         },
         outbox: vec![outbox_item(team, channel, "chat.postMessage", args)],
         dedup: None,
+        follow_up: None,
     }
 }
 

@@ -23,8 +23,8 @@ use crate::coord::{RateParams, RATE_IDLE_MS};
 use crate::error::corrupt;
 use crate::group::{spawn_writer, GroupCommit, Ingester};
 use crate::ingest::{
-    candidate_lanes, dedup_of, ingest_event, outbox_of, ref_dead_reason, EventRow, IngestTx,
-    ItemRow, OpenAlert, TouchedLanes,
+    candidate_lanes, dedup_of, ingest_event, needs_reads, outbox_of, ref_dead_reason, EventRow,
+    IngestTx, ItemRow, OpenAlert, TouchedLanes,
 };
 use crate::sqlite::wall_clock_ms;
 use crate::*;
@@ -46,8 +46,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0004_living_alerts",
         include_str!("migrations/0004_living_alerts.sql"),
     ),
+    // 0005 is taken by a change on another branch; numbers are not reused, so the list may have gaps.
+    (
+        6,
+        "0006_message_lookup",
+        include_str!("migrations/0006_message_lookup.sql"),
+    ),
 ];
-const BINARY_VERSION: i64 = MIGRATIONS.len() as i64;
+/// The number of the last migration (not their count: numbers are reserved per change and may have gaps).
+const BINARY_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 /// Arbitrary constant naming the "schema migration in progress" advisory lock.
 const MIGRATION_LOCK: i64 = 0x5_11CE;
 /// How long a request waits for a connection before it is answered `Unavailable`.
@@ -91,7 +98,7 @@ async fn commit_group(pool: &PgPool, batches: &[&[NewEvent]]) -> Result<(), Stor
     let mut touched = TouchedLanes::new();
     let mut plain: Vec<&NewEvent> = Vec::new();
     for ev in all {
-        if dedup_of(ev).is_none() {
+        if !needs_reads(ev) {
             plain.push(ev);
             continue;
         }
@@ -534,6 +541,18 @@ impl IngestTx for PgIngest<'_> {
         .execute(&mut *self.conn)
         .await?;
         Ok(())
+    }
+
+    async fn alert_of(&mut self, event_id: &str) -> Result<Option<i64>, StoreError> {
+        let Some(root) = root_of(&mut *self.conn, event_id).await? else {
+            return Ok(None);
+        };
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM alerts WHERE first_event_id = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(root)
+        .fetch_optional(&mut *self.conn)
+        .await?)
     }
 
     async fn insert_event(&mut self, row: &EventRow<'_>) -> Result<(), StoreError> {
@@ -1407,6 +1426,24 @@ impl Store for PgStore {
                 ts: ts.unwrap_or_default(),
             })
             .collect())
+    }
+
+    async fn event_of_message(
+        &self,
+        channel: &str,
+        ts: &str,
+    ) -> Result<Option<EventId>, StoreError> {
+        let found: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT event_id FROM outbox
+             WHERE sent_channel = $1 AND sent_ts = $2 AND state = 'sent' AND method = 'chat.postMessage'
+                   AND NOT ref_post
+             ORDER BY id LIMIT 1",
+        )
+        .bind(channel)
+        .bind(ts)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.flatten())
     }
 }
 
