@@ -158,6 +158,7 @@ pub fn event_view(s: &EventStatus) -> Value {
         "source": s.source,
         "fate": s.fate,
         "deliveries": s.deliveries,
+        "actions": s.actions,
         "event": s.body,
     })
 }
