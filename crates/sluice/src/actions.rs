@@ -183,7 +183,10 @@ impl Verb {
 /// "until 11:42 UTC by <@U1>".
 fn decided(verb: Verb, actor: &str, at_ms: i64) -> String {
     match verb {
-        Verb::Silence => format!("until {} by <@{actor}>", clock(at_ms + SILENCE_MS)),
+        Verb::Silence => format!(
+            "until {} by <@{actor}>",
+            clock(at_ms.saturating_add(SILENCE_MS))
+        ),
         _ => format!("by <@{actor}> at {}", clock(at_ms)),
     }
 }
@@ -744,8 +747,16 @@ async fn slash_command(state: &AppState, ctx: Ctx<SlashCommand>) -> HandlerResul
     let word = cmd.text.split_whitespace().next().unwrap_or("help");
     let reply = match word {
         "status" => {
-            let stats = state.store.outbox_stats(now_ms()).await.map_err(|e| HandlerError::new(e.to_string()))?;
-            let silences = state.store.silences(false, now_ms()).await.map_err(|e| HandlerError::new(e.to_string()))?;
+            let stats = state
+                .store
+                .outbox_stats(now_ms())
+                .await
+                .map_err(|e| HandlerError::new(e.to_string()))?;
+            let silences = state
+                .store
+                .silences(false, now_ms())
+                .await
+                .map_err(|e| HandlerError::new(e.to_string()))?;
             format!(
                 "*Sluice status*\n• outbox: {} pending{}\n• dead letters: {}\n• silences: {}",
                 stats.pending,
@@ -757,15 +768,31 @@ async fn slash_command(state: &AppState, ctx: Ctx<SlashCommand>) -> HandlerResul
                 silences.len()
             )
         }
-        "help" | "" => format!(
-            "*{c}* — Sluice, the operations gateway\n• `{c} status` — outbox, dead letters and silences\n• `{c} help` — this message\nAlert cards have *Acknowledge*, {escalate}*Silence 1 h* (mutes that alert for an hour) and *Resolve* buttons{reaction}. Each is taken once per alert, and the card shows who did what.",
-            c = cmd.command,
-            escalate = if state.config.actions.can_escalate() { "*Escalate* (calls in on-call), " } else { "" },
-            reaction = state.config.actions.ack_reaction.as_deref().map(|r| format!("; react with :{r}: on a card to acknowledge it")).unwrap_or_default(),
-        ),
+        "help" | "" => help_text(&cmd.command, &state.config.actions),
         other => format!("I don't know `{other}`. Try `{} help`.", cmd.command),
     };
     Ok(Some(Reply::ephemeral(reply)))
+}
+
+/// `/sluice help`: the commands, and what alert cards offer with this configuration.
+fn help_text(command: &str, cfg: &ActionsConfig) -> String {
+    let escalate = if cfg.can_escalate() {
+        "*Escalate* (calls in on-call), "
+    } else {
+        ""
+    };
+    let reaction = cfg
+        .ack_reaction
+        .as_deref()
+        .map(|r| format!("; react with :{r}: on a card to acknowledge it"))
+        .unwrap_or_default();
+    format!(
+        "*{command}* — Sluice, the operations gateway\n\
+         • `{command} status` — outbox, dead letters and silences\n\
+         • `{command} help` — this message\n\
+         Alert cards have *Acknowledge*, {escalate}*Silence 1 h* (mutes that alert for an hour) and *Resolve* \
+         buttons{reaction}. Each is taken once per alert, and the card shows who did what."
+    )
 }
 
 async fn mention(state: &AppState, ctx: Ctx<EventCallback>) -> HandlerResult<()> {
@@ -878,6 +905,24 @@ mod tests {
             .collect();
         show_actions(&mut card, &all);
         assert!(!card.to_string().contains(ACTIONS_BLOCK_ID));
+    }
+
+    #[test]
+    fn help_names_what_the_cards_offer_here() {
+        let plain = help_text("/sluice", &ActionsConfig::default());
+        assert!(plain.contains("*Acknowledge*, *Silence 1 h*"), "{plain}");
+        assert!(plain.contains("react with :eyes:"), "{plain}");
+        let cfg = ActionsConfig {
+            escalate_group: Some("S1".into()),
+            ack_reaction: None,
+            ..ActionsConfig::default()
+        };
+        let t = help_text("/ops", &cfg);
+        assert!(
+            t.contains("`/ops status`") && t.contains("*Escalate*"),
+            "{t}"
+        );
+        assert!(!t.contains("react with"), "{t}");
     }
 
     #[test]

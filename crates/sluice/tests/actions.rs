@@ -359,6 +359,27 @@ async fn escalate_calls_on_call_in_the_escalation_channel_once_with_a_link_to_th
         1,
         "{records:#?}"
     );
+
+    // Resolving it from the card shows it resolved in place, count and decisions kept, and says so in the thread.
+    sim.click_button(&channel, &ts, "sluice_resolve", "U0002")
+        .await
+        .unwrap();
+    wait_until("the resolved card", Duration::from_secs(15), || {
+        card(&sim, "Payments").is_some_and(|m| text(&m).contains("Resolved by <@U0002>"))
+    })
+    .await;
+    let t = text(&card(&sim, "Payments").unwrap());
+    assert!(t.contains("Resolved") && t.contains("×2"), "{t}");
+    assert!(t.contains(&format!("Escalated by <@{winner}> at")), "{t}");
+    assert!(
+        !t.contains("\"sluice_resolve\"") && !t.contains("\"sluice_ack\""),
+        "{t}"
+    );
+    assert!(sim
+        .messages(&channel)
+        .iter()
+        .any(|m| m.thread_ts.as_deref() == Some(ts.as_str())
+            && m.text.contains("Resolved by <@U0002>")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
