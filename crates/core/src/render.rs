@@ -49,7 +49,12 @@ pub const METADATA_EVENT_TYPE: &str = "sluice_event";
 pub const ACTION_ACK: &str = "sluice_ack";
 /// `action_id` of the Resolve button on a firing alert (its `value` is the event id).
 pub const ACTION_RESOLVE: &str = "sluice_resolve";
-/// `block_id` of the block holding the Acknowledge/Resolve buttons.
+/// `action_id` of the Escalate button on a firing alert (its `value` is the event id); offered only when the
+/// renderer was told escalation has somewhere to go ([`Renderer::offer_escalate`]).
+pub const ACTION_ESCALATE: &str = "sluice_escalate";
+/// `action_id` of the "Silence 1 h" button on a firing alert (its `value` is the event id).
+pub const ACTION_SILENCE: &str = "sluice_silence";
+/// `block_id` of the block holding the alert action buttons.
 pub const ACTIONS_BLOCK_ID: &str = "sluice_actions";
 
 /// Per-delivery facts the event itself does not carry.
@@ -152,6 +157,8 @@ pub enum RenderError {
 pub struct Renderer {
     env: Environment<'static>,
     user: BTreeSet<String>,
+    /// Alert cards carry an Escalate button.
+    escalate: bool,
 }
 
 impl Renderer {
@@ -201,10 +208,17 @@ impl Renderer {
             Ok(Renderer {
                 env,
                 user: user_templates.keys().cloned().collect(),
+                escalate: false,
             })
         } else {
             Err(errors)
         }
+    }
+
+    /// Alert cards offer an Escalate button (off by default: escalating needs a user group or channel to go to).
+    pub fn offer_escalate(mut self, yes: bool) -> Renderer {
+        self.escalate = yes;
+        self
     }
 
     /// The built-in names and the user templates' names: what routing rules may refer to.
@@ -244,11 +258,11 @@ impl Renderer {
     pub fn render(&self, e: &Event, ctx: &RenderContext) -> Result<Value, RenderError> {
         let card = match ctx.template {
             "auto" => match e.kind {
-                Kind::Alert => alert(e, ctx),
+                Kind::Alert => alert(e, ctx, self.escalate),
                 Kind::Deployment => deployment(e, ctx),
                 Kind::Message => generic(e, ctx),
             },
-            "alert" => alert(e, ctx),
+            "alert" => alert(e, ctx, self.escalate),
             "deployment" => deployment(e, ctx),
             "generic" => generic(e, ctx),
             name if self.user.contains(name) => self.user_template(name, e, ctx)?,
@@ -630,7 +644,7 @@ fn title_header(prefix: &str, e: &Event, ctx: &RenderContext) -> Value {
     header(format!("{prefix}{}{suffix}", esc_fit(&e.title, room)))
 }
 
-fn alert(e: &Event, ctx: &RenderContext) -> Card {
+fn alert(e: &Event, ctx: &RenderContext, escalate: bool) -> Card {
     let resolved = e.status == Status::Resolved;
     let prefix = if resolved {
         ":white_check_mark: Resolved: ".to_owned()
@@ -659,13 +673,18 @@ fn alert(e: &Event, ctx: &RenderContext) -> Card {
     blocks.extend(link_buttons(&e.links));
     if !resolved {
         let value = fit(ctx.event_id, limits::BUTTON_VALUE);
+        let button = |label: &str, action_id: &str| json!({"type": "button", "text": plain(label.into()), "action_id": action_id, "value": value});
+        let mut elements = vec![button("Acknowledge", ACTION_ACK)];
+        elements[0]["style"] = json!("primary");
+        if escalate {
+            elements.push(button("Escalate", ACTION_ESCALATE));
+        }
+        elements.push(button("Silence 1 h", ACTION_SILENCE));
+        elements.push(button("Resolve", ACTION_RESOLVE));
         blocks.push(json!({
             "type": "actions",
             "block_id": ACTIONS_BLOCK_ID,
-            "elements": [
-                {"type": "button", "style": "primary", "text": plain("Acknowledge".into()), "action_id": ACTION_ACK, "value": value},
-                {"type": "button", "text": plain("Resolve".into()), "action_id": ACTION_RESOLVE, "value": value},
-            ],
+            "elements": elements,
         }));
     }
     blocks.push(context_line(e, ctx));

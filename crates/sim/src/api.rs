@@ -19,6 +19,7 @@ pub const METHODS: &[(&str, Option<&str>)] = &[
     ("chat.delete", Some("chat:write")),
     ("chat.postEphemeral", Some("chat:write")),
     ("chat.scheduleMessage", Some("chat:write")),
+    ("chat.getPermalink", None),
     ("conversations.info", Some("channels:read")),
     ("conversations.list", Some("channels:read")),
     ("conversations.create", Some("channels:manage")),
@@ -26,6 +27,7 @@ pub const METHODS: &[(&str, Option<&str>)] = &[
     ("conversations.setTopic", Some("channels:manage")),
     ("conversations.history", Some("channels:history")),
     ("conversations.replies", Some("channels:history")),
+    ("conversations.members", Some("channels:read")),
     ("users.info", Some("users:read")),
     ("users.lookupByEmail", Some("users:read.email")),
     ("usergroups.users.list", Some("usergroups:read")),
@@ -251,6 +253,7 @@ pub fn dispatch(state: &mut State, method: &str, args: &Args, now: Instant) -> R
         "chat.delete" => delete(state, args),
         "chat.postEphemeral" => post_ephemeral(state, args, now),
         "chat.scheduleMessage" => schedule(state, args, now),
+        "chat.getPermalink" => permalink(state, args),
         "conversations.info" => {
             let ch = channel_arg(state, args)?;
             Ok(json!({"channel": state.channels[ch].info_json()}))
@@ -261,6 +264,7 @@ pub fn dispatch(state: &mut State, method: &str, args: &Args, now: Instant) -> R
         "conversations.setTopic" => set_topic(state, args),
         "conversations.history" => history(state, args),
         "conversations.replies" => replies(state, args),
+        "conversations.members" => members(state, args),
         "users.info" => {
             let id = str_arg(args, "user").unwrap_or_default();
             let u = state
@@ -570,6 +574,33 @@ fn replies(state: &State, args: &Args) -> Reply {
     Ok(
         json!({"messages": messages, "has_more": !next.is_empty(), "response_metadata": {"next_cursor": next}}),
     )
+}
+
+/// Slack's permalink shape: `…/archives/<channel>/p<ts without the dot>`, with `thread_ts` and `cid` for a reply.
+fn permalink(state: &State, args: &Args) -> Reply {
+    let ch = channel_arg(state, args)?;
+    let channel = &state.channels[ch];
+    let ts = str_arg(args, "message_ts").ok_or_else(|| ApiError::new("message_not_found"))?;
+    let msg = channel
+        .find(&ts)
+        .ok_or_else(|| ApiError::new("message_not_found"))?;
+    let mut link = format!(
+        "https://sluice-sim.slack.com/archives/{}/p{}",
+        channel.id,
+        ts.replace('.', "")
+    );
+    if let Some(parent) = &msg.thread_ts {
+        link.push_str(&format!("?thread_ts={parent}&cid={}", channel.id));
+    }
+    Ok(json!({"channel": channel.id, "permalink": link}))
+}
+
+/// Members of a conversation, paged like Slack's (`cursor`, `limit`, `response_metadata.next_cursor`).
+fn members(state: &State, args: &Args) -> Reply {
+    let ch = channel_arg(state, args)?;
+    let all: Vec<String> = state.channels[ch].members.iter().cloned().collect();
+    let (members, next) = page(&all, args, 100);
+    Ok(json!({"members": members, "response_metadata": {"next_cursor": next}}))
 }
 
 fn react(state: &mut State, args: &Args) -> Reply {

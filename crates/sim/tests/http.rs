@@ -1086,6 +1086,36 @@ async fn conversations_users_and_reactions() {
             .json()["users"],
         json!(["U0001", "U0002"])
     );
+    assert_eq!(
+        api(&app, "conversations.members", json!({"channel": id}))
+            .await
+            .json()["members"],
+        json!(["U0001", "U0002", "U0BOT"]),
+        "the bot and the users invited above"
+    );
+    api(
+        &app,
+        "conversations.invite",
+        json!({"channel": id, "users": "U0003"}),
+    )
+    .await;
+    let first = api(
+        &app,
+        "conversations.members",
+        json!({"channel": id, "limit": 2}),
+    )
+    .await
+    .json();
+    assert_eq!(first["members"], json!(["U0001", "U0002"]));
+    let rest = api(
+        &app,
+        "conversations.members",
+        json!({"channel": id, "limit": 2, "cursor": first["response_metadata"]["next_cursor"]}),
+    )
+    .await
+    .json();
+    assert_eq!(rest["members"], json!(["U0003", "U0BOT"]));
+    assert_eq!(rest["response_metadata"]["next_cursor"], "");
 
     let ts = api(
         &app,
@@ -1122,6 +1152,31 @@ async fn conversations_users_and_reactions() {
             "eyes".to_string(),
             vec![sluice_sim::BOT_USER_ID.to_string()]
         )]
+    );
+    let ts_s = ts.as_str().unwrap().to_string();
+    assert_eq!(
+        api(
+            &app,
+            "chat.getPermalink",
+            json!({"channel": id, "message_ts": ts_s})
+        )
+        .await
+        .json()["permalink"],
+        format!(
+            "https://sluice-sim.slack.com/archives/{id}/p{}",
+            ts_s.replace('.', "")
+        )
+    );
+    assert_eq!(
+        api(
+            &app,
+            "chat.getPermalink",
+            json!({"channel": id, "message_ts": "1.000001"})
+        )
+        .await
+        .error()
+        .as_deref(),
+        Some("message_not_found")
     );
 
     let r = api(

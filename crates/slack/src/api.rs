@@ -605,6 +605,39 @@ impl Client {
         .await
     }
 
+    /// `conversations.members`, every page: the user ids in `channel` (the bot included).
+    pub async fn conversations_members(&self, channel: &str) -> Result<Vec<String>, SlackError> {
+        let method = "conversations.members";
+        let mut members = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut args = json!({ "channel": channel, "limit": 200 });
+            if let Some(c) = &cursor {
+                args["cursor"] = json!(c);
+            }
+            let body = self.call(method, &args).await?;
+            members.extend(decode_field::<Vec<String>>(method, &body, "members")?);
+            cursor = body
+                .pointer("/response_metadata/next_cursor")
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned);
+            if cursor.is_none() {
+                return Ok(members);
+            }
+        }
+    }
+
+    /// `chat.getPermalink`: a link to the message `ts` in `channel` that opens it in Slack.
+    pub async fn chat_get_permalink(&self, channel: &str, ts: &str) -> Result<String, SlackError> {
+        self.call_field(
+            "chat.getPermalink",
+            &json!({ "channel": channel, "message_ts": ts }),
+            "permalink",
+        )
+        .await
+    }
+
     /// `reactions.add`. `name` is the emoji name without colons.
     pub async fn reactions_add(
         &self,

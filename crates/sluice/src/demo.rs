@@ -233,7 +233,13 @@ async fn fire(addr: SocketAddr) -> anyhow::Result<Vec<(String, String)>> {
         let e = json!({"title": format!("Pod {pod} CrashLoopBackOff"), "severity": "error", "status": "firing",
                        "source": "kubernetes", "service": service, "dedup_key": pod,
                        "labels": {"node": "node-eu-7", "namespace": service}});
-        ids.push(post(format!("pod alert {}/6 on node-eu-7 (grouped by service)", i + 1), e).await?);
+        ids.push(
+            post(
+                format!("pod alert {}/6 on node-eu-7 (grouped by service)", i + 1),
+                e,
+            )
+            .await?,
+        );
     }
     Ok(ids)
 }
@@ -291,7 +297,11 @@ async fn storm_summary(addr: SocketAddr, sim: &Simulator, ids: &[String]) -> any
         sim.channels()
             .iter()
             .filter(|c| c.name == "batch")
-            .any(|c| sim.messages(&c.id).iter().any(|m| m.text.contains("is over")))
+            .any(|c| {
+                sim.messages(&c.id)
+                    .iter()
+                    .any(|m| m.text.contains("is over"))
+            })
     };
     while !over(sim) && started.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(250)).await;

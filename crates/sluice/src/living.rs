@@ -11,8 +11,10 @@ use serde_json::{json, Value};
 use sluice_core::event::Event;
 use sluice_core::render::{refire_reply, resolved_reply, AlertLife, RenderContext, Renderer};
 use sluice_slack::blocks::fit_message;
-use sluice_store::AlertCard;
+use sluice_store::{AlertCard, NewOutboxItem};
 use time::OffsetDateTime;
+
+use crate::pipeline::outbox_item;
 
 /// The key of the marker in a living item's args.
 pub const LIVING_KEY: &str = "sluice_living";
@@ -50,6 +52,14 @@ pub fn marker(channel: &str, part: Part, template: &str) -> Value {
         "channel": channel,
         LIVING_KEY: { "part": part.as_str(), "template": template },
     })
+}
+
+/// A living item for the alert's card in `channel`: linked to the card (`ref_post`), rendered at send time.
+pub fn item(team: &str, channel: &str, method: &str, part: Part, template: &str) -> NewOutboxItem {
+    NewOutboxItem {
+        ref_post: true,
+        ..outbox_item(team, channel, method, marker(channel, part, template))
+    }
 }
 
 pub fn is_living(args: &Value) -> bool {

@@ -247,6 +247,7 @@ impl Notifier {
             outbox,
             dedup: None,
             inhibit: Default::default(),
+            follow_up: None,
         };
         self.store.ingest(vec![event]).await?;
         metrics::counter!("sluice_storm_digests_total", "route" => route.rule.clone()).increment(1);

@@ -118,6 +118,7 @@ impl Pipeline<'_> {
             outbox: Vec::new(),
             dedup: None,
             inhibit: Inhibit::default(),
+            follow_up: None,
         };
         if let Some(silence) = self.silences.silenced_by(event, received_at_ms) {
             new.fate = Fate::Suppressed {
@@ -161,14 +162,8 @@ impl Pipeline<'_> {
                 // The alert's one card lives on: a duplicate, a resolve or a re-fire refreshes it in place
                 // (coalesced, rendered at send time with the alert's count and state), and a resolve or re-fire
                 // also says so in its thread. The dispatcher fills in the card's channel id and ts.
-                let living = |method: &str, part: Part| NewOutboxItem {
-                    ref_post: true,
-                    ..outbox_item(
-                        self.team,
-                        &d.channel,
-                        method,
-                        living::marker(&d.channel, part, &d.template),
-                    )
+                let living = |method: &str, part: Part| {
+                    living::item(self.team, &d.channel, method, part, &d.template)
                 };
                 refresh.push(living("chat.update", Part::Card));
                 if resolves {

@@ -117,11 +117,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
 
     let mut app = crate::http::app(state.clone());
     if let Some(secret) = state.config.signing_secret.clone() {
-        let permissions = Arc::new(Permissions::new(
-            state.config.actions.users.clone(),
-            state.config.actions.groups.clone(),
-            slack.clone(),
-        ));
+        let permissions = Arc::new(Permissions::new(&state.config.actions, slack.clone()));
         let registry =
             crate::actions::registry(state.clone(), permissions, &state.config.actions.command);
         let mut cfg = InboundConfig::new(secret);

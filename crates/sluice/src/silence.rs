@@ -103,6 +103,37 @@ impl SilenceSet {
     }
 }
 
+/// Matchers that mute one alert — the one `e` is — and not its neighbours, for "Silence 1 h" on a card.
+///
+/// An alert whose labels carry `alertname` (Alertmanager, Grafana) is identified by its labels, as Alertmanager
+/// identifies it: its summary often carries a value that changes from one notification to the next. Any other alert
+/// is identified by its title, service and environment as well as its labels. The source is always part of it, and
+/// the status never is (the silence covers the alert's resolve too). Every value is read with the same rule the
+/// [`SilenceSet`] matches with, so the matchers always match `e` itself.
+pub fn identity_matchers(e: &Event) -> Vec<SilenceMatcher> {
+    let mut names: Vec<&str> = vec!["source"];
+    names.extend(e.labels.keys().map(String::as_str));
+    if !e.labels.contains_key("alertname") {
+        names.push("title");
+        for field in ["service", "environment"] {
+            if !value(e, field).is_empty() {
+                names.push(field);
+            }
+        }
+    }
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| *n != "status")
+        .map(|name| SilenceMatcher {
+            name: name.to_string(),
+            op: MatchOp::Eq,
+            value: value(e, name).to_string(),
+        })
+        .collect()
+}
+
 /// A silence as callers write it: `"service=checkout"`, `"severity=~warn.*"`, or objects.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -380,5 +411,112 @@ mod tests {
         for (body, field) in cases {
             assert_eq!(req(body.clone()).unwrap_err().0, field, "{body}");
         }
+    }
+
+    fn parsed(body: serde_json::Value) -> Event {
+        sluice_core::event::parse_events(body.to_string().as_bytes())
+            .unwrap()
+            .remove(0)
+    }
+
+    fn silences(matchers: Vec<SilenceMatcher>) -> SilenceSet {
+        let s = Silence {
+            id: "sil_card".into(),
+            matchers,
+            starts_at_ms: 0,
+            ends_at_ms: 100,
+            author: "U1".into(),
+            comment: "from Slack".into(),
+            created_at_ms: 0,
+            expired_at_ms: None,
+        };
+        SilenceSet::new(1, &[s])
+    }
+
+    #[test]
+    fn identity_matchers_mute_the_alert_and_not_its_neighbours() {
+        let generic = serde_json::json!({"title": "Checkout p99 above 2s", "severity": "critical",
+            "status": "firing", "source": "api", "service": "checkout", "labels": {"team": "web"}});
+        let am = serde_json::json!({"title": "p99 is 2.31s", "severity": "critical", "status": "firing",
+            "source": "alertmanager", "service": "checkout",
+            "labels": {"alertname": "HighLatency", "service": "checkout", "severity": "page", "instance": "a:9100"}});
+        let with = |base: &serde_json::Value, f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = base.clone();
+            f(&mut v);
+            parsed(v)
+        };
+        type Case<'a> = (
+            &'a str,
+            &'a serde_json::Value,
+            &'a dyn Fn(&mut serde_json::Value),
+            bool,
+        );
+        let cases: &[Case] = &[
+            ("the same alert again", &generic, &|_| {}, true),
+            (
+                "its resolve",
+                &generic,
+                &|v| v["status"] = "resolved".into(),
+                true,
+            ),
+            (
+                "another title",
+                &generic,
+                &|v| v["title"] = "Checkout down".into(),
+                false,
+            ),
+            (
+                "another service",
+                &generic,
+                &|v| v["service"] = "payments".into(),
+                false,
+            ),
+            (
+                "another team",
+                &generic,
+                &|v| v["labels"]["team"] = "core".into(),
+                false,
+            ),
+            (
+                "another source",
+                &generic,
+                &|v| v["source"] = "grafana".into(),
+                false,
+            ),
+            (
+                "AM: a new value in the summary",
+                &am,
+                &|v| v["title"] = "p99 is 2.9s".into(),
+                true,
+            ),
+            (
+                "AM: another instance",
+                &am,
+                &|v| v["labels"]["instance"] = "b:9100".into(),
+                false,
+            ),
+            (
+                "AM: another alertname",
+                &am,
+                &|v| v["labels"]["alertname"] = "Down".into(),
+                false,
+            ),
+        ];
+        for (what, base, change, muted) in cases {
+            let set = silences(identity_matchers(&parsed((*base).clone())));
+            let got = set.silenced_by(&with(base, *change), 50).is_some();
+            assert_eq!(got, *muted, "{what}");
+        }
+        // The severity label is read the way matching reads it (mapped), so the silence holds.
+        let m = identity_matchers(&parsed(am.clone()));
+        assert!(
+            m.iter()
+                .any(|m| m.name == "severity" && m.value == "critical"),
+            "{m:?}"
+        );
+        assert!(
+            m.iter().all(|m| m.name != "status" && m.name != "title"),
+            "{m:?}"
+        );
     }
 }

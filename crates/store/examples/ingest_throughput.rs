@@ -60,6 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }],
                     dedup: None,
                     inhibit: Default::default(),
+                    follow_up: None,
                 };
                 store.ingest(vec![ev]).await?;
             }

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Dedup, Fate, GroupJoin, InhibitKey, NewEvent, NewOutboxItem, StoreError};
+use crate::{Dedup, Fate, FollowUp, GroupJoin, InhibitKey, NewEvent, NewOutboxItem, StoreError};
 
 pub(crate) struct OpenAlert {
     pub id: i64,
@@ -84,6 +84,8 @@ pub(crate) trait IngestTx: Send {
         lane: &str,
         item_id: i64,
     ) -> Result<(), StoreError>;
+    /// The alert `event_id` belongs to (see `alerting::alert_root`): the latest alert opened by that event.
+    async fn alert_of(&mut self, event_id: &str) -> Result<Option<i64>, StoreError>;
     /// The alert joins the group `g` (created if new; marked changed either way). `first_event_id` becomes the
     /// group's first event if this creates it.
     async fn join_group(
@@ -130,6 +132,20 @@ pub(crate) fn dedup_of(ev: &NewEvent) -> Option<&Dedup> {
         Fate::Suppressed { .. } => None,
         _ => ev.dedup.as_ref(),
     }
+}
+
+/// The follow-up ingest applies: none with a dedup request (that one decides) or for a suppressed event.
+pub(crate) fn follow_up_of(ev: &NewEvent) -> Option<&FollowUp> {
+    match ev.fate {
+        Fate::Suppressed { .. } => None,
+        _ if ev.dedup.is_some() => None,
+        _ => ev.follow_up.as_ref(),
+    }
+}
+
+/// The event must go through [`ingest_event`] (it reads alerts); others can be written in bulk.
+pub(crate) fn needs_reads(ev: &NewEvent) -> bool {
+    dedup_of(ev).is_some() || follow_up_of(ev).is_some()
 }
 
 /// The inhibition keys an event is checked against: only an event that would post can be muted.
@@ -205,11 +221,14 @@ pub(crate) fn candidate_lanes(batch: &[NewEvent]) -> Vec<String> {
     let mut lanes: Vec<String> = batch
         .iter()
         .flat_map(|e| {
-            outbox_of(e).iter().chain(
-                dedup_of(e)
-                    .into_iter()
-                    .flat_map(|d| d.on_open.iter().chain(&d.refresh).chain(&d.on_reopen)),
-            )
+            outbox_of(e)
+                .iter()
+                .chain(
+                    dedup_of(e)
+                        .into_iter()
+                        .flat_map(|d| d.on_open.iter().chain(&d.refresh).chain(&d.on_reopen)),
+                )
+                .chain(follow_up_of(e).into_iter().flat_map(|f| &f.refresh))
         })
         .map(|i| i.lane.clone())
         .collect();
@@ -240,7 +259,13 @@ pub(crate) async fn ingest_event(
     let none: &[NewOutboxItem] = &[];
     let (fate, items, refresh, alert): (Fate, &[NewOutboxItem], &[NewOutboxItem], Alert) =
         match dedup_of(ev) {
-            None => (ev.fate.clone(), own, none, Alert::None),
+            None => match follow_up_of(ev) {
+                Some(f) => match tx.alert_of(&f.alert_of).await? {
+                    Some(id) => (ev.fate.clone(), own, &f.refresh, Alert::Existing(id)),
+                    None => (ev.fate.clone(), own, none, Alert::None),
+                },
+                None => (ev.fate.clone(), own, none, Alert::None),
+            },
             Some(d) => match tx.open_alert(&d.key).await? {
                 Some(a) if d.resolves => {
                     tx.close_alert(a.id, now).await?;

@@ -7,8 +7,8 @@
 //! The backend is chosen once, from the URL scheme, by [`open`].
 //!
 //! Alert handling keeps its state here too: silences ([`Store::create_silence`]; matching them is the caller's job),
-//! the one decision per alert that Slack buttons record ([`Store::record_alert_action`]), and where an event's cards
-//! were posted ([`Store::message_of`]).
+//! the one decision per alert that Slack buttons record ([`Store::record_alert_action`]), where an event's cards
+//! were posted ([`Store::message_of`]) and which event a card is ([`Store::event_of_message`]).
 //!
 //! No SQL type crosses the trait: rows come back as the plain structs in this module, and every time is an `i64` of
 //! milliseconds since the Unix epoch passed in by the caller, so tests control the clock.
@@ -218,6 +218,16 @@ pub trait Store: Send + Sync + 'static {
     /// `chat.postMessage` item (not threaded replies or other `ref_post` items) of the event, or — for an event
     /// merged into or resolving an alert — of that alert's first event. In item order; empty if none was sent.
     async fn message_of(&self, event_id: &str) -> Result<Vec<RefSent>, StoreError>;
+
+    /// The reverse of [`Store::message_of`]: the event whose card is the message `ts` in `channel` (the channel id
+    /// Slack answered the post with), so that a reaction on a card can act on its alert. Only a sent
+    /// `chat.postMessage` item that is not a `ref_post` item counts (a threaded reply or an update is no card).
+    /// `None` if no card of ours is there.
+    async fn event_of_message(
+        &self,
+        channel: &str,
+        ts: &str,
+    ) -> Result<Option<EventId>, StoreError>;
 
     /// The alert that outbox item `item_id` refers to (through its `ref_post` link to the alert's post), as it
     /// stands now; `None` if the item is unknown, not linked, or the alert was pruned. The dispatcher calls it just

@@ -63,6 +63,10 @@ pub struct NewEvent {
     /// What inhibition rules make of the event (nothing, for most events).
     #[serde(default)]
     pub inhibit: Inhibit,
+    /// The event acts on an alert it is not a duplicate of (a decision taken in Slack on the alert's card): see
+    /// [`FollowUp`]. Ignored when `dedup` is set.
+    #[serde(default)]
+    pub follow_up: Option<FollowUp>,
 }
 
 /// An event's inhibition keys, computed by the caller (matching rules is not the store's job) and applied inside
@@ -97,6 +101,21 @@ pub struct InhibitKey {
 pub struct Ingested {
     /// `(event id, rule)` of each event of the batch an inhibition rule suppressed, in batch order.
     pub inhibited: Vec<(EventId, String)>,
+}
+
+/// Card refreshes for an alert, caused by an event that is not one of its duplicates — an acknowledgement, an
+/// escalation, a silence from Slack — so the card is re-rendered from the alert as it stands (count, last seen,
+/// decisions) instead of from one event. Applied atomically inside `ingest`, under the same rules as
+/// [`Dedup::refresh`]: each item is linked to the alert's post in its lane (a lane where the alert has no post, or
+/// only a dead one, gets nothing) and is left out while a refresh of that card is still waiting to be read. The
+/// event's own `ref_post` items are linked to the alert's posts too. An unknown `alert_of` (e.g. pruned) enqueues
+/// no refresh; the event is stored as given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FollowUp {
+    /// Any event of the alert: its first event, or one merged into or resolving it.
+    pub alert_of: EventId,
+    /// The card refreshes (`ref_post` items, typically living `chat.update` markers), at most one per lane.
+    pub refresh: Vec<NewOutboxItem>,
 }
 
 /// Deduplication request, applied atomically inside `ingest`:

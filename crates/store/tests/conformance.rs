@@ -239,6 +239,8 @@ conformance!(
     message_of_finds_the_cards_of_an_event_and_of_its_alert,
     duplicates_coalesce_into_one_refresh_that_reads_the_alert_at_send_time,
     a_resolve_refreshes_and_replies_and_a_refire_reopens_the_alert,
+    event_of_message_finds_the_event_a_card_belongs_to,
+    a_follow_up_refreshes_the_alert_card_under_the_coalescing_rule,
     groups_come_due_after_group_wait_then_group_interval,
     a_change_racing_a_flush_keeps_the_group_due,
     a_resolved_group_goes_quiet_and_starts_over_with_group_wait,
@@ -286,6 +288,7 @@ fn event(id: &str, at: i64, outbox: Vec<NewOutboxItem>) -> NewEvent {
         outbox,
         dedup: None,
         inhibit: Inhibit::default(),
+        follow_up: None,
     }
 }
 
@@ -2180,8 +2183,8 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
     ctx.exec(
         "DROP TABLE rate_limits; DROP TABLE leaders; DROP TABLE once_keys; DROP TABLE audit_log;
          DROP TABLE audit_head; DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
-         ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP TABLE inhibit_keys;
-         DROP TABLE group_alerts; DROP TABLE alert_groups;
+         ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP INDEX outbox_sent_message;
+         DROP TABLE inhibit_keys; DROP TABLE group_alerts; DROP TABLE alert_groups;
          DELETE FROM sluice_schema_migrations WHERE version >= 2",
     )
     .await;
@@ -2207,6 +2210,7 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
             "0003_alerting",
             "0004_living_alerts",
             "0005_inhibit",
+            "0006_message_lookup",
             "0007_groups"
         ]
     );
@@ -2246,8 +2250,8 @@ async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
         .expect("record");
     ctx.exec(
         "DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
-         ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP TABLE inhibit_keys;
-         DROP TABLE group_alerts; DROP TABLE alert_groups;
+         ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP INDEX outbox_sent_message;
+         DROP TABLE inhibit_keys; DROP TABLE group_alerts; DROP TABLE alert_groups;
          DELETE FROM sluice_schema_migrations WHERE version >= 3",
     )
     .await;
@@ -2261,6 +2265,7 @@ async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
                 "0003_alerting".to_string(),
                 "0004_living_alerts".to_string(),
                 "0005_inhibit".to_string(),
+                "0006_message_lookup".to_string(),
                 "0007_groups".to_string()
             ]
         )
@@ -2961,6 +2966,189 @@ async fn a_resolve_refreshes_and_replies_and_a_refire_reopens_the_alert(ctx: Ctx
             },
             vec!["chat.postMessage"]
         )
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Actions from Slack: which card a message is, and card refreshes that are not duplicates
+
+async fn event_of_message_finds_the_event_a_card_belongs_to(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![alert("c1", T0, "k-c", false, &["A", "B"])])
+        .await
+        .expect("ingest");
+    assert_eq!(
+        s.event_of_message("CA", "100.1").await.expect("lookup"),
+        None,
+        "nothing sent yet"
+    );
+    s.mark_sent(head(s, "T1:A").await.id, "CA", "100.1", T0 + 1)
+        .await
+        .expect("mark_sent");
+    s.mark_sent(head(s, "T1:B").await.id, "CB", "200.2", T0 + 1)
+        .await
+        .expect("mark_sent");
+    for (channel, ts) in [("CA", "100.1"), ("CB", "200.2")] {
+        assert_eq!(
+            s.event_of_message(channel, ts).await.expect("lookup"),
+            Some("c1".to_string()),
+            "{channel}:{ts}"
+        );
+    }
+    // The same ts in another channel is another message.
+    assert_eq!(
+        s.event_of_message("CB", "100.1").await.expect("lookup"),
+        None
+    );
+
+    // A duplicate's update keeps the card's ts, and its thread reply has a ts of its own: the card is still the
+    // first event's, and the reply is nobody's card.
+    let mut dup = alert("c2", T0 + 2, "k-c", false, &["A"]);
+    if let Some(d) = dup.dedup.as_mut() {
+        d.on_open.push(reply("A"));
+    }
+    s.ingest(vec![dup]).await.expect("ingest");
+    s.mark_sent(head(s, "T1:A").await.id, "CA", "100.1", T0 + 3)
+        .await
+        .expect("mark_sent update");
+    s.mark_sent(head(s, "T1:A").await.id, "CA", "100.5", T0 + 3)
+        .await
+        .expect("mark_sent reply");
+    assert_eq!(
+        s.event_of_message("CA", "100.1").await.expect("lookup"),
+        Some("c1".to_string())
+    );
+    assert_eq!(
+        s.event_of_message("CA", "100.5").await.expect("lookup"),
+        None
+    );
+
+    // A post that died never became a card.
+    s.ingest(vec![event("d", T0, vec![item("D", "chat.postMessage", 1)])])
+        .await
+        .expect("ingest");
+    s.mark_dead(head(s, "T1:D").await.id, "channel_not_found", T0 + 4)
+        .await
+        .expect("mark_dead");
+    assert_eq!(s.event_of_message("D", "").await.expect("lookup"), None);
+
+    // It survives a fresh open (a reaction after a restart).
+    let again = ctx.replica().await;
+    assert_eq!(
+        again.event_of_message("CB", "200.2").await.expect("lookup"),
+        Some("c1".to_string())
+    );
+}
+
+/// What an action from Slack enqueues: its own calls (here a thread reply) and a coalesced card refresh.
+fn follow_up(id: &str, at: i64, alert_of: &str, channels: &[&str]) -> NewEvent {
+    NewEvent {
+        source: "slack".into(),
+        follow_up: Some(FollowUp {
+            alert_of: alert_of.into(),
+            refresh: channels.iter().map(|c| update(c)).collect(),
+        }),
+        ..event(id, at, vec![])
+    }
+}
+
+async fn a_follow_up_refreshes_the_alert_card_under_the_coalescing_rule(ctx: Ctx) {
+    let s = &ctx.store;
+    // An alert merged 14 times whose card and refresh went out.
+    for i in 0..14 {
+        s.ingest(vec![living(&format!("a{i}"), T0 + i, false)])
+            .await
+            .expect("ingest");
+    }
+    for i in s.lane_items("T1:C1", 10).await.expect("lane_items") {
+        if i.method == "chat.update" {
+            card(s, i.id).await;
+        }
+        s.mark_sent(i.id, "C1", "5.5", T0 + 20)
+            .await
+            .expect("mark_sent");
+    }
+
+    // An acknowledgement on the card, named by a duplicate's id: its refresh refers to the card and reads the
+    // whole alert; a lane where the alert has no card gets nothing.
+    s.ingest(vec![follow_up("act1", T0 + 30, "a7", &["C1", "C9"])])
+        .await
+        .expect("ingest");
+    let act1 = status(s, "act1").await;
+    assert_eq!(methods(&act1), ["chat.update"], "no refresh for lane C9");
+    assert_eq!(
+        act1.fate,
+        Fate::Queued {
+            rules: vec!["default".into()]
+        }
+    );
+    let refresh = head(s, "T1:C1").await;
+    assert_eq!(
+        refresh.ref_sent,
+        Some(RefSent {
+            channel: "C1".into(),
+            ts: "5.5".into()
+        })
+    );
+    assert!(s
+        .lane_items("T1:C9", 10)
+        .await
+        .expect("lane_items")
+        .is_empty());
+
+    // While it waits unread, another action and a duplicate coalesce into it…
+    s.ingest(vec![follow_up("act2", T0 + 31, "a0", &["C1"])])
+        .await
+        .expect("ingest");
+    s.ingest(vec![living("a14", T0 + 32, false)])
+        .await
+        .expect("ingest");
+    assert!(methods(&status(s, "act2").await).is_empty());
+    assert!(methods(&status(s, "a14").await).is_empty());
+    assert_eq!(
+        s.lane_items("T1:C1", 10).await.expect("lane_items").len(),
+        1,
+        "one pending refresh for the card"
+    );
+    // …and it shows them all when it is read.
+    let c = card(s, refresh.id).await;
+    assert_eq!((c.first_event_id.as_str(), c.count), ("a0", 15));
+
+    // Once read, the next action needs a refresh of its own, and a duplicate then coalesces into that one.
+    s.ingest(vec![follow_up("act3", T0 + 40, "a0", &["C1"])])
+        .await
+        .expect("ingest");
+    assert_eq!(methods(&status(s, "act3").await), ["chat.update"]);
+    s.ingest(vec![living("a15", T0 + 41, false)])
+        .await
+        .expect("ingest");
+    assert!(methods(&status(s, "a15").await).is_empty());
+
+    // An alert that is not (or no longer) stored: the event is kept as given, nothing is enqueued.
+    s.ingest(vec![follow_up("act4", T0 + 50, "ghost", &["C1"])])
+        .await
+        .expect("ingest");
+    let act4 = status(s, "act4").await;
+    assert!(act4.deliveries.is_empty());
+    // A follow-up in one batch with other events, plain and deduplicated, keeps batch order and loses nothing.
+    s.ingest(vec![
+        event("p1", T0 + 60, vec![item("C2", "chat.postMessage", 1)]),
+        follow_up("act5", T0 + 60, "a0", &["C1"]),
+        living("a16", T0 + 61, false),
+    ])
+    .await
+    .expect("ingest");
+    assert_eq!(methods(&status(s, "p1").await), ["chat.postMessage"]);
+    assert!(
+        methods(&status(s, "act5").await).is_empty(),
+        "act3's refresh is still unread"
+    );
+    assert_eq!(
+        status(s, "a16").await.fate,
+        Fate::Merged {
+            into: "a0".into(),
+            count: 17
+        }
     );
 }
 

@@ -541,6 +541,53 @@ fn a_living_alert_card_shows_its_count_and_last_seen_then_its_resolution() {
     );
 }
 
+#[test]
+fn firing_alert_offers_its_actions_and_escalate_only_when_it_can_go_somewhere() {
+    let ids = |r: &Renderer| -> Vec<String> {
+        let card = r
+            .render(
+                &firing(),
+                &RenderContext {
+                    event_id: "ev_42",
+                    channel: "C1",
+                    template: "auto",
+                    count: 1,
+                    now: OffsetDateTime::UNIX_EPOCH,
+                },
+            )
+            .unwrap();
+        let block = card["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["block_id"] == ACTIONS_BLOCK_ID)
+            .cloned()
+            .expect("a firing alert has an actions block");
+        block["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                assert_eq!(e["value"], "ev_42", "every button names the event");
+                e["action_id"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let plain = Renderer::new(&BTreeMap::new()).unwrap();
+    assert_eq!(
+        ids(&plain),
+        [ACTION_ACK, ACTION_SILENCE, ACTION_RESOLVE],
+        "no Escalate without a target"
+    );
+    let with = Renderer::new(&BTreeMap::new())
+        .unwrap()
+        .offer_escalate(true);
+    assert_eq!(
+        ids(&with),
+        [ACTION_ACK, ACTION_ESCALATE, ACTION_SILENCE, ACTION_RESOLVE]
+    );
+}
+
 mod group_cards {
     use super::super::*;
     use crate::noise::{DigestCounts, Storm};

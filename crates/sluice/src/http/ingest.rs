@@ -181,6 +181,7 @@ pub fn event_view(s: &EventStatus) -> Value {
         "fate": s.fate,
         "deliveries": s.deliveries,
         "groups": s.groups,
+        "actions": s.actions,
         "event": s.body,
     })
 }
@@ -270,6 +271,7 @@ fn queue_message(
         outbox: vec![outbox_item(team, channel, "chat.postMessage", args)],
         dedup: None,
         inhibit: Default::default(),
+        follow_up: None,
     }
 }
 

@@ -24,8 +24,8 @@ use crate::error::corrupt;
 use crate::group::{spawn_writer, GroupCommit, Ingester};
 use crate::grouping::{self as grp, group_state, labels_json, pg, GroupRow};
 use crate::ingest::{
-    candidate_lanes, checks_of, dedup_of, ingest_inhibited, outbox_of, ref_dead_reason, EventRow,
-    IngestTx, ItemRow, OpenAlert, TouchedLanes,
+    candidate_lanes, checks_of, dedup_of, ingest_inhibited, needs_reads, outbox_of,
+    ref_dead_reason, EventRow, IngestTx, ItemRow, OpenAlert, TouchedLanes,
 };
 use crate::sqlite::wall_clock_ms;
 use crate::*;
@@ -52,9 +52,14 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0005_inhibit",
         include_str!("migrations/0005_inhibit.sql"),
     ),
+    (
+        6,
+        "0006_message_lookup",
+        include_str!("migrations/0006_message_lookup.sql"),
+    ),
     (7, "0007_groups", include_str!("migrations/0007_groups.sql")),
 ];
-/// The newest migration's number (the list is in order).
+/// The number of the last migration.
 const BINARY_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 /// Arbitrary constant naming the "schema migration in progress" advisory lock.
 const MIGRATION_LOCK: i64 = 0x5_11CE;
@@ -103,7 +108,7 @@ async fn commit_group(pool: &PgPool, batches: &[&[NewEvent]]) -> Result<Ingested
     let mut ingested = Ingested::default();
     let mut plain: Vec<&NewEvent> = Vec::new();
     for ev in all {
-        if dedup_of(ev).is_none() && checks_of(ev).is_empty() {
+        if !needs_reads(ev) && checks_of(ev).is_empty() {
             plain.push(ev);
             continue;
         }
@@ -561,6 +566,18 @@ impl IngestTx for PgIngest<'_> {
         .execute(&mut *self.conn)
         .await?;
         Ok(())
+    }
+
+    async fn alert_of(&mut self, event_id: &str) -> Result<Option<i64>, StoreError> {
+        let Some(root) = root_of(&mut *self.conn, event_id).await? else {
+            return Ok(None);
+        };
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM alerts WHERE first_event_id = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(root)
+        .fetch_optional(&mut *self.conn)
+        .await?)
     }
 
     async fn insert_event(&mut self, row: &EventRow<'_>) -> Result<(), StoreError> {
@@ -1715,6 +1732,24 @@ impl Store for PgStore {
                 ts: ts.unwrap_or_default(),
             })
             .collect())
+    }
+
+    async fn event_of_message(
+        &self,
+        channel: &str,
+        ts: &str,
+    ) -> Result<Option<EventId>, StoreError> {
+        let found: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT event_id FROM outbox
+             WHERE sent_channel = $1 AND sent_ts = $2 AND state = 'sent' AND method = 'chat.postMessage'
+                   AND NOT ref_post
+             ORDER BY id LIMIT 1",
+        )
+        .bind(channel)
+        .bind(ts)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.flatten())
     }
 }
 

@@ -25,8 +25,8 @@ use crate::error::corrupt;
 use crate::group::{spawn_writer, GroupCommit, Ingester};
 use crate::grouping::{self as grp, group_state, labels_json, GroupRow};
 use crate::ingest::{
-    checks_of, dedup_of, ingest_inhibited, outbox_of, ref_dead_reason, EventRow, IngestTx, ItemRow,
-    OpenAlert, TouchedLanes,
+    checks_of, ingest_inhibited, needs_reads, outbox_of, ref_dead_reason, EventRow, IngestTx,
+    ItemRow, OpenAlert, TouchedLanes,
 };
 use crate::*;
 
@@ -53,9 +53,14 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0005_inhibit",
         include_str!("migrations/0005_inhibit.sql"),
     ),
+    (
+        6,
+        "0006_message_lookup",
+        include_str!("migrations/0006_message_lookup.sql"),
+    ),
     (7, "0007_groups", include_str!("migrations/0007_groups.sql")),
 ];
-/// The newest migration's number (the list is in order).
+/// The number of the last migration.
 const BINARY_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 pub(crate) struct SqliteStore {
@@ -248,7 +253,7 @@ async fn commit_group(pool: &SqlitePool, batches: &[&[NewEvent]]) -> Result<Inge
     // of several per event). Dedup events go one by one, after flushing what precedes them, so order is kept.
     let mut plain: Vec<&NewEvent> = Vec::new();
     for ev in batches.iter().flat_map(|b| b.iter()) {
-        if dedup_of(ev).is_none() && checks_of(ev).is_empty() {
+        if !needs_reads(ev) && checks_of(ev).is_empty() {
             plain.push(ev);
             continue;
         }
@@ -530,6 +535,18 @@ impl IngestTx for SqliteIngest<'_> {
             .execute(&mut *self.conn)
             .await?;
         Ok(())
+    }
+
+    async fn alert_of(&mut self, event_id: &str) -> Result<Option<i64>, StoreError> {
+        let Some(root) = root_of(&mut *self.conn, event_id).await? else {
+            return Ok(None);
+        };
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM alerts WHERE first_event_id = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(root)
+        .fetch_optional(&mut *self.conn)
+        .await?)
     }
 
     async fn insert_event(&mut self, row: &EventRow<'_>) -> Result<(), StoreError> {
@@ -1683,6 +1700,24 @@ impl Store for SqliteStore {
                 ts: ts.unwrap_or_default(),
             })
             .collect())
+    }
+
+    async fn event_of_message(
+        &self,
+        channel: &str,
+        ts: &str,
+    ) -> Result<Option<EventId>, StoreError> {
+        let found: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT event_id FROM outbox
+             WHERE sent_channel = ? AND sent_ts = ? AND state = 'sent' AND method = 'chat.postMessage'
+                   AND ref_post = 0
+             ORDER BY id LIMIT 1",
+        )
+        .bind(channel)
+        .bind(ts)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(found.flatten())
     }
 }
 
