@@ -19,7 +19,7 @@
 //! group, and switches back when the rate has fallen to half of `above` (the hysteresis keeps it from flapping at
 //! the threshold). [`StormGuard`] is that state machine; it is fed totals and a clock by the caller.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -271,22 +271,18 @@ pub enum StormChange {
     Ended,
 }
 
-/// The storm guard of one route: fed the route's running total of events and the time, it says when a storm starts
-/// and ends. The rate is the growth of the total over the last `window_ms`; totals that go down (rows pruned, a new
-/// leader) restart the measurement rather than count as negative.
+/// The storm guard of one route: fed the route's rate (events in the last window, as the store counts them) and the
+/// time, it says when a storm starts and ends.
 #[derive(Debug, Clone, Default)]
 pub struct StormGuard {
-    samples: VecDeque<(i64, u64)>,
+    rate: u64,
     since_ms: Option<i64>,
 }
 
 impl StormGuard {
     /// Events in the last window, as of the latest observation.
     pub fn rate(&self) -> u64 {
-        match (self.samples.front(), self.samples.back()) {
-            (Some((_, first)), Some((_, last))) => last.saturating_sub(*first),
-            _ => 0,
-        }
+        self.rate
     }
 
     /// When the current storm started, `None` when calm.
@@ -294,16 +290,8 @@ impl StormGuard {
         self.since_ms
     }
 
-    pub fn observe(&mut self, storm: &Storm, now_ms: i64, total: u64) -> StormChange {
-        if self.samples.back().is_some_and(|(_, last)| *last > total) {
-            self.samples.clear();
-        }
-        self.samples.push_back((now_ms, total));
-        // Keep one sample at or before the window's start, so the rate covers the whole window.
-        while self.samples.len() > 2 && self.samples[1].0 <= now_ms - storm.window_ms {
-            self.samples.pop_front();
-        }
-        let rate = self.rate();
+    pub fn observe(&mut self, storm: &Storm, now_ms: i64, rate: u64) -> StormChange {
+        self.rate = rate;
         match self.since_ms {
             None if rate > storm.above => {
                 self.since_ms = Some(now_ms);

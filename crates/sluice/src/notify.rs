@@ -132,7 +132,6 @@ impl Notifier {
         now_ms: i64,
         report: &mut TickReport,
     ) -> Result<(), StoreError> {
-        let totals: BTreeMap<String, u64> = self.store.route_totals().await?.into_iter().collect();
         let routes: Vec<NoiseRoute> = self
             .routes
             .iter()
@@ -143,9 +142,12 @@ impl Notifier {
             let Some(storm) = route.noise.storm.as_ref() else {
                 continue;
             };
-            let total = totals.get(&route.rule).copied().unwrap_or(0);
+            let rate = self
+                .store
+                .route_rate(&route.rule, now_ms - storm.window_ms)
+                .await?;
             let state = self.storms.entry(route.rule.clone()).or_default();
-            let phase = match state.guard.observe(storm, now_ms, total) {
+            let phase = match state.guard.observe(storm, now_ms, rate) {
                 StormChange::Started => {
                     state.from_ms = now_ms - storm.window_ms;
                     state.counted.clear();

@@ -214,7 +214,16 @@ fn the_demo_runs_to_its_summary_with_everything_delivered() {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("0 of 21 events still on their way"), "{text}");
+    assert!(text.contains("0 of 27 events still on their way"), "{text}");
+    assert!(
+        text.contains("#k8s              2 message(s)"),
+        "six pod alerts, one card per service: {text}"
+    );
+    assert!(
+        text.contains("The batch storm: 300 alerts, 30 digested, 270 merged, digested")
+            && text.contains("#batch            2 message(s)"),
+        "the storm became a digest: {text}"
+    );
     assert!(
         text.contains("dropped   by rule drop-successful-deploys"),
         "{text}"

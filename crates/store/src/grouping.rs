@@ -37,6 +37,11 @@ ON CONFLICT (key) DO UPDATE SET
     END
 RETURNING id";
 
+/// Counts the event in its route's current second. Binds: 1 rule, 2 second (ms).
+pub(crate) const COUNT_ROUTE_EVENT: &str = "
+INSERT INTO route_events (rule, bucket_ms, events) VALUES (?1, ?2, 1)
+ON CONFLICT (rule, bucket_ms) DO UPDATE SET events = route_events.events + 1";
+
 /// Binds: 1 group id, 2 alert id.
 pub(crate) const ADD_MEMBER: &str =
     "INSERT INTO group_alerts (group_id, alert_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
@@ -99,9 +104,9 @@ UPDATE alert_groups SET
     due_at_ms = ?2 + repeat_ms
 WHERE rule = ?1 AND post_item_id IS NULL AND changed_at_ms IS NOT NULL";
 
-/// Events per route, over every group. No binds.
-pub(crate) const ROUTE_TOTALS: &str =
-    "SELECT rule, CAST(COALESCE(SUM(events), 0) AS BIGINT) FROM alert_groups GROUP BY rule ORDER BY rule";
+/// Events of a route in the seconds after a time. Binds: 1 rule, 2 since.
+pub(crate) const ROUTE_RATE: &str =
+    "SELECT CAST(COALESCE(SUM(events), 0) AS BIGINT) FROM route_events WHERE rule = ?1 AND bucket_ms > ?2";
 
 /// Alerts of a route's groups seen since a time. Binds: 1 rule, 2 since.
 pub(crate) const ROUTE_ALERTS: &str = "
@@ -119,7 +124,8 @@ WHERE a.first_event_id = ?1 ORDER BY g.id";
 
 /// Retention, before alerts and items are pruned: groups with nothing pending whose last flush is older than the
 /// cut (so their cards can go), and the memberships of alerts about to be pruned. Binds: 1 cut.
-pub(crate) const PRUNE_GROUPS: [&str; 3] = [
+pub(crate) const PRUNE_GROUPS: [&str; 4] = [
+    "DELETE FROM route_events WHERE bucket_ms < ?1",
     "DELETE FROM group_alerts WHERE group_id IN (SELECT id FROM alert_groups
          WHERE due_at_ms IS NULL AND notified_at_ms < ?1 AND notified_firing = 0)",
     "DELETE FROM alert_groups WHERE due_at_ms IS NULL AND notified_at_ms < ?1 AND notified_firing = 0",

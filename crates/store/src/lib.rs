@@ -255,9 +255,9 @@ pub trait Store: Send + Sync + 'static {
     /// its `group_interval`. [`StoreError::Conflict`] if the group is gone.
     async fn flush_group(&self, flush: GroupFlush, now_ms: i64) -> Result<(), StoreError>;
 
-    /// Per route (rule name), the running total of events that joined its groups. The storm guard measures a
-    /// route's rate as the growth of this total.
-    async fn route_totals(&self) -> Result<Vec<(String, u64)>, StoreError>;
+    /// How many events joined route `rule`'s groups after `since_ms` (counted per second, so the answer covers
+    /// whole seconds): the rate the storm guard compares with its limit.
+    async fn route_rate(&self, rule: &str, since_ms: i64) -> Result<u64, StoreError>;
 
     /// The alerts in route `rule`'s groups last seen at or after `since_ms`, with their first event's body and
     /// count, for a storm digest.

@@ -244,7 +244,7 @@ conformance!(
     groups_come_due_after_group_wait_then_group_interval,
     a_change_racing_a_flush_keeps_the_group_due,
     a_resolved_group_goes_quiet_and_starts_over_with_group_wait,
-    route_totals_and_alerts_feed_the_storm_guard,
+    route_rates_and_alerts_feed_the_storm_guard,
     touching_a_group_makes_it_due_now,
     prune_keeps_firing_groups_and_their_cards,
     inhibit_mutes_targets_while_the_source_fires,
@@ -2184,7 +2184,7 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
         "DROP TABLE rate_limits; DROP TABLE leaders; DROP TABLE once_keys; DROP TABLE audit_log;
          DROP TABLE audit_head; DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
          ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP INDEX outbox_sent_message;
-         DROP TABLE inhibit_keys; DROP TABLE group_alerts; DROP TABLE alert_groups;
+         DROP TABLE inhibit_keys; DROP TABLE group_alerts; DROP TABLE alert_groups; DROP TABLE route_events;
          DELETE FROM sluice_schema_migrations WHERE version >= 2",
     )
     .await;
@@ -2251,7 +2251,7 @@ async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
     ctx.exec(
         "DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
          ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP INDEX outbox_sent_message;
-         DROP TABLE inhibit_keys; DROP TABLE group_alerts; DROP TABLE alert_groups;
+         DROP TABLE inhibit_keys; DROP TABLE group_alerts; DROP TABLE alert_groups; DROP TABLE route_events;
          DELETE FROM sluice_schema_migrations WHERE version >= 3",
     )
     .await;
@@ -3402,13 +3402,13 @@ async fn a_resolved_group_goes_quiet_and_starts_over_with_group_wait(ctx: Ctx) {
     assert_eq!((g.firing, g.resolved, g.notified_firing), (1, 1, 0));
 }
 
-async fn route_totals_and_alerts_feed_the_storm_guard(ctx: Ctx) {
+async fn route_rates_and_alerts_feed_the_storm_guard(ctx: Ctx) {
     let s = &ctx.store;
     let mut batch = Vec::new();
     for i in 0..30 {
         batch.push(grouped(
             &format!("s{i}"),
-            T0 + i,
+            T0 + i * 100,
             &format!("k{}", i % 10),
             false,
             ["db", "api", "web"][i as usize % 3],
@@ -3418,20 +3418,32 @@ async fn route_totals_and_alerts_feed_the_storm_guard(ctx: Ctx) {
     let mut other = grouped("o1", T0, "other", false, "db");
     other.dedup.as_mut().unwrap().groups = vec![join("deploys", "db")];
     s.ingest(vec![other]).await.unwrap();
-    let totals = s.route_totals().await.unwrap();
-    assert_eq!(
-        totals,
-        vec![("alerts".to_string(), 30), ("deploys".to_string(), 1)]
-    );
+    // Thirty events over three seconds, counted per second.
+    assert_eq!(s.route_rate("alerts", T0 - 1).await.unwrap(), 30);
+    assert_eq!(s.route_rate("alerts", T0 + 999).await.unwrap(), 20);
+    assert_eq!(s.route_rate("alerts", T0 + 2_000).await.unwrap(), 0);
+    assert_eq!(s.route_rate("deploys", T0 - 1).await.unwrap(), 1);
+    assert_eq!(s.route_rate("nothing", T0 - 1).await.unwrap(), 0);
+    // Another replica counts into the same seconds.
+    ctx.replica()
+        .await
+        .ingest(vec![grouped("late", T0 + 2_500, "k0", false, "db")])
+        .await
+        .unwrap();
+    assert_eq!(s.route_rate("alerts", T0 + 999).await.unwrap(), 21);
     let alerts = s.route_alerts("alerts", T0).await.unwrap();
     assert_eq!(alerts.len(), 10, "ten distinct alerts");
     assert_eq!(
         alerts.iter().map(|a| a.count).sum::<u32>(),
-        30,
+        31,
         "every event counted once"
     );
     assert!(alerts.iter().all(|a| a.body["service"].is_string()));
-    assert!(s.route_alerts("alerts", T0 + 100).await.unwrap().is_empty());
+    assert!(s
+        .route_alerts("alerts", T0 + 3_000)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn touching_a_group_makes_it_due_now(ctx: Ctx) {
@@ -3503,9 +3515,14 @@ async fn prune_keeps_firing_groups_and_their_cards(ctx: Ctx) {
         "the resolved alert's events go"
     );
     assert_eq!(
-        s.route_totals().await.unwrap(),
-        vec![("alerts".to_string(), 1)],
+        due_ids(&s.due_groups(now + 100 * REPEAT, 10, 10).await.unwrap()),
+        vec![join("alerts", "db").key],
         "and so does its group"
+    );
+    assert_eq!(
+        s.route_rate("alerts", 0).await.unwrap(),
+        0,
+        "old per-second counts go"
     );
 }
 

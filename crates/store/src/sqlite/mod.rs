@@ -596,6 +596,11 @@ impl IngestTx for SqliteIngest<'_> {
             .bind(alert_id)
             .execute(&mut *self.conn)
             .await?;
+        sqlx::query(grp::COUNT_ROUTE_EVENT)
+            .bind(&g.rule)
+            .bind(now_ms - now_ms.rem_euclid(1000))
+            .execute(&mut *self.conn)
+            .await?;
         Ok(())
     }
 
@@ -1652,14 +1657,13 @@ impl Store for SqliteStore {
             .rows_affected())
     }
 
-    async fn route_totals(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(grp::ROUTE_TOTALS)
-            .fetch_all(&self.read)
+    async fn route_rate(&self, rule: &str, since_ms: i64) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(grp::ROUTE_RATE)
+            .bind(rule)
+            .bind(since_ms)
+            .fetch_one(&self.read)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(rule, n)| (rule, u64::try_from(n).unwrap_or(0)))
-            .collect())
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn route_alerts(&self, rule: &str, since_ms: i64) -> Result<Vec<RouteAlert>, StoreError> {

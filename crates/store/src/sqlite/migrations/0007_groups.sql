@@ -34,3 +34,13 @@ CREATE TABLE group_alerts (
     PRIMARY KEY (group_id, alert_id)
 );
 CREATE INDEX group_alerts_alert ON group_alerts (alert_id);
+
+-- Events per route per second, so the storm guard reads a route's rate over its window in one query, whichever
+-- replica leads and however recently it started.
+CREATE TABLE route_events (
+    rule      TEXT NOT NULL,
+    bucket_ms INTEGER NOT NULL,
+    events    INTEGER NOT NULL,
+    PRIMARY KEY (rule, bucket_ms)
+);
+CREATE INDEX route_events_bucket ON route_events (bucket_ms);
