@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,10 @@ struct Args {
     /// `full` or `normal` SQLite durability.
     #[arg(long, default_value = "full")]
     durability: String,
+    /// Send alerts (2,000 distinct dedup keys over 50 services) to a route that groups them by service, as in a
+    /// storm, instead of plain events: measures ingest with dedup and grouping in the transaction.
+    #[arg(long)]
+    grouped: bool,
     /// The sluice binary; default the one next to this benchmark.
     #[arg(long)]
     sluice: Option<PathBuf>,
@@ -89,6 +93,11 @@ fn start_server(
         .port();
     std::fs::write(dir.join("token"), sluice_sim::DEFAULT_TOKEN)?;
     std::fs::write(dir.join("key"), KEY)?;
+    let grouping = if GROUPED.load(Ordering::Relaxed) {
+        r#", group_by = ["service"], group_wait = "30s", group_interval = "5m""#
+    } else {
+        ""
+    };
     let config = format!(
         r#"
 [server]
@@ -105,7 +114,7 @@ team_id = "T0SIM"
 name = "bench"
 key_file = "key"
 [routing]
-default = {{ channels = ["bench"] }}
+default = {{ channels = ["bench"]{grouping} }}
 [[routing.rule]]
 name = "latency-probe"
 match = {{ "labels.probe" = {{ regex = "." }} }}
@@ -141,9 +150,14 @@ fn event(i: u64, channel_label: Option<String>) -> Value {
     });
     if let Some(p) = channel_label {
         e["labels"]["probe"] = json!(p);
+    } else if GROUPED.load(Ordering::Relaxed) {
+        e["dedup_key"] = json!(format!("api-{}/{}", i % 50, i % 2000));
     }
     e
 }
+
+/// `--grouped`: the events are alerts on a grouped route.
+static GROUPED: AtomicBool = AtomicBool::new(false);
 
 /// A directory removed when dropped.
 struct TempDir(PathBuf);
@@ -292,6 +306,7 @@ async fn end_to_end(addr: SocketAddr, sim: &Simulator, probes: usize) -> Vec<f64
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    GROUPED.store(args.grouped, Ordering::Relaxed);
     let bin = match args.sluice {
         Some(b) => b,
         None => std::env::current_exe()?.with_file_name("sluice"),
