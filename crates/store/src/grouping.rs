@@ -4,7 +4,8 @@
 //! into `$1`. Everything else in them is common to both dialects.
 
 use crate::error::corrupt;
-use crate::StoreError;
+use crate::ingest::{ref_dead_reason, to_json, IngestTx, ItemRow, TouchedLanes};
+use crate::{GroupFlush, StoreError};
 
 /// The statement with `?N` placeholders rewritten as PostgreSQL's `$N`.
 pub(crate) fn pg(sql: &str) -> String {
@@ -81,6 +82,9 @@ UPDATE alert_groups SET
     changed_at_ms = CASE WHEN version = ?2 THEN NULL ELSE changed_at_ms END,
     due_at_ms = CASE WHEN version = ?2 THEN ?5 ELSE ?3 + interval_ms END
 WHERE id = ?1";
+
+/// A group's first event and lane. Binds: 1 group id.
+pub(crate) const GROUP_OF: &str = "SELECT first_event_id, lane FROM alert_groups WHERE id = ?1";
 
 /// The group's post: id and dead reason, if any. Binds: 1 group id.
 pub(crate) const GROUP_POST: &str = "
@@ -191,4 +195,54 @@ pub(crate) fn group_state(r: GroupRow) -> Result<crate::GroupState, StoreError> 
         interval_ms: r.interval_ms,
         repeat_ms: r.repeat_ms,
     })
+}
+
+/// The writes of [`crate::Store::flush_group`], once for both backends, inside the caller's transaction: the new card
+/// (it becomes the group's post), the updates linked to the group's post (born dead if it is dead), then the group's
+/// new state. `first_event_id` is the group's (see [`IngestTx::group_of`]); the items are recorded as its.
+pub(crate) async fn flush_in(
+    tx: &mut dyn IngestTx,
+    f: &GroupFlush,
+    first_event_id: &str,
+    now_ms: i64,
+    touched: &mut TouchedLanes,
+) -> Result<(), StoreError> {
+    let item_row = |item, ref_item_id, dead_reason| -> Result<ItemRow<'_>, StoreError> {
+        Ok(ItemRow {
+            event_id: first_event_id,
+            item,
+            args: to_json("outbox args", &item.args)?,
+            ref_item_id,
+            created_at_ms: now_ms,
+            dead_reason,
+        })
+    };
+    let mut post_id = None;
+    if let Some(post) = &f.post {
+        let id = tx.insert_item(&item_row(post, None, None)?).await?;
+        touched.insert(post.lane.clone(), id);
+        post_id = Some(id);
+    }
+    let current = match post_id {
+        Some(id) => Some((id, None)),
+        None => tx.group_post(f.group_id).await?,
+    };
+    for item in &f.updates {
+        let Some((ref_id, dead)) = &current else {
+            return Err(StoreError::Other(format!(
+                "group {} has no card to update",
+                f.group_id
+            )));
+        };
+        let dead_reason = dead.as_ref().map(|r| ref_dead_reason(*ref_id, r));
+        let born_dead = dead_reason.is_some();
+        let id = tx
+            .insert_item(&item_row(item, Some(*ref_id), dead_reason)?)
+            .await?;
+        if !born_dead {
+            let head = touched.entry(item.lane.clone()).or_insert(id);
+            *head = (*head).min(id);
+        }
+    }
+    tx.finish_flush(f, post_id, now_ms).await
 }

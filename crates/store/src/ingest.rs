@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Dedup, Fate, FollowUp, GroupJoin, InhibitKey, NewEvent, NewOutboxItem, StoreError};
+use crate::{
+    Dedup, Fate, FollowUp, GroupFlush, GroupJoin, InhibitKey, NewEvent, NewOutboxItem, StoreError,
+};
 
 pub(crate) struct OpenAlert {
     pub id: i64,
@@ -93,6 +95,20 @@ pub(crate) trait IngestTx: Send {
         g: &GroupJoin,
         first_event_id: &str,
         alert_id: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// A group's first event and lane, `None` if the group is not stored.
+    async fn group_of(&mut self, group_id: i64) -> Result<Option<(String, String)>, StoreError>;
+    /// A group's card (outbox item): its id and, if it is dead, the reason.
+    async fn group_post(
+        &mut self,
+        group_id: i64,
+    ) -> Result<Option<(i64, Option<String>)>, StoreError>;
+    /// Records a flush on the group row (see [`crate::grouping::FINISH_FLUSH`]).
+    async fn finish_flush(
+        &mut self,
+        f: &GroupFlush,
+        post_id: Option<i64>,
         now_ms: i64,
     ) -> Result<(), StoreError>;
     async fn insert_event(&mut self, row: &EventRow<'_>) -> Result<(), StoreError>;

@@ -61,6 +61,21 @@ fn labels_text(labels: &[(String, String)]) -> String {
         .join(" ")
 }
 
+/// The lines joined, as many as fit a section; lines are cut whole, since a half line would break its mrkdwn.
+fn whole_lines(lines: Vec<String>) -> String {
+    let mut body = String::new();
+    for line in lines {
+        if body.chars().count() + line.chars().count() + 1 > limits::SECTION_TEXT {
+            break;
+        }
+        if !body.is_empty() {
+            body.push('\n');
+        }
+        body.push_str(&line);
+    }
+    body
+}
+
 fn alert_line(a: &GroupAlertView) -> String {
     let e = &a.event;
     let service = if e.service.is_empty() {
@@ -132,17 +147,7 @@ pub fn render_group(g: &GroupView) -> Value {
             g.resolved
         ));
     }
-    // Lines are cut whole: a half line would break its mrkdwn.
-    let mut body = String::new();
-    for line in lines {
-        if body.chars().count() + line.chars().count() + 1 > limits::SECTION_TEXT {
-            break;
-        }
-        if !body.is_empty() {
-            body.push('\n');
-        }
-        body.push_str(&line);
-    }
+    let body = whole_lines(lines);
     let mut blocks = vec![header(head), section(body)];
     if g.firing > 0 {
         blocks.push(json!({
@@ -305,16 +310,7 @@ pub fn render_digest(d: &DigestView) -> Value {
     if lines.is_empty() {
         lines.push("No new alerts in this period.".to_owned());
     }
-    let mut body = String::new();
-    for line in lines {
-        if body.chars().count() + line.chars().count() + 1 > limits::SECTION_TEXT {
-            break;
-        }
-        if !body.is_empty() {
-            body.push('\n');
-        }
-        body.push_str(&line);
-    }
+    let body = whole_lines(lines);
     let blocks = vec![
         header(head.clone()),
         section(intro),

@@ -604,6 +604,42 @@ impl IngestTx for SqliteIngest<'_> {
         Ok(())
     }
 
+    async fn group_of(&mut self, group_id: i64) -> Result<Option<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(grp::GROUP_OF)
+            .bind(group_id)
+            .fetch_optional(&mut *self.conn)
+            .await?)
+    }
+
+    async fn group_post(
+        &mut self,
+        group_id: i64,
+    ) -> Result<Option<(i64, Option<String>)>, StoreError> {
+        Ok(sqlx::query_as(grp::GROUP_POST)
+            .bind(group_id)
+            .fetch_optional(&mut *self.conn)
+            .await?)
+    }
+
+    async fn finish_flush(
+        &mut self,
+        f: &GroupFlush,
+        post_id: Option<i64>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(grp::FINISH_FLUSH)
+            .bind(f.group_id)
+            .bind(f.version)
+            .bind(now_ms)
+            .bind(f.notified_firing)
+            .bind(f.next_due_ms)
+            .bind(i64::from(f.digested))
+            .bind(post_id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
     async fn insert_item(&mut self, row: &ItemRow<'_>) -> Result<i64, StoreError> {
         let (state, dead_at) = match row.dead_reason {
             Some(_) => ("dead", Some(row.created_at_ms)),
@@ -1564,76 +1600,15 @@ impl Store for SqliteStore {
 
     async fn flush_group(&self, f: GroupFlush, now_ms: i64) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        let mut touched = TouchedLanes::new();
-        let first_event_id: Option<String> =
-            sqlx::query_scalar("SELECT first_event_id FROM alert_groups WHERE id = ?")
-                .bind(f.group_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(first_event_id) = first_event_id else {
+        let mut itx = SqliteIngest { conn: &mut tx };
+        let Some((first_event_id, _)) = itx.group_of(f.group_id).await? else {
             return Err(StoreError::Conflict(format!(
                 "group {} is not stored",
                 f.group_id
             )));
         };
-        let mut post_id = None;
-        if let Some(post) = &f.post {
-            let mut w = SqliteIngest { conn: &mut tx };
-            let id = w
-                .insert_item(&ItemRow {
-                    event_id: &first_event_id,
-                    item: post,
-                    args: crate::ingest::to_json("outbox args", &post.args)?,
-                    ref_item_id: None,
-                    created_at_ms: now_ms,
-                    dead_reason: None,
-                })
-                .await?;
-            touched.insert(post.lane.clone(), id);
-            post_id = Some(id);
-        }
-        let current: Option<(i64, Option<String>)> = match post_id {
-            Some(id) => Some((id, None)),
-            None => {
-                sqlx::query_as(grp::GROUP_POST)
-                    .bind(f.group_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-            }
-        };
-        for item in &f.updates {
-            let Some((ref_id, dead)) = &current else {
-                return Err(StoreError::Other(format!(
-                    "group {} has no card to update",
-                    f.group_id
-                )));
-            };
-            let dead_reason = dead.as_ref().map(|r| ref_dead_reason(*ref_id, r));
-            let id = SqliteIngest { conn: &mut tx }
-                .insert_item(&ItemRow {
-                    event_id: &first_event_id,
-                    item,
-                    args: crate::ingest::to_json("outbox args", &item.args)?,
-                    ref_item_id: Some(*ref_id),
-                    created_at_ms: now_ms,
-                    dead_reason: dead_reason.clone(),
-                })
-                .await?;
-            if dead_reason.is_none() {
-                let head = touched.entry(item.lane.clone()).or_insert(id);
-                *head = (*head).min(id);
-            }
-        }
-        sqlx::query(grp::FINISH_FLUSH)
-            .bind(f.group_id)
-            .bind(f.version)
-            .bind(now_ms)
-            .bind(f.notified_firing)
-            .bind(f.next_due_ms)
-            .bind(i64::from(f.digested))
-            .bind(post_id)
-            .execute(&mut *tx)
-            .await?;
+        let mut touched = TouchedLanes::new();
+        grp::flush_in(&mut itx, &f, &first_event_id, now_ms, &mut touched).await?;
         set_lane_heads(&mut tx, &touched).await?;
         tx.commit().await?;
         Ok(())
