@@ -108,6 +108,12 @@ UPDATE alert_groups SET
     due_at_ms = ?2 + repeat_ms
 WHERE rule = ?1 AND post_item_id IS NULL AND changed_at_ms IS NOT NULL";
 
+/// At the end of a storm: a group that had a card before the storm and was only digested since is due now, as
+/// changed, so its card is brought up to date (an update, not a new message). Binds: 1 rule, 2 now.
+pub(crate) const REFRESH_DIGESTED_CARDS: &str = "
+UPDATE alert_groups SET version = version + 1, changed_at_ms = COALESCE(changed_at_ms, ?2), due_at_ms = ?2
+WHERE rule = ?1 AND post_item_id IS NOT NULL AND digested_at_ms IS NOT NULL";
+
 /// Events of a route in the seconds after a time. Binds: 1 rule, 2 since.
 pub(crate) const ROUTE_RATE: &str =
     "SELECT CAST(COALESCE(SUM(events), 0) AS BIGINT) FROM route_events WHERE rule = ?1 AND bucket_ms > ?2";

@@ -269,7 +269,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// When a storm on route `rule` ends: the route's groups that never had a card and hold changes not yet
     /// flushed count as reported by the final digest (flushed now as digested), so the end of a storm does not
-    /// post the cards the digests stood for. Returns how many groups.
+    /// post the cards the digests stood for; groups that had a card before the storm and were digested during it
+    /// become due now, so their cards are updated. Returns how many groups were absorbed.
     async fn absorb_groups(&self, rule: &str, now_ms: i64) -> Result<u64, StoreError>;
 }
 

@@ -246,6 +246,7 @@ conformance!(
     a_resolved_group_goes_quiet_and_starts_over_with_group_wait,
     route_rates_and_alerts_feed_the_storm_guard,
     touching_a_group_makes_it_due_now,
+    the_end_of_a_storm_absorbs_uncarded_groups_and_refreshes_carded_ones,
     prune_keeps_firing_groups_and_their_cards,
     inhibit_mutes_targets_while_the_source_fires,
     inhibit_releases_when_the_source_resolves,
@@ -3858,4 +3859,54 @@ async fn inhibit_keys_go_with_their_alert_and_prune(ctx: Ctx) {
     s.prune(T0 + 10).await.expect("prune");
     assert_eq!(ctx.count("SELECT COUNT(*) FROM alerts").await, 0);
     assert_eq!(ctx.count(KEYS).await, 0);
+}
+
+async fn the_end_of_a_storm_absorbs_uncarded_groups_and_refreshes_carded_ones(ctx: Ctx) {
+    let s = &ctx.store;
+    // db got its card before the storm; api only appeared during it.
+    s.ingest(vec![grouped("b1", T0, "k1", false, "db")])
+        .await
+        .unwrap();
+    let now = T0 + WAIT;
+    let g = s.due_groups(now, 10, 10).await.unwrap().remove(0);
+    s.flush_group(
+        flush_of(&g, Some(item("alerts", "chat.postMessage", 1)), vec![], now),
+        now,
+    )
+    .await
+    .unwrap();
+    // The storm: both change, and the flusher only digests them.
+    s.ingest(vec![
+        grouped("b2", now + 1_000, "k2", false, "db"),
+        grouped("b3", now + 1_000, "k3", false, "api"),
+    ])
+    .await
+    .unwrap();
+    let later = now + WAIT + INTERVAL;
+    for g in s.due_groups(later, 10, 10).await.unwrap() {
+        let f = GroupFlush {
+            digested: true,
+            ..flush_of(&g, None, vec![], later)
+        };
+        s.flush_group(f, later).await.unwrap();
+    }
+    s.ingest(vec![grouped("b4", later + 1, "k4", false, "api")])
+        .await
+        .unwrap();
+    // Storm over.
+    let end = later + 10_000;
+    assert_eq!(
+        s.absorb_groups("alerts", end).await.unwrap(),
+        1,
+        "api's last change is the digest's"
+    );
+    let due = s.due_groups(end, 10, 10).await.unwrap();
+    assert_eq!(
+        due_ids(&due),
+        vec![join("alerts", "db").key],
+        "only db's card is brought up to date"
+    );
+    assert!(due[0].changed_at_ms.is_some() && due[0].post_item_id.is_some());
+    assert_eq!(due[0].firing, 2);
+    assert!(status(s, "b4").await.groups[0].digested_at_ms.is_some());
 }

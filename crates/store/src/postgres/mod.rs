@@ -1664,12 +1664,18 @@ impl Store for PgStore {
     }
 
     async fn absorb_groups(&self, rule: &str, now_ms: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query(&pg(grp::ABSORB_GROUPS))
+        let absorbed = sqlx::query(&pg(grp::ABSORB_GROUPS))
             .bind(rule)
             .bind(now_ms)
             .execute(&self.pool)
             .await?
-            .rows_affected())
+            .rows_affected();
+        sqlx::query(&pg(grp::REFRESH_DIGESTED_CARDS))
+            .bind(rule)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(absorbed)
     }
 
     async fn route_rate(&self, rule: &str, since_ms: i64) -> Result<u64, StoreError> {

@@ -1624,12 +1624,18 @@ impl Store for SqliteStore {
     }
 
     async fn absorb_groups(&self, rule: &str, now_ms: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query(grp::ABSORB_GROUPS)
+        let absorbed = sqlx::query(grp::ABSORB_GROUPS)
             .bind(rule)
             .bind(now_ms)
             .execute(&self.write)
             .await?
-            .rows_affected())
+            .rows_affected();
+        sqlx::query(grp::REFRESH_DIGESTED_CARDS)
+            .bind(rule)
+            .bind(now_ms)
+            .execute(&self.write)
+            .await?;
+        Ok(absorbed)
     }
 
     async fn route_rate(&self, rule: &str, since_ms: i64) -> Result<u64, StoreError> {
