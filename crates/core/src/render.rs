@@ -83,7 +83,7 @@ pub struct AlertLife {
 }
 
 /// `10:42 UTC`.
-fn hh_mm(t: OffsetDateTime) -> String {
+pub fn hh_mm(t: OffsetDateTime) -> String {
     let t = t.to_offset(UtcOffset::UTC);
     format!("{:02}:{:02} UTC", t.hour(), t.minute())
 }

@@ -233,9 +233,7 @@ pub fn registry(state: Arc<AppState>, permissions: Arc<Permissions>, command: &s
 }
 
 fn clock(at_ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(at_ms.div_euclid(1000))
-        .map(|t| format!("{:02}:{:02} UTC", t.hour(), t.minute()))
-        .unwrap_or_default()
+    sluice_core::render::hh_mm(crate::living::at(at_ms))
 }
 
 async fn audit(
@@ -271,6 +269,8 @@ struct Act {
     ts: String,
     /// `"button"` or `"reaction"`, for the audit log.
     via: &'static str,
+    /// The alert's event, when the handler already read it (a reaction checks it is an alert's card).
+    event: Option<Event>,
 }
 
 /// How the person who acted hears back.
@@ -318,6 +318,7 @@ async fn clicked(
         channel,
         ts,
         via: "button",
+        event: None,
     };
     take(state, permissions, act, Answer::Click(&ctx)).await
 }
@@ -357,16 +358,16 @@ async fn reacted(
     else {
         return Ok(());
     };
-    let is_alert = state
+    let Some(event) = state
         .store
         .event(&event_id)
         .await
         .map_err(|e| HandlerError::new(e.to_string()))?
         .and_then(|s| serde_json::from_value::<Event>(s.body).ok())
-        .is_some_and(|e| e.kind == Kind::Alert);
-    if !is_alert {
+        .filter(|e| e.kind == Kind::Alert)
+    else {
         return Ok(());
-    }
+    };
     let act = Act {
         verb: Verb::Ack,
         user: user.to_string(),
@@ -374,6 +375,7 @@ async fn reacted(
         channel: channel.to_string(),
         ts: ts.to_string(),
         via: "reaction",
+        event: Some(event),
     };
     take(state, permissions, act, Answer::Reaction).await
 }
@@ -406,7 +408,7 @@ async fn tell(state: &AppState, act: &Act, answer: &Answer<'_>, text: String) ->
 async fn take(
     state: &AppState,
     permissions: &Permissions,
-    act: Act,
+    mut act: Act,
     answer: Answer<'_>,
 ) -> HandlerResult<()> {
     let verb = act.verb;
@@ -456,14 +458,22 @@ async fn take(
         )
         .await;
     }
-    let stored = state
-        .store
-        .event(&act.event_id)
-        .await
-        .map_err(|e| HandlerError::new(e.to_string()))?
-        .ok_or_else(|| HandlerError::new(format!("alert {} is no longer stored", act.event_id)))?;
-    let event: Event = serde_json::from_value(stored.body.clone())
-        .map_err(|e| HandlerError::new(format!("alert {} cannot be read: {e}", act.event_id)))?;
+    let event: Event = match act.event.take() {
+        Some(event) => event,
+        None => {
+            let stored = state
+                .store
+                .event(&act.event_id)
+                .await
+                .map_err(|e| HandlerError::new(e.to_string()))?
+                .ok_or_else(|| {
+                    HandlerError::new(format!("alert {} is no longer stored", act.event_id))
+                })?;
+            serde_json::from_value(stored.body).map_err(|e| {
+                HandlerError::new(format!("alert {} cannot be read: {e}", act.event_id))
+            })?
+        }
+    };
 
     let at_ms = now_ms();
     match state

@@ -66,7 +66,8 @@ pub fn is_living(args: &Value) -> bool {
     args.get(LIVING_KEY).is_some()
 }
 
-fn at(ms: i64) -> OffsetDateTime {
+/// A time in milliseconds since the epoch, as the renderer takes it.
+pub(crate) fn at(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use sluice_core::event::Event;
-use sluice_core::noise::{DigestCounts, StormChange, StormGuard};
+use sluice_core::noise::{DigestCounts, Storm, StormChange, StormGuard};
 use sluice_core::render::{
     group_firing_reply, group_resolved_reply, render_digest, render_group, DigestPhase, DigestView,
     GroupAlertView, GroupView, GROUP_CARD_ALERTS,
@@ -26,9 +26,9 @@ use sluice_core::render::{
 use sluice_core::route::{NoiseRoute, Router};
 use sluice_slack::blocks::fit_message;
 use sluice_store::{Fate, GroupFlush, GroupState, NewEvent, NewOutboxItem, Store, StoreError};
-use time::OffsetDateTime;
 use tokio::sync::{watch, Notify};
 
+use crate::living::at;
 use crate::pipeline::outbox_item;
 
 /// The leader role for flushing groups.
@@ -39,11 +39,6 @@ pub const TICK: Duration = Duration::from_millis(250);
 const BATCH: usize = 200;
 /// Store calls per tick at most.
 const MAX_BATCHES: usize = 20;
-
-fn at(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
 
 /// A route's storm: the guard, and what the digests have covered so far.
 #[derive(Default)]
@@ -72,7 +67,8 @@ pub struct TickReport {
 
 pub struct Notifier {
     store: Arc<dyn Store>,
-    routes: Vec<NoiseRoute>,
+    /// The routes with a storm guard, each with its guard's settings.
+    stormy: Arc<[(NoiseRoute, Storm)]>,
     team: String,
     /// A group whose last card showed it resolved longer ago than this starts a new card when it fires again.
     reopen_ms: i64,
@@ -83,7 +79,11 @@ impl Notifier {
     pub fn new(store: Arc<dyn Store>, router: &Router, team: &str, reopen_ms: i64) -> Self {
         Notifier {
             store,
-            routes: router.noise_routes(),
+            stormy: router
+                .noise_routes()
+                .into_iter()
+                .filter_map(|r| r.noise.storm.clone().map(|s| (r, s)))
+                .collect(),
             team: team.to_string(),
             reopen_ms,
             storms: BTreeMap::new(),
@@ -100,9 +100,7 @@ impl Notifier {
     /// One pass at `now_ms`: the storm guards, then every due group.
     pub async fn tick(&mut self, now_ms: i64) -> Result<TickReport, StoreError> {
         let mut report = TickReport::default();
-        if self.routes.iter().any(|r| r.noise.storm.is_some()) {
-            self.watch_storms(now_ms, &mut report).await?;
-        }
+        self.watch_storms(now_ms, &mut report).await?;
         // Bounded, so a backlog (or groups that keep failing) cannot hold the tick forever; the rest is due
         // at the next one.
         for _ in 0..MAX_BATCHES {
@@ -132,16 +130,8 @@ impl Notifier {
         now_ms: i64,
         report: &mut TickReport,
     ) -> Result<(), StoreError> {
-        let routes: Vec<NoiseRoute> = self
-            .routes
-            .iter()
-            .filter(|r| r.noise.storm.is_some())
-            .cloned()
-            .collect();
-        for route in routes {
-            let Some(storm) = route.noise.storm.as_ref() else {
-                continue;
-            };
+        let stormy = self.stormy.clone();
+        for (route, storm) in stormy.iter() {
             let rate = self
                 .store
                 .route_rate(&route.rule, now_ms - storm.window_ms)
@@ -170,7 +160,7 @@ impl Notifier {
                 StormChange::Steady => None,
             };
             if let Some(phase) = phase {
-                self.digest(&route, phase, now_ms).await?;
+                self.digest(route, storm, phase, now_ms).await?;
                 report.digests += 1;
             }
         }
@@ -181,12 +171,10 @@ impl Notifier {
     async fn digest(
         &mut self,
         route: &NoiseRoute,
+        storm: &Storm,
         phase: DigestPhase,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let Some(storm) = route.noise.storm.as_ref() else {
-            return Ok(());
-        };
         let state = self.storms.entry(route.rule.clone()).or_default();
         let from_ms = state.from_ms;
         let mut counts = DigestCounts::default();
@@ -258,108 +246,132 @@ impl Notifier {
 
     async fn flush(
         &mut self,
-        g: GroupState,
+        mut g: GroupState,
         now_ms: i64,
         report: &mut TickReport,
     ) -> Result<(), StoreError> {
-        let next_due = (g.firing > 0).then_some(now_ms + g.repeat_ms);
         let mut flush = GroupFlush {
             group_id: g.id,
             version: g.version,
             post: None,
             updates: Vec::new(),
             notified_firing: g.firing,
-            next_due_ms: next_due,
+            next_due_ms: (g.firing > 0).then_some(now_ms + g.repeat_ms),
             digested: false,
         };
-        if self.in_storm(&g.rule) {
-            flush.digested = true;
-            report.digested += 1;
-            metrics::counter!("sluice_group_flushes_total", "outcome" => "digested").increment(1);
-            return self.store.flush_group(flush, now_ms).await;
-        }
-        let alerts: Vec<GroupAlertView> = g
-            .alerts
-            .iter()
-            .filter_map(|a| {
-                Some(GroupAlertView {
-                    event: serde_json::from_value(a.body.clone()).ok()?,
-                    count: a.count,
-                    first_seen: at(a.first_seen_ms),
-                    last_seen: at(a.last_seen_ms),
-                    resolved_at: a.closed_at_ms.map(at),
-                })
-            })
-            .collect();
-        let view = GroupView {
-            first_event_id: &g.first_event_id,
-            route: &g.rule,
-            labels: &g.labels,
-            firing: u64::try_from(g.firing).unwrap_or(0),
-            resolved: u64::try_from(g.resolved).unwrap_or(0),
-            events: u64::try_from(g.events).unwrap_or(0),
-            alerts: &alerts,
-            first_seen: at(g.created_at_ms),
-            now: at(now_ms),
-        };
-        let actions = self.store.alert_actions(&g.first_event_id).await?;
-        let mut card = render_group(&view);
-        crate::actions::show_actions(&mut card, &actions);
-        card["channel"] = json!(g.channel);
-        fit_message(&mut card);
-        // Linked to the card: the dispatcher adds its ts (`chat.update`) or makes the message a thread reply.
-        let item = |method: &str, args: serde_json::Value| NewOutboxItem {
-            ref_post: true,
-            ..outbox_item(&g.team, &g.channel, method, args)
-        };
-        let reply = |text: String| json!({ "channel": g.channel, "text": text });
         let stale = g.notified_firing == 0
             && g.notified_at_ms
                 .is_some_and(|t| now_ms - t > self.reopen_ms);
-        let outcome = if g.post_item_id.is_none()
+        let plan = if self.in_storm(&g.rule) {
+            Plan::Digest
+        } else if g.post_item_id.is_none()
             && g.digested_at_ms.is_some()
             && g.firing <= g.notified_firing
         {
             // A storm digest counted this group and nothing new fires since: the digest stays its report, so the
             // end of a storm does not bring the flood of cards the digest held back.
-            flush.digested = true;
-            report.quiet += 1;
-            "quiet"
+            Plan::Quiet { digested: true }
         } else if g.post_item_id.is_none() || stale {
             if g.firing == 0 {
                 // Resolved before anyone was told it fired: nothing to say.
-                report.quiet += 1;
-                "quiet"
+                Plan::Quiet { digested: false }
             } else {
-                flush.post = Some(outbox_item(&g.team, &g.channel, "chat.postMessage", card));
-                report.posted += 1;
-                "posted"
+                Plan::Post
             }
         } else {
-            let repeat = g.changed_at_ms.is_none();
-            if !repeat {
-                flush.updates.push(item("chat.update", card));
+            Plan::Update {
+                repeat: g.changed_at_ms.is_none(),
             }
-            match (g.notified_firing > 0, g.firing > 0) {
-                (true, false) => flush
-                    .updates
-                    .push(item("chat.postMessage", reply(group_resolved_reply(&view)))),
-                (false, true) => flush.updates.push(item(
-                    "chat.postMessage",
-                    reply(group_firing_reply(&view, true)),
-                )),
-                (true, true) if repeat => flush.updates.push(item(
-                    "chat.postMessage",
-                    reply(group_firing_reply(&view, false)),
-                )),
-                _ => {}
+        };
+        let outcome = match plan {
+            Plan::Digest => {
+                flush.digested = true;
+                report.digested += 1;
+                "digested"
             }
-            report.updated += 1;
-            "updated"
+            Plan::Quiet { digested } => {
+                flush.digested = digested;
+                report.quiet += 1;
+                "quiet"
+            }
+            Plan::Post | Plan::Update { .. } => {
+                let alerts: Vec<GroupAlertView> = std::mem::take(&mut g.alerts)
+                    .into_iter()
+                    .filter_map(|a| {
+                        Some(GroupAlertView {
+                            event: serde_json::from_value(a.body).ok()?,
+                            count: a.count,
+                            first_seen: at(a.first_seen_ms),
+                            last_seen: at(a.last_seen_ms),
+                            resolved_at: a.closed_at_ms.map(at),
+                        })
+                    })
+                    .collect();
+                let view = GroupView {
+                    first_event_id: &g.first_event_id,
+                    route: &g.rule,
+                    labels: &g.labels,
+                    firing: u64::try_from(g.firing).unwrap_or(0),
+                    resolved: u64::try_from(g.resolved).unwrap_or(0),
+                    events: u64::try_from(g.events).unwrap_or(0),
+                    alerts: &alerts,
+                    first_seen: at(g.created_at_ms),
+                    now: at(now_ms),
+                };
+                let actions = self.store.alert_actions(&g.first_event_id).await?;
+                let mut card = render_group(&view);
+                crate::actions::show_actions(&mut card, &actions);
+                card["channel"] = json!(g.channel);
+                fit_message(&mut card);
+                if let Plan::Update { repeat } = plan {
+                    // Linked to the card: the dispatcher adds its ts (`chat.update`) or makes the message a
+                    // thread reply.
+                    let item = |method: &str, args: serde_json::Value| NewOutboxItem {
+                        ref_post: true,
+                        ..outbox_item(&g.team, &g.channel, method, args)
+                    };
+                    let reply = |text: String| {
+                        item(
+                            "chat.postMessage",
+                            json!({ "channel": g.channel, "text": text }),
+                        )
+                    };
+                    if !repeat {
+                        flush.updates.push(item("chat.update", card));
+                    }
+                    match (g.notified_firing > 0, g.firing > 0) {
+                        (true, false) => flush.updates.push(reply(group_resolved_reply(&view))),
+                        (false, true) => flush.updates.push(reply(group_firing_reply(&view, true))),
+                        (true, true) if repeat => {
+                            flush.updates.push(reply(group_firing_reply(&view, false)))
+                        }
+                        _ => {}
+                    }
+                    report.updated += 1;
+                    "updated"
+                } else {
+                    flush.post = Some(outbox_item(&g.team, &g.channel, "chat.postMessage", card));
+                    report.posted += 1;
+                    "posted"
+                }
+            }
         };
         metrics::counter!("sluice_group_flushes_total", "outcome" => outcome).increment(1);
         self.store.flush_group(flush, now_ms).await
     }
+}
+
+/// What a flush does with a due group.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    /// The route is in a storm: the group is counted in the digest.
+    Digest,
+    /// Nothing to tell (`digested`: a storm digest stays the group's report).
+    Quiet { digested: bool },
+    /// The group's first card, or a new one after a long quiet.
+    Post,
+    /// The card is updated (unless this is only a `repeat_interval` reminder) and the thread told what changed.
+    Update { repeat: bool },
 }
 
 /// Runs the flusher while this process leads the `notify` role (one leader across replicas), until `stop`.

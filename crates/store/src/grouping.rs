@@ -1,6 +1,6 @@
 //! Groups of alerts (noise control): the SQL both backends run, written once.
 //!
-//! Statements use SQLite's numbered placeholders (`?1`); PostgreSQL runs them through [`pg`], which turns them
+//! Statements use SQLite's numbered placeholders (`?1`); PostgreSQL runs them through [`pg!`], which turns them
 //! into `$1`. Everything else in them is common to both dialects.
 
 use crate::error::corrupt;
@@ -8,9 +8,19 @@ use crate::ingest::{ref_dead_reason, to_json, IngestTx, ItemRow, TouchedLanes};
 use crate::{GroupFlush, StoreError};
 
 /// The statement with `?N` placeholders rewritten as PostgreSQL's `$N`.
-pub(crate) fn pg(sql: &str) -> String {
+pub(crate) fn to_pg(sql: &str) -> String {
     sql.replace('?', "$")
 }
+
+/// [`to_pg`] of a fixed statement, rewritten once per call site and kept for the life of the process, so the
+/// ingest path does not allocate a new statement text per event.
+macro_rules! pg {
+    ($sql:expr) => {{
+        static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        TEXT.get_or_init(|| $crate::grouping::to_pg(&$sql)).as_str()
+    }};
+}
+pub(crate) use pg;
 
 /// Creates the group or marks it changed, and returns its id.
 /// Binds: 1 key, 2 rule, 3 lane, 4 team, 5 channel, 6 template, 7 labels (JSON), 8 first event id, 9 wait,

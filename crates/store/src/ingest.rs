@@ -159,9 +159,9 @@ pub(crate) fn follow_up_of(ev: &NewEvent) -> Option<&FollowUp> {
     }
 }
 
-/// The event must go through [`ingest_event`] (it reads alerts); others can be written in bulk.
+/// The event must go through [`ingest_inhibited`] (it reads alerts or inhibition keys); others can be written in bulk.
 pub(crate) fn needs_reads(ev: &NewEvent) -> bool {
-    dedup_of(ev).is_some() || follow_up_of(ev).is_some()
+    dedup_of(ev).is_some() || follow_up_of(ev).is_some() || !checks_of(ev).is_empty()
 }
 
 /// The inhibition keys an event is checked against: only an event that would post can be muted.
@@ -181,21 +181,26 @@ pub(crate) async fn ingest_inhibited(
     touched: &mut TouchedLanes,
 ) -> Result<Option<String>, StoreError> {
     if let Some(rule) = inhibited_by(tx, ev).await? {
-        let muted = NewEvent {
-            fate: Fate::Suppressed {
-                by: format!("inhibit:{rule}"),
-            },
-            ..ev.clone()
+        // Muted, it is stored like any suppressed event: no Slack call, no alert.
+        let fate = Fate::Suppressed {
+            by: format!("inhibit:{rule}"),
         };
-        ingest_event(tx, &muted, touched).await?;
+        tx.insert_event(&EventRow {
+            id: &ev.id,
+            received_at_ms: ev.received_at_ms,
+            source: &ev.source,
+            body: to_json("event body", &ev.body)?,
+            fate: to_json("fate", &fate)?,
+        })
+        .await?;
         return Ok(Some(rule));
     }
-    ingest_event(tx, ev, touched).await?;
-    if let Some(d) = dedup_of(ev).filter(|d| !d.resolves && !ev.inhibit.provides.is_empty()) {
+    let alert_id = ingest_event(tx, ev, touched).await?;
+    if let (Some(d), Some(alert_id)) = (dedup_of(ev), alert_id) {
         // The event opened, merged into or reopened its alert, so the alert is open now. Recording the keys on every
         // firing event, not only the first, keeps them right when the rules change while the alert fires.
-        if let Some(a) = tx.open_alert(&d.key).await? {
-            tx.hold_keys(a.id, &ev.inhibit.provides, d.window_ms)
+        if !d.resolves && !ev.inhibit.provides.is_empty() {
+            tx.hold_keys(alert_id, &ev.inhibit.provides, d.window_ms)
                 .await?;
         }
     }
@@ -257,7 +262,7 @@ pub(crate) async fn ingest_event(
     tx: &mut dyn IngestTx,
     ev: &NewEvent,
     touched: &mut TouchedLanes,
-) -> Result<(), StoreError> {
+) -> Result<Option<i64>, StoreError> {
     enum Alert {
         /// Not an alert (no dedup, or a resolve for something never seen).
         None,
@@ -416,7 +421,7 @@ pub(crate) async fn ingest_event(
             tx.join_group(g, &ev.id, alert_id, now).await?;
         }
     }
-    Ok(())
+    Ok(alert_id)
 }
 
 /// The dead reason of an update whose post died.

@@ -108,7 +108,8 @@ fn alert_line(a: &GroupAlertView) -> String {
 /// The card of a group: how many alerts fire, the alerts (up to [`GROUP_CARD_ALERTS`]), and an Acknowledge button
 /// while any fires.
 pub fn render_group(g: &GroupView) -> Value {
-    let what = escape(&labels_text(g.labels));
+    let group = labels_text(g.labels);
+    let what = escape(&group);
     let (head, tag) = if g.firing > 0 {
         let worst = g
             .alerts
@@ -121,13 +122,13 @@ pub fn render_group(g: &GroupView) -> Value {
                 "{} {} firing · {}",
                 worst.map_or(":warning:", severity_emoji),
                 g.firing,
-                labels_text(g.labels)
+                group
             ),
             format!("[FIRING:{}]", g.firing),
         )
     } else {
         (
-            format!(":white_check_mark: Resolved · {}", labels_text(g.labels)),
+            format!(":white_check_mark: Resolved · {group}"),
             "[RESOLVED]".to_owned(),
         )
     };
@@ -177,7 +178,7 @@ pub fn render_group(g: &GroupView) -> Value {
     json!({
         "text": super::fit(&format!("{tag} {what}: {}", escape(&titles.join(", "))), limits::MESSAGE_TEXT_SOFT),
         "blocks": blocks,
-        "metadata": {"event_type": METADATA_EVENT_TYPE, "event_payload": {"event_id": g.first_event_id, "group": labels_text(g.labels)}},
+        "metadata": {"event_type": METADATA_EVENT_TYPE, "event_payload": {"event_id": g.first_event_id, "group": group}},
     })
 }
 

@@ -160,15 +160,13 @@ pub fn event_view(s: &EventStatus) -> Value {
             "grouped"
         }
     });
-    let state = match &s.fate {
-        Fate::Queued { .. } if s.deliveries.is_empty() && grouped.is_some() => {
-            grouped.unwrap_or("grouped")
-        }
-        Fate::Dropped { .. } => "dropped",
-        Fate::Unrouted => "unrouted",
-        Fate::Suppressed { .. } => "suppressed",
-        Fate::Merged { .. } => "merged",
-        Fate::Resolved { .. } if all_sent || s.deliveries.is_empty() => "resolved",
+    let state = match (&s.fate, grouped) {
+        (Fate::Queued { .. }, Some(g)) if s.deliveries.is_empty() => g,
+        (Fate::Dropped { .. }, _) => "dropped",
+        (Fate::Unrouted, _) => "unrouted",
+        (Fate::Suppressed { .. }, _) => "suppressed",
+        (Fate::Merged { .. }, _) => "merged",
+        (Fate::Resolved { .. }, _) if all_sent || s.deliveries.is_empty() => "resolved",
         _ if any_dead => "dead_lettered",
         _ if all_sent => "posted",
         _ => "queued",

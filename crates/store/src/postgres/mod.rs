@@ -22,10 +22,10 @@ use crate::audit;
 use crate::coord::{RateParams, RATE_IDLE_MS};
 use crate::error::corrupt;
 use crate::group::{spawn_writer, GroupCommit, Ingester};
-use crate::grouping::{self as grp, group_state, labels_json, pg, GroupRow};
+use crate::grouping::{self as grp, group_state, labels_json, pg, to_pg, GroupRow};
 use crate::ingest::{
-    candidate_lanes, checks_of, dedup_of, ingest_inhibited, needs_reads, outbox_of,
-    ref_dead_reason, EventRow, IngestTx, ItemRow, OpenAlert, TouchedLanes,
+    candidate_lanes, dedup_of, ingest_inhibited, needs_reads, outbox_of, ref_dead_reason, EventRow,
+    IngestTx, ItemRow, OpenAlert, TouchedLanes,
 };
 use crate::sqlite::wall_clock_ms;
 use crate::*;
@@ -108,7 +108,7 @@ async fn commit_group(pool: &PgPool, batches: &[&[NewEvent]]) -> Result<Ingested
     let mut ingested = Ingested::default();
     let mut plain: Vec<&NewEvent> = Vec::new();
     for ev in all {
-        if !needs_reads(ev) && checks_of(ev).is_empty() {
+        if !needs_reads(ev) {
             plain.push(ev);
             continue;
         }
@@ -605,7 +605,7 @@ impl IngestTx for PgIngest<'_> {
         alert_id: i64,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let group_id: i64 = sqlx::query_scalar(&pg(grp::JOIN_GROUP))
+        let group_id: i64 = sqlx::query_scalar(pg!(grp::JOIN_GROUP))
             .bind(&g.key)
             .bind(&g.rule)
             .bind(&g.lane)
@@ -620,12 +620,12 @@ impl IngestTx for PgIngest<'_> {
             .bind(now_ms)
             .fetch_one(&mut *self.conn)
             .await?;
-        sqlx::query(&pg(grp::ADD_MEMBER))
+        sqlx::query(pg!(grp::ADD_MEMBER))
             .bind(group_id)
             .bind(alert_id)
             .execute(&mut *self.conn)
             .await?;
-        sqlx::query(&pg(grp::COUNT_ROUTE_EVENT))
+        sqlx::query(pg!(grp::COUNT_ROUTE_EVENT))
             .bind(&g.rule)
             .bind(now_ms - now_ms.rem_euclid(1000))
             .execute(&mut *self.conn)
@@ -634,7 +634,7 @@ impl IngestTx for PgIngest<'_> {
     }
 
     async fn group_of(&mut self, group_id: i64) -> Result<Option<(String, String)>, StoreError> {
-        Ok(sqlx::query_as(&pg(grp::GROUP_OF))
+        Ok(sqlx::query_as(pg!(grp::GROUP_OF))
             .bind(group_id)
             .fetch_optional(&mut *self.conn)
             .await?)
@@ -644,7 +644,7 @@ impl IngestTx for PgIngest<'_> {
         &mut self,
         group_id: i64,
     ) -> Result<Option<(i64, Option<String>)>, StoreError> {
-        Ok(sqlx::query_as(&pg(grp::GROUP_POST))
+        Ok(sqlx::query_as(pg!(grp::GROUP_POST))
             .bind(group_id)
             .fetch_optional(&mut *self.conn)
             .await?)
@@ -656,7 +656,7 @@ impl IngestTx for PgIngest<'_> {
         post_id: Option<i64>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(&pg(grp::FINISH_FLUSH))
+        sqlx::query(pg!(grp::FINISH_FLUSH))
             .bind(f.group_id)
             .bind(f.version)
             .bind(now_ms)
@@ -850,7 +850,7 @@ impl Store for PgStore {
             Option<String>,
             Option<i64>,
             Option<i64>,
-        )> = sqlx::query_as(&pg(grp::GROUPS_OF_EVENT))
+        )> = sqlx::query_as(pg!(grp::GROUPS_OF_EVENT))
             .bind(alert_root(id, &fate))
             .fetch_all(&mut *conn)
             .await?;
@@ -1172,7 +1172,7 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await?;
         let mut removed = 0;
         for sql in grp::PRUNE_GROUPS {
-            sqlx::query(&pg(sql))
+            sqlx::query(&to_pg(sql))
                 .bind(older_than_ms)
                 .execute(&mut *tx)
                 .await?;
@@ -1588,7 +1588,7 @@ impl Store for PgStore {
         alerts: usize,
     ) -> Result<Vec<GroupState>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let rows: Vec<GroupRow> = sqlx::query_as(&pg(&grp::due_groups_sql()))
+        let rows: Vec<GroupRow> = sqlx::query_as(pg!(grp::due_groups_sql()))
             .bind(now_ms)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&mut *conn)
@@ -1596,13 +1596,13 @@ impl Store for PgStore {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let mut g = group_state(row)?;
-            let (firing, total): (i64, i64) = sqlx::query_as(&pg(grp::GROUP_COUNTS))
+            let (firing, total): (i64, i64) = sqlx::query_as(pg!(grp::GROUP_COUNTS))
                 .bind(g.id)
                 .fetch_one(&mut *conn)
                 .await?;
             (g.firing, g.resolved) = (firing, total - firing);
             let members: Vec<(String, String, i64, i64, i64, Option<i64>)> =
-                sqlx::query_as(&pg(grp::GROUP_MEMBERS))
+                sqlx::query_as(pg!(grp::GROUP_MEMBERS))
                     .bind(g.id)
                     .bind(i64::try_from(alerts).unwrap_or(i64::MAX))
                     .fetch_all(&mut *conn)
@@ -1655,7 +1655,7 @@ impl Store for PgStore {
     }
 
     async fn touch_groups(&self, first_event_id: &str, now_ms: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query(&pg(grp::TOUCH_GROUPS))
+        Ok(sqlx::query(pg!(grp::TOUCH_GROUPS))
             .bind(first_event_id)
             .bind(now_ms)
             .execute(&self.pool)
@@ -1664,13 +1664,13 @@ impl Store for PgStore {
     }
 
     async fn absorb_groups(&self, rule: &str, now_ms: i64) -> Result<u64, StoreError> {
-        let absorbed = sqlx::query(&pg(grp::ABSORB_GROUPS))
+        let absorbed = sqlx::query(pg!(grp::ABSORB_GROUPS))
             .bind(rule)
             .bind(now_ms)
             .execute(&self.pool)
             .await?
             .rows_affected();
-        sqlx::query(&pg(grp::REFRESH_DIGESTED_CARDS))
+        sqlx::query(pg!(grp::REFRESH_DIGESTED_CARDS))
             .bind(rule)
             .bind(now_ms)
             .execute(&self.pool)
@@ -1679,7 +1679,7 @@ impl Store for PgStore {
     }
 
     async fn route_rate(&self, rule: &str, since_ms: i64) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar(&pg(grp::ROUTE_RATE))
+        let n: i64 = sqlx::query_scalar(pg!(grp::ROUTE_RATE))
             .bind(rule)
             .bind(since_ms)
             .fetch_one(&self.pool)
@@ -1688,7 +1688,7 @@ impl Store for PgStore {
     }
 
     async fn route_alerts(&self, rule: &str, since_ms: i64) -> Result<Vec<RouteAlert>, StoreError> {
-        let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(&pg(grp::ROUTE_ALERTS))
+        let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(pg!(grp::ROUTE_ALERTS))
             .bind(rule)
             .bind(since_ms)
             .fetch_all(&self.pool)

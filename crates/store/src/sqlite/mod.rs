@@ -25,8 +25,8 @@ use crate::error::corrupt;
 use crate::group::{spawn_writer, GroupCommit, Ingester};
 use crate::grouping::{self as grp, group_state, labels_json, GroupRow};
 use crate::ingest::{
-    checks_of, ingest_inhibited, needs_reads, outbox_of, ref_dead_reason, EventRow, IngestTx,
-    ItemRow, OpenAlert, TouchedLanes,
+    ingest_inhibited, needs_reads, outbox_of, ref_dead_reason, EventRow, IngestTx, ItemRow,
+    OpenAlert, TouchedLanes,
 };
 use crate::*;
 
@@ -253,7 +253,7 @@ async fn commit_group(pool: &SqlitePool, batches: &[&[NewEvent]]) -> Result<Inge
     // of several per event). Dedup events go one by one, after flushing what precedes them, so order is kept.
     let mut plain: Vec<&NewEvent> = Vec::new();
     for ev in batches.iter().flat_map(|b| b.iter()) {
-        if !needs_reads(ev) && checks_of(ev).is_empty() {
+        if !needs_reads(ev) {
             plain.push(ev);
             continue;
         }

@@ -27,6 +27,7 @@ CREATE TABLE alert_groups (
 CREATE INDEX alert_groups_due ON alert_groups (due_at_ms) WHERE due_at_ms IS NOT NULL;
 CREATE INDEX alert_groups_rule ON alert_groups (rule);
 CREATE INDEX alert_groups_post ON alert_groups (post_item_id) WHERE post_item_id IS NOT NULL;
+CREATE INDEX alert_groups_first_event ON alert_groups (first_event_id);
 
 CREATE TABLE group_alerts (
     group_id INTEGER NOT NULL,
