@@ -1,10 +1,11 @@
 //! GitHub webhooks: [`GitHub`]. Every delivery must carry `X-Hub-Signature-256` made with
-//! the configured secret; it is checked over the raw body before anything is read.
+//! the configured secret; it is checked over the raw body before anything is read. Both of GitHub's content types
+//! are accepted: `application/json`, and its default `application/x-www-form-urlencoded` (the JSON in `payload`).
 //! `X-GitHub-Event` picks the mapping:
 //!
 //! | event | becomes |
 //! |---|---|
-//! | `workflow_run` (`completed`) | success → `ok`/resolved; failure, timed_out, startup_failure → `error`/firing; action_required → `warning`/firing |
+//! | `workflow_run` (`completed`, or any action once it concluded `action_required`) | success → `ok`/resolved; failure, timed_out, startup_failure → `error`/firing; action_required → `warning`/firing; no conclusion → nothing |
 //! | `check_run` (`completed`) | same conclusions as `workflow_run` |
 //! | `deployment_status` | success → `ok`; failure, error → `error`; pending, queued, in_progress → `info`. Terminal states are resolved. Kind `deployment` |
 //! | `ping` | nothing (answered 2xx) |
@@ -74,7 +75,7 @@ impl Source for GitHub {
                     "the header is missing; GitHub sends it with every delivery",
                 )
             })?;
-        let value = parse_json(body)?;
+        let value = parse_json(json_body(headers, body)?.as_ref())?;
         let root = At::root(&value);
         match event {
             "ping" => Ok(Parsed::ignored(format!(
@@ -87,6 +88,33 @@ impl Source for GitHub {
             other => Ok(Parsed::ignored(format!("ignored event type \"{other}\""))),
         }
     }
+}
+
+/// The JSON of a delivery. GitHub's default content type is `application/x-www-form-urlencoded`, with the JSON in
+/// the form's `payload` field; the signature covers the raw body either way, so it was checked before this.
+fn json_body<'a>(
+    headers: &Headers,
+    body: &'a [u8],
+) -> Result<std::borrow::Cow<'a, [u8]>, SourceError> {
+    let form = headers
+        .get("content-type")
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return Ok(std::borrow::Cow::Borrowed(body));
+    }
+    url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == "payload")
+        .map(|(_, v)| std::borrow::Cow::Owned(v.into_owned().into_bytes()))
+        .ok_or_else(|| {
+            SourceError::bad(
+                "payload",
+                "a form-encoded delivery carries its JSON in a `payload` field, and this one has none",
+            )
+        })
 }
 
 /// How a finished run or check reads on a card; `None` for conclusions that are not news.
@@ -144,12 +172,15 @@ fn commit_link(repo_url: Option<&str>, sha: Option<&str>) -> Option<String> {
 
 fn workflow_run(root: &At<'_>) -> Result<Parsed, SourceError> {
     let action = root.get("action").str_req()?;
-    if action != "completed" {
+    let run = root.get("workflow_run");
+    // A run that waits for someone to approve it (a pull request from a fork, a protected environment) arrives as
+    // `requested` already concluded `action_required`: that is news even though the run is not completed.
+    let waiting = run.get("conclusion").text().ok().flatten() == Some("action_required");
+    if action != "completed" && !waiting {
         return Ok(Parsed::ignored(format!(
             "workflow_run \"{action}\": only completed runs are posted"
         )));
     }
-    let run = root.get("workflow_run");
     run.require_object("the workflow run")?;
     let (repo, repo_url) = repository(root)?;
     let name = run
@@ -157,10 +188,12 @@ fn workflow_run(root: &At<'_>) -> Result<Parsed, SourceError> {
         .text()?
         .or(root.get("workflow").get("name").text()?)
         .unwrap_or("workflow");
+    // GitHub sends `completed` with `conclusion: null` now and then (a run whose jobs were never scheduled). It is
+    // not a malformed delivery: refusing it would be recorded as a failed delivery and retried.
     let Some(c) = run.get("conclusion").text()? else {
-        return Err(run
-            .get("conclusion")
-            .bad("is required for a completed run (a string)"));
+        return Ok(Parsed::ignored(format!(
+            "workflow \"{name}\" in {repo} completed without a conclusion: not posted"
+        )));
     };
     let Some((severity, status, verb)) = conclusion(c) else {
         return Ok(Parsed::ignored(format!(

@@ -340,13 +340,6 @@ fn malformed_deliveries_name_the_field() {
             "is required",
         ),
         (
-            "no conclusion",
-            "workflow_run",
-            with(&["workflow_run", "conclusion"], json!(null)),
-            "workflow_run.conclusion",
-            "is required for a completed run",
-        ),
-        (
             "branch array",
             "workflow_run",
             with(&["workflow_run", "head_branch"], json!(["main"])),
@@ -410,6 +403,106 @@ fn malformed_deliveries_name_the_field() {
     assert!(
         matches!(r, Err(SourceError::BadPayload { ref field, .. }) if field == "X-GitHub-Event"),
         "{r:?}"
+    );
+}
+
+/// A signed delivery of `event` sent the way GitHub sends it by default: `payload=<url-encoded JSON>`.
+fn deliver_form(event: &str, json: &[u8]) -> Result<Parsed, SourceError> {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", std::str::from_utf8(json).unwrap_or_default())
+        .finish();
+    let headers = Headers::new()
+        .with("x-github-event", event)
+        .with("content-type", "application/x-www-form-urlencoded")
+        .with("x-hub-signature-256", sign(SECRET, body.as_bytes()));
+    github().parse(&headers, body.as_bytes())
+}
+
+#[test]
+fn regression_githubs_default_form_content_type_is_accepted() {
+    let ping = deliver_form("ping", include_bytes!("fixtures/ping.json"))
+        .expect("a form-encoded ping parses");
+    assert!(ping.events.is_empty());
+    assert!(ping
+        .ignored
+        .unwrap_or_default()
+        .starts_with("ping from GitHub"));
+
+    let json = include_bytes!("fixtures/workflow_run_failure.json");
+    let form = deliver_form("workflow_run", json).expect("a form-encoded run parses");
+    let plain = deliver("workflow_run", json).expect("the JSON run parses");
+    assert_eq!(
+        form.events, plain.events,
+        "both content types give the same event"
+    );
+
+    // The signature is over the raw form body: re-encoding the JSON does not verify.
+    let body = format!("payload={}", String::from_utf8_lossy(json));
+    let headers = Headers::new()
+        .with("x-github-event", "workflow_run")
+        .with("content-type", "application/x-www-form-urlencoded")
+        .with(
+            "x-hub-signature-256",
+            sign("another-secret", body.as_bytes()),
+        );
+    assert!(matches!(
+        github().parse(&headers, body.as_bytes()),
+        Err(SourceError::Unauthorized(_))
+    ));
+}
+
+#[test]
+fn a_form_delivery_without_a_payload_field_names_it() {
+    let body = b"hook_id=1";
+    let headers = Headers::new()
+        .with("x-github-event", "ping")
+        .with(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )
+        .with("x-hub-signature-256", sign(SECRET, body));
+    match github().parse(&headers, body) {
+        Err(SourceError::BadPayload { field, message }) => {
+            assert_eq!(field, "payload");
+            assert!(message.contains("`payload` field"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn regression_a_completed_run_without_a_conclusion_is_ignored_not_refused() {
+    let mut body: serde_json::Value =
+        serde_json::from_slice(include_bytes!("fixtures/workflow_run_failure.json"))
+            .unwrap_or_default();
+    body["workflow_run"]["conclusion"] = json!(null);
+    let parsed = deliver("workflow_run", body.to_string().as_bytes()).expect("a 2xx, not a 400");
+    assert!(parsed.events.is_empty());
+    assert_eq!(
+        parsed.ignored.as_deref(),
+        Some("workflow \"CI\" in acme/checkout completed without a conclusion: not posted")
+    );
+}
+
+#[test]
+fn regression_a_run_waiting_for_approval_is_posted_although_only_requested() {
+    let mut body: serde_json::Value =
+        serde_json::from_slice(include_bytes!("fixtures/workflow_run_failure.json"))
+            .unwrap_or_default();
+    body["action"] = json!("requested");
+    body["workflow_run"]["status"] = json!("completed");
+    body["workflow_run"]["conclusion"] = json!("action_required");
+    let e = one_event("workflow_run", body.to_string().as_bytes());
+    assert_eq!(e.title, "CI needs action on main in acme/checkout");
+    assert_eq!((e.severity, e.status), (Severity::Warning, Status::Firing));
+
+    // A requested run with no conclusion yet is still not news.
+    body["workflow_run"]["conclusion"] = json!(null);
+    let parsed = deliver("workflow_run", body.to_string().as_bytes()).expect("parses");
+    assert!(parsed.events.is_empty());
+    assert_eq!(
+        parsed.ignored.as_deref(),
+        Some("workflow_run \"requested\": only completed runs are posted")
     );
 }
 
