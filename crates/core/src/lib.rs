@@ -9,6 +9,7 @@
 pub mod event;
 pub mod inhibit;
 pub mod noise;
+pub mod nul;
 pub mod render;
 pub mod route;
 

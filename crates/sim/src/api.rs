@@ -139,6 +139,13 @@ pub fn content(args: &Args) -> Result<Content, ApiError> {
     if text.chars().count() > limits::MESSAGE_TEXT_HARD {
         return Err(ApiError::new("msg_too_long"));
     }
+    match attachments.as_ref().map(Value::as_array) {
+        Some(None) => return Err(ApiError::new("invalid_attachments")),
+        Some(Some(a)) if a.len() > limits::MESSAGE_ATTACHMENTS => {
+            return Err(ApiError::new("too_many_attachments"))
+        }
+        _ => {}
+    }
     if let Some(b) = &blocks {
         validate_blocks(b, Surface::Message)
             .map_err(|e| ApiError::explained("invalid_blocks", e))?;

@@ -347,6 +347,18 @@ async fn block_kit_rejections_match_slack() {
             "",
         ),
         (
+            "more attachments than Slack takes",
+            json!({"attachments": vec![json!({"text": "a"}); limits::MESSAGE_ATTACHMENTS + 1]}),
+            "too_many_attachments",
+            "",
+        ),
+        (
+            "attachments not an array",
+            json!({"attachments": {"text": "a"}}),
+            "invalid_attachments",
+            "",
+        ),
+        (
             "blocks not an array",
             json!({"text": "t", "blocks": {"type": "divider"}}),
             "invalid_blocks",

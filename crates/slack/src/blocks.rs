@@ -93,7 +93,21 @@ pub const EMPTY_MESSAGE_TEXT: &str = "New message";
 /// accept it and show it whole. Returns one note per change; empty when nothing was needed.
 /// Never panics, whatever the JSON.
 pub fn fit_message(msg: &mut Value) -> Vec<String> {
-    let mut f = Fitter::default();
+    fit_with(msg, lim::MESSAGE_TEXT_SOFT)
+}
+
+/// [`fit_message`] for a message someone else wrote and posts through Sluice (`/v1/messages`, the
+/// Slack-compatible hooks): its top-level `text` is kept up to Slack's own limit
+/// ([`lim::MESSAGE_TEXT_HARD`]) rather than cut where our cards aim to stay.
+pub fn fit_foreign_message(msg: &mut Value) -> Vec<String> {
+    fit_with(msg, lim::MESSAGE_TEXT_HARD)
+}
+
+fn fit_with(msg: &mut Value, text_limit: usize) -> Vec<String> {
+    let mut f = Fitter {
+        text_limit,
+        ..Fitter::default()
+    };
     if !msg.is_object() {
         f.note(format!(
             "message was {}, not a JSON object: replaced",
@@ -399,6 +413,8 @@ struct Fitter {
     /// stays linear.
     next_suffix: HashMap<(bool, String), u64>,
     markdown_used: usize,
+    /// Where the top-level `text` is cut.
+    text_limit: usize,
 }
 
 impl Fitter {
@@ -1008,22 +1024,25 @@ impl Fitter {
             .get("text")
             .and_then(Value::as_str)
             .filter(|t| !t.trim().is_empty());
+        let has_attachments = msg
+            .get("attachments")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
         let text = match current {
-            Some(t) if chars(t) <= lim::MESSAGE_TEXT_SOFT => return,
+            Some(t) if chars(t) <= self.text_limit => return,
             Some(t) => {
-                self.note(format!(
-                    "text: cut to {} characters",
-                    lim::MESSAGE_TEXT_SOFT
-                ));
-                truncate_mrkdwn(t, lim::MESSAGE_TEXT_SOFT)
+                self.note(format!("text: cut to {} characters", self.text_limit));
+                truncate_mrkdwn(t, self.text_limit)
             }
+            // Slack takes attachments without text and shows no extra line; inventing one would show one.
+            None if has_attachments && msg.get("blocks").is_none() => return,
             None => {
                 let derived = fallback_text(msg.get("blocks"));
                 self.note("text: missing, derived from the blocks".into());
                 if derived.trim().is_empty() {
                     EMPTY_MESSAGE_TEXT.to_owned()
                 } else {
-                    truncate_mrkdwn(&derived, lim::MESSAGE_TEXT_SOFT)
+                    truncate_mrkdwn(&derived, self.text_limit)
                 }
             }
         };
@@ -1102,7 +1121,20 @@ impl Checker {
                 self.bad(format!("text is {} characters", chars(t)))
             }
             Some(_) => {}
+            None if obj
+                .get("attachments")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty())
+                && !obj.contains_key("blocks") => {}
             None => self.bad("text is missing".into()),
+        }
+        if let Some(n) = obj
+            .get("attachments")
+            .and_then(Value::as_array)
+            .map(Vec::len)
+            .filter(|n| *n > lim::MESSAGE_ATTACHMENTS)
+        {
+            self.bad(format!("{n} attachments"));
         }
         let Some(blocks) = obj.get("blocks") else {
             return;

@@ -47,6 +47,8 @@ pub const VIEW_PRIVATE_METADATA: usize = 3000;
 pub const INPUT_LABEL: usize = 2000;
 /// Top-level `text`: Slack refuses longer messages with `msg_too_long`.
 pub const MESSAGE_TEXT_HARD: usize = 40_000;
+/// Legacy attachments on one message: Slack refuses more with `too_many_attachments`.
+pub const MESSAGE_ATTACHMENTS: usize = 100;
 /// Top-level `text` we aim for: longer text is truncated by Slack's clients, so we cut it ourselves.
 pub const MESSAGE_TEXT_SOFT: usize = 4000;
 /// Image block `alt_text`.

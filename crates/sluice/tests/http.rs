@@ -523,3 +523,198 @@ async fn beyond_max_in_flight_callers_get_503_at_once_and_probes_still_answer() 
         "the shed request was not enqueued"
     );
 }
+
+/// Regression: PostgreSQL refuses a NUL character in text, so a `\u0000` anywhere in a request answered 503 ("retry
+/// later") or 500 there and 202 on SQLite, and a retrying client looped forever. Both backends now answer the same
+/// 400 naming the field, and nothing is enqueued.
+#[tokio::test]
+async fn regression_a_nul_character_is_a_400_naming_the_field_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}/test.db", dir.path().display());
+    let pg = common::pg::TestDb::create(
+        "regression_a_nul_character_is_a_400_naming_the_field_on_both_backends",
+    )
+    .await;
+    let mut urls = vec![sqlite];
+    urls.extend(pg.as_ref().map(|db| db.url.clone()));
+    for url in &urls {
+        let s = state_at(dir.path(), url, common::ROUTING).await;
+        let mut bad_label = alert("two");
+        bad_label["labels"]["team"] = json!("pay\u{0}ments");
+        // (method, uri, key, body, the field the 400 names; `None` for the hook's plain-word answer)
+        type Case<'a> = (&'a str, String, Option<&'a str>, String, Option<&'a str>);
+        let cases: Vec<Case> = vec![
+            ("POST", "/v1/events".into(), Some(KEY), alert("a\u{0}b").to_string(), Some("title")),
+            ("POST", "/v1/events".into(), Some(KEY), json!([alert("one"), bad_label]).to_string(), Some("[1].labels.team")),
+            ("POST", "/v1/messages".into(), Some(KEY), json!({"channel": "ops", "text": "x\u{0}"}).to_string(), Some("text")),
+            ("POST", format!("/hooks/cron/{HOOK_SECRET}"), None, json!({"text": "x\u{0}"}).to_string(), None),
+            ("POST", "/v1/silences".into(), Some(KEY),
+             json!({"matchers": [{"name": "service", "value": "checkout"}], "duration": "1h", "comment": "db\u{0}"}).to_string(),
+             Some("comment")),
+            ("POST", "/v1/sources/alertmanager".into(), Some(KEY),
+             json!({"version": "4", "status": "firing", "receiver": "sluice", "groupKey": "{}:{}",
+                    "alerts": [{"status": "firing", "labels": {"alertname": "Disk\u{0}Full"}, "annotations": {},
+                                "startsAt": "2026-01-01T00:00:00Z", "fingerprint": "f1"}]}).to_string(),
+             Some("labels.alertname")),
+            ("GET", "/v1/events/evt_%00x".into(), Some(KEY), String::new(), Some("path")),
+            ("GET", "/v1/silences?service=%00".into(), Some(KEY), String::new(), Some("query")),
+        ];
+        for (method, uri, key, body, field) in cases {
+            let a = call(&s, method, &uri, key, body).await;
+            assert_eq!(
+                a.status,
+                StatusCode::BAD_REQUEST,
+                "{url} {method} {uri}: {}",
+                a.body
+            );
+            match field {
+                Some(field) => {
+                    assert_eq!(a.json()["field"], json!(field), "{url} {uri}: {}", a.body);
+                    assert!(a.body.contains("NUL character"), "{url} {uri}: {}", a.body);
+                }
+                // The Slack-compatible hook answers as Slack does: a plain word.
+                None => assert_eq!(a.body, "invalid_payload", "{url} {uri}"),
+            }
+        }
+        assert_eq!(
+            pending(&s).await,
+            0,
+            "{url}: a refused request enqueues nothing"
+        );
+        // The same backend still takes the same requests without the NUL.
+        let a = call(&s, "POST", "/v1/events", Some(KEY), alert("ab").to_string()).await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{url}: {}", a.body);
+    }
+    if let Some(db) = pg {
+        db.drop_db().await;
+    }
+}
+
+/// The `chat.postMessage` arguments waiting in the outbox, oldest first.
+async fn queued_args(state: &std::sync::Arc<sluice::state::AppState>) -> Vec<Value> {
+    let lanes = state
+        .store
+        .claim_lanes("test-reader", sluice::state::now_ms(), 60_000, 100)
+        .await
+        .unwrap();
+    let mut args = Vec::new();
+    for lane in lanes {
+        for item in state.store.lane_items(&lane, 100).await.unwrap() {
+            args.push(item.args);
+        }
+    }
+    args
+}
+
+/// Regression: the Slack-compatible hook was not Slack's. It added `"text": "New message"` to attachments-only posts
+/// (what Alertmanager's default Slack template sends: Slack shows no such line), answered `ok` where Slack refuses and
+/// then dead-lettered, and cut text at 4,000 characters where Slack keeps 40,000.
+#[tokio::test]
+async fn regression_the_slack_compatible_hook_answers_and_posts_as_slack_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(dir.path(), common::ROUTING).await;
+    let hook = format!("/hooks/cron/{HOOK_SECRET}");
+
+    let attachment = json!({"fallback": "[FIRING:1] DiskFull", "color": "danger", "title": "DiskFull", "text": "sda1 97%"});
+    let a = call(
+        &s,
+        "POST",
+        &hook,
+        None,
+        json!({"attachments": [attachment]}).to_string(),
+    )
+    .await;
+    assert_eq!((a.status, a.body.as_str()), (StatusCode::OK, "ok"));
+
+    let long = "x".repeat(12_000);
+    let a = call(&s, "POST", &hook, None, json!({"text": long}).to_string()).await;
+    assert_eq!((a.status, a.body.as_str()), (StatusCode::OK, "ok"));
+
+    let too_many = vec![attachment.clone(); 101];
+    let sixty_blocks: Vec<Value> = (0..60)
+        .map(
+            |i| json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("line {i}")}}),
+        )
+        .collect();
+    let refused = [
+        (json!({"attachments": too_many}), "too_many_attachments"),
+        (json!({"attachments": "not a list"}), "invalid_attachments"),
+        (
+            json!({"text": "x", "blocks": sixty_blocks}),
+            "invalid_blocks",
+        ),
+        (json!({"blocks": [{"type": "section"}]}), "invalid_blocks"),
+    ];
+    for (body, word) in refused {
+        let a = call(&s, "POST", &hook, None, body.to_string()).await;
+        assert_eq!(
+            (a.status, a.body.as_str()),
+            (StatusCode::BAD_REQUEST, word),
+            "{body}"
+        );
+    }
+
+    let queued = queued_args(&s).await;
+    assert_eq!(
+        queued.len(),
+        2,
+        "only the two good posts are queued: {queued:?}"
+    );
+    assert_eq!(
+        queued[0].get("text"),
+        None,
+        "no invented text: {}",
+        queued[0]
+    );
+    assert_eq!(queued[0]["attachments"][0]["title"], "DiskFull");
+    assert_eq!(
+        queued[1]["text"].as_str().map(|t| t.chars().count()),
+        Some(12_000),
+        "text kept whole"
+    );
+}
+
+/// Regression: `POST /v1/messages` trimmed a 60-block message to 50 without telling the caller. It is still fitted
+/// (the API's promise is that a message is deliverable), and the 202 says what was changed.
+#[tokio::test]
+async fn regression_a_trimmed_message_says_what_was_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(dir.path(), common::ROUTING).await;
+    let blocks: Vec<Value> = (0..60)
+        .map(
+            |i| json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("line {i}")}}),
+        )
+        .collect();
+    let a = call(
+        &s,
+        "POST",
+        "/v1/messages",
+        Some(KEY),
+        json!({"channel": "ops", "text": "report", "blocks": blocks}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    let adjusted = a.json()["adjusted"].as_array().cloned().unwrap_or_default();
+    assert!(
+        adjusted
+            .iter()
+            .any(|n| n.as_str().is_some_and(|n| n.starts_with("blocks:")
+                && n.contains("11 blocks over the limit of 50 omitted"))),
+        "the answer names the trimmed blocks: {}",
+        a.body
+    );
+    let queued = queued_args(&s).await;
+    assert_eq!(queued[0]["blocks"].as_array().map(Vec::len), Some(50));
+
+    // A message that needed nothing says nothing more than its id.
+    let a = call(
+        &s,
+        "POST",
+        "/v1/messages",
+        Some(KEY),
+        json!({"channel": "ops", "text": "fine"}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    assert_eq!(a.json().as_object().map(|o| o.len()), Some(1), "{}", a.body);
+}

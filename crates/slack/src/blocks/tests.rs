@@ -832,3 +832,47 @@ fn random_json_never_panics_and_always_comes_out_valid() {
     assert!(kept_blocks > 2000, "{kept_blocks}");
     assert!(kept_elements > 500, "{kept_elements}");
 }
+
+#[test]
+fn an_attachments_only_message_gets_no_invented_text() {
+    let mut msg =
+        json!({ "attachments": [{ "fallback": "[FIRING:1] DiskFull", "text": "sda1 97%" }] });
+    assert_eq!(fit(&mut msg), Vec::<String>::new());
+    assert_eq!(msg.get("text"), None, "{msg}");
+    // With nothing to show at all, Slack needs text, and gets one.
+    let mut empty = json!({ "attachments": [] });
+    fit_message(&mut empty);
+    assert_eq!(empty["text"], EMPTY_MESSAGE_TEXT);
+}
+
+#[test]
+fn a_foreign_message_keeps_text_up_to_slacks_own_limit() {
+    let long = "y".repeat(lim::MESSAGE_TEXT_SOFT * 3);
+    let mut ours = json!({ "text": long });
+    fit_message(&mut ours);
+    assert_eq!(
+        ours["text"].as_str().map(chars),
+        Some(lim::MESSAGE_TEXT_SOFT)
+    );
+
+    let mut theirs = json!({ "text": long });
+    assert_eq!(fit_foreign_message(&mut theirs), Vec::<String>::new());
+    assert_eq!(
+        theirs["text"].as_str().map(chars),
+        Some(lim::MESSAGE_TEXT_SOFT * 3)
+    );
+
+    let mut too_long = json!({ "text": "z".repeat(lim::MESSAGE_TEXT_HARD + 10) });
+    let notes = fit_foreign_message(&mut too_long);
+    assert_eq!(
+        notes,
+        vec![format!(
+            "text: cut to {} characters",
+            lim::MESSAGE_TEXT_HARD
+        )]
+    );
+    assert_eq!(
+        too_long["text"].as_str().map(chars),
+        Some(lim::MESSAGE_TEXT_HARD)
+    );
+}

@@ -14,7 +14,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use sluice_core::event::{parse_events, Event};
-use sluice_slack::blocks::fit_message;
+use sluice_core::nul::{nul_path, NUL_MESSAGE};
+use sluice_slack::blocks::{check_message, fit_foreign_message};
 use sluice_store::{DeliveryState, EventStatus, Fate, NewEvent};
 use subtle::ConstantTimeEq;
 
@@ -73,8 +74,16 @@ pub(crate) async fn accept(
         let silences = state.silences.read().unwrap_or_else(|e| e.into_inner());
         let pipeline = state.pipeline(&silences);
         let mut batch = Vec::with_capacity(events.len());
-        for event in events {
+        for (i, event) in events.iter().enumerate() {
             let normalised = serde_json::to_value(event).unwrap_or(Value::Null);
+            if let Some(path) = nul_path(&normalised) {
+                let field = if events.len() > 1 {
+                    format!("[{i}].{path}")
+                } else {
+                    path
+                };
+                return Err(ApiError::bad_request(field, NUL_MESSAGE));
+            }
             let new = pipeline
                 .process(new_id(), event, normalised, now)
                 .map_err(|e| {
@@ -197,8 +206,12 @@ const MESSAGE_KEYS: &[&str] = &[
     "metadata",
 ];
 
-/// Copy the allowed message keys from `body` into chat.postMessage args for `channel`.
-fn message_args(channel: &str, body: &Map<String, Value>) -> Result<Value, (String, String)> {
+/// Copy the allowed message keys from `body` into chat.postMessage args for `channel`, fitted to Slack's limits;
+/// with them, one note per change the fitting made (so the caller can be told).
+fn message_args(
+    channel: &str,
+    body: &Map<String, Value>,
+) -> Result<(Value, Vec<String>), (String, String)> {
     let mut args = Map::new();
     args.insert("channel".into(), json!(channel.trim_start_matches('#')));
     for (k, v) in body {
@@ -245,8 +258,26 @@ fn message_args(channel: &str, body: &Map<String, Value>) -> Result<Value, (Stri
         }
     }
     let mut args = Value::Object(args);
-    fit_message(&mut args);
-    Ok(args)
+    let notes = fit_foreign_message(&mut args);
+    Ok((args, notes))
+}
+
+/// What Slack's own incoming webhook would refuse in this message, as the word it answers with: it checks rather
+/// than repairs, and a tool pointed at Sluice must learn of its mistake as it would from Slack, not from a dead
+/// letter later.
+fn slack_would_refuse(body: &Map<String, Value>) -> Option<&'static str> {
+    if let Some(a) = body.get("attachments") {
+        match a.as_array() {
+            None => return Some("invalid_attachments"),
+            Some(a) if a.len() > sluice_slack::limits::MESSAGE_ATTACHMENTS => {
+                return Some("too_many_attachments")
+            }
+            Some(_) => {}
+        }
+    }
+    let blocks = body.get("blocks")?;
+    let problems = check_message(&json!({ "text": "-", "blocks": blocks }));
+    (!problems.is_empty()).then_some("invalid_blocks")
 }
 
 fn queue_message(
@@ -284,6 +315,9 @@ async fn post_message(
     let obj = value
         .as_object()
         .ok_or_else(|| ApiError::bad_request("body", "expected a JSON object"))?;
+    if let Some(field) = nul_path(&value) {
+        return Err(ApiError::bad_request(field, NUL_MESSAGE));
+    }
     let channel = match obj.get("channel") {
         Some(Value::String(c)) if !c.trim().is_empty() => c.trim().to_string(),
         _ => {
@@ -293,12 +327,19 @@ async fn post_message(
             ))
         }
     };
-    let args = message_args(&channel, obj).map_err(|(f, m)| ApiError::bad_request(f, m))?;
+    let (args, adjusted) =
+        message_args(&channel, obj).map_err(|(f, m)| ApiError::bad_request(f, m))?;
     let new = queue_message(&state, "api", "api", &channel, args, value.clone());
     let id = new.id.clone();
     commit(&state, vec![new]).await?;
     metrics::counter!("sluice_events_received_total", "source" => "messages").increment(1);
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response())
+    // What was changed to fit Slack's limits is said, never done silently.
+    let answer = if adjusted.is_empty() {
+        json!({ "id": id })
+    } else {
+        json!({ "id": id, "adjusted": adjusted })
+    };
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
 /// An answer in the shape Slack's incoming webhooks use: a plain-text word.
@@ -336,7 +377,7 @@ async fn post_hook(
     } else {
         serde_json::from_slice(&body).ok()
     };
-    let Some(Value::Object(obj)) = parsed else {
+    let Some(Value::Object(obj)) = parsed.filter(|v| nul_path(v).is_none()) else {
         return slack_says(StatusCode::BAD_REQUEST, "invalid_payload");
     };
     // Fields Slack's webhooks accept but that have no meaning here are ignored, as Slack does.
@@ -345,8 +386,11 @@ async fn post_hook(
         .filter(|(k, _)| MESSAGE_KEYS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    if let Some(word) = slack_would_refuse(&kept) {
+        return slack_says(StatusCode::BAD_REQUEST, word);
+    }
     let args = match message_args(&hook.channel, &kept) {
-        Ok(args) => args,
+        Ok((args, _)) => args,
         Err((field, _)) if field == "text" => {
             return slack_says(StatusCode::BAD_REQUEST, "no_text")
         }

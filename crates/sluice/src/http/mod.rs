@@ -57,4 +57,26 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
         .fallback_service(api)
+        .layer(axum::middleware::from_fn(refuse_nul_in_uri))
+}
+
+/// A NUL character in the path or query (`%00`) can name nothing that exists, and PostgreSQL refuses it in a
+/// query: it is a 400 before any handler runs, on every backend alike.
+async fn refuse_nul_in_uri(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let uri = request.uri();
+    let field = if uri.path().contains("%00") {
+        Some("path")
+    } else if uri.query().is_some_and(|q| q.contains("%00")) {
+        Some("query")
+    } else {
+        None
+    };
+    match field {
+        Some(field) => ApiError::bad_request(field, sluice_core::nul::NUL_MESSAGE).into_response(),
+        None => next.run(request).await,
+    }
 }

@@ -45,6 +45,9 @@ async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     caller.require("silences:write")?;
+    if let Some(field) = sluice_core::nul::nul_path_in_json(&body) {
+        return Err(ApiError::bad_request(field, sluice_core::nul::NUL_MESSAGE));
+    }
     let req: SilenceRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("body", format!("not a silence: {e}")))?;
     let new = req

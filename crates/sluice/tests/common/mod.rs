@@ -81,6 +81,12 @@ secret_env = "HOOK"
 
 pub async fn state(dir: &Path, extra: &str) -> Arc<AppState> {
     let url = format!("sqlite://{}/test.db", dir.display());
+    state_at(dir, &url, extra).await
+}
+
+/// The app's state on the database at `url` (SQLite or PostgreSQL), migrated.
+pub async fn state_at(dir: &Path, url: &str, extra: &str) -> Arc<AppState> {
+    let url = url.to_string();
     let cfg = config(dir, &url, "http://127.0.0.1:9/api/", extra);
     let store = sluice_store::open(
         &url,
