@@ -718,3 +718,79 @@ async fn regression_a_trimmed_message_says_what_was_trimmed() {
     assert_eq!(a.status, StatusCode::ACCEPTED);
     assert_eq!(a.json().as_object().map(|o| o.len()), Some(1), "{}", a.body);
 }
+
+/// Regression: a repeated resolve posted a new card (GitHub redeliveries, Alertmanager HA pairs, every green CI run
+/// twice): two `resolved` events with the same `dedup_key` and no open alert gave two messages. On both backends.
+#[tokio::test]
+async fn regression_a_repeated_resolve_posts_no_second_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}/test.db", dir.path().display());
+    let pg = common::pg::TestDb::create("regression_a_repeated_resolve_posts_no_second_card").await;
+    let mut urls = vec![sqlite];
+    urls.extend(pg.as_ref().map(|db| db.url.clone()));
+    for url in &urls {
+        let s = state_at(dir.path(), url, common::ROUTING).await;
+        let with = |key: &str, status: &str| {
+            let mut e = alert("CI on main");
+            e["dedup_key"] = json!(key);
+            e["status"] = json!(status);
+            e.to_string()
+        };
+        // Never seen firing: the first resolve posts its card, the repeat is resolved into it.
+        let first = call(
+            &s,
+            "POST",
+            "/v1/events",
+            Some(KEY),
+            with("ci:main", "resolved"),
+        )
+        .await;
+        let again = call(
+            &s,
+            "POST",
+            "/v1/events",
+            Some(KEY),
+            with("ci:main", "resolved"),
+        )
+        .await;
+        assert_eq!(
+            (first.status, again.status),
+            (StatusCode::ACCEPTED, StatusCode::ACCEPTED)
+        );
+        assert_eq!(queued_args(&s).await.len(), 1, "{url}: one card, not two");
+        let first_id = first.json()["id"].clone();
+        let uri = format!(
+            "/v1/events/{}",
+            again.json()["id"].as_str().unwrap_or_default()
+        );
+        let view = call(&s, "GET", &uri, Some(KEY), Body::empty()).await.json();
+        assert_eq!(view["state"], "resolved", "{url}: {view}");
+        assert_eq!(view["fate"]["into"], first_id, "{url}: {view}");
+
+        // Fired (its card), resolved (a reply in its thread and a refresh of the card), then resolved again: nothing.
+        let before = pending(&s).await;
+        for status in ["firing", "resolved", "resolved"] {
+            let a = call(&s, "POST", "/v1/events", Some(KEY), with("db:down", status)).await;
+            assert_eq!(a.status, StatusCode::ACCEPTED, "{url}: {}", a.body);
+        }
+        assert_eq!(
+            pending(&s).await - before,
+            3,
+            "{url}: nothing for the repeat"
+        );
+
+        // And a firing after the repeat is a new occurrence, counted as its first.
+        let a = call(
+            &s,
+            "POST",
+            "/v1/events",
+            Some(KEY),
+            with("ci:main", "firing"),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{url}: {}", a.body);
+    }
+    if let Some(db) = pg {
+        db.drop_db().await;
+    }
+}

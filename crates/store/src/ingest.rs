@@ -268,6 +268,8 @@ pub(crate) async fn ingest_event(
         None,
         /// This event opens a new alert.
         New,
+        /// A resolve for an alert never seen: its card is the alert's, closed at birth, so a repeat finds it.
+        NewClosed,
         /// This event merged into / resolved an existing alert; ref items link to its posts.
         Existing(i64),
     }
@@ -316,7 +318,19 @@ pub(crate) async fn ingest_event(
                     tx.close_alert(a.id, now).await?;
                     (ev.fate.clone(), own, none, Alert::New)
                 }
-                None if d.resolves => (ev.fate.clone(), own, none, Alert::None),
+                None if d.resolves => match tx.closed_alert_since(&d.key, 0).await? {
+                    // Resolved already: a redelivery, the other half of an HA pair, the next green run. Not news,
+                    // and a second card would say the opposite of nothing.
+                    Some(a) => (
+                        Fate::Resolved {
+                            into: a.first_event_id,
+                        },
+                        none,
+                        none,
+                        Alert::None,
+                    ),
+                    None => (ev.fate.clone(), own, none, Alert::NewClosed),
+                },
                 None if d.reopen_window_ms > 0 => {
                     // Fired again soon after it was resolved: the same alert, so its card and thread carry on.
                     match tx
@@ -412,6 +426,16 @@ pub(crate) async fn ingest_event(
                 tx.add_alert_post(alert_id, lane, item_id).await?;
             }
             Some(alert_id)
+        }
+        (Some(d), Alert::NewClosed) => {
+            let alert_id = tx.create_alert(&d.key, &ev.id, now).await?;
+            for (lane, item_id) in posts {
+                tx.add_alert_post(alert_id, lane, item_id).await?;
+            }
+            // It never fired: if it fires again within the reopen window, that is its first occurrence.
+            tx.bump_alert(alert_id, 0, now).await?;
+            tx.close_alert(alert_id, now).await?;
+            return Ok(None);
         }
         (_, Alert::Existing(id)) => Some(id),
         _ => None,
