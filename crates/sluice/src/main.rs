@@ -235,6 +235,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("binding {}", cfg.server.listen))?;
             let running = sluice::server::start(cfg, listener).await?;
+            // The one line on stdout: with `listen = "127.0.0.1:0"` it is how a supervisor or a test learns the port
+            // the system chose, with no window in which another process could take it.
+            println!("sluice listening on http://{}", running.addr);
             shutdown_signal().await;
             tracing::info!("shutting down");
             running.stop().await;

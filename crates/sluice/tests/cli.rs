@@ -97,17 +97,12 @@ async fn send_then_dead_letter_then_replay_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Simulator::new(SimConfig::default());
     let sim_run = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     std::fs::write(dir.path().join("token"), sluice_sim::DEFAULT_TOKEN).unwrap();
     let cfg = dir.path().join("sluice.toml");
     std::fs::write(
         &cfg,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\nurl = \"sqlite://{}/s.db\"\n[slack]\napi_base = \"{}\"\nbot_token_file = \"token\"\n[[api_key]]\nname = \"cli\"\nkey_env = \"CLI_KEY\"\n[routing]\ndefault = {{ channels = [\"ops\"] }}\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nurl = \"sqlite://{}/s.db\"\n[slack]\napi_base = \"{}\"\nbot_token_file = \"token\"\n[[api_key]]\nname = \"cli\"\nkey_env = \"CLI_KEY\"\n[routing]\ndefault = {{ channels = [\"ops\"] }}\n",
             dir.path().display(),
             format_args!("http://{}/api/", sim_run.addr)
         ),
@@ -118,13 +113,18 @@ async fn send_then_dead_letter_then_replay_from_the_command_line() {
         .arg(&cfg)
         .env("CLI_KEY", "cli-key")
         .env("SLUICE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(&addr).is_err() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // `serve` says on stdout where the system let it listen.
+    let mut first = String::new();
+    let mut stdout = std::io::BufReader::new(server.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("sluice listening on http://")
+        .unwrap_or_else(|| panic!("serve's first line: {first:?}"))
+        .to_string();
 
     // Slack refuses the channel: the message is dead-lettered with Slack's reason.
     sim.set_faults(Faults {

@@ -17,6 +17,8 @@ pub const KEY: &str = "e2e-key";
 pub struct Sluice {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Held open so that nothing `serve` prints later meets a closed pipe.
+    _stdout: Option<std::process::ChildStdout>,
 }
 
 impl Drop for Sluice {
@@ -44,7 +46,9 @@ pub fn write_config_db(dir: &Path, sim: SocketAddr, db: &str, extra: &str) -> Pa
     write_config_full(dir, sim, db, "", extra)
 }
 
-/// Like [`write_config_db`], with `slack_extra` added to the `[slack]` table.
+/// Like [`write_config_db`], with `slack_extra` added to the `[slack]` table. The server listens on a port the
+/// system chooses when it binds (`127.0.0.1:0`), which [`start_sluice`] reads from its first line on stdout: choosing
+/// a free port here and binding it later let another process take it in between on a busy machine.
 pub fn write_config_full(
     dir: &Path,
     sim: SocketAddr,
@@ -57,7 +61,7 @@ pub fn write_config_full(
     let text = format!(
         r#"
 [server]
-listen = "127.0.0.1:{port}"
+listen = "127.0.0.1:0"
 max_body_bytes = 65536
 
 [storage]
@@ -74,8 +78,7 @@ name = "e2e"
 key_file = "key"
 scopes = ["events:write", "messages:write", "read", "admin"]
 {extra}
-"#,
-        port = free_port(),
+"#
     );
     let path = dir.join(format!("sluice-{}.toml", uuid::Uuid::now_v7().simple()));
     std::fs::write(&path, text).unwrap();
@@ -94,34 +97,42 @@ pub fn channel_routes(n: usize) -> String {
 }
 
 pub fn start_sluice(config: &Path) -> Sluice {
-    let text = std::fs::read_to_string(config).unwrap();
-    let listen = text
-        .lines()
-        .find_map(|l| l.strip_prefix("listen = "))
-        .unwrap()
-        .trim_matches('"')
-        .parse()
-        .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+    use std::io::BufRead as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["serve", "--config"])
         .arg(config)
         .env("SLUICE_LOG", "warn")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn sluice");
-    let s = Sluice {
-        child,
-        addr: listen,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(s.addr).is_ok() {
-            return s;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        while lines.read_line(&mut line).unwrap_or(0) > 0 {
+            if let Some(addr) = line.trim().strip_prefix("sluice listening on http://") {
+                let _ = tx.send((addr.parse::<SocketAddr>().ok(), lines.into_inner()));
+                return;
+            }
+            line.clear();
         }
-        std::thread::sleep(Duration::from_millis(50));
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok((Some(addr), stdout)) => Sluice {
+            child,
+            addr,
+            _stdout: Some(stdout),
+        },
+        other => {
+            let _ = child.kill();
+            panic!(
+                "sluice did not say where it listens within 20 s ({:?})",
+                other.map(|(a, _)| a)
+            );
+        }
     }
-    panic!("sluice did not start listening on {}", s.addr);
 }
 
 pub async fn start_sim() -> (Simulator, sluice_sim::RunningSim) {
