@@ -61,6 +61,9 @@ pub struct ServerConfig {
     /// API requests handled at once; more get 503 with Retry-After at once instead of queueing.
     pub max_in_flight: usize,
     pub log_format: LogFormat,
+    /// A TLS-terminating proxy or load balancer stands in front, so a non-loopback `listen` is not plain HTTP to
+    /// the world. Without it such a `listen` earns a warning.
+    pub behind_tls_proxy: bool,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +73,7 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             max_in_flight: 1024,
             log_format: LogFormat::Pretty,
+            behind_tls_proxy: false,
         }
     }
 }
@@ -596,6 +600,20 @@ impl Config {
                 "use sqlite://sluice.db (one box) or postgres://user@host/db (replicas)",
             );
         }
+        if raw.storage.url_env.is_none() {
+            if let Some(password) = url::Url::parse(&storage_url)
+                .ok()
+                .and_then(|u| u.password().map(str::to_owned))
+            {
+                let line = text.find(&storage_url).or_else(|| text.find(&password));
+                p(
+                    line.map(|at| at..at),
+                    "storage.url has its database password inline: secrets in config files end up in git".into(),
+                    "remove it from the URL, change the password, and give the whole URL through storage.url_env \
+                     (e.g. url_env = \"SLUICE_DATABASE_URL\"), or keep it in ~/.pgpass or PGPASSWORD",
+                );
+            }
+        }
         if !matches!(raw.storage.durability.as_str(), "full" | "normal") {
             p(
                 None,
@@ -964,7 +982,7 @@ impl Config {
             }
         };
 
-        let warnings: Vec<Problem> = router
+        let mut warnings: Vec<Problem> = router
             .as_ref()
             .map(Router::check)
             .into_iter()
@@ -977,6 +995,23 @@ impl Config {
                 warning: true,
             })
             .collect();
+        let listen = raw.server.listen;
+        if !listen.ip().is_loopback() && !raw.server.behind_tls_proxy {
+            warnings.push(Problem {
+                line: text
+                    .match_indices("listen")
+                    .find(|(at, _)| text[..*at].rsplit('\n').next().is_some_and(|pre| pre.trim().is_empty()))
+                    .map(|(at, _)| line_of(text, at)),
+                message: format!(
+                    "server.listen {listen} is reachable from other machines over plain HTTP: API keys, \
+                     Slack's requests and alert contents would cross the network unencrypted"
+                ),
+                fix: "put a TLS-terminating proxy or load balancer in front and set server.behind_tls_proxy = true, \
+                      or listen on 127.0.0.1"
+                    .into(),
+                warning: true,
+            });
+        }
 
         match (router, renderer, inhibitor) {
             (Some(router), Some(renderer), Some(inhibitor)) if problems.is_empty() => Ok(Config {
@@ -1148,6 +1183,49 @@ mod tests {
             problems(&OK.replace("[\"service\"]", "[]")).is_empty(),
             "empty equal is allowed"
         );
+    }
+
+    /// Regression (issue 15, defect 8): every inline secret was refused except the database password.
+    #[test]
+    fn regression_an_inline_database_password_is_refused_like_every_other_secret() {
+        let p = problems("[storage]\nurl = \"postgres://sluice:hunter2@db.internal/sluice\"\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].line, Some(2), "{p:?}");
+        assert!(p[0].message.contains("password inline"), "{p:?}");
+        assert!(p[0].fix.contains("storage.url_env"), "{p:?}");
+        assert!(
+            !format!("{p:?}").contains("hunter2"),
+            "the password is not repeated: {p:?}"
+        );
+        // A URL without a password (trust, .pgpass, PGPASSWORD) and one from the environment are fine.
+        assert!(problems("[storage]\nurl = \"postgres://sluice@db.internal/sluice\"\n").is_empty());
+        let env = BTreeMap::from([(
+            "DB".to_string(),
+            "postgres://sluice:hunter2@db.internal/sluice".to_string(),
+        )]);
+        assert!(Config::parse("[storage]\nurl_env = \"DB\"\n", Path::new("."), &env).is_ok());
+    }
+
+    /// Regression (issue 15, defect 8): a listen address other machines reach, with nothing said of TLS in front.
+    #[test]
+    fn regression_a_non_loopback_listen_without_tls_in_front_earns_a_warning() {
+        let warnings = |text: &str| {
+            let text = format!("{text}[routing]\ndefault = {{ channels = [\"ops\"] }}\n");
+            match Config::parse(&text, Path::new("."), &env()) {
+                Ok(c) => c.warnings,
+                Err(p) => panic!("{p:?}"),
+            }
+        };
+        let w = warnings("# the API\n[server]\nlisten = \"0.0.0.0:8080\"\n");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!((w[0].line, w[0].warning), (Some(3), true), "{w:?}");
+        assert!(w[0].message.contains("plain HTTP"), "{w:?}");
+        assert!(w[0].fix.contains("behind_tls_proxy"), "{w:?}");
+        assert!(
+            warnings("[server]\nlisten = \"0.0.0.0:8080\"\nbehind_tls_proxy = true\n").is_empty()
+        );
+        assert!(warnings("[server]\nlisten = \"127.0.0.1:8080\"\n").is_empty());
+        assert!(warnings("[server]\nlisten = \"[::1]:8080\"\n").is_empty());
     }
 
     #[test]
