@@ -60,6 +60,15 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// API requests handled at once; more get 503 with Retry-After at once instead of queueing.
     pub max_in_flight: usize,
+    /// Requests without an API key (hooks, GitHub and GitLab webhooks) handled at once, in a pool of their own so
+    /// that slow or hostile unauthenticated clients cannot take the slots of authenticated ones.
+    pub max_in_flight_unauthenticated: usize,
+    /// Open connections at once; past it a new connection is closed at once.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, also while a kept-alive connection waits for its next one.
+    pub header_timeout_ms: u64,
+    /// Time a client has to send a request's body once its headers are in; slower gets 408.
+    pub body_timeout_ms: u64,
     pub log_format: LogFormat,
     /// A TLS-terminating proxy or load balancer stands in front, so a non-loopback `listen` is not plain HTTP to
     /// the world. Without it such a `listen` earns a warning.
@@ -72,6 +81,10 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
             max_in_flight: 1024,
+            max_in_flight_unauthenticated: 256,
+            max_connections: 4096,
+            header_timeout_ms: 30_000,
+            body_timeout_ms: 10_000,
             log_format: LogFormat::Pretty,
             behind_tls_proxy: false,
         }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod dispatch;
 pub mod http;
+pub mod listen;
 pub mod living;
 pub mod notify;
 pub mod pipeline;

@@ -153,17 +153,16 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         app = app.merge(sluice_inbound::routes(inbound));
     }
     let addr = listener.local_addr()?;
-    let mut stop = rx.clone();
-    tasks.push(tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "http server failed");
-        }
-    }));
+    let limits = crate::listen::ConnLimits {
+        max_connections: state.config.server.max_connections,
+        header_timeout: Duration::from_millis(state.config.server.header_timeout_ms),
+    };
+    tasks.push(tokio::spawn(crate::listen::serve(
+        listener,
+        app,
+        limits,
+        rx.clone(),
+    )));
 
     // Silences created on other replicas take effect here within a second.
     state

@@ -12,12 +12,16 @@ mod silences;
 mod sources;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::error_handling::HandleErrorLayer;
-use axum::extract::DefaultBodyLimit;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
-use tower::ServiceBuilder;
+use http_body_util::BodyExt;
+use tokio::sync::Semaphore;
 
 pub use auth::Caller;
 pub use error::ApiError;
@@ -26,32 +30,32 @@ use crate::state::AppState;
 
 /// The whole HTTP application, without a socket: tests call it with `oneshot`.
 ///
-/// The API routes admit at most `server.max_in_flight` requests at once. Beyond that they answer
-/// 503 with Retry-After at once rather than queueing without bound, so an overload costs callers
-/// a retry instead of costing the server its memory and every caller its latency. Health,
-/// readiness and metrics are outside the limit so probes keep answering under load.
+/// The API routes admit a bounded number of requests at once, in two pools: requests that carry an API key
+/// (`server.max_in_flight`) and requests that do not (`server.max_in_flight_unauthenticated`: hooks, GitHub and
+/// GitLab webhooks), so that slow or hostile clients without a key cannot take the slots of those with one. Beyond
+/// its pool a request is answered 503 with Retry-After at once rather than queued without bound. Health, readiness
+/// and metrics are outside both pools so probes keep answering under load.
+///
+/// Inside its pool, a request's body is read before its handler runs: a declared `Content-Length` over
+/// `server.max_body_bytes` is a 413 before a byte of it is read, and a body that has not arrived within
+/// `server.body_timeout_ms` is a 408, which frees the slot a trickling client held.
 pub fn app(state: Arc<AppState>) -> Router {
-    let body_limit = state.config.server.max_body_bytes;
-    let in_flight = state.config.server.max_in_flight.max(1);
+    let server = &state.config.server;
+    let body_limit = server.max_body_bytes;
+    let gate = Arc::new(Gate {
+        keyed: Arc::new(Semaphore::new(server.max_in_flight.max(1))),
+        open: Arc::new(Semaphore::new(server.max_in_flight_unauthenticated.max(1))),
+        body_limit,
+        body_timeout: Duration::from_millis(server.body_timeout_ms.max(1)),
+    });
     let api = Router::new()
         .merge(ingest::routes())
         .merge(sources::routes())
         .merge(silences::routes())
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state.clone());
-    // Wrapped once as a whole: `Router::layer` would give every route its own limit.
-    let api = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-            metrics::counter!("sluice_http_shed_total").increment(1);
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "too many requests in flight (server.max_in_flight); nothing was accepted, retry shortly",
-            )
-        }))
-        .load_shed()
-        .concurrency_limit(in_flight)
-        .service(api);
+        .with_state(state.clone())
+        // Wrapped once as a whole: `route_layer` would give every route its own limit.
+        .layer(axum::middleware::from_fn_with_state(gate, admit));
     Router::new()
         .merge(ops::routes())
         .layer(DefaultBodyLimit::max(body_limit))
@@ -60,13 +64,89 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn(refuse_nul_in_uri))
 }
 
+/// The two request pools and the body rules, see [`app`].
+struct Gate {
+    keyed: Arc<Semaphore>,
+    open: Arc<Semaphore>,
+    body_limit: usize,
+    body_timeout: Duration,
+}
+
+async fn admit(
+    State(gate): State<Arc<Gate>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    // Whether the key is valid is the handler's business; a request that claims one competes with those that do.
+    let (pool, name, setting) = if request.headers().contains_key(AUTHORIZATION) {
+        (&gate.keyed, "keyed", "server.max_in_flight")
+    } else {
+        (
+            &gate.open,
+            "unauthenticated",
+            "server.max_in_flight_unauthenticated",
+        )
+    };
+    let Ok(_slot) = pool.clone().try_acquire_owned() else {
+        metrics::counter!("sluice_http_shed_total", "pool" => name).increment(1);
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            format!("too many requests in flight ({setting}); nothing was accepted, retry shortly"),
+        )
+        .into_response();
+    };
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the body is larger than {} bytes (server.max_body_bytes)",
+                gate.body_limit
+            ),
+        )
+        .into_response()
+    };
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > gate.body_limit as u64) {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    let read = http_body_util::Limited::new(body, gate.body_limit).collect();
+    let bytes = match tokio::time::timeout(gate.body_timeout, read).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Ok(Err(e)) => {
+            return ApiError::bad_request("body", format!("the body could not be read: {e}"))
+                .into_response()
+        }
+        Err(_) => {
+            metrics::counter!("sluice_http_body_timeouts_total", "pool" => name).increment(1);
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the body did not arrive within {} ms (server.body_timeout_ms); nothing was accepted",
+                    gate.body_timeout.as_millis()
+                ),
+            )
+            .into_response();
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
 /// A NUL character in the path or query (`%00`) can name nothing that exists, and PostgreSQL refuses it in a
 /// query: it is a 400 before any handler runs, on every backend alike.
 async fn refuse_nul_in_uri(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse;
     let uri = request.uri();
     let field = if uri.path().contains("%00") {
         Some("path")
