@@ -288,7 +288,25 @@ impl Inbound {
     {
         let chain = &self.registry.middleware;
         for (i, m) in chain.iter().enumerate() {
-            if let Decision::Refuse(msg) = m.before(&info).await {
+            // A middleware is code like a handler: its panic is caught and told the same way, and the ones that ran
+            // before it still see the outcome.
+            let decision = match AssertUnwindSafe(m.before(&info)).catch_unwind().await {
+                Ok(d) => d,
+                Err(panic) => {
+                    self.stats.handler_failed(info.kind.as_str(), "panic");
+                    tracing::error!(kind = info.kind.as_str(), name = %info.name, panic = %panic_message(&*panic), "middleware panicked");
+                    let reply = Reply::ephemeral(format!("⚠️ That didn't work: {PANIC_REASON}"));
+                    if let Err(e) = responder.send(&reply).await {
+                        tracing::error!(error = %e, "could not tell the user their request failed");
+                    }
+                    let outcome = Err(PANIC_REASON.to_owned());
+                    for m in chain[..i].iter().rev() {
+                        after_guarded(m.as_ref(), &info, &outcome).await;
+                    }
+                    return None;
+                }
+            };
+            if let Decision::Refuse(msg) = decision {
                 self.stats.refused(info.kind.as_str());
                 tracing::info!(kind = info.kind.as_str(), name = %info.name, user = ?info.user_id, "refused by middleware");
                 if let Err(e) = responder.send(&Reply::ephemeral(msg.clone())).await {
@@ -296,7 +314,7 @@ impl Inbound {
                 }
                 let outcome = Err(format!("refused: {msg}"));
                 for m in chain[..=i].iter().rev() {
-                    m.after(&info, &outcome).await;
+                    after_guarded(m.as_ref(), &info, &outcome).await;
                 }
                 return None;
             }
@@ -311,11 +329,7 @@ impl Inbound {
             }
             Err(panic) => {
                 self.stats.handler_failed(info.kind.as_str(), "panic");
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
+                let msg = panic_message(&*panic);
                 tracing::error!(kind = info.kind.as_str(), name = %info.name, panic = %msg, "handler panicked");
                 (Err(PANIC_REASON.to_owned()), None)
             }
@@ -327,7 +341,7 @@ impl Inbound {
             }
         }
         for m in chain.iter().rev() {
-            m.after(&info, &outcome).await;
+            after_guarded(m.as_ref(), &info, &outcome).await;
         }
         value
     }
@@ -755,4 +769,27 @@ fn _assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<Inbound>();
     is::<Ctx<Value>>();
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+/// A middleware's `after`, with its panic caught and logged: the request's outcome is already decided and told.
+async fn after_guarded(
+    m: &dyn crate::registry::Middleware,
+    info: &RequestInfo,
+    outcome: &Result<(), String>,
+) {
+    if let Err(panic) = AssertUnwindSafe(m.after(info, outcome))
+        .catch_unwind()
+        .await
+    {
+        tracing::error!(kind = info.kind.as_str(), name = %info.name, panic = %panic_message(&*panic), "middleware panicked after the request");
+    }
 }

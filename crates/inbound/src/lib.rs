@@ -34,5 +34,5 @@ pub use registry::{
     Responder, ShortcutHandler, ViewClosedHandler, ViewHandler, ViewResponse,
 };
 pub use respond::{Reply, RespondError, ResponseType, ResponseUrl, Trigger};
-pub use socket::run_socket_mode;
+pub use socket::{run_socket_mode, run_socket_mode_with, Liveness};
 pub use stats::StatsSnapshot;

@@ -34,6 +34,31 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection that lived at least this long before dropping resets the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
 
+/// How a connection makes sure Slack is still at the other end. A connection can die without a close frame or a
+/// TCP reset (a NAT or proxy that forgets it, a host that vanished): without pings it would be noticed only when
+/// Slack gave up on our acks and retried elsewhere. Every `ping_every` we send a ping; a connection from which nothing
+/// at all (pong, ping, envelope) was heard for `silent_after` is closed and replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    pub ping_every: Duration,
+    pub silent_after: Duration,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            ping_every: Duration::from_secs(10),
+            silent_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Notes that something came from Slack (whatever it was) and passes it on.
+fn heard<T>(last_heard: &mut Instant, frame: T) -> T {
+    *last_heard = Instant::now();
+    frame
+}
+
 /// Why Socket Mode stopped for good.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SocketModeError {
@@ -68,6 +93,26 @@ pub async fn run_socket_mode(
     connections: usize,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), SocketModeError> {
+    run_socket_mode_with(
+        inbound,
+        app_token,
+        api_base,
+        connections,
+        Liveness::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`run_socket_mode`] with the liveness check's timings.
+pub async fn run_socket_mode_with(
+    inbound: Arc<Inbound>,
+    app_token: Secret,
+    api_base: String,
+    connections: usize,
+    liveness: Liveness,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), SocketModeError> {
     let api = Client::new(&api_base, app_token, Duration::from_secs(10))
         .map_err(|e| SocketModeError::Config(e.to_string()))?;
     let mut slots = JoinSet::new();
@@ -76,6 +121,7 @@ pub async fn run_socket_mode(
             slot,
             inbound.clone(),
             api.clone(),
+            liveness,
             shutdown.clone(),
         ));
     }
@@ -124,6 +170,7 @@ async fn run_slot(
     slot: usize,
     inbound: Arc<Inbound>,
     api: Client,
+    liveness: Liveness,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), SocketModeError> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
@@ -168,6 +215,7 @@ async fn run_slot(
             conn_no,
             ws,
             inbound.clone(),
+            liveness,
             events_tx.clone(),
             shutdown.clone(),
         ));
@@ -266,10 +314,14 @@ async fn run_connection(
     conn: u64,
     ws: Ws,
     inbound: Arc<Inbound>,
+    liveness: Liveness,
     events: mpsc::UnboundedSender<ConnEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let started = Instant::now();
+    let mut last_heard = Instant::now();
+    let mut pings = tokio::time::interval(liveness.ping_every);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut sink, mut stream) = ws.split();
     let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
     let writer = tokio::spawn(async move {
@@ -287,7 +339,14 @@ async fn run_connection(
     loop {
         let close_deadline = closing_since.map(|t| t + Duration::from_secs(5));
         tokio::select! {
-            frame = stream.next() => match frame {
+            _ = pings.tick(), if closing_since.is_none() => {
+                if last_heard.elapsed() >= liveness.silent_after {
+                    tracing::warn!(slot, conn, silent = ?last_heard.elapsed(), "Socket Mode connection went silent; replacing it");
+                    break;
+                }
+                let _ = out.send(Message::Ping(Vec::new().into()));
+            }
+            frame = stream.next() => match heard(&mut last_heard, frame) {
                 None => break,
                 Some(Err(e)) => {
                     tracing::warn!(slot, conn, error = %e, "Socket Mode connection broke");

@@ -700,3 +700,81 @@ async fn middleware_can_refuse_with_a_message() {
     assert_eq!(count.load(Ordering::SeqCst), 1);
     assert_eq!(inbound.stats().refused, 1);
 }
+
+/// A middleware that lets everything through and counts the outcomes it sees.
+struct Counting {
+    seen_after: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl Middleware for Counting {
+    async fn after(&self, _req: &RequestInfo, _outcome: &Result<(), String>) {
+        self.seen_after.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A middleware that panics before the handler for user U0PANIC, and after it for everyone else.
+struct Brittle;
+
+#[async_trait::async_trait]
+impl Middleware for Brittle {
+    async fn before(&self, req: &RequestInfo) -> Decision {
+        if req.user_id.as_deref() == Some("U0PANIC") {
+            panic!("middleware bug");
+        }
+        Decision::Continue
+    }
+    async fn after(&self, _req: &RequestInfo, _outcome: &Result<(), String>) {
+        panic!("middleware bug after");
+    }
+}
+
+/// Issue 15, item 12: a panic inside middleware was not caught; the user heard nothing and the middleware that ran
+/// before it never saw the outcome. It is told like a handler's panic, and the chain carries on.
+#[tokio::test]
+async fn a_panicking_middleware_tells_the_user_and_the_chain_survives() {
+    let sink = Sink::start().await;
+    let handled = Arc::new(AtomicUsize::new(0));
+    let outer_after = Arc::new(AtomicUsize::new(0));
+    let mut r = action_registry(handled.clone());
+    r.middleware(Counting {
+        seen_after: outer_after.clone(),
+    });
+    r.middleware(Brittle);
+    let inbound = inbound(r, Arc::new(MemoryOnce::new()), &sink);
+    let click_by = |user: &str, path: &str| {
+        let mut click = fixture("block_actions");
+        click["response_url"] = json!(sink.url(path));
+        click["user"]["id"] = json!(user);
+        click
+    };
+
+    // Before the handler: the user is told, the handler does not run, the outer middleware sees the end.
+    let resp = routes(inbound.clone())
+        .oneshot(signed(
+            "/slack/interactions",
+            FORM,
+            &interaction_form(&click_by("U0PANIC", "panic")),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "acknowledged all the same");
+    let posts = sink.wait_for(1).await;
+    let text = posts[0].1["text"].as_str().unwrap_or_default().to_string();
+    assert!(text.starts_with("⚠️ That didn't work"), "{text}");
+    settle(|| outer_after.load(Ordering::SeqCst) >= 1).await;
+    assert_eq!(handled.load(Ordering::SeqCst), 0);
+
+    // After the handler: the handler's work stands, the outer middleware still sees the outcome.
+    let resp = routes(inbound.clone())
+        .oneshot(signed(
+            "/slack/interactions",
+            FORM,
+            &interaction_form(&click_by("U0123ABCD", "ok")),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    settle(|| outer_after.load(Ordering::SeqCst) >= 2).await;
+    assert_eq!(handled.load(Ordering::SeqCst), 1);
+}

@@ -14,7 +14,9 @@ use common::Sink;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use sluice_inbound::models::{EventCallback, SlashCommand, ViewSubmission};
-use sluice_inbound::{run_socket_mode, Ctx, MemoryOnce, Registry, Reply, ViewResponse};
+use sluice_inbound::{
+    run_socket_mode, run_socket_mode_with, Ctx, Liveness, MemoryOnce, Registry, Reply, ViewResponse,
+};
 use sluice_slack::Secret;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,6 +30,9 @@ struct Script {
     refresh_at: Option<usize>,
     /// Drop the connection without a close frame right after this envelope.
     drop_at: Option<usize>,
+    /// This connection says hello and then nothing ever again: it neither reads (so pings go unanswered) nor writes,
+    /// nor closes, like a connection a NAT forgot.
+    silent_conn: Option<usize>,
 }
 
 struct Srv {
@@ -101,6 +106,11 @@ async fn serve_conn(srv: Arc<Srv>, socket: WebSocket) {
     let hello =
         json!({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0SLUICE1"}});
     if tx.send(Message::text(hello.to_string())).await.is_err() {
+        return;
+    }
+    if srv.script.silent_conn == Some(id) {
+        srv.log.lock().unwrap().push(format!("silent {id}"));
+        tokio::time::sleep(Duration::from_secs(120)).await;
         return;
     }
     // Garbage must not bother the client.
@@ -202,14 +212,24 @@ struct Running {
 }
 
 async fn run(srv: &Arc<Srv>, registry: Registry, connections: usize) -> Running {
+    run_with(srv, registry, connections, Liveness::default()).await
+}
+
+async fn run_with(
+    srv: &Arc<Srv>,
+    registry: Registry,
+    connections: usize,
+    liveness: Liveness,
+) -> Running {
     let sink = Sink::start().await;
     let inbound = common::inbound(registry, Arc::new(MemoryOnce::new()), &sink);
     let (stop, rx) = watch::channel(false);
-    let task = tokio::spawn(run_socket_mode(
+    let task = tokio::spawn(run_socket_mode_with(
         inbound,
         Secret::new("xapp-test"),
         srv.api(),
         connections,
+        liveness,
         rx,
     ));
     Running { stop, task }
@@ -306,6 +326,7 @@ async fn refresh_requested_opens_the_new_connection_before_the_old_one_closes() 
     let srv = Srv::start(Script {
         refresh_at: Some(2),
         drop_at: None,
+        silent_conn: None,
     })
     .await;
     let seen: Seen = Seen::default();
@@ -333,11 +354,46 @@ async fn refresh_requested_opens_the_new_connection_before_the_old_one_closes() 
     running.stop().await;
 }
 
+/// Issue 15, item 12: a connection that dies without a close frame or a reset (a NAT that forgot it) was noticed
+/// only through an error. Pings find it, and it is replaced.
+#[tokio::test]
+async fn a_silently_dead_connection_is_found_by_its_pings_and_replaced() {
+    let srv = Srv::start(Script {
+        silent_conn: Some(1),
+        ..Script::default()
+    })
+    .await;
+    let seen: Seen = Seen::default();
+    let liveness = Liveness {
+        ping_every: Duration::from_millis(100),
+        silent_after: Duration::from_millis(500),
+    };
+    let running = run_with(&srv, counting_events(seen.clone()), 1, liveness).await;
+    until("a replacement connection", || {
+        srv.opens.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    assert!(
+        srv.log().contains(&"silent 1".to_string()),
+        "{:?}",
+        srv.log()
+    );
+    for i in 0..3 {
+        srv.push(event_envelope(i));
+    }
+    until("3 events over the replacement", || {
+        seen.lock().unwrap().len() == 3
+    })
+    .await;
+    running.stop().await;
+}
+
 #[tokio::test]
 async fn abrupt_drop_reconnects_and_nothing_is_lost() {
     let srv = Srv::start(Script {
         refresh_at: None,
         drop_at: Some(1),
+        silent_conn: None,
     })
     .await;
     let seen: Seen = Seen::default();
@@ -362,6 +418,7 @@ async fn a_thousand_envelopes_through_a_refresh_and_a_drop_are_each_handled_once
     let srv = Srv::start(Script {
         refresh_at: Some(300),
         drop_at: Some(700),
+        silent_conn: None,
     })
     .await;
     let seen: Seen = Seen::default();
