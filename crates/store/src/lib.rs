@@ -16,12 +16,15 @@
 mod alerting;
 mod audit;
 mod coord;
+mod db;
 mod error;
 mod group;
 mod grouping;
 mod ingest;
 mod model;
 mod postgres;
+mod sql;
+mod sql_store;
 mod sqlite;
 
 use std::sync::Arc;
@@ -301,12 +304,14 @@ pub async fn open(url: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>, Stor
     // Boxed as `Send` here, where lifetimes are concrete: otherwise callers that `tokio::spawn` a task calling `open`
     // hit rustc's "Executor is not general enough" limitation on sqlx futures.
     let fut: BoxFuture<'_, Result<Arc<dyn Store>, StoreError>> = match backend_of(url)? {
-        Backend::Sqlite => Box::pin(async move {
-            Ok(Arc::new(sqlite::SqliteStore::open(url, opts).await?) as Arc<dyn Store>)
-        }),
-        Backend::Postgres => Box::pin(async move {
-            Ok(Arc::new(postgres::PgStore::open(url, opts).await?) as Arc<dyn Store>)
-        }),
+        Backend::Sqlite => {
+            Box::pin(async move { Ok(Arc::new(sqlite::open(url, opts).await?) as Arc<dyn Store>) })
+        }
+        Backend::Postgres => {
+            Box::pin(
+                async move { Ok(Arc::new(postgres::open(url, opts).await?) as Arc<dyn Store>) },
+            )
+        }
     };
     fut.await
 }
