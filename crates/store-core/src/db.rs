@@ -104,6 +104,8 @@ pub enum Arg<'a> {
     Bool(bool),
     /// JSON text for a JSON column (JSONB on PostgreSQL, TEXT on SQLite).
     Json(&'a str),
+    /// Bytes (BLOB, BYTEA).
+    Bytes(&'a [u8]),
     /// A `text[]`: PostgreSQL only, for its own locking statements.
     TextArray(&'a [&'a str]),
 }

@@ -1,6 +1,8 @@
-//! The PostgreSQL backend, [`PgStore`]: several replicas share one database.
+//! `sluice-store-postgres`: the PostgreSQL backend of the store ([`PgBackend`] under `SqlStore`): several replicas
+//! share one database. Connection set-up, binding, the locks replicas need, and migrations only; the verbs and their
+//! SQL are `sluice-store-core`'s.
 //!
-//! Ingest is group-committed per process like SQLite's ([`crate::group`]). Concurrency rules, since many
+//! Ingest is group-committed per process like SQLite's (the store's group commit). Concurrency rules, since many
 //! processes write at once:
 //! - every transaction that changes which items of a lane are pending first locks that lane's row in `lanes`
 //!   (sorted, to avoid deadlocks), and only then reads or writes the lane's items. This keeps outbox ids in commit
@@ -15,6 +17,7 @@ use std::time::Duration;
 
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
+use sqlx::migrate::Migrator;
 use sqlx::postgres::types::Oid;
 use sqlx::postgres::{
     PgArgumentBuffer, PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions,
@@ -23,49 +26,16 @@ use sqlx::postgres::{
 use sqlx::query::Query;
 use sqlx::{ConnectOptions, Connection, Postgres};
 
-use crate::db::{Arg, Backend, Conn, Dialect, Row, Sql, Stmt, Tx};
-use crate::sql_store::SqlStore;
-use crate::sqlite::wall_clock_ms;
-use crate::*;
+use sluice_store_core::db::{Arg, Backend, Conn, Dialect, Row, Sql, Stmt, Tx};
+use sluice_store_core::*;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "0001_init", include_str!("migrations/0001_init.sql")),
-    (
-        2,
-        "0002_coordination",
-        include_str!("migrations/0002_coordination.sql"),
-    ),
-    (
-        3,
-        "0003_alerting",
-        include_str!("migrations/0003_alerting.sql"),
-    ),
-    (
-        4,
-        "0004_living_alerts",
-        include_str!("migrations/0004_living_alerts.sql"),
-    ),
-    (
-        5,
-        "0005_inhibit",
-        include_str!("migrations/0005_inhibit.sql"),
-    ),
-    (
-        6,
-        "0006_message_lookup",
-        include_str!("migrations/0006_message_lookup.sql"),
-    ),
-    (7, "0007_groups", include_str!("migrations/0007_groups.sql")),
-];
-/// The number of the last migration.
-const BINARY_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
-/// Arbitrary constant naming the "schema migration in progress" advisory lock.
-const MIGRATION_LOCK: i64 = 0x5_11CE;
+/// This backend's migrations (`migrations/`); the schema version is the number of the last one applied.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// How long a request waits for a connection before it is answered `Unavailable`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The PostgreSQL side of [`SqlStore`]: one pool, and the locks replicas need.
-pub(crate) struct PgBackend {
+pub struct PgBackend {
     pool: PgPool,
 }
 
@@ -76,89 +46,20 @@ fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
     Ok(opts.log_statements(tracing::log::LevelFilter::Trace))
 }
 
-pub(crate) async fn migrate_url(url: &str) -> Result<MigrationReport, StoreError> {
+/// Applies the migrations the database lacks (`sluice migrate`).
+pub async fn migrate_url(url: &str) -> Result<MigrationReport, StoreError> {
     let mut conn = PgConnection::connect_with(&connect_options(url)?).await?;
-    let report = apply_migrations(&mut conn).await;
+    let report = migrate::run(&mut conn, pg, &MIGRATOR, "postgres").await;
     let _ = conn.close().await;
     report
 }
 
-fn schema_version(conn: &mut PgConnection) -> crate::BoxFuture<'_, Result<i64, StoreError>> {
-    // Boxed as Send here, where lifetimes are concrete (see `crate::open`).
-    Box::pin(async move {
-        let exists: bool =
-            sqlx::query_scalar("SELECT to_regclass('sluice_schema_migrations') IS NOT NULL")
-                .fetch_one(&mut *conn)
-                .await?;
-        if !exists {
-            return Ok(0);
-        }
-        Ok(sqlx::query_scalar(
-            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM sluice_schema_migrations",
-        )
-        .fetch_one(&mut *conn)
-        .await?)
-    })
-}
-
-fn too_new(db: i64) -> StoreError {
-    StoreError::SchemaMismatch {
-        db,
-        binary: BINARY_VERSION,
-        fix: "this binary is older than the database: upgrade sluice".into(),
-    }
-}
-
-fn apply_migrations(
-    conn: &mut PgConnection,
-) -> crate::BoxFuture<'_, Result<MigrationReport, StoreError>> {
-    // Boxed as Send here, where lifetimes are concrete (see `crate::open`).
-    Box::pin(async move {
-        let mut tx = conn.begin().await?;
-        // Replicas starting together: one migrates, the others wait and then find nothing to do.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(MIGRATION_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::Executor::execute(
-            &mut *tx,
-            "CREATE TABLE IF NOT EXISTS sluice_schema_migrations (
-                 version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)",
-        )
-        .await?;
-        let from = schema_version(&mut tx).await?;
-        if from > BINARY_VERSION {
-            return Err(too_new(from));
-        }
-        let mut applied = Vec::new();
-        // Collected first: a filtering closure held across `.await` trips rustc's higher-ranked Send check.
-        let pending: Vec<(i64, &'static str, &'static str)> =
-            MIGRATIONS.iter().copied().filter(|m| m.0 > from).collect();
-        for (version, name, sql) in pending {
-            sqlx::Executor::execute(&mut *tx, sql).await?;
-            sqlx::query("INSERT INTO sluice_schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)")
-                .bind(version)
-                .bind(name)
-                .bind(wall_clock_ms())
-                .execute(&mut *tx)
-                .await?;
-            applied.push(name.to_string());
-        }
-        tx.commit().await?;
-        Ok(MigrationReport {
-            backend: "postgres",
-            from,
-            to: BINARY_VERSION,
-            applied,
-        })
-    })
+fn pg(c: &mut PgConnection) -> Box<dyn Conn + '_> {
+    Box::new(Pg(c))
 }
 
 /// Opens the store at `url`, migrating or checking its schema as `opts` says.
-pub(crate) async fn open(
-    url: &str,
-    opts: &StoreOptions,
-) -> Result<SqlStore<PgBackend>, StoreError> {
+pub async fn open(url: &str, opts: &StoreOptions) -> Result<SqlStore<PgBackend>, StoreError> {
     // A short acquire timeout turns an outage into a quick `Unavailable` (503) instead of requests hanging;
     // testing connections before handing them out lets the pool drop the ones a restart or
     // pg_terminate_backend killed, and reconnect by itself once the server is back.
@@ -170,19 +71,9 @@ pub(crate) async fn open(
         .await?;
     let mut conn = pool.acquire().await?;
     if opts.migrate {
-        apply_migrations(&mut conn).await?;
+        migrate::run(&mut *conn, pg, &MIGRATOR, "postgres").await?;
     } else {
-        let db = schema_version(&mut conn).await?;
-        if db > BINARY_VERSION {
-            return Err(too_new(db));
-        }
-        if db < BINARY_VERSION {
-            return Err(StoreError::SchemaMismatch {
-                db,
-                binary: BINARY_VERSION,
-                fix: "run `sluice migrate`".into(),
-            });
-        }
+        migrate::check(&mut *pg(&mut conn), &MIGRATOR).await?;
     }
     drop(conn);
     Ok(SqlStore::new(PgBackend { pool }))
@@ -275,6 +166,7 @@ fn bind<'q>(
             Arg::Text(v) => q.bind(v),
             Arg::Bool(v) => q.bind(v),
             Arg::Json(v) => q.bind(Jsonb(v)),
+            Arg::Bytes(v) => q.bind(v),
             Arg::TextArray(v) => q.bind(v),
         };
     }
