@@ -5,7 +5,7 @@
 //! it must lock first (PostgreSQL locks lane rows before any change to which items of a lane are pending, and takes
 //! advisory locks on dedup and group keys; SQLite has a single writer and locks nothing).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::alerting::{
     alert_root, check_silence, matchers_json, new_silence_id, parse_fate, parse_matchers,
@@ -17,8 +17,8 @@ use crate::error::corrupt;
 use crate::group::{spawn_writer, GroupCommit, Ingester};
 use crate::grouping::{self as grp, group_state};
 use crate::ingest::{
-    candidate_lanes, dedup_of, ingest_inhibited, needs_reads, outbox_of, ref_dead_reason, root_of,
-    IngestTx, SqlIngest, TouchedLanes,
+    candidate_lanes, checks_of, dedup_of, ingest_inhibited, needs_reads, outbox_of,
+    ref_dead_reason, root_of, IngestTx, SqlIngest, TouchedLanes,
 };
 use crate::sql::{self, alerts, coordination, groups, outbox, retention, silences};
 use crate::*;
@@ -72,11 +72,13 @@ async fn commit_group(
     backend.lock_lanes(tx.conn(), &lanes).await?;
     let mut touched = TouchedLanes::new();
     let mut ingested = Ingested::default();
-    // Events without dedup need no reads: they are written with multi-row INSERTs (few statements per group instead
-    // of several per event). Dedup events go one by one, after writing what precedes them, so order is kept.
+    // Events without dedup, and alerts that can only be new (see `new_alerts`), are written with multi-row INSERTs
+    // (a few statements per group commit instead of several per event). Other dedup events go one by one, after
+    // writing what precedes them, so order is kept.
+    let bulk = new_alerts(tx.conn(), &all).await?;
     let mut plain: Vec<&NewEvent> = Vec::new();
     for ev in all {
-        if !needs_reads(ev) {
+        if !needs_reads(ev) || bulk.contains(ev.id.as_str()) {
             plain.push(ev);
             continue;
         }
@@ -93,12 +95,89 @@ async fn commit_group(
     Ok(ingested)
 }
 
-/// Rows per multi-row INSERT of events (5 values each) and of items (9 each): well under both databases' limits on
-/// bound values per statement.
+/// Rows per multi-row INSERT of events (5 values each), items (9), alerts (5) and alert posts (3), and keys per
+/// lookup: well under both databases' limits on bound values per statement.
 const EVENTS_PER_INSERT: usize = 100;
 const ITEMS_PER_INSERT: usize = 60;
+const ALERTS_PER_INSERT: usize = 100;
+const POSTS_PER_INSERT: usize = 150;
+const KEYS_PER_LOOKUP: usize = 500;
 
-/// Writes events that carry no dedup request, and their items, with multi-row INSERTs.
+/// The events of a group commit that can only open a new alert, with nothing else to read or decide: a dedup key no
+/// other event of the commit has, no open alert with it and none closed within the event's reopen window; not a
+/// resolve, no group to join, no inhibition key to check or hold. Two lookups for the whole commit tell which; they
+/// are then written in bulk with their alerts and cards ([`insert_plain`]), as [`crate::ingest::ingest_event`]
+/// would have written them one by one.
+async fn new_alerts<'e>(
+    c: &mut dyn Conn,
+    all: &[&'e NewEvent],
+) -> Result<HashSet<&'e str>, StoreError> {
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for d in all.iter().filter_map(|e| dedup_of(e)) {
+        *uses.entry(d.key.as_str()).or_default() += 1;
+    }
+    let candidates: Vec<(&'e NewEvent, &'e Dedup)> = all
+        .iter()
+        .filter_map(|ev| Some((*ev, dedup_of(ev)?)))
+        .filter(|(ev, d)| {
+            !d.resolves
+                && d.groups.is_empty()
+                && checks_of(ev).is_empty()
+                && ev.inhibit.provides.is_empty()
+                && uses.get(d.key.as_str()) == Some(&1)
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let keys: Vec<&str> = candidates.iter().map(|(_, d)| d.key.as_str()).collect();
+    let mut open: HashSet<String> = HashSet::new();
+    for chunk in keys.chunks(KEYS_PER_LOOKUP) {
+        let sql = format!("{}{})", alerts::OPEN_KEYS, sql::in_list(chunk.len(), 1));
+        let args: Vec<Arg<'_>> = chunk.iter().map(|k| Arg::from(*k)).collect();
+        for r in c.all(&sql, &args).await? {
+            open.insert(r.get(0)?);
+        }
+    }
+    // Closed recently enough to be reopened by one of the events: the latest close of each key.
+    let mut closed: HashMap<String, i64> = HashMap::new();
+    let since = candidates
+        .iter()
+        .filter(|(_, d)| d.reopen_window_ms > 0)
+        .map(|(ev, d)| ev.received_at_ms - d.reopen_window_ms)
+        .min();
+    if let Some(since) = since {
+        for chunk in keys.chunks(KEYS_PER_LOOKUP) {
+            let sql = format!(
+                "{}{}{}",
+                alerts::CLOSED_KEYS,
+                sql::in_list(chunk.len(), 2),
+                alerts::CLOSED_KEYS_END
+            );
+            let mut args: Vec<Arg<'_>> = vec![since.into()];
+            args.extend(chunk.iter().map(|k| Arg::from(*k)));
+            for r in c.all(&sql, &args).await? {
+                closed.insert(r.get(0)?, r.get(1)?);
+            }
+        }
+    }
+    Ok(candidates
+        .into_iter()
+        .filter(|(ev, d)| {
+            !open.contains(&d.key)
+                && match closed.get(&d.key) {
+                    Some(at) => {
+                        d.reopen_window_ms <= 0 || *at < ev.received_at_ms - d.reopen_window_ms
+                    }
+                    None => true,
+                }
+        })
+        .map(|(ev, _)| ev.id.as_str())
+        .collect())
+}
+
+/// Writes events that need no reads, and their items, with multi-row INSERTs: events without dedup, and alerts that
+/// can only be new (see [`new_alerts`]) with their alert rows and cards.
 async fn insert_plain(
     c: &mut dyn Conn,
     events: &[&NewEvent],
@@ -138,6 +217,8 @@ async fn insert_plain(
             other => other,
         })?;
     }
+    // First non-reply item per (event, lane): a new alert's card there.
+    let mut cards: BTreeMap<(String, String), i64> = BTreeMap::new();
     let mut items = Vec::new();
     for ev in events {
         for item in outbox_of(ev) {
@@ -170,10 +251,62 @@ async fn insert_plain(
             })
             .collect();
         for r in c.all(&sql, &args).await? {
-            let (id, lane): (i64, String) = (r.get(0)?, r.get(1)?);
+            let (id, lane, event_id, ref_post): (i64, String, String, bool) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            if !ref_post {
+                // The alert's card in this lane: its first post there.
+                let first = cards.entry((event_id, lane.clone())).or_insert(id);
+                *first = (*first).min(id);
+            }
             let head = touched.entry(lane).or_insert(id);
             *head = (*head).min(id);
         }
+    }
+    let news: Vec<(&NewEvent, &Dedup)> = events
+        .iter()
+        .filter_map(|ev| Some((*ev, dedup_of(ev)?)))
+        .collect();
+    let mut alert_ids: HashMap<String, i64> = HashMap::new();
+    for chunk in news.chunks(ALERTS_PER_INSERT) {
+        let sql = format!(
+            "{}{}{}",
+            alerts::INSERT_ALERTS,
+            sql::values_list(chunk.len(), 5, 1),
+            alerts::INSERT_ALERTS_END
+        );
+        let args: Vec<Arg<'_>> = chunk
+            .iter()
+            .flat_map(|(ev, d)| {
+                [
+                    Arg::from(&d.key),
+                    (&ev.id).into(),
+                    1i64.into(),
+                    ev.received_at_ms.into(),
+                    ev.received_at_ms.into(),
+                ]
+            })
+            .collect();
+        for r in c.all(&sql, &args).await? {
+            alert_ids.insert(r.get(1)?, r.get(0)?);
+        }
+    }
+    let posts: Vec<(i64, &str, i64)> = cards
+        .iter()
+        .filter_map(|((event_id, lane), item)| {
+            Some((*alert_ids.get(event_id)?, lane.as_str(), *item))
+        })
+        .collect();
+    for chunk in posts.chunks(POSTS_PER_INSERT) {
+        let sql = format!(
+            "{}{}",
+            alerts::INSERT_ALERT_POSTS,
+            sql::values_list(chunk.len(), 3, 1)
+        );
+        let args: Vec<Arg<'_>> = chunk
+            .iter()
+            .flat_map(|(alert, lane, item)| [Arg::from(*alert), (*lane).into(), (*item).into()])
+            .collect();
+        c.exec(&sql, &args).await?;
     }
     Ok(())
 }

@@ -7,6 +7,26 @@ pub(crate) static OPEN_ALERT: Stmt = Stmt::new(
     "SELECT id, first_event_id, count, last_seen_ms FROM alerts WHERE dedup_key = ?1 AND closed_at_ms IS NULL",
 );
 
+/// Which of a batch's dedup keys have an open alert. Followed by an [`super::in_list`] of keys from `?1` and `)`.
+pub(crate) const OPEN_KEYS: &str =
+    "SELECT dedup_key FROM alerts WHERE closed_at_ms IS NULL AND dedup_key IN (";
+
+/// The latest close of a batch's dedup keys closed at or after a time. Binds: 1 since; followed by an
+/// [`super::in_list`] of keys from `?2` and [`CLOSED_KEYS_END`].
+pub(crate) const CLOSED_KEYS: &str = "SELECT dedup_key, MAX(closed_at_ms) FROM alerts
+     WHERE closed_at_ms IS NOT NULL AND closed_at_ms >= ?1 AND dedup_key IN (";
+pub(crate) const CLOSED_KEYS_END: &str = ") GROUP BY dedup_key";
+
+/// New alerts, many at once. Followed by [`super::values_list`] rows of 5 (dedup key, first event id, count, first
+/// seen, last seen) and [`INSERT_ALERTS_END`].
+pub(crate) const INSERT_ALERTS: &str =
+    "INSERT INTO alerts (dedup_key, first_event_id, count, first_seen_ms, last_seen_ms) VALUES ";
+pub(crate) const INSERT_ALERTS_END: &str = " RETURNING id, first_event_id";
+
+/// Followed by [`super::values_list`] rows of 3 (alert id, lane, item id).
+pub(crate) const INSERT_ALERT_POSTS: &str =
+    "INSERT INTO alert_posts (alert_id, lane, item_id) VALUES ";
+
 /// Binds: 1 dedup key, 2 since.
 pub(crate) static CLOSED_ALERT_SINCE: Stmt = Stmt::new(
     "SELECT id, first_event_id, count, last_seen_ms FROM alerts

@@ -23,7 +23,7 @@ pub(crate) const INSERT_EVENTS: &str =
 /// Followed by [`super::values_list`] rows of 9 and [`INSERT_ITEMS_END`].
 pub(crate) const INSERT_ITEMS: &str =
     "INSERT INTO outbox (event_id, lane, team, channel, method, args, ref_post, created_at_ms, next_attempt_at_ms) VALUES ";
-pub(crate) const INSERT_ITEMS_END: &str = " RETURNING id, lane";
+pub(crate) const INSERT_ITEMS_END: &str = " RETURNING id, lane, event_id, ref_post";
 
 /// Binds: 1 event id, 2 lane, 3 team, 4 channel, 5 method, 6 args (JSON), 7 ref_post, 8 ref item id, 9 state,
 /// 10 created at (also first due), 11 dead reason, 12 dead at.
