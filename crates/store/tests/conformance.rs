@@ -230,6 +230,7 @@ conformance!(
     prune_removes_expired_coordination_rows_but_never_audit,
     a_version_1_database_is_refused_then_upgraded_in_place,
     a_version_2_database_is_upgraded_by_0003_with_its_data,
+    a_database_migrated_by_the_old_runner_opens_and_migrates_on,
     silences_list_pending_active_and_expired_and_bump_the_version,
     silences_that_mute_everything_or_nothing_are_refused,
     prune_removes_old_silences_and_actions_of_pruned_events,
@@ -1261,7 +1262,11 @@ async fn schema_mismatch_is_refused_with_the_fix(ctx: Ctx) {
         .expect("an up-to-date schema opens");
 
     // A database migrated by a newer sluice.
-    ctx.exec("INSERT INTO sluice_schema_migrations (version, name, applied_at_ms) VALUES (999, 'future', 0)").await;
+    ctx.exec(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (999, 'future', TRUE, '', 0)",
+    )
+    .await;
     for opts in [no_migrate.clone(), StoreOptions::default()] {
         match open(&ctx.url, &opts).await {
             Err(StoreError::SchemaMismatch { db: 999, fix, .. }) => {
@@ -2186,7 +2191,7 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
          DROP TABLE audit_head; DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
          ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP INDEX outbox_sent_message;
          DROP TABLE inhibit_keys; DROP TABLE group_alerts; DROP TABLE alert_groups; DROP TABLE route_events;
-         DELETE FROM sluice_schema_migrations WHERE version >= 2",
+         DELETE FROM _sqlx_migrations WHERE version >= 2",
     )
     .await;
     match open(&ctx.url, &no_migrate).await {
@@ -2236,6 +2241,67 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
     assert_eq!(status(&s, "old").await.actions.len(), 1);
 }
 
+/// Releases before sqlx ran the migrations recorded the schema version in `sluice_schema_migrations`. Such a database
+/// opens as it did when it is up to date, is refused with the fix when it is behind, and `sluice migrate` carries it
+/// on (its versions move into `_sqlx_migrations`).
+async fn a_database_migrated_by_the_old_runner_opens_and_migrates_on(ctx: Ctx) {
+    let no_migrate = StoreOptions {
+        migrate: false,
+        ..StoreOptions::default()
+    };
+    ctx.store
+        .ingest(vec![event(
+            "old-runner",
+            T0,
+            vec![item("A", "chat.postMessage", 1)],
+        )])
+        .await
+        .expect("ingest");
+    // What the old runner left: its own table with every version, no `_sqlx_migrations`.
+    ctx.exec(
+        "CREATE TABLE sluice_schema_migrations (
+             version BIGINT PRIMARY KEY NOT NULL, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL);
+         INSERT INTO sluice_schema_migrations (version, name, applied_at_ms)
+             SELECT version, description, 0 FROM _sqlx_migrations;
+         DROP TABLE _sqlx_migrations",
+    )
+    .await;
+    let s = open(&ctx.url, &no_migrate)
+        .await
+        .expect("an up-to-date database of the old runner opens");
+    assert!(s.event("old-runner").await.expect("event()").is_some());
+    drop(s);
+    // One migration behind (0007 not applied), as the old runner would have left it.
+    ctx.exec(
+        "DROP TABLE group_alerts; DROP TABLE alert_groups; DROP TABLE route_events;
+         DELETE FROM sluice_schema_migrations WHERE version >= 7",
+    )
+    .await;
+    match open(&ctx.url, &no_migrate).await {
+        Err(StoreError::SchemaMismatch {
+            db: 6,
+            binary: 7,
+            fix,
+        }) => {
+            assert!(fix.contains("sluice migrate"), "{fix}")
+        }
+        other => panic!(
+            "expected SchemaMismatch, got {:?}",
+            other.map(|s| s.backend())
+        ),
+    }
+    let report = migrate(&ctx.url).await.expect("migrate");
+    assert_eq!(
+        (report.from, report.to, report.applied),
+        (6, 7, vec!["0007_groups".to_string()])
+    );
+    assert_eq!(ctx.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 7);
+    let s = open(&ctx.url, &no_migrate).await.expect("open migrated");
+    assert!(s.event("old-runner").await.expect("event()").is_some());
+    let again = migrate(&ctx.url).await.expect("migrate twice");
+    assert_eq!((again.from, again.applied.len()), (7, 0));
+}
+
 async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
     ctx.store
         .ingest(vec![event(
@@ -2253,7 +2319,7 @@ async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
         "DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
          ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP INDEX outbox_sent_message;
          DROP TABLE inhibit_keys; DROP TABLE group_alerts; DROP TABLE alert_groups; DROP TABLE route_events;
-         DELETE FROM sluice_schema_migrations WHERE version >= 3",
+         DELETE FROM _sqlx_migrations WHERE version >= 3",
     )
     .await;
     let report = migrate(&ctx.url).await.expect("migrate");

@@ -7,6 +7,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::alerting::{alert_root, parse_fate};
+use crate::db::{args, Arg, Conn, Row};
+use crate::grouping::labels_json;
+use crate::sql::{alerts, groups, outbox, values_list};
 use crate::{
     Dedup, Fate, FollowUp, GroupFlush, GroupJoin, InhibitKey, NewEvent, NewOutboxItem, StoreError,
 };
@@ -451,4 +455,337 @@ pub(crate) async fn ingest_event(
 /// The dead reason of an update whose post died.
 pub(crate) fn ref_dead_reason(post_id: i64, post_reason: &str) -> String {
     format!("referenced post (outbox item {post_id}) is dead: {post_reason}")
+}
+
+/// [`IngestTx`] on any backend's transaction: the statements of [`crate::sql::alerts`], [`crate::sql::outbox`] and
+/// [`crate::sql::groups`], run through [`Conn`].
+pub(crate) struct SqlIngest<'c> {
+    pub c: &'c mut dyn Conn,
+}
+
+fn open_alert_row(r: &Row) -> Result<OpenAlert, StoreError> {
+    Ok(OpenAlert {
+        id: r.get(0)?,
+        first_event_id: r.get(1)?,
+        count: r.get(2)?,
+        last_seen_ms: r.get(3)?,
+    })
+}
+
+/// The event standing for the alert `event_id` belongs to (see [`alert_root`]), or `None` for an unknown event.
+pub(crate) async fn root_of(
+    c: &mut dyn Conn,
+    event_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let Some(r) = c.opt(&outbox::EVENT_FATE, args![event_id]).await? else {
+        return Ok(None);
+    };
+    let fate: String = r.get(0)?;
+    Ok(Some(alert_root(event_id, &parse_fate(&fate)?).to_string()))
+}
+
+/// An insert of an event whose id is taken is a conflict that names it.
+pub(crate) fn event_exists(id: &str) -> impl FnOnce(StoreError) -> StoreError + '_ {
+    move |e| match e {
+        StoreError::Conflict(_) => StoreError::Conflict(format!("event {id} already exists")),
+        other => other,
+    }
+}
+
+#[async_trait::async_trait]
+impl IngestTx for SqlIngest<'_> {
+    async fn open_alert(&mut self, key: &str) -> Result<Option<OpenAlert>, StoreError> {
+        let row = self.c.opt(&alerts::OPEN_ALERT, args![key]).await?;
+        row.as_ref().map(open_alert_row).transpose()
+    }
+
+    async fn close_alert(&mut self, alert_id: i64, at_ms: i64) -> Result<(), StoreError> {
+        self.c
+            .exec(&alerts::CLOSE_ALERT, args![at_ms, alert_id])
+            .await?;
+        self.c.exec(&alerts::DROP_KEYS, args![alert_id]).await?;
+        Ok(())
+    }
+
+    async fn bump_alert(
+        &mut self,
+        alert_id: i64,
+        count: i64,
+        last_seen_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.c
+            .exec(&alerts::BUMP_ALERT, args![count, last_seen_ms, alert_id])
+            .await?;
+        Ok(())
+    }
+
+    async fn create_alert(
+        &mut self,
+        key: &str,
+        first_event_id: &str,
+        at_ms: i64,
+    ) -> Result<i64, StoreError> {
+        self.c
+            .one(&alerts::CREATE_ALERT, args![key, first_event_id, at_ms])
+            .await?
+            .get(0)
+    }
+
+    async fn alert_post(
+        &mut self,
+        alert_id: i64,
+        lane: &str,
+    ) -> Result<Option<(i64, Option<String>)>, StoreError> {
+        let Some(r) = self
+            .c
+            .opt(&alerts::ALERT_POST, args![alert_id, lane])
+            .await?
+        else {
+            return Ok(None);
+        };
+        let state: Option<String> = r.get(1)?;
+        let dead = match state.as_deref() {
+            Some("dead") => Some(r.get::<Option<String>>(2)?.unwrap_or_default()),
+            _ => None,
+        };
+        Ok(Some((r.get(0)?, dead)))
+    }
+
+    async fn add_alert_post(
+        &mut self,
+        alert_id: i64,
+        lane: &str,
+        item_id: i64,
+    ) -> Result<(), StoreError> {
+        self.c
+            .exec(&alerts::ADD_ALERT_POST, args![alert_id, lane, item_id])
+            .await?;
+        Ok(())
+    }
+
+    async fn closed_alert_since(
+        &mut self,
+        key: &str,
+        since_ms: i64,
+    ) -> Result<Option<OpenAlert>, StoreError> {
+        let row = self
+            .c
+            .opt(&alerts::CLOSED_ALERT_SINCE, args![key, since_ms])
+            .await?;
+        row.as_ref().map(open_alert_row).transpose()
+    }
+
+    async fn reopen_alert(
+        &mut self,
+        alert_id: i64,
+        count: i64,
+        last_seen_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.c
+            .exec(&alerts::REOPEN_ALERT, args![count, last_seen_ms, alert_id])
+            .await?;
+        Ok(())
+    }
+
+    async fn refresh_pending(&mut self, alert_id: i64, lane: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .c
+            .opt(&alerts::REFRESH_PENDING, args![alert_id, lane])
+            .await?
+            .is_some())
+    }
+
+    async fn set_refresh(
+        &mut self,
+        alert_id: i64,
+        lane: &str,
+        item_id: i64,
+    ) -> Result<(), StoreError> {
+        self.c
+            .exec(&alerts::SET_REFRESH, args![item_id, alert_id, lane])
+            .await?;
+        Ok(())
+    }
+
+    async fn alert_of(&mut self, event_id: &str) -> Result<Option<i64>, StoreError> {
+        let Some(root) = root_of(&mut *self.c, event_id).await? else {
+            return Ok(None);
+        };
+        self.c
+            .opt(&alerts::ALERT_OF, args![&root])
+            .await?
+            .map(|r| r.get(0))
+            .transpose()
+    }
+
+    async fn insert_event(&mut self, row: &EventRow<'_>) -> Result<(), StoreError> {
+        self.c
+            .exec(
+                &outbox::INSERT_EVENT,
+                &[
+                    row.id.into(),
+                    row.received_at_ms.into(),
+                    row.source.into(),
+                    Arg::Json(&row.body),
+                    Arg::Json(&row.fate),
+                ],
+            )
+            .await
+            .map_err(event_exists(row.id))?;
+        Ok(())
+    }
+
+    async fn join_group(
+        &mut self,
+        g: &GroupJoin,
+        first_event_id: &str,
+        alert_id: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let labels = labels_json(&g.labels)?;
+        let group_id: i64 = self
+            .c
+            .one(
+                &groups::JOIN_GROUP,
+                args![
+                    &g.key,
+                    &g.rule,
+                    &g.lane,
+                    &g.team,
+                    &g.channel,
+                    &g.template,
+                    &labels,
+                    first_event_id,
+                    g.wait_ms,
+                    g.interval_ms,
+                    g.repeat_ms,
+                    now_ms
+                ],
+            )
+            .await?
+            .get(0)?;
+        self.c
+            .exec(&groups::ADD_MEMBER, args![group_id, alert_id])
+            .await?;
+        self.c
+            .exec(
+                &groups::COUNT_ROUTE_EVENT,
+                args![&g.rule, now_ms - now_ms.rem_euclid(1000)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn group_of(&mut self, group_id: i64) -> Result<Option<(String, String)>, StoreError> {
+        self.c
+            .opt(&groups::GROUP_OF, args![group_id])
+            .await?
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .transpose()
+    }
+
+    async fn group_post(
+        &mut self,
+        group_id: i64,
+    ) -> Result<Option<(i64, Option<String>)>, StoreError> {
+        self.c
+            .opt(&groups::GROUP_POST, args![group_id])
+            .await?
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .transpose()
+    }
+
+    async fn finish_flush(
+        &mut self,
+        f: &GroupFlush,
+        post_id: Option<i64>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.c
+            .exec(
+                &groups::FINISH_FLUSH,
+                args![
+                    f.group_id,
+                    f.version,
+                    now_ms,
+                    f.notified_firing,
+                    f.next_due_ms,
+                    i64::from(f.digested),
+                    post_id
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_item(&mut self, row: &ItemRow<'_>) -> Result<i64, StoreError> {
+        let (state, dead_at) = match row.dead_reason {
+            Some(_) => ("dead", Some(row.created_at_ms)),
+            None => ("pending", None),
+        };
+        self.c
+            .one(
+                &outbox::INSERT_ITEM,
+                &[
+                    row.event_id.into(),
+                    (&row.item.lane).into(),
+                    (&row.item.team).into(),
+                    (&row.item.channel).into(),
+                    (&row.item.method).into(),
+                    Arg::Json(&row.args),
+                    row.item.ref_post.into(),
+                    row.ref_item_id.into(),
+                    state.into(),
+                    row.created_at_ms.into(),
+                    (&row.dead_reason).into(),
+                    dead_at.into(),
+                ],
+            )
+            .await?
+            .get(0)
+    }
+
+    async fn key_held(
+        &mut self,
+        key: &InhibitKey,
+        own: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.c
+            .one(
+                &alerts::KEY_HELD,
+                args![&key.key, now_ms, own, key.both_sides],
+            )
+            .await?
+            .get(0)
+    }
+
+    async fn hold_keys(
+        &mut self,
+        alert_id: i64,
+        keys: &[InhibitKey],
+        window_ms: i64,
+    ) -> Result<(), StoreError> {
+        for chunk in keys.chunks(100) {
+            let sql = format!(
+                "{}{}{}",
+                alerts::HOLD_KEYS,
+                values_list(chunk.len(), 4, 1),
+                alerts::HOLD_KEYS_END
+            );
+            let args: Vec<Arg<'_>> = chunk
+                .iter()
+                .flat_map(|k| {
+                    [
+                        Arg::from(&k.key),
+                        alert_id.into(),
+                        k.both_sides.into(),
+                        window_ms.into(),
+                    ]
+                })
+                .collect();
+            self.c.exec(&sql, &args).await?;
+        }
+        Ok(())
+    }
 }

@@ -1,0 +1,50 @@
+//! Every statement the store runs, written once, one file per area.
+//!
+//! Statements use SQLite's numbered placeholders (`?1`); PostgreSQL runs them with `$1`, rewritten once per statement
+//! by [`Stmt`]. They are written in the SQL both dialects speak: `NOT flag` for booleans (an INTEGER 0/1 column in
+//! SQLite, BOOLEAN in PostgreSQL), `TRUE`/`FALSE` literals, `IS DISTINCT FROM`, `CAST(json AS TEXT)` to read a JSON
+//! column (JSONB in PostgreSQL), `INSERT … ON CONFLICT … RETURNING`. Where the dialects truly differ the statement is a
+//! [`Stmt::dialects`] pair, and the comment says why:
+//! - `claim_lanes`: PostgreSQL's `FOR UPDATE SKIP LOCKED` (replicas claim at once); SQLite has one writer.
+//! - `take_rate` / `block_rate`: the larger of two values is `MAX(a, b)` in SQLite and `GREATEST(a, b)` in PostgreSQL.
+//! - the audit head is read `FOR UPDATE` on PostgreSQL, which serialises appends across replicas.
+//!
+//! Locking that only PostgreSQL needs (lane rows, advisory locks on dedup keys) lives in its backend.
+
+pub(crate) mod alerts;
+pub(crate) mod audit;
+pub(crate) mod coordination;
+pub(crate) mod groups;
+pub(crate) mod outbox;
+pub(crate) mod retention;
+pub(crate) mod silences;
+
+pub(crate) use crate::db::Stmt;
+
+/// `(?a, ?a+1, …), (…)`: the VALUES of a multi-row statement of `rows` rows of `cols` columns, placeholders from `?first`.
+pub(crate) fn values_list(rows: usize, cols: usize, first: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push('?');
+            s.push_str(&(first + r * cols + c).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
+/// `?a, ?a+1, …`: an `IN (…)` list of `n` placeholders from `?first`.
+pub(crate) fn in_list(n: usize, first: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

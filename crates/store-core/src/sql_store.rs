@@ -1,0 +1,1191 @@
+//! [`SqlStore`]: the [`Store`] verbs, written once over a [`Backend`]'s connections.
+//!
+//! Every verb runs the statements of [`crate::sql`] through [`Conn`]; what differs between SQLite and PostgreSQL is
+//! asked of the [`Backend`]: where a read or a write connection comes from, how a write transaction starts, and what
+//! it must lock first (PostgreSQL locks lane rows before any change to which items of a lane are pending, and takes
+//! advisory locks on dedup and group keys; SQLite has a single writer and locks nothing).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use crate::alerting::{
+    alert_root, check_silence, matchers_json, new_silence_id, parse_fate, parse_matchers,
+};
+use crate::audit;
+use crate::coord::{RateParams, RATE_IDLE_MS};
+use crate::db::{args, Arg, Backend, Conn, Dialect, Row};
+use crate::error::corrupt;
+use crate::group::{spawn_writer, GroupCommit, Ingester};
+use crate::grouping::{self as grp, group_state};
+use crate::ingest::{
+    candidate_lanes, checks_of, dedup_of, ingest_inhibited, needs_reads, outbox_of,
+    ref_dead_reason, root_of, IngestTx, SqlIngest, TouchedLanes,
+};
+use crate::sql::{self, alerts, coordination, groups, outbox, retention, silences};
+use crate::*;
+
+/// A [`Store`] on a backend, with its group-commit writer for ingest.
+pub struct SqlStore<B: Backend> {
+    backend: std::sync::Arc<B>,
+    ingester: Ingester,
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// The store over `backend`; spawns the ingest writer task (call from within a Tokio runtime).
+    pub fn new(backend: B) -> Self {
+        let backend = std::sync::Arc::new(backend);
+        let ingester = spawn_writer(Committer(backend.clone()));
+        SqlStore { backend, ingester }
+    }
+}
+
+struct Committer<B>(std::sync::Arc<B>);
+
+impl<B: Backend> GroupCommit for Committer<B> {
+    fn commit<'a>(
+        &'a self,
+        batches: &'a [&'a [NewEvent]],
+    ) -> BoxFuture<'a, Result<Ingested, StoreError>> {
+        Box::pin(commit_group(&*self.0, batches))
+    }
+}
+
+/// One transaction for many callers' batches (group commit): one fsync, and on PostgreSQL one set of locks.
+async fn commit_group(
+    backend: &dyn Backend,
+    batches: &[&[NewEvent]],
+) -> Result<Ingested, StoreError> {
+    let all: Vec<&NewEvent> = batches.iter().flat_map(|b| b.iter()).collect();
+    let mut tx = backend.begin().await?;
+    // Dedup and group keys first, then lanes, each in a fixed order: two replicas never wait on each other in a
+    // cycle, and two seeing the same alert at once make one open alert and one merge.
+    let mut keys: Vec<&str> = all
+        .iter()
+        .filter_map(|e| dedup_of(e))
+        .flat_map(|d| {
+            std::iter::once(d.key.as_str()).chain(d.groups.iter().map(|g| g.key.as_str()))
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    backend.lock_keys(tx.conn(), &keys).await?;
+    let lanes: BTreeSet<String> = batches.iter().flat_map(|b| candidate_lanes(b)).collect();
+    backend.lock_lanes(tx.conn(), &lanes).await?;
+    let mut touched = TouchedLanes::new();
+    let mut ingested = Ingested::default();
+    // Events without dedup, and alerts that can only be new (see `new_alerts`), are written with multi-row INSERTs
+    // (a few statements per group commit instead of several per event). Other dedup events go one by one, after
+    // writing what precedes them, so order is kept.
+    let bulk = new_alerts(tx.conn(), &all).await?;
+    let mut plain: Vec<&NewEvent> = Vec::new();
+    for ev in all {
+        if !needs_reads(ev) || bulk.contains(ev.id.as_str()) {
+            plain.push(ev);
+            continue;
+        }
+        insert_plain(tx.conn(), &plain, &mut touched).await?;
+        plain.clear();
+        let mut itx = SqlIngest { c: tx.conn() };
+        if let Some(rule) = ingest_inhibited(&mut itx, ev, &mut touched).await? {
+            ingested.inhibited.push((ev.id.clone(), rule));
+        }
+    }
+    insert_plain(tx.conn(), &plain, &mut touched).await?;
+    set_lane_heads(tx.conn(), &touched).await?;
+    tx.commit().await?;
+    Ok(ingested)
+}
+
+/// Rows per multi-row INSERT of events (5 values each), items (9), alerts (5) and alert posts (3), and keys per
+/// lookup: well under both databases' limits on bound values per statement.
+const EVENTS_PER_INSERT: usize = 100;
+const ITEMS_PER_INSERT: usize = 60;
+const ALERTS_PER_INSERT: usize = 100;
+const POSTS_PER_INSERT: usize = 150;
+const KEYS_PER_LOOKUP: usize = 500;
+
+/// The events of a group commit that can only open a new alert, with nothing else to read or decide: a dedup key no
+/// other event of the commit has, no open alert with it and none closed within the event's reopen window; not a
+/// resolve, no group to join, no inhibition key to check or hold. Two lookups for the whole commit tell which; they
+/// are then written in bulk with their alerts and cards ([`insert_plain`]), as [`crate::ingest::ingest_event`]
+/// would have written them one by one.
+async fn new_alerts<'e>(
+    c: &mut dyn Conn,
+    all: &[&'e NewEvent],
+) -> Result<HashSet<&'e str>, StoreError> {
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for d in all.iter().filter_map(|e| dedup_of(e)) {
+        *uses.entry(d.key.as_str()).or_default() += 1;
+    }
+    let candidates: Vec<(&'e NewEvent, &'e Dedup)> = all
+        .iter()
+        .filter_map(|ev| Some((*ev, dedup_of(ev)?)))
+        .filter(|(ev, d)| {
+            !d.resolves
+                && d.groups.is_empty()
+                && checks_of(ev).is_empty()
+                && ev.inhibit.provides.is_empty()
+                && uses.get(d.key.as_str()) == Some(&1)
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let keys: Vec<&str> = candidates.iter().map(|(_, d)| d.key.as_str()).collect();
+    let mut open: HashSet<String> = HashSet::new();
+    for chunk in keys.chunks(KEYS_PER_LOOKUP) {
+        let sql = format!("{}{})", alerts::OPEN_KEYS, sql::in_list(chunk.len(), 1));
+        let args: Vec<Arg<'_>> = chunk.iter().map(|k| Arg::from(*k)).collect();
+        for r in c.all(&sql, &args).await? {
+            open.insert(r.get(0)?);
+        }
+    }
+    // Closed recently enough to be reopened by one of the events: the latest close of each key.
+    let mut closed: HashMap<String, i64> = HashMap::new();
+    let since = candidates
+        .iter()
+        .filter(|(_, d)| d.reopen_window_ms > 0)
+        .map(|(ev, d)| ev.received_at_ms - d.reopen_window_ms)
+        .min();
+    if let Some(since) = since {
+        for chunk in keys.chunks(KEYS_PER_LOOKUP) {
+            let sql = format!(
+                "{}{}{}",
+                alerts::CLOSED_KEYS,
+                sql::in_list(chunk.len(), 2),
+                alerts::CLOSED_KEYS_END
+            );
+            let mut args: Vec<Arg<'_>> = vec![since.into()];
+            args.extend(chunk.iter().map(|k| Arg::from(*k)));
+            for r in c.all(&sql, &args).await? {
+                closed.insert(r.get(0)?, r.get(1)?);
+            }
+        }
+    }
+    Ok(candidates
+        .into_iter()
+        .filter(|(ev, d)| {
+            !open.contains(&d.key)
+                && match closed.get(&d.key) {
+                    Some(at) => {
+                        d.reopen_window_ms <= 0 || *at < ev.received_at_ms - d.reopen_window_ms
+                    }
+                    None => true,
+                }
+        })
+        .map(|(ev, _)| ev.id.as_str())
+        .collect())
+}
+
+/// Writes events that need no reads, and their items, with multi-row INSERTs: events without dedup, and alerts that
+/// can only be new (see [`new_alerts`]) with their alert rows and cards.
+async fn insert_plain(
+    c: &mut dyn Conn,
+    events: &[&NewEvent],
+    touched: &mut TouchedLanes,
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut rows = Vec::with_capacity(events.len());
+    for ev in events {
+        let body = serde_json::to_string(&ev.body)
+            .map_err(|e| StoreError::Other(format!("event body: {e}")))?;
+        let fate =
+            serde_json::to_string(&ev.fate).map_err(|e| StoreError::Other(format!("fate: {e}")))?;
+        rows.push((*ev, body, fate));
+    }
+    for chunk in rows.chunks(EVENTS_PER_INSERT) {
+        let sql = format!(
+            "{}{}",
+            outbox::INSERT_EVENTS,
+            sql::values_list(chunk.len(), 5, 1)
+        );
+        let args: Vec<Arg<'_>> = chunk
+            .iter()
+            .flat_map(|(ev, body, fate)| {
+                [
+                    Arg::from(&ev.id),
+                    ev.received_at_ms.into(),
+                    (&ev.source).into(),
+                    Arg::Json(body),
+                    Arg::Json(fate),
+                ]
+            })
+            .collect();
+        c.exec(&sql, &args).await.map_err(|e| match e {
+            StoreError::Conflict(m) => StoreError::Conflict(format!("event already exists: {m}")),
+            other => other,
+        })?;
+    }
+    // First non-reply item per (event, lane): a new alert's card there.
+    let mut cards: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut items = Vec::new();
+    for ev in events {
+        for item in outbox_of(ev) {
+            let args = serde_json::to_string(&item.args)
+                .map_err(|e| StoreError::Other(format!("outbox args: {e}")))?;
+            items.push((*ev, item, args));
+        }
+    }
+    for chunk in items.chunks(ITEMS_PER_INSERT) {
+        let sql = format!(
+            "{}{}{}",
+            outbox::INSERT_ITEMS,
+            sql::values_list(chunk.len(), 9, 1),
+            outbox::INSERT_ITEMS_END
+        );
+        let args: Vec<Arg<'_>> = chunk
+            .iter()
+            .flat_map(|(ev, item, args)| {
+                [
+                    Arg::from(&ev.id),
+                    (&item.lane).into(),
+                    (&item.team).into(),
+                    (&item.channel).into(),
+                    (&item.method).into(),
+                    Arg::Json(args),
+                    item.ref_post.into(),
+                    ev.received_at_ms.into(),
+                    ev.received_at_ms.into(),
+                ]
+            })
+            .collect();
+        for r in c.all(&sql, &args).await? {
+            let (id, lane, event_id, ref_post): (i64, String, String, bool) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            if !ref_post {
+                // The alert's card in this lane: its first post there.
+                let first = cards.entry((event_id, lane.clone())).or_insert(id);
+                *first = (*first).min(id);
+            }
+            let head = touched.entry(lane).or_insert(id);
+            *head = (*head).min(id);
+        }
+    }
+    let news: Vec<(&NewEvent, &Dedup)> = events
+        .iter()
+        .filter_map(|ev| Some((*ev, dedup_of(ev)?)))
+        .collect();
+    let mut alert_ids: HashMap<String, i64> = HashMap::new();
+    for chunk in news.chunks(ALERTS_PER_INSERT) {
+        let sql = format!(
+            "{}{}{}",
+            alerts::INSERT_ALERTS,
+            sql::values_list(chunk.len(), 5, 1),
+            alerts::INSERT_ALERTS_END
+        );
+        let args: Vec<Arg<'_>> = chunk
+            .iter()
+            .flat_map(|(ev, d)| {
+                [
+                    Arg::from(&d.key),
+                    (&ev.id).into(),
+                    1i64.into(),
+                    ev.received_at_ms.into(),
+                    ev.received_at_ms.into(),
+                ]
+            })
+            .collect();
+        for r in c.all(&sql, &args).await? {
+            alert_ids.insert(r.get(1)?, r.get(0)?);
+        }
+    }
+    let posts: Vec<(i64, &str, i64)> = cards
+        .iter()
+        .filter_map(|((event_id, lane), item)| {
+            Some((*alert_ids.get(event_id)?, lane.as_str(), *item))
+        })
+        .collect();
+    for chunk in posts.chunks(POSTS_PER_INSERT) {
+        let sql = format!(
+            "{}{}",
+            alerts::INSERT_ALERT_POSTS,
+            sql::values_list(chunk.len(), 3, 1)
+        );
+        let args: Vec<Arg<'_>> = chunk
+            .iter()
+            .flat_map(|(alert, lane, item)| [Arg::from(*alert), (*lane).into(), (*item).into()])
+            .collect();
+        c.exec(&sql, &args).await?;
+    }
+    Ok(())
+}
+
+/// Lanes that gained pending items get a head (on PostgreSQL the caller holds their locks). A lane that already has
+/// one keeps it: every new item has a larger id.
+async fn set_lane_heads(c: &mut dyn Conn, touched: &TouchedLanes) -> Result<(), StoreError> {
+    let lanes: Vec<(&String, &i64)> = touched.iter().collect();
+    for chunk in lanes.chunks(200) {
+        let sql = format!(
+            "{}{}{}",
+            outbox::SET_LANE_HEADS,
+            sql::values_list(chunk.len(), 2, 1),
+            outbox::SET_LANE_HEADS_END
+        );
+        let args: Vec<Arg<'_>> = chunk
+            .iter()
+            .flat_map(|(lane, head)| [Arg::from(*lane), Arg::from(**head)])
+            .collect();
+        c.exec(&sql, &args).await?;
+    }
+    Ok(())
+}
+
+/// Recomputes lane heads after items left (or re-entered) the pending state.
+async fn refresh_lanes(c: &mut dyn Conn, lanes: &BTreeSet<String>) -> Result<(), StoreError> {
+    for lane in lanes {
+        c.exec(&outbox::REFRESH_LANE, args![lane]).await?;
+    }
+    Ok(())
+}
+
+/// The lane of an item (lanes never change), or a Conflict naming the missing item.
+async fn lane_of(c: &mut dyn Conn, item_id: i64) -> Result<String, StoreError> {
+    c.opt(&outbox::ITEM_LANE, args![item_id])
+        .await?
+        .ok_or_else(|| StoreError::Conflict(format!("outbox item {item_id} does not exist")))?
+        .get(0)
+}
+
+/// Why an item could not be marked: it does not exist, or it is no longer pending.
+async fn not_pending(c: &mut dyn Conn, item_id: i64) -> StoreError {
+    match c.opt(&outbox::ITEM_STATE, args![item_id]).await {
+        Ok(Some(r)) => match r.get::<String>(0) {
+            Ok(state) => {
+                StoreError::Conflict(format!("outbox item {item_id} is {state}, not pending"))
+            }
+            Err(e) => e,
+        },
+        Ok(None) => StoreError::Conflict(format!("outbox item {item_id} does not exist")),
+        Err(e) => e,
+    }
+}
+
+fn parse_json(what: &str, s: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(s).map_err(|e| corrupt(what, e))
+}
+
+fn attempts(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn count(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn delivery_state(r: &Row) -> Result<DeliveryState, StoreError> {
+    let state: String = r.get("state")?;
+    Ok(match state.as_str() {
+        "pending" => DeliveryState::Pending,
+        "sent" => DeliveryState::Sent {
+            channel: r.get::<Option<String>>("sent_channel")?.unwrap_or_default(),
+            ts: r.get::<Option<String>>("sent_ts")?.unwrap_or_default(),
+            at_ms: r.get::<Option<i64>>("sent_at_ms")?.unwrap_or_default(),
+        },
+        "dead" => DeliveryState::Dead {
+            reason: r.get::<Option<String>>("dead_reason")?.unwrap_or_default(),
+            at_ms: r.get::<Option<i64>>("dead_at_ms")?.unwrap_or_default(),
+        },
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "unknown outbox state {other:?}"
+            )))
+        }
+    })
+}
+
+/// An alert as its card shows it, from `first_event_id, body, count, first_seen_ms, last_seen_ms, closed_at_ms` at
+/// the given columns.
+fn alert_card(r: &Row, cols: [usize; 6]) -> Result<AlertCard, StoreError> {
+    let body: String = r.get(cols[1])?;
+    Ok(AlertCard {
+        first_event_id: r.get(cols[0])?,
+        body: parse_json("event body", &body)?,
+        count: count(r.get(cols[2])?),
+        first_seen_ms: r.get(cols[3])?,
+        last_seen_ms: r.get(cols[4])?,
+        closed_at_ms: r.get(cols[5])?,
+    })
+}
+
+async fn actions_of(c: &mut dyn Conn, root: &str) -> Result<Vec<AlertAction>, StoreError> {
+    c.all(&alerts::ACTIONS_OF, args![root])
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AlertAction {
+                action: r.get(0)?,
+                actor: r.get(1)?,
+                at_ms: r.get(2)?,
+            })
+        })
+        .collect()
+}
+
+async fn audit_page(
+    c: &mut dyn Conn,
+    since_id: i64,
+    through_id: i64,
+    max: usize,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    c.all(&sql::audit::PAGE, args![since_id, through_id, limit(max)])
+        .await?
+        .iter()
+        .map(|r| {
+            let detail: String = r.get("detail")?;
+            Ok(AuditRecord {
+                id: r.get("id")?,
+                at_ms: r.get("at_ms")?,
+                actor: r.get("actor")?,
+                team: r.get("team")?,
+                action: r.get("action")?,
+                target: r.get("target")?,
+                result: r.get("result")?,
+                detail: parse_json("audit detail", &detail)?,
+                prev_hash: r.get("prev_hash")?,
+                hash: r.get("hash")?,
+            })
+        })
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl<B: Backend> Store for SqlStore<B> {
+    fn backend(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let ping = async {
+            let mut c = self.backend.read().await?;
+            c.exec("SELECT 1", &[]).await?;
+            Ok::<(), StoreError>(())
+        };
+        match self.backend.ping_timeout() {
+            None => ping.await,
+            // Bounded as a whole: a server that accepts TCP but never answers must still fail /readyz promptly.
+            Some(limit) => match tokio::time::timeout(limit, ping).await {
+                Ok(result) => result,
+                Err(_) => Err(StoreError::Unavailable(
+                    "database did not answer a ping in time".into(),
+                )),
+            },
+        }
+    }
+
+    async fn ingest(&self, batch: Vec<NewEvent>) -> Result<Ingested, StoreError> {
+        self.ingester.ingest(batch).await
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<EventStatus>, StoreError> {
+        let mut c = self.backend.read().await?;
+        let Some(ev) = c.opt(&outbox::EVENT, args![id]).await? else {
+            return Ok(None);
+        };
+        let deliveries = c
+            .all(&outbox::EVENT_ITEMS, args![id])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(DeliveryStatus {
+                    item_id: r.get("id")?,
+                    channel: r.get("channel")?,
+                    method: r.get("method")?,
+                    state: delivery_state(r)?,
+                    attempts: attempts(r.get("attempts")?),
+                    last_error: r.get("last_error")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let fate = parse_fate(&ev.get::<String>("fate")?)?;
+        let body: String = ev.get("body")?;
+        let root = alert_root(id, &fate);
+        let actions = actions_of(&mut *c, root).await?;
+        let groups = c
+            .all(&groups::GROUPS_OF_EVENT, args![root])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(GroupRef {
+                    key: r.get(0)?,
+                    rule: r.get(1)?,
+                    channel: r.get(2)?,
+                    ts: r.get(3)?,
+                    notified_at_ms: r.get(4)?,
+                    digested_at_ms: r.get(5)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(EventStatus {
+            id: ev.get("id")?,
+            received_at_ms: ev.get("received_at_ms")?,
+            source: ev.get("source")?,
+            fate,
+            body: parse_json("event body", &body)?,
+            deliveries,
+            actions,
+            groups,
+        }))
+    }
+
+    async fn claim_lanes(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut c = self.backend.write().await?;
+        c.all(
+            &coordination::CLAIM_LANES,
+            args![owner, now_ms, lease_ms, limit(max)],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    }
+
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        lanes: &[String],
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut c = self.backend.write().await?;
+        let mut held = BTreeSet::new();
+        for chunk in lanes.chunks(500) {
+            let sql = format!(
+                "{}{}) RETURNING lane",
+                coordination::RENEW_LEASES,
+                sql::in_list(chunk.len(), 3)
+            );
+            let mut args: Vec<Arg<'_>> = vec![(now_ms + lease_ms).into(), owner.into()];
+            args.extend(chunk.iter().map(Arg::from));
+            for r in c.all(&sql, &args).await? {
+                held.insert(r.get::<String>(0)?);
+            }
+        }
+        // In the order asked.
+        Ok(lanes
+            .iter()
+            .filter(|l| held.contains(*l))
+            .cloned()
+            .collect())
+    }
+
+    async fn release_lane(&self, owner: &str, lane: &str) -> Result<(), StoreError> {
+        let mut c = self.backend.write().await?;
+        c.exec(&coordination::RELEASE_LANE, args![lane, owner])
+            .await?;
+        Ok(())
+    }
+
+    async fn lane_items(&self, lane: &str, max: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(&outbox::LANE_ITEMS, args![lane, limit(max)])
+            .await?
+            .iter()
+            .map(|r| {
+                let ref_id: Option<i64> = r.get("ref_item_id")?;
+                let ref_state: Option<String> = r.get("ref_state")?;
+                let ref_sent = match ref_state.as_deref() {
+                    Some("sent") => Some(RefSent {
+                        channel: r.get::<Option<String>>("ref_channel")?.unwrap_or_default(),
+                        ts: r.get::<Option<String>>("ref_ts")?.unwrap_or_default(),
+                    }),
+                    _ => None,
+                };
+                let args: String = r.get("args")?;
+                Ok(OutboxItem {
+                    id: r.get("id")?,
+                    event_id: r.get("event_id")?,
+                    lane: r.get("lane")?,
+                    team: r.get("team")?,
+                    channel: r.get("channel")?,
+                    method: r.get("method")?,
+                    args: parse_json("outbox args", &args)?,
+                    attempts: attempts(r.get("attempts")?),
+                    created_at_ms: r.get("created_at_ms")?,
+                    next_attempt_at_ms: r.get("next_attempt_at_ms")?,
+                    ref_pending: ref_id.is_some() && ref_sent.is_none(),
+                    ref_sent,
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_sent(
+        &self,
+        item_id: i64,
+        channel: &str,
+        ts: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.backend.begin().await?;
+        let lanes = BTreeSet::from([lane_of(tx.conn(), item_id).await?]);
+        self.backend.lock_lanes(tx.conn(), &lanes).await?;
+        let sent = tx
+            .conn()
+            .opt(&outbox::MARK_SENT, args![channel, ts, now_ms, item_id])
+            .await?;
+        if sent.is_none() {
+            return Err(not_pending(tx.conn(), item_id).await);
+        }
+        refresh_lanes(tx.conn(), &lanes).await?;
+        tx.commit().await
+    }
+
+    async fn mark_retry(
+        &self,
+        item_id: i64,
+        next_attempt_at_ms: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let mut c = self.backend.write().await?;
+        let n = c
+            .exec(
+                &outbox::MARK_RETRY,
+                args![next_attempt_at_ms, error, item_id],
+            )
+            .await?;
+        if n == 0 {
+            return Err(not_pending(&mut *c, item_id).await);
+        }
+        Ok(())
+    }
+
+    async fn mark_dead(&self, item_id: i64, reason: &str, now_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.backend.begin().await?;
+        // Updates that reference this post live in the same lane: the lane lock also stops an ingest from linking a
+        // new update to the post while it dies.
+        let mut lanes = BTreeSet::from([lane_of(tx.conn(), item_id).await?]);
+        self.backend.lock_lanes(tx.conn(), &lanes).await?;
+        let dead = tx
+            .conn()
+            .opt(&outbox::MARK_DEAD, args![reason, now_ms, item_id])
+            .await?;
+        if dead.is_none() {
+            return Err(not_pending(tx.conn(), item_id).await);
+        }
+        let reason = ref_dead_reason(item_id, reason);
+        for r in tx
+            .conn()
+            .all(
+                &outbox::MARK_FOLLOWERS_DEAD,
+                args![&reason, now_ms, item_id],
+            )
+            .await?
+        {
+            lanes.insert(r.get(0)?);
+        }
+        refresh_lanes(tx.conn(), &lanes).await?;
+        tx.commit().await
+    }
+
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(&outbox::DEAD_LETTERS, args![limit(max)])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    item_id: r.get("id")?,
+                    event_id: r.get("event_id")?,
+                    channel: r.get("channel")?,
+                    method: r.get("method")?,
+                    reason: r.get::<Option<String>>("dead_reason")?.unwrap_or_default(),
+                    attempts: attempts(r.get("attempts")?),
+                    dead_at_ms: r.get::<Option<i64>>("dead_at_ms")?.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn replay(&self, which: Replay, now_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.backend.begin().await?;
+        let candidates: Vec<(i64, String)> = match which {
+            Replay::All => tx
+                .conn()
+                .all(&outbox::ALL_DEAD, &[])
+                .await?
+                .iter()
+                .map(|r| Ok((r.get(0)?, r.get(1)?)))
+                .collect::<Result<_, StoreError>>()?,
+            Replay::Item(id) => {
+                let Some(row) = tx.conn().opt(&outbox::REPLAY_CANDIDATE, args![id]).await? else {
+                    return Err(StoreError::Conflict(format!(
+                        "outbox item {id} does not exist"
+                    )));
+                };
+                let state: String = row.get("state")?;
+                if state != "dead" {
+                    return Err(StoreError::Conflict(format!(
+                        "outbox item {id} is {state}, not dead"
+                    )));
+                }
+                let lane: String = row.get("lane")?;
+                let mut ids = vec![(id, lane.clone())];
+                let ref_id: Option<i64> = row.get("ref_item_id")?;
+                let ref_state: Option<String> = row.get("ref_state")?;
+                if let (Some(post), Some("dead")) = (ref_id, ref_state.as_deref()) {
+                    ids.push((post, lane));
+                }
+                ids
+            }
+        };
+        let lanes: BTreeSet<String> = candidates.iter().map(|(_, l)| l.clone()).collect();
+        self.backend.lock_lanes(tx.conn(), &lanes).await?;
+        let mut replayed = 0;
+        for chunk in candidates.chunks(500) {
+            let sql = format!("{}{})", outbox::REPLAY, sql::in_list(chunk.len(), 2));
+            let mut args: Vec<Arg<'_>> = vec![now_ms.into()];
+            args.extend(chunk.iter().map(|(id, _)| Arg::from(*id)));
+            replayed += tx.conn().exec(&sql, &args).await?;
+        }
+        refresh_lanes(tx.conn(), &lanes).await?;
+        tx.commit().await?;
+        Ok(replayed)
+    }
+
+    async fn outbox_stats(&self, now_ms: i64) -> Result<OutboxStats, StoreError> {
+        let mut c = self.backend.read().await?;
+        let r = c.one(&outbox::STATS, args![now_ms]).await?;
+        let oldest: Option<i64> = r.get("oldest")?;
+        Ok(OutboxStats {
+            pending: r.get::<i64>("pending")? as u64,
+            oldest_pending_age_ms: oldest.map(|t| (now_ms - t).max(0)),
+            dead: r.get::<i64>("dead")? as u64,
+            lanes_leased: r.get::<i64>("leased")? as u64,
+        })
+    }
+
+    async fn prune(&self, older_than_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.backend.begin().await?;
+        let c = tx.conn();
+        let cut = args![older_than_ms];
+        let mut removed = 0;
+        for s in &groups::PRUNE_GROUPS {
+            c.exec(s, cut).await?;
+        }
+        // alert_posts rows are bookkeeping, not something the operator retained.
+        c.exec(&retention::ALERT_POSTS, cut).await?;
+        for s in &retention::COUNTED {
+            removed += c.exec(s, cut).await?;
+        }
+        c.exec(&retention::INHIBIT_KEYS, &[]).await?;
+        let silences = c.exec(&retention::SILENCES, cut).await?;
+        if silences > 0 {
+            // Only ended silences went, but a cache that lists expired ones should see them go.
+            c.exec(&silences::BUMP_VERSION, &[]).await?;
+        }
+        removed += silences;
+        removed += c.exec(&retention::ALERT_ACTIONS, &[]).await?;
+        if c.dialect() == Dialect::Sqlite {
+            c.exec(&retention::IDLE_LANES, &[]).await?;
+        }
+        for s in &retention::COORDINATION {
+            removed += c.exec(s, args![older_than_ms, RATE_IDLE_MS]).await?;
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    async fn take_rate(
+        &self,
+        key: &str,
+        interval_ms: i64,
+        burst: u32,
+        now_ms: i64,
+    ) -> Result<RateDecision, StoreError> {
+        let p = RateParams::new(interval_ms, burst);
+        let mut c = self.backend.write().await?;
+        let r = c
+            .one(
+                &coordination::TAKE_RATE,
+                args![key, now_ms, p.interval_ms, p.tolerance_ms],
+            )
+            .await?;
+        let (tat, blocked, allowed): (i64, i64, bool) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        Ok(p.decision(allowed, tat, blocked))
+    }
+
+    async fn block_rate(&self, key: &str, until_ms: i64) -> Result<(), StoreError> {
+        let mut c = self.backend.write().await?;
+        c.exec(&coordination::BLOCK_RATE, args![key, until_ms])
+            .await?;
+        Ok(())
+    }
+
+    async fn try_lead(
+        &self,
+        role: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut c = self.backend.write().await?;
+        Ok(
+            c.opt(&coordination::TRY_LEAD, args![role, owner, now_ms, ttl_ms])
+                .await?
+                .is_some(),
+        )
+    }
+
+    async fn resign(&self, role: &str, owner: &str) -> Result<(), StoreError> {
+        let mut c = self.backend.write().await?;
+        c.exec(&coordination::RESIGN, args![role, owner]).await?;
+        Ok(())
+    }
+
+    async fn first_time(&self, key: &str, now_ms: i64, ttl_ms: i64) -> Result<bool, StoreError> {
+        let mut c = self.backend.write().await?;
+        Ok(c.opt(&coordination::FIRST_TIME, args![key, now_ms, ttl_ms])
+            .await?
+            .is_some())
+    }
+
+    async fn record_audit(&self, a: NewAudit) -> Result<AuditRecord, StoreError> {
+        let mut tx = self.backend.begin().await?;
+        let head = tx.conn().one(&sql::audit::HEAD_FOR_APPEND, &[]).await?;
+        let (last_id, last_hash): (i64, String) = (head.get(0)?, head.get(1)?);
+        let rec = audit::next_record(last_id, &last_hash, a)?;
+        let detail = audit::canonical_json(&rec.detail)?;
+        tx.conn()
+            .exec(
+                &sql::audit::APPEND,
+                args![
+                    rec.id,
+                    rec.at_ms,
+                    &rec.actor,
+                    &rec.team,
+                    &rec.action,
+                    &rec.target,
+                    &rec.result,
+                    &detail,
+                    &rec.prev_hash,
+                    &rec.hash
+                ],
+            )
+            .await?;
+        tx.conn()
+            .exec(&sql::audit::MOVE_HEAD, args![rec.id, &rec.hash])
+            .await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn audit(&self, since_id: i64, max: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut c = self.backend.read().await?;
+        audit_page(&mut *c, since_id, i64::MAX, max).await
+    }
+
+    async fn verify_audit(&self) -> Result<Option<i64>, StoreError> {
+        let mut c = self.backend.read().await?;
+        // The head first: records appended while we walk have larger ids and are simply not looked at.
+        let head = c.one(&sql::audit::HEAD, &[]).await?;
+        let (head_id, head_hash): (i64, String) = (head.get(0)?, head.get(1)?);
+        let mut check = audit::ChainCheck::new();
+        loop {
+            let page =
+                audit_page(&mut *c, check.next_id() - 1, head_id, audit::VERIFY_PAGE).await?;
+            for r in &page {
+                if let Some(broken) = check.check(r)? {
+                    return Ok(Some(broken));
+                }
+            }
+            if page.len() < audit::VERIFY_PAGE {
+                return Ok(check.finish(head_id, &head_hash));
+            }
+        }
+    }
+
+    async fn create_silence(&self, s: NewSilence, now_ms: i64) -> Result<Silence, StoreError> {
+        check_silence(&s)?;
+        let id = new_silence_id(now_ms);
+        let matchers = matchers_json(&s.matchers)?;
+        let mut tx = self.backend.begin().await?;
+        tx.conn()
+            .exec(
+                &silences::CREATE,
+                &[
+                    (&id).into(),
+                    Arg::Json(&matchers),
+                    s.starts_at_ms.into(),
+                    s.ends_at_ms.into(),
+                    (&s.author).into(),
+                    (&s.comment).into(),
+                    now_ms.into(),
+                ],
+            )
+            .await?;
+        tx.conn().exec(&silences::BUMP_VERSION, &[]).await?;
+        tx.commit().await?;
+        Ok(Silence {
+            id,
+            matchers: s.matchers,
+            starts_at_ms: s.starts_at_ms,
+            ends_at_ms: s.ends_at_ms,
+            author: s.author,
+            comment: s.comment,
+            created_at_ms: now_ms,
+            expired_at_ms: None,
+        })
+    }
+
+    async fn silences(
+        &self,
+        include_expired: bool,
+        now_ms: i64,
+    ) -> Result<Vec<Silence>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(&silences::LIST, args![include_expired, now_ms])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Silence {
+                    id: r.get("id")?,
+                    matchers: parse_matchers(&r.get::<String>("matchers")?)?,
+                    starts_at_ms: r.get("starts_at_ms")?,
+                    ends_at_ms: r.get("ends_at_ms")?,
+                    author: r.get("author")?,
+                    comment: r.get("comment")?,
+                    created_at_ms: r.get("created_at_ms")?,
+                    expired_at_ms: r.get("expired_at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn expire_silence(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let mut tx = self.backend.begin().await?;
+        // Two replicas expiring one silence: the row lock makes the second re-check the WHERE and find it expired.
+        let n = tx.conn().exec(&silences::EXPIRE, args![id, now_ms]).await?;
+        if n > 0 {
+            tx.conn().exec(&silences::BUMP_VERSION, &[]).await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    async fn silences_version(&self) -> Result<i64, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.one(&silences::VERSION, &[]).await?.get(0)
+    }
+
+    async fn record_alert_action(
+        &self,
+        event_id: &str,
+        action: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<AckOutcome, StoreError> {
+        let mut tx = self.backend.begin().await?;
+        let Some(root) = root_of(tx.conn(), event_id).await? else {
+            return Err(StoreError::Conflict(format!(
+                "event {event_id} does not exist"
+            )));
+        };
+        // The primary key decides. A racing insert of the same key (another replica) waits for the first to commit,
+        // then does nothing: one winner. The read that follows is a new statement, so it sees that winner. Only a
+        // prune between the two statements can make the winner vanish; then the next round records this click.
+        for _ in 0..3 {
+            let won = tx
+                .conn()
+                .opt(&alerts::RECORD_ACTION, args![&root, action, actor, now_ms])
+                .await?;
+            if won.is_some() {
+                tx.commit().await?;
+                return Ok(AckOutcome::Recorded);
+            }
+            if let Some(r) = tx
+                .conn()
+                .opt(&alerts::ACTION_WINNER, args![&root, action])
+                .await?
+            {
+                let outcome = AckOutcome::AlreadyBy {
+                    actor: r.get(0)?,
+                    at_ms: r.get(1)?,
+                };
+                tx.commit().await?;
+                return Ok(outcome);
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "the {action} of event {event_id} keeps changing under us; try again"
+        )))
+    }
+
+    async fn alert_actions(
+        &self,
+        event_id: &str,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let mut c = self.backend.read().await?;
+        let Some(root) = root_of(&mut *c, event_id).await? else {
+            return Ok(Vec::new());
+        };
+        Ok(actions_of(&mut *c, &root)
+            .await?
+            .into_iter()
+            .map(|a| (a.action, a.actor, a.at_ms))
+            .collect())
+    }
+
+    async fn alert_card(&self, item_id: i64) -> Result<Option<AlertCard>, StoreError> {
+        let mut tx = self.backend.begin().await?;
+        // Under the lane lock, like ingest: a duplicate being committed now is either seen by this read or sees
+        // the refresh as no longer pending, never neither.
+        let Some(lane) = tx.conn().opt(&outbox::ITEM_LANE, args![item_id]).await? else {
+            return Ok(None);
+        };
+        let lane: String = lane.get(0)?;
+        self.backend
+            .lock_lanes(tx.conn(), &BTreeSet::from([lane]))
+            .await?;
+        let Some(r) = tx.conn().opt(&alerts::ALERT_CARD, args![item_id]).await? else {
+            return Ok(None);
+        };
+        let alert_id: i64 = r.get(0)?;
+        let lane: String = r.get("lane")?;
+        if r.get::<Option<i64>>("refresh_item_id")? == Some(item_id) {
+            tx.conn()
+                .exec(&alerts::CLEAR_REFRESH, args![alert_id, &lane])
+                .await?;
+        }
+        let card = alert_card(&r, [1, 6, 2, 3, 4, 5])?;
+        tx.commit().await?;
+        Ok(Some(card))
+    }
+
+    async fn due_groups(
+        &self,
+        now_ms: i64,
+        limit_groups: usize,
+        members: usize,
+    ) -> Result<Vec<GroupState>, StoreError> {
+        let mut c = self.backend.read().await?;
+        let rows = c
+            .all(&groups::DUE_GROUPS, args![now_ms, limit(limit_groups)])
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut g = group_state(&row)?;
+            let counts = c.one(&groups::GROUP_COUNTS, args![g.id]).await?;
+            let (firing, total): (i64, i64) = (counts.get(0)?, counts.get(1)?);
+            (g.firing, g.resolved) = (firing, total - firing);
+            for r in c
+                .all(&groups::GROUP_MEMBERS, args![g.id, limit(members)])
+                .await?
+            {
+                g.alerts.push(alert_card(&r, [0, 1, 2, 3, 4, 5])?);
+            }
+            out.push(g);
+        }
+        Ok(out)
+    }
+
+    async fn flush_group(&self, f: GroupFlush, now_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.backend.begin().await?;
+        let Some((first_event_id, lane)) = SqlIngest { c: tx.conn() }.group_of(f.group_id).await?
+        else {
+            return Err(StoreError::Conflict(format!(
+                "group {} is not stored",
+                f.group_id
+            )));
+        };
+        let mut lanes: BTreeSet<String> = f
+            .updates
+            .iter()
+            .chain(&f.post)
+            .map(|i| i.lane.clone())
+            .collect();
+        lanes.insert(lane);
+        self.backend.lock_lanes(tx.conn(), &lanes).await?;
+        let mut touched = TouchedLanes::new();
+        grp::flush_in(
+            &mut SqlIngest { c: tx.conn() },
+            &f,
+            &first_event_id,
+            now_ms,
+            &mut touched,
+        )
+        .await?;
+        set_lane_heads(tx.conn(), &touched).await?;
+        tx.commit().await
+    }
+
+    async fn touch_groups(&self, first_event_id: &str, now_ms: i64) -> Result<u64, StoreError> {
+        let mut c = self.backend.write().await?;
+        c.exec(&groups::TOUCH_GROUPS, args![first_event_id, now_ms])
+            .await
+    }
+
+    async fn absorb_groups(&self, rule: &str, now_ms: i64) -> Result<u64, StoreError> {
+        let mut c = self.backend.write().await?;
+        let absorbed = c.exec(&groups::ABSORB_GROUPS, args![rule, now_ms]).await?;
+        c.exec(&groups::REFRESH_DIGESTED_CARDS, args![rule, now_ms])
+            .await?;
+        Ok(absorbed)
+    }
+
+    async fn route_rate(&self, rule: &str, since_ms: i64) -> Result<u64, StoreError> {
+        let mut c = self.backend.read().await?;
+        let n: i64 = c
+            .one(&groups::ROUTE_RATE, args![rule, since_ms])
+            .await?
+            .get(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn route_alerts(&self, rule: &str, since_ms: i64) -> Result<Vec<RouteAlert>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(&groups::ROUTE_ALERTS, args![rule, since_ms])
+            .await?
+            .iter()
+            .map(|r| {
+                let body: String = r.get(1)?;
+                Ok(RouteAlert {
+                    alert_id: r.get(0)?,
+                    body: parse_json("event body", &body)?,
+                    count: count(r.get(2)?),
+                    last_seen_ms: r.get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn message_of(&self, event_id: &str) -> Result<Vec<RefSent>, StoreError> {
+        let mut c = self.backend.read().await?;
+        let Some(root) = root_of(&mut *c, event_id).await? else {
+            return Ok(Vec::new());
+        };
+        c.all(&outbox::MESSAGES_OF, args![&root])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(RefSent {
+                    channel: r.get::<Option<String>>(0)?.unwrap_or_default(),
+                    ts: r.get::<Option<String>>(1)?.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn event_of_message(
+        &self,
+        channel: &str,
+        ts: &str,
+    ) -> Result<Option<EventId>, StoreError> {
+        let mut c = self.backend.read().await?;
+        Ok(c.opt(&outbox::EVENT_OF_MESSAGE, args![channel, ts])
+            .await?
+            .map(|r| r.get::<Option<String>>(0))
+            .transpose()?
+            .flatten())
+    }
+}
