@@ -12,7 +12,7 @@
 //!
 //! **Safety.** Every string that came from the event (title, text, fields, labels, link
 //! titles, service, …) is mrkdwn-escaped (`&`, `<`, `>`), so `<!channel>` in a title is shown
-//! as text and pings nobody. Everything is cut to Slack's limits ([`sluice_slack::limits`])
+//! as text and pings nobody. Everything is cut to Slack's limits ([`sluice_slack_wire::limits`])
 //! with an ellipsis, never in the middle of an escape. The message always has a plain `text`
 //! fallback (`[CRITICAL] checkout: DB down`) and `metadata` tagging it with the event id.
 //!
@@ -34,12 +34,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde_json::{json, Map, Value};
-use sluice_slack::limits;
+use sluice_slack_wire::limits;
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
+use crate::config_error::ConfigError;
 use crate::event::{Event, Field, Kind, Link, Severity, Status};
-use crate::route::ConfigError;
 
 /// The templates every [`Renderer`] knows.
 pub const BUILTIN_TEMPLATES: [&str; 4] = ["auto", "alert", "deployment", "generic"];

@@ -12,7 +12,8 @@ use axum::routing::post;
 use axum::Router;
 use sluice_inbound::models::SlashCommand;
 use sluice_inbound::{routes, Ctx, Inbound, InboundConfig, MemoryOnce, Registry, Reply};
-use sluice_slack::{signature, Client, Secret};
+use sluice_slack::Client;
+use sluice_slack_wire::{signature, Secret};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

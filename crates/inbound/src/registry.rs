@@ -97,7 +97,7 @@ pub enum OptionsResponse {
 impl OptionsResponse {
     /// The response body Slack expects.
     pub fn to_json(&self) -> Value {
-        use sluice_slack::limits::{OPTION_GROUPS, SELECT_OPTIONS};
+        use sluice_slack_wire::limits::{OPTION_GROUPS, SELECT_OPTIONS};
         match self {
             OptionsResponse::Empty => json!({"options": []}),
             OptionsResponse::Options(o) => {

@@ -388,7 +388,7 @@ mod tests {
     async fn expired_trigger_fails_before_calling_slack() {
         let slack = Client::new(
             "http://127.0.0.1:9/api/",
-            sluice_slack::Secret::new("xoxb-test"),
+            sluice_slack_wire::Secret::new("xoxb-test"),
             Duration::from_secs(1),
         )
         .unwrap();

@@ -13,7 +13,8 @@ use sluice_inbound::{
     OptionsResponse, Registry, Reply, RequestInfo, ViewResponse,
 };
 use sluice_inbound::{ActionPayload, Inbound};
-use sluice_slack::{Client, Secret};
+use sluice_slack::Client;
+use sluice_slack_wire::Secret;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -15,7 +15,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use sluice_inbound::models::{EventCallback, SlashCommand, ViewSubmission};
 use sluice_inbound::{run_socket_mode, Ctx, MemoryOnce, Registry, Reply, ViewResponse};
-use sluice_slack::Secret;
+use sluice_slack_wire::Secret;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use sluice_core::inhibit::{InhibitRuleConfig, Inhibitor};
 use sluice_core::render::Renderer;
 use sluice_core::route::{Router, RoutingConfig};
-use sluice_slack::secret::Secret;
+use sluice_slack_wire::secret::Secret;
 use toml::Spanned;
 
 /// The file as written. Every table denies unknown keys so that a typo is an error, not a
@@ -300,7 +300,7 @@ pub struct SlackLimits {
 impl Default for SlackLimits {
     fn default() -> Self {
         SlackLimits {
-            post_message_per_minute: sluice_slack::tiers::POST_MESSAGE_WORKSPACE_PER_MINUTE,
+            post_message_per_minute: sluice_slack_wire::tiers::POST_MESSAGE_WORKSPACE_PER_MINUTE,
         }
     }
 }

@@ -8,15 +8,16 @@ use std::time::Duration;
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sluice_slack::api::Client;
-use sluice_slack::tiers::Rate;
+use sluice_slack_wire::tiers::Rate;
 use sluice_store::{Durability, StoreOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::actions::{Permissions, StoreOnce};
+use crate::alerts::Permissions;
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, RateGate};
+use crate::handlers::StoreOnce;
 use crate::notify::{self, Notifier};
 use crate::state::{now_ms, AppState};
 use sluice_inbound::{Inbound, InboundConfig};
@@ -119,7 +120,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     if let Some(secret) = state.config.signing_secret.clone() {
         let permissions = Arc::new(Permissions::new(&state.config.actions, slack.clone()));
         let registry =
-            crate::actions::registry(state.clone(), permissions, &state.config.actions.command);
+            crate::handlers::registry(state.clone(), permissions, &state.config.actions.command);
         let mut cfg = InboundConfig::new(secret);
         cfg.max_body_bytes = state.config.server.max_body_bytes;
         cfg.response_url_hosts

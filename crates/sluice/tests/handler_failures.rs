@@ -11,7 +11,7 @@ use sluice_inbound::{
 };
 use sluice_sim::{SimConfig, Simulator};
 use sluice_slack::api::Client;
-use sluice_slack::Secret;
+use sluice_slack_wire::Secret;
 
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -14,13 +14,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use sluice_core::event::{parse_events, Event};
-use sluice_slack::blocks::fit_message;
+use sluice_slack_wire::blocks::fit_message;
 use sluice_store::{DeliveryState, EventStatus, Fate, NewEvent};
 use subtle::ConstantTimeEq;
 
 use super::{ApiError, Caller};
-use crate::pipeline::outbox_item;
 use crate::state::{now, AppState};
+use sluice_domain::outbox::outbox_item;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ApiError, Caller};
-use crate::silence::SilenceRequest;
 use crate::state::{now_ms, AppState};
+use sluice_domain::silence::SilenceRequest;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()

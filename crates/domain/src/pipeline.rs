@@ -2,17 +2,18 @@
 //! calls it causes — ready to be committed in one transaction.
 //!
 //! Routing and rendering are pure (sluice-core); this module only joins them to the store's
-//! types. Nothing here does IO: the caller commits the result.
+//! model types. Nothing here does IO: the caller commits the result.
 
 use sluice_core::event::{Event, Status};
 use sluice_core::inhibit::{InhibitKey, Inhibitor};
 use sluice_core::render::{RenderContext, Renderer};
 use sluice_core::route::{Decision, Delivery, Router};
-use sluice_slack::blocks::fit_message;
-use sluice_store::{Dedup, Fate, GroupJoin, Inhibit, NewEvent, NewOutboxItem};
+use sluice_slack_wire::blocks::fit_message;
+use sluice_store::{Dedup, Fate, GroupJoin, Inhibit, NewEvent};
 use time::OffsetDateTime;
 
 use crate::living::{self, Part};
+use crate::outbox::{lane, outbox_item};
 use crate::silence::SilenceSet;
 
 /// What the pipeline needs besides the event: routing, rendering and the workspace.
@@ -30,29 +31,6 @@ pub struct Pipeline<'a> {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct PipelineError(pub String);
-
-/// The lane of a channel: one channel in one workspace, worked in order by one dispatcher.
-pub fn lane(team: &str, channel: &str) -> String {
-    format!("{team}:{}", channel.trim_start_matches('#'))
-}
-
-/// A chat.postMessage (or chat.update, …) into `channel`.
-pub fn outbox_item(
-    team: &str,
-    channel: &str,
-    method: &str,
-    args: serde_json::Value,
-) -> NewOutboxItem {
-    let channel = channel.trim_start_matches('#').to_string();
-    NewOutboxItem {
-        lane: lane(team, &channel),
-        team: team.to_string(),
-        channel,
-        method: method.to_string(),
-        args,
-        ref_post: false,
-    }
-}
 
 /// The group `event` joins on delivery `d`, if the route groups alerts and `event` is one.
 fn group_join(team: &str, d: &Delivery, event: &Event) -> Option<GroupJoin> {

@@ -10,11 +10,13 @@
 use serde_json::{json, Value};
 use sluice_core::event::Event;
 use sluice_core::render::{refire_reply, resolved_reply, AlertLife, RenderContext, Renderer};
-use sluice_slack::blocks::fit_message;
+use sluice_slack_wire::blocks::fit_message;
 use sluice_store::{AlertCard, NewOutboxItem};
 use time::OffsetDateTime;
 
-use crate::pipeline::outbox_item;
+use crate::clock::at;
+use crate::outbox::outbox_item;
+use crate::verb::show_actions;
 
 /// The key of the marker in a living item's args.
 pub const LIVING_KEY: &str = "sluice_living";
@@ -64,12 +66,6 @@ pub fn item(team: &str, channel: &str, method: &str, part: Part, template: &str)
 
 pub fn is_living(args: &Value) -> bool {
     args.get(LIVING_KEY).is_some()
-}
-
-/// A time in milliseconds since the epoch, as the renderer takes it.
-pub(crate) fn at(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// Where the alert stands, in the renderer's terms.
@@ -125,7 +121,7 @@ pub fn render(
             let mut card = renderer
                 .render_alert(&event, &ctx, &life)
                 .map_err(|e| format!("rendering the alert card: {e}"))?;
-            crate::actions::show_actions(&mut card, actions);
+            show_actions(&mut card, actions);
             card
         }
         Part::ResolvedReply => json!({ "channel": channel, "text": resolved_reply(&event, &life) }),

@@ -1,0 +1,458 @@
+//! The alert actions from Slack: a click on a card's button or the acknowledging reaction becomes an [`Act`], and
+//! [`take`] checks, decides once, carries it out and audits it.
+
+use serde_json::{json, Value};
+use sluice_core::event::{Event, Kind, Status};
+use sluice_core::render::RenderContext;
+use sluice_core::route::Decision;
+use sluice_domain::clock::clock;
+use sluice_domain::living::{self, Part};
+use sluice_domain::outbox::outbox_item;
+use sluice_domain::silence::identity_matchers;
+use sluice_domain::verb::{decided, show_actions, Verb, SILENCE_MS};
+use sluice_inbound::models::EventCallback;
+use sluice_inbound::{ActionPayload, Ctx, HandlerError, HandlerResult, Reply};
+use sluice_slack_wire::blocks::{escape_mrkdwn, fit_message};
+use sluice_store::{AckOutcome, FollowUp, NewOutboxItem, NewSilence};
+
+use super::Permissions;
+use crate::outbox::{audit, enqueue};
+use crate::state::{now, now_ms, AppState};
+
+/// Someone acting on a card, however they did it.
+struct Act {
+    verb: Verb,
+    user: String,
+    /// Any event of the alert (the card's buttons carry its first event's id).
+    event_id: String,
+    /// The card: channel id and ts.
+    channel: String,
+    ts: String,
+    /// `"button"` or `"reaction"`, for the audit log.
+    via: &'static str,
+    /// The alert's event, when the handler already read it (a reaction checks it is an alert's card).
+    event: Option<Event>,
+}
+
+/// How the person who acted hears back.
+enum Answer<'a> {
+    /// Through the click's `response_url`.
+    Click(&'a Ctx<ActionPayload>),
+    /// A reaction has no `response_url`: `chat.postEphemeral` through the outbox. Only refusals are said; a
+    /// reaction on an alert someone already acknowledged is just a reaction.
+    Reaction,
+}
+
+pub async fn clicked(
+    state: &AppState,
+    permissions: &Permissions,
+    verb: Verb,
+    ctx: Ctx<ActionPayload>,
+) -> HandlerResult<()> {
+    let user = ctx
+        .user_id
+        .clone()
+        .ok_or_else(|| HandlerError::new("the click came without a user"))?;
+    let event_id = ctx
+        .payload
+        .action
+        .value
+        .clone()
+        .ok_or_else(|| HandlerError::new("this button carries no alert id"))?;
+    let body = &ctx.payload.body;
+    let channel = body
+        .channel
+        .as_ref()
+        .map(|c| c.id.clone())
+        .or_else(|| body.container.channel_id.clone())
+        .ok_or_else(|| HandlerError::new("the click came without a channel"))?;
+    let ts = body
+        .container
+        .message_ts
+        .clone()
+        .or_else(|| body.message.as_ref().map(|m| m.ts.clone()))
+        .ok_or_else(|| HandlerError::new("the click came without a message"))?;
+    let act = Act {
+        verb,
+        user,
+        event_id,
+        channel,
+        ts,
+        via: "button",
+        event: None,
+    };
+    take(state, permissions, act, Answer::Click(&ctx)).await
+}
+
+/// `reaction_added`: the configured emoji on one of our alert cards acknowledges the alert, exactly like the
+/// button. Any other reaction, or one on a message that is not an alert card, is none of our business.
+pub async fn reacted(
+    state: &AppState,
+    permissions: &Permissions,
+    ctx: Ctx<EventCallback>,
+) -> HandlerResult<()> {
+    let Some(wanted) = state.config.actions.ack_reaction.as_deref() else {
+        return Ok(());
+    };
+    let Some(event) = ctx.payload.event.as_ref() else {
+        return Ok(());
+    };
+    // Skin tones arrive as "thumbsup::skin-tone-2".
+    let reaction = event.raw["reaction"].as_str().unwrap_or_default();
+    if reaction.split("::").next() != Some(wanted) {
+        return Ok(());
+    }
+    let item = &event.raw["item"];
+    let (Some("message"), Some(channel), Some(ts), Some(user)) = (
+        item["type"].as_str(),
+        item["channel"].as_str(),
+        item["ts"].as_str(),
+        event.user.as_deref(),
+    ) else {
+        return Ok(());
+    };
+    let Some(event_id) = state
+        .store
+        .event_of_message(channel, ts)
+        .await
+        .map_err(|e| HandlerError::new(e.to_string()))?
+    else {
+        return Ok(());
+    };
+    let Some(event) = state
+        .store
+        .event(&event_id)
+        .await
+        .map_err(|e| HandlerError::new(e.to_string()))?
+        .and_then(|s| serde_json::from_value::<Event>(s.body).ok())
+        .filter(|e| e.kind == Kind::Alert)
+    else {
+        return Ok(());
+    };
+    let act = Act {
+        verb: Verb::Ack,
+        user: user.to_string(),
+        event_id,
+        channel: channel.to_string(),
+        ts: ts.to_string(),
+        via: "reaction",
+        event: Some(event),
+    };
+    take(state, permissions, act, Answer::Reaction).await
+}
+
+/// Tells `act.user` something only they see, in the card's channel.
+async fn tell(state: &AppState, act: &Act, answer: &Answer<'_>, text: String) -> HandlerResult<()> {
+    match answer {
+        Answer::Click(ctx) => Ok(ctx.reply(Reply::ephemeral(text)).await?),
+        Answer::Reaction => {
+            let args = json!({ "channel": act.channel, "user": act.user, "text": text });
+            let item = outbox_item(
+                &state.config.slack.team_id,
+                &act.channel,
+                "chat.postEphemeral",
+                args,
+            );
+            enqueue(
+                state,
+                &format!("alert.{}", act.verb.as_str()),
+                json!({ "actor": act.user }),
+                vec![item],
+                None,
+            )
+            .await
+        }
+    }
+}
+
+/// Checks, decides once, carries out and audits one action on an alert card.
+async fn take(
+    state: &AppState,
+    permissions: &Permissions,
+    mut act: Act,
+    answer: Answer<'_>,
+) -> HandlerResult<()> {
+    let verb = act.verb;
+    let action = format!("alert.{}", verb.as_str());
+    let target = format!("{} {}:{}", act.event_id, act.channel, act.ts);
+    let mut detail =
+        json!({ "event_id": act.event_id, "channel": act.channel, "ts": act.ts, "via": act.via });
+    let user = act.user.as_str();
+    let cfg = &state.config.actions;
+
+    if !permissions.may_act(user, &act.channel).await {
+        audit(
+            state,
+            user,
+            &action,
+            &target,
+            "refused: not allowed",
+            detail,
+        )
+        .await;
+        return tell(
+            state,
+            &act,
+            &answer,
+            format!(
+                "You are not allowed to {} alerts here. Ask an admin to add you to `[actions]` in sluice.toml.",
+                verb.infinitive()
+            ),
+        )
+        .await;
+    }
+    if verb == Verb::Escalate && !cfg.can_escalate() {
+        audit(
+            state,
+            user,
+            &action,
+            &target,
+            "refused: not configured",
+            detail,
+        )
+        .await;
+        return tell(
+            state,
+            &act,
+            &answer,
+            "Escalation is not configured. Ask an admin to set `escalate_group` or `escalate_channel` under `[actions]` in sluice.toml.".into(),
+        )
+        .await;
+    }
+    let event: Event = match act.event.take() {
+        Some(event) => event,
+        None => {
+            let stored = state
+                .store
+                .event(&act.event_id)
+                .await
+                .map_err(|e| HandlerError::new(e.to_string()))?
+                .ok_or_else(|| {
+                    HandlerError::new(format!("alert {} is no longer stored", act.event_id))
+                })?;
+            serde_json::from_value(stored.body).map_err(|e| {
+                HandlerError::new(format!("alert {} cannot be read: {e}", act.event_id))
+            })?
+        }
+    };
+
+    let at_ms = now_ms();
+    match state
+        .store
+        .record_alert_action(&act.event_id, verb.as_str(), user, at_ms)
+        .await
+        .map_err(|e| HandlerError::new(e.to_string()))?
+    {
+        AckOutcome::AlreadyBy { actor, at_ms } => {
+            let result = format!("refused: already {} by {actor}", verb.past());
+            audit(state, user, &action, &target, &result, detail).await;
+            if let Answer::Click(_) = answer {
+                let said = format!("Already {} {}.", verb.past(), decided(verb, &actor, at_ms));
+                tell(state, &act, &answer, said).await?;
+            }
+        }
+        AckOutcome::Recorded => {
+            let mut outbox = Vec::new();
+            match verb {
+                Verb::Silence => {
+                    let silence = NewSilence {
+                        matchers: identity_matchers(&event),
+                        starts_at_ms: at_ms,
+                        ends_at_ms: at_ms + SILENCE_MS,
+                        author: user.to_string(),
+                        comment: "from Slack".into(),
+                    };
+                    let created = match state.store.create_silence(silence, at_ms).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let result = format!("error: the silence could not be created: {e}");
+                            audit(state, user, &action, &target, &result, detail).await;
+                            return Err(HandlerError::new(format!(
+                                "the alert is marked silenced but the silence could not be created ({e}); create it with POST /v1/silences"
+                            )));
+                        }
+                    };
+                    if let Err(e) = state.refresh_silences(true).await {
+                        tracing::warn!(error = %e, "silences not reloaded; the next refresh will");
+                    }
+                    detail["silence"] = json!({ "id": created.id, "ends_at_ms": created.ends_at_ms, "matchers": created.matchers });
+                }
+                Verb::Resolve => outbox.push(outbox_item(
+                    &state.config.slack.team_id,
+                    &act.channel,
+                    "chat.postMessage",
+                    json!({
+                        "channel": act.channel, "thread_ts": act.ts,
+                        "text": format!("✅ Resolved by <@{user}> at {}.", clock(at_ms)),
+                    }),
+                )),
+                Verb::Escalate => {
+                    // A read, not a write: the link goes into the escalation message.
+                    let link = match permissions
+                        .slack
+                        .chat_get_permalink(&act.channel, &act.ts)
+                        .await
+                    {
+                        Ok(link) => Some(link),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "no permalink for the escalated card; naming channel and ts instead");
+                            None
+                        }
+                    };
+                    outbox.extend(escalation(state, &act, &event, link.as_deref(), at_ms));
+                }
+                Verb::Ack => {}
+            }
+            let (refresh, follow_up) = card_refresh(state, &act, &event).await?;
+            outbox.extend(refresh);
+            enqueue(
+                state,
+                &action,
+                json!({ "actor": user, "target": target }),
+                outbox,
+                follow_up,
+            )
+            .await?;
+            audit(state, user, &action, &target, "ok", detail).await;
+        }
+    }
+    Ok(())
+}
+
+/// Where an escalation goes: with an escalation channel, a message there (mentioning the on-call group if there is
+/// one) that links to the card, and a note in the card's thread saying where it went; with only a group, the
+/// mention in the card's thread. The group is mentioned once, so it is notified once.
+fn escalation(
+    state: &AppState,
+    act: &Act,
+    event: &Event,
+    permalink: Option<&str>,
+    at_ms: i64,
+) -> Vec<NewOutboxItem> {
+    let cfg = &state.config.actions;
+    let team = &state.config.slack.team_id;
+    let user = &act.user;
+    let mention = cfg
+        .escalate_group
+        .as_ref()
+        .map(|g| format!("<!subteam^{g}> "))
+        .unwrap_or_default();
+    let title = escape_mrkdwn(&event.title);
+    let service = if event.service.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", escape_mrkdwn(&event.service))
+    };
+    let thread = |text: String| {
+        outbox_item(
+            team,
+            &act.channel,
+            "chat.postMessage",
+            json!({ "channel": act.channel, "thread_ts": act.ts, "text": text }),
+        )
+    };
+    match &cfg.escalate_channel {
+        Some(channel) => {
+            let card = match permalink {
+                Some(link) => format!("<{link}|the alert card>"),
+                None => format!("the alert card in <#{}> (message {})", act.channel, act.ts),
+            };
+            let text = format!(
+                ":rotating_light: {mention}*{title}*{service} was escalated by <@{user}> at {}: see {card}.",
+                clock(at_ms)
+            );
+            let where_to = if channel.starts_with(['C', 'G'])
+                && channel
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            {
+                format!("<#{channel}>")
+            } else {
+                format!("#{channel}")
+            };
+            vec![
+                outbox_item(
+                    team,
+                    channel,
+                    "chat.postMessage",
+                    json!({ "channel": channel, "text": text }),
+                ),
+                thread(format!(
+                    ":rotating_light: Escalated by <@{user}> to {where_to}."
+                )),
+            ]
+        }
+        None => vec![thread(format!(
+            ":rotating_light: {mention}this alert was escalated by <@{user}> at {}.",
+            clock(at_ms)
+        ))],
+    }
+}
+
+/// How the card shows a new decision. A deduplicated alert's cards are refreshed through the living-message path
+/// (a follow-up: rendered at send time from the alert as it stands, count and all, coalesced with refreshes that
+/// are already waiting), in every channel the alert was routed to. An alert without a dedup key has no duplicates,
+/// so its card is rendered now, from the event, with count 1.
+async fn card_refresh(
+    state: &AppState,
+    act: &Act,
+    event: &Event,
+) -> HandlerResult<(Vec<NewOutboxItem>, Option<FollowUp>)> {
+    let team = &state.config.slack.team_id;
+    // A group's card (noise control) is the flusher's to render: make the group due now and it is redrawn, with
+    // the decision on it, at the next tick.
+    if let Err(e) = state.store.touch_groups(&act.event_id, now_ms()).await {
+        tracing::warn!(error = %e, "the group card was not marked for a refresh; it shows the decision at its next change");
+    }
+    if event.dedup_key.is_some() {
+        if let Decision::Deliver { deliveries, .. } = state.config.router.route(event) {
+            let refresh: Vec<NewOutboxItem> = deliveries
+                .iter()
+                .map(|d| living::item(team, &d.channel, "chat.update", Part::Card, &d.template))
+                .collect();
+            return Ok((
+                Vec::new(),
+                Some(FollowUp {
+                    alert_of: act.event_id.clone(),
+                    refresh,
+                }),
+            ));
+        }
+    }
+    let update = rendered_card(state, act, event).await?;
+    Ok((
+        vec![outbox_item(team, &act.channel, "chat.update", update)],
+        None,
+    ))
+}
+
+/// The card of an alert without duplicates as it should look now: rendered from its event, resolved if someone
+/// resolved it, with a line per recorded decision and no button for what is done.
+async fn rendered_card(state: &AppState, act: &Act, event: &Event) -> HandlerResult<Value> {
+    let actions = state
+        .store
+        .alert_actions(&act.event_id)
+        .await
+        .map_err(|e| HandlerError::new(e.to_string()))?;
+    let mut event = event.clone();
+    if actions.iter().any(|a| a.0 == Verb::Resolve.as_str()) {
+        event.status = Status::Resolved;
+    }
+    let ctx = RenderContext {
+        event_id: &act.event_id,
+        channel: &act.channel,
+        template: "auto",
+        count: 1,
+        now: now(),
+    };
+    let mut args = state
+        .config
+        .renderer
+        .render(&event, &ctx)
+        .map_err(|e| HandlerError::new(e.to_string()))?;
+    show_actions(&mut args, &actions);
+    args["channel"] = json!(act.channel);
+    args["ts"] = json!(act.ts);
+    fit_message(&mut args);
+    Ok(args)
+}

@@ -1,0 +1,63 @@
+//! The handlers' way out: [`enqueue`] commits the Slack calls a handler decided on as an event of its own (the
+//! dispatcher sends them), and [`audit`] records what a person did and what came of it.
+
+use serde_json::Value;
+use sluice_inbound::{HandlerError, HandlerResult};
+use sluice_store::{Fate, FollowUp, NewAudit, NewEvent, NewOutboxItem};
+
+use crate::state::{now_ms, AppState};
+
+/// Slack calls caused by an action go through the outbox like everything else, recorded as an
+/// event of their own so `GET /v1/events/{id}` shows what became of them.
+pub async fn enqueue(
+    state: &AppState,
+    rule: &str,
+    body: Value,
+    outbox: Vec<NewOutboxItem>,
+    follow_up: Option<FollowUp>,
+) -> HandlerResult<()> {
+    let new = NewEvent {
+        id: format!("act_{}", uuid::Uuid::now_v7().simple()),
+        received_at_ms: now_ms(),
+        source: "slack".into(),
+        body,
+        fate: Fate::Queued {
+            rules: vec![rule.to_string()],
+        },
+        outbox,
+        dedup: None,
+        inhibit: Default::default(),
+        follow_up,
+    };
+    state
+        .store
+        .ingest(vec![new])
+        .await
+        .map_err(|e| HandlerError::new(e.to_string()))?;
+    state.wake.notify_one();
+    Ok(())
+}
+
+/// Records one human action and its result in the audit log. A failure to write it is logged, not returned: the
+/// action itself has happened.
+pub async fn audit(
+    state: &AppState,
+    actor: &str,
+    action: &str,
+    target: &str,
+    result: &str,
+    detail: Value,
+) {
+    let record = NewAudit {
+        at_ms: now_ms(),
+        actor: actor.to_string(),
+        team: state.config.slack.team_id.clone(),
+        action: action.to_string(),
+        target: target.to_string(),
+        result: result.to_string(),
+        detail,
+    };
+    if let Err(e) = state.store.record_audit(record).await {
+        tracing::error!(error = %e, %action, %actor, "audit record could not be written");
+    }
+}
