@@ -14,9 +14,9 @@ use sluice_slack_wire::blocks::fit_message;
 use sluice_store::{AlertCard, NewOutboxItem};
 use time::OffsetDateTime;
 
+use crate::alert;
 use crate::clock::at;
 use crate::outbox::outbox_item;
-use crate::verb::show_actions;
 
 /// The key of the marker in a living item's args.
 pub const LIVING_KEY: &str = "sluice_living";
@@ -102,13 +102,7 @@ pub fn render(
             card.first_event_id
         )
     })?;
-    let mut life = life_of(card);
-    if let (None, Some((_, _, at_ms))) = (
-        life.resolved_at,
-        actions.iter().find(|(action, _, _)| action == "resolve"),
-    ) {
-        life.resolved_at = Some(at(*at_ms));
-    }
+    let life = alert::life(life_of(card), actions);
     let mut out = match part {
         Part::Card => {
             let ctx = RenderContext {
@@ -118,11 +112,8 @@ pub fn render(
                 count: card.count,
                 now,
             };
-            let mut card = renderer
-                .render_alert(&event, &ctx, &life)
-                .map_err(|e| format!("rendering the alert card: {e}"))?;
-            show_actions(&mut card, actions);
-            card
+            alert::card(renderer, &event, &ctx, Some(&life), actions)
+                .map_err(|e| format!("rendering the alert card: {e}"))?
         }
         Part::ResolvedReply => json!({ "channel": channel, "text": resolved_reply(&event, &life) }),
         Part::RefireReply => json!({ "channel": channel, "text": refire_reply(&event, &life) }),

@@ -2,14 +2,16 @@
 //! [`take`] checks, decides once, carries it out and audits it.
 
 use serde_json::{json, Value};
-use sluice_core::event::{Event, Kind, Status};
+use sluice_core::event::{Event, Kind};
 use sluice_core::render::RenderContext;
 use sluice_core::route::Decision;
+use sluice_domain::alert;
 use sluice_domain::clock::clock;
 use sluice_domain::living::{self, Part};
 use sluice_domain::outbox::outbox_item;
+use sluice_domain::pipeline::card_template;
 use sluice_domain::silence::identity_matchers;
-use sluice_domain::verb::{decided, show_actions, Verb, SILENCE_MS};
+use sluice_domain::verb::{decided, Verb, SILENCE_MS};
 use sluice_inbound::models::EventCallback;
 use sluice_inbound::{ActionPayload, Ctx, HandlerError, HandlerResult, Reply};
 use sluice_slack_wire::blocks::{escape_mrkdwn, fit_message};
@@ -426,31 +428,31 @@ async fn card_refresh(
     ))
 }
 
-/// The card of an alert without duplicates as it should look now: rendered from its event, resolved if someone
-/// resolved it, with a line per recorded decision and no button for what is done.
+/// The card of an alert without duplicates as it should look now: rendered from its event with its route's
+/// template (`alert::card`, the one card function: resolved if someone resolved it, a line per recorded decision,
+/// no button for what is done).
 async fn rendered_card(state: &AppState, act: &Act, event: &Event) -> HandlerResult<Value> {
     let actions = state
         .store
         .alert_actions(&act.event_id)
         .await
         .map_err(|e| HandlerError::new(e.to_string()))?;
-    let mut event = event.clone();
-    if actions.iter().any(|a| a.0 == Verb::Resolve.as_str()) {
-        event.status = Status::Resolved;
-    }
+    let posts = state
+        .store
+        .message_of(&act.event_id)
+        .await
+        .map_err(|e| HandlerError::new(e.to_string()))?;
+    let template = card_template(&state.config.router, event, &posts, &act.channel, &act.ts)
+        .unwrap_or_else(|| "auto".to_string());
     let ctx = RenderContext {
         event_id: &act.event_id,
         channel: &act.channel,
-        template: "auto",
+        template: &template,
         count: 1,
         now: now(),
     };
-    let mut args = state
-        .config
-        .renderer
-        .render(&event, &ctx)
+    let mut args = alert::card(&state.config.renderer, event, &ctx, None, &actions)
         .map_err(|e| HandlerError::new(e.to_string()))?;
-    show_actions(&mut args, &actions);
     args["channel"] = json!(act.channel);
     args["ts"] = json!(act.ts);
     fit_message(&mut args);
