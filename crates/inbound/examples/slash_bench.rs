@@ -46,6 +46,7 @@ fn real_router() -> Result<Router, Box<dyn std::error::Error>> {
         InboundConfig::new(Secret::new(SECRET)),
         registry,
         Arc::new(MemoryOnce::new()),
+        Arc::new(sluice_inbound::NoOutbox),
         slack,
     );
     Ok(routes(Arc::new(inbound)))

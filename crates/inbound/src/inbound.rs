@@ -12,6 +12,7 @@
 
 use crate::models::{EventCallback, Interaction, SlashCommand};
 use crate::once::OnceStore;
+use crate::outbox::Outbox;
 use crate::registry::{
     ActionPayload, Ctx, Decision, HandlerResult, Kind, OptionsResponse, Registry, RequestInfo,
     Responder,
@@ -121,6 +122,7 @@ pub struct Inbound {
     pub(crate) cfg: InboundConfig,
     registry: Registry,
     once: Arc<dyn OnceStore>,
+    outbox: Arc<dyn Outbox>,
     slack: Client,
     urls: ResponseUrl,
     pub(crate) stats: Arc<Stats>,
@@ -161,11 +163,13 @@ const PANIC_REASON: &str =
     "the handler crashed. This is a bug in Sluice; the details are in its logs";
 
 impl Inbound {
-    /// Builds the inbound side. `slack` is the bot-token client handlers use.
+    /// Builds the inbound side. Handlers write to Slack through `outbox`; `slack` is the bot-token client for the
+    /// calls bound to a request's 3-second `trigger_id` alone (`views.open`, `views.push`) and `views.update`.
     pub fn new(
         cfg: InboundConfig,
         registry: Registry,
         once: Arc<dyn OnceStore>,
+        outbox: Arc<dyn Outbox>,
         slack: Client,
     ) -> Self {
         let stats = Arc::new(Stats::default());
@@ -174,6 +178,7 @@ impl Inbound {
             cfg,
             registry,
             once,
+            outbox,
             slack,
             urls,
             stats,
@@ -218,7 +223,7 @@ impl Inbound {
             channel_id: who.channel_id.clone(),
             user_id: who.user_id.clone(),
             urls: self.urls.clone(),
-            slack: self.slack.clone(),
+            outbox: self.outbox.clone(),
         }
     }
 
@@ -234,7 +239,8 @@ impl Inbound {
             user_id: who.user_id,
             channel_id: who.channel_id,
             response_url: who.response_url,
-            slack: self.slack.clone(),
+            views: self.slack.clone(),
+            outbox: self.outbox.clone(),
             respond,
             retry_num: delivery.retry_num,
             payload,

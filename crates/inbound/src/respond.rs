@@ -41,6 +41,8 @@ pub enum RespondError {
     TriggerExpired { age_ms: u128 },
     #[error("no trigger_id in this request, so no modal can be opened from it")]
     NoTrigger,
+    #[error("the answer could not be queued: {0}")]
+    Outbox(String),
     #[error(transparent)]
     Slack(#[from] SlackError),
 }

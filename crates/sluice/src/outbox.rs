@@ -1,7 +1,11 @@
 //! The handlers' way out: [`enqueue`] commits the Slack calls a handler decided on as an event of its own (the
-//! dispatcher sends them), and [`audit`] records what a person did and what came of it.
+//! dispatcher sends them), [`HandlerOutbox`] is the same for the inbound side (its answers to a user that cannot
+//! go through a `response_url`), and [`audit`] records what a person did and what came of it.
 
-use serde_json::Value;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use sluice_domain::outbox::outbox_item;
 use sluice_inbound::{HandlerError, HandlerResult};
 use sluice_store::{Fate, FollowUp, NewAudit, NewEvent, NewOutboxItem};
 
@@ -59,5 +63,32 @@ pub async fn audit(
     };
     if let Err(e) = state.store.record_audit(record).await {
         tracing::error!(error = %e, %action, %actor, "audit record could not be written");
+    }
+}
+
+/// The [`sluice_inbound::Outbox`] handed to the inbound side: a write from it (an ephemeral answer to a user whose
+/// request had no `response_url`, a direct message) becomes an outbox row in its channel's lane, sent by the
+/// dispatcher under the rate gate like any other call.
+pub struct HandlerOutbox(pub Arc<AppState>);
+
+impl std::fmt::Debug for HandlerOutbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HandlerOutbox")
+    }
+}
+
+#[async_trait::async_trait]
+impl sluice_inbound::Outbox for HandlerOutbox {
+    async fn enqueue(&self, method: &str, args: Value) -> Result<(), String> {
+        let state = &self.0;
+        let channel = args["channel"]
+            .as_str()
+            .ok_or_else(|| format!("{method} without a channel"))?
+            .to_string();
+        let body = json!({ "method": method, "user": args["user"] });
+        let item = outbox_item(&state.config.slack.team_id, &channel, method, args);
+        enqueue(state, "inbound.answer", body, vec![item], None)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

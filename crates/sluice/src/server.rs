@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::dispatch::{Dispatcher, RateGate};
 use crate::handlers::StoreOnce;
 use crate::notify::{self, Notifier};
+use crate::outbox::HandlerOutbox;
 use crate::state::{now_ms, AppState};
 use sluice_inbound::{Inbound, InboundConfig};
 
@@ -129,6 +130,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             cfg,
             registry,
             Arc::new(StoreOnce(store.clone())),
+            Arc::new(HandlerOutbox(state.clone())),
             slack.clone(),
         ));
         if let (Some(token), Some(sm)) = (

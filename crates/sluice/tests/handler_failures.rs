@@ -49,6 +49,7 @@ async fn a_panicking_or_failing_handler_tells_the_user_through_the_response_url(
         cfg,
         registry,
         Arc::new(MemoryOnce::default()),
+        Arc::new(sluice_inbound::NoOutbox),
         slack,
     ));
     let app = sluice_inbound::routes(inbound);
