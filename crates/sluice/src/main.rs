@@ -316,6 +316,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         (None, false) => bail!("give a dead letter id or --all"),
                     };
                     let n = store.replay(which, sluice::state::now_ms()).await?;
+                    let target = sluice::outbox::replay_target(&which);
+                    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_default());
+                    let detail = serde_json::json!({ "replayed": n, "via": "cli" });
+                    let team = &cfg.slack.team_id;
+                    sluice::outbox::audit_in(
+                        &*store,
+                        team,
+                        &actor,
+                        "dlq.replay",
+                        &target,
+                        "ok",
+                        detail,
+                    )
+                    .await;
                     println!(
                         "replayed {n} message(s); a running sluice sends them within a second"
                     );

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use sluice_domain::outbox::outbox_item;
 use sluice_inbound::{HandlerError, HandlerResult};
-use sluice_store::{Fate, FollowUp, NewAudit, NewEvent, NewOutboxItem};
+use sluice_store::{Fate, FollowUp, NewAudit, NewEvent, NewOutboxItem, Replay, Store};
 
 use crate::state::{now_ms, AppState};
 
@@ -52,16 +52,30 @@ pub async fn audit(
     result: &str,
     detail: Value,
 ) {
+    let team = &state.config.slack.team_id;
+    audit_in(&*state.store, team, actor, action, target, result, detail).await;
+}
+
+/// [`audit`] for a caller with a store and no running server (the CLI).
+pub async fn audit_in(
+    store: &dyn Store,
+    team: &str,
+    actor: &str,
+    action: &str,
+    target: &str,
+    result: &str,
+    detail: Value,
+) {
     let record = NewAudit {
         at_ms: now_ms(),
         actor: actor.to_string(),
-        team: state.config.slack.team_id.clone(),
+        team: team.to_string(),
         action: action.to_string(),
         target: target.to_string(),
         result: result.to_string(),
         detail,
     };
-    if let Err(e) = state.store.record_audit(record).await {
+    if let Err(e) = store.record_audit(record).await {
         tracing::error!(error = %e, %action, %actor, "audit record could not be written");
     }
 }
@@ -90,5 +104,13 @@ impl sluice_inbound::Outbox for HandlerOutbox {
         enqueue(state, "inbound.answer", body, vec![item], None)
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+/// What a dead-letter replay names in the audit log: `item 42` or `all`.
+pub fn replay_target(which: &Replay) -> String {
+    match which {
+        Replay::Item(id) => format!("item {id}"),
+        Replay::All => "all".to_string(),
     }
 }

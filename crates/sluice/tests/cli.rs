@@ -186,6 +186,31 @@ async fn send_then_dead_letter_then_replay_from_the_command_line() {
     assert!(sim.messages("ops")[0].text.contains("Disk 91%"));
     assert_eq!(list().trim(), "no dead letters");
 
+    // The replay is a human action: the audit log says who replayed what, from the command line.
+    let audit: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://{addr}/v1/audit"))
+        .bearer_auth("cli-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let replays: Vec<&serde_json::Value> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "dlq.replay")
+        .collect();
+    assert_eq!(replays.len(), 1, "{audit}");
+    assert!(
+        replays[0]["actor"].as_str().unwrap().starts_with("cli:"),
+        "{audit}"
+    );
+    assert_eq!(replays[0]["target"], "all");
+    assert_eq!(replays[0]["detail"]["via"], "cli");
+    assert_eq!(replays[0]["detail"]["replayed"], 1);
+
     // A wrong key is refused by the server, and `send` says so with a failing exit code.
     let out = sluice()
         .args(["send", "--title", "x"])

@@ -221,104 +221,140 @@ async fn take(
         )
         .await;
     }
-    let event: Event = match act.event.take() {
-        Some(event) => event,
-        None => {
-            let stored = state
-                .store
-                .event(&act.event_id)
-                .await
-                .map_err(|e| HandlerError::new(e.to_string()))?
-                .ok_or_else(|| {
-                    HandlerError::new(format!("alert {} is no longer stored", act.event_id))
-                })?;
-            serde_json::from_value(stored.body).map_err(|e| {
-                HandlerError::new(format!("alert {} cannot be read: {e}", act.event_id))
-            })?
-        }
-    };
+    // Whatever comes of it from here on — done, refused as already decided, or failed, even after the decision
+    // was recorded — is audited once, below.
+    let read = act.event.take();
+    let outcome: Result<String, Failure> = async {
+        let event: Event = match read {
+            Some(event) => event,
+            None => {
+                let stored = state
+                    .store
+                    .event(&act.event_id)
+                    .await
+                    .map_err(|e| HandlerError::new(e.to_string()))?
+                    .ok_or_else(|| {
+                        HandlerError::new(format!("alert {} is no longer stored", act.event_id))
+                    })?;
+                serde_json::from_value(stored.body).map_err(|e| {
+                    HandlerError::new(format!("alert {} cannot be read: {e}", act.event_id))
+                })?
+            }
+        };
 
-    let at_ms = now_ms();
-    match state
-        .store
-        .record_alert_action(&act.event_id, verb.as_str(), user, at_ms)
-        .await
-        .map_err(|e| HandlerError::new(e.to_string()))?
-    {
-        AckOutcome::AlreadyBy { actor, at_ms } => {
-            let result = format!("refused: already {} by {actor}", verb.past());
-            audit(state, user, &action, &target, &result, detail).await;
-            if let Answer::Click(_) = answer {
-                let said = format!("Already {} {}.", verb.past(), decided(verb, &actor, at_ms));
-                tell(state, &act, &answer, said).await?;
-            }
-        }
-        AckOutcome::Recorded => {
-            let mut outbox = Vec::new();
-            match verb {
-                Verb::Silence => {
-                    let silence = NewSilence {
-                        matchers: identity_matchers(&event),
-                        starts_at_ms: at_ms,
-                        ends_at_ms: at_ms + SILENCE_MS,
-                        author: user.to_string(),
-                        comment: "from Slack".into(),
-                    };
-                    let created = match state.store.create_silence(silence, at_ms).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let result = format!("error: the silence could not be created: {e}");
-                            audit(state, user, &action, &target, &result, detail).await;
-                            return Err(HandlerError::new(format!(
-                                "the alert is marked silenced but the silence could not be created ({e}); create it with POST /v1/silences"
-                            )));
-                        }
-                    };
-                    if let Err(e) = state.refresh_silences(true).await {
-                        tracing::warn!(error = %e, "silences not reloaded; the next refresh will");
+        let at_ms = now_ms();
+        match state
+            .store
+            .record_alert_action(&act.event_id, verb.as_str(), user, at_ms)
+            .await
+            .map_err(|e| HandlerError::new(e.to_string()))?
+        {
+            AckOutcome::AlreadyBy { actor, at_ms } => {
+                let result = format!("refused: already {} by {actor}", verb.past());
+                if let Answer::Click(_) = answer {
+                    let said = format!("Already {} {}.", verb.past(), decided(verb, &actor, at_ms));
+                    if let Err(error) = tell(state, &act, &answer, said).await {
+                        return Err(Failure { audit: result, error });
                     }
-                    detail["silence"] = json!({ "id": created.id, "ends_at_ms": created.ends_at_ms, "matchers": created.matchers });
                 }
-                Verb::Resolve => outbox.push(outbox_item(
-                    &state.config.slack.team_id,
-                    &act.channel,
-                    "chat.postMessage",
-                    json!({
-                        "channel": act.channel, "thread_ts": act.ts,
-                        "text": format!("✅ Resolved by <@{user}> at {}.", clock(at_ms)),
-                    }),
-                )),
-                Verb::Escalate => {
-                    // A read, not a write: the link goes into the escalation message.
-                    let link = match permissions
-                        .slack
-                        .chat_get_permalink(&act.channel, &act.ts)
-                        .await
-                    {
-                        Ok(link) => Some(link),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "no permalink for the escalated card; naming channel and ts instead");
-                            None
-                        }
-                    };
-                    outbox.extend(escalation(state, &act, &event, link.as_deref(), at_ms));
-                }
-                Verb::Ack => {}
+                Ok(result)
             }
-            let (refresh, follow_up) = card_refresh(state, &act, &event).await?;
-            outbox.extend(refresh);
-            enqueue(
-                state,
-                &action,
-                json!({ "actor": user, "target": target }),
-                outbox,
-                follow_up,
-            )
-            .await?;
-            audit(state, user, &action, &target, "ok", detail).await;
+            AckOutcome::Recorded => {
+                let mut outbox = Vec::new();
+                match verb {
+                    Verb::Silence => {
+                        let silence = NewSilence {
+                            matchers: identity_matchers(&event),
+                            starts_at_ms: at_ms,
+                            ends_at_ms: at_ms + SILENCE_MS,
+                            author: user.to_string(),
+                            comment: "from Slack".into(),
+                        };
+                        let created = match state.store.create_silence(silence, at_ms).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                return Err(Failure {
+                                    audit: format!("error: the silence could not be created: {e}"),
+                                    error: HandlerError::new(format!(
+                                        "the alert is marked silenced but the silence could not be created ({e}); create it with POST /v1/silences"
+                                    )),
+                                });
+                            }
+                        };
+                        if let Err(e) = state.refresh_silences(true).await {
+                            tracing::warn!(error = %e, "silences not reloaded; the next refresh will");
+                        }
+                        detail["silence"] = json!({ "id": created.id, "ends_at_ms": created.ends_at_ms, "matchers": created.matchers });
+                    }
+                    Verb::Resolve => outbox.push(outbox_item(
+                        &state.config.slack.team_id,
+                        &act.channel,
+                        "chat.postMessage",
+                        json!({
+                            "channel": act.channel, "thread_ts": act.ts,
+                            "text": format!("✅ Resolved by <@{user}> at {}.", clock(at_ms)),
+                        }),
+                    )),
+                    Verb::Escalate => {
+                        // A read, not a write: the link goes into the escalation message.
+                        let link = match permissions
+                            .slack
+                            .chat_get_permalink(&act.channel, &act.ts)
+                            .await
+                        {
+                            Ok(link) => Some(link),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "no permalink for the escalated card; naming channel and ts instead");
+                                None
+                            }
+                        };
+                        outbox.extend(escalation(state, &act, &event, link.as_deref(), at_ms));
+                    }
+                    Verb::Ack => {}
+                }
+                let (refresh, follow_up) = card_refresh(state, &act, &event).await?;
+                outbox.extend(refresh);
+                enqueue(
+                    state,
+                    &action,
+                    json!({ "actor": user, "target": target }),
+                    outbox,
+                    follow_up,
+                )
+                .await?;
+                Ok("ok".to_string())
+            }
         }
     }
-    Ok(())
+    .await;
+    match outcome {
+        Ok(result) => {
+            audit(state, user, &action, &target, &result, detail).await;
+            Ok(())
+        }
+        Err(Failure {
+            audit: result,
+            error,
+        }) => {
+            audit(state, user, &action, &target, &result, detail).await;
+            Err(error)
+        }
+    }
+}
+
+/// Why carrying out an action failed, and the result the audit log records for it.
+struct Failure {
+    audit: String,
+    error: HandlerError,
+}
+
+impl From<HandlerError> for Failure {
+    fn from(error: HandlerError) -> Self {
+        Failure {
+            audit: format!("error: {error}"),
+            error,
+        }
+    }
 }
 
 /// Where an escalation goes: with an escalation channel, a message there (mentioning the on-call group if there is
