@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use sluice_slack::api::Client;
 use sluice_slack_wire::tiers::Rate;
 use sluice_store::{Durability, StoreOptions};
 use tokio::net::TcpListener;
@@ -64,18 +63,14 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         migrate: config.storage_url.starts_with("sqlite:"),
         ..StoreOptions::default()
     };
+    // What `sluice check` checks too (`Config::slack_client`), before anything is opened.
+    let client = config.slack_client().map_err(|problems| {
+        let said: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(said.join("\n"))
+    })?;
     let store = sluice_store::open(&config.storage_url, &opts)
         .await
         .with_context(|| "opening the store (storage.url)".to_string())?;
-    let token = config.bot_token.clone().with_context(|| {
-        "no Slack bot token: set the variable named by slack.bot_token_env (default SLUICE_SLACK_BOT_TOKEN) or slack.bot_token_file"
-    })?;
-    let client = Client::new(
-        &config.slack.api_base,
-        token,
-        Duration::from_millis(config.slack.timeout_ms),
-    )
-    .context("building the Slack client")?;
     let slack = client.clone();
     let dispatch_cfg = config.dispatch.clone();
     let gate = RateGate::for_store(
