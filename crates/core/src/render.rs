@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde_json::{json, Map, Value};
+use sluice_slack_wire::blocks::escape_mrkdwn as escape;
 use sluice_slack_wire::limits;
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
@@ -400,21 +401,6 @@ fn json_type(v: &Value) -> &'static str {
 struct Card {
     text: String,
     blocks: Vec<Value>,
-}
-
-/// Escapes the three characters Slack's mrkdwn gives meaning to, so text from outside can
-/// never form a mention (`<!channel>`), a link or a user reference.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Cuts `s` to at most `max` characters, ending in `…` when cut. Never ends inside an
