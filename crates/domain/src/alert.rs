@@ -1,12 +1,16 @@
 //! An alert's card, drawn from the alert as it stands: one function, [`card`], for every card the alert path
 //! renders (the living refresh of a deduplicated alert at send time, and the immediate update of an alert without a
-//! dedup key after an action), so the two cannot drift apart.
+//! dedup key after an action), so the two cannot drift apart; and the messages a decision on the card sends
+//! ([`escalation`], [`resolved_reply`]).
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use sluice_core::event::{Event, Status};
 use sluice_core::render::{AlertLife, RenderContext, RenderError, Renderer};
+use sluice_slack_wire::blocks::escape_mrkdwn;
+use sluice_store::NewOutboxItem;
 
-use crate::clock::at;
+use crate::clock::{at, clock};
+use crate::outbox::outbox_item;
 use crate::verb::{show_actions, Verb};
 
 /// When someone resolved the alert from Slack, if anyone did: the time of the recorded `resolve` decision among
@@ -52,6 +56,102 @@ pub fn card(
     };
     show_actions(&mut card, actions);
     Ok(card)
+}
+
+/// The card a decision was taken on, and who took it: what the messages a decision sends are addressed by.
+pub struct OnCard<'a> {
+    pub team: &'a str,
+    /// The card's channel id and ts.
+    pub channel: &'a str,
+    pub ts: &'a str,
+    /// Who decided.
+    pub user: &'a str,
+}
+
+/// Where escalations go (`[actions] escalate_channel`, `escalate_group`).
+pub struct EscalateTo<'a> {
+    pub channel: Option<&'a str>,
+    pub group: Option<&'a str>,
+}
+
+impl OnCard<'_> {
+    /// A reply in the card's thread.
+    fn reply(&self, text: String) -> NewOutboxItem {
+        outbox_item(
+            self.team,
+            self.channel,
+            "chat.postMessage",
+            json!({ "channel": self.channel, "thread_ts": self.ts, "text": text }),
+        )
+    }
+}
+
+/// The reply in the card's thread when someone resolves the alert from Slack.
+pub fn resolved_reply(on: &OnCard, at_ms: i64) -> NewOutboxItem {
+    on.reply(format!(
+        "✅ Resolved by <@{}> at {}.",
+        on.user,
+        clock(at_ms)
+    ))
+}
+
+/// Where an escalation goes: with an escalation channel, a message there (mentioning the on-call group if there is
+/// one) that links to the card, and a note in the card's thread saying where it went; with only a group, the
+/// mention in the card's thread. The group is mentioned once, so it is notified once.
+pub fn escalation(
+    on: &OnCard,
+    to: &EscalateTo,
+    event: &Event,
+    permalink: Option<&str>,
+    at_ms: i64,
+) -> Vec<NewOutboxItem> {
+    let user = on.user;
+    let mention = to
+        .group
+        .map(|g| format!("<!subteam^{g}> "))
+        .unwrap_or_default();
+    let title = escape_mrkdwn(&event.title);
+    let service = if event.service.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", escape_mrkdwn(&event.service))
+    };
+    match to.channel {
+        Some(channel) => {
+            let card = match permalink {
+                Some(link) => format!("<{link}|the alert card>"),
+                None => format!("the alert card in <#{}> (message {})", on.channel, on.ts),
+            };
+            let text = format!(
+                ":rotating_light: {mention}*{title}*{service} was escalated by <@{user}> at {}: see {card}.",
+                clock(at_ms)
+            );
+            let where_to = if channel.starts_with(['C', 'G'])
+                && channel
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            {
+                format!("<#{channel}>")
+            } else {
+                format!("#{channel}")
+            };
+            vec![
+                outbox_item(
+                    on.team,
+                    channel,
+                    "chat.postMessage",
+                    json!({ "channel": channel, "text": text }),
+                ),
+                on.reply(format!(
+                    ":rotating_light: Escalated by <@{user}> to {where_to}."
+                )),
+            ]
+        }
+        None => vec![on.reply(format!(
+            ":rotating_light: {mention}this alert was escalated by <@{user}> at {}.",
+            clock(at_ms)
+        ))],
+    }
 }
 
 #[cfg(test)]
@@ -140,5 +240,75 @@ mod tests {
             r.render(&event(), &ctx("generic")).unwrap(),
             "nothing decided: the route's card as posted"
         );
+    }
+
+    /// Where an escalation goes and what it says, for each way `[actions]` can be set.
+    #[test]
+    fn an_escalation_goes_where_actions_says_and_mentions_the_group_once() {
+        let on = OnCard {
+            team: "T1",
+            channel: "C0CARD",
+            ts: "1.2",
+            user: "U1",
+        };
+        let texts = |items: &[NewOutboxItem]| -> Vec<(String, String)> {
+            items
+                .iter()
+                .map(|i| {
+                    (
+                        i.channel.clone(),
+                        i.args["text"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        };
+        type Case<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            Vec<(&'a str, &'a str)>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                None,
+                Some("S1"),
+                None,
+                vec![("C0CARD", ":rotating_light: <!subteam^S1> this alert was escalated by <@U1> at 10:30 UTC.")],
+            ),
+            (
+                Some("oncall"),
+                Some("S1"),
+                Some("https://x/p1"),
+                vec![
+                    ("oncall", ":rotating_light: <!subteam^S1> *Disk full* (db) was escalated by <@U1> at 10:30 UTC: see <https://x/p1|the alert card>."),
+                    ("C0CARD", ":rotating_light: Escalated by <@U1> to #oncall."),
+                ],
+            ),
+            (
+                Some("C0ONCALL"),
+                None,
+                None,
+                vec![
+                    ("C0ONCALL", ":rotating_light: *Disk full* (db) was escalated by <@U1> at 10:30 UTC: see the alert card in <#C0CARD> (message 1.2)."),
+                    ("C0CARD", ":rotating_light: Escalated by <@U1> to <#C0ONCALL>."),
+                ],
+            ),
+        ];
+        for (channel, group, link, want) in cases {
+            let to = EscalateTo { channel, group };
+            let items = escalation(&on, &to, &event(), link, T);
+            let want: Vec<(String, String)> = want
+                .into_iter()
+                .map(|(c, t)| (c.to_string(), t.to_string()))
+                .collect();
+            assert_eq!(texts(&items), want, "{channel:?} {group:?}");
+            assert!(items
+                .iter()
+                .filter(|i| i.channel == "C0CARD")
+                .all(|i| i.args["thread_ts"] == "1.2"));
+        }
+        let reply = resolved_reply(&on, T);
+        assert_eq!(reply.args["text"], "✅ Resolved by <@U1> at 10:30 UTC.");
+        assert_eq!(reply.args["thread_ts"], "1.2");
     }
 }

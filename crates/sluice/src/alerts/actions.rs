@@ -5,8 +5,7 @@ use serde_json::{json, Value};
 use sluice_core::event::{Event, Kind};
 use sluice_core::render::RenderContext;
 use sluice_core::route::Decision;
-use sluice_domain::alert;
-use sluice_domain::clock::clock;
+use sluice_domain::alert::{self, escalation, resolved_reply, EscalateTo, OnCard};
 use sluice_domain::living::{self, Part};
 use sluice_domain::outbox::outbox_item;
 use sluice_domain::pipeline::card_template;
@@ -14,7 +13,7 @@ use sluice_domain::silence::identity_matchers;
 use sluice_domain::verb::{decided, Verb, SILENCE_MS};
 use sluice_inbound::models::EventCallback;
 use sluice_inbound::{ActionPayload, Ctx, HandlerError, HandlerResult, Reply};
-use sluice_slack_wire::blocks::{escape_mrkdwn, fit_message};
+use sluice_slack_wire::blocks::fit_message;
 use sluice_store::{AckOutcome, FollowUp, NewOutboxItem, NewSilence};
 
 use super::Permissions;
@@ -260,6 +259,12 @@ async fn take(
                 Ok(result)
             }
             AckOutcome::Recorded => {
+                let on_card = OnCard {
+                    team: &state.config.slack.team_id,
+                    channel: &act.channel,
+                    ts: &act.ts,
+                    user,
+                };
                 let mut outbox = Vec::new();
                 match verb {
                     Verb::Silence => {
@@ -286,15 +291,7 @@ async fn take(
                         }
                         detail["silence"] = json!({ "id": created.id, "ends_at_ms": created.ends_at_ms, "matchers": created.matchers });
                     }
-                    Verb::Resolve => outbox.push(outbox_item(
-                        &state.config.slack.team_id,
-                        &act.channel,
-                        "chat.postMessage",
-                        json!({
-                            "channel": act.channel, "thread_ts": act.ts,
-                            "text": format!("✅ Resolved by <@{user}> at {}.", clock(at_ms)),
-                        }),
-                    )),
+                    Verb::Resolve => outbox.push(resolved_reply(&on_card, at_ms)),
                     Verb::Escalate => {
                         // A read, not a write: the link goes into the escalation message.
                         let link = match permissions
@@ -308,7 +305,12 @@ async fn take(
                                 None
                             }
                         };
-                        outbox.extend(escalation(state, &act, &event, link.as_deref(), at_ms));
+                        let cfg = &state.config.actions;
+                        let to = EscalateTo {
+                            channel: cfg.escalate_channel.as_deref(),
+                            group: cfg.escalate_group.as_deref(),
+                        };
+                        outbox.extend(escalation(&on_card, &to, &event, link.as_deref(), at_ms));
                     }
                     Verb::Ack => {}
                 }
@@ -354,76 +356,6 @@ impl From<HandlerError> for Failure {
             audit: format!("error: {error}"),
             error,
         }
-    }
-}
-
-/// Where an escalation goes: with an escalation channel, a message there (mentioning the on-call group if there is
-/// one) that links to the card, and a note in the card's thread saying where it went; with only a group, the
-/// mention in the card's thread. The group is mentioned once, so it is notified once.
-fn escalation(
-    state: &AppState,
-    act: &Act,
-    event: &Event,
-    permalink: Option<&str>,
-    at_ms: i64,
-) -> Vec<NewOutboxItem> {
-    let cfg = &state.config.actions;
-    let team = &state.config.slack.team_id;
-    let user = &act.user;
-    let mention = cfg
-        .escalate_group
-        .as_ref()
-        .map(|g| format!("<!subteam^{g}> "))
-        .unwrap_or_default();
-    let title = escape_mrkdwn(&event.title);
-    let service = if event.service.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", escape_mrkdwn(&event.service))
-    };
-    let thread = |text: String| {
-        outbox_item(
-            team,
-            &act.channel,
-            "chat.postMessage",
-            json!({ "channel": act.channel, "thread_ts": act.ts, "text": text }),
-        )
-    };
-    match &cfg.escalate_channel {
-        Some(channel) => {
-            let card = match permalink {
-                Some(link) => format!("<{link}|the alert card>"),
-                None => format!("the alert card in <#{}> (message {})", act.channel, act.ts),
-            };
-            let text = format!(
-                ":rotating_light: {mention}*{title}*{service} was escalated by <@{user}> at {}: see {card}.",
-                clock(at_ms)
-            );
-            let where_to = if channel.starts_with(['C', 'G'])
-                && channel
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-            {
-                format!("<#{channel}>")
-            } else {
-                format!("#{channel}")
-            };
-            vec![
-                outbox_item(
-                    team,
-                    channel,
-                    "chat.postMessage",
-                    json!({ "channel": channel, "text": text }),
-                ),
-                thread(format!(
-                    ":rotating_light: Escalated by <@{user}> to {where_to}."
-                )),
-            ]
-        }
-        None => vec![thread(format!(
-            ":rotating_light: {mention}this alert was escalated by <@{user}> at {}.",
-            clock(at_ms)
-        ))],
     }
 }
 
