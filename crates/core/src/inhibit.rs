@@ -31,8 +31,9 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::config_error::ConfigError;
 use crate::event::{closest, Event, Status};
-use crate::route::{ConfigError, MatchTable, Matchers, MATCH_FIELDS};
+use crate::route::{MatchTable, Matchers, MATCH_FIELDS};
 
 /// One `[[inhibit]]` table.
 #[derive(Debug, Clone, Deserialize)]

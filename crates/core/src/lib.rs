@@ -6,6 +6,7 @@
 //! Configuration problems from every module are [`ConfigError`]s carrying a byte span into
 //! `sluice.toml` where one is known, so `sluice check` can name the line and the fix.
 
+pub mod config_error;
 pub mod event;
 pub mod inhibit;
 pub mod noise;
@@ -13,10 +14,11 @@ pub mod nul;
 pub mod render;
 pub mod route;
 
+pub use config_error::ConfigError;
 pub use event::{parse_events, Event, EventError, Field, Kind, Link, Severity, Status};
 pub use inhibit::{InhibitKey, InhibitKeys, Inhibitor};
 pub use render::{RenderContext, RenderError, Renderer};
-pub use route::{ConfigError, Decision, Delivery, Router, RoutingConfig};
+pub use route::{Decision, Delivery, Router, RoutingConfig};
 
 #[cfg(test)]
 mod tests {

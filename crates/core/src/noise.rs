@@ -26,8 +26,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::config_error::ConfigError;
 use crate::event::Event;
-use crate::route::ConfigError;
 
 /// `group_by = ["..."]`: every alert is a group of its own.
 pub const EACH_ALERT: &str = "...";

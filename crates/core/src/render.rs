@@ -12,7 +12,7 @@
 //!
 //! **Safety.** Every string that came from the event (title, text, fields, labels, link
 //! titles, service, …) is mrkdwn-escaped (`&`, `<`, `>`), so `<!channel>` in a title is shown
-//! as text and pings nobody. Everything is cut to Slack's limits ([`sluice_slack::limits`])
+//! as text and pings nobody. Everything is cut to Slack's limits ([`sluice_slack_wire::limits`])
 //! with an ellipsis, never in the middle of an escape. The message always has a plain `text`
 //! fallback (`[CRITICAL] checkout: DB down`) and `metadata` tagging it with the event id.
 //!
@@ -34,12 +34,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde_json::{json, Map, Value};
-use sluice_slack::limits;
+use sluice_slack_wire::blocks::escape_mrkdwn as escape;
+use sluice_slack_wire::limits;
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
+use crate::config_error::ConfigError;
 use crate::event::{Event, Field, Kind, Link, Severity, Status};
-use crate::route::ConfigError;
 
 /// The templates every [`Renderer`] knows.
 pub const BUILTIN_TEMPLATES: [&str; 4] = ["auto", "alert", "deployment", "generic"];
@@ -400,21 +401,6 @@ fn json_type(v: &Value) -> &'static str {
 struct Card {
     text: String,
     blocks: Vec<Value>,
-}
-
-/// Escapes the three characters Slack's mrkdwn gives meaning to, so text from outside can
-/// never form a mention (`<!channel>`), a link or a user reference.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Cuts `s` to at most `max` characters, ending in `…` when cut. Never ends inside an

@@ -12,7 +12,8 @@ use axum::routing::post;
 use axum::Router;
 use sluice_inbound::models::SlashCommand;
 use sluice_inbound::{routes, Ctx, Inbound, InboundConfig, MemoryOnce, Registry, Reply};
-use sluice_slack::{signature, Client, Secret};
+use sluice_slack::Client;
+use sluice_slack_wire::{signature, Secret};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -45,6 +46,7 @@ fn real_router() -> Result<Router, Box<dyn std::error::Error>> {
         InboundConfig::new(Secret::new(SECRET)),
         registry,
         Arc::new(MemoryOnce::new()),
+        Arc::new(sluice_inbound::NoOutbox),
         slack,
     );
     Ok(routes(Arc::new(inbound)))

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
-use sluice_slack::signature::{self, SignatureError};
+use sluice_slack_wire::signature::{self, SignatureError};
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -12,6 +12,7 @@
 
 use crate::models::{EventCallback, Interaction, SlashCommand};
 use crate::once::OnceStore;
+use crate::outbox::Outbox;
 use crate::registry::{
     ActionPayload, Ctx, Decision, HandlerResult, Kind, OptionsResponse, Registry, RequestInfo,
     Responder,
@@ -20,7 +21,8 @@ use crate::respond::{Reply, ResponseUrl, Trigger};
 use crate::stats::{Stats, StatsSnapshot};
 use futures::FutureExt;
 use serde_json::{json, Value};
-use sluice_slack::{api::Client, Secret};
+use sluice_slack::api::Client;
+use sluice_slack_wire::Secret;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -120,6 +122,7 @@ pub struct Inbound {
     pub(crate) cfg: InboundConfig,
     registry: Registry,
     once: Arc<dyn OnceStore>,
+    outbox: Arc<dyn Outbox>,
     slack: Client,
     urls: ResponseUrl,
     pub(crate) stats: Arc<Stats>,
@@ -160,11 +163,13 @@ const PANIC_REASON: &str =
     "the handler crashed. This is a bug in Sluice; the details are in its logs";
 
 impl Inbound {
-    /// Builds the inbound side. `slack` is the bot-token client handlers use.
+    /// Builds the inbound side. Handlers write to Slack through `outbox`; `slack` is the bot-token client for the
+    /// calls bound to a request's 3-second `trigger_id` alone (`views.open`, `views.push`) and `views.update`.
     pub fn new(
         cfg: InboundConfig,
         registry: Registry,
         once: Arc<dyn OnceStore>,
+        outbox: Arc<dyn Outbox>,
         slack: Client,
     ) -> Self {
         let stats = Arc::new(Stats::default());
@@ -173,6 +178,7 @@ impl Inbound {
             cfg,
             registry,
             once,
+            outbox,
             slack,
             urls,
             stats,
@@ -217,7 +223,7 @@ impl Inbound {
             channel_id: who.channel_id.clone(),
             user_id: who.user_id.clone(),
             urls: self.urls.clone(),
-            slack: self.slack.clone(),
+            outbox: self.outbox.clone(),
         }
     }
 
@@ -233,7 +239,8 @@ impl Inbound {
             user_id: who.user_id,
             channel_id: who.channel_id,
             response_url: who.response_url,
-            slack: self.slack.clone(),
+            views: self.slack.clone(),
+            outbox: self.outbox.clone(),
             respond,
             retry_num: delivery.retry_num,
             payload,

@@ -1,6 +1,7 @@
 //! Requests from Slack: verified, acknowledged at once, handled exactly once, over HTTP or
 //! Socket Mode. The principal type is [`Inbound`]: built from an [`InboundConfig`], a
-//! [`Registry`] of handlers, an [`OnceStore`] and the Slack Web API client, then served by
+//! [`Registry`] of handlers, an [`OnceStore`], the integrator's [`Outbox`] (every Slack write handlers make) and
+//! the Slack Web API client (for `views.open` alone), then served by
 //! [`routes`] (HTTP) or [`run_socket_mode`] (Socket Mode).
 //!
 //! Code map:
@@ -11,6 +12,7 @@
 //! - [`respond`]: [`ResponseUrl`] (host allow-list, 5-use limit), [`Reply`], [`Trigger`].
 //! - [`models`]: tolerant payload models.
 //! - [`once`]: [`OnceStore`] and the test-only [`MemoryOnce`].
+//! - [`outbox`]: [`Outbox`], the port for Slack writes.
 //!
 //! Invariants: no handler sees an unverified request; the acknowledgement never waits for a
 //! handler beyond the synchronous-answer budget; a failed or panicking handler always tells
@@ -20,6 +22,7 @@ pub mod http;
 pub mod inbound;
 pub mod models;
 pub mod once;
+pub mod outbox;
 pub mod registry;
 pub mod respond;
 pub mod socket;
@@ -28,6 +31,7 @@ pub mod stats;
 pub use http::{routes, Verified};
 pub use inbound::{Ack, Delivery, Inbound, InboundConfig, Incoming};
 pub use once::{MemoryOnce, OnceStore};
+pub use outbox::{NoOutbox, Outbox};
 pub use registry::{
     ActionHandler, ActionPayload, CommandHandler, Ctx, Decision, EventHandler, HandlerError,
     HandlerResult, Kind, Middleware, OptionsHandler, OptionsResponse, Registry, RequestInfo,

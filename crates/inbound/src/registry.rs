@@ -8,6 +8,7 @@
 
 use crate::models::{BlockActions, BlockSuggestion, EventCallback, SelectOption, Shortcut};
 use crate::models::{SlashCommand, ViewClosed, ViewSubmission};
+use crate::outbox::Outbox;
 use crate::respond::{Reply, RespondError, ResponseUrl, Trigger};
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -97,7 +98,7 @@ pub enum OptionsResponse {
 impl OptionsResponse {
     /// The response body Slack expects.
     pub fn to_json(&self) -> Value {
-        use sluice_slack::limits::{OPTION_GROUPS, SELECT_OPTIONS};
+        use sluice_slack_wire::limits::{OPTION_GROUPS, SELECT_OPTIONS};
         match self {
             OptionsResponse::Empty => json!({"options": []}),
             OptionsResponse::Options(o) => {
@@ -122,15 +123,16 @@ pub struct ActionPayload {
     pub body: BlockActions,
 }
 
-/// Answers the user who made the request: through the `response_url` when there is one,
-/// else `chat.postEphemeral` in the channel, else a direct message from the app.
+/// Answers the user who made the request: through the `response_url` when there is one (a direct call, bound to
+/// the request), else `chat.postEphemeral` in the channel, else a direct message from the app — both through the
+/// integrator's [`Outbox`], never straight to Slack.
 #[derive(Debug, Clone)]
 pub struct Responder {
     pub(crate) response_url: Option<String>,
     pub(crate) channel_id: Option<String>,
     pub(crate) user_id: Option<String>,
     pub(crate) urls: ResponseUrl,
-    pub(crate) slack: Client,
+    pub(crate) outbox: Arc<dyn Outbox>,
 }
 
 impl Responder {
@@ -150,15 +152,20 @@ impl Responder {
             Some(channel) => {
                 args["channel"] = json!(channel);
                 args["user"] = json!(user);
-                self.slack.post_ephemeral(&args).await?;
+                self.outbox
+                    .enqueue("chat.postEphemeral", args)
+                    .await
+                    .map_err(RespondError::Outbox)
             }
             None => {
                 // Modals have no channel: the app's DM with the user is the only place left.
                 args["channel"] = json!(user);
-                self.slack.post_message(&args).await?;
+                self.outbox
+                    .enqueue("chat.postMessage", args)
+                    .await
+                    .map_err(RespondError::Outbox)
             }
         }
-        Ok(())
     }
 }
 
@@ -171,8 +178,12 @@ pub struct Ctx<P> {
     pub channel_id: Option<String>,
     pub response_url: Option<String>,
     pub trigger: Option<Trigger>,
-    /// The Web API client (bot token) for calls bound to this request, like `views.open`.
-    pub slack: Client,
+    /// The Web API client (bot token), for the calls bound to this request's 3-second `trigger_id` only
+    /// ([`Ctx::open_view`], [`Ctx::push_view`]) and [`Ctx::update_view`]. Every other write goes through
+    /// [`Ctx::outbox`].
+    pub(crate) views: Client,
+    /// Where this handler's Slack writes go: the integrator's durable outbox.
+    pub outbox: Arc<dyn Outbox>,
     pub respond: Responder,
     /// `X-Slack-Retry-Num` / Socket Mode `retry_attempt` (0 on the first delivery).
     pub retry_num: u32,
@@ -190,7 +201,7 @@ impl<P> Ctx<P> {
         self.trigger
             .as_ref()
             .ok_or(RespondError::NoTrigger)?
-            .open(&self.slack, view)
+            .open(&self.views, view)
             .await
     }
 
@@ -199,7 +210,7 @@ impl<P> Ctx<P> {
         self.trigger
             .as_ref()
             .ok_or(RespondError::NoTrigger)?
-            .push(&self.slack, view)
+            .push(&self.views, view)
             .await
     }
 
@@ -210,7 +221,7 @@ impl<P> Ctx<P> {
         hash: Option<&str>,
         view: &Value,
     ) -> Result<View, RespondError> {
-        Ok(self.slack.views_update(view_id, hash, view).await?)
+        Ok(self.views.views_update(view_id, hash, view).await?)
     }
 }
 

@@ -41,6 +41,8 @@ pub enum RespondError {
     TriggerExpired { age_ms: u128 },
     #[error("no trigger_id in this request, so no modal can be opened from it")]
     NoTrigger,
+    #[error("the answer could not be queued: {0}")]
+    Outbox(String),
     #[error(transparent)]
     Slack(#[from] SlackError),
 }
@@ -388,7 +390,7 @@ mod tests {
     async fn expired_trigger_fails_before_calling_slack() {
         let slack = Client::new(
             "http://127.0.0.1:9/api/",
-            sluice_slack::Secret::new("xoxb-test"),
+            sluice_slack_wire::Secret::new("xoxb-test"),
             Duration::from_secs(1),
         )
         .unwrap();

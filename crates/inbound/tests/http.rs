@@ -13,7 +13,8 @@ use sluice_inbound::{
     OptionsResponse, Registry, Reply, RequestInfo, ViewResponse,
 };
 use sluice_inbound::{ActionPayload, Inbound};
-use sluice_slack::{Client, Secret};
+use sluice_slack::Client;
+use sluice_slack_wire::Secret;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,6 +52,7 @@ fn vector_inbound(registry: Registry) -> Arc<Inbound> {
             InboundConfig::new(Secret::new(VECTOR_SECRET)),
             registry,
             Arc::new(MemoryOnce::new()),
+            Arc::new(SendNow(slack.clone())),
             slack,
         )
         .with_clock(|| 1531420618 + 10),
@@ -168,6 +170,7 @@ async fn oversized_body_is_refused_with_413_before_verification() {
         cfg,
         counting_command(count.clone()),
         Arc::new(MemoryOnce::new()),
+        Arc::new(SendNow(slack.clone())),
         slack,
     ));
     let body = format!("command=%2Fwebhook-collect&text={}", "a".repeat(100));
@@ -524,7 +527,14 @@ async fn slow_slash_command_acks_empty_and_replies_through_response_url() {
             Duration::from_secs(5),
         )
         .unwrap();
-        Arc::new(Inbound::new(cfg, r, Arc::new(MemoryOnce::new()), slack))
+        let outbox = Arc::new(SendNow(slack.clone()));
+        Arc::new(Inbound::new(
+            cfg,
+            r,
+            Arc::new(MemoryOnce::new()),
+            outbox,
+            slack,
+        ))
     };
     let cmd = serde_urlencoded::to_string([
         ("command", "/ops"),

@@ -17,7 +17,7 @@ use sluice_inbound::models::{EventCallback, SlashCommand, ViewSubmission};
 use sluice_inbound::{
     run_socket_mode, run_socket_mode_with, Ctx, Liveness, MemoryOnce, Registry, Reply, ViewResponse,
 };
-use sluice_slack::Secret;
+use sluice_slack_wire::Secret;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

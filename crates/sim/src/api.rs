@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use serde_json::{json, Map, Value};
-use sluice_slack::limits;
+use sluice_slack_wire::limits;
 
 use crate::blockkit::{validate_blocks, BlockKitError, Surface};
 use crate::model::{Message, View};

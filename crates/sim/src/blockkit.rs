@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::fmt::Display;
 
 use serde_json::Value;
-use sluice_slack::limits;
+use sluice_slack_wire::limits;
 
 /// Where blocks are shown; views allow more blocks than messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use sluice_slack::tiers::Rate;
+use sluice_slack_wire::tiers::Rate;
 
 /// A token bucket holding up to `burst` calls and refilling at `calls / period`.
 ///
@@ -71,7 +71,7 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_slack::tiers::{slack_limit, RateClass};
+    use sluice_slack_wire::tiers::{slack_limit, RateClass};
 
     fn per_channel() -> Rate {
         slack_limit(RateClass::PerChannel)

@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use sluice_slack::tiers::{rate_class, slack_limit, RateClass};
+use sluice_slack_wire::tiers::{rate_class, slack_limit, RateClass};
 
 use crate::api::{self, str_arg, ApiError, Args};
 use crate::bucket::retry_after_secs;

@@ -12,8 +12,8 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
-use sluice_slack::signature::sign;
-use sluice_slack::Secret;
+use sluice_slack_wire::signature::sign;
+use sluice_slack_wire::Secret;
 
 use crate::api::{self, str_arg};
 use crate::model::Delivery;

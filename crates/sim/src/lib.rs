@@ -5,7 +5,7 @@
 //!
 //! It behaves like Slack where Sluice depends on it: bearer-token checks, Block Kit validation
 //! ([`blockkit`]), per-channel and per-method rate limits answered with 429 + `Retry-After`
-//! ([`bucket`], using the numbers in [`sluice_slack::tiers`]), and injected [`Faults`].
+//! ([`bucket`], using the numbers in [`sluice_slack_wire::tiers`]), and injected [`Faults`].
 //!
 //! It also plays Slack's side of the inbound half ([`inbound`]): a simulated user clicks buttons,
 //! reacts, types slash commands and submits modals, and the simulator sends the app what Slack

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use common::*;
 use serde_json::{json, Value};
 use sluice_sim::{Faults, SimConfig, Simulator, DEFAULT_TOKEN};
-use sluice_slack::limits;
+use sluice_slack_wire::limits;
 
 // ---------------------------------------------------------------- tokens
 

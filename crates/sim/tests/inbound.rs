@@ -1,5 +1,5 @@
 //! The simulator playing Slack's side: user actions delivered as signed HTTP to a tiny app on a
-//! loopback port that checks the signature with `sluice_slack::signature::verify`, the way Sluice
+//! loopback port that checks the signature with `sluice_slack_wire::signature::verify`, the way Sluice
 //! does, and records what it got.
 
 mod common;
@@ -19,8 +19,8 @@ use sluice_sim::{
     DeliverVia, SimConfig, SimError, Simulator, Tamper, DEFAULT_APP_TOKEN, DEFAULT_SIGNING_SECRET,
     DEFAULT_TOKEN,
 };
-use sluice_slack::signature::{verify, SignatureError};
-use sluice_slack::Secret;
+use sluice_slack_wire::signature::{verify, SignatureError};
+use sluice_slack_wire::Secret;
 
 /// One request the app received.
 #[derive(Debug, Clone)]

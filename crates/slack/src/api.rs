@@ -20,12 +20,12 @@
 //! logs nor errors contain it. Response models are tolerant: unknown fields are ignored and
 //! everything Slack may omit is an `Option`.
 
-use crate::secret::Secret;
-use crate::tiers;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sluice_slack_wire::tiers;
+use sluice_slack_wire::Secret;
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
@@ -472,7 +472,7 @@ impl Client {
     }
 
     /// `chat.postMessage`. `args` is the whole message (`channel`, `text`, `blocks`, ...);
-    /// run it through [`crate::blocks::fit_message`] first.
+    /// run it through [`sluice_slack_wire::blocks::fit_message`] first.
     pub async fn post_message(&self, args: &Value) -> Result<Posted, SlackError> {
         self.call_as("chat.postMessage", args).await
     }

@@ -4,7 +4,7 @@
 //! Calls are keyed by [`RateKey`]: chat.postMessage per *channel* (Slack's rule: about 1/s per
 //! channel, bursts tolerated), every other method per workspace and method, incoming webhooks
 //! per hook. chat.postMessage additionally passes a workspace-wide ceiling. Rates come from
-//! [`crate::tiers::our_limit`], the one table of them.
+//! [`sluice_slack_wire::tiers::our_limit`], the one table of them.
 //!
 //! Each key is a GCRA cell (a token bucket stored as one "theoretical arrival time"). It is
 //! written here rather than taken from `governor` because the dispatcher and its tests pass
@@ -16,7 +16,7 @@
 //! Memory stays bounded: a cell whose arrival time has passed behaves exactly like a key never
 //! seen, so such cells are dropped in periodic sweeps without changing any decision.
 
-use crate::tiers::{self, Rate, RateClass};
+use sluice_slack_wire::tiers::{self, Rate, RateClass};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

@@ -10,7 +10,7 @@ use axum::Router;
 use serde_json::{json, Value};
 use sluice_slack::api::{Client, Posted, SlackError};
 use sluice_slack::retry::{classify, Outcome};
-use sluice_slack::secret::Secret;
+use sluice_slack_wire::secret::Secret;
 use std::time::Duration;
 
 const TOKEN: &str = "xoxb-1111-2222-sEcReTtOkEn";

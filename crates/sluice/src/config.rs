@@ -16,7 +16,8 @@ use sha2::{Digest, Sha256};
 use sluice_core::inhibit::{InhibitRuleConfig, Inhibitor};
 use sluice_core::render::Renderer;
 use sluice_core::route::{Router, RoutingConfig};
-use sluice_slack::secret::Secret;
+use sluice_slack::api::Client;
+use sluice_slack_wire::secret::Secret;
 use toml::Spanned;
 
 /// The file as written. Every table denies unknown keys so that a typo is an error, not a
@@ -317,7 +318,7 @@ pub struct SlackLimits {
 impl Default for SlackLimits {
     fn default() -> Self {
         SlackLimits {
-            post_message_per_minute: sluice_slack::tiers::POST_MESSAGE_WORKSPACE_PER_MINUTE,
+            post_message_per_minute: sluice_slack_wire::tiers::POST_MESSAGE_WORKSPACE_PER_MINUTE,
         }
     }
 }
@@ -551,6 +552,34 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 impl Config {
+    /// The Slack client `serve` sends with, or why there can be none: no bot token (the variable named by
+    /// `slack.bot_token_env` is unset, or the file is missing), or a token or `slack.api_base` the client refuses.
+    ///
+    /// `sluice check` and `server::start` both call this, so `check` refuses exactly the configurations `serve`
+    /// would refuse at start-up (the one thing `check` cannot know is whether the database answers). `migrate` and
+    /// `dlq` do not call Slack and do not need it.
+    pub fn slack_client(&self) -> Result<Client, Vec<Problem>> {
+        let problem = |message: String, fix: &str| Problem {
+            line: None,
+            message,
+            fix: fix.to_string(),
+            warning: false,
+        };
+        let Some(token) = self.bot_token.clone() else {
+            return Err(vec![problem(
+                "no Slack bot token: the variable named by slack.bot_token_env (default SLUICE_SLACK_BOT_TOKEN) is not set, and there is no slack.bot_token_file".into(),
+                "set that variable, or put the token in a file and name it with slack.bot_token_file under [slack]",
+            )]);
+        };
+        let timeout = std::time::Duration::from_millis(self.slack.timeout_ms);
+        Client::new(&self.slack.api_base, token, timeout).map_err(|e| {
+            vec![problem(
+                format!("the Slack client cannot be built: {e}"),
+                "set slack.api_base to an http(s) URL (Slack's https://slack.com/api/ by default) and check the token",
+            )]
+        })
+    }
+
     /// Read and validate a file. `Err` holds every problem found, errors and warnings.
     pub fn load(path: &Path, env: &dyn Env) -> Result<Config, Vec<Problem>> {
         let text = std::fs::read_to_string(path).map_err(|e| {

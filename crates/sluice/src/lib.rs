@@ -1,20 +1,22 @@
 //! Sluice, the operations gateway between an organisation's systems and Slack.
 //!
-//! This crate is the binary's library: configuration ([`config`]), the HTTP surface ([`http`]),
-//! the pipeline that turns events into Slack calls ([`pipeline`]), the dispatcher that sends
-//! them from the durable outbox ([`dispatch`]), and [`server::start`], which wires them together
-//! for `sluice serve`, `sluice demo` and the end-to-end tests. The pure core lives in
-//! `sluice-core`, storage in `sluice-store`, Slack's wire formats in `sluice-slack`.
+//! This crate is the binary's library, and holds only wiring: configuration ([`config`]), the HTTP surface
+//! ([`http`]), the handlers for what comes from Slack ([`handlers`], one folder per workflow: [`alerts`],
+//! [`commands`]) and their way out ([`outbox`]), the dispatcher that sends from the durable outbox ([`dispatch`]),
+//! the group flusher ([`notify`]), and [`server::start`], which wires them together for `sluice serve`,
+//! `sluice demo` and the end-to-end tests. The decisions live below it: the pipeline, silences and alert decisions
+//! in `sluice-domain`, routing and rendering in `sluice-core`, storage in `sluice-store`, Slack's wire formats in
+//! `sluice-slack-wire` and its HTTP client in `sluice-slack`.
 
-pub mod actions;
+pub mod alerts;
+pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod dispatch;
+pub mod handlers;
 pub mod http;
 pub mod listen;
-pub mod living;
 pub mod notify;
-pub mod pipeline;
+pub mod outbox;
 pub mod server;
-pub mod silence;
 pub mod state;

@@ -262,27 +262,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             running.shutdown();
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config } => match Config::load(&config, &ProcessEnv) {
-            Ok(cfg) => {
-                for w in &cfg.warnings {
-                    println!("{}: {w}", config.display());
+        // Refuses what `serve` refuses: a file with problems, or one `server::start` cannot build a client from.
+        Command::Check { config } => {
+            match Config::load(&config, &ProcessEnv).and_then(|cfg| match cfg.slack_client() {
+                Ok(_) => Ok(cfg),
+                Err(mut problems) => {
+                    problems.extend(cfg.warnings);
+                    Err(problems)
                 }
-                println!(
-                    "{}: ok ({} warning(s))",
-                    config.display(),
-                    cfg.warnings.len()
-                );
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(problems) => {
-                for p in &problems {
-                    println!("{}: {p}", config.display());
+            }) {
+                Ok(cfg) => {
+                    for w in &cfg.warnings {
+                        println!("{}: {w}", config.display());
+                    }
+                    println!(
+                        "{}: ok ({} warning(s))",
+                        config.display(),
+                        cfg.warnings.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
                 }
-                let errors = problems.iter().filter(|p| !p.warning).count();
-                println!("{}: {errors} error(s)", config.display());
-                Ok(ExitCode::from(2))
+                Err(problems) => {
+                    for p in &problems {
+                        println!("{}: {p}", config.display());
+                    }
+                    let errors = problems.iter().filter(|p| !p.warning).count();
+                    println!("{}: {errors} error(s)", config.display());
+                    Ok(ExitCode::from(2))
+                }
             }
-        },
+        }
         Command::Migrate { config } => {
             let cfg = load(&config)?;
             let report = sluice_store::migrate(&cfg.storage_url).await?;
@@ -319,6 +328,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         (None, false) => bail!("give a dead letter id or --all"),
                     };
                     let n = store.replay(which, sluice::state::now_ms()).await?;
+                    let target = sluice::outbox::replay_target(&which);
+                    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_default());
+                    let detail = serde_json::json!({ "replayed": n, "via": "cli" });
+                    let team = &cfg.slack.team_id;
+                    sluice::outbox::audit_in(
+                        &*store,
+                        team,
+                        &actor,
+                        "dlq.replay",
+                        &target,
+                        "ok",
+                        detail,
+                    )
+                    .await;
                     println!(
                         "replayed {n} message(s); a running sluice sends them within a second"
                     );

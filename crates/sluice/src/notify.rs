@@ -24,12 +24,12 @@ use sluice_core::render::{
     GroupAlertView, GroupView, GROUP_CARD_ALERTS,
 };
 use sluice_core::route::{NoiseRoute, Router};
-use sluice_slack::blocks::fit_message;
+use sluice_slack_wire::blocks::fit_message;
 use sluice_store::{Fate, GroupFlush, GroupState, NewEvent, NewOutboxItem, Store, StoreError};
 use tokio::sync::{watch, Notify};
 
-use crate::living::at;
-use crate::pipeline::outbox_item;
+use sluice_domain::clock::at;
+use sluice_domain::outbox::outbox_item;
 
 /// The leader role for flushing groups.
 pub const NOTIFY_ROLE: &str = "notify";
@@ -320,7 +320,7 @@ impl Notifier {
                 };
                 let actions = self.store.alert_actions(&g.first_event_id).await?;
                 let mut card = render_group(&view);
-                crate::actions::show_actions(&mut card, &actions);
+                sluice_domain::verb::show_actions(&mut card, &actions);
                 card["channel"] = json!(g.channel);
                 fit_message(&mut card);
                 if let Plan::Update { repeat } = plan {

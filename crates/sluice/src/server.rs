@@ -7,17 +7,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use sluice_slack::api::Client;
-use sluice_slack::tiers::Rate;
+use sluice_slack_wire::tiers::Rate;
 use sluice_store::{Durability, StoreOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::actions::{Permissions, StoreOnce};
+use crate::alerts::Permissions;
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, RateGate};
+use crate::handlers::StoreOnce;
 use crate::notify::{self, Notifier};
+use crate::outbox::HandlerOutbox;
 use crate::state::{now_ms, AppState};
 use sluice_inbound::{Inbound, InboundConfig};
 
@@ -62,18 +63,14 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         migrate: config.storage_url.starts_with("sqlite:"),
         ..StoreOptions::default()
     };
+    // What `sluice check` checks too (`Config::slack_client`), before anything is opened.
+    let client = config.slack_client().map_err(|problems| {
+        let said: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(said.join("\n"))
+    })?;
     let store = sluice_store::open(&config.storage_url, &opts)
         .await
         .with_context(|| "opening the store (storage.url)".to_string())?;
-    let token = config.bot_token.clone().with_context(|| {
-        "no Slack bot token: set the variable named by slack.bot_token_env (default SLUICE_SLACK_BOT_TOKEN) or slack.bot_token_file"
-    })?;
-    let client = Client::new(
-        &config.slack.api_base,
-        token,
-        Duration::from_millis(config.slack.timeout_ms),
-    )
-    .context("building the Slack client")?;
     let slack = client.clone();
     let dispatch_cfg = config.dispatch.clone();
     let gate = RateGate::for_store(
@@ -119,7 +116,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     if let Some(secret) = state.config.signing_secret.clone() {
         let permissions = Arc::new(Permissions::new(&state.config.actions, slack.clone()));
         let registry =
-            crate::actions::registry(state.clone(), permissions, &state.config.actions.command);
+            crate::handlers::registry(state.clone(), permissions, &state.config.actions.command);
         let mut cfg = InboundConfig::new(secret);
         cfg.max_body_bytes = state.config.server.max_body_bytes;
         cfg.response_url_hosts
@@ -128,6 +125,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             cfg,
             registry,
             Arc::new(StoreOnce(store.clone())),
+            Arc::new(HandlerOutbox(state.clone())),
             slack.clone(),
         ));
         if let (Some(token), Some(sm)) = (

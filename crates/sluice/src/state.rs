@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use crate::config::Config;
-use crate::pipeline::Pipeline;
-use crate::silence::SilenceSet;
+use sluice_domain::pipeline::Pipeline;
+use sluice_domain::silence::SilenceSet;
 
 pub struct AppState {
     pub config: Config,

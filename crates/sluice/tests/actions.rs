@@ -594,3 +594,41 @@ async fn a_group_card_is_acknowledged_once_by_click_or_reaction() {
     let ev = get(sluice.addr, &format!("/v1/events/{}", ids[0])).await;
     assert_eq!(ev["actions"][0]["action"], "ack", "{ev}");
 }
+
+/// A click that fails after its checks (here: its alert is no longer stored) is audited with the error, like an
+/// allowed or a refused one: no human action leaves no trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_that_fails_is_audited_with_its_error() {
+    let (_dir, sim, sim_run, sluice) = start("").await;
+    let posted: Value = reqwest::Client::new()
+        .post(format!("http://{}/api/chat.postMessage", sim_run.addr))
+        .bearer_auth(sluice_sim::DEFAULT_TOKEN)
+        .json(&json!({"channel": "c00", "text": "An old card", "blocks": [
+            {"type": "actions", "elements": [{"type": "button", "action_id": "sluice_ack", "value": "ev_gone",
+              "text": {"type": "plain_text", "text": "Acknowledge"}}]}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (channel, ts) = (
+        posted["channel"].as_str().unwrap(),
+        posted["ts"].as_str().unwrap(),
+    );
+    let d = sim
+        .click_button(channel, ts, "sluice_ack", "U0001")
+        .await
+        .unwrap();
+    assert_eq!(d.status, 200, "{}", d.body);
+    wait_for("the failed click in the audit log", || async {
+        !audited(sluice.addr, "alert.ack").await.is_empty()
+    })
+    .await;
+    let records = audited(sluice.addr, "alert.ack").await;
+    assert_eq!(
+        results(&records),
+        ["error: alert ev_gone is no longer stored".to_string()]
+    );
+    assert_eq!(records[0]["actor"], "U0001");
+}

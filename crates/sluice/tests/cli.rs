@@ -71,9 +71,11 @@ fn check_accepts_a_good_config_and_warns_about_unreachable_rules() {
         "[[routing.rule]]\nname = \"everything\"\nmatch = {}\nchannels = [\"all\"]\n\n[[routing.rule]]\nname = \"never\"\nmatch = { severity = \"critical\" }\nchannels = [\"crit\"]\n",
     )
     .unwrap();
+    // A good config for `serve`, which needs a bot token (from the default variable here).
     let out = sluice()
         .args(["check", "--config"])
         .arg(&path)
+        .env("SLUICE_SLACK_BOT_TOKEN", "xoxb-test")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -185,6 +187,31 @@ async fn send_then_dead_letter_then_replay_from_the_command_line() {
     .await;
     assert!(sim.messages("ops")[0].text.contains("Disk 91%"));
     assert_eq!(list().trim(), "no dead letters");
+
+    // The replay is a human action: the audit log says who replayed what, from the command line.
+    let audit: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://{addr}/v1/audit"))
+        .bearer_auth("cli-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let replays: Vec<&serde_json::Value> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "dlq.replay")
+        .collect();
+    assert_eq!(replays.len(), 1, "{audit}");
+    assert!(
+        replays[0]["actor"].as_str().unwrap().starts_with("cli:"),
+        "{audit}"
+    );
+    assert_eq!(replays[0]["target"], "all");
+    assert_eq!(replays[0]["detail"]["via"], "cli");
+    assert_eq!(replays[0]["detail"]["replayed"], 1);
 
     // A wrong key is refused by the server, and `send` says so with a failing exit code.
     let out = sluice()

@@ -11,7 +11,7 @@ use sluice_inbound::{
 };
 use sluice_sim::{SimConfig, Simulator};
 use sluice_slack::api::Client;
-use sluice_slack::Secret;
+use sluice_slack_wire::Secret;
 
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -49,6 +49,7 @@ async fn a_panicking_or_failing_handler_tells_the_user_through_the_response_url(
         cfg,
         registry,
         Arc::new(MemoryOnce::default()),
+        Arc::new(sluice_inbound::NoOutbox),
         slack,
     ));
     let app = sluice_inbound::routes(inbound);

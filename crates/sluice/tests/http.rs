@@ -794,3 +794,73 @@ async fn regression_a_repeated_resolve_posts_no_second_card() {
         db.drop_db().await;
     }
 }
+
+/// Silences created and expired over HTTP (and so with `sluice silence`, which calls the API) and dead-letter
+/// replays are human actions: each is in the audit log with who did it and what came of it.
+#[tokio::test]
+async fn silences_and_replays_over_http_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(dir.path(), common::ROUTING).await;
+    let a = call(
+        &s,
+        "POST",
+        "/v1/silences",
+        Some(KEY),
+        json!({"matchers": ["service=checkout"], "duration": "1h", "comment": "deploy"})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let id = a.json()["id"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        let path = format!("/v1/silences/{id}");
+        call(&s, "DELETE", &path, Some(KEY), Body::empty()).await;
+    }
+    let a = call(
+        &s,
+        "POST",
+        "/v1/dead-letters/replay",
+        Some(KEY),
+        json!({"all": true}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+
+    let audit = call(&s, "GET", "/v1/audit", Some(KEY), Body::empty())
+        .await
+        .json();
+    assert_eq!(audit["intact"], true);
+    let seen: Vec<(String, String, String, String)> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let field = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (
+                field("actor"),
+                field("action"),
+                field("target"),
+                field("result"),
+            )
+        })
+        .collect();
+    let want = |action: &str, target: &str, result: &str| {
+        (
+            "ci".to_string(),
+            action.to_string(),
+            target.to_string(),
+            result.to_string(),
+        )
+    };
+    assert_eq!(
+        seen,
+        vec![
+            want("silence.create", &id, "ok"),
+            want("silence.expire", &id, "ok"),
+            want("silence.expire", &id, "refused: no such silence in force"),
+            want("dlq.replay", "all", "ok"),
+        ]
+    );
+    assert_eq!(audit["records"][0]["detail"]["comment"], "deploy");
+    assert_eq!(audit["records"][3]["detail"]["replayed"], 0);
+}

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sluice::notify::{Notifier, TickReport};
-use sluice::pipeline::Pipeline;
-use sluice::silence::SilenceSet;
 use sluice_core::event::Event;
+use sluice_domain::pipeline::Pipeline;
+use sluice_domain::silence::SilenceSet;
 use sluice_store::Fate;
 use time::OffsetDateTime;
 

@@ -19,7 +19,7 @@
 use std::fmt;
 
 use sluice_core::Event;
-use sluice_slack::Secret;
+use sluice_slack_wire::Secret;
 
 pub mod alertmanager;
 mod alerts;

@@ -13,15 +13,8 @@ use sluice_core::event::{
 };
 use sluice_core::{Event, Field, Link};
 
-/// `s` cut to at most `max` characters, ending in "…" when it was cut.
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
+/// `s` cut to at most `max` characters, ending in "…" when it was cut: the one `truncate`, Slack's wire crate's.
+pub use sluice_slack_wire::blocks::truncate;
 
 /// The event, changed as little as possible so that it passes Sluice's event validation.
 pub fn fit(mut e: Event) -> Event {

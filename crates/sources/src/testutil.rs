@@ -25,8 +25,8 @@ pub(crate) fn assert_valid(events: &[Event]) {
             now: OffsetDateTime::UNIX_EPOCH,
         };
         let mut msg = renderer.render(e, &ctx).expect("renders");
-        sluice_slack::blocks::fit_message(&mut msg);
-        let problems = sluice_slack::blocks::check_message(&msg);
+        sluice_slack_wire::blocks::fit_message(&mut msg);
+        let problems = sluice_slack_wire::blocks::check_message(&msg);
         assert!(problems.is_empty(), "event {i} renders badly: {problems:?}");
     }
 }

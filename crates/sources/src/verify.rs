@@ -4,7 +4,7 @@
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
-use sluice_slack::Secret;
+use sluice_slack_wire::Secret;
 use subtle::ConstantTimeEq;
 
 use crate::SourceError;

@@ -1,7 +1,7 @@
 //! Cards for noise control (see [`crate::noise`]): one card per group of alerts, and the storm digest.
 
 use serde_json::{json, Value};
-use sluice_slack::limits;
+use sluice_slack_wire::limits;
 use time::OffsetDateTime;
 
 use super::{

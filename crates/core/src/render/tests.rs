@@ -314,10 +314,10 @@ fn every_card_is_within_limits() {
                     assert!(bad.is_empty(), "{template}/{kind}/{count}: {bad:?}");
                     // The Slack layer's own checker agrees, and its final fitting pass
                     // (which the integrator runs) has nothing to change.
-                    let slack = sluice_slack::blocks::check_message(&v);
+                    let slack = sluice_slack_wire::blocks::check_message(&v);
                     assert!(slack.is_empty(), "{template}/{kind}/{count}: {slack:?}");
                     let mut fitted = v.clone();
-                    let notes = sluice_slack::blocks::fit_message(&mut fitted);
+                    let notes = sluice_slack_wire::blocks::fit_message(&mut fitted);
                     assert!(notes.is_empty(), "{template}/{kind}/{count}: {notes:?}");
                     assert!(!v["text"].as_str().unwrap_or("").is_empty());
                     assert_eq!(v["channel"], "C0ALERTS");
@@ -591,7 +591,7 @@ fn firing_alert_offers_its_actions_and_escalate_only_when_it_can_go_somewhere() 
 mod group_cards {
     use super::super::*;
     use crate::noise::{DigestCounts, Storm};
-    use sluice_slack::blocks::check_message;
+    use sluice_slack_wire::blocks::check_message;
     use time::macros::datetime;
 
     fn member(title: &str, severity: &str, count: u32, resolved: bool) -> GroupAlertView {

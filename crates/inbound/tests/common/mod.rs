@@ -8,8 +8,9 @@ use axum::http::Request;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use sluice_inbound::{Inbound, InboundConfig, OnceStore, Registry};
-use sluice_slack::{signature, Client, Secret};
+use sluice_inbound::{Inbound, InboundConfig, OnceStore, Outbox, Registry};
+use sluice_slack::Client;
+use sluice_slack_wire::{signature, Secret};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -94,7 +95,24 @@ pub fn inbound(registry: Registry, once: Arc<dyn OnceStore>, sink: &Sink) -> Arc
         Duration::from_secs(5),
     )
     .unwrap();
-    Arc::new(Inbound::new(cfg, registry, once, slack))
+    let outbox = Arc::new(SendNow(slack.clone()));
+    Arc::new(Inbound::new(cfg, registry, once, outbox, slack))
+}
+
+/// The integrator's outbox as these tests see it: each call is sent at once to the sink's Web API, so a test can
+/// see which call a handler's write became.
+#[derive(Debug)]
+pub struct SendNow(pub Client);
+
+#[async_trait::async_trait]
+impl Outbox for SendNow {
+    async fn enqueue(&self, method: &str, args: Value) -> Result<(), String> {
+        self.0
+            .call(method, &args)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
 }
 
 pub fn now() -> String {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_slack::ratelimit::{Limiter, RateKey};
-use sluice_slack::tiers::Rate;
+use sluice_slack_wire::tiers::Rate;
 use sluice_store::{RateDecision, Store, StoreError};
 
 use crate::state::now_ms;

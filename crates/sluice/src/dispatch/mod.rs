@@ -28,8 +28,8 @@ use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn, Instrument};
 
 use crate::config::DispatchConfig;
-use crate::living;
 use crate::state::{now, now_ms};
+use sluice_domain::living;
 
 /// How often idle dispatchers look for work nobody rang them about (other replicas' events,
 /// retries coming due).
@@ -46,7 +46,7 @@ pub struct Dispatcher {
     owner: String,
     cfg: DispatchConfig,
     wake: Arc<Notify>,
-    /// Renders living alert items (see [`crate::living`]) at send time.
+    /// Renders living alert items (see `sluice_domain::living`) at send time.
     renderer: Arc<Renderer>,
     /// Lanes this process works now, each with a flag set when its lease was lost.
     active: Mutex<HashMap<String, Arc<AtomicBool>>>,

@@ -15,13 +15,13 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use sluice_core::event::{parse_events, Event};
 use sluice_core::nul::{nul_path, NUL_MESSAGE};
-use sluice_slack::blocks::{check_message, fit_foreign_message};
+use sluice_slack_wire::blocks::{check_message, fit_foreign_message};
 use sluice_store::{DeliveryState, EventStatus, Fate, NewEvent};
 use subtle::ConstantTimeEq;
 
 use super::{ApiError, Caller};
-use crate::pipeline::outbox_item;
 use crate::state::{now, AppState};
+use sluice_domain::outbox::outbox_item;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -269,7 +269,7 @@ fn slack_would_refuse(body: &Map<String, Value>) -> Option<&'static str> {
     if let Some(a) = body.get("attachments") {
         match a.as_array() {
             None => return Some("invalid_attachments"),
-            Some(a) if a.len() > sluice_slack::limits::MESSAGE_ATTACHMENTS => {
+            Some(a) if a.len() > sluice_slack_wire::limits::MESSAGE_ATTACHMENTS => {
                 return Some("too_many_attachments")
             }
             Some(_) => {}

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use sluice_store::Replay;
 
 use super::{ApiError, Caller};
+use crate::outbox::{self, replay_target};
 use crate::state::{now_ms, AppState};
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -119,6 +120,9 @@ async fn replay(
         }
     };
     let replayed = state.store.replay(which, now_ms()).await?;
+    let target = replay_target(&which);
+    let detail = json!({ "replayed": replayed, "via": "api" });
+    outbox::audit(&state, &caller.name, "dlq.replay", &target, "ok", detail).await;
     if replayed > 0 {
         state.wake.notify_one();
     }

@@ -12,8 +12,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ApiError, Caller};
-use crate::silence::SilenceRequest;
+use crate::outbox::audit;
 use crate::state::{now_ms, AppState};
+use sluice_domain::silence::SilenceRequest;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -54,6 +55,17 @@ async fn create(
         .validate(&caller.name, now_ms())
         .map_err(|(field, message)| ApiError::bad_request(field, message))?;
     let silence = state.store.create_silence(new, now_ms()).await?;
+    let detail = json!({ "matchers": silence.matchers, "starts_at_ms": silence.starts_at_ms,
+                         "ends_at_ms": silence.ends_at_ms, "comment": silence.comment, "via": "api" });
+    audit(
+        &state,
+        &caller.name,
+        "silence.create",
+        &silence.id,
+        "ok",
+        detail,
+    )
+    .await;
     state.refresh_silences(true).await?;
     tracing::info!(id = %silence.id, author = %silence.author, "silence created");
     Ok((StatusCode::CREATED, Json(json!(silence))).into_response())
@@ -65,9 +77,13 @@ async fn expire(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require("silences:write")?;
+    let via = json!({ "via": "api" });
     if !state.store.expire_silence(&id, now_ms()).await? {
+        let result = "refused: no such silence in force";
+        audit(&state, &caller.name, "silence.expire", &id, result, via).await;
         return Err(ApiError::not_found(format!("no silence {id:?} in force")));
     }
+    audit(&state, &caller.name, "silence.expire", &id, "ok", via).await;
     state.refresh_silences(true).await?;
     Ok(Json(json!({ "expired": id })))
 }

@@ -27,7 +27,7 @@
 //! is always `deployment`; `check_run` is always `alert`.
 
 use sluice_core::{Event, Kind, Severity, Status};
-use sluice_slack::Secret;
+use sluice_slack_wire::Secret;
 
 use crate::payload::{parse_json, At};
 use crate::shape::{fit, push_field, push_link, short_sha};

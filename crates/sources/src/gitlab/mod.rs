@@ -15,7 +15,7 @@
 //! else `alert`.
 
 use sluice_core::{Event, Kind, Severity, Status};
-use sluice_slack::Secret;
+use sluice_slack_wire::Secret;
 
 use crate::payload::{parse_json, At};
 use crate::shape::{duration, fit, push_field, push_link, short_sha};

@@ -2,17 +2,19 @@
 //! calls it causes — ready to be committed in one transaction.
 //!
 //! Routing and rendering are pure (sluice-core); this module only joins them to the store's
-//! types. Nothing here does IO: the caller commits the result.
+//! model types. Nothing here does IO: the caller commits the result.
 
 use sluice_core::event::{Event, Status};
 use sluice_core::inhibit::{InhibitKey, Inhibitor};
+use sluice_core::noise::Noise;
 use sluice_core::render::{RenderContext, Renderer};
 use sluice_core::route::{Decision, Delivery, Router};
-use sluice_slack::blocks::fit_message;
-use sluice_store::{Dedup, Fate, GroupJoin, Inhibit, NewEvent, NewOutboxItem};
+use sluice_slack_wire::blocks::fit_message;
+use sluice_store::{Dedup, Fate, GroupJoin, Inhibit, NewEvent, RefSent};
 use time::OffsetDateTime;
 
 use crate::living::{self, Part};
+use crate::outbox::{lane, outbox_item};
 use crate::silence::SilenceSet;
 
 /// What the pipeline needs besides the event: routing, rendering and the workspace.
@@ -31,33 +33,40 @@ pub struct Pipeline<'a> {
 #[error("{0}")]
 pub struct PipelineError(pub String);
 
-/// The lane of a channel: one channel in one workspace, worked in order by one dispatcher.
-pub fn lane(team: &str, channel: &str) -> String {
-    format!("{team}:{}", channel.trim_start_matches('#'))
+/// The route's noise control and `event`'s group labels, if delivery `d` groups it (then the flusher posts the
+/// group's card, and `event` posts nothing of its own there).
+fn grouped<'d>(d: &'d Delivery, event: &Event) -> Option<(&'d Noise, Vec<(String, String)>)> {
+    let noise = d.noise.as_deref()?;
+    Some((noise, noise.group_of(event)?))
 }
 
-/// A chat.postMessage (or chat.update, …) into `channel`.
-pub fn outbox_item(
-    team: &str,
+/// The template the card of `event` at `ts` in `channel` was rendered with, so a card redrawn after an action
+/// keeps its route's look. The pipeline posts one card per delivery that does not group the event, in delivery
+/// order, and `posts` (`Store::message_of`) are the event's cards in that same order: the card's place among them
+/// names its delivery. `None` if the card is not among them (or the routes changed since).
+pub fn card_template(
+    router: &Router,
+    event: &Event,
+    posts: &[RefSent],
     channel: &str,
-    method: &str,
-    args: serde_json::Value,
-) -> NewOutboxItem {
-    let channel = channel.trim_start_matches('#').to_string();
-    NewOutboxItem {
-        lane: lane(team, &channel),
-        team: team.to_string(),
-        channel,
-        method: method.to_string(),
-        args,
-        ref_post: false,
-    }
+    ts: &str,
+) -> Option<String> {
+    let Decision::Deliver { deliveries, .. } = router.route(event) else {
+        return None;
+    };
+    let place = posts
+        .iter()
+        .position(|p| p.channel == channel && p.ts == ts)?;
+    deliveries
+        .into_iter()
+        .filter(|d| grouped(d, event).is_none())
+        .nth(place)
+        .map(|d| d.template)
 }
 
 /// The group `event` joins on delivery `d`, if the route groups alerts and `event` is one.
 fn group_join(team: &str, d: &Delivery, event: &Event) -> Option<GroupJoin> {
-    let noise = d.noise.as_ref()?;
-    let labels = noise.group_of(event)?;
+    let (noise, labels) = grouped(d, event)?;
     let channel = d.channel.trim_start_matches('#').to_string();
     let lane = lane(team, &channel);
     let mut key = format!("{}\u{1f}{lane}", d.rule);
@@ -191,5 +200,75 @@ impl Pipeline<'_> {
             });
         }
         Ok(new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use sluice_core::route::RoutingConfig;
+
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    struct File {
+        routing: RoutingConfig,
+    }
+
+    fn router(src: &str) -> Router {
+        let file: File = toml::from_str(src).expect("test routing parses");
+        let templates: BTreeSet<String> = ["auto", "alert", "generic", "page"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        Router::new(&file.routing, &templates).expect("test routing compiles")
+    }
+
+    fn post(channel: &str, ts: &str) -> RefSent {
+        RefSent {
+            channel: channel.into(),
+            ts: ts.into(),
+        }
+    }
+
+    /// An alert without a dedup key is redrawn after an action with its route's template, not the built-in card.
+    #[test]
+    fn a_card_is_redrawn_with_the_template_of_the_route_that_posted_it() {
+        let router = router(
+            r#"
+            [routing]
+            default = { channels = ["general"] }
+            [[routing.rule]]
+            name = "db"
+            match = { service = "db" }
+            channels = ["db-alerts", "oncall"]
+            template = "page"
+            continue = true
+            [[routing.rule]]
+            name = "all"
+            match = { kind = "alert" }
+            channels = ["alerts"]
+            template = "generic"
+            "#,
+        );
+        let event: Event = serde_json::from_value(serde_json::json!({
+            "title": "Disk full", "severity": "critical", "status": "firing", "source": "am", "service": "db"
+        }))
+        .unwrap();
+        let posts = [post("C1", "1.1"), post("C2", "2.2"), post("C3", "3.3")];
+        let cases = [
+            ("C1", "1.1", Some("page")),
+            ("C2", "2.2", Some("page")),
+            ("C3", "3.3", Some("generic")),
+            ("C3", "9.9", None),
+        ];
+        for (channel, ts, want) in cases {
+            assert_eq!(
+                card_template(&router, &event, &posts, channel, ts).as_deref(),
+                want,
+                "{channel} {ts}"
+            );
+        }
     }
 }

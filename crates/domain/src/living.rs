@@ -10,11 +10,13 @@
 use serde_json::{json, Value};
 use sluice_core::event::Event;
 use sluice_core::render::{refire_reply, resolved_reply, AlertLife, RenderContext, Renderer};
-use sluice_slack::blocks::fit_message;
+use sluice_slack_wire::blocks::fit_message;
 use sluice_store::{AlertCard, NewOutboxItem};
 use time::OffsetDateTime;
 
-use crate::pipeline::outbox_item;
+use crate::alert;
+use crate::clock::at;
+use crate::outbox::outbox_item;
 
 /// The key of the marker in a living item's args.
 pub const LIVING_KEY: &str = "sluice_living";
@@ -66,12 +68,6 @@ pub fn is_living(args: &Value) -> bool {
     args.get(LIVING_KEY).is_some()
 }
 
-/// A time in milliseconds since the epoch, as the renderer takes it.
-pub(crate) fn at(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
 /// Where the alert stands, in the renderer's terms.
 pub fn life_of(card: &AlertCard) -> AlertLife {
     AlertLife {
@@ -106,13 +102,7 @@ pub fn render(
             card.first_event_id
         )
     })?;
-    let mut life = life_of(card);
-    if let (None, Some((_, _, at_ms))) = (
-        life.resolved_at,
-        actions.iter().find(|(action, _, _)| action == "resolve"),
-    ) {
-        life.resolved_at = Some(at(*at_ms));
-    }
+    let life = alert::life(life_of(card), actions);
     let mut out = match part {
         Part::Card => {
             let ctx = RenderContext {
@@ -122,11 +112,8 @@ pub fn render(
                 count: card.count,
                 now,
             };
-            let mut card = renderer
-                .render_alert(&event, &ctx, &life)
-                .map_err(|e| format!("rendering the alert card: {e}"))?;
-            crate::actions::show_actions(&mut card, actions);
-            card
+            alert::card(renderer, &event, &ctx, Some(&life), actions)
+                .map_err(|e| format!("rendering the alert card: {e}"))?
         }
         Part::ResolvedReply => json!({ "channel": channel, "text": resolved_reply(&event, &life) }),
         Part::RefireReply => json!({ "channel": channel, "text": refire_reply(&event, &life) }),

@@ -1,0 +1,16 @@
+//! Sluice's domain decisions, with no IO: what an accepted event becomes ([`pipeline::Pipeline`]: fate, outbox
+//! rows, dedup and inhibition keys), the silences it is matched against ([`silence::SilenceSet`]), the decisions
+//! people take on an alert ([`verb::Verb`]) and how an alert's card is drawn from the alert as it stands
+//! ([`alert::card`], which the living refresh [`living::render`] and the handlers both use).
+//!
+//! Everything here is a plain function of its arguments: time is passed in, nothing reads the store or calls
+//! Slack. The results are the store's model types, committed by the caller in one `Store::ingest`. The binary's
+//! handlers load, call these, and commit.
+
+pub mod alert;
+pub mod clock;
+pub mod living;
+pub mod outbox;
+pub mod pipeline;
+pub mod silence;
+pub mod verb;
