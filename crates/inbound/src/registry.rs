@@ -9,7 +9,7 @@
 use crate::models::{BlockActions, BlockSuggestion, EventCallback, SelectOption, Shortcut};
 use crate::models::{SlashCommand, ViewClosed, ViewSubmission};
 use crate::outbox::Outbox;
-use crate::respond::{Reply, RespondError, ResponseUrl, Trigger};
+use crate::respond::{Reply, RespondError, ResponseType, ResponseUrl, Trigger};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use sluice_slack::api::{Client, View};
@@ -137,11 +137,30 @@ pub struct Responder {
 
 impl Responder {
     /// Sends `reply` to the user.
+    ///
+    /// A `response_url` that cannot take the reply (expired: 404 or 410; used five times; unreachable) is not the
+    /// end of it: the reply goes through the outbox instead, as if there had been none, so the user is not left with
+    /// nothing. Only a URL that is not Slack's is refused outright.
     pub async fn send(&self, reply: &Reply) -> Result<(), RespondError> {
+        let mut fell_back = false;
         if let Some(url) = &self.response_url {
-            return self.urls.post(url, &reply.to_json()).await;
+            match self.urls.post(url, &reply.to_json()).await {
+                Ok(()) => return Ok(()),
+                Err(
+                    e @ (RespondError::Exhausted
+                    | RespondError::Http { .. }
+                    | RespondError::Transport(_)),
+                ) if self.user_id.is_some() => {
+                    metrics::counter!("sluice_response_url_fallbacks_total").increment(1);
+                    tracing::info!(error = %e, "response_url could not take the reply; sending it through the outbox");
+                    fell_back = true;
+                }
+                Err(e) => return Err(e),
+            }
         }
         let user = self.user_id.as_deref().ok_or(RespondError::NoTarget)?;
+        // A reply the response_url would have shown the whole channel stays public when it is re-routed.
+        let public = fell_back && reply.response_type == ResponseType::InChannel;
         let mut args = reply.to_json();
         if let Some(obj) = args.as_object_mut() {
             obj.remove("response_type");
@@ -149,6 +168,13 @@ impl Responder {
             obj.remove("delete_original");
         }
         match &self.channel_id {
+            Some(channel) if public => {
+                args["channel"] = json!(channel);
+                self.outbox
+                    .enqueue("chat.postMessage", args)
+                    .await
+                    .map_err(RespondError::Outbox)
+            }
             Some(channel) => {
                 args["channel"] = json!(channel);
                 args["user"] = json!(user);

@@ -788,3 +788,52 @@ async fn a_panicking_middleware_tells_the_user_and_the_chain_survives() {
     settle(|| outer_after.load(Ordering::SeqCst) >= 2).await;
     assert_eq!(handled.load(Ordering::SeqCst), 1);
 }
+
+/// Issue 15, defect 6: when the response_url could not take the reply (expired, used five times, unreachable), the
+/// user was left with nothing. The reply now goes through the outbox: ephemeral in the channel, or public there when
+/// it was meant for the whole channel.
+#[tokio::test]
+async fn a_reply_the_response_url_cannot_take_goes_through_the_outbox() {
+    let sink = Sink::start().await;
+    let mut r = Registry::new();
+    r.action("approve", |ctx: Ctx<ActionPayload>| async move {
+        ctx.reply(Reply::ephemeral("Approved."))
+            .await
+            .map_err(|e| HandlerError::new(e.to_string()))?;
+        ctx.reply(Reply::in_channel("Deploy approved by <@U0123ABCD>."))
+            .await
+            .map_err(|e| HandlerError::new(e.to_string()))
+    });
+    let inbound = inbound(r, Arc::new(MemoryOnce::new()), &sink);
+    let mut click = fixture("block_actions");
+    // An expired response_url: Slack answers 404.
+    click["response_url"] = json!(format!("{}/expired/T0/1/abc", sink.base));
+    let resp = routes(inbound.clone())
+        .oneshot(signed(
+            "/slack/interactions",
+            FORM,
+            &interaction_form(&click),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let posts = sink.wait_for(2).await;
+    let ephemeral = posts
+        .iter()
+        .find(|(p, _)| p == "/api/chat.postEphemeral")
+        .expect("an ephemeral fallback");
+    assert_eq!(ephemeral.1["text"], "Approved.");
+    assert_eq!(ephemeral.1["user"], click["user"]["id"]);
+    assert_eq!(ephemeral.1["channel"], click["channel"]["id"]);
+    assert_eq!(
+        ephemeral.1.get("response_type"),
+        None,
+        "a Web API call, not a response_url body"
+    );
+    let public = posts
+        .iter()
+        .find(|(p, _)| p == "/api/chat.postMessage")
+        .expect("the public reply stays public");
+    assert_eq!(public.1["text"], "Deploy approved by <@U0123ABCD>.");
+    assert_eq!(public.1["channel"], click["channel"]["id"]);
+}
