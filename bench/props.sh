@@ -6,6 +6,7 @@
 #
 #   bench/props.sh                       # everything, 100,000 cases each
 #   PROPTEST_CASES=20000 bench/props.sh sluice-core   # one crate, fewer cases
+#   PROPS_OPT_LEVEL=0 BUDGET=60 ROUND=2000 bench/props.sh   # reuse CI's debug build, 60 s each
 #
 # Built with the dev profile (debug assertions and overflow checks on, so arithmetic overflow
 # panics as in CI) at opt-level 1 for the workspace crates too: dependencies are already built
@@ -22,18 +23,29 @@ CRATES=("$@")
 
 export CARGO_INCREMENTAL=0
 export CARGO_PROFILE_DEV_DEBUG=line-tables-only
-export CARGO_PROFILE_DEV_OPT_LEVEL=1
+export CARGO_PROFILE_DEV_OPT_LEVEL=${PROPS_OPT_LEVEL:-1}
 # Shrinking a failure can take long; the failing input is printed either way.
 export PROPTEST_MAX_SHRINK_TIME=${PROPTEST_MAX_SHRINK_TIME:-60000}
 
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo); $TOTAL cases per property, rounds of $ROUND, budget ${BUDGET}s"
 failed=0
+# Build every crate's props binary in one cargo call (even when only some are run): one
+# feature set, so dependencies are not rebuilt between runs.
+pkgs=(-p sluice-core -p sluice-slack -p sluice-sources -p sluice-inbound -p sluice)
+declare -A bins
+while IFS=' ' read -r name exe; do bins[$name]=$exe; done < <(
+    cargo test "${pkgs[@]}" --test props --no-run --message-format=json 2>/dev/null |
+        python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "props":
+        d = m["manifest_path"].split("/")[-2]
+        print(d if d == "sluice" else "sluice-" + d, m["executable"])')
 for crate in "${CRATES[@]}"; do
-    # Build once, then run the test binary directly.
-    bin=$(cargo test -p "$crate" --test props --no-run --message-format=json 2>/dev/null \
-        | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+    bin=${bins[$crate]:-}
     [ -x "$bin" ] || { echo "$crate: build failed"; exit 1; }
-    for prop in $("$bin" --list 2>/dev/null | sed -n 's/: test$//p'); do
+    # Properties only: the unmutated_* tests check the seeds once.
+    for prop in $("$bin" --list 2>/dev/null | sed -n 's/: test$//p' | grep -v "^unmutated_"); do
         start=$(date +%s)
         done_cases=0
         result=ok
