@@ -7,6 +7,7 @@
 #   bench/props.sh                       # everything, 100,000 cases each
 #   PROPTEST_CASES=20000 bench/props.sh sluice-core   # one crate, fewer cases
 #   PROPS_OPT_LEVEL=0 BUDGET=60 ROUND=2000 bench/props.sh   # reuse CI's debug build, 60 s each
+#   PROPS_FILTER='^templates_' bench/props.sh sluice-core  # only the properties matching a regex
 #
 # Built with the dev profile (debug assertions and overflow checks on, so arithmetic overflow
 # panics as in CI) at opt-level 1 for the workspace crates too: dependencies are already built
@@ -45,7 +46,7 @@ for crate in "${CRATES[@]}"; do
     bin=${bins[$crate]:-}
     [ -x "$bin" ] || { echo "$crate: build failed"; exit 1; }
     # Properties only: the unmutated_* tests check the seeds once.
-    for prop in $("$bin" --list 2>/dev/null | sed -n 's/: test$//p' | grep -v "^unmutated_"); do
+    for prop in $("$bin" --list 2>/dev/null | sed -n 's/: test$//p' | grep -v "^unmutated_" | grep -E -- "${PROPS_FILTER:-.}"); do
         start=$(date +%s)
         done_cases=0
         result=ok
