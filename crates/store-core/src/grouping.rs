@@ -6,11 +6,6 @@ use crate::error::corrupt;
 use crate::ingest::{ref_dead_reason, to_json, IngestTx, ItemRow, TouchedLanes};
 use crate::{GroupFlush, StoreError};
 
-pub(crate) fn labels_json(labels: &[(String, String)]) -> Result<String, StoreError> {
-    serde_json::to_string(labels)
-        .map_err(|e| StoreError::Other(format!("cannot serialise group labels: {e}")))
-}
-
 /// A row of [`crate::sql::groups::DUE_GROUPS`] without its alerts and counts (the caller adds them).
 pub(crate) fn group_state(r: &Row) -> Result<crate::GroupState, StoreError> {
     let labels: String = r.get("labels")?;

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 
 use crate::alerting::{alert_root, parse_fate};
 use crate::db::{args, Arg, Conn, Row};
-use crate::grouping::labels_json;
 use crate::sql::{alerts, groups, outbox, values_list};
 use crate::{
     Dedup, Fate, FollowUp, GroupFlush, GroupJoin, InhibitKey, NewEvent, NewOutboxItem, StoreError,
@@ -642,7 +641,7 @@ impl IngestTx for SqlIngest<'_> {
         alert_id: i64,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let labels = labels_json(&g.labels)?;
+        let labels = to_json("group labels", &g.labels)?;
         let group_id: i64 = self
             .c
             .one(
