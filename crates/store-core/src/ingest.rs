@@ -423,22 +423,18 @@ pub(crate) async fn ingest_event(
     }
 
     let alert_id = match (dedup_of(ev), alert) {
-        (Some(d), Alert::New) => {
+        (Some(d), born @ (Alert::New | Alert::NewClosed)) => {
             let alert_id = tx.create_alert(&d.key, &ev.id, now).await?;
             for (lane, item_id) in posts {
                 tx.add_alert_post(alert_id, lane, item_id).await?;
+            }
+            if matches!(born, Alert::NewClosed) {
+                // It never fired: if it fires again within the reopen window, that is its first occurrence.
+                tx.bump_alert(alert_id, 0, now).await?;
+                tx.close_alert(alert_id, now).await?;
+                return Ok(None);
             }
             Some(alert_id)
-        }
-        (Some(d), Alert::NewClosed) => {
-            let alert_id = tx.create_alert(&d.key, &ev.id, now).await?;
-            for (lane, item_id) in posts {
-                tx.add_alert_post(alert_id, lane, item_id).await?;
-            }
-            // It never fired: if it fires again within the reopen window, that is its first occurrence.
-            tx.bump_alert(alert_id, 0, now).await?;
-            tx.close_alert(alert_id, now).await?;
-            return Ok(None);
         }
         (_, Alert::Existing(id)) => Some(id),
         _ => None,
