@@ -156,7 +156,7 @@ YML
 
 start_sim() {
   local port; port=$(free_port)
-  "$SLUICE_BIN" sim --listen "127.0.0.1:$port" >/dev/null 2>&1 &
+  "$SLUICE_BIN" sim --listen "127.0.0.1:$port" --channel bench >/dev/null 2>&1 &
   PIDS+=($!)
   wait_port "$port"
   SIM="127.0.0.1:$port"

@@ -165,10 +165,11 @@ pub fn content(args: &Args) -> Result<Content, ApiError> {
     })
 }
 
-pub fn message_json(m: &Message) -> Value {
+/// A message as Slack's Web API returns it; `team` is the workspace it was posted in.
+pub fn message_json(m: &Message, team: &str) -> Value {
     let mut v = json!({
         "type": "message", "user": m.user, "bot_id": BOT_ID, "text": m.text, "ts": m.ts,
-        "team": Value::Null,
+        "team": team,
     });
     let o = v
         .as_object_mut()
@@ -197,6 +198,25 @@ pub fn message_json(m: &Message) -> Value {
         o.insert("reactions".into(), Value::Array(r));
     }
     v
+}
+
+/// Whether the bot may post in channel `ch`, as Slack decides it: always in a DM or a channel it
+/// is a member of; a private channel it is not in does not exist for it (`channel_not_found`); a
+/// public one needs `chat:write.public` (`not_in_channel`).
+fn bot_may_post(state: &State, ch: usize) -> Result<(), ApiError> {
+    let c = &state.channels[ch];
+    if c.is_im || c.members.contains(BOT_USER_ID) {
+        return Ok(());
+    }
+    if c.is_private {
+        return Err(ApiError::new("channel_not_found"));
+    }
+    match &state.cfg.scopes {
+        Some(granted) if !granted.iter().any(|s| s == "chat:write.public") => {
+            Err(ApiError::new("not_in_channel"))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn channel_arg(state: &State, args: &Args) -> Result<usize, ApiError> {
@@ -322,6 +342,7 @@ fn post_message(state: &mut State, args: &Args, now: Instant) -> Reply {
     let ch = state
         .resolve_for_post(&key, now)
         .ok_or_else(|| ApiError::new("channel_not_found"))?;
+    bot_may_post(state, ch)?;
     let msg = post(
         state,
         ch,
@@ -330,7 +351,9 @@ fn post_message(state: &mut State, args: &Args, now: Instant) -> Reply {
         bool_arg(args, "reply_broadcast"),
         now,
     )?;
-    Ok(json!({"channel": msg.channel, "ts": msg.ts, "message": message_json(&msg)}))
+    Ok(
+        json!({"channel": msg.channel, "ts": msg.ts, "message": message_json(&msg, &state.cfg.team_id)}),
+    )
 }
 
 fn update(state: &mut State, args: &Args) -> Reply {
@@ -355,7 +378,7 @@ fn update(state: &mut State, args: &Args) -> Reply {
     msg.edits += 1;
     let msg = msg.clone();
     Ok(
-        json!({"channel": msg.channel, "ts": msg.ts, "text": msg.text, "message": message_json(&msg)}),
+        json!({"channel": msg.channel, "ts": msg.ts, "text": msg.text, "message": message_json(&msg, &state.cfg.team_id)}),
     )
 }
 
@@ -373,9 +396,14 @@ fn delete(state: &mut State, args: &Args) -> Reply {
 
 fn post_ephemeral(state: &mut State, args: &Args, now: Instant) -> Reply {
     let ch = channel_arg(state, args)?;
+    bot_may_post(state, ch)?;
     let user = str_arg(args, "user").unwrap_or_default();
     if !state.users.iter().any(|u| u.id == user) {
         return Err(ApiError::new("user_not_found"));
+    }
+    // Slack shows an ephemeral only to a member of the channel.
+    if !state.channels[ch].members.contains(&user) {
+        return Err(ApiError::new("user_not_in_channel"));
     }
     let c = content(args)?;
     let ts = state.next_ts(now);
@@ -392,6 +420,7 @@ fn post_ephemeral(state: &mut State, args: &Args, now: Instant) -> Reply {
 
 fn schedule(state: &mut State, args: &Args, now: Instant) -> Reply {
     let ch = channel_arg(state, args)?;
+    bot_may_post(state, ch)?;
     let post_at: u64 = str_arg(args, "post_at")
         .and_then(|s| s.parse::<f64>().ok())
         .filter(|t| t.is_finite() && *t >= 0.0)
@@ -408,7 +437,8 @@ fn schedule(state: &mut State, args: &Args, now: Instant) -> Reply {
     let thread_ts = thread_parent(state, ch, str_arg(args, "thread_ts"))?;
     let id = state.next_scheduled_id();
     let channel = state.channels[ch].id.clone();
-    let message = json!({"type": "message", "text": c.text, "blocks": c.blocks, "user": BOT_USER_ID, "bot_id": BOT_ID});
+    let message = json!({"type": "message", "text": c.text, "blocks": c.blocks, "user": BOT_USER_ID,
+                         "bot_id": BOT_ID, "team": state.cfg.team_id});
     state.scheduled.push(crate::state::Scheduled {
         id: id.clone(),
         channel: channel.clone(),
@@ -516,8 +546,8 @@ fn set_topic(state: &mut State, args: &Args) -> Reply {
     Ok(json!({"channel": state.channels[ch].info_json()}))
 }
 
-fn with_thread_info(channel: &crate::state::Channel, m: &Message) -> Value {
-    let mut v = message_json(m);
+fn with_thread_info(channel: &crate::state::Channel, m: &Message, team: &str) -> Value {
+    let mut v = message_json(m, team);
     let replies: Vec<&Message> = channel
         .messages
         .iter()
@@ -555,7 +585,7 @@ fn history(state: &State, args: &Args) -> Reply {
             Some(l) => num(&m.ts) < num(l),
             None => true,
         })
-        .map(|m| with_thread_info(channel, m))
+        .map(|m| with_thread_info(channel, m, &state.cfg.team_id))
         .collect();
     let (messages, next) = page(&newest_first, args, 100);
     Ok(
@@ -575,7 +605,7 @@ fn replies(state: &State, args: &Args) -> Reply {
         .messages
         .iter()
         .filter(|m| m.ts == root || m.thread_ts.as_deref() == Some(root.as_str()))
-        .map(|m| with_thread_info(channel, m))
+        .map(|m| with_thread_info(channel, m, &state.cfg.team_id))
         .collect();
     let (messages, next) = page(&all, args, 1000);
     Ok(

@@ -41,6 +41,8 @@ pub fn router(sim: Simulator) -> Router {
         .route("/sim/socket", get(socket_upgrade))
         .route("/sim/app_url", post(set_app_url))
         .route("/sim/user/{action}", post(user_action))
+        .route("/sim/channels", post(sim_create_channel))
+        .route("/sim/socket/{control}", post(socket_control))
         .with_state(sim)
 }
 
@@ -747,6 +749,66 @@ struct AppUrl {
 async fn set_app_url(AxState(sim): AxState<Simulator>, Json(body): Json<AppUrl>) -> Json<Value> {
     sim.set_app_base_url(body.url);
     Json(json!({"ok": true}))
+}
+
+/// The body of `POST /sim/channels`: a channel made by a person, not by the bot.
+#[derive(Deserialize)]
+struct NewChannel {
+    name: String,
+    #[serde(default)]
+    private: bool,
+    #[serde(default)]
+    members: Vec<String>,
+    /// Whether the bot is a member (a person adds it with `/invite @app`).
+    #[serde(default)]
+    bot: bool,
+}
+
+/// `POST /sim/channels`: create a channel as a user would, to test how the app copes with channels
+/// it is not in and users who are not in a channel.
+async fn sim_create_channel(AxState(sim): AxState<Simulator>, body: Bytes) -> Response {
+    let c: NewChannel = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"ok": false, "error": format!("invalid body: {e}; expected {{\"name\", \"private\", \"members\", \"bot\"}}")})),
+            )
+                .into_response()
+        }
+    };
+    match sim.create_channel_as_user(&c.name, c.private, &c.members, c.bot) {
+        Ok(info) => Json(json!({"ok": true, "channel": info})).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"ok": false, "error": e})),
+        )
+            .into_response(),
+    }
+}
+
+/// `POST /sim/socket/refresh|drop`: Slack's two ways of ending a Socket Mode connection, for any
+/// client under test (`refresh` asks the oldest connection to reconnect; `drop` cuts it).
+async fn socket_control(AxState(sim): AxState<Simulator>, Path(control): Path<String>) -> Response {
+    if sim.socket_connections() == 0 {
+        return (
+            StatusCode::CONFLICT,
+            Json(json!({"ok": false, "error": "no Socket Mode connection is open"})),
+        )
+            .into_response();
+    }
+    match control.as_str() {
+        "refresh" => sim.socket_refresh().await,
+        "drop" => sim.socket_drop().await,
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({"ok": false, "error": format!("no socket control {control:?}: try refresh or drop")})),
+            )
+                .into_response()
+        }
+    }
+    Json(json!({"ok": true, "connections": sim.socket_connections()})).into_response()
 }
 
 /// The body of `POST /sim/user/{action}`: the arguments of the library method of that name.

@@ -309,7 +309,7 @@ impl Simulator {
                         channel: channel_id.clone(),
                         ts: ts.to_string(),
                     })?;
-            let mut message = api::message_json(&msg);
+            let mut message = api::message_json(&msg, &state.cfg.team_id);
             let (block_id, element) =
                 find_action(&mut message["blocks"], action_id).ok_or_else(|| {
                     SimError::UnknownAction {

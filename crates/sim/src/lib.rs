@@ -50,7 +50,8 @@ pub struct SimConfig {
     pub bot_tokens: Vec<String>,
     pub team_id: String,
     pub enforce_rate_limits: bool,
-    /// Posting to an unknown (valid) channel name creates the channel.
+    /// Posting to an unknown (valid) channel name creates the channel. Off by default, as in
+    /// Slack, where posting to a channel that does not exist answers `channel_not_found`.
     pub auto_create_channels: bool,
     /// Channel names created at start, in order (ids C000001, C000002, …).
     pub channels: Vec<String>,
@@ -95,7 +96,7 @@ impl Default for SimConfig {
             bot_tokens: vec![DEFAULT_TOKEN.into()],
             team_id: "T0SIM".into(),
             enforce_rate_limits: true,
-            auto_create_channels: true,
+            auto_create_channels: false,
             channels: Vec::new(),
             webhooks: Vec::new(),
             scopes: None,
@@ -185,6 +186,26 @@ impl Simulator {
     }
 
     /// Views opened, pushed or published, by id.
+    /// Creates a channel as a person would (see [`state::State::create_user_channel`]) and returns
+    /// its `conversations.info` shape.
+    pub fn create_channel_as_user(
+        &self,
+        name: &str,
+        is_private: bool,
+        members: &[String],
+        with_bot: bool,
+    ) -> Result<serde_json::Value, String> {
+        let mut state = self.lock();
+        let now = state.clock.now();
+        let i = state.create_user_channel(name, is_private, members, with_bot, now)?;
+        Ok(state.channels[i].info_json())
+    }
+
+    /// The ids of the workspace's people (not the bot).
+    pub fn user_ids(&self) -> Vec<String> {
+        self.lock().users.iter().map(|u| u.id.clone()).collect()
+    }
+
     pub fn views(&self) -> Vec<View> {
         self.lock().views.values().cloned().collect()
     }

@@ -82,7 +82,7 @@ impl Channel {
             "id": self.id, "name": self.name, "created": self.created,
             "is_channel": !self.is_im && !self.is_private, "is_group": self.is_private,
             "is_im": self.is_im, "is_private": self.is_private, "is_archived": false,
-            "is_member": true, "num_members": self.members.len(),
+            "is_member": self.members.contains(BOT_USER_ID), "num_members": self.members.len(),
             "topic": {"value": self.topic, "creator": "", "last_set": 0},
             "purpose": {"value": "", "creator": "", "last_set": 0},
         })
@@ -299,6 +299,38 @@ impl State {
             messages: Vec::new(),
         });
         self.channels.len() - 1
+    }
+
+    /// Creates a channel the way a person would in Slack's client: with the members they chose,
+    /// the bot among them only if `with_bot`.
+    pub fn create_user_channel(
+        &mut self,
+        name: &str,
+        is_private: bool,
+        members: &[String],
+        with_bot: bool,
+        now: Instant,
+    ) -> Result<usize, String> {
+        let name = name.trim_start_matches('#');
+        if !is_valid_channel_name(name) {
+            return Err(format!("`{name}` is not a valid channel name"));
+        }
+        if self.channel_index(name).is_some() {
+            return Err(format!("a channel named `{name}` exists"));
+        }
+        if let Some(u) = members
+            .iter()
+            .find(|m| !self.users.iter().any(|u| &u.id == *m))
+        {
+            return Err(format!("no user `{u}` in the workspace"));
+        }
+        let i = self.create_channel(name, is_private, now);
+        let c = &mut self.channels[i];
+        c.members.extend(members.iter().cloned());
+        if !with_bot {
+            c.members.remove(BOT_USER_ID);
+        }
+        Ok(i)
     }
 
     /// Finds a channel by id ("C000001"), name ("alerts") or "#alerts".

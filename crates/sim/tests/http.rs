@@ -55,6 +55,7 @@ async fn token_is_checked_from_header_or_form_field() {
 async fn missing_scope_is_reported_with_the_scope_needed() {
     let sim = Simulator::new(SimConfig {
         scopes: Some(vec!["chat:write".into()]),
+        channels: vec!["a".into()],
         ..SimConfig::default()
     });
     let app = sim.router();
@@ -176,20 +177,16 @@ async fn posts_are_read_back_in_order_with_increasing_ts_and_threads() {
 }
 
 #[tokio::test]
-async fn unknown_channels_are_created_by_name_unless_turned_off() {
+async fn posting_to_an_unknown_channel_is_refused_as_slack_does_unless_auto_create_is_on() {
     let (sim, app) = sim_unlimited();
     let r = api(
         &app,
         "chat.postMessage",
         json!({"channel": "#new-one", "text": "hi"}),
     )
-    .await
-    .json();
-    assert_eq!(r["ok"], true);
-    assert!(sim
-        .channels()
-        .iter()
-        .any(|c| c.name == "new-one" && c.messages == 1));
+    .await;
+    assert_eq!(r.error().as_deref(), Some("channel_not_found"));
+    assert!(!sim.channels().iter().any(|c| c.name == "new-one"));
     // An id that does not exist is never a name.
     let r = api(
         &app,
@@ -207,18 +204,103 @@ async fn unknown_channels_are_created_by_name_unless_turned_off() {
     .await
     .json();
     assert!(r["channel"].as_str().unwrap().starts_with('D'), "{r}");
+    assert_eq!(
+        r["message"]["team"], "T0SIM",
+        "message.team is the workspace"
+    );
 
-    let strict = Simulator::new(SimConfig {
-        auto_create_channels: false,
+    let lenient = Simulator::new(SimConfig {
+        auto_create_channels: true,
         ..SimConfig::default()
     });
     let r = api(
-        &strict.router(),
+        &lenient.router(),
         "chat.postMessage",
         json!({"channel": "new-one", "text": "hi"}),
     )
+    .await
+    .json();
+    assert_eq!(r["ok"], true, "{r}");
+    assert!(lenient
+        .channels()
+        .iter()
+        .any(|c| c.name == "new-one" && c.messages == 1));
+}
+
+#[tokio::test]
+async fn channels_the_bot_is_not_in_and_users_not_in_a_channel_are_refused_as_slack_does() {
+    let (sim, app) = sim_unlimited();
+    let made = post_json(
+        &app,
+        "/sim/channels",
+        json!({"name": "secret", "private": true, "members": ["U0001"]}),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::OK);
+    assert_eq!(made.json()["channel"]["is_member"], false);
+    post_json(
+        &app,
+        "/sim/channels",
+        json!({"name": "lobby", "members": ["U0001"]}),
+    )
+    .await;
+    post_json(
+        &app,
+        "/sim/channels",
+        json!({"name": "team", "members": ["U0001"], "bot": true}),
+    )
+    .await;
+    // A private channel the bot is not in does not exist for it.
+    let r = api(
+        &app,
+        "chat.postMessage",
+        json!({"channel": "secret", "text": "x"}),
+    )
     .await;
     assert_eq!(r.error().as_deref(), Some("channel_not_found"));
+    // A public one takes the post only with chat:write.public, which the default grants.
+    let r = api(
+        &app,
+        "chat.postMessage",
+        json!({"channel": "lobby", "text": "x"}),
+    )
+    .await;
+    assert_eq!(r.json()["ok"], true);
+    let narrow = Simulator::new(SimConfig {
+        scopes: Some(vec!["chat:write".into()]),
+        ..SimConfig::default()
+    });
+    let narrow_app = narrow.router();
+    post_json(&narrow_app, "/sim/channels", json!({"name": "lobby"})).await;
+    let r = api(
+        &narrow_app,
+        "chat.postMessage",
+        json!({"channel": "lobby", "text": "x"}),
+    )
+    .await;
+    assert_eq!(r.error().as_deref(), Some("not_in_channel"));
+
+    // An ephemeral reaches only a member of the channel.
+    let eph = |user: &str| json!({"channel": "team", "user": user, "text": "only you"});
+    assert_eq!(
+        api(&app, "chat.postEphemeral", eph("U0001")).await.json()["ok"],
+        true
+    );
+    let r = api(&app, "chat.postEphemeral", eph("U0002")).await;
+    assert_eq!(r.error().as_deref(), Some("user_not_in_channel"));
+    assert_eq!(sim.ephemerals(Some("U0002")).len(), 0);
+
+    // Mistakes in the request say what is wrong.
+    for (body, says) in [
+        (json!({"name": "Bad Name"}), "not a valid channel name"),
+        (json!({"name": "team"}), "exists"),
+        (json!({"name": "other", "members": ["U9999"]}), "no user"),
+        (json!({"nom": "x"}), "invalid body"),
+    ] {
+        let r = post_json(&app, "/sim/channels", body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.json()["error"].as_str().unwrap().contains(says), "{says}");
+    }
 }
 
 #[tokio::test]
@@ -595,7 +677,8 @@ async fn a_burst_to_one_channel_gets_429_while_another_channel_is_unaffected() {
     assert_eq!(last_429.channel, Some(sim.channels()[0].id.clone()));
     assert_eq!(sim.messages("alerts").len(), 4);
 
-    // A channel created by its first post shares one bucket across its name and new id.
+    // A channel made while the app runs shares one bucket across its name and its id.
+    post_json(&app, "/sim/channels", json!({"name": "fresh", "bot": true})).await;
     let first = post("#fresh").await.json();
     for _ in 0..3 {
         assert_eq!(post("fresh").await.status, StatusCode::OK);

@@ -334,6 +334,38 @@ async fn drop_closes_without_a_close_frame() {
 }
 
 #[tokio::test]
+async fn refresh_and_drop_are_reachable_over_http_for_any_client() {
+    let (sim, running) = start(SimConfig {
+        socket_refresh_grace: Duration::from_millis(200),
+        ..SimConfig::default()
+    })
+    .await;
+    let control = |what: &str| {
+        let url = format!("{}/sim/socket/{what}", running.url());
+        async move {
+            let r = reqwest::Client::new().post(url).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = control("refresh").await;
+    assert_eq!(status, 409, "nothing to refresh: {body}");
+    let (mut ws, _) = connect(&running).await;
+    let (status, body) = control("refresh").await;
+    assert_eq!((status, &body["connections"]), (200, &json!(0)), "{body}");
+    assert_eq!(next_json(&mut ws).await["reason"], "refresh_requested");
+
+    let (mut ws, _) = connect(&running).await;
+    let (status, _) = control("drop").await;
+    assert_eq!(status, 200);
+    let end = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
+    assert!(
+        matches!(end, None | Some(Err(_))),
+        "dropped without a close frame: {end:?}"
+    );
+    assert_eq!(sim.socket_connections(), 0);
+}
+
+#[tokio::test]
 async fn tickets_are_single_use() {
     let (_sim, running) = start(SimConfig::default()).await;
     let opened: Value = reqwest::Client::new()

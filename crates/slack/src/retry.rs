@@ -42,11 +42,11 @@ pub const ALREADY_DONE_ERRORS: &[&str] = &["already_reacted", "already_in_channe
 pub const PERMANENT_ERRORS: &[(&str, &str)] = &[
     (
         "channel_not_found",
-        "the channel does not exist or the bot cannot see it",
+        "no such channel, or a private one the app is not in: check the channel name, or /invite the app",
     ),
     (
         "not_in_channel",
-        "invite the bot to the channel (or grant chat:write.public)",
+        "the app is not in the channel: /invite the app, or grant chat:write.public",
     ),
     ("is_archived", "the channel is archived"),
     ("channel_is_archived", "the channel is archived"),

@@ -62,6 +62,13 @@ pub async fn run(data_dir: &Path, wait: bool) -> anyhow::Result<()> {
         .replace("{data_dir}", &data_dir.display().to_string())
         .replace("{api_base}", &format!("http://{sim_addr}/api/"))
         .replace("{sim_addr}", &sim_addr.to_string());
+    // The workspace has the channels the config names, with everyone in them, and no other: a
+    // channel the config misspells is refused as Slack would refuse it.
+    let people = sim.user_ids();
+    for name in channels_named(&text)? {
+        sim.create_channel_as_user(&name, false, &people, true)
+            .map_err(|e| anyhow::anyhow!("demo channel {name}: {e}"))?;
+    }
     let config_path = data_dir.join("sluice.toml");
     std::fs::write(&config_path, &text)?;
     let config = Config::load(&config_path, &ProcessEnv).map_err(|problems| {
@@ -95,6 +102,35 @@ pub async fn run(data_dir: &Path, wait: bool) -> anyhow::Result<()> {
     running.stop().await;
     sim_running.shutdown();
     Ok(())
+}
+
+/// Every channel a config names: `channels = [...]` anywhere, and `channel` / `escalate_channel`.
+fn channels_named(config: &str) -> anyhow::Result<Vec<String>> {
+    fn walk(v: &toml::Value, out: &mut Vec<String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    match (k.as_str(), v) {
+                        ("channels", toml::Value::Array(a)) => {
+                            out.extend(a.iter().filter_map(|c| c.as_str()).map(String::from))
+                        }
+                        ("channel" | "escalate_channel", toml::Value::String(c)) => {
+                            out.push(c.clone())
+                        }
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            toml::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let value: toml::Value = toml::from_str(config).context("the demo config is not TOML")?;
+    let mut out = Vec::new();
+    walk(&value, &mut out);
+    let mut seen = std::collections::BTreeSet::new();
+    out.retain(|c| seen.insert(c.trim_start_matches('#').to_string()));
+    Ok(out)
 }
 
 fn event(

@@ -45,6 +45,13 @@ enum Command {
     Sim {
         #[arg(long, default_value = "127.0.0.1:9999")]
         listen: std::net::SocketAddr,
+        /// A channel that exists from the start, with the bot and every simulated person in it
+        /// (repeat for more). Posting to any other channel answers `channel_not_found`, as Slack does.
+        #[arg(long = "channel", value_name = "NAME")]
+        channels: Vec<String>,
+        /// Create a channel when something posts to an unknown name (unlike Slack).
+        #[arg(long)]
+        auto_create_channels: bool,
     },
     /// Validate a config file: every problem with its line and the fix.
     Check {
@@ -248,9 +255,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sluice::demo::run(&data_dir, !no_wait).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Sim { listen } => {
+        Command::Sim {
+            listen,
+            channels,
+            auto_create_channels,
+        } => {
             init_logs(LogFormat::Pretty);
-            let sim = sluice_sim::Simulator::new(sluice_sim::SimConfig::default());
+            let sim = sluice_sim::Simulator::new(sluice_sim::SimConfig {
+                auto_create_channels,
+                ..sluice_sim::SimConfig::default()
+            });
+            let people = sim.user_ids();
+            for name in &channels {
+                sim.create_channel_as_user(name, false, &people, true)
+                    .map_err(|e| anyhow::anyhow!("--channel {name}: {e}"))?;
+            }
             let running = sim.serve(listen).await?;
             println!(
                 "Slack simulator on http://{}/ (Web API at http://{}/api/, token {})",

@@ -97,7 +97,10 @@ async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> boo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_then_dead_letter_then_replay_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = Simulator::new(SimConfig::default());
+    let sim = Simulator::new(SimConfig {
+        channels: vec!["ops".into()],
+        ..SimConfig::default()
+    });
     let sim_run = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     std::fs::write(dir.path().join("token"), sluice_sim::DEFAULT_TOKEN).unwrap();
     let cfg = dir.path().join("sluice.toml");

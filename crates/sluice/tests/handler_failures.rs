@@ -24,6 +24,8 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_or_failing_handler_tells_the_user_through_the_response_url() {
     let sim = Simulator::new(SimConfig::default());
+    sim.create_channel_as_user("ops", false, &sim.user_ids(), true)
+        .unwrap();
     let sim_run = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
 
     let mut registry = Registry::new();

@@ -318,7 +318,11 @@ async fn main() -> anyhow::Result<()> {
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.path().display()));
-    let sim = Simulator::new(SimConfig::default());
+    // The benchmark routes to many channels by label; they appear on first use.
+    let sim = Simulator::new(SimConfig {
+        auto_create_channels: true,
+        ..SimConfig::default()
+    });
     let sim_run = sim.serve("127.0.0.1:0".parse()?).await?;
     let mut servers = Vec::new();
     for n in 0..args.replicas {

@@ -135,8 +135,14 @@ pub fn start_sluice(config: &Path) -> Sluice {
     }
 }
 
+/// A simulator that creates a channel on the first post to it: these tests route to many channels
+/// by label and are about delivery, not workspace set-up. What Sluice does with a channel that does
+/// not exist, or that the bot is not in, is tested against the strict default (`strict_channels.rs`).
 pub async fn start_sim() -> (Simulator, sluice_sim::RunningSim) {
-    let sim = Simulator::new(SimConfig::default());
+    let sim = Simulator::new(SimConfig {
+        auto_create_channels: true,
+        ..SimConfig::default()
+    });
     let running = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     (sim, running)
 }
