@@ -244,16 +244,21 @@ async fn an_unauthorised_click_or_reaction_is_refused_and_a_channel_member_may_a
         .await
         .unwrap();
     sim.react(&channel, &ts, "eyes", "U0003").await.unwrap();
+    // The click is answered through its response_url. The reaction has none, and Slack refuses an
+    // ephemeral to Carol, who is not in the channel: she is told in a direct message that names it.
     wait_until(
-        "two refusals for carol: by response_url and by chat.postEphemeral",
+        "two refusals for carol: by response_url and by direct message",
         Duration::from_secs(15),
         || {
-            let e = sim.ephemerals(Some("U0003"));
-            e.iter()
-                .filter(|e| e.text.contains("not allowed to acknowledge"))
-                .count()
-                == 2
-                && e.iter().any(|e| e.via == "chat.postEphemeral")
+            let by_url = sim
+                .ephemerals(Some("U0003"))
+                .iter()
+                .any(|e| e.via == "response_url" && e.text.contains("not allowed to acknowledge"));
+            let by_dm = sim.messages("U0003").iter().any(|m| {
+                m.text.contains("not allowed to acknowledge")
+                    && m.text.contains(&format!("In <#{channel}>"))
+            });
+            by_url && by_dm
         },
     )
     .await;

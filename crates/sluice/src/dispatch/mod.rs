@@ -20,7 +20,7 @@ pub use gate::RateGate;
 
 use serde_json::Value;
 use sluice_core::render::Renderer;
-use sluice_slack::api::Client;
+use sluice_slack::api::{Client, SlackError};
 use sluice_slack::ratelimit::RateKey;
 use sluice_slack::retry::{backoff, classify, Outcome};
 use sluice_store::{OutboxItem, Store, StoreError};
@@ -245,8 +245,10 @@ impl Dispatcher {
 
     /// Send one item until it is delivered or dead-lettered (or the lease is lost).
     async fn deliver(&self, mut item: OutboxItem, lost: &AtomicBool) -> Result<(), StoreError> {
-        let key = RateKey::for_call(&item.team, &item.method, Some(&item.channel));
+        let mut key = RateKey::for_call(&item.team, &item.method, Some(&item.channel));
         let mut args = item.args.clone();
+        // Set once an ephemeral is re-sent as a direct message: `args` then holds the DM.
+        let mut as_dm = false;
         loop {
             let wait_ms = item.next_attempt_at_ms - now_ms();
             if wait_ms > 0 {
@@ -283,7 +285,7 @@ impl Dispatcher {
                     }
                 }
             }
-            if let Some(r) = &item.ref_sent {
+            if let Some(r) = item.ref_sent.as_ref().filter(|_| !as_dm) {
                 args["channel"] = Value::String(r.channel.clone());
                 // A message posted with a reference is a reply in the referenced message's thread.
                 let at = if item.method == "chat.postMessage" {
@@ -306,6 +308,25 @@ impl Dispatcher {
             };
             metrics::counter!("sluice_slack_calls_total", "method" => item.method.clone(), "outcome" => label)
                 .increment(1);
+            // Slack shows an ephemeral only to a member of the channel; someone who acted in a
+            // channel they never joined is told in a direct message instead.
+            let dm = match &outcome {
+                Outcome::DeadLetter(_) if is_dm_fallback(&item.method, &result) => {
+                    sluice_domain::outbox::ephemeral_as_dm(&args)
+                }
+                _ => None,
+            };
+            if let Some(dm) = dm {
+                debug!(
+                    item = item.id,
+                    "user_not_in_channel: sending as a direct message"
+                );
+                item.method = "chat.postMessage".into();
+                as_dm = true;
+                key = RateKey::for_call(&item.team, &item.method, dm["channel"].as_str());
+                args = dm;
+                continue;
+            }
             let now = now_ms();
             match outcome {
                 Outcome::Delivered => {
@@ -386,4 +407,11 @@ impl Dispatcher {
         item.next_attempt_at_ms = at;
         Ok(())
     }
+}
+
+/// Whether a refused call is an ephemeral whose user is not in the channel, which is sent again as
+/// a direct message ([`sluice_domain::outbox::ephemeral_as_dm`]).
+fn is_dm_fallback(method: &str, result: &Result<Value, SlackError>) -> bool {
+    method == "chat.postEphemeral"
+        && matches!(result, Err(SlackError::Api { error, .. }) if error == "user_not_in_channel")
 }
