@@ -326,7 +326,7 @@ mod tests {
             (
                 "not_in_channel",
                 api("not_in_channel"),
-                Want::DeadLetter("invite the bot"),
+                Want::DeadLetter("/invite the app"),
             ),
             (
                 "is_archived",

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
+use axum::http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH};
+use axum::http::HeaderValue;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -96,8 +97,10 @@ async fn admit(
         )
         .into_response();
     };
+    // The rest of such a body is never read, so the connection cannot carry another request: say so, or a client
+    // that pools connections sends its next request down one the server is closing.
     let too_large = || {
-        ApiError::new(
+        let mut r = ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
             format!(
@@ -105,7 +108,10 @@ async fn admit(
                 gate.body_limit
             ),
         )
-        .into_response()
+        .into_response();
+        r.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        r
     };
     let declared = request
         .headers()
@@ -126,7 +132,7 @@ async fn admit(
         }
         Err(_) => {
             metrics::counter!("sluice_http_body_timeouts_total", "pool" => name).increment(1);
-            return ApiError::new(
+            let mut r = ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "body_timeout",
                 format!(
@@ -135,6 +141,9 @@ async fn admit(
                 ),
             )
             .into_response();
+            r.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            return r;
         }
     };
     next.run(Request::from_parts(parts, Body::from(bytes)))
