@@ -333,6 +333,10 @@ async fn web_api(
         answer
     };
     tracing::debug!(%method, status = answer.status.as_u16(), "sim web api call");
+    let done_but_unanswered = sim.lock().faults.faults.answer_latency_ms;
+    if done_but_unanswered > 0 {
+        tokio::time::sleep(Duration::from_millis(done_but_unanswered)).await;
+    }
     let resp = (answer.status, Json(answer.body)).into_response();
     with_retry_after(resp, answer.retry_after)
 }
@@ -517,6 +521,7 @@ fn faults_json(state: &State, now: Instant) -> Value {
         "error_rate": f.error_rate,
         "method_error": f.method_error,
         "latency_ms": f.latency_ms,
+        "answer_latency_ms": f.answer_latency_ms,
         "outage_secs_left": f.outage_until.map(|u| u.saturating_duration_since(now).as_secs_f64()),
         "storm_retry_after": state.faults.storm_retry_after(now),
         "channel_429": f.channel_429,
@@ -558,6 +563,9 @@ async fn post_faults(AxState(sim): AxState<Simulator>, body: Bytes) -> Response 
     }
     if let Some(l) = patch.latency_ms {
         fs.faults.latency_ms = l;
+    }
+    if let Some(l) = patch.answer_latency_ms {
+        fs.faults.answer_latency_ms = l;
     }
     if let Some(secs) = patch.outage_secs {
         fs.faults.outage_until = Some(now + Duration::from_secs(secs));

@@ -113,6 +113,9 @@ pub struct Faults {
     pub method_error: Option<(String, String)>,
     /// Delay added before every call is answered.
     pub latency_ms: u64,
+    /// Delay between carrying out a Web API call and answering it: Slack has done it, the caller waits. A caller
+    /// that times out or dies in this window never hears of a post that was made.
+    pub answer_latency_ms: u64,
     /// Until then every call is answered HTTP 503. Not serialised: an `Instant` has no wire form;
     /// over HTTP use `outage_secs`.
     #[serde(skip)]
@@ -131,6 +134,7 @@ pub struct FaultsPatch {
     pub error_rate: Option<f64>,
     pub method_error: Option<(String, String)>,
     pub latency_ms: Option<u64>,
+    pub answer_latency_ms: Option<u64>,
     pub outage_secs: Option<u64>,
     pub storm_secs: Option<u64>,
     /// Retry-After for `storm_secs` (default 1).

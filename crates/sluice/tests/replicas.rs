@@ -232,7 +232,7 @@ group_interval = "2s"
     pool.close().await;
     let leader = replicas
         .iter()
-        .position(|r| owner.starts_with(&format!("{}-", r.child.id())))
+        .position(|r| owner.contains(&format!("/{}-", r.child.id())))
         .unwrap_or_else(|| panic!("no replica owns the flusher lease {owner}"));
     let mut gone = replicas.remove(leader);
     let survivor = replicas.pop().unwrap();

@@ -71,6 +71,23 @@ pub trait Store: Send + Sync + 'static {
     /// Gives a lane back (no-op if `owner` does not hold it).
     async fn release_lane(&self, owner: &str, lane: &str) -> Result<(), StoreError>;
 
+    /// The owners that hold a lane lease at `now_ms`.
+    async fn lease_holders(&self, now_ms: i64) -> Result<Vec<String>, StoreError>;
+
+    /// Ends `owner`'s leases now, keeping it as their last holder. A dispatcher calls it at start for the leases of
+    /// its own host's earlier runs that are gone (a crash, a SIGKILL), so it need not wait for them to run out.
+    /// Returns how many ended.
+    async fn expire_leases(&self, owner: &str, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Records that a non-idempotent call of `item_id` (a post) is about to start (the first such time is kept). Until
+    /// the outcome is recorded, the item reads back with `sending_at_ms`, which tells the next attempt — after a crash, a timeout or a lost
+    /// lease — to look in Slack for the post before sending it again.
+    async fn mark_sending(&self, item_id: i64, now_ms: i64) -> Result<(), StoreError>;
+
+    /// The channel id Slack gave the lane's latest sent item (lanes are often named by channel name, while Slack's
+    /// history reads need the id), if one is still stored.
+    async fn lane_channel_id(&self, lane: &str) -> Result<Option<String>, StoreError>;
+
     /// Pending items of a lane in send order (id order), at most `limit`.
     async fn lane_items(&self, lane: &str, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
 

@@ -317,6 +317,9 @@ pub struct OutboxItem {
     pub attempts: u32,
     pub created_at_ms: i64,
     pub next_attempt_at_ms: i64,
+    /// When a call of this item last started without its outcome being recorded
+    /// ([`crate::Store::mark_sending`]): it may have reached Slack, so look for it before sending again.
+    pub sending_at_ms: Option<i64>,
     /// For an item linked to a post: the post's sent channel + ts, or `None` while it is not sent.
     pub ref_sent: Option<RefSent>,
     /// The item is linked to a post that is not sent yet: do not send it now.

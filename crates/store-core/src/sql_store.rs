@@ -586,6 +586,40 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(())
     }
 
+    async fn lease_holders(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(&coordination::LEASE_HOLDERS, args![now_ms])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
+    async fn expire_leases(&self, owner: &str, now_ms: i64) -> Result<u64, StoreError> {
+        let mut c = self.backend.write().await?;
+        c.exec(&coordination::EXPIRE_LEASES, args![owner, now_ms])
+            .await
+    }
+
+    async fn mark_sending(&self, item_id: i64, now_ms: i64) -> Result<(), StoreError> {
+        let mut c = self.backend.write().await?;
+        let n = c
+            .exec(&outbox::MARK_SENDING, args![now_ms, item_id])
+            .await?;
+        if n == 0 {
+            return Err(not_pending(&mut *c, item_id).await);
+        }
+        Ok(())
+    }
+
+    async fn lane_channel_id(&self, lane: &str) -> Result<Option<String>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.opt(&outbox::LANE_CHANNEL_ID, args![lane])
+            .await?
+            .map(|r| r.get(0))
+            .transpose()
+    }
+
     async fn lane_items(&self, lane: &str, max: usize) -> Result<Vec<OutboxItem>, StoreError> {
         let mut c = self.backend.read().await?;
         c.all(&outbox::LANE_ITEMS, args![lane, limit(max)])
@@ -613,6 +647,7 @@ impl<B: Backend> Store for SqlStore<B> {
                     attempts: attempts(r.get("attempts")?),
                     created_at_ms: r.get("created_at_ms")?,
                     next_attempt_at_ms: r.get("next_attempt_at_ms")?,
+                    sending_at_ms: r.get("sending_at_ms")?,
                     ref_pending: ref_id.is_some() && ref_sent.is_none(),
                     ref_sent,
                 })

@@ -206,6 +206,7 @@ conformance!(
     resolve_links_update_to_the_post_in_the_same_lane,
     two_owners_never_hold_one_lane,
     expired_lease_is_taken_over_and_release_frees_a_lane,
+    a_gone_holders_leases_end_at_once_and_a_started_post_reads_back_as_maybe_sent,
     concurrent_claims_never_overlap,
     lane_items_come_out_in_ingest_order,
     mark_sent_retry_and_dead_are_visible_in_event,
@@ -814,6 +815,77 @@ async fn expired_lease_is_taken_over_and_release_frees_a_lane(ctx: Ctx) {
         .await
         .expect("claim")
         .is_empty());
+}
+
+/// What the dispatcher needs to post nothing twice after a crash: a started post reads back as possibly sent (with
+/// its first attempt's time), a lane's channel id is known from its sent items, and a gone holder's leases can be
+/// ended at once without touching anyone else's.
+async fn a_gone_holders_leases_end_at_once_and_a_started_post_reads_back_as_maybe_sent(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![
+        event("e1", T0, vec![item("A", "chat.postMessage", 1)]),
+        event("e2", T0, vec![item("A", "chat.postMessage", 2)]),
+        event("e3", T0, vec![item("B", "chat.postMessage", 3)]),
+    ])
+    .await
+    .expect("ingest");
+    assert_eq!(head(s, "T1:A").await.sending_at_ms, None);
+    assert_eq!(s.lane_channel_id("T1:A").await.expect("channel id"), None);
+    let first = head(s, "T1:A").await.id;
+    s.mark_sent(first, "C0AAA01", "1.1", T0)
+        .await
+        .expect("sent");
+    assert_eq!(
+        s.lane_channel_id("T1:A")
+            .await
+            .expect("channel id")
+            .as_deref(),
+        Some("C0AAA01")
+    );
+    let second = head(s, "T1:A").await.id;
+    s.mark_sending(second, T0 + 10).await.expect("sending");
+    s.mark_sending(second, T0 + 20)
+        .await
+        .expect("sending again");
+    assert_eq!(
+        head(s, "T1:A").await.sending_at_ms,
+        Some(T0 + 10),
+        "the first attempt's time is kept"
+    );
+    assert!(matches!(
+        s.mark_sending(first, T0 + 30).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    assert_eq!(
+        s.claim_lanes("gone", T0, LEASE, 1)
+            .await
+            .expect("claim")
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.claim_lanes("alive", T0, LEASE, 1)
+            .await
+            .expect("claim")
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.lease_holders(T0 + 1).await.expect("holders"),
+        ["alive", "gone"]
+    );
+    assert_eq!(s.expire_leases("gone", T0 + 1).await.expect("expire"), 1);
+    assert_eq!(s.lease_holders(T0 + 1).await.expect("holders"), ["alive"]);
+    assert_eq!(
+        s.claim_lanes("next", T0 + 2, LEASE, 10)
+            .await
+            .expect("claim")
+            .len(),
+        1,
+        "the gone holder's lane is free at once; the live one's is not"
+    );
+    assert_eq!(s.expire_leases("nobody", T0 + 3).await.expect("expire"), 0);
 }
 
 async fn concurrent_claims_never_overlap(ctx: Ctx) {
@@ -2172,6 +2244,74 @@ async fn postgres_outage_answers_unavailable_fast_and_the_store_recovers() {
     run(ctx, test).await;
 }
 
+/// Every migration after the first, newest first: its version, its name, and the statements that undo it, so a test
+/// can make the database an older release left. A new migration adds its line here.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        15,
+        "0015_in_flight",
+        "ALTER TABLE outbox DROP COLUMN sending_at_ms;",
+    ),
+    (
+        7,
+        "0007_groups",
+        "DROP TABLE group_alerts; DROP TABLE alert_groups; DROP TABLE route_events;",
+    ),
+    (6, "0006_message_lookup", "DROP INDEX outbox_sent_message;"),
+    (5, "0005_inhibit", "DROP TABLE inhibit_keys;"),
+    (
+        4,
+        "0004_living_alerts",
+        "ALTER TABLE alert_posts DROP COLUMN refresh_item_id;",
+    ),
+    (
+        3,
+        "0003_alerting",
+        "DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;",
+    ),
+    (
+        2,
+        "0002_coordination",
+        "DROP TABLE rate_limits; DROP TABLE leaders; DROP TABLE once_keys; DROP TABLE audit_log;
+         DROP TABLE audit_head;",
+    ),
+];
+
+/// The schema version this binary expects.
+const LATEST: i64 = MIGRATIONS[0].0;
+
+/// The newest migration at or below `version`.
+fn version_at(version: i64) -> i64 {
+    MIGRATIONS
+        .iter()
+        .map(|m| m.0)
+        .find(|v| *v <= version)
+        .unwrap_or(1)
+}
+
+/// The SQL that takes a database back to `version`: every later migration undone and forgotten by `table`.
+fn back_to(version: i64, table: &str) -> String {
+    let mut sql: String = MIGRATIONS
+        .iter()
+        .filter(|m| m.0 > version)
+        .map(|m| m.2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    sql.push_str(&format!("\nDELETE FROM {table} WHERE version > {version}"));
+    sql
+}
+
+/// The names of the migrations after `version`, oldest first.
+fn names_after(version: i64) -> Vec<String> {
+    let mut names: Vec<String> = MIGRATIONS
+        .iter()
+        .filter(|m| m.0 > version)
+        .map(|m| m.1.to_string())
+        .collect();
+    names.reverse();
+    names
+}
+
 async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
     let no_migrate = StoreOptions {
         migrate: false,
@@ -2186,18 +2326,11 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
         )])
         .await
         .expect("ingest");
-    ctx.exec(
-        "DROP TABLE rate_limits; DROP TABLE leaders; DROP TABLE once_keys; DROP TABLE audit_log;
-         DROP TABLE audit_head; DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
-         ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP INDEX outbox_sent_message;
-         DROP TABLE inhibit_keys; DROP TABLE group_alerts; DROP TABLE alert_groups; DROP TABLE route_events;
-         DELETE FROM _sqlx_migrations WHERE version >= 2",
-    )
-    .await;
+    ctx.exec(&back_to(1, "_sqlx_migrations")).await;
     match open(&ctx.url, &no_migrate).await {
         Err(StoreError::SchemaMismatch {
             db: 1,
-            binary: 7,
+            binary: LATEST,
             fix,
         }) => {
             assert!(fix.contains("sluice migrate"), "{fix}")
@@ -2208,18 +2341,8 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
         ),
     }
     let report = migrate(&ctx.url).await.expect("migrate");
-    assert_eq!((report.from, report.to), (1, 7));
-    assert_eq!(
-        report.applied,
-        [
-            "0002_coordination",
-            "0003_alerting",
-            "0004_living_alerts",
-            "0005_inhibit",
-            "0006_message_lookup",
-            "0007_groups"
-        ]
-    );
+    assert_eq!((report.from, report.to), (1, LATEST));
+    assert_eq!(report.applied, names_after(1));
     let s = open(&ctx.url, &no_migrate).await.expect("open upgraded");
     assert!(
         s.event("old").await.expect("event()").is_some(),
@@ -2271,18 +2394,13 @@ async fn a_database_migrated_by_the_old_runner_opens_and_migrates_on(ctx: Ctx) {
         .expect("an up-to-date database of the old runner opens");
     assert!(s.event("old-runner").await.expect("event()").is_some());
     drop(s);
-    // One migration behind (0007 not applied), as the old runner would have left it.
-    ctx.exec(
-        "DROP TABLE group_alerts; DROP TABLE alert_groups; DROP TABLE route_events;
-         DELETE FROM sluice_schema_migrations WHERE version >= 7",
-    )
-    .await;
+    // One migration behind (the newest not applied), as the old runner would have left it.
+    let previous = version_at(LATEST - 1);
+    ctx.exec(&back_to(previous, "sluice_schema_migrations"))
+        .await;
     match open(&ctx.url, &no_migrate).await {
-        Err(StoreError::SchemaMismatch {
-            db: 6,
-            binary: 7,
-            fix,
-        }) => {
+        Err(StoreError::SchemaMismatch { db, binary, fix }) => {
+            assert_eq!((db, binary), (previous, LATEST));
             assert!(fix.contains("sluice migrate"), "{fix}")
         }
         other => panic!(
@@ -2293,13 +2411,16 @@ async fn a_database_migrated_by_the_old_runner_opens_and_migrates_on(ctx: Ctx) {
     let report = migrate(&ctx.url).await.expect("migrate");
     assert_eq!(
         (report.from, report.to, report.applied),
-        (6, 7, vec!["0007_groups".to_string()])
+        (previous, LATEST, names_after(previous))
     );
-    assert_eq!(ctx.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 7);
+    assert_eq!(
+        ctx.count("SELECT COUNT(*) FROM _sqlx_migrations").await,
+        MIGRATIONS.len() as i64 + 1
+    );
     let s = open(&ctx.url, &no_migrate).await.expect("open migrated");
     assert!(s.event("old-runner").await.expect("event()").is_some());
     let again = migrate(&ctx.url).await.expect("migrate twice");
-    assert_eq!((again.from, again.applied.len()), (7, 0));
+    assert_eq!((again.from, again.applied.len()), (LATEST, 0));
 }
 
 async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
@@ -2315,27 +2436,11 @@ async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
         .record_audit(audit_entry(1, "ok"))
         .await
         .expect("record");
-    ctx.exec(
-        "DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
-         ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP INDEX outbox_sent_message;
-         DROP TABLE inhibit_keys; DROP TABLE group_alerts; DROP TABLE alert_groups; DROP TABLE route_events;
-         DELETE FROM _sqlx_migrations WHERE version >= 3",
-    )
-    .await;
+    ctx.exec(&back_to(2, "_sqlx_migrations")).await;
     let report = migrate(&ctx.url).await.expect("migrate");
     assert_eq!(
         (report.from, report.to, report.applied),
-        (
-            2,
-            7,
-            vec![
-                "0003_alerting".to_string(),
-                "0004_living_alerts".to_string(),
-                "0005_inhibit".to_string(),
-                "0006_message_lookup".to_string(),
-                "0007_groups".to_string()
-            ]
-        )
+        (2, LATEST, names_after(2))
     );
     let s = ctx.replica().await;
     let old = status(&s, "v2").await;

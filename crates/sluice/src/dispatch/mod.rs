@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod gate;
+pub mod recover;
 pub use gate::RateGate;
 
 use serde_json::Value;
@@ -62,7 +63,8 @@ impl Dispatcher {
         renderer: Arc<Renderer>,
     ) -> Arc<Self> {
         let owner = format!(
-            "{}-{}",
+            "{}/{}-{}",
+            recover::host(),
             std::process::id(),
             &uuid::Uuid::now_v7().simple().to_string()[20..]
         );
@@ -96,6 +98,7 @@ impl Dispatcher {
     /// Claim and work lanes until `shutdown` turns true.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         info!(owner = %self.owner, "dispatcher started");
+        self.take_back_dead_leases().await;
         let renewer = tokio::spawn(self.clone().renew_leases(shutdown.clone()));
         loop {
             if *shutdown.borrow() {
@@ -135,6 +138,26 @@ impl Dispatcher {
             let _ = self.store.release_lane(&self.owner, &lane).await;
         }
         info!(owner = %self.owner, "dispatcher stopped");
+    }
+
+    /// Ends the leases of this host's earlier runs that are gone (a crash, a SIGKILL), so their lanes are worked now
+    /// rather than when the leases run out. Their heads read back as possibly sent, and are looked for in Slack.
+    async fn take_back_dead_leases(&self) {
+        let holders = match self.store.lease_holders(now_ms()).await {
+            Ok(h) => h,
+            Err(e) => {
+                warn!(error = %e, "could not read who holds leases; waiting for them to expire");
+                return;
+            }
+        };
+        for holder in holders.iter().filter(|h| recover::is_dead_local_owner(h)) {
+            match self.store.expire_leases(holder, now_ms()).await {
+                Ok(n) => {
+                    info!(previous = %holder, lanes = n, "took back the leases of an earlier run")
+                }
+                Err(e) => warn!(previous = %holder, error = %e, "could not take back leases"),
+            }
+        }
     }
 
     fn start_lane(self: &Arc<Self>, lane: String) {
@@ -249,6 +272,8 @@ impl Dispatcher {
         let mut args = item.args.clone();
         // Set once an ephemeral is re-sent as a direct message: `args` then holds the DM.
         let mut as_dm = false;
+        // A look for an earlier post that Slack could not answer: it stands in for this attempt's outcome.
+        let mut lookup_failed: Option<SlackError> = None;
         loop {
             let wait_ms = item.next_attempt_at_ms - now_ms();
             if wait_ms > 0 {
@@ -295,8 +320,38 @@ impl Dispatcher {
                 };
                 args[at] = Value::String(r.ts.clone());
             }
+            // A post is not idempotent: it carries its item id, and when an earlier attempt may have reached
+            // Slack (a crash, a timeout, a lost lease), Slack is asked before posting again.
+            if item.method == "chat.postMessage" && !as_dm {
+                recover::tag(&mut args, item.id);
+                if let Some(since) = item.sending_at_ms {
+                    match self.earlier_post(&item, &args, since, lost).await? {
+                        Ok(Some((channel, ts))) => {
+                            info!(item = item.id, %channel, %ts, "an earlier attempt posted it; not posting again");
+                            metrics::counter!("sluice_posts_found_after_retry_total").increment(1);
+                            self.persist(lost, || {
+                                self.store.mark_sent(item.id, &channel, &ts, now_ms())
+                            })
+                            .await?;
+                            return Ok(());
+                        }
+                        Ok(None) => {}
+                        // Slack could not answer now (an outage): this attempt fails as a post would.
+                        Err(e) => lookup_failed = Some(e),
+                    }
+                }
+                if lookup_failed.is_none() {
+                    let at = now_ms();
+                    self.persist(lost, || self.store.mark_sending(item.id, at))
+                        .await?;
+                    item.sending_at_ms.get_or_insert(at);
+                }
+            }
             let started = Instant::now();
-            let result = self.client.call(&item.method, &args).await;
+            let result = match lookup_failed.take() {
+                Some(e) => Err(e),
+                None => self.client.call(&item.method, &args).await,
+            };
             let outcome = classify(&result);
             metrics::histogram!("sluice_slack_call_seconds", "method" => item.method.clone())
                 .record(started.elapsed().as_secs_f64());
@@ -387,6 +442,61 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// The channel id and `ts` of a post of `item` made by an earlier attempt, if Slack has one. A rate limit is
+    /// waited out; an error that may pass (an outage, a timeout) is returned, and the attempt retried later; a
+    /// refusal that will not pass (a missing `channels:history` scope, say) is logged and answered "none": the post
+    /// is then sent, and may show twice, which is better than not at all.
+    async fn earlier_post(
+        &self,
+        item: &OutboxItem,
+        args: &Value,
+        since_ms: i64,
+        lost: &AtomicBool,
+    ) -> Result<Result<Option<(String, String)>, SlackError>, StoreError> {
+        let named = args["channel"]
+            .as_str()
+            .unwrap_or(&item.channel)
+            .to_string();
+        // Slack's history reads take only ids; a lane named by channel name finds its id in its sent items.
+        let channel = if recover::is_channel_id(&named) {
+            named
+        } else {
+            self.persist(lost, || self.store.lane_channel_id(&item.lane))
+                .await?
+                .unwrap_or(named)
+        };
+        let thread = args["thread_ts"].as_str();
+        let method = if thread.is_some() {
+            "conversations.replies"
+        } else {
+            "conversations.history"
+        };
+        let key = RateKey::for_call(&item.team, method, Some(&channel));
+        for _ in 0..5 {
+            self.persist(lost, || self.gate.acquire(&key)).await?;
+            let found = recover::find_post(&self.client, &channel, thread, item.id, since_ms).await;
+            let transient =
+                |e: &SlackError| matches!(classify(&Err::<Value, _>(e.clone())), Outcome::Backoff);
+            match found {
+                Ok(found) => return Ok(Ok(found.map(|ts| (channel, ts)))),
+                Err(SlackError::RateLimited { retry_after, .. }) => {
+                    self.persist(lost, || self.gate.penalize(&key, retry_after))
+                        .await?;
+                }
+                Err(e) if transient(&e) => return Ok(Err(e)),
+                Err(e) => {
+                    warn!(item = item.id, error = %e, "could not look for an earlier post; posting, it may show twice");
+                    return Ok(Ok(None));
+                }
+            }
+        }
+        warn!(
+            item = item.id,
+            "still rate-limited looking for an earlier post; posting, it may show twice"
+        );
+        Ok(Ok(None))
     }
 
     /// Record the next attempt in the store (so a restart honours it) and in `item`.

@@ -40,6 +40,15 @@ pub(crate) const RENEW_LEASES: &str =
 pub(crate) static RELEASE_LANE: Stmt =
     Stmt::new("UPDATE lanes SET owner = NULL, lease_until_ms = 0 WHERE lane = ?1 AND owner = ?2");
 
+/// Who holds a lease now. Binds: 1 now.
+pub(crate) static LEASE_HOLDERS: Stmt = Stmt::new(
+    "SELECT DISTINCT owner FROM lanes WHERE owner IS NOT NULL AND lease_until_ms > ?1 ORDER BY owner",
+);
+
+/// Ends one holder's leases now. Binds: 1 owner, 2 now.
+pub(crate) static EXPIRE_LEASES: Stmt =
+    Stmt::new("UPDATE lanes SET lease_until_ms = ?2 WHERE owner = ?1 AND lease_until_ms > ?2");
+
 /// GCRA in one statement: the SET expressions all see the row as it was, so the decision and the new tat agree (on
 /// PostgreSQL, ON CONFLICT DO UPDATE also locks the key's row, so replicas take turns). Binds: 1 key, 2 now,
 /// 3 interval, 4 tolerance. Dialects: the larger of two values is `MAX(a, b)` in SQLite, `GREATEST(a, b)` in

@@ -49,10 +49,22 @@ pub(crate) static ITEM_STATE: Stmt = Stmt::new("SELECT state FROM outbox WHERE i
 /// Binds: 1 lane, 2 limit.
 pub(crate) static LANE_ITEMS: Stmt = Stmt::new(
     "SELECT o.id, o.event_id, o.lane, o.team, o.channel, o.method, CAST(o.args AS TEXT) AS args, o.attempts,
-            o.created_at_ms, o.next_attempt_at_ms, o.ref_item_id, r.state AS ref_state,
+            o.created_at_ms, o.next_attempt_at_ms, o.sending_at_ms, o.ref_item_id, r.state AS ref_state,
             r.sent_channel AS ref_channel, r.sent_ts AS ref_ts
      FROM outbox o LEFT JOIN outbox r ON r.id = o.ref_item_id
      WHERE o.lane = ?1 AND o.state = 'pending' ORDER BY o.id LIMIT ?2",
+);
+
+/// Keeps the first attempt's time: an earlier attempt's post is looked for from then on. Binds: 1 now, 2 item id.
+pub(crate) static MARK_SENDING: Stmt = Stmt::new(
+    "UPDATE outbox SET sending_at_ms = COALESCE(sending_at_ms, ?1) WHERE id = ?2 AND state = 'pending'",
+);
+
+/// The channel id Slack gave the lane's latest sent item, if one is still stored. Binds: 1 lane.
+pub(crate) static LANE_CHANNEL_ID: Stmt = Stmt::new(
+    "SELECT sent_channel FROM outbox
+     WHERE lane = ?1 AND state = 'sent' AND sent_channel IS NOT NULL AND sent_channel <> ''
+     ORDER BY id DESC LIMIT 1",
 );
 
 /// Binds: 1 channel, 2 ts, 3 now, 4 item id.
