@@ -2194,13 +2194,15 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
          DROP TABLE audit_head; DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
          ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP INDEX outbox_sent_message;
          DROP TABLE inhibit_keys; DROP TABLE group_alerts; DROP TABLE alert_groups; DROP TABLE route_events;
+         ALTER TABLE alerts DROP COLUMN started_at_ms; ALTER TABLE alerts DROP COLUMN first_started_at_ms;
+         ALTER TABLE alerts DROP COLUMN ended_at_ms; ALTER TABLE alerts DROP COLUMN last_event_id;
          DELETE FROM _sqlx_migrations WHERE version >= 2",
     )
     .await;
     match open(&ctx.url, &no_migrate).await {
         Err(StoreError::SchemaMismatch {
             db: 1,
-            binary: 7,
+            binary: 8,
             fix,
         }) => {
             assert!(fix.contains("sluice migrate"), "{fix}")
@@ -2211,7 +2213,7 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
         ),
     }
     let report = migrate(&ctx.url).await.expect("migrate");
-    assert_eq!((report.from, report.to), (1, 7));
+    assert_eq!((report.from, report.to), (1, 8));
     assert_eq!(
         report.applied,
         [
@@ -2220,7 +2222,8 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
             "0004_living_alerts",
             "0005_inhibit",
             "0006_message_lookup",
-            "0007_groups"
+            "0007_groups",
+            "0008_alert_source_times"
         ]
     );
     let s = open(&ctx.url, &no_migrate).await.expect("open upgraded");
@@ -2274,16 +2277,18 @@ async fn a_database_migrated_by_the_old_runner_opens_and_migrates_on(ctx: Ctx) {
         .expect("an up-to-date database of the old runner opens");
     assert!(s.event("old-runner").await.expect("event()").is_some());
     drop(s);
-    // One migration behind (0007 not applied), as the old runner would have left it.
+    // Behind (0007 and 0008 not applied), as the old runner would have left it.
     ctx.exec(
         "DROP TABLE group_alerts; DROP TABLE alert_groups; DROP TABLE route_events;
+         ALTER TABLE alerts DROP COLUMN started_at_ms; ALTER TABLE alerts DROP COLUMN first_started_at_ms;
+         ALTER TABLE alerts DROP COLUMN ended_at_ms; ALTER TABLE alerts DROP COLUMN last_event_id;
          DELETE FROM sluice_schema_migrations WHERE version >= 7",
     )
     .await;
     match open(&ctx.url, &no_migrate).await {
         Err(StoreError::SchemaMismatch {
             db: 6,
-            binary: 7,
+            binary: 8,
             fix,
         }) => {
             assert!(fix.contains("sluice migrate"), "{fix}")
@@ -2296,13 +2301,20 @@ async fn a_database_migrated_by_the_old_runner_opens_and_migrates_on(ctx: Ctx) {
     let report = migrate(&ctx.url).await.expect("migrate");
     assert_eq!(
         (report.from, report.to, report.applied),
-        (6, 7, vec!["0007_groups".to_string()])
+        (
+            6,
+            8,
+            vec![
+                "0007_groups".to_string(),
+                "0008_alert_source_times".to_string()
+            ]
+        )
     );
-    assert_eq!(ctx.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 7);
+    assert_eq!(ctx.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 8);
     let s = open(&ctx.url, &no_migrate).await.expect("open migrated");
     assert!(s.event("old-runner").await.expect("event()").is_some());
     let again = migrate(&ctx.url).await.expect("migrate twice");
-    assert_eq!((again.from, again.applied.len()), (7, 0));
+    assert_eq!((again.from, again.applied.len()), (8, 0));
 }
 
 async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
@@ -2322,6 +2334,8 @@ async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
         "DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
          ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP INDEX outbox_sent_message;
          DROP TABLE inhibit_keys; DROP TABLE group_alerts; DROP TABLE alert_groups; DROP TABLE route_events;
+         ALTER TABLE alerts DROP COLUMN started_at_ms; ALTER TABLE alerts DROP COLUMN first_started_at_ms;
+         ALTER TABLE alerts DROP COLUMN ended_at_ms; ALTER TABLE alerts DROP COLUMN last_event_id;
          DELETE FROM _sqlx_migrations WHERE version >= 3",
     )
     .await;
@@ -2330,13 +2344,14 @@ async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
         (report.from, report.to, report.applied),
         (
             2,
-            7,
+            8,
             vec![
                 "0003_alerting".to_string(),
                 "0004_living_alerts".to_string(),
                 "0005_inhibit".to_string(),
                 "0006_message_lookup".to_string(),
-                "0007_groups".to_string()
+                "0007_groups".to_string(),
+                "0008_alert_source_times".to_string()
             ]
         )
     );
