@@ -226,12 +226,6 @@ pub fn reopens(closed_at_ms: i64, at_ms: i64, reopen_window_ms: i64) -> bool {
 /// The one decision of the alert lifecycle: where the alert stands after `input`, and what to do.
 pub fn decide(state: &State, input: &Input) -> (State, Vec<Effect>) {
     use Effect::*;
-    let merged = |a: &Alert, count: i64| {
-        Fate(crate::Fate::Merged {
-            into: a.first_event_id.clone(),
-            count: u32::try_from(count).unwrap_or(u32::MAX),
-        })
-    };
     let with_life = |life: Life| State {
         life,
         decisions: state.decisions.clone(),
@@ -349,26 +343,7 @@ pub fn decide(state: &State, input: &Input) -> (State, Vec<Effect>) {
                 );
             }
             let count = if resent { a.count } else { a.count + 1 };
-            let next = Alert {
-                count,
-                last_seen_ms: (*at_ms).max(a.last_seen_ms),
-                started_at_ms: started_at_ms.or(a.started_at_ms),
-                ..a.clone()
-            };
-            let effects = vec![
-                Update {
-                    id: a.id,
-                    count,
-                    last_seen_ms: next.last_seen_ms,
-                    started_at_ms: next.started_at_ms,
-                    reopen: false,
-                },
-                merged(a, count),
-                Send(self::Send::Updates),
-                RefreshCards,
-                Belongs { id: a.id },
-            ];
-            (with_life(Life::Open(next)), effects)
+            continued(state, a, count, *at_ms, *started_at_ms, self::Send::Updates)
         }
         (
             Input::Fired {
@@ -384,26 +359,14 @@ pub fn decide(state: &State, input: &Input) -> (State, Vec<Effect>) {
         ) if reopens(*closed_at_ms, *at_ms, *reopen_window_ms) => {
             // Fired again soon after it was resolved: the same alert, so its card and thread carry on.
             let count = a.count + 1;
-            let next = Alert {
+            continued(
+                state,
+                a,
                 count,
-                last_seen_ms: (*at_ms).max(a.last_seen_ms),
-                started_at_ms: started_at_ms.or(a.started_at_ms),
-                ..a.clone()
-            };
-            let effects = vec![
-                Update {
-                    id: a.id,
-                    count,
-                    last_seen_ms: next.last_seen_ms,
-                    started_at_ms: next.started_at_ms,
-                    reopen: true,
-                },
-                merged(a, count),
-                Send(self::Send::Reopened),
-                RefreshCards,
-                Belongs { id: a.id },
-            ];
-            (with_life(Life::Open(next)), effects)
+                *at_ms,
+                *started_at_ms,
+                self::Send::Reopened,
+            )
         }
         (
             Input::Fired {
@@ -428,6 +391,45 @@ pub fn decide(state: &State, input: &Input) -> (State, Vec<Effect>) {
             ],
         ),
     }
+}
+
+/// The alert `a` goes on (open) with `count` occurrences after a firing at `at_ms`: a merge, a re-send or a reopen
+/// (`send` says which of the event's calls go out).
+fn continued(
+    state: &State,
+    a: &Alert,
+    count: i64,
+    at_ms: i64,
+    started_at_ms: Option<i64>,
+    send: Send,
+) -> (State, Vec<Effect>) {
+    let next = Alert {
+        count,
+        last_seen_ms: at_ms.max(a.last_seen_ms),
+        started_at_ms: started_at_ms.or(a.started_at_ms),
+        ..a.clone()
+    };
+    let effects = vec![
+        Effect::Update {
+            id: a.id,
+            count,
+            last_seen_ms: next.last_seen_ms,
+            started_at_ms: next.started_at_ms,
+            reopen: matches!(state.life, Life::Closed { .. }),
+        },
+        Effect::Fate(Fate::Merged {
+            into: a.first_event_id.clone(),
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+        }),
+        Effect::Send(send),
+        Effect::RefreshCards,
+        Effect::Belongs { id: a.id },
+    ];
+    let next = State {
+        life: Life::Open(next),
+        decisions: state.decisions.clone(),
+    };
+    (next, effects)
 }
 
 #[cfg(test)]
