@@ -7,6 +7,7 @@
 //! `sluice.toml` where one is known, so `sluice check` can name the line and the fix.
 
 pub mod config_error;
+pub mod duration;
 pub mod event;
 pub mod inhibit;
 pub mod noise;

@@ -97,7 +97,7 @@ fn duration(
     let Some(v) = v else {
         return default.as_millis() as i64;
     };
-    match humantime::parse_duration(v.get_ref()) {
+    match crate::duration::parse_duration(v.get_ref()) {
         Ok(d) if !d.is_zero() || key == "group_wait" => d.as_millis().min(i64::MAX as u128) as i64,
         Ok(_) => {
             errors.push(err(

@@ -35,6 +35,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde_json::{json, Map, Value};
 use sluice_slack_wire::blocks::escape_mrkdwn as escape;
+/// Cuts text to a limit, ending in `…`, never inside an escape or a link: the one truncate, `sluice-slack-wire`'s.
+use sluice_slack_wire::blocks::truncate_mrkdwn as fit;
 use sluice_slack_wire::limits;
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
@@ -403,22 +405,6 @@ struct Card {
     blocks: Vec<Value>,
 }
 
-/// Cuts `s` to at most `max` characters, ending in `…` when cut. Never ends inside an
-/// escape such as `&amp;` (Slack would show the broken half).
-fn fit(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut cut: String = s.chars().take(max.saturating_sub(1)).collect();
-    if let Some(amp) = cut.rfind('&') {
-        if !cut[amp..].contains(';') {
-            cut.truncate(amp);
-        }
-    }
-    cut.push('…');
-    cut
-}
-
 /// Escapes then fits.
 fn esc_fit(s: &str, max: usize) -> String {
     fit(&escape(s), max)
@@ -553,15 +539,29 @@ fn severity_emoji(s: Severity) -> &'static str {
 
 fn emoji(e: &Event) -> &'static str {
     match (e.kind, e.status) {
-        (Kind::Deployment, _) => deploy_outcome(e.severity).0,
+        (Kind::Deployment, _) => deploy_outcome(e).0,
         (_, Status::Resolved) => ":white_check_mark:",
         (_, Status::Firing) => severity_emoji(e.severity),
     }
 }
 
-/// (emoji, outcome word) of a deployment, from its severity.
-fn deploy_outcome(s: Severity) -> (&'static str, &'static str) {
-    match s {
+/// A deployment that was canceled (its `status` or `state` label says so, as GitLab's and GitHub's adapters set
+/// them): neither a success nor a failure.
+fn deploy_canceled(e: &Event) -> bool {
+    ["status", "state"].iter().any(|l| {
+        matches!(
+            e.labels.get(*l).map(String::as_str),
+            Some("canceled" | "cancelled")
+        )
+    })
+}
+
+/// (emoji, outcome word) of a deployment, from its severity (a canceled one says so).
+fn deploy_outcome(e: &Event) -> (&'static str, &'static str) {
+    if deploy_canceled(e) {
+        return (":no_entry_sign:", "Canceled");
+    }
+    match e.severity {
         Severity::Critical | Severity::Error => (":x:", "Failed"),
         Severity::Warning => (":warning:", "Succeeded with warnings"),
         Severity::Info | Severity::Ok => (":white_check_mark:", "Succeeded"),
@@ -581,6 +581,7 @@ fn times(count: u32) -> String {
 fn fallback_text(e: &Event, ctx: &RenderContext) -> String {
     let tag = match (e.kind, e.status) {
         (Kind::Message, _) => String::new(),
+        (Kind::Deployment, _) if deploy_canceled(e) => "[DEPLOY CANCELED] ".to_owned(),
         (Kind::Deployment, _) => match e.severity {
             Severity::Critical | Severity::Error => "[DEPLOY FAILED] ".to_owned(),
             _ => "[DEPLOYED] ".to_owned(),
@@ -681,7 +682,7 @@ fn alert(e: &Event, ctx: &RenderContext, escalate: bool) -> Card {
 }
 
 fn deployment(e: &Event, ctx: &RenderContext) -> Card {
-    let (icon, outcome) = deploy_outcome(e.severity);
+    let (icon, outcome) = deploy_outcome(e);
     let mut blocks = vec![title_header(&format!("{icon} "), e, ctx)];
     let mut core = Vec::new();
     if !e.service.is_empty() {

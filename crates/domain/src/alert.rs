@@ -1,17 +1,20 @@
-//! An alert's card, drawn from the alert as it stands: one function, [`card`], for every card the alert path
-//! renders (the living refresh of a deduplicated alert at send time, and the immediate update of an alert without a
-//! dedup key after an action), so the two cannot drift apart; and the messages a decision on the card sends
-//! ([`escalation`], [`resolved_reply`]).
+//! The alert workflow's pure side, in one module: its state machine ([`State`], [`Input`], [`Effect`], [`decide`],
+//! defined in `sluice-model` beneath the store so the store's ingest can call it), the one function that draws
+//! an alert's card from where it stands ([`card`]: the living refresh of a deduplicated alert at send time, and the
+//! immediate update of an alert without a dedup key after an action, so the two cannot drift apart), and the
+//! messages a decision on the card sends ([`escalation`], [`resolved_reply`]).
 
 use serde_json::{json, Value};
-use sluice_core::event::{Event, Status};
+use sluice_core::event::{Event, Kind, Status};
 use sluice_core::render::{AlertLife, RenderContext, RenderError, Renderer};
+use sluice_model::NewOutboxItem;
 use sluice_slack_wire::blocks::escape_mrkdwn;
-use sluice_store::NewOutboxItem;
+
+pub use sluice_model::alert::{decide, reopens, Alert, Effect, Input, Life, Send, State, Verb};
 
 use crate::clock::{at, clock};
 use crate::outbox::outbox_item;
-use crate::verb::{show_actions, Verb};
+use crate::verb::show_actions;
 
 /// When someone resolved the alert from Slack, if anyone did: the time of the recorded `resolve` decision among
 /// `actions` (`(action, actor, at_ms)`, see `Store::alert_actions`). An alert resolved from Slack is shown
@@ -30,6 +33,15 @@ pub fn life(mut life: AlertLife, actions: &[(String, String, i64)]) -> AlertLife
         life.resolved_at = resolved_from_slack(actions).map(at);
     }
     life
+}
+
+/// What an alert's card shows: a deployment's card its latest event (running, then failed: the card says failed),
+/// an alert's card its first event (what fired), drawn with its life (count, resolved).
+pub fn content(first: Event, latest: Option<Event>) -> Event {
+    match latest {
+        Some(latest) if first.kind == Kind::Deployment => latest,
+        _ => first,
+    }
 }
 
 /// The card of alert `event` rendered with `ctx` (the route's template), with a line per recorded decision and no

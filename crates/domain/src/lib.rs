@@ -9,6 +9,7 @@
 
 pub mod alert;
 pub mod clock;
+pub mod flush;
 pub mod living;
 pub mod outbox;
 pub mod pipeline;

@@ -2,16 +2,16 @@
 //! dispatcher turns them into Slack calls at send time.
 //!
 //! The pipeline cannot know, when an event is accepted, how many duplicates its alert will have gathered by the
-//! time Slack is called — and with coalescing (see `sluice_store::Dedup::refresh`) one refresh stands for many
+//! time Slack is called — and with coalescing (see `sluice_model::Dedup::refresh`) one refresh stands for many
 //! duplicates. So a living item carries only a marker (`{"sluice_living": {"part", "template"}}`); the dispatcher
-//! asks the store for the alert as it stands ([`sluice_store::Store::alert_card`]) and renders it with the pure
+//! asks the store for the alert as it stands (`Store::alert_card`) and renders it with the pure
 //! [`Renderer::render_alert`] just before the call.
 
 use serde_json::{json, Value};
 use sluice_core::event::Event;
 use sluice_core::render::{refire_reply, resolved_reply, AlertLife, RenderContext, Renderer};
+use sluice_model::{AlertCard, NewOutboxItem};
 use sluice_slack_wire::blocks::fit_message;
-use sluice_store::{AlertCard, NewOutboxItem};
 use time::OffsetDateTime;
 
 use crate::alert;
@@ -69,12 +69,14 @@ pub fn is_living(args: &Value) -> bool {
 }
 
 /// Where the alert stands, in the renderer's terms.
+/// Its duration is the source's when the source said when the alert started and ended (Alertmanager's `startsAt`,
+/// `endsAt`), else the time between the first event and the close.
 pub fn life_of(card: &AlertCard) -> AlertLife {
     AlertLife {
         count: card.count,
-        first_seen: at(card.first_seen_ms),
+        first_seen: at(card.started_at_ms.unwrap_or(card.first_seen_ms)),
         last_seen: at(card.last_seen_ms),
-        resolved_at: card.closed_at_ms.map(at),
+        resolved_at: card.closed_at_ms.map(|c| at(card.ended_at_ms.unwrap_or(c))),
     }
 }
 
@@ -96,12 +98,16 @@ pub fn render(
         .and_then(Part::parse)
         .ok_or_else(|| format!("unknown living message part {}", marker["part"]))?;
     let channel = args["channel"].as_str().unwrap_or_default();
-    let event: Event = serde_json::from_value(card.body.clone()).map_err(|e| {
-        format!(
-            "the alert's first event {} cannot be read: {e}",
-            card.first_event_id
-        )
-    })?;
+    let read = |body: &Value| -> Result<Event, String> {
+        serde_json::from_value(body.clone()).map_err(|e| {
+            format!(
+                "an event of the alert {} cannot be read: {e}",
+                card.first_event_id
+            )
+        })
+    };
+    let latest = card.latest.as_ref().map(read).transpose()?;
+    let event = alert::content(read(&card.body)?, latest);
     let life = alert::life(life_of(card), actions);
     let mut out = match part {
         Part::Card => {
@@ -137,6 +143,9 @@ mod tests {
             first_seen_ms: 1_714_559_400_000,
             last_seen_ms: 1_714_560_120_000,
             closed_at_ms,
+            started_at_ms: None,
+            ended_at_ms: None,
+            latest: None,
         }
     }
 
@@ -200,5 +209,120 @@ mod tests {
         assert!(render(&r, &bad, &card(None), &[], now)
             .unwrap_err()
             .contains("nonsense"));
+    }
+
+    /// Regression, issue 15 defect 1: a failed deployment was shown as a success. GitLab sends `running` then
+    /// `failed` for one deployment (GitHub `in_progress` then `failure`), the failure resolved the running card, and
+    /// the card, drawn from the first event, read "Outcome: Succeeded". GitLab's `canceled` read "Succeeded with
+    /// warnings". The card now reads the deployment's final state, with its severity.
+    #[test]
+    fn regression_a_failed_deployment_is_shown_as_a_success() {
+        let r = Renderer::new(&BTreeMap::new()).unwrap();
+        let deployment = |title: &str, severity: &str, status: &str, state: &str| {
+            json!({"title": title, "severity": severity, "status": status, "kind": "deployment",
+                   "source": "gitlab", "service": "shop", "environment": "production",
+                   "labels": {"status": state}})
+        };
+        let running = deployment(
+            "Deployment of shop to production is running",
+            "info",
+            "firing",
+            "running",
+        );
+        let cases = [
+            (
+                deployment(
+                    "Deployment of shop to production failed",
+                    "error",
+                    "resolved",
+                    "failed",
+                ),
+                "*Outcome*\\nFailed",
+                "[DEPLOY FAILED]",
+            ),
+            (
+                deployment(
+                    "Deployment of shop to production was canceled",
+                    "warning",
+                    "resolved",
+                    "canceled",
+                ),
+                "*Outcome*\\nCanceled",
+                "[DEPLOY CANCELED]",
+            ),
+            (
+                deployment(
+                    "Deployment of shop to production succeeded",
+                    "ok",
+                    "resolved",
+                    "success",
+                ),
+                "*Outcome*\\nSucceeded",
+                "[DEPLOYED]",
+            ),
+        ];
+        for (last, outcome, tag) in cases {
+            let c = AlertCard {
+                body: running.clone(),
+                count: 2,
+                latest: Some(last.clone()),
+                ..card(Some(1_714_560_600_000))
+            };
+            let out = render(
+                &r,
+                &marker("C1", Part::Card, "auto"),
+                &c,
+                &[],
+                OffsetDateTime::UNIX_EPOCH,
+            )
+            .unwrap();
+            let t = text(&out);
+            assert!(t.contains(outcome), "{last}: {t}");
+            assert!(t.contains(last["title"].as_str().unwrap()), "{t}");
+            assert!(out["text"].as_str().unwrap().starts_with(tag), "{t}");
+            assert!(!t.contains("is running"), "{t}");
+        }
+        // An alert's card stays its first event (what fired), whatever resolved it.
+        let c = AlertCard {
+            latest: Some(
+                json!({"title": "Disk fine", "severity": "ok", "status": "resolved", "source": "am"}),
+            ),
+            ..card(Some(1_714_560_600_000))
+        };
+        let t = text(
+            &render(
+                &r,
+                &marker("C1", Part::Card, "auto"),
+                &c,
+                &[],
+                OffsetDateTime::UNIX_EPOCH,
+            )
+            .unwrap(),
+        );
+        assert!(t.contains("Disk full") && !t.contains("Disk fine"), "{t}");
+    }
+
+    /// Issue 15 defect 4: a card's duration is the source's (`startsAt` to `endsAt`), not the time between the
+    /// deliveries Sluice happened to see.
+    #[test]
+    fn a_card_lasts_from_the_sources_start_to_its_end() {
+        let r = Renderer::new(&BTreeMap::new()).unwrap();
+        let c = AlertCard {
+            first_seen_ms: 1_714_560_600_000 - 2_000,
+            started_at_ms: Some(1_714_560_600_000 - 14 * 60_000),
+            ended_at_ms: Some(1_714_560_600_000),
+            ..card(Some(1_714_560_600_000 + 1_000))
+        };
+        let t = text(
+            &render(
+                &r,
+                &marker("C1", Part::Card, "auto"),
+                &c,
+                &[],
+                OffsetDateTime::UNIX_EPOCH,
+            )
+            .unwrap(),
+        );
+        assert!(t.contains("lasted 14m"), "{t}");
     }
 }

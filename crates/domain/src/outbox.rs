@@ -3,7 +3,7 @@
 //! Nothing here sends. The rows are committed by the caller's one `Store::ingest`, and the dispatcher is the only
 //! code that turns them into calls.
 
-use sluice_store::NewOutboxItem;
+use sluice_model::NewOutboxItem;
 
 /// The lane of a channel: one channel in one workspace, worked in order by one dispatcher.
 pub fn lane(team: &str, channel: &str) -> String {

@@ -9,8 +9,8 @@ use sluice_core::inhibit::{InhibitKey, Inhibitor};
 use sluice_core::noise::Noise;
 use sluice_core::render::{RenderContext, Renderer};
 use sluice_core::route::{Decision, Delivery, Router};
+use sluice_model::{Dedup, Fate, GroupJoin, Inhibit, NewEvent, RefSent};
 use sluice_slack_wire::blocks::fit_message;
-use sluice_store::{Dedup, Fate, GroupJoin, Inhibit, NewEvent, RefSent};
 use time::OffsetDateTime;
 
 use crate::living::{self, Part};
@@ -95,7 +95,7 @@ fn inhibit_of(inhibitor: &Inhibitor, event: &Event) -> Inhibit {
     let keys = inhibitor.keys(event);
     let convert = |ks: Vec<InhibitKey>| {
         ks.into_iter()
-            .map(|k| sluice_store::InhibitKey {
+            .map(|k| sluice_model::InhibitKey {
                 rule: k.rule,
                 key: k.key,
                 both_sides: k.both_sides,
@@ -197,6 +197,9 @@ impl Pipeline<'_> {
                 reopen_window_ms: self.dedup_window_ms,
                 on_reopen,
                 groups,
+                occurred_at_ms: event.occurred_at.map(|t| {
+                    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+                }),
             });
         }
         Ok(new)

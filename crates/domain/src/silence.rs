@@ -8,8 +8,9 @@
 
 use regex::Regex;
 use serde::Deserialize;
+use sluice_core::duration::{parse_duration_ms, DURATION_HINT};
 use sluice_core::event::Event;
-use sluice_store::{MatchOp, NewSilence, Silence, SilenceMatcher};
+use sluice_model::{MatchOp, NewSilence, Silence, SilenceMatcher};
 
 enum Test {
     Eq(String),
@@ -190,26 +191,6 @@ fn op_of(sym: &str) -> Result<MatchOp, String> {
     }
 }
 
-/// "90s", "15m", "1h", "2d" → milliseconds.
-pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (num, unit) = text.split_at(split);
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("duration {text:?} must look like 90m, 1h or 2d"))?;
-    let unit_ms = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(format!("duration {text:?}: unit must be s, m, h or d")),
-    };
-    Ok(n.saturating_mul(unit_ms))
-}
-
 fn parse_time_ms(field: &str, text: &str) -> Result<i64, (String, String)> {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
@@ -269,7 +250,11 @@ impl SilenceRequest {
         let ends = match (&self.ends_at, &self.duration) {
             (Some(t), None) => parse_time_ms("ends_at", t)?,
             (None, Some(d)) => {
-                starts + parse_duration_ms(d).map_err(|e| ("duration".to_string(), e))?
+                starts
+                    + parse_duration_ms(d).map_err(|e| {
+                        let m = format!("duration {d:?} is not a duration ({e}): {DURATION_HINT}");
+                        ("duration".to_string(), m)
+                    })?
             }
             _ => {
                 return Err((

@@ -8,60 +8,15 @@ use sluice_core::render::{
 
 use crate::clock::clock;
 
-/// A decision people take on an alert, once per alert each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
-    Ack,
-    Escalate,
-    Silence,
-    Resolve,
-}
+pub use sluice_model::alert::{Verb, SILENCE_MS};
 
-/// How long "Silence 1 h" silences.
-pub const SILENCE_MS: i64 = 3_600_000;
-
-impl Verb {
-    pub const ALL: [Verb; 4] = [Verb::Ack, Verb::Escalate, Verb::Silence, Verb::Resolve];
-
-    /// As recorded in the store and the audit log (`alert.<verb>`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verb::Ack => "ack",
-            Verb::Escalate => "escalate",
-            Verb::Silence => "silence",
-            Verb::Resolve => "resolve",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Verb> {
-        Verb::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-
-    pub fn action_id(self) -> &'static str {
-        match self {
-            Verb::Ack => ACTION_ACK,
-            Verb::Escalate => ACTION_ESCALATE,
-            Verb::Silence => ACTION_SILENCE,
-            Verb::Resolve => ACTION_RESOLVE,
-        }
-    }
-
-    pub fn infinitive(self) -> &'static str {
-        match self {
-            Verb::Ack => "acknowledge",
-            Verb::Escalate => "escalate",
-            Verb::Silence => "silence",
-            Verb::Resolve => "resolve",
-        }
-    }
-
-    pub fn past(self) -> &'static str {
-        match self {
-            Verb::Ack => "acknowledged",
-            Verb::Escalate => "escalated",
-            Verb::Silence => "silenced",
-            Verb::Resolve => "resolved",
-        }
+/// The `action_id` of the card's button for `verb`.
+pub fn action_id(verb: Verb) -> &'static str {
+    match verb {
+        Verb::Ack => ACTION_ACK,
+        Verb::Escalate => ACTION_ESCALATE,
+        Verb::Silence => ACTION_SILENCE,
+        Verb::Resolve => ACTION_RESOLVE,
     }
 }
 
@@ -97,7 +52,7 @@ pub fn show_actions(args: &mut Value, actions: &[(String, String, i64)]) {
     let done: Vec<&str> = actions
         .iter()
         .filter_map(|a| Verb::parse(&a.0))
-        .map(Verb::action_id)
+        .map(action_id)
         .collect();
     if let Some(blocks) = args["blocks"].as_array_mut() {
         for block in blocks.iter_mut() {

@@ -31,7 +31,7 @@ pub mod stats;
 pub use http::{routes, Verified};
 pub use inbound::{Ack, Delivery, Inbound, InboundConfig, Incoming};
 pub use once::{MemoryOnce, OnceStore};
-pub use outbox::{NoOutbox, Outbox};
+pub use outbox::{NoOutbox, Outbox, Writes};
 pub use registry::{
     ActionHandler, ActionPayload, CommandHandler, Ctx, Decision, EventHandler, HandlerError,
     HandlerResult, Kind, Middleware, OptionsHandler, OptionsResponse, Registry, RequestInfo,

@@ -8,12 +8,34 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
+pub use sluice_model::{FollowUp, NewOutboxItem};
+
+/// A handler's writes, committed together or not at all: what a decision sends (its messages, in order) and, for
+/// a decision on an alert, the refreshes of that alert's cards.
+#[derive(Debug, Clone)]
+pub struct Writes {
+    /// What caused them, as the integrator records it (`alert.ack`, `mention`, …).
+    pub what: String,
+    /// Who and on what, recorded with them.
+    pub detail: Value,
+    pub items: Vec<NewOutboxItem>,
+    pub follow_up: Option<FollowUp>,
+}
 
 /// Enqueues Slack Web API calls for later, durable delivery.
 #[async_trait]
 pub trait Outbox: Send + Sync + std::fmt::Debug {
     /// Enqueues `method` (`chat.postEphemeral`, `chat.postMessage`, …) with `args`; `Ok` once it is durable.
     async fn enqueue(&self, method: &str, args: Value) -> Result<(), String>;
+
+    /// Commits `writes` as one: `Ok` once all of them are durable, none of them on an error. An outbox that keeps no
+    /// batches refuses them.
+    async fn commit(&self, writes: Writes) -> Result<(), String> {
+        Err(format!(
+            "this integration's outbox cannot commit the writes of {}",
+            writes.what
+        ))
+    }
 }
 
 /// An [`Outbox`] that refuses every write, for an integration whose handlers only answer synchronously or through

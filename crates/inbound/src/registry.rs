@@ -240,7 +240,9 @@ impl<P> Ctx<P> {
             .await
     }
 
-    /// `views.update` (needs no trigger).
+    /// `views.update` (needs no trigger), sent **directly**, outside the outbox: one of the named direct calls, with
+    /// [`Ctx::open_view`], [`Ctx::push_view`] and the response_url replies. The user is looking at the modal now;
+    /// queued behind a channel's messages the update would land after they moved on, and its `hash` would be stale.
     pub async fn update_view(
         &self,
         view_id: &str,

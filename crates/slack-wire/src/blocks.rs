@@ -54,7 +54,7 @@ pub fn truncate(s: &str, max_chars: usize) -> String {
 
 /// Like [`truncate`] for mrkdwn: also backs off so the cut does not leave half a `<link|label>`
 /// or half an `&amp;` entity, which Slack would show as raw markup.
-fn truncate_mrkdwn(s: &str, max_chars: usize) -> String {
+pub fn truncate_mrkdwn(s: &str, max_chars: usize) -> String {
     if chars(s) <= max_chars {
         return s.to_owned();
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_domain::verb::Verb;
+use sluice_domain::verb::{action_id, Verb};
 use sluice_inbound::models::{EventCallback, SlashCommand};
 use sluice_inbound::{ActionPayload, Ctx, OnceStore, Registry};
 use sluice_store::Store;
@@ -32,7 +32,7 @@ pub fn registry(state: Arc<AppState>, permissions: Arc<Permissions>, command: &s
     let mut r = Registry::new();
     for verb in Verb::ALL {
         let (state, permissions) = (state.clone(), permissions.clone());
-        r.action(verb.action_id(), move |ctx: Ctx<ActionPayload>| {
+        r.action(action_id(verb), move |ctx: Ctx<ActionPayload>| {
             let (state, permissions) = (state.clone(), permissions.clone());
             async move { alerts::clicked(&state, &permissions, verb, ctx).await }
         });

@@ -10,25 +10,24 @@
 //! due groups are *digested* instead (counted, no card), and one digest message per `storm.digest_every` gives the
 //! counts per service and severity. The first digest says the storm started; the last one, when the rate has fallen
 //! to half the limit, says it is over. Everything is decided from the time passed in, so tests drive it with their
-//! own clock.
+//! own clock. The decisions themselves — what a due group becomes, what its card and thread say, when a digest is
+//! due and what it counts — are `sluice_domain::flush`'s pure functions; this module runs the clock, reads and
+//! commits.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use sluice_core::event::Event;
-use sluice_core::noise::{DigestCounts, Storm, StormChange, StormGuard};
-use sluice_core::render::{
-    group_firing_reply, group_resolved_reply, render_digest, render_group, DigestPhase, DigestView,
-    GroupAlertView, GroupView, GROUP_CARD_ALERTS,
-};
+use sluice_core::noise::{Storm, StormChange, StormGuard};
+use sluice_core::render::{render_digest, DigestPhase, DigestView, GROUP_CARD_ALERTS};
 use sluice_core::route::{NoiseRoute, Router};
 use sluice_slack_wire::blocks::fit_message;
 use sluice_store::{Fate, GroupFlush, GroupState, NewEvent, NewOutboxItem, Store, StoreError};
 use tokio::sync::{watch, Notify};
 
 use sluice_domain::clock::at;
+use sluice_domain::flush::{count_new, digest_phase, group_card, plan, updates, Plan};
 use sluice_domain::outbox::outbox_item;
 
 /// The leader role for flushing groups.
@@ -137,29 +136,25 @@ impl Notifier {
                 .route_rate(&route.rule, now_ms - storm.window_ms)
                 .await?;
             let state = self.storms.entry(route.rule.clone()).or_default();
-            let phase = match state.guard.observe(storm, now_ms, rate) {
+            let change = state.guard.observe(storm, now_ms, rate);
+            match change {
                 StormChange::Started => {
                     state.from_ms = now_ms - storm.window_ms;
                     state.counted.clear();
                     tracing::warn!(route = %route.rule, rate = state.guard.rate(), "alert storm: switching to digests");
                     metrics::gauge!("sluice_storm_active", "route" => route.rule.clone()).set(1.0);
-                    Some(DigestPhase::Started)
                 }
                 StormChange::Ended => {
                     let absorbed = self.store.absorb_groups(&route.rule, now_ms).await?;
                     tracing::info!(route = %route.rule, absorbed, "alert storm over: back to cards");
                     metrics::gauge!("sluice_storm_active", "route" => route.rule.clone()).set(0.0);
-                    Some(DigestPhase::Ended)
                 }
-                StormChange::Steady
-                    if state.guard.since_ms().is_some()
-                        && now_ms - state.from_ms >= storm.digest_ms =>
-                {
-                    Some(DigestPhase::Ongoing)
-                }
-                StormChange::Steady => None,
-            };
-            if let Some(phase) = phase {
+                StormChange::Steady => {}
+            }
+            let state = self.storms.entry(route.rule.clone()).or_default();
+            let since = state.guard.since_ms();
+            if let Some(phase) = digest_phase(change, since, state.from_ms, storm.digest_ms, now_ms)
+            {
                 self.digest(route, storm, phase, now_ms).await?;
                 report.digests += 1;
             }
@@ -177,19 +172,10 @@ impl Notifier {
     ) -> Result<(), StoreError> {
         let state = self.storms.entry(route.rule.clone()).or_default();
         let from_ms = state.from_ms;
-        let mut counts = DigestCounts::default();
-        for a in self.store.route_alerts(&route.rule, from_ms).await? {
-            let before = state.counted.insert(a.alert_id, a.count).unwrap_or(0);
-            let new = a.count.saturating_sub(before);
-            if new == 0 {
-                continue;
-            }
-            let (service, severity) = match serde_json::from_value::<Event>(a.body) {
-                Ok(e) => (e.service, e.severity.as_str().to_owned()),
-                Err(_) => (String::new(), "unknown".to_owned()),
-            };
-            counts.add(&service, &severity, u64::from(new));
-        }
+        let counts = count_new(
+            &mut state.counted,
+            self.store.route_alerts(&route.rule, from_ms).await?,
+        );
         let storm_since = state.guard.since_ms().unwrap_or(from_ms);
         let mut args = render_digest(&DigestView {
             route: &route.rule,
@@ -246,7 +232,7 @@ impl Notifier {
 
     async fn flush(
         &mut self,
-        mut g: GroupState,
+        g: GroupState,
         now_ms: i64,
         report: &mut TickReport,
     ) -> Result<(), StoreError> {
@@ -259,30 +245,7 @@ impl Notifier {
             next_due_ms: (g.firing > 0).then_some(now_ms + g.repeat_ms),
             digested: false,
         };
-        let stale = g.notified_firing == 0
-            && g.notified_at_ms
-                .is_some_and(|t| now_ms - t > self.reopen_ms);
-        let plan = if self.in_storm(&g.rule) {
-            Plan::Digest
-        } else if g.post_item_id.is_none()
-            && g.digested_at_ms.is_some()
-            && g.firing <= g.notified_firing
-        {
-            // A storm digest counted this group and nothing new fires since: the digest stays its report, so the
-            // end of a storm does not bring the flood of cards the digest held back.
-            Plan::Quiet { digested: true }
-        } else if g.post_item_id.is_none() || stale {
-            if g.firing == 0 {
-                // Resolved before anyone was told it fired: nothing to say.
-                Plan::Quiet { digested: false }
-            } else {
-                Plan::Post
-            }
-        } else {
-            Plan::Update {
-                repeat: g.changed_at_ms.is_none(),
-            }
-        };
+        let plan = plan(&g, self.in_storm(&g.rule), now_ms, self.reopen_ms);
         let outcome = match plan {
             Plan::Digest => {
                 flush.digested = true;
@@ -295,58 +258,10 @@ impl Notifier {
                 "quiet"
             }
             Plan::Post | Plan::Update { .. } => {
-                let alerts: Vec<GroupAlertView> = std::mem::take(&mut g.alerts)
-                    .into_iter()
-                    .filter_map(|a| {
-                        Some(GroupAlertView {
-                            event: serde_json::from_value(a.body).ok()?,
-                            count: a.count,
-                            first_seen: at(a.first_seen_ms),
-                            last_seen: at(a.last_seen_ms),
-                            resolved_at: a.closed_at_ms.map(at),
-                        })
-                    })
-                    .collect();
-                let view = GroupView {
-                    first_event_id: &g.first_event_id,
-                    route: &g.rule,
-                    labels: &g.labels,
-                    firing: u64::try_from(g.firing).unwrap_or(0),
-                    resolved: u64::try_from(g.resolved).unwrap_or(0),
-                    events: u64::try_from(g.events).unwrap_or(0),
-                    alerts: &alerts,
-                    first_seen: at(g.created_at_ms),
-                    now: at(now_ms),
-                };
                 let actions = self.store.alert_actions(&g.first_event_id).await?;
-                let mut card = render_group(&view);
-                sluice_domain::verb::show_actions(&mut card, &actions);
-                card["channel"] = json!(g.channel);
-                fit_message(&mut card);
+                let card = group_card(&g, now_ms, &actions);
                 if let Plan::Update { repeat } = plan {
-                    // Linked to the card: the dispatcher adds its ts (`chat.update`) or makes the message a
-                    // thread reply.
-                    let item = |method: &str, args: serde_json::Value| NewOutboxItem {
-                        ref_post: true,
-                        ..outbox_item(&g.team, &g.channel, method, args)
-                    };
-                    let reply = |text: String| {
-                        item(
-                            "chat.postMessage",
-                            json!({ "channel": g.channel, "text": text }),
-                        )
-                    };
-                    if !repeat {
-                        flush.updates.push(item("chat.update", card));
-                    }
-                    match (g.notified_firing > 0, g.firing > 0) {
-                        (true, false) => flush.updates.push(reply(group_resolved_reply(&view))),
-                        (false, true) => flush.updates.push(reply(group_firing_reply(&view, true))),
-                        (true, true) if repeat => {
-                            flush.updates.push(reply(group_firing_reply(&view, false)))
-                        }
-                        _ => {}
-                    }
+                    flush.updates = updates(&g, card, repeat, now_ms);
                     report.updated += 1;
                     "updated"
                 } else {
@@ -359,19 +274,6 @@ impl Notifier {
         metrics::counter!("sluice_group_flushes_total", "outcome" => outcome).increment(1);
         self.store.flush_group(flush, now_ms).await
     }
-}
-
-/// What a flush does with a due group.
-#[derive(Debug, Clone, Copy)]
-enum Plan {
-    /// The route is in a storm: the group is counted in the digest.
-    Digest,
-    /// Nothing to tell (`digested`: a storm digest stays the group's report).
-    Quiet { digested: bool },
-    /// The group's first card, or a new one after a long quiet.
-    Post,
-    /// The card is updated (unless this is only a `repeat_interval` reminder) and the thread told what changed.
-    Update { repeat: bool },
 }
 
 /// Runs the flusher while this process leads the `notify` role (one leader across replicas), until `stop`.

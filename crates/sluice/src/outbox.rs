@@ -1,19 +1,19 @@
-//! The handlers' way out: [`enqueue`] commits the Slack calls a handler decided on as an event of its own (the
-//! dispatcher sends them), [`HandlerOutbox`] is the same for the inbound side (its answers to a user that cannot
-//! go through a `response_url`), and [`audit`] records what a person did and what came of it.
+//! The handlers' way out: [`HandlerOutbox`], the inbound side's [`sluice_inbound::Outbox`] port that every handler
+//! reaches as `ctx.outbox`, commits the Slack calls a handler decided on as an event of its own (the dispatcher
+//! sends them); and [`audit`] records what a person did and what came of it.
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 use sluice_domain::outbox::outbox_item;
-use sluice_inbound::{HandlerError, HandlerResult};
+use sluice_inbound::{HandlerError, HandlerResult, Writes};
 use sluice_store::{Fate, FollowUp, NewAudit, NewEvent, NewOutboxItem, Replay, Store};
 
 use crate::state::{now_ms, AppState};
 
 /// Slack calls caused by an action go through the outbox like everything else, recorded as an
 /// event of their own so `GET /v1/events/{id}` shows what became of them.
-pub async fn enqueue(
+async fn enqueue(
     state: &AppState,
     rule: &str,
     body: Value,
@@ -102,6 +102,12 @@ impl sluice_inbound::Outbox for HandlerOutbox {
         let body = json!({ "method": method, "user": args["user"] });
         let item = outbox_item(&state.config.slack.team_id, &channel, method, args);
         enqueue(state, "inbound.answer", body, vec![item], None)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn commit(&self, w: Writes) -> Result<(), String> {
+        enqueue(&self.0, &w.what, w.detail, w.items, w.follow_up)
             .await
             .map_err(|e| e.to_string())
     }

@@ -7,19 +7,13 @@
 
 use std::collections::BTreeMap;
 
+use crate::alert::{self, Alert, Effect, Input, Life, State};
 use crate::alerting::{alert_root, parse_fate};
 use crate::db::{args, Arg, Conn, Row};
 use crate::sql::{alerts, groups, outbox, values_list};
 use crate::{
     Dedup, Fate, FollowUp, GroupFlush, GroupJoin, InhibitKey, NewEvent, NewOutboxItem, StoreError,
 };
-
-pub(crate) struct OpenAlert {
-    pub id: i64,
-    pub first_event_id: String,
-    pub count: i64,
-    pub last_seen_ms: i64,
-}
 
 pub(crate) struct EventRow<'a> {
     pub id: &'a str,
@@ -42,20 +36,37 @@ pub(crate) struct ItemRow<'a> {
 /// The writes and reads ingest needs inside one transaction.
 #[async_trait::async_trait]
 pub(crate) trait IngestTx: Send {
-    async fn open_alert(&mut self, key: &str) -> Result<Option<OpenAlert>, StoreError>;
-    async fn close_alert(&mut self, alert_id: i64, at_ms: i64) -> Result<(), StoreError>;
-    async fn bump_alert(
+    /// The open alert with `key`.
+    async fn open_alert(&mut self, key: &str) -> Result<Option<Alert>, StoreError>;
+    /// The latest closed alert with `key`, and when it closed.
+    async fn last_closed_alert(&mut self, key: &str) -> Result<Option<(Alert, i64)>, StoreError>;
+    /// Closes the alert (it drops its inhibition keys); `ended_at_ms` is the source's end, `by` the event that
+    /// resolved it (`None`: it went quiet).
+    async fn close_alert(
+        &mut self,
+        alert_id: i64,
+        at_ms: i64,
+        ended_at_ms: Option<i64>,
+        by: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Writes an open alert as the lifecycle says (a merge, a re-notification or a reopen by `event_id`).
+    async fn update_alert(
         &mut self,
         alert_id: i64,
         count: i64,
         last_seen_ms: i64,
+        started_at_ms: Option<i64>,
+        event_id: &str,
     ) -> Result<(), StoreError>;
     async fn create_alert(
         &mut self,
         key: &str,
         first_event_id: &str,
         at_ms: i64,
+        started_at_ms: Option<i64>,
     ) -> Result<i64, StoreError>;
+    /// A just created alert never fired: count 0, closed at `at_ms`.
+    async fn born_closed(&mut self, alert_id: i64, at_ms: i64) -> Result<(), StoreError>;
     /// The alert's post item in `lane`: its id and, if it is dead, the reason.
     async fn alert_post(
         &mut self,
@@ -67,19 +78,6 @@ pub(crate) trait IngestTx: Send {
         alert_id: i64,
         lane: &str,
         item_id: i64,
-    ) -> Result<(), StoreError>;
-    /// The most recently closed alert with `key` closed at or after `since_ms` (only asked when none is open).
-    async fn closed_alert_since(
-        &mut self,
-        key: &str,
-        since_ms: i64,
-    ) -> Result<Option<OpenAlert>, StoreError>;
-    /// Opens a closed alert again with the given count and last-seen.
-    async fn reopen_alert(
-        &mut self,
-        alert_id: i64,
-        count: i64,
-        last_seen_ms: i64,
     ) -> Result<(), StoreError>;
     /// The alert has a refresh in `lane` that is pending and not yet read by the dispatcher.
     async fn refresh_pending(&mut self, alert_id: i64, lane: &str) -> Result<bool, StoreError>;
@@ -261,103 +259,107 @@ pub(crate) fn candidate_lanes(batch: &[NewEvent]) -> Vec<String> {
     lanes
 }
 
+/// Where the alert of `d.key` stands, as far as [`alert::decide`] can use it: a closed alert is read only when the
+/// event could continue one (a resolve, or a firing event with a reopen window).
+async fn load_life(tx: &mut dyn IngestTx, d: &Dedup) -> Result<Life, StoreError> {
+    if let Some(a) = tx.open_alert(&d.key).await? {
+        return Ok(Life::Open(a));
+    }
+    if d.resolves || d.reopen_window_ms > 0 {
+        if let Some((alert, closed_at_ms)) = tx.last_closed_alert(&d.key).await? {
+            return Ok(Life::Closed {
+                alert,
+                closed_at_ms,
+            });
+        }
+    }
+    Ok(Life::None)
+}
+
+/// What an event with a dedup request is to its alert's lifecycle.
+fn input_of<'e>(ev: &'e NewEvent, d: &Dedup) -> Input<'e> {
+    match d.resolves {
+        true => Input::Resolved {
+            event_id: &ev.id,
+            at_ms: ev.received_at_ms,
+        },
+        false => Input::Fired {
+            event_id: &ev.id,
+            at_ms: ev.received_at_ms,
+            window_ms: d.window_ms,
+            reopen_window_ms: d.reopen_window_ms,
+            started_at_ms: d.occurred_at_ms,
+        },
+    }
+}
+
+/// Ingests one event: for an event with a dedup request, loads its alert, asks [`alert::decide`] and writes what it
+/// says (alert row, fate, which Slack calls, card refreshes); a follow-up refreshes the cards of the alert it names.
 pub(crate) async fn ingest_event(
     tx: &mut dyn IngestTx,
     ev: &NewEvent,
     touched: &mut TouchedLanes,
 ) -> Result<Option<i64>, StoreError> {
-    enum Alert {
-        /// Not an alert (no dedup, or a resolve for something never seen).
-        None,
-        /// This event opens a new alert.
-        New,
-        /// A resolve for an alert never seen: its card is the alert's, closed at birth, so a repeat finds it.
-        NewClosed,
-        /// This event merged into / resolved an existing alert; ref items link to its posts.
-        Existing(i64),
-    }
     let now = ev.received_at_ms;
-    let own = outbox_of(ev);
-    let merged = |a: OpenAlert, count: i64| Fate::Merged {
-        into: a.first_event_id,
-        count: u32::try_from(count).unwrap_or(u32::MAX),
-    };
     let none: &[NewOutboxItem] = &[];
-    let (fate, items, refresh, alert): (Fate, &[NewOutboxItem], &[NewOutboxItem], Alert) =
-        match dedup_of(ev) {
-            None => match follow_up_of(ev) {
-                Some(f) => match tx.alert_of(&f.alert_of).await? {
-                    Some(id) => (ev.fate.clone(), own, &f.refresh, Alert::Existing(id)),
-                    None => (ev.fate.clone(), own, none, Alert::None),
-                },
-                None => (ev.fate.clone(), own, none, Alert::None),
-            },
-            Some(d) => match tx.open_alert(&d.key).await? {
-                Some(a) if d.resolves => {
-                    tx.close_alert(a.id, now).await?;
-                    let id = a.id;
-                    (
-                        Fate::Resolved {
-                            into: a.first_event_id,
-                        },
-                        &d.on_open,
-                        &d.refresh,
-                        Alert::Existing(id),
-                    )
+    let mut fate = ev.fate.clone();
+    let mut items: &[NewOutboxItem] = outbox_of(ev);
+    let mut refresh: &[NewOutboxItem] = none;
+    // The alert the event belongs to (its updates link to that alert's cards), and the one it opens.
+    let mut belongs: Option<i64> = None;
+    let mut opens: Option<Effect> = None;
+    match dedup_of(ev) {
+        None => {
+            if let Some(f) = follow_up_of(ev) {
+                if let Some(id) = tx.alert_of(&f.alert_of).await? {
+                    (refresh, belongs) = (&f.refresh, Some(id));
                 }
-                Some(a) if now - a.last_seen_ms <= d.window_ms => {
-                    let count = a.count + 1;
-                    tx.bump_alert(a.id, count, now.max(a.last_seen_ms)).await?;
-                    let id = a.id;
-                    (
-                        merged(a, count),
-                        &d.on_open,
-                        &d.refresh,
-                        Alert::Existing(id),
-                    )
-                }
-                Some(a) => {
-                    // The old alert went quiet for longer than the window: it is over, this is a new occurrence.
-                    tx.close_alert(a.id, now).await?;
-                    (ev.fate.clone(), own, none, Alert::New)
-                }
-                None if d.resolves => match tx.closed_alert_since(&d.key, 0).await? {
-                    // Resolved already: a redelivery, the other half of an HA pair, the next green run. Not news,
-                    // and a second card would say the opposite of nothing.
-                    Some(a) => (
-                        Fate::Resolved {
-                            into: a.first_event_id,
-                        },
-                        none,
-                        none,
-                        Alert::None,
-                    ),
-                    None => (ev.fate.clone(), own, none, Alert::NewClosed),
-                },
-                None if d.reopen_window_ms > 0 => {
-                    // Fired again soon after it was resolved: the same alert, so its card and thread carry on.
-                    match tx
-                        .closed_alert_since(&d.key, now - d.reopen_window_ms)
-                        .await?
-                    {
-                        Some(a) => {
-                            let count = a.count + 1;
-                            tx.reopen_alert(a.id, count, now.max(a.last_seen_ms))
-                                .await?;
-                            let id = a.id;
-                            (
-                                merged(a, count),
-                                &d.on_reopen,
-                                &d.refresh,
-                                Alert::Existing(id),
-                            )
-                        }
-                        None => (ev.fate.clone(), own, none, Alert::New),
+            }
+        }
+        Some(d) => {
+            let life = load_life(tx, d).await?;
+            let input = input_of(ev, d);
+            let (_, effects) = alert::decide(&State::of(life), &input);
+            items = none;
+            let ended_at_ms = d.occurred_at_ms;
+            for effect in effects {
+                match effect {
+                    Effect::Fate(f) => fate = f,
+                    Effect::Send(alert::Send::Own) => items = outbox_of(ev),
+                    Effect::Send(alert::Send::Updates) => items = &d.on_open,
+                    Effect::Send(alert::Send::Reopened) => items = &d.on_reopen,
+                    Effect::RefreshCards => refresh = &d.refresh,
+                    Effect::Belongs { id } => belongs = Some(id),
+                    Effect::Close { id, at_ms } => {
+                        // Closed by this event when it resolves; a new occurrence closes the old one as gone quiet.
+                        let by = d.resolves.then_some(ev.id.as_str());
+                        tx.close_alert(id, at_ms, ended_at_ms.filter(|_| d.resolves), by)
+                            .await?
+                    }
+                    Effect::Update {
+                        id,
+                        count,
+                        last_seen_ms,
+                        started_at_ms,
+                        ..
+                    } => {
+                        tx.update_alert(id, count, last_seen_ms, started_at_ms, &ev.id)
+                            .await?
+                    }
+                    open @ Effect::Open { .. } => opens = Some(open),
+                    Effect::Record { .. }
+                    | Effect::AlreadyDecided { .. }
+                    | Effect::Silence { .. }
+                    | Effect::Escalate
+                    | Effect::ReplyResolved => {
+                        return Err(StoreError::Other(format!(
+                            "the alert lifecycle answered an event with {effect:?}"
+                        )))
                     }
                 }
-                None => (ev.fate.clone(), own, none, Alert::New),
-            },
-        };
+            }
+        }
+    }
 
     tx.insert_event(&EventRow {
         id: &ev.id,
@@ -371,8 +373,8 @@ pub(crate) async fn ingest_event(
     let mut posts: Vec<(&str, i64)> = Vec::new();
     for item in items {
         let (mut ref_item_id, mut dead_reason) = (None, None);
-        if let (true, Alert::Existing(alert_id)) = (item.ref_post, &alert) {
-            if let Some((post_id, post_dead)) = tx.alert_post(*alert_id, &item.lane).await? {
+        if let (true, Some(alert_id)) = (item.ref_post, belongs) {
+            if let Some((post_id, post_dead)) = tx.alert_post(alert_id, &item.lane).await? {
                 ref_item_id = Some(post_id);
                 dead_reason = post_dead.map(|r| ref_dead_reason(post_id, &r));
             }
@@ -396,7 +398,7 @@ pub(crate) async fn ingest_event(
         }
     }
 
-    if let Alert::Existing(alert_id) = alert {
+    if let Some(alert_id) = belongs {
         for item in refresh {
             // Only a card that exists (or will) can be refreshed; a dead one stays dead. One pending refresh per
             // lane is enough: it renders whatever the alert looks like when it is sent.
@@ -422,22 +424,25 @@ pub(crate) async fn ingest_event(
         }
     }
 
-    let alert_id = match (dedup_of(ev), alert) {
-        (Some(d), born @ (Alert::New | Alert::NewClosed)) => {
-            let alert_id = tx.create_alert(&d.key, &ev.id, now).await?;
+    let alert_id = match (dedup_of(ev), opens) {
+        (
+            Some(d),
+            Some(Effect::Open {
+                started_at_ms,
+                closed_at_ms,
+            }),
+        ) => {
+            let alert_id = tx.create_alert(&d.key, &ev.id, now, started_at_ms).await?;
             for (lane, item_id) in posts {
                 tx.add_alert_post(alert_id, lane, item_id).await?;
             }
-            if matches!(born, Alert::NewClosed) {
-                // It never fired: if it fires again within the reopen window, that is its first occurrence.
-                tx.bump_alert(alert_id, 0, now).await?;
-                tx.close_alert(alert_id, now).await?;
+            if let Some(at_ms) = closed_at_ms {
+                tx.born_closed(alert_id, at_ms).await?;
                 return Ok(None);
             }
             Some(alert_id)
         }
-        (_, Alert::Existing(id)) => Some(id),
-        _ => None,
+        _ => belongs,
     };
     if let (Some(d), Some(alert_id)) = (dedup_of(ev), alert_id) {
         for g in &d.groups {
@@ -458,13 +463,16 @@ pub(crate) struct SqlIngest<'c> {
     pub c: &'c mut dyn Conn,
 }
 
-fn open_alert_row(r: &Row) -> Result<OpenAlert, StoreError> {
-    Ok(OpenAlert {
+/// An alert row as [`alerts::OPEN_ALERT`] selects it, and its close.
+fn alert_row(r: &Row) -> Result<(Alert, Option<i64>), StoreError> {
+    let alert = Alert {
         id: r.get(0)?,
         first_event_id: r.get(1)?,
         count: r.get(2)?,
         last_seen_ms: r.get(3)?,
-    })
+        started_at_ms: r.get(4)?,
+    };
+    Ok((alert, r.get(5)?))
 }
 
 /// The event standing for the alert `event_id` belongs to (see [`alert_root`]), or `None` for an unknown event.
@@ -489,27 +497,49 @@ pub(crate) fn event_exists(id: &str) -> impl FnOnce(StoreError) -> StoreError + 
 
 #[async_trait::async_trait]
 impl IngestTx for SqlIngest<'_> {
-    async fn open_alert(&mut self, key: &str) -> Result<Option<OpenAlert>, StoreError> {
+    async fn open_alert(&mut self, key: &str) -> Result<Option<Alert>, StoreError> {
         let row = self.c.opt(&alerts::OPEN_ALERT, args![key]).await?;
-        row.as_ref().map(open_alert_row).transpose()
+        Ok(row.as_ref().map(alert_row).transpose()?.map(|(a, _)| a))
     }
 
-    async fn close_alert(&mut self, alert_id: i64, at_ms: i64) -> Result<(), StoreError> {
+    async fn last_closed_alert(&mut self, key: &str) -> Result<Option<(Alert, i64)>, StoreError> {
+        let row = self.c.opt(&alerts::LAST_CLOSED_ALERT, args![key]).await?;
+        match row.as_ref().map(alert_row).transpose()? {
+            Some((a, Some(closed_at_ms))) => Ok(Some((a, closed_at_ms))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn close_alert(
+        &mut self,
+        alert_id: i64,
+        at_ms: i64,
+        ended_at_ms: Option<i64>,
+        by: Option<&str>,
+    ) -> Result<(), StoreError> {
         self.c
-            .exec(&alerts::CLOSE_ALERT, args![at_ms, alert_id])
+            .exec(
+                &alerts::CLOSE_ALERT,
+                args![at_ms, alert_id, ended_at_ms, by],
+            )
             .await?;
         self.c.exec(&alerts::DROP_KEYS, args![alert_id]).await?;
         Ok(())
     }
 
-    async fn bump_alert(
+    async fn update_alert(
         &mut self,
         alert_id: i64,
         count: i64,
         last_seen_ms: i64,
+        started_at_ms: Option<i64>,
+        event_id: &str,
     ) -> Result<(), StoreError> {
         self.c
-            .exec(&alerts::BUMP_ALERT, args![count, last_seen_ms, alert_id])
+            .exec(
+                &alerts::UPDATE_ALERT,
+                args![count, last_seen_ms, alert_id, started_at_ms, event_id],
+            )
             .await?;
         Ok(())
     }
@@ -519,11 +549,22 @@ impl IngestTx for SqlIngest<'_> {
         key: &str,
         first_event_id: &str,
         at_ms: i64,
+        started_at_ms: Option<i64>,
     ) -> Result<i64, StoreError> {
         self.c
-            .one(&alerts::CREATE_ALERT, args![key, first_event_id, at_ms])
+            .one(
+                &alerts::CREATE_ALERT,
+                args![key, first_event_id, at_ms, started_at_ms],
+            )
             .await?
             .get(0)
+    }
+
+    async fn born_closed(&mut self, alert_id: i64, at_ms: i64) -> Result<(), StoreError> {
+        self.c
+            .exec(&alerts::BORN_CLOSED, args![alert_id, at_ms])
+            .await?;
+        Ok(())
     }
 
     async fn alert_post(
@@ -554,30 +595,6 @@ impl IngestTx for SqlIngest<'_> {
     ) -> Result<(), StoreError> {
         self.c
             .exec(&alerts::ADD_ALERT_POST, args![alert_id, lane, item_id])
-            .await?;
-        Ok(())
-    }
-
-    async fn closed_alert_since(
-        &mut self,
-        key: &str,
-        since_ms: i64,
-    ) -> Result<Option<OpenAlert>, StoreError> {
-        let row = self
-            .c
-            .opt(&alerts::CLOSED_ALERT_SINCE, args![key, since_ms])
-            .await?;
-        row.as_ref().map(open_alert_row).transpose()
-    }
-
-    async fn reopen_alert(
-        &mut self,
-        alert_id: i64,
-        count: i64,
-        last_seen_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.c
-            .exec(&alerts::REOPEN_ALERT, args![count, last_seen_ms, alert_id])
             .await?;
         Ok(())
     }

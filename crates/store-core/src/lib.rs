@@ -23,12 +23,13 @@ mod group;
 mod grouping;
 mod ingest;
 pub mod migrate;
-mod model;
 mod sql;
 mod sql_store;
 
 pub use error::StoreError;
-pub use model::*;
+/// The types that cross the trait live in `sluice-model`, beneath the store and the domain, with the alert lifecycle
+/// ([`alert::decide`]) that ingest calls.
+pub use sluice_model::*;
 pub use sql_store::SqlStore;
 
 /// The storage verbs Sluice needs. Implemented by the SQLite and PostgreSQL backends; obtain one with `sluice_store::open`.

@@ -95,7 +95,7 @@ async fn commit_group(
     Ok(ingested)
 }
 
-/// Rows per multi-row INSERT of events (5 values each), items (9), alerts (5) and alert posts (3), and keys per
+/// Rows per multi-row INSERT of events (5 values each), items (9), alerts (7) and alert posts (3), and keys per
 /// lookup: well under both databases' limits on bound values per statement.
 const EVENTS_PER_INSERT: usize = 100;
 const ITEMS_PER_INSERT: usize = 60;
@@ -165,12 +165,9 @@ async fn new_alerts<'e>(
         .into_iter()
         .filter(|(ev, d)| {
             !open.contains(&d.key)
-                && match closed.get(&d.key) {
-                    Some(at) => {
-                        d.reopen_window_ms <= 0 || *at < ev.received_at_ms - d.reopen_window_ms
-                    }
-                    None => true,
-                }
+                && !closed
+                    .get(&d.key)
+                    .is_some_and(|at| alert::reopens(*at, ev.received_at_ms, d.reopen_window_ms))
         })
         .map(|(ev, _)| ev.id.as_str())
         .collect())
@@ -271,7 +268,7 @@ async fn insert_plain(
         let sql = format!(
             "{}{}{}",
             alerts::INSERT_ALERTS,
-            sql::values_list(chunk.len(), 5, 1),
+            sql::values_list(chunk.len(), 7, 1),
             alerts::INSERT_ALERTS_END
         );
         let args: Vec<Arg<'_>> = chunk
@@ -283,6 +280,8 @@ async fn insert_plain(
                     1i64.into(),
                     ev.received_at_ms.into(),
                     ev.received_at_ms.into(),
+                    d.occurred_at_ms.into(),
+                    d.occurred_at_ms.into(),
                 ]
             })
             .collect();
@@ -409,6 +408,9 @@ fn alert_card(r: &Row, cols: [usize; 6]) -> Result<AlertCard, StoreError> {
         first_seen_ms: r.get(cols[3])?,
         last_seen_ms: r.get(cols[4])?,
         closed_at_ms: r.get(cols[5])?,
+        started_at_ms: None,
+        ended_at_ms: None,
+        latest: None,
     })
 }
 
@@ -1092,7 +1094,13 @@ impl<B: Backend> Store for SqlStore<B> {
                 .exec(&alerts::CLEAR_REFRESH, args![alert_id, &lane])
                 .await?;
         }
-        let card = alert_card(&r, [1, 6, 2, 3, 4, 5])?;
+        let latest: Option<String> = r.get("latest")?;
+        let card = AlertCard {
+            started_at_ms: r.get("first_started_at_ms")?,
+            ended_at_ms: r.get("ended_at_ms")?,
+            latest: latest.map(|b| parse_json("event body", &b)).transpose()?,
+            ..alert_card(&r, [1, 6, 2, 3, 4, 5])?
+        };
         tx.commit().await?;
         Ok(Some(card))
     }

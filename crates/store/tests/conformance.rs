@@ -256,6 +256,8 @@ conformance!(
     inhibit_an_alert_matching_both_sides_does_not_inhibit_itself,
     inhibit_a_batch_with_the_source_then_the_target_mutes_the_target,
     inhibit_keys_go_with_their_alert_and_prune,
+    regression_alertmanager_resends_of_the_same_alert_are_not_new_occurrences,
+    regression_a_failed_deployment_card_shows_its_final_state,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -307,6 +309,7 @@ fn alert(id: &str, at: i64, key: &str, resolves: bool, channels: &[&str]) -> New
             reopen_window_ms: 0,
             on_reopen: vec![],
             groups: vec![],
+            occurred_at_ms: None,
         }),
         ..event(
             id,
@@ -2253,6 +2256,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ALTER TABLE outbox DROP COLUMN sending_at_ms;",
     ),
     (
+        8,
+        "0008_alert_source_times",
+        "ALTER TABLE alerts DROP COLUMN started_at_ms; ALTER TABLE alerts DROP COLUMN first_started_at_ms;
+         ALTER TABLE alerts DROP COLUMN ended_at_ms; ALTER TABLE alerts DROP COLUMN last_event_id;",
+    ),
+    (
         7,
         "0007_groups",
         "DROP TABLE group_alerts; DROP TABLE alert_groups; DROP TABLE route_events;",
@@ -2984,6 +2993,104 @@ fn living(id: &str, at: i64, resolves: bool) -> NewEvent {
     e
 }
 
+/// Issue 15, defect 4: Alertmanager re-sends every firing alert at each repeat interval and when its group changes,
+/// with the same `startsAt`. A re-send is not a new occurrence (the count stays), even after the dedup window; a new
+/// `startsAt` is. The card's duration is the source's: from the first `startsAt` to the resolve's `endsAt`.
+async fn regression_alertmanager_resends_of_the_same_alert_are_not_new_occurrences(ctx: Ctx) {
+    let s = &ctx.store;
+    let am = |id: &str, at: i64, occurred: i64, resolves: bool| {
+        let mut e = living(id, at, resolves);
+        if let Some(d) = e.dedup.as_mut() {
+            d.occurred_at_ms = Some(occurred);
+        }
+        e
+    };
+    let starts = T0 - 840_000; // fired 14 minutes before Sluice first heard of it
+    s.ingest(vec![am("r0", T0, starts, false)])
+        .await
+        .expect("ingest");
+    s.ingest(vec![am("r1", T0 + 1_000, starts, false)])
+        .await
+        .expect("ingest");
+    // Past the dedup window: still the same occurrence, re-sent at the repeat interval.
+    s.ingest(vec![am("r2", T0 + 1_000 + WINDOW + 1, starts, false)])
+        .await
+        .expect("ingest");
+    for id in ["r1", "r2"] {
+        assert_eq!(
+            status(s, id).await.fate,
+            Fate::Merged {
+                into: "r0".into(),
+                count: 1
+            },
+            "{id} is a re-send"
+        );
+    }
+    // It resolved and fired again (a new startsAt): a second occurrence of the same alert, on the same card.
+    let again = T0 + 2 * WINDOW;
+    s.ingest(vec![am("r3", again, again - 5_000, false)])
+        .await
+        .expect("ingest");
+    assert_eq!(
+        status(s, "r3").await.fate,
+        Fate::Merged {
+            into: "r0".into(),
+            count: 2
+        }
+    );
+    let ends = again + 30_000;
+    s.ingest(vec![am("r4", again + 60_000, ends, true)])
+        .await
+        .expect("ingest");
+    let post = head(s, "T1:C1").await;
+    s.mark_sent(post.id, "C1", "1.1", again + 61_000)
+        .await
+        .expect("mark_sent");
+    let c = card(s, head(s, "T1:C1").await.id).await;
+    assert_eq!(c.count, 2);
+    assert_eq!(
+        (c.started_at_ms, c.ended_at_ms, c.closed_at_ms),
+        (Some(starts), Some(ends), Some(again + 60_000)),
+        "the source's start and end are kept for the card's duration"
+    );
+}
+
+/// Issue 15, defect 1: a deployment reported running and then failed (GitLab `running` → `failed`, GitHub
+/// `in_progress` → `failure`) is one card; when it is redrawn it must read the final state, so the store hands the
+/// card the latest event of the alert along with its first.
+async fn regression_a_failed_deployment_card_shows_its_final_state(ctx: Ctx) {
+    let s = &ctx.store;
+    let deploy = |id: &str, at: i64, state: &str, resolves: bool| {
+        let mut e = alert(id, at, "deploy-42", resolves, &["C1"]);
+        e.body = json!({ "title": format!("Deployment {state}"), "kind": "deployment" });
+        if let Some(d) = e.dedup.as_mut() {
+            d.on_open = vec![];
+            d.refresh = vec![update("C1")];
+        }
+        e
+    };
+    s.ingest(vec![deploy("d0", T0, "running", false)])
+        .await
+        .expect("ingest");
+    s.mark_sent(head(s, "T1:C1").await.id, "C1", "1.1", T0 + 1)
+        .await
+        .expect("mark_sent");
+    s.ingest(vec![deploy("d1", T0 + 60_000, "failed", true)])
+        .await
+        .expect("ingest");
+    let c = card(s, head(s, "T1:C1").await.id).await;
+    assert_eq!(
+        c.body["title"], "Deployment running",
+        "the first event stays the alert's"
+    );
+    assert_eq!(
+        c.latest.as_ref().map(|b| b["title"].clone()),
+        Some(json!("Deployment failed")),
+        "the card is given the final state"
+    );
+    assert_eq!(c.closed_at_ms, Some(T0 + 60_000));
+}
+
 fn methods(st: &EventStatus) -> Vec<&str> {
     st.deliveries.iter().map(|d| d.method.as_str()).collect()
 }
@@ -3360,6 +3467,7 @@ fn grouped(id: &str, at: i64, key: &str, resolves: bool, service: &str) -> NewEv
             reopen_window_ms: 0,
             on_reopen: vec![],
             groups: vec![join("alerts", service)],
+            occurred_at_ms: None,
         }),
         ..event(id, at, vec![])
     }

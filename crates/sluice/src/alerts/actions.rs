@@ -1,23 +1,27 @@
 //! The alert actions from Slack: a click on a card's button or the acknowledging reaction becomes an [`Act`], and
-//! [`take`] checks, decides once, carries it out and audits it.
+//! [`take`] checks it, asks the alert lifecycle (`alert::decide`) what it means, records the decision, carries out
+//! the effects through the context's outbox port and audits it: load → decide → commit → enqueue, the shape every
+//! workflow's handler follows.
 
 use serde_json::{json, Value};
 use sluice_core::event::{Event, Kind};
 use sluice_core::render::RenderContext;
 use sluice_core::route::Decision;
-use sluice_domain::alert::{self, escalation, resolved_reply, EscalateTo, OnCard};
+use sluice_domain::alert::{
+    self, decide, escalation, resolved_reply, Effect, EscalateTo, Input, OnCard, State,
+};
 use sluice_domain::living::{self, Part};
 use sluice_domain::outbox::outbox_item;
 use sluice_domain::pipeline::card_template;
 use sluice_domain::silence::identity_matchers;
-use sluice_domain::verb::{decided, Verb, SILENCE_MS};
+use sluice_domain::verb::{decided, Verb};
 use sluice_inbound::models::EventCallback;
-use sluice_inbound::{ActionPayload, Ctx, HandlerError, HandlerResult, Reply};
+use sluice_inbound::{ActionPayload, Ctx, HandlerError, HandlerResult, Outbox, Reply, Writes};
 use sluice_slack_wire::blocks::fit_message;
-use sluice_store::{AckOutcome, FollowUp, NewOutboxItem, NewSilence};
+use sluice_store::{AckOutcome, AlertAction, FollowUp, NewOutboxItem, NewSilence};
 
 use super::Permissions;
-use crate::outbox::{audit, enqueue};
+use crate::outbox::audit;
 use crate::state::{now, now_ms, AppState};
 
 /// Someone acting on a card, however they did it.
@@ -41,7 +45,17 @@ enum Answer<'a> {
     Click(&'a Ctx<ActionPayload>),
     /// A reaction has no `response_url`: `chat.postEphemeral` through the outbox. Only refusals are said; a
     /// reaction on an alert someone already acknowledged is just a reaction.
-    Reaction,
+    Reaction(&'a Ctx<EventCallback>),
+}
+
+impl Answer<'_> {
+    /// The handler context's outbox port: every write of an action goes through it.
+    fn outbox(&self) -> &dyn Outbox {
+        match self {
+            Answer::Click(ctx) => &*ctx.outbox,
+            Answer::Reaction(ctx) => &*ctx.outbox,
+        }
+    }
 }
 
 pub async fn clicked(
@@ -139,14 +153,14 @@ pub async fn reacted(
         via: "reaction",
         event: Some(event),
     };
-    take(state, permissions, act, Answer::Reaction).await
+    take(state, permissions, act, Answer::Reaction(&ctx)).await
 }
 
 /// Tells `act.user` something only they see, in the card's channel.
 async fn tell(state: &AppState, act: &Act, answer: &Answer<'_>, text: String) -> HandlerResult<()> {
     match answer {
         Answer::Click(ctx) => Ok(ctx.reply(Reply::ephemeral(text)).await?),
-        Answer::Reaction => {
+        Answer::Reaction(ctx) => {
             let args = json!({ "channel": act.channel, "user": act.user, "text": text });
             let item = outbox_item(
                 &state.config.slack.team_id,
@@ -154,14 +168,13 @@ async fn tell(state: &AppState, act: &Act, answer: &Answer<'_>, text: String) ->
                 "chat.postEphemeral",
                 args,
             );
-            enqueue(
-                state,
-                &format!("alert.{}", act.verb.as_str()),
-                json!({ "actor": act.user }),
-                vec![item],
-                None,
-            )
-            .await
+            let writes = Writes {
+                what: format!("alert.{}", act.verb.as_str()),
+                detail: json!({ "actor": act.user }),
+                items: vec![item],
+                follow_up: None,
+            };
+            ctx.outbox.commit(writes).await.map_err(HandlerError::new)
         }
     }
 }
@@ -241,92 +254,114 @@ async fn take(
             }
         };
 
+        // Load → decide: what the decision means comes from the alert lifecycle, given the decisions already taken.
         let at_ms = now_ms();
-        match state
+        let decisions = state
             .store
-            .record_alert_action(&act.event_id, verb.as_str(), user, at_ms)
+            .alert_actions(&act.event_id)
             .await
             .map_err(|e| HandlerError::new(e.to_string()))?
-        {
-            AckOutcome::AlreadyBy { actor, at_ms } => {
-                let result = format!("refused: already {} by {actor}", verb.past());
-                if let Answer::Click(_) = answer {
-                    let said = format!("Already {} {}.", verb.past(), decided(verb, &actor, at_ms));
-                    if let Err(error) = tell(state, &act, &answer, said).await {
-                        return Err(Failure { audit: result, error });
-                    }
+            .into_iter()
+            .map(|(action, actor, at_ms)| AlertAction { action, actor, at_ms })
+            .collect();
+        let input = Input::Decided { verb, actor: user, at_ms };
+        let (_, effects) = decide(&State::deciding(decisions), &input);
+        let on_card = OnCard {
+            team: &state.config.slack.team_id,
+            channel: &act.channel,
+            ts: &act.ts,
+            user,
+        };
+        let mut outbox = Vec::new();
+        let mut follow_up = None;
+        for effect in effects {
+            match effect {
+                Effect::AlreadyDecided { by, at_ms, .. } => {
+                    return already(state, &act, &answer, &by, at_ms).await;
                 }
-                Ok(result)
-            }
-            AckOutcome::Recorded => {
-                let on_card = OnCard {
-                    team: &state.config.slack.team_id,
-                    channel: &act.channel,
-                    ts: &act.ts,
-                    user,
-                };
-                let mut outbox = Vec::new();
-                match verb {
-                    Verb::Silence => {
-                        let silence = NewSilence {
-                            matchers: identity_matchers(&event),
-                            starts_at_ms: at_ms,
-                            ends_at_ms: at_ms + SILENCE_MS,
-                            author: user.to_string(),
-                            comment: "from Slack".into(),
-                        };
-                        let created = match state.store.create_silence(silence, at_ms).await {
-                            Ok(s) => s,
-                            Err(e) => {
-                                return Err(Failure {
-                                    audit: format!("error: the silence could not be created: {e}"),
-                                    error: HandlerError::new(format!(
-                                        "the alert is marked silenced but the silence could not be created ({e}); create it with POST /v1/silences"
-                                    )),
-                                });
-                            }
-                        };
-                        if let Err(e) = state.refresh_silences(true).await {
-                            tracing::warn!(error = %e, "silences not reloaded; the next refresh will");
+                // Commit: the store keeps the first decision of each verb, so of two clicks at once one wins.
+                Effect::Record { at_ms, .. } => match state
+                    .store
+                    .record_alert_action(&act.event_id, verb.as_str(), user, at_ms)
+                    .await
+                    .map_err(|e| HandlerError::new(e.to_string()))?
+                {
+                    AckOutcome::AlreadyBy { actor, at_ms } => {
+                        return already(state, &act, &answer, &actor, at_ms).await;
+                    }
+                    AckOutcome::Recorded => {}
+                },
+                Effect::Silence { until_ms } => {
+                    let silence = NewSilence {
+                        matchers: identity_matchers(&event),
+                        starts_at_ms: at_ms,
+                        ends_at_ms: until_ms,
+                        author: user.to_string(),
+                        comment: "from Slack".into(),
+                    };
+                    let created = match state.store.create_silence(silence, at_ms).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            return Err(Failure {
+                                audit: format!("error: the silence could not be created: {e}"),
+                                error: HandlerError::new(format!(
+                                    "the alert is marked silenced but the silence could not be created ({e}); create it with POST /v1/silences"
+                                )),
+                            });
                         }
-                        detail["silence"] = json!({ "id": created.id, "ends_at_ms": created.ends_at_ms, "matchers": created.matchers });
+                    };
+                    if let Err(e) = state.refresh_silences(true).await {
+                        tracing::warn!(error = %e, "silences not reloaded; the next refresh will");
                     }
-                    Verb::Resolve => outbox.push(resolved_reply(&on_card, at_ms)),
-                    Verb::Escalate => {
-                        // A read, not a write: the link goes into the escalation message.
-                        let link = match permissions
-                            .slack
-                            .chat_get_permalink(&act.channel, &act.ts)
-                            .await
-                        {
-                            Ok(link) => Some(link),
-                            Err(e) => {
-                                tracing::warn!(error = %e, "no permalink for the escalated card; naming channel and ts instead");
-                                None
-                            }
-                        };
-                        let cfg = &state.config.actions;
-                        let to = EscalateTo {
-                            channel: cfg.escalate_channel.as_deref(),
-                            group: cfg.escalate_group.as_deref(),
-                        };
-                        outbox.extend(escalation(&on_card, &to, &event, link.as_deref(), at_ms));
-                    }
-                    Verb::Ack => {}
+                    detail["silence"] = json!({ "id": created.id, "ends_at_ms": created.ends_at_ms, "matchers": created.matchers });
                 }
-                let (refresh, follow_up) = card_refresh(state, &act, &event).await?;
-                outbox.extend(refresh);
-                enqueue(
-                    state,
-                    &action,
-                    json!({ "actor": user, "target": target }),
-                    outbox,
-                    follow_up,
-                )
-                .await?;
-                Ok("ok".to_string())
+                Effect::ReplyResolved => outbox.push(resolved_reply(&on_card, at_ms)),
+                Effect::Escalate => {
+                    // A read, not a write: the link goes into the escalation message.
+                    let link = match permissions
+                        .slack
+                        .chat_get_permalink(&act.channel, &act.ts)
+                        .await
+                    {
+                        Ok(link) => Some(link),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "no permalink for the escalated card; naming channel and ts instead");
+                            None
+                        }
+                    };
+                    let cfg = &state.config.actions;
+                    let to = EscalateTo {
+                        channel: cfg.escalate_channel.as_deref(),
+                        group: cfg.escalate_group.as_deref(),
+                    };
+                    outbox.extend(escalation(&on_card, &to, &event, link.as_deref(), at_ms));
+                }
+                Effect::RefreshCards => {
+                    let (refresh, f) = card_refresh(state, &act, &event).await?;
+                    outbox.extend(refresh);
+                    follow_up = f;
+                }
+                other => {
+                    return Err(HandlerError::new(format!(
+                        "the alert lifecycle answered a decision with {other:?}"
+                    ))
+                    .into())
+                }
             }
         }
+        // Enqueue: the decision's messages and card refreshes, one commit through the context's outbox port.
+        let writes = Writes {
+            what: action.clone(),
+            detail: json!({ "actor": user, "target": target }),
+            items: outbox,
+            follow_up,
+        };
+        answer
+            .outbox()
+            .commit(writes)
+            .await
+            .map_err(HandlerError::new)?;
+        Ok("ok".to_string())
     }
     .await;
     match outcome {
@@ -357,6 +392,29 @@ impl From<HandlerError> for Failure {
             error,
         }
     }
+}
+
+/// The decision was taken already (by `actor` at `at_ms`): a clicker is told so; a reaction is just a reaction.
+/// Returns what the audit log records.
+async fn already(
+    state: &AppState,
+    act: &Act,
+    answer: &Answer<'_>,
+    actor: &str,
+    at_ms: i64,
+) -> Result<String, Failure> {
+    let verb = act.verb;
+    let result = format!("refused: already {} by {actor}", verb.past());
+    if let Answer::Click(_) = answer {
+        let said = format!("Already {} {}.", verb.past(), decided(verb, actor, at_ms));
+        if let Err(error) = tell(state, act, answer, said).await {
+            return Err(Failure {
+                audit: result,
+                error,
+            });
+        }
+    }
+    Ok(result)
 }
 
 /// How the card shows a new decision. A deduplicated alert's cards are refreshed through the living-message path

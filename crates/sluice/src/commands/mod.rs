@@ -4,10 +4,9 @@
 use serde_json::json;
 use sluice_domain::outbox::outbox_item;
 use sluice_inbound::models::{EventCallback, SlashCommand};
-use sluice_inbound::{Ctx, HandlerError, HandlerResult, Reply};
+use sluice_inbound::{Ctx, HandlerError, HandlerResult, Reply, Writes};
 
 use crate::config::ActionsConfig;
-use crate::outbox::enqueue;
 use crate::state::{now_ms, AppState};
 
 pub async fn slash_command(
@@ -85,14 +84,13 @@ pub async fn mention(state: &AppState, ctx: Ctx<EventCallback>) -> HandlerResult
         "chat.postMessage",
         reply,
     );
-    enqueue(
-        state,
-        "mention",
-        json!({ "actor": user, "event_id": ctx.payload.event_id }),
-        vec![item],
-        None,
-    )
-    .await
+    let writes = Writes {
+        what: "mention".into(),
+        detail: json!({ "actor": user, "event_id": ctx.payload.event_id }),
+        items: vec![item],
+        follow_up: None,
+    };
+    ctx.outbox.commit(writes).await.map_err(HandlerError::new)
 }
 
 #[cfg(test)]

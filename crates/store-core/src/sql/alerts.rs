@@ -2,9 +2,11 @@
 
 use super::Stmt;
 
-/// An `alerts` row selected as `id, first_event_id, count, last_seen_ms`. Binds: 1 dedup key.
+/// An `alerts` row selected as `id, first_event_id, count, last_seen_ms, started_at_ms, closed_at_ms`. Binds: 1
+/// dedup key.
 pub(crate) static OPEN_ALERT: Stmt = Stmt::new(
-    "SELECT id, first_event_id, count, last_seen_ms FROM alerts WHERE dedup_key = ?1 AND closed_at_ms IS NULL",
+    "SELECT id, first_event_id, count, last_seen_ms, started_at_ms, closed_at_ms FROM alerts
+     WHERE dedup_key = ?1 AND closed_at_ms IS NULL",
 );
 
 /// Which of a batch's dedup keys have an open alert. Followed by an [`super::in_list`] of keys from `?1` and `)`.
@@ -17,43 +19,50 @@ pub(crate) const CLOSED_KEYS: &str = "SELECT dedup_key, MAX(closed_at_ms) FROM a
      WHERE closed_at_ms IS NOT NULL AND closed_at_ms >= ?1 AND dedup_key IN (";
 pub(crate) const CLOSED_KEYS_END: &str = ") GROUP BY dedup_key";
 
-/// New alerts, many at once. Followed by [`super::values_list`] rows of 5 (dedup key, first event id, count, first
-/// seen, last seen) and [`INSERT_ALERTS_END`].
-pub(crate) const INSERT_ALERTS: &str =
-    "INSERT INTO alerts (dedup_key, first_event_id, count, first_seen_ms, last_seen_ms) VALUES ";
+/// New alerts, many at once. Followed by [`super::values_list`] rows of 7 (dedup key, first event id, count, first
+/// seen, last seen, the source's start twice: of the latest and of the first occurrence) and [`INSERT_ALERTS_END`].
+pub(crate) const INSERT_ALERTS: &str = "INSERT INTO alerts
+     (dedup_key, first_event_id, count, first_seen_ms, last_seen_ms, started_at_ms, first_started_at_ms) VALUES ";
 pub(crate) const INSERT_ALERTS_END: &str = " RETURNING id, first_event_id";
 
 /// Followed by [`super::values_list`] rows of 3 (alert id, lane, item id).
 pub(crate) const INSERT_ALERT_POSTS: &str =
     "INSERT INTO alert_posts (alert_id, lane, item_id) VALUES ";
 
-/// Binds: 1 dedup key, 2 since.
-pub(crate) static CLOSED_ALERT_SINCE: Stmt = Stmt::new(
-    "SELECT id, first_event_id, count, last_seen_ms FROM alerts
-     WHERE dedup_key = ?1 AND closed_at_ms IS NOT NULL AND closed_at_ms >= ?2
+/// The latest closed alert of a key, selected as [`OPEN_ALERT`] is. Binds: 1 dedup key.
+pub(crate) static LAST_CLOSED_ALERT: Stmt = Stmt::new(
+    "SELECT id, first_event_id, count, last_seen_ms, started_at_ms, closed_at_ms FROM alerts
+     WHERE dedup_key = ?1 AND closed_at_ms IS NOT NULL
      ORDER BY closed_at_ms DESC, id DESC LIMIT 1",
 );
 
-/// Binds: 1 closed at, 2 alert id.
-pub(crate) static CLOSE_ALERT: Stmt =
-    Stmt::new("UPDATE alerts SET closed_at_ms = ?1 WHERE id = ?2");
+/// Binds: 1 closed at, 2 alert id, 3 the source's end (or NULL), 4 the event that closed it (or NULL: went quiet).
+pub(crate) static CLOSE_ALERT: Stmt = Stmt::new(
+    "UPDATE alerts SET closed_at_ms = ?1, ended_at_ms = ?3, last_event_id = COALESCE(?4, last_event_id)
+     WHERE id = ?2",
+);
 
 /// A closed alert inhibits nothing; dropping its keys keeps the lookup short. Binds: 1 alert id.
 pub(crate) static DROP_KEYS: Stmt = Stmt::new("DELETE FROM inhibit_keys WHERE alert_id = ?1");
 
-/// Binds: 1 count, 2 last seen, 3 alert id.
-pub(crate) static BUMP_ALERT: Stmt =
-    Stmt::new("UPDATE alerts SET count = ?1, last_seen_ms = ?2 WHERE id = ?3");
-
-/// Binds: 1 count, 2 last seen, 3 alert id.
-pub(crate) static REOPEN_ALERT: Stmt =
-    Stmt::new("UPDATE alerts SET closed_at_ms = NULL, count = ?1, last_seen_ms = ?2 WHERE id = ?3");
-
-/// Binds: 1 dedup key, 2 first event id, 3 now.
-pub(crate) static CREATE_ALERT: Stmt = Stmt::new(
-    "INSERT INTO alerts (dedup_key, first_event_id, count, first_seen_ms, last_seen_ms)
-     VALUES (?1, ?2, 1, ?3, ?3) RETURNING id",
+/// An open alert as the lifecycle says. Binds: 1 count, 2 last seen, 3 alert id, 4 the source's start of the latest
+/// occurrence, 5 the event.
+pub(crate) static UPDATE_ALERT: Stmt = Stmt::new(
+    "UPDATE alerts SET closed_at_ms = NULL, ended_at_ms = NULL, count = ?1, last_seen_ms = ?2,
+            started_at_ms = ?4, last_event_id = ?5
+     WHERE id = ?3",
 );
+
+/// Binds: 1 dedup key, 2 first event id, 3 now, 4 the source's start (or NULL).
+pub(crate) static CREATE_ALERT: Stmt = Stmt::new(
+    "INSERT INTO alerts (dedup_key, first_event_id, count, first_seen_ms, last_seen_ms, started_at_ms,
+                         first_started_at_ms)
+     VALUES (?1, ?2, 1, ?3, ?3, ?4, ?4) RETURNING id",
+);
+
+/// An alert born closed (a resolve for an alert never seen) never fired. Binds: 1 alert id, 2 closed at.
+pub(crate) static BORN_CLOSED: Stmt =
+    Stmt::new("UPDATE alerts SET count = 0, closed_at_ms = ?2 WHERE id = ?1");
 
 /// The alert's post in a lane, its state and dead reason. Binds: 1 alert id, 2 lane.
 pub(crate) static ALERT_POST: Stmt = Stmt::new(
@@ -86,11 +95,13 @@ pub(crate) static ALERT_OF: Stmt =
 /// The alert a card refresh or reply (outbox item) refers to, as it stands. Binds: 1 item id.
 pub(crate) static ALERT_CARD: Stmt = Stmt::new(
     "SELECT a.id, a.first_event_id, a.count, a.first_seen_ms, a.last_seen_ms, a.closed_at_ms,
-            CAST(e.body AS TEXT) AS body, p.lane, p.refresh_item_id
+            CAST(e.body AS TEXT) AS body, p.lane, p.refresh_item_id,
+            a.first_started_at_ms, a.ended_at_ms, CAST(l.body AS TEXT) AS latest
      FROM outbox o
      JOIN alert_posts p ON p.item_id = o.ref_item_id
      JOIN alerts a ON a.id = p.alert_id
      JOIN events e ON e.id = a.first_event_id
+     LEFT JOIN events l ON l.id = a.last_event_id
      WHERE o.id = ?1",
 );
 

@@ -1,4 +1,4 @@
-//! The plain data types that cross the [`crate::Store`] trait: what goes in ([`NewEvent`]) and what comes out
+//! The plain data types that cross the store's trait (`sluice_store::Store`): what goes in ([`NewEvent`]) and what comes out
 //! ([`EventStatus`], [`OutboxItem`], [`DeadLetter`], …). No SQL type appears here.
 
 use serde::{Deserialize, Serialize};
@@ -96,7 +96,7 @@ pub struct InhibitKey {
     pub both_sides: bool,
 }
 
-/// What [`crate::Store::ingest`] decided that its caller could not know beforehand.
+/// What `Store::ingest` decided that its caller could not know beforehand.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Ingested {
     /// `(event id, rule)` of each event of the batch an inhibition rule suppressed, in batch order.
@@ -136,7 +136,7 @@ pub struct Dedup {
     pub on_open: Vec<NewOutboxItem>,
     /// Card refreshes (`ref_post` items, typically `chat.update`), **coalesced**: enqueued when the event merges
     /// into, resolves or reopens an alert, but only in lanes where the alert has a post and no refresh of it is
-    /// still waiting to be read. The dispatcher renders a refresh from [`crate::Store::alert_card`] at send time,
+    /// still waiting to be read. The dispatcher renders a refresh from `Store::alert_card` at send time,
     /// so one refresh shows every duplicate that arrived before it went out.
     #[serde(default)]
     pub refresh: Vec<NewOutboxItem>,
@@ -152,6 +152,10 @@ pub struct Dedup {
     /// flush per its timings. A grouped delivery has no item in the event's outbox: the flusher posts the group.
     #[serde(default)]
     pub groups: Vec<GroupJoin>,
+    /// When the source says it happened (the event's `occurred_at`): for a firing event, the start of the occurrence
+    /// (Alertmanager's `startsAt`; the same start again is a re-send, see `alert::decide`), for a resolve its end.
+    #[serde(default)]
+    pub occurred_at_ms: Option<i64>,
 }
 
 /// An alert joining a group of its route on ingest ([`Dedup::groups`]).
@@ -172,7 +176,7 @@ pub struct GroupJoin {
     pub repeat_ms: i64,
 }
 
-/// A group that is due for a flush ([`crate::Store::due_groups`]): its row and the alerts it holds.
+/// A group that is due for a flush (`Store::due_groups`): its row and the alerts it holds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupState {
     pub id: i64,
@@ -209,7 +213,7 @@ pub struct GroupState {
     pub repeat_ms: i64,
 }
 
-/// What a flush did with a group ([`crate::Store::flush_group`]), committed in one transaction.
+/// What a flush did with a group (`Store::flush_group`), committed in one transaction.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupFlush {
     pub group_id: i64,
@@ -227,7 +231,7 @@ pub struct GroupFlush {
     pub digested: bool,
 }
 
-/// An alert of a route's groups, for storm digests ([`crate::Store::route_alerts`]).
+/// An alert of a route's groups, for storm digests (`Store::route_alerts`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RouteAlert {
     pub alert_id: i64,
@@ -250,7 +254,7 @@ pub struct GroupRef {
     pub digested_at_ms: Option<i64>,
 }
 
-/// An alert as it stands now, for rendering its card at send time (see [`crate::Store::alert_card`]).
+/// An alert as it stands now, for rendering its card at send time (see `Store::alert_card`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlertCard {
     /// The event that opened the alert (its body is the card's content; its id is on the buttons).
@@ -262,6 +266,13 @@ pub struct AlertCard {
     pub last_seen_ms: i64,
     /// When it was resolved (or went quiet), `None` while it fires.
     pub closed_at_ms: Option<i64>,
+    /// When the source says it started and ended (Alertmanager's `startsAt` of its first occurrence, `endsAt` of
+    /// its resolve), when it said: a card's duration is the source's.
+    pub started_at_ms: Option<i64>,
+    pub ended_at_ms: Option<i64>,
+    /// The body of the latest event that continued or resolved it (`None` while it is its first event alone): a
+    /// deployment's card shows its final state.
+    pub latest: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -343,14 +354,14 @@ pub struct EventStatus {
     /// Every outbox item this event enqueued, in id order.
     pub deliveries: Vec<DeliveryStatus>,
     /// Acknowledge / resolve decisions taken on the alert this event belongs to (itself, or the alert it was merged
-    /// into or resolved), oldest first. See [`crate::Store::record_alert_action`].
+    /// into or resolved), oldest first. See `Store::record_alert_action`.
     pub actions: Vec<AlertAction>,
     /// The groups the event's alert belongs to, with their cards (noise control).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupRef>,
 }
 
-/// One recorded decision on an alert (the first click of its kind wins; see [`crate::Store::record_alert_action`]).
+/// One recorded decision on an alert (the first click of its kind wins; see `Store::record_alert_action`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertAction {
     /// `"ack"` or `"resolve"`.
@@ -360,7 +371,7 @@ pub struct AlertAction {
     pub at_ms: i64,
 }
 
-/// The answer of [`crate::Store::record_alert_action`].
+/// The answer of `Store::record_alert_action`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum AckOutcome {
@@ -421,7 +432,7 @@ pub struct OutboxStats {
     pub lanes_leased: u64,
 }
 
-/// The answer of [`crate::Store::take_rate`].
+/// The answer of `Store::take_rate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "decision", content = "at_ms", rename_all = "snake_case")]
 pub enum RateDecision {
@@ -431,7 +442,7 @@ pub enum RateDecision {
     RetryAt(i64),
 }
 
-/// A human action to append to the audit log (see [`crate::Store::record_audit`]).
+/// A human action to append to the audit log (see `Store::record_audit`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewAudit {
     pub at_ms: i64,
@@ -511,7 +522,7 @@ pub struct Silence {
     pub author: String,
     pub comment: String,
     pub created_at_ms: i64,
-    /// Set when someone ended the silence early with [`crate::Store::expire_silence`].
+    /// Set when someone ended the silence early with `Store::expire_silence`.
     pub expired_at_ms: Option<i64>,
 }
 
@@ -529,7 +540,7 @@ pub enum SilenceState {
 
 impl Silence {
     /// Its state at `now_ms`. A cache must ask this itself: silences start and end with time, without a write that
-    /// would bump [`crate::Store::silences_version`].
+    /// would bump `Store::silences_version`.
     pub fn state(&self, now_ms: i64) -> SilenceState {
         if self.expired_at_ms.is_some() || now_ms >= self.ends_at_ms {
             SilenceState::Expired
