@@ -3555,9 +3555,16 @@ async fn alerts_joining_a_group_in_one_commit_count_as_if_one_by_one(ctx: Ctx) {
             (a.created_at_ms, a.changed_at_ms, a.notified_at_ms),
             (b.created_at_ms, b.changed_at_ms, b.notified_at_ms)
         );
-        assert_eq!((a.first_event_id.as_str(), b.first_event_id.as_str()), first);
+        assert_eq!(
+            (a.first_event_id.as_str(), b.first_event_id.as_str()),
+            first
+        );
     };
-    assert!(s.due_groups(at(1) + WAIT - 1, 10, 10).await.unwrap().is_empty());
+    assert!(s
+        .due_groups(at(1) + WAIT - 1, 10, 10)
+        .await
+        .unwrap()
+        .is_empty());
     let due = s.due_groups(at(1) + WAIT, 10, 10).await.unwrap();
     let (b, o) = (pick(&due, &db), pick(&due, &api));
     same(&b, &o, ("b1", "o1"));
