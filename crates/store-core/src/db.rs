@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use crate::StoreError;
+use crate::{BoxFuture, Ingested, StoreError};
 
 /// The SQL dialect a connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -307,6 +307,13 @@ pub trait Tx: Conn {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
+/// The writes of one group commit, handed to [`Backend::run_tx`] to run inside one write transaction. Owned
+/// (`'static`) so a backend may run it on a thread of its own.
+pub trait TxWork: Send + 'static {
+    fn run<'c>(self: Box<Self>, c: &'c mut dyn Conn)
+        -> BoxFuture<'c, Result<Ingested, StoreError>>;
+}
+
 /// What differs between the backends beyond statement texts: where connections come from, how a write transaction
 /// starts, and what a transaction that changes lanes or alerts must lock first (PostgreSQL; SQLite has one writer).
 #[async_trait::async_trait]
@@ -328,6 +335,15 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Serialises transactions on the same dedup or group keys across processes. A no-op with one writer.
     async fn lock_keys(&self, c: &mut dyn Conn, keys: &[&str]) -> Result<(), StoreError>;
+    /// Runs `work` in one write transaction and commits it; an error rolls it back. By default a [`Backend::begin`]
+    /// transaction, each statement a round trip. SQLite runs the whole transaction on a blocking thread over its
+    /// write connection's handle, without a hop to sqlx's worker thread per statement.
+    async fn run_tx(&self, work: Box<dyn TxWork>) -> Result<Ingested, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = work.run(tx.conn()).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
     /// A bound on a round trip that must answer promptly (`/readyz`), if the backend wants one.
     fn ping_timeout(&self) -> Option<std::time::Duration> {
         None

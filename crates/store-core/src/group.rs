@@ -5,6 +5,7 @@
 use tokio::sync::{mpsc, oneshot};
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::{BoxFuture, Ingested, NewEvent, StoreError};
 
@@ -16,12 +17,12 @@ pub(crate) struct IngestRequest {
     pub reply: oneshot::Sender<Result<Ingested, StoreError>>,
 }
 
+/// The callers' batches of one group commit, owned so that a backend may commit them on a thread of its own.
+pub(crate) type Batches = Arc<[Vec<NewEvent>]>;
+
 /// Commits the given batches in ONE transaction, all or nothing, and says what it decided for all of them.
 pub(crate) trait GroupCommit: Send + Sync + 'static {
-    fn commit<'a>(
-        &'a self,
-        batches: &'a [&'a [NewEvent]],
-    ) -> BoxFuture<'a, Result<Ingested, StoreError>>;
+    fn commit(&self, batches: Batches) -> BoxFuture<'_, Result<Ingested, StoreError>>;
 }
 
 /// The sending half the store keeps; `ingest` goes through [`Ingester::ingest`].
@@ -72,18 +73,19 @@ fn share(batch: &[NewEvent], inhibited: &HashMap<&str, &str>) -> Ingested {
 async fn writer(backend: impl GroupCommit, mut rx: mpsc::Receiver<IngestRequest>) {
     while let Some(first) = rx.recv().await {
         let mut events = first.batch.len();
-        let mut group = vec![first];
+        let (mut batches, mut replies) = (vec![first.batch], vec![first.reply]);
         while events < MAX_GROUP_EVENTS {
             match rx.try_recv() {
                 Ok(req) => {
                     events += req.batch.len();
-                    group.push(req);
+                    batches.push(req.batch);
+                    replies.push(req.reply);
                 }
                 Err(_) => break,
             }
         }
-        let batches: Vec<&[NewEvent]> = group.iter().map(|r| r.batch.as_slice()).collect();
-        let result = backend.commit(&batches).await;
+        let batches: Batches = batches.into();
+        let result = backend.commit(batches.clone()).await;
         match result {
             Ok(all) => {
                 let by_id: HashMap<&str, &str> = all
@@ -91,29 +93,28 @@ async fn writer(backend: impl GroupCommit, mut rx: mpsc::Receiver<IngestRequest>
                     .iter()
                     .map(|(id, rule)| (id.as_str(), rule.as_str()))
                     .collect();
-                for req in group {
-                    let answer = share(&req.batch, &by_id);
-                    let _ = req.reply.send(Ok(answer));
+                for (batch, reply) in batches.iter().zip(replies) {
+                    let _ = reply.send(Ok(share(batch, &by_id)));
                 }
             }
-            Err(e) if group.len() == 1 => {
-                if let Some(req) = group.pop() {
-                    let _ = req.reply.send(Err(e));
+            Err(e) if replies.len() == 1 => {
+                if let Some(reply) = replies.pop() {
+                    let _ = reply.send(Err(e));
                 }
             }
             Err(StoreError::Unavailable(why)) => {
                 // The database is down, not one batch bad: retrying each batch alone would make every caller wait
                 // out another connection timeout. Answer them all now and keep serving later requests.
-                for req in group {
-                    let _ = req.reply.send(Err(StoreError::Unavailable(why.clone())));
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Unavailable(why.clone())));
                 }
             }
             Err(_) => {
                 // One bad batch (e.g. a duplicate event id) must not fail its neighbours: retry each on its own, so
-                // every caller gets the answer its own batch deserves.
-                for req in group {
-                    let result = backend.commit(&[req.batch.as_slice()]).await;
-                    let _ = req.reply.send(result);
+                // every caller gets the answer its own batch deserves. (A copy per batch: this path is rare.)
+                for (batch, reply) in batches.iter().zip(replies) {
+                    let result = backend.commit(Arc::from([batch.clone()])).await;
+                    let _ = reply.send(result);
                 }
             }
         }

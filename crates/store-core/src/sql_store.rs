@@ -12,13 +12,13 @@ use crate::alerting::{
 };
 use crate::audit;
 use crate::coord::{RateParams, RATE_IDLE_MS};
-use crate::db::{args, Arg, Backend, Conn, Dialect, Row};
+use crate::db::{args, Arg, Backend, Conn, Dialect, Row, TxWork};
 use crate::error::corrupt;
-use crate::group::{spawn_writer, GroupCommit, Ingester};
+use crate::group::{spawn_writer, Batches, GroupCommit, Ingester};
 use crate::grouping::{self as grp, group_state};
 use crate::ingest::{
     candidate_lanes, checks_of, dedup_of, ingest_inhibited, needs_reads, outbox_of,
-    ref_dead_reason, root_of, IngestTx, SqlIngest, TouchedLanes,
+    ref_dead_reason, root_of, to_json, IngestTx, SqlIngest, TouchedLanes,
 };
 use crate::sql::{self, alerts, coordination, groups, outbox, retention, silences};
 use crate::*;
@@ -41,21 +41,37 @@ impl<B: Backend> SqlStore<B> {
 struct Committer<B>(std::sync::Arc<B>);
 
 impl<B: Backend> GroupCommit for Committer<B> {
-    fn commit<'a>(
-        &'a self,
-        batches: &'a [&'a [NewEvent]],
-    ) -> BoxFuture<'a, Result<Ingested, StoreError>> {
-        Box::pin(commit_group(&*self.0, batches))
+    fn commit(&self, batches: Batches) -> BoxFuture<'_, Result<Ingested, StoreError>> {
+        self.0.run_tx(Box::new(GroupWork {
+            backend: self.0.clone(),
+            batches,
+        }))
     }
 }
 
-/// One transaction for many callers' batches (group commit): one fsync, and on PostgreSQL one set of locks.
+/// One group commit's writes, for [`Backend::run_tx`] to run in one transaction: one fsync, and on PostgreSQL one
+/// set of locks.
+struct GroupWork<B> {
+    backend: std::sync::Arc<B>,
+    batches: Batches,
+}
+
+impl<B: Backend> TxWork for GroupWork<B> {
+    fn run<'c>(
+        self: Box<Self>,
+        c: &'c mut dyn Conn,
+    ) -> BoxFuture<'c, Result<Ingested, StoreError>> {
+        Box::pin(async move { commit_group(&*self.backend, &self.batches, c).await })
+    }
+}
+
+/// The writes of many callers' batches inside the group commit's transaction `c`.
 async fn commit_group(
     backend: &dyn Backend,
-    batches: &[&[NewEvent]],
+    batches: &[Vec<NewEvent>],
+    c: &mut dyn Conn,
 ) -> Result<Ingested, StoreError> {
     let all: Vec<&NewEvent> = batches.iter().flat_map(|b| b.iter()).collect();
-    let mut tx = backend.begin().await?;
     // Dedup and group keys first, then lanes, each in a fixed order: two replicas never wait on each other in a
     // cycle, and two seeing the same alert at once make one open alert and one merge.
     let mut keys: Vec<&str> = all
@@ -67,47 +83,48 @@ async fn commit_group(
         .collect();
     keys.sort_unstable();
     keys.dedup();
-    backend.lock_keys(tx.conn(), &keys).await?;
+    backend.lock_keys(c, &keys).await?;
     let lanes: BTreeSet<String> = batches.iter().flat_map(|b| candidate_lanes(b)).collect();
-    backend.lock_lanes(tx.conn(), &lanes).await?;
+    backend.lock_lanes(c, &lanes).await?;
     let mut touched = TouchedLanes::new();
     let mut ingested = Ingested::default();
     // Events without dedup, and alerts that can only be new (see `new_alerts`), are written with multi-row INSERTs
     // (a few statements per group commit instead of several per event). Other dedup events go one by one, after
     // writing what precedes them, so order is kept.
-    let bulk = new_alerts(tx.conn(), &all).await?;
+    let bulk = new_alerts(c, &all).await?;
     let mut plain: Vec<&NewEvent> = Vec::new();
     for ev in all {
         if !needs_reads(ev) || bulk.contains(ev.id.as_str()) {
             plain.push(ev);
             continue;
         }
-        insert_plain(tx.conn(), &plain, &mut touched).await?;
+        insert_plain(c, &plain, &mut touched).await?;
         plain.clear();
-        let mut itx = SqlIngest { c: tx.conn() };
+        let mut itx = SqlIngest { c: &mut *c };
         if let Some(rule) = ingest_inhibited(&mut itx, ev, &mut touched).await? {
             ingested.inhibited.push((ev.id.clone(), rule));
         }
     }
-    insert_plain(tx.conn(), &plain, &mut touched).await?;
-    set_lane_heads(tx.conn(), &touched).await?;
-    tx.commit().await?;
+    insert_plain(c, &plain, &mut touched).await?;
+    set_lane_heads(c, &touched).await?;
     Ok(ingested)
 }
 
-/// Rows per multi-row INSERT of events (5 values each), items (9), alerts (7) and alert posts (3), and keys per
+/// Rows per multi-row INSERT of events (5 values each), items (9), alerts (7), alert posts (3) and group members (2),
+/// and keys per
 /// lookup: well under both databases' limits on bound values per statement.
 const EVENTS_PER_INSERT: usize = 100;
 const ITEMS_PER_INSERT: usize = 60;
 const ALERTS_PER_INSERT: usize = 100;
 const POSTS_PER_INSERT: usize = 150;
+const MEMBERS_PER_INSERT: usize = 200;
 const KEYS_PER_LOOKUP: usize = 500;
 
 /// The events of a group commit that can only open a new alert, with nothing else to read or decide: a dedup key no
 /// other event of the commit has, no open alert with it and none closed within the event's reopen window; not a
-/// resolve, no group to join, no inhibition key to check or hold. Two lookups for the whole commit tell which; they
-/// are then written in bulk with their alerts and cards ([`insert_plain`]), as [`crate::ingest::ingest_event`]
-/// would have written them one by one.
+/// resolve, no inhibition key to check or hold. Two lookups for the whole commit tell which; they are then written
+/// in bulk with their alerts, cards and group joins ([`insert_plain`], [`join_groups`]), as
+/// [`crate::ingest::ingest_event`] would have written them one by one.
 async fn new_alerts<'e>(
     c: &mut dyn Conn,
     all: &[&'e NewEvent],
@@ -121,7 +138,6 @@ async fn new_alerts<'e>(
         .filter_map(|ev| Some((*ev, dedup_of(ev)?)))
         .filter(|(ev, d)| {
             !d.resolves
-                && d.groups.is_empty()
                 && checks_of(ev).is_empty()
                 && ev.inhibit.provides.is_empty()
                 && uses.get(d.key.as_str()) == Some(&1)
@@ -174,7 +190,7 @@ async fn new_alerts<'e>(
 }
 
 /// Writes events that need no reads, and their items, with multi-row INSERTs: events without dedup, and alerts that
-/// can only be new (see [`new_alerts`]) with their alert rows and cards.
+/// can only be new (see [`new_alerts`]) with their alert rows, cards and group joins.
 async fn insert_plain(
     c: &mut dyn Conn,
     events: &[&NewEvent],
@@ -306,6 +322,93 @@ async fn insert_plain(
             .flat_map(|(alert, lane, item)| [Arg::from(*alert), (*lane).into(), (*item).into()])
             .collect();
         c.exec(&sql, &args).await?;
+    }
+    join_groups(c, &news, &alert_ids).await
+}
+
+/// The group joins of new alerts (what [`IngestTx::join_group`] does for one), in event order and set-based: one
+/// upsert per group for all the alerts that join it (the first of them creates it or marks it changed, as one by
+/// one), the members with multi-row INSERTs, one count per route and second.
+async fn join_groups(
+    c: &mut dyn Conn,
+    news: &[(&NewEvent, &Dedup)],
+    alert_ids: &HashMap<String, i64>,
+) -> Result<(), StoreError> {
+    struct Join<'e> {
+        group: &'e GroupJoin,
+        first_event_id: &'e str,
+        at_ms: i64,
+        alerts: Vec<i64>,
+    }
+    let mut joins: Vec<Join<'_>> = Vec::new();
+    let mut by_key: HashMap<&str, usize> = HashMap::new();
+    let mut counts: BTreeMap<(&str, i64), i64> = BTreeMap::new();
+    for (ev, d) in news {
+        let Some(&alert_id) = alert_ids.get(&ev.id) else {
+            continue;
+        };
+        let now = ev.received_at_ms;
+        for g in &d.groups {
+            match by_key.get(g.key.as_str()) {
+                Some(&i) => joins[i].alerts.push(alert_id),
+                None => {
+                    by_key.insert(&g.key, joins.len());
+                    joins.push(Join {
+                        group: g,
+                        first_event_id: &ev.id,
+                        at_ms: now,
+                        alerts: vec![alert_id],
+                    });
+                }
+            }
+            *counts
+                .entry((g.rule.as_str(), now - now.rem_euclid(1000)))
+                .or_default() += 1;
+        }
+    }
+    let mut members: Vec<(i64, i64)> = Vec::new();
+    for j in &joins {
+        let g = j.group;
+        let labels = to_json("group labels", &g.labels)?;
+        let group_id: i64 = c
+            .one(
+                &groups::JOIN_GROUP_MANY,
+                args![
+                    &g.key,
+                    &g.rule,
+                    &g.lane,
+                    &g.team,
+                    &g.channel,
+                    &g.template,
+                    &labels,
+                    j.first_event_id,
+                    g.wait_ms,
+                    g.interval_ms,
+                    g.repeat_ms,
+                    j.at_ms,
+                    limit(j.alerts.len())
+                ],
+            )
+            .await?
+            .get(0)?;
+        members.extend(j.alerts.iter().map(|a| (group_id, *a)));
+    }
+    for chunk in members.chunks(MEMBERS_PER_INSERT) {
+        let sql = format!(
+            "{}{}{}",
+            groups::ADD_MEMBERS,
+            sql::values_list(chunk.len(), 2, 1),
+            groups::ADD_MEMBERS_END
+        );
+        let args: Vec<Arg<'_>> = chunk
+            .iter()
+            .flat_map(|(group, alert)| [Arg::from(*group), Arg::from(*alert)])
+            .collect();
+        c.exec(&sql, &args).await?;
+    }
+    for ((rule, second), n) in counts {
+        c.exec(&groups::COUNT_ROUTE_EVENTS, args![rule, second, n])
+            .await?;
     }
     Ok(())
 }

@@ -1,15 +1,82 @@
-//! Measures ingest throughput the way the HTTP layer drives it: C concurrent tasks, each calling `ingest` with ONE
-//! event at a time (with one outbox item, spread over 50 lanes).
+//! The group commit alone: ingest throughput the way the HTTP layer drives it, without HTTP. C concurrent tasks,
+//! each calling `ingest` with N events at a time, one outbox item each (or a group join), spread over 50 lanes.
 //!
 //! ```text
-//! cargo run -p sluice-store --example ingest_throughput -- [URL] [TASKS] [EVENTS_PER_TASK] [full|normal]
+//! cargo run --release -p sluice-store --example ingest_throughput -- [URL] [TASKS] [CALLS_PER_TASK] [full|normal] \
+//!     [events|alerts|grouped] [EVENTS_PER_CALL]
 //! ```
-//! URL defaults (also when empty) to a temporary SQLite file.
+//! URL defaults (also when empty) to a temporary SQLite file. `events`: plain events (no dedup key, the default);
+//! `alerts`: new alerts, each its own dedup key, posting a card; `grouped`: new alerts on a route that groups them
+//! by service (50 services), as `bench/peers.sh` sends them.
 
 use std::time::Instant;
 
 use serde_json::json;
-use sluice_store::{open, Durability, Fate, NewEvent, NewOutboxItem, StoreOptions};
+use sluice_store::{
+    open, Dedup, Durability, Fate, GroupJoin, NewEvent, NewOutboxItem, StoreOptions,
+};
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Events,
+    Alerts,
+    Grouped,
+}
+
+fn event(kind: Kind, id: String, n: usize) -> NewEvent {
+    let channel = format!("C{}", n % 50);
+    let service = format!("api-{}", n % 50);
+    let card = NewOutboxItem {
+        lane: format!("T0SIM:{channel}"),
+        team: "T0SIM".into(),
+        channel: channel.clone(),
+        method: "chat.postMessage".into(),
+        args: json!({ "text": "disk almost full", "blocks": [] }),
+        ref_post: false,
+    };
+    let dedup = |groups| Dedup {
+        key: format!("bench:{id}"),
+        window_ms: 300_000,
+        resolves: false,
+        on_open: vec![],
+        refresh: vec![],
+        reopen_window_ms: 3_600_000,
+        on_reopen: vec![],
+        groups,
+    };
+    let (outbox, dedup) = match kind {
+        Kind::Events => (vec![card], None),
+        Kind::Alerts => (vec![card], Some(dedup(vec![]))),
+        Kind::Grouped => (
+            vec![],
+            Some(dedup(vec![GroupJoin {
+                key: format!("default:T0SIM:{channel}:{service}"),
+                rule: "default".into(),
+                lane: format!("T0SIM:{channel}"),
+                team: "T0SIM".into(),
+                channel,
+                template: "default".into(),
+                labels: vec![("service".into(), service.clone())],
+                wait_ms: 30_000,
+                interval_ms: 300_000,
+                repeat_ms: 14_400_000,
+            }])),
+        ),
+    };
+    NewEvent {
+        id,
+        received_at_ms: 1_700_000_000_000,
+        source: "bench".into(),
+        body: json!({ "title": "disk almost full", "severity": "warning", "service": service, "labels": { "host": "db1" } }),
+        fate: Fate::Queued {
+            rules: vec!["default".into()],
+        },
+        outbox,
+        dedup,
+        inhibit: Default::default(),
+        follow_up: None,
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,6 +93,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("normal") => Durability::Normal,
         _ => Durability::Full,
     };
+    let kind = match args.get(5).map(String::as_str) {
+        Some("alerts") => Kind::Alerts,
+        Some("grouped") => Kind::Grouped,
+        _ => Kind::Events,
+    };
+    let per_call: usize = args.get(6).map(|s| s.parse()).transpose()?.unwrap_or(1);
     let store = open(
         &url,
         &StoreOptions {
@@ -43,26 +116,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let store = store.clone();
         handles.push(tokio::spawn(async move {
             for i in 0..per_task {
-                let channel = format!("C{}", (t * per_task + i) % 50);
-                let ev = NewEvent {
-                    id: format!("{run}-{t}-{i}"),
-                    received_at_ms: 1_700_000_000_000,
-                    source: "bench".into(),
-                    body: json!({ "title": "disk almost full", "severity": "warning", "labels": { "host": "db1" } }),
-                    fate: Fate::Queued { rules: vec!["default".into()] },
-                    outbox: vec![NewOutboxItem {
-                        lane: format!("T0SIM:{channel}"),
-                        team: "T0SIM".into(),
-                        channel,
-                        method: "chat.postMessage".into(),
-                        args: json!({ "text": "disk almost full", "blocks": [] }),
-                        ref_post: false,
-                    }],
-                    dedup: None,
-                    inhibit: Default::default(),
-                    follow_up: None,
-                };
-                store.ingest(vec![ev]).await?;
+                let batch = (0..per_call)
+                    .map(|k| {
+                        let n = (t * per_task + i) * per_call + k;
+                        event(kind, format!("{run}-{t}-{i}-{k}"), n)
+                    })
+                    .collect();
+                store.ingest(batch).await?;
             }
             Ok::<(), sluice_store::StoreError>(())
         }));
@@ -71,9 +131,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         h.await??;
     }
     let secs = start.elapsed().as_secs_f64();
-    let total = tasks * per_task;
+    let total = tasks * per_task * per_call;
     println!(
-        "{}: {total} events ({tasks} tasks x {per_task}, one event per ingest, {durability:?}) in {secs:.2}s = {:.0} events/s",
+        "{}: {total} {kind:?} ({tasks} tasks x {per_task} calls x {per_call}, {durability:?}) in {secs:.2}s = {:.0} events/s",
         store.backend(),
         total as f64 / secs
     );

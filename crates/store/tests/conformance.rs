@@ -248,6 +248,7 @@ conformance!(
     a_resolved_group_goes_quiet_and_starts_over_with_group_wait,
     route_rates_and_alerts_feed_the_storm_guard,
     touching_a_group_makes_it_due_now,
+    alerts_joining_a_group_in_one_commit_count_as_if_one_by_one,
     the_end_of_a_storm_absorbs_uncarded_groups_and_refreshes_carded_ones,
     prune_keeps_firing_groups_and_their_cards,
     inhibit_mutes_targets_while_the_source_fires,
@@ -3724,6 +3725,101 @@ async fn route_rates_and_alerts_feed_the_storm_guard(ctx: Ctx) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// New alerts of one group commit join their group set-based (one upsert for all of a group's joins): the group
+/// must come out exactly as if they had joined one call at a time, both when the commit creates it and when it
+/// already exists and was flushed.
+async fn alerts_joining_a_group_in_one_commit_count_as_if_one_by_one(ctx: Ctx) {
+    let s = &ctx.store;
+    let ids = |p: &str, n: std::ops::Range<i64>| -> Vec<(String, i64)> {
+        n.map(|i| (format!("{p}{i}"), i)).collect()
+    };
+    // "db" in one commit, "api" one call per alert, at the same times.
+    let at = |i: i64| T0 + 10 * i;
+    s.ingest(
+        ids("b", 1..4)
+            .iter()
+            .map(|(id, i)| grouped(id, at(*i), id, false, "db"))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    for (id, i) in ids("o", 1..4) {
+        s.ingest(vec![grouped(&id, at(i), &id, false, "api")])
+            .await
+            .unwrap();
+    }
+    let (db, api) = (join("alerts", "db").key, join("alerts", "api").key);
+    let pick = |groups: &[GroupState], key: &str| -> GroupState {
+        groups
+            .iter()
+            .find(|g| g.key == key)
+            .cloned()
+            .unwrap_or_else(|| panic!("group {key} is not due: {groups:?}"))
+    };
+    let same = |a: &GroupState, b: &GroupState, first: (&str, &str)| {
+        assert_eq!(
+            (a.version, a.events, a.firing, a.alerts.len()),
+            (b.version, b.events, b.firing, b.alerts.len()),
+            "batch {a:?} vs one by one {b:?}"
+        );
+        assert_eq!(
+            (a.created_at_ms, a.changed_at_ms, a.notified_at_ms),
+            (b.created_at_ms, b.changed_at_ms, b.notified_at_ms)
+        );
+        assert_eq!(
+            (a.first_event_id.as_str(), b.first_event_id.as_str()),
+            first
+        );
+    };
+    assert!(s
+        .due_groups(at(1) + WAIT - 1, 10, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let due = s.due_groups(at(1) + WAIT, 10, 10).await.unwrap();
+    let (b, o) = (pick(&due, &db), pick(&due, &api));
+    same(&b, &o, ("b1", "o1"));
+    assert_eq!((b.version, b.events, b.firing), (3, 3, 3));
+
+    // Flushed, then two more alerts each: the existing groups wait for group_interval from the flush.
+    let now = at(1) + WAIT;
+    for g in [&b, &o] {
+        s.flush_group(
+            flush_of(g, Some(item("alerts", "chat.postMessage", 1)), vec![], now),
+            now,
+        )
+        .await
+        .unwrap();
+    }
+    s.ingest(
+        ids("b", 4..6)
+            .iter()
+            .map(|(id, i)| grouped(id, now + at(*i) - T0, id, false, "db"))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    for (id, i) in ids("o", 4..6) {
+        s.ingest(vec![grouped(&id, now + at(i) - T0, &id, false, "api")])
+            .await
+            .unwrap();
+    }
+    assert!(s
+        .due_groups(now + INTERVAL - 1, 10, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let due = s.due_groups(now + INTERVAL, 10, 10).await.unwrap();
+    let (b, o) = (pick(&due, &db), pick(&due, &api));
+    same(&b, &o, ("b1", "o1"));
+    assert_eq!((b.events, b.firing), (5, 5));
+    assert_eq!(
+        s.route_rate("alerts", T0 - 1000).await.unwrap(),
+        10,
+        "every join counted"
+    );
 }
 
 async fn touching_a_group_makes_it_due_now(ctx: Ctx) {

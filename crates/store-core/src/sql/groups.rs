@@ -2,20 +2,25 @@
 
 use super::Stmt;
 
-/// Creates the group or marks it changed, and returns its id.
+/// Creates the group or marks it changed, and returns its id; `$joins` is how many alerts join it (a literal or a
+/// placeholder), so [`JOIN_GROUP`] and [`JOIN_GROUP_MANY`] are one text.
 /// Binds: 1 key, 2 rule, 3 lane, 4 team, 5 channel, 6 template, 7 labels (JSON), 8 first event id, 9 wait,
-/// 10 interval, 11 repeat, 12 now.
+/// 10 interval, 11 repeat, 12 now (of the first join).
 ///
 /// Due time after a change: a new group waits `group_wait` from its creation; a group whose last flush showed it
 /// resolved starts over with `group_wait` from now (Alertmanager would have forgotten it); otherwise the change is
 /// shown `group_interval` after the last flush (at once if that is past), or earlier if something else was due.
-pub(crate) static JOIN_GROUP: Stmt = Stmt::new("
+/// Only the first of several joins sets the changed and due times (later ones find `changed_at_ms` set and keep
+/// them), so n joins at once equal n joins one after the other.
+macro_rules! join_group {
+    ($joins:literal) => {
+        concat!("
 INSERT INTO alert_groups (key, rule, lane, team, channel, template, labels, first_event_id, wait_ms, interval_ms,
                           repeat_ms, created_at_ms, changed_at_ms, due_at_ms, version, events)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12 + ?9, 1, 1)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12 + ?9, ", $joins, ", ", $joins, ")
 ON CONFLICT (key) DO UPDATE SET
-    version = alert_groups.version + 1,
-    events = alert_groups.events + 1,
+    version = alert_groups.version + ", $joins, ",
+    events = alert_groups.events + ", $joins, ",
     changed_at_ms = COALESCE(alert_groups.changed_at_ms, ?12),
     due_at_ms = CASE
         WHEN alert_groups.changed_at_ms IS NOT NULL THEN alert_groups.due_at_ms
@@ -26,19 +31,44 @@ ON CONFLICT (key) DO UPDATE SET
             THEN alert_groups.due_at_ms
         ELSE alert_groups.notified_at_ms + alert_groups.interval_ms
     END
-RETURNING id");
+RETURNING id")
+    };
+}
+
+/// One alert joins the group (see [`join_group!`]). Binds 1–12.
+pub(crate) static JOIN_GROUP: Stmt = Stmt::new(join_group!("1"));
+
+/// Several alerts of one group commit join the group at once (see [`join_group!`]). Binds 1–12, 13 how many.
+pub(crate) static JOIN_GROUP_MANY: Stmt = Stmt::new(join_group!("?13"));
+
+/// Counts events in a route's second. Binds: 1 rule, 2 second (ms), and with [`COUNT_ROUTE_EVENTS`] 3 how many.
+macro_rules! count_route {
+    ($events:literal) => {
+        concat!(
+            "
+INSERT INTO route_events (rule, bucket_ms, events) VALUES (?1, ?2, ",
+            $events,
+            ")
+ON CONFLICT (rule, bucket_ms) DO UPDATE SET events = route_events.events + ",
+            $events
+        )
+    };
+}
 
 /// Counts the event in its route's current second. Binds: 1 rule, 2 second (ms).
-pub(crate) static COUNT_ROUTE_EVENT: Stmt = Stmt::new(
-    "
-INSERT INTO route_events (rule, bucket_ms, events) VALUES (?1, ?2, 1)
-ON CONFLICT (rule, bucket_ms) DO UPDATE SET events = route_events.events + 1",
-);
+pub(crate) static COUNT_ROUTE_EVENT: Stmt = Stmt::new(count_route!("1"));
+
+/// Counts several events in a route's second. Binds: 1 rule, 2 second (ms), 3 how many.
+pub(crate) static COUNT_ROUTE_EVENTS: Stmt = Stmt::new(count_route!("?3"));
 
 /// Binds: 1 group id, 2 alert id.
 pub(crate) static ADD_MEMBER: Stmt = Stmt::new(
     "INSERT INTO group_alerts (group_id, alert_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
 );
+
+/// Members, many at once. Followed by [`super::values_list`] rows of 2 (group id, alert id) and [`ADD_MEMBERS_END`].
+pub(crate) const ADD_MEMBERS: &str = "INSERT INTO group_alerts (group_id, alert_id) VALUES ";
+pub(crate) const ADD_MEMBERS_END: &str = " ON CONFLICT DO NOTHING";
 
 /// Groups due at a time, earliest first. Binds: 1 now, 2 limit.
 pub(crate) static DUE_GROUPS: Stmt = Stmt::new(
