@@ -43,6 +43,7 @@ fn event(kind: Kind, id: String, n: usize) -> NewEvent {
         reopen_window_ms: 3_600_000,
         on_reopen: vec![],
         groups,
+        occurred_at_ms: None,
     };
     let (outbox, dedup) = match kind {
         Kind::Events => (vec![card], None),
