@@ -380,8 +380,7 @@ async fn two_of_three_approve_once_the_card_loses_its_buttons_and_the_callback_i
     while approval(s.sluice.addr, &id).await["decisions"]
         .as_array()
         .unwrap()
-        .len()
-        < 1
+        .is_empty()
     {
         assert!(
             std::time::Instant::now() < deadline,
@@ -933,4 +932,170 @@ async fn bad_requests_get_a_400_naming_the_field_and_create_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
+}
+
+/// A load balancer in front of the replicas: each request from "Slack" goes to the next replica in turn.
+async fn round_robin(replicas: Vec<SocketAddr>) -> SocketAddr {
+    #[derive(Clone)]
+    struct Lb {
+        replicas: Vec<SocketAddr>,
+        next: Arc<std::sync::atomic::AtomicUsize>,
+        http: reqwest::Client,
+    }
+    async fn forward(
+        State(lb): State<Lb>,
+        uri: axum::http::Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Response {
+        let n = lb.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let to = lb.replicas[n % lb.replicas.len()];
+        let mut req = lb
+            .http
+            .post(format!("http://{to}{}", uri.path()))
+            .body(body);
+        for (k, v) in headers.iter() {
+            let k = k.as_str();
+            if k == "content-type" || k.starts_with("x-slack-") {
+                req = req.header(k, v.as_bytes());
+            }
+        }
+        match req.send().await {
+            Ok(r) => {
+                let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+                (status, r.bytes().await.unwrap_or_default()).into_response()
+            }
+            Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+        }
+    }
+    let lb = Lb {
+        replicas,
+        next: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        http: http(),
+    };
+    let app = axum::Router::new().fallback(forward).with_state(lb);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_postgres_and_clicks_at_the_same_instant_make_one_decision_and_one_callback(
+) {
+    let Some(db) = common::pg::TestDb::create("approval_race").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, _sim_run) = start_sim().await;
+    let (internal, internal_addr) = start_internal().await;
+    let cfg = config(
+        dir.path(),
+        _sim_run.addr,
+        &db.url,
+        "127.0.0.1:0",
+        &[format!("http://{internal_addr}")],
+    );
+    let migrated = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["migrate", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let replicas = [start_sluice(&cfg), start_sluice(&cfg)];
+    let lb = round_robin(replicas.iter().map(|r| r.addr).collect()).await;
+    sim.set_app_base_url(format!("http://{lb}"));
+
+    let mut body = base("Promote the replica");
+    body["callback_url"] = json!(format!("http://{internal_addr}/decided"));
+    let (status, created) = request(replicas[0].addr, body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let c = card_posted(&sim, &id).await;
+
+    // A double click by U0001 (its two deliveries go to different replicas) and U0002 clicking at the same instant.
+    let (a, b, d) = tokio::join!(
+        sim.click_button(&c.channel, &c.ts, "sluice_approval_approve", "U0001"),
+        sim.click_button(&c.channel, &c.ts, "sluice_approval_approve", "U0001"),
+        sim.click_button(&c.channel, &c.ts, "sluice_approval_approve", "U0002"),
+    );
+    for r in [a, b, d] {
+        assert_eq!(r.unwrap().status, 200);
+    }
+    let a = wait_state(replicas[1].addr, &id, "approved").await;
+    wait_until("the callback", Duration::from_secs(15), || {
+        !internal.received().is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let a_now = approval(replicas[0].addr, &id).await;
+    assert_eq!(
+        a_now["decisions"].as_array().unwrap().len(),
+        1,
+        "one decision: {a}"
+    );
+    assert_eq!(internal.received().len(), 1, "one callback");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let approves = results(&audited(replicas[0].addr, "approval.approve").await);
+        if approves.len() == 2 {
+            assert_eq!(approves, ["ok", "refused: already approved"]);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{approves:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(replicas);
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_request_loses_its_buttons_and_a_second_cancel_is_a_409() {
+    let s = setup().await;
+    let (_, created) = request(s.sluice.addr, base("Migrate the billing DB")).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let c = card_posted(&s.sim, &id).await;
+    let cancel = |reason: &'static str| {
+        let addr = s.sluice.addr;
+        let id = id.clone();
+        async move {
+            http()
+                .post(format!("http://{addr}/v1/approvals/{id}/cancel"))
+                .bearer_auth(KEY)
+                .json(&json!({ "reason": reason }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = cancel("window closed").await;
+    assert_eq!(r.status().as_u16(), 200);
+    let a: Value = r.json().await.unwrap();
+    assert_eq!(a["state"], "cancelled");
+    assert_eq!(cancel("again").await.status().as_u16(), 409);
+    wait_until("the cancelled card", Duration::from_secs(10), || {
+        card(&s.sim, &id).is_some_and(|m| {
+            let b = m.blocks.to_string();
+            !b.contains("sluice_approval_approve")
+                && b.contains("Cancelled")
+                && b.contains("window closed")
+        })
+    })
+    .await;
+    wait_until("the cancel reply", Duration::from_secs(10), || {
+        replies(&s.sim, &c)
+            .iter()
+            .any(|m| m.text.contains("Cancelled by ci (window closed)"))
+    })
+    .await;
+    assert_eq!(
+        results(&audited(s.sluice.addr, "approval.cancel").await),
+        ["ok", "refused: already cancelled"]
+    );
 }

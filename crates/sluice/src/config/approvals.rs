@@ -155,3 +155,70 @@ pub(super) fn check(
             .clamp(100, 120_000),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::{Config, Problem};
+
+    fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+        let env = BTreeMap::from([
+            ("OUT".to_string(), "outgoing-secret-0123456789".to_string()),
+            ("SHORT".to_string(), "short".to_string()),
+        ]);
+        Config::parse(text, std::path::Path::new("."), &env)
+    }
+
+    fn errors(text: &str) -> Vec<(Option<usize>, String, String)> {
+        match parse(text) {
+            Ok(_) => vec![],
+            Err(p) => p
+                .into_iter()
+                .filter(|p| !p.warning)
+                .map(|p| (p.line, p.message, p.fix))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn approvals_and_outgoing_settings_are_checked_with_their_line_and_fix() {
+        let table = [
+            // (config, line, message contains, fix contains)
+            ("[approvals]\ncallback_hosts = [\"https://ci.internal:8443\"]\n", 2, "no secret", "outgoing_secret_env"),
+            ("[actions]\noutgoing_secret_env = \"OUT\"\n[approvals]\ncallback_hosts = [\"ftp://ci\"]\n", 4, "not an http or https URL", "scheme, host and port"),
+            ("[actions]\noutgoing_secret_env = \"OUT\"\n[approvals]\ncallback_hosts = [\"https://ci.internal/hook\"]\n", 4, "has a path", "only scheme"),
+            ("[actions]\noutgoing_secret = \"x\"\n", 2, "inline", "outgoing_secret_env"),
+            ("[actions]\noutgoing_secret_env = \"NOPE\"\n", 2, "not set", "export"),
+            ("[actions]\noutgoing_secret_env = \"SHORT\"\n", 2, "shorter than 16", "openssl"),
+            ("[actions]\nallow_link_local = [\"metadata\"]\n", 2, "not an IP address", "169.254.169.254"),
+        ];
+        for (text, line, message, fix) in table {
+            let found = errors(text);
+            assert!(
+                found
+                    .iter()
+                    .any(|(l, m, f)| *l == Some(line) && m.contains(message) && f.contains(fix)),
+                "{text:?}: {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_valid_table() {
+        let cfg = parse(
+            "[actions]\noutgoing_secret_env = \"OUT\"\nallow_link_local = [\"169.254.169.254\"]\n\
+             [approvals]\ncallback_hosts = [\"https://CI.internal:8443\", \"http://127.0.0.1:9000/\"]\ntimeout_ms = 5000\n",
+        )
+        .unwrap_or_else(|p| panic!("{p:?}"));
+        let a = &cfg.approvals;
+        let hosts: Vec<String> = a.callback_hosts.iter().map(ToString::to_string).collect();
+        assert_eq!(hosts, ["https://ci.internal:8443", "http://127.0.0.1:9000"]);
+        assert_eq!(a.timeout_ms, 5000);
+        assert_eq!(a.allow_link_local.len(), 1);
+        assert_eq!(
+            a.outgoing_secret.as_ref().map(|s| s.expose().len()),
+            Some(26)
+        );
+    }
+}

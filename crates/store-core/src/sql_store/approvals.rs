@@ -172,14 +172,21 @@ impl<B: Backend> ApprovalStore for SqlStore<B> {
                 )
                 .await?;
         }
-        let card: Option<i64> = tx
-            .conn()
-            .one(&q::GET, args![&c.id])
-            .await?
-            .get("card_item_id")?;
+        let row = tx.conn().one(&q::GET, args![&c.id]).await?;
+        // The card's item, if it is still stored: a card pruned long after it was decided cannot be updated, and an
+        // update linked to a missing item would wait for it forever.
+        let card: Option<i64> = match row.get::<Option<String>>("card_state")? {
+            Some(_) => row.get("card_item_id")?,
+            None => None,
+        };
         for i in &c.items {
-            let link = if i.on_card { card } else { None };
-            insert_item(tx.conn(), &c.id, &i.item, link, now_ms).await?;
+            match (i.on_card, card) {
+                (false, _) => insert_item(tx.conn(), &c.id, &i.item, None, now_ms).await?,
+                (true, Some(card)) => {
+                    insert_item(tx.conn(), &c.id, &i.item, Some(card), now_ms).await?
+                }
+                (true, None) => continue,
+            };
         }
         refresh_lanes(tx.conn(), &lanes).await?;
         tx.commit().await?;
