@@ -234,6 +234,18 @@ async fn audited(addr: SocketAddr, action: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Waits until `action` has `n` audit records (up to 10 s); their results, sorted.
+async fn wait_audited(addr: SocketAddr, action: &str, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = results(&audited(addr, action).await);
+        if got.len() >= n || std::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn results(records: &[Value]) -> Vec<String> {
     let mut r: Vec<String> = records
         .iter()
@@ -459,14 +471,10 @@ async fn two_of_three_approve_once_the_card_loses_its_buttons_and_the_callback_i
     );
 
     // All of it audited, the callback's outcome included.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while audited(s.sluice.addr, "approval.callback").await.is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "callback outcome not audited"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    assert_eq!(
+        wait_audited(s.sluice.addr, "approval.callback", 1).await,
+        ["ok: HTTP 200"]
+    );
     assert_eq!(
         results(&audited(s.sluice.addr, "approval.request").await),
         ["ok"]
@@ -475,10 +483,6 @@ async fn two_of_three_approve_once_the_card_loses_its_buttons_and_the_callback_i
         results(&audited(s.sluice.addr, "approval.approve").await),
         ["ok", "ok"],
         "the repeated clicks were not run again"
-    );
-    assert_eq!(
-        results(&audited(s.sluice.addr, "approval.callback").await),
-        ["ok: HTTP 200"]
     );
     drop(s.dir);
 }
@@ -744,13 +748,8 @@ async fn a_callback_answered_500_is_retried_until_it_succeeds_once() {
         keys.iter().all(|k| *k == format!("{id}.approved")),
         "{keys:?}"
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while audited(s.sluice.addr, "approval.callback").await.is_empty() {
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     assert_eq!(
-        results(&audited(s.sluice.addr, "approval.callback").await),
+        wait_audited(s.sluice.addr, "approval.callback", 1).await,
         ["ok: HTTP 200"]
     );
 }
@@ -832,7 +831,7 @@ async fn a_callback_to_the_metadata_address_or_redirected_elsewhere_is_refused_a
         1,
         "the redirect target was never called"
     );
-    let outcomes = results(&audited(s.sluice.addr, "approval.callback").await);
+    let outcomes = wait_audited(s.sluice.addr, "approval.callback", 2).await;
     assert_eq!(outcomes.len(), 2);
     assert!(
         outcomes.iter().all(|o| o.starts_with("error: refused")),
@@ -1041,16 +1040,10 @@ async fn two_replicas_on_postgres_and_clicks_at_the_same_instant_make_one_decisi
         "one decision: {a}"
     );
     assert_eq!(internal.received().len(), 1, "one callback");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let approves = results(&audited(replicas[0].addr, "approval.approve").await);
-        if approves.len() == 2 {
-            assert_eq!(approves, ["ok", "refused: already approved"]);
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{approves:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    assert_eq!(
+        wait_audited(replicas[0].addr, "approval.approve", 2).await,
+        ["ok", "refused: already approved"]
+    );
     drop(replicas);
     db.drop_db().await;
 }

@@ -96,33 +96,37 @@ async fn approve(state: &AppState, slack: &Client, ctx: Ctx<ActionPayload>) -> H
         comment: None,
     })
     .await;
+    if let Some(why) = audited(state, &user, "approval.approve", &id, detail, applied).await? {
+        ctx.reply(Reply::ephemeral(why.tell())).await?;
+    }
+    Ok(())
+}
+
+/// Audits what [`apply`] made of a person's decision (done, refused, failed) and hands back the refusal.
+async fn audited(
+    state: &AppState,
+    user: &str,
+    action: &str,
+    id: &str,
+    mut detail: serde_json::Value,
+    applied: Result<Option<super::Applied>, sluice_store::StoreError>,
+) -> HandlerResult<Option<Refusal>> {
     match applied {
         Ok(Some(a)) => {
-            let result = match &a.refused {
-                Some(why) => why.audit(),
-                None => "ok".to_string(),
-            };
-            let mut detail = detail;
+            let result = a
+                .refused
+                .as_ref()
+                .map(Refusal::audit)
+                .unwrap_or_else(|| "ok".into());
             detail["state"] = json!(a.approval.state);
-            audit(state, &user, "approval.approve", &id, &result, detail).await;
-            if let Some(why) = a.refused {
-                ctx.reply(Reply::ephemeral(why.tell())).await?;
-            }
-            Ok(())
+            audit(state, user, action, id, &result, detail).await;
+            Ok(a.refused)
         }
         Ok(None) => Err(HandlerError::new(format!(
             "approval {id} is no longer stored"
         ))),
         Err(e) => {
-            audit(
-                state,
-                &user,
-                "approval.approve",
-                &id,
-                &format!("error: {e}"),
-                detail,
-            )
-            .await;
+            audit(state, user, action, id, &format!("error: {e}"), detail).await;
             Err(HandlerError::new(e.to_string()))
         }
     }
@@ -187,39 +191,16 @@ async fn submit_reject(
         .unwrap_or_else(|| record.channel.clone());
     let may = permitted(slack, &record, &user, &channel).await;
     let detail = json!({ "channel": channel, "via": "modal", "reason": reason.trim() });
-    match apply(state, &id, |_| Input::Reject {
+    let applied = apply(state, &id, |_| Input::Reject {
         by: user.clone(),
         permitted: may,
         reason: reason.clone(),
     })
-    .await
-    {
-        Ok(Some(a)) => {
-            let result = a
-                .refused
-                .as_ref()
-                .map(Refusal::audit)
-                .unwrap_or_else(|| "ok".into());
-            audit(state, &user, "approval.reject", &id, &result, detail).await;
-            Ok(match a.refused {
-                Some(why) => ViewResponse::error(REASON, why.tell()),
-                None => ViewResponse::None,
-            })
-        }
-        Ok(None) => Err(HandlerError::new(format!(
-            "approval {id} is no longer stored"
-        ))),
-        Err(e) => {
-            audit(
-                state,
-                &user,
-                "approval.reject",
-                &id,
-                &format!("error: {e}"),
-                detail,
-            )
-            .await;
-            Err(HandlerError::new(e.to_string()))
-        }
-    }
+    .await;
+    Ok(
+        match audited(state, &user, "approval.reject", &id, detail, applied).await? {
+            Some(why) => ViewResponse::error(REASON, why.tell()),
+            None => ViewResponse::None,
+        },
+    )
 }
