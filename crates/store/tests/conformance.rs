@@ -2195,13 +2195,14 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
          DROP TABLE audit_head; DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
          ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP INDEX outbox_sent_message;
          DROP TABLE inhibit_keys; DROP TABLE group_alerts; DROP TABLE alert_groups; DROP TABLE route_events;
+         DROP TABLE approval_decisions; DROP TABLE approvals;
          DELETE FROM _sqlx_migrations WHERE version >= 2",
     )
     .await;
     match open(&ctx.url, &no_migrate).await {
         Err(StoreError::SchemaMismatch {
             db: 1,
-            binary: 7,
+            binary: 9,
             fix,
         }) => {
             assert!(fix.contains("sluice migrate"), "{fix}")
@@ -2212,7 +2213,7 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
         ),
     }
     let report = migrate(&ctx.url).await.expect("migrate");
-    assert_eq!((report.from, report.to), (1, 7));
+    assert_eq!((report.from, report.to), (1, 9));
     assert_eq!(
         report.applied,
         [
@@ -2221,7 +2222,8 @@ async fn a_version_1_database_is_refused_then_upgraded_in_place(ctx: Ctx) {
             "0004_living_alerts",
             "0005_inhibit",
             "0006_message_lookup",
-            "0007_groups"
+            "0007_groups",
+            "0009_approvals"
         ]
     );
     let s = open(&ctx.url, &no_migrate).await.expect("open upgraded");
@@ -2275,16 +2277,17 @@ async fn a_database_migrated_by_the_old_runner_opens_and_migrates_on(ctx: Ctx) {
         .expect("an up-to-date database of the old runner opens");
     assert!(s.event("old-runner").await.expect("event()").is_some());
     drop(s);
-    // One migration behind (0007 not applied), as the old runner would have left it.
+    // Behind (0007 and 0009 not applied), as the old runner would have left it.
     ctx.exec(
         "DROP TABLE group_alerts; DROP TABLE alert_groups; DROP TABLE route_events;
+         DROP TABLE approval_decisions; DROP TABLE approvals;
          DELETE FROM sluice_schema_migrations WHERE version >= 7",
     )
     .await;
     match open(&ctx.url, &no_migrate).await {
         Err(StoreError::SchemaMismatch {
             db: 6,
-            binary: 7,
+            binary: 9,
             fix,
         }) => {
             assert!(fix.contains("sluice migrate"), "{fix}")
@@ -2297,13 +2300,17 @@ async fn a_database_migrated_by_the_old_runner_opens_and_migrates_on(ctx: Ctx) {
     let report = migrate(&ctx.url).await.expect("migrate");
     assert_eq!(
         (report.from, report.to, report.applied),
-        (6, 7, vec!["0007_groups".to_string()])
+        (
+            6,
+            9,
+            vec!["0007_groups".to_string(), "0009_approvals".to_string()]
+        )
     );
-    assert_eq!(ctx.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 7);
+    assert_eq!(ctx.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 8);
     let s = open(&ctx.url, &no_migrate).await.expect("open migrated");
     assert!(s.event("old-runner").await.expect("event()").is_some());
     let again = migrate(&ctx.url).await.expect("migrate twice");
-    assert_eq!((again.from, again.applied.len()), (7, 0));
+    assert_eq!((again.from, again.applied.len()), (9, 0));
 }
 
 async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
@@ -2323,6 +2330,7 @@ async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
         "DROP TABLE silences; DROP TABLE silences_version; DROP TABLE alert_actions;
          ALTER TABLE alert_posts DROP COLUMN refresh_item_id; DROP INDEX outbox_sent_message;
          DROP TABLE inhibit_keys; DROP TABLE group_alerts; DROP TABLE alert_groups; DROP TABLE route_events;
+         DROP TABLE approval_decisions; DROP TABLE approvals;
          DELETE FROM _sqlx_migrations WHERE version >= 3",
     )
     .await;
@@ -2331,13 +2339,14 @@ async fn a_version_2_database_is_upgraded_by_0003_with_its_data(ctx: Ctx) {
         (report.from, report.to, report.applied),
         (
             2,
-            7,
+            9,
             vec![
                 "0003_alerting".to_string(),
                 "0004_living_alerts".to_string(),
                 "0005_inhibit".to_string(),
                 "0006_message_lookup".to_string(),
-                "0007_groups".to_string()
+                "0007_groups".to_string(),
+                "0009_approvals".to_string()
             ]
         )
     );
