@@ -415,6 +415,7 @@ async fn two_of_three_approve_once_the_card_loses_its_buttons_and_the_callback_i
     assert_eq!(a["decisions"].as_array().unwrap().len(), 1, "{a}");
 
     // A second person: approved.
+    let clicked = std::time::Instant::now();
     s.sim
         .click_button(&c.channel, &c.ts, "sluice_approval_approve", "U0002")
         .await
@@ -455,6 +456,10 @@ async fn two_of_three_approve_once_the_card_loses_its_buttons_and_the_callback_i
         !s.internal.received().is_empty()
     })
     .await;
+    eprintln!(
+        "approval: deciding click to signed callback received in {} ms",
+        clicked.elapsed().as_millis()
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let got = s.internal.received();
     assert_eq!(got.len(), 1, "{got:?}");
