@@ -283,6 +283,34 @@ async fn card_posted(sim: &Simulator, id: &str) -> sluice_sim::Message {
     card(sim, id).unwrap()
 }
 
+/// Waits for the approval's card to lose both buttons and show each of `shows`, and for a reply in its thread
+/// that contains `reply`.
+async fn wait_final(
+    sim: &Simulator,
+    id: &str,
+    c: &sluice_sim::Message,
+    shows: &[&str],
+    reply: &str,
+) {
+    wait_until(
+        "the final card, without buttons",
+        Duration::from_secs(10),
+        || {
+            card(sim, id).is_some_and(|m| {
+                let b = m.blocks.to_string();
+                !b.contains("sluice_approval_approve")
+                    && !b.contains("sluice_approval_reject")
+                    && shows.iter().all(|s| b.contains(s))
+            })
+        },
+    )
+    .await;
+    wait_until("the thread reply", Duration::from_secs(10), || {
+        replies(sim, c).iter().any(|m| m.text.contains(reply))
+    })
+    .await;
+}
+
 async fn wait_state(addr: SocketAddr, id: &str, state: &str) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -431,24 +459,13 @@ async fn two_of_three_approve_once_the_card_loses_its_buttons_and_the_callback_i
     assert_eq!(a["ts"], json!(c.ts), "the API names the card");
 
     // The card: no buttons, who approved; a thread reply says so.
-    wait_until(
-        "the card updated without buttons",
-        Duration::from_secs(10),
-        || {
-            card(&s.sim, &id).is_some_and(|m| {
-                let b = m.blocks.to_string();
-                !b.contains("sluice_approval_approve")
-                    && b.contains("<@U0002>")
-                    && b.contains("Approved")
-            })
-        },
+    wait_final(
+        &s.sim,
+        &id,
+        &c,
+        &["<@U0002>", "Approved"],
+        "Approved by <@U0002> (2 of 2)",
     )
-    .await;
-    wait_until("the thread reply", Duration::from_secs(10), || {
-        replies(&s.sim, &c)
-            .iter()
-            .any(|m| m.text.contains("Approved by <@U0002> (2 of 2)"))
-    })
     .await;
 
     // The callback: exactly once, signed, with the decision's idempotency key.
@@ -618,12 +635,13 @@ async fn reject_needs_a_reason_in_the_modal_and_the_waiting_cli_exits_1() {
     let (code, out) = cli_done(child, Duration::from_secs(30)).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("rejected by U0002: tests are red"), "{out}");
-    wait_until("the rejected card", Duration::from_secs(10), || {
-        card(&s.sim, &id).is_some_and(|m| {
-            let b = m.blocks.to_string();
-            !b.contains("sluice_approval_reject") && b.contains("tests are red")
-        })
-    })
+    wait_final(
+        &s.sim,
+        &id,
+        &c,
+        &["tests are red"],
+        "Rejected by <@U0002>: tests are red",
+    )
     .await;
     assert_eq!(
         results(&audited(s.sluice.addr, "approval.reject").await),
@@ -649,19 +667,7 @@ async fn an_expired_request_updates_its_card_and_the_waiting_cli_exits_2() {
     let (code, out) = cli_done(child, Duration::from_secs(30)).await;
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("expired"), "{out}");
-    wait_until("the expired card", Duration::from_secs(10), || {
-        card(&s.sim, &id).is_some_and(|m| {
-            !m.blocks.to_string().contains("sluice_approval_approve")
-                && m.blocks.to_string().contains("Expired")
-        })
-    })
-    .await;
-    wait_until("the expiry reply", Duration::from_secs(10), || {
-        replies(&s.sim, &c)
-            .iter()
-            .any(|m| m.text.contains("Expired"))
-    })
-    .await;
+    wait_final(&s.sim, &id, &c, &["Expired"], "Expired").await;
     // A late click changes nothing and is told so.
     s.sim
         .click_button(&c.channel, &c.ts, "sluice_approval_approve", "U0001")
@@ -1077,20 +1083,13 @@ async fn a_cancelled_request_loses_its_buttons_and_a_second_cancel_is_a_409() {
     let a: Value = r.json().await.unwrap();
     assert_eq!(a["state"], "cancelled");
     assert_eq!(cancel("again").await.status().as_u16(), 409);
-    wait_until("the cancelled card", Duration::from_secs(10), || {
-        card(&s.sim, &id).is_some_and(|m| {
-            let b = m.blocks.to_string();
-            !b.contains("sluice_approval_approve")
-                && b.contains("Cancelled")
-                && b.contains("window closed")
-        })
-    })
-    .await;
-    wait_until("the cancel reply", Duration::from_secs(10), || {
-        replies(&s.sim, &c)
-            .iter()
-            .any(|m| m.text.contains("Cancelled by ci (window closed)"))
-    })
+    wait_final(
+        &s.sim,
+        &id,
+        &c,
+        &["Cancelled", "window closed"],
+        "Cancelled by ci (window closed)",
+    )
     .await;
     assert_eq!(
         results(&audited(s.sluice.addr, "approval.cancel").await),
