@@ -3,15 +3,20 @@
 //! people take on an alert ([`verb::Verb`]) and how an alert's card is drawn from the alert as it stands
 //! ([`alert::card`], which the living refresh [`living::render`] and the handlers both use).
 //!
+//! Approvals are the first workflow on one shape: [`approval::decide`], a pure state machine (state + input + clock
+//! → new state + effects), and [`outgoing`], internal calls as outbox rows.
+//!
 //! Everything here is a plain function of its arguments: time is passed in, nothing reads the store or calls
 //! Slack. The results are the store's model types, committed by the caller in one `Store::ingest`. The binary's
 //! handlers load, call these, and commit.
 
 pub mod alert;
+pub mod approval;
 pub mod clock;
 pub mod flush;
 pub mod living;
 pub mod outbox;
+pub mod outgoing;
 pub mod pipeline;
 pub mod silence;
 pub mod verb;

@@ -20,6 +20,9 @@ use sluice_slack::api::Client;
 use sluice_slack_wire::secret::Secret;
 use toml::Spanned;
 
+mod approvals;
+pub use approvals::ApprovalsConfig;
+
 /// The file as written. Every table denies unknown keys so that a typo is an error, not a
 /// silently ignored setting.
 #[derive(Debug, Deserialize, Default)]
@@ -37,6 +40,8 @@ pub struct RawConfig {
     pub dedup: DedupConfig,
     #[serde(default)]
     pub actions: RawActions,
+    #[serde(default)]
+    pub approvals: approvals::RawApprovals,
     #[serde(default, rename = "api_key")]
     pub api_keys: Vec<Spanned<ApiKeyConfig>>,
     #[serde(default, rename = "hook")]
@@ -176,6 +181,11 @@ pub struct RawActions {
     pub escalate_channel: Option<Spanned<String>>,
     pub ack_reaction: Option<Spanned<String>>,
     pub command: Option<Spanned<String>>,
+    /// Signing and destinations of outgoing calls, checked in `config/approvals.rs`.
+    pub outgoing_secret_env: Option<Spanned<String>>,
+    pub outgoing_secret_file: Option<Spanned<PathBuf>>,
+    pub outgoing_secret: Option<Spanned<String>>,
+    pub allow_link_local: Vec<Spanned<String>>,
 }
 
 /// Who may act on alert cards, where escalations go, and the slash command's name (`[actions]`, checked).
@@ -409,6 +419,7 @@ pub const SCOPES: &[&str] = &[
     "events:write",
     "messages:write",
     "silences:write",
+    "approvals:write",
     "read",
     "admin",
 ];
@@ -505,6 +516,8 @@ pub struct Config {
     /// Set when Socket Mode is configured.
     pub app_token: Option<Secret>,
     pub actions: ActionsConfig,
+    /// `[approvals]` and the outgoing calls' secret and allowed addresses.
+    pub approvals: ApprovalsConfig,
     pub dispatch: DispatchConfig,
     pub dedup: DedupConfig,
     pub api_keys: Vec<ApiKey>,
@@ -753,6 +766,7 @@ impl Config {
             );
         }
         let actions = check_actions(&raw.actions, &mut p);
+        let approvals = approvals::check(&raw.approvals, &raw.actions, base, env, &mut p);
 
         if let Err(e) = url::Url::parse(&raw.slack.api_base) {
             p(
@@ -1065,6 +1079,7 @@ impl Config {
                 signing_secret,
                 app_token,
                 actions,
+                approvals,
                 dispatch: raw.dispatch,
                 dedup: raw.dedup,
                 api_keys,

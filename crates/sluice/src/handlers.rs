@@ -1,5 +1,5 @@
 //! Slack's way in: the handlers Sluice registers with the inbound registry (sluice-inbound), one folder per
-//! workflow (`alerts/`, `commands/`), and the once-keys that keep every request from Slack acting once.
+//! workflow (`alerts/`, `approvals/`, `commands/`), and the once-keys that keep every request from Slack acting once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +30,7 @@ impl OnceStore for StoreOnce {
 /// The handlers Sluice answers Slack with.
 pub fn registry(state: Arc<AppState>, permissions: Arc<Permissions>, command: &str) -> Registry {
     let mut r = Registry::new();
+    let permissions_slack = permissions.slack().clone();
     for verb in Verb::ALL {
         let (state, permissions) = (state.clone(), permissions.clone());
         r.action(action_id(verb), move |ctx: Ctx<ActionPayload>| {
@@ -42,6 +43,7 @@ pub fn registry(state: Arc<AppState>, permissions: Arc<Permissions>, command: &s
         let (s, p) = (s.clone(), p.clone());
         async move { alerts::reacted(&s, &p, ctx).await }
     });
+    crate::approvals::register(&mut r, state.clone(), permissions_slack);
     let s = state.clone();
     r.command(command, move |ctx: Ctx<SlashCommand>| {
         let s = s.clone();

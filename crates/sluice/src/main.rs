@@ -72,6 +72,26 @@ enum Command {
         #[command(subcommand)]
         action: SilenceAction,
     },
+    /// Ask for an approval on a running Sluice (`request … --wait` blocks until decided).
+    Approval {
+        #[command(flatten)]
+        api: ApprovalApiArgs,
+        #[command(subcommand)]
+        action: ApprovalAction,
+    },
+    /// Read and check the tamper-evident audit log.
+    Audit {
+        #[arg(
+            long,
+            short,
+            default_value = "sluice.toml",
+            env = "SLUICE_CONFIG",
+            global = true
+        )]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Inspect and replay dead letters.
     Dlq {
         #[arg(
@@ -101,6 +121,41 @@ enum DlqAction {
         #[arg(long, conflicts_with = "id")]
         all: bool,
     },
+}
+
+/// Like [`ApiArgs`], given before the subcommand or from the environment (clap refuses a required global).
+#[derive(clap::Args)]
+struct ApprovalApiArgs {
+    /// Base URL of the Sluice server.
+    #[arg(long, env = "SLUICE_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// API key with the approvals:write and read scopes (from the environment, so it never shows in `ps`).
+    #[arg(
+        long = "api-key",
+        env = "SLUICE_API_KEY",
+        hide_env_values = true,
+        hide = true
+    )]
+    api_key: String,
+}
+
+#[derive(Subcommand)]
+enum ApprovalAction {
+    /// Exit codes with --wait: 0 approved, 1 rejected, 2 expired or cancelled, 3 error.
+    Request(Box<sluice::approvals::cli::RequestArgs>),
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Audit records, oldest first.
+    List {
+        #[arg(long, default_value_t = 0)]
+        since_id: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Recompute the hash chain; exits 1 naming the first broken record.
+    Verify,
 }
 
 #[derive(clap::Args)]
@@ -319,6 +374,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Send(args) => send(*args).await,
         Command::Silence { api, action } => silence(api, action).await,
+        Command::Approval { api, action } => match action {
+            ApprovalAction::Request(args) => {
+                Ok(sluice::approvals::cli::request(&api.url, &api.api_key, *args).await)
+            }
+        },
+        Command::Audit { config, action } => {
+            let cfg = load(&config)?;
+            let store = sluice_store::open(&cfg.storage_url, &StoreOptions::default()).await?;
+            match action {
+                AuditAction::List { since_id, limit } => {
+                    for r in store.audit(since_id, limit).await? {
+                        println!(
+                            "{:>6}  {}  {:<12} {:<18} {:<40} {}",
+                            r.id, r.at_ms, r.actor, r.action, r.target, r.result
+                        );
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                AuditAction::Verify => match store.verify_audit().await? {
+                    None => {
+                        println!("audit log intact");
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Some(id) => {
+                        println!("audit log broken at record {id}: it, or the record before it, was altered or removed");
+                        Ok(ExitCode::FAILURE)
+                    }
+                },
+            }
+        }
         Command::Dlq { config, action } => {
             let cfg = load(&config)?;
             let store = sluice_store::open(&cfg.storage_url, &StoreOptions::default()).await?;

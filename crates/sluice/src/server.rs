@@ -92,6 +92,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         dispatch_cfg,
         state.wake.clone(),
         state.config.renderer.clone(),
+        crate::dispatch::Outgoing::new(&state.config),
     );
     let dispatcher_owner = dispatcher.owner().to_string();
     let mut tasks = vec![tokio::spawn(dispatcher.run(rx.clone()))];
@@ -111,6 +112,13 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             rx.clone(),
         )));
     }
+
+    // Approvals expire on the database's clock, on one leader.
+    tasks.push(tokio::spawn(crate::approvals::run_expiry(
+        state.clone(),
+        dispatcher_owner.clone(),
+        rx.clone(),
+    )));
 
     let mut app = crate::http::app(state.clone());
     if let Some(secret) = state.config.signing_secret.clone() {

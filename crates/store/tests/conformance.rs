@@ -259,6 +259,10 @@ conformance!(
     inhibit_keys_go_with_their_alert_and_prune,
     regression_alertmanager_resends_of_the_same_alert_are_not_new_occurrences,
     regression_a_failed_deployment_card_shows_its_final_state,
+    an_idempotency_key_makes_one_approval_and_one_card,
+    two_commits_on_one_version_make_one_decision,
+    due_approvals_are_the_pending_ones_past_their_expiry,
+    prune_keeps_the_card_of_a_pending_approval,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -2255,6 +2259,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         15,
         "0015_in_flight",
         "ALTER TABLE outbox DROP COLUMN sending_at_ms;",
+    ),
+    (
+        9,
+        "0009_approvals",
+        "DROP TABLE approval_decisions; DROP TABLE approvals;",
     ),
     (
         8,
@@ -4284,4 +4293,213 @@ async fn the_end_of_a_storm_absorbs_uncarded_groups_and_refreshes_carded_ones(ct
     assert!(due[0].changed_at_ms.is_some() && due[0].post_item_id.is_some());
     assert_eq!(due[0].firing, 2);
     assert!(status(s, "b4").await.groups[0].digested_at_ms.is_some());
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Approvals
+
+fn new_approval(id: &str, key: Option<&str>, expires_at_ms: i64) -> NewApproval {
+    NewApproval {
+        id: id.into(),
+        idempotency_key: key.map(str::to_string),
+        request: json!({ "title": format!("approve {id}"), "approvers": { "users": ["U1", "U2"] } }),
+        requester: "U0".into(),
+        required: 2,
+        allow_self: false,
+        team: "T1".into(),
+        channel: "deploys".into(),
+        created_at_ms: T0,
+        expires_at_ms,
+    }
+}
+
+fn approval_commit(id: &str, version: i64, actor: &str, state: &str) -> ApprovalCommit {
+    ApprovalCommit {
+        id: id.into(),
+        version,
+        state: state.into(),
+        decided_at_ms: (state != "pending").then_some(T0 + 10),
+        decision: Some(ApprovalDecision {
+            actor: actor.into(),
+            verdict: "approve".into(),
+            reason: None,
+            at_ms: T0 + 10,
+        }),
+        items: vec![ApprovalItem {
+            item: item("deploys", "chat.update", 1),
+            on_card: true,
+        }],
+    }
+}
+
+async fn an_idempotency_key_makes_one_approval_and_one_card(ctx: Ctx) {
+    let s = &ctx.store;
+    let first = s
+        .create_approval(
+            new_approval("apr_a", Some("k1"), T0 + 60_000),
+            item("deploys", "chat.postMessage", 0),
+        )
+        .await
+        .expect("create");
+    assert!(first.created);
+    assert_eq!(
+        (first.approval.state.as_str(), first.approval.version),
+        ("pending", 0)
+    );
+    assert!(first.approval.card_item_id.is_some() && first.approval.card.is_none());
+    let again = s
+        .create_approval(
+            new_approval("apr_b", Some("k1"), T0 + 60_000),
+            item("deploys", "chat.postMessage", 0),
+        )
+        .await
+        .expect("create again");
+    assert!(!again.created);
+    assert_eq!(again.approval.id, "apr_a");
+    assert!(s.approval("apr_b").await.expect("read").is_none());
+    let items = s.lane_items("T1:deploys", 10).await.expect("lane");
+    assert_eq!(items.len(), 1, "one card: {items:?}");
+    assert_eq!(items[0].event_id.as_deref(), Some("apr_a"));
+    // Without a key, every request is its own approval.
+    for id in ["apr_c", "apr_d"] {
+        let c = s
+            .create_approval(
+                new_approval(id, None, T0 + 60_000),
+                item("deploys", "chat.postMessage", 0),
+            )
+            .await
+            .expect("create without key");
+        assert!(c.created);
+    }
+    assert_eq!(s.lane_items("T1:deploys", 10).await.expect("lane").len(), 3);
+}
+
+async fn two_commits_on_one_version_make_one_decision(ctx: Ctx) {
+    let s = ctx.store.clone();
+    s.create_approval(
+        new_approval("apr_r", None, T0 + 60_000),
+        item("deploys", "chat.postMessage", 0),
+    )
+    .await
+    .expect("create");
+    let tries: Vec<_> = (0..6)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.commit_approval(
+                    approval_commit("apr_r", 0, &format!("U{i}"), "pending"),
+                    T0 + 10,
+                )
+                .await
+                .expect("commit")
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tries {
+        won += usize::from(t.await.expect("join"));
+    }
+    assert_eq!(won, 1, "exactly one commit on version 0 wins");
+    let a = s.approval("apr_r").await.expect("read").expect("stored");
+    assert_eq!((a.version, a.decisions.len()), (1, 1));
+    // The winner's update is linked to the card: it waits for the card, then carries the card's channel and ts.
+    let items = s.lane_items("T1:deploys", 10).await.expect("lane");
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert!(items[1].ref_pending);
+    s.mark_sent(items[0].id, "C0DEPLOYS", "111.222", T0 + 20)
+        .await
+        .expect("card sent");
+    let items = s.lane_items("T1:deploys", 10).await.expect("lane");
+    assert_eq!(
+        items[0].ref_sent,
+        Some(RefSent {
+            channel: "C0DEPLOYS".into(),
+            ts: "111.222".into()
+        })
+    );
+    let a = s.approval("apr_r").await.expect("read").expect("stored");
+    assert_eq!(a.card.map(|c| c.ts), Some("111.222".into()));
+    // A commit on the version it was read at moves on; a stale one changes nothing.
+    assert!(s
+        .commit_approval(approval_commit("apr_r", 1, "U9", "approved"), T0 + 30)
+        .await
+        .expect("commit v1"));
+    assert!(!s
+        .commit_approval(approval_commit("apr_r", 1, "U8", "approved"), T0 + 40)
+        .await
+        .expect("stale commit"));
+    let a = s.approval("apr_r").await.expect("read").expect("stored");
+    assert_eq!(
+        (a.state.as_str(), a.decided_at_ms, a.decisions.len()),
+        ("approved", Some(T0 + 10), 2)
+    );
+}
+
+async fn due_approvals_are_the_pending_ones_past_their_expiry(ctx: Ctx) {
+    let s = &ctx.store;
+    for (id, expires) in [
+        ("apr_1", T0 + 1_000),
+        ("apr_2", T0 + 2_000),
+        ("apr_3", T0 + 9_000),
+    ] {
+        s.create_approval(
+            new_approval(id, None, expires),
+            item("deploys", "chat.postMessage", 0),
+        )
+        .await
+        .expect("create");
+    }
+    assert!(s.due_approvals(T0 + 999, 10).await.expect("due").is_empty());
+    assert_eq!(
+        s.due_approvals(T0 + 2_000, 10).await.expect("due"),
+        ["apr_1", "apr_2"]
+    );
+    assert!(s
+        .commit_approval(approval_commit("apr_1", 0, "U1", "approved"), T0 + 1_500)
+        .await
+        .expect("decide"));
+    assert_eq!(
+        s.due_approvals(T0 + 10_000, 10).await.expect("due"),
+        ["apr_2", "apr_3"]
+    );
+    assert_eq!(
+        s.due_approvals(T0 + 10_000, 1).await.expect("due"),
+        ["apr_2"]
+    );
+}
+
+async fn prune_keeps_the_card_of_a_pending_approval(ctx: Ctx) {
+    let s = &ctx.store;
+    for id in ["apr_p", "apr_d"] {
+        s.create_approval(
+            new_approval(id, None, T0 + 60_000),
+            item(id, "chat.postMessage", 0),
+        )
+        .await
+        .expect("create");
+        let card = s.lane_items(&format!("T1:{id}"), 1).await.expect("lane")[0].id;
+        s.mark_sent(card, id, "1.1", T0).await.expect("sent");
+    }
+    assert!(s
+        .commit_approval(
+            ApprovalCommit {
+                items: vec![],
+                ..approval_commit("apr_d", 0, "U1", "approved")
+            },
+            T0 + 10
+        )
+        .await
+        .expect("decide"));
+    s.prune(T0 + 3_600_000).await.expect("prune");
+    let pending = s.approval("apr_p").await.expect("read").expect("stored");
+    assert_eq!(
+        pending.card.map(|c| c.ts),
+        Some("1.1".into()),
+        "a pending approval keeps its card"
+    );
+    let decided = s.approval("apr_d").await.expect("read").expect("stored");
+    assert!(
+        decided.card.is_none(),
+        "a decided approval's old card may go"
+    );
 }

@@ -33,6 +33,27 @@ impl Permissions {
         }
     }
 
+    /// Permissions for a list of its own (an approval's approvers), asked of Slack like `[actions]`.
+    pub fn listed(
+        users: Vec<String>,
+        groups: Vec<String>,
+        channel_members: bool,
+        slack: Client,
+    ) -> Self {
+        Permissions {
+            users,
+            groups,
+            channel_members,
+            slack,
+            members: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The client memberships are read with.
+    pub fn slack(&self) -> &Client {
+        &self.slack
+    }
+
     /// May `user` act on a card in `channel`?
     pub async fn may_act(&self, user: &str, channel: &str) -> bool {
         if self.users.is_empty() && self.groups.is_empty() && !self.channel_members {

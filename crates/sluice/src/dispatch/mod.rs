@@ -1,4 +1,4 @@
-//! The dispatcher: the only place that sends Slack calls from the outbox.
+//! The dispatcher: the only place that sends from the outbox (Slack calls, and outgoing calls to internal systems in `http_call.rs`).
 //!
 //! Work is split into *lanes*, one per (workspace, channel). [`Dispatcher::run`] claims lanes
 //! from the store with a lease and starts one worker per lane. A worker sends that lane's items
@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 mod gate;
 pub mod recover;
+mod http_call;
 pub use gate::RateGate;
+pub use http_call::{classify as classify_http, Attempt, Outgoing};
 
 use serde_json::Value;
 use sluice_core::render::Renderer;
@@ -49,6 +51,8 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     /// Renders living alert items (see `sluice_domain::living`) at send time.
     renderer: Arc<Renderer>,
+    /// Outgoing calls to internal systems (`http.request` items): where they may go, their signing secret.
+    outgoing: Outgoing,
     /// Lanes this process works now, each with a flag set when its lease was lost.
     active: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
@@ -61,6 +65,7 @@ impl Dispatcher {
         cfg: DispatchConfig,
         wake: Arc<Notify>,
         renderer: Arc<Renderer>,
+        outgoing: Outgoing,
     ) -> Arc<Self> {
         let owner = format!(
             "{}/{}-{}",
@@ -76,6 +81,7 @@ impl Dispatcher {
             cfg,
             wake,
             renderer,
+            outgoing,
             active: Mutex::new(HashMap::new()),
         })
     }
@@ -268,6 +274,9 @@ impl Dispatcher {
 
     /// Send one item until it is delivered or dead-lettered (or the lease is lost).
     async fn deliver(&self, mut item: OutboxItem, lost: &AtomicBool) -> Result<(), StoreError> {
+        if item.method == sluice_domain::outgoing::METHOD {
+            return self.deliver_http(item, lost).await;
+        }
         let mut key = RateKey::for_call(&item.team, &item.method, Some(&item.channel));
         let mut args = item.args.clone();
         // Set once an ephemeral is re-sent as a direct message: `args` then holds the DM.

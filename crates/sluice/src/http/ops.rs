@@ -24,6 +24,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/dead-letters", get(list_dead))
         .route("/v1/dead-letters/replay", post(replay))
         .route("/v1/audit", get(audit))
+        .route("/v1/audit/verify", get(verify_audit))
 }
 
 /// Ready means: the database answers. A replica that cannot reach it is taken out of rotation.
@@ -96,6 +97,24 @@ async fn audit(
     Ok(Json(
         json!({ "records": records, "intact": broken.is_none(), "first_broken_id": broken }),
     ))
+}
+
+/// The chain recomputed: `200 {"intact": true}`, or `409 {"intact": false, "first_broken_id": N}` naming the first
+/// record that was altered (or follows a removed one).
+async fn verify_audit(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    caller.require("read")?;
+    Ok(match state.store.verify_audit().await? {
+        None => Json(json!({ "intact": true, "first_broken_id": null })).into_response(),
+        Some(id) => (
+            StatusCode::CONFLICT,
+            Json(json!({ "intact": false, "first_broken_id": id,
+                         "message": format!("the audit log is broken at record {id}: it, or the record before it, was altered or removed") })),
+        )
+            .into_response(),
+    })
 }
 
 async fn replay(

@@ -15,7 +15,8 @@ pub(crate) static COUNTED: [Stmt; 3] = [
         "DELETE FROM outbox WHERE state = 'sent' AND sent_at_ms < ?1
              AND NOT EXISTS (SELECT 1 FROM alert_posts p WHERE p.item_id = outbox.id)
              AND NOT EXISTS (SELECT 1 FROM alert_groups g WHERE g.post_item_id = outbox.id)
-             AND NOT EXISTS (SELECT 1 FROM outbox f WHERE f.ref_item_id = outbox.id AND f.state <> 'sent')",
+             AND NOT EXISTS (SELECT 1 FROM outbox f WHERE f.ref_item_id = outbox.id AND f.state <> 'sent')
+             AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.card_item_id = outbox.id AND a.state = 'pending')",
     ),
     Stmt::new(
         "DELETE FROM events WHERE received_at_ms < ?1

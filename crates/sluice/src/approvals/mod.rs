@@ -1,0 +1,199 @@
+//! The approval workflow's thin handler: [`create`] stores a request with its card, [`apply`] loads an approval,
+//! lets the pure `sluice_domain::approval::decide` decide, and commits the new state with the outbox rows its
+//! effects need (card update, thread reply, signed callback) in one transaction, guarded by the approval's version:
+//! a double click, a Slack retry or two replicas deciding at once commit one decision, the others read again and
+//! decide again (and are told it is already decided). The Slack side is in `slack.rs`, the expiry timer (one leader,
+//! driven by the database) in `expiry.rs`; every attempt is audited through `crate::outbox::audit`.
+
+pub mod cli;
+mod expiry;
+mod slack;
+
+use serde_json::json;
+use sluice_domain::approval::card::{card, to_json};
+use sluice_domain::approval::request::Valid;
+use sluice_domain::approval::{decide, Effect, Input, Refusal, State};
+use sluice_domain::outbox::outbox_item;
+use sluice_domain::outgoing::http_item;
+use sluice_store::{
+    ApprovalCommit, ApprovalItem, ApprovalRecord, Created, NewApproval, StoreError,
+};
+
+pub use expiry::run_expiry;
+pub use slack::register;
+
+use crate::state::{now_ms, AppState};
+
+/// How many times [`apply`] reads again after losing a race before it gives up.
+const RACES: usize = 8;
+
+/// Stores a validated request and its card; with a known idempotency key, returns the stored one instead.
+pub async fn create(state: &AppState, v: Valid) -> Result<Created, StoreError> {
+    let now = now_ms();
+    let id = format!("apr_{}", uuid::Uuid::now_v7().simple());
+    let team = state.config.slack.team_id.clone();
+    let request = serde_json::to_value(&v.request).unwrap_or_default();
+    let new = NewApproval {
+        id: id.clone(),
+        idempotency_key: v.request.idempotency_key.clone(),
+        request,
+        requester: v.requester.clone(),
+        required: v.required,
+        allow_self: v.request.allow_self,
+        team: team.clone(),
+        channel: v.request.channel.clone(),
+        created_at_ms: now,
+        expires_at_ms: v.expires_at_ms,
+    };
+    // The card is drawn from the approval as it will be stored: pending, no decisions.
+    let as_stored = ApprovalRecord {
+        id,
+        idempotency_key: new.idempotency_key.clone(),
+        request: new.request.clone(),
+        requester: new.requester.clone(),
+        state: "pending".into(),
+        required: new.required,
+        allow_self: new.allow_self,
+        team: team.clone(),
+        channel: new.channel.clone(),
+        created_at_ms: now,
+        expires_at_ms: new.expires_at_ms,
+        decided_at_ms: None,
+        version: 0,
+        decisions: Vec::new(),
+        card_item_id: None,
+        card: None,
+    };
+    let item = outbox_item(&team, &new.channel, "chat.postMessage", card(&as_stored));
+    let created = state.store.create_approval(new, item).await?;
+    if created.created {
+        state.wake.notify_one();
+    }
+    Ok(created)
+}
+
+/// What [`apply`] did.
+#[derive(Debug)]
+pub struct Applied {
+    /// The approval after the input (unchanged when nothing was committed).
+    pub approval: ApprovalRecord,
+    /// Why the input changed nothing, if it did not.
+    pub refused: Option<Refusal>,
+    /// A decision was committed.
+    pub committed: bool,
+}
+
+/// Loads approval `id`, decides what `input` does to it, and commits that. `None` if the approval is unknown.
+pub async fn apply(
+    state: &AppState,
+    id: &str,
+    input: impl Fn(&ApprovalRecord) -> Input,
+) -> Result<Option<Applied>, StoreError> {
+    for _ in 0..RACES {
+        let Some(record) = state.store.approval(id).await? else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        let (next, effects) = decide(&State::of(&record), input(&record), now);
+        let refused = effects.iter().find_map(|e| match e {
+            Effect::Refuse { why, .. } => Some(why.clone()),
+            _ => None,
+        });
+        let decision = effects.iter().find_map(|e| match e {
+            Effect::Record(d) => Some(d.clone()),
+            _ => None,
+        });
+        if decision.is_none() {
+            return Ok(Some(Applied {
+                approval: record,
+                refused,
+                committed: false,
+            }));
+        }
+        let after = ApprovalRecord {
+            state: next.status.as_str().to_string(),
+            decisions: next.decisions.clone(),
+            decided_at_ms: next.decided_at_ms,
+            version: record.version + 1,
+            ..record.clone()
+        };
+        let items = items_for(state, &after, &effects);
+        let commit = ApprovalCommit {
+            id: record.id.clone(),
+            version: record.version,
+            state: after.state.clone(),
+            decided_at_ms: after.decided_at_ms,
+            decision,
+            items,
+        };
+        if state.store.commit_approval(commit, now).await? {
+            state.wake.notify_one();
+            if let Some(d) = after.decisions.last().filter(|d| d.verdict == "expire") {
+                crate::outbox::audit(
+                    state,
+                    &d.actor,
+                    "approval.expire",
+                    &after.id,
+                    "ok",
+                    json!({}),
+                )
+                .await;
+            }
+            return Ok(Some(Applied {
+                approval: after,
+                refused,
+                committed: true,
+            }));
+        }
+        // Someone else decided first: read it again and decide again.
+    }
+    Err(StoreError::Conflict(format!(
+        "approval {id} kept changing while deciding; try again"
+    )))
+}
+
+/// The outbox rows an approval's effects need.
+fn items_for(state: &AppState, after: &ApprovalRecord, effects: &[Effect]) -> Vec<ApprovalItem> {
+    let team = &after.team;
+    let mut items = Vec::new();
+    for e in effects {
+        match e {
+            Effect::UpdateCard => items.push(ApprovalItem {
+                item: outbox_item(team, &after.channel, "chat.update", card(after)),
+                on_card: true,
+            }),
+            Effect::Reply(text) => items.push(ApprovalItem {
+                item: outbox_item(
+                    team,
+                    &after.channel,
+                    "chat.postMessage",
+                    json!({ "channel": after.channel, "text": text }),
+                ),
+                on_card: true,
+            }),
+            Effect::Finished(status) => {
+                if let Some(url) = after.request["callback_url"].as_str() {
+                    let key = format!("{}.{}", after.id, status.as_str());
+                    match http_item(
+                        url,
+                        to_json(after),
+                        &key,
+                        "approval.callback",
+                        state.config.approvals.timeout_ms,
+                    ) {
+                        Ok(item) => items.push(ApprovalItem {
+                            item,
+                            on_card: false,
+                        }),
+                        // Validated when the approval was created; a URL that no longer parses is logged.
+                        Err(e) => {
+                            tracing::warn!(approval = %after.id, error = %e, "callback not sent")
+                        }
+                    }
+                }
+            }
+            Effect::Record(_) | Effect::Refuse { .. } => {}
+        }
+    }
+    items
+}

@@ -1,0 +1,206 @@
+//! The approval card's buttons and the reject modal. Approve decides at once; Reject opens a modal that requires a
+//! reason (an empty one keeps the modal open with the error under the field). Who may decide is asked of Slack
+//! (the approval's users, its user groups' members, the card's channel members); the requester is refused unless
+//! `allow_self`. Every attempt is audited (`approval.approve`, `approval.reject`), refusals included, and a refused
+//! person is told why, ephemerally.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use sluice_domain::approval::card::{
+    reject_view, ACTION_APPROVE, ACTION_REJECT, REASON, REJECT_VIEW,
+};
+use sluice_domain::approval::request::Approvers;
+use sluice_domain::approval::{decide, Effect, Input, Refusal, State};
+use sluice_inbound::models::ViewSubmission;
+use sluice_inbound::{
+    ActionPayload, Ctx, HandlerError, HandlerResult, Registry, Reply, ViewResponse,
+};
+use sluice_slack::api::Client;
+use sluice_store::ApprovalRecord;
+
+use super::apply;
+use crate::alerts::Permissions;
+use crate::outbox::audit;
+use crate::state::{now_ms, AppState};
+
+/// Adds the approval handlers to the registry.
+pub fn register(r: &mut Registry, state: Arc<AppState>, slack: Client) {
+    let (s, c) = (state.clone(), slack.clone());
+    r.action(ACTION_APPROVE, move |ctx: Ctx<ActionPayload>| {
+        let (s, c) = (s.clone(), c.clone());
+        async move { approve(&s, &c, ctx).await }
+    });
+    let (s, c) = (state.clone(), slack.clone());
+    r.action(ACTION_REJECT, move |ctx: Ctx<ActionPayload>| {
+        let (s, c) = (s.clone(), c.clone());
+        async move { open_reject(&s, &c, ctx).await }
+    });
+    let (s, c) = (state, slack);
+    r.view_submission(REJECT_VIEW, move |ctx: Ctx<ViewSubmission>| {
+        let (s, c) = (s.clone(), c.clone());
+        async move { submit_reject(&s, &c, ctx).await }
+    });
+}
+
+/// May `user` decide approval `r`, looking at it in `channel`?
+async fn permitted(slack: &Client, r: &ApprovalRecord, user: &str, channel: &str) -> bool {
+    let a: Approvers = serde_json::from_value(r.request["approvers"].clone()).unwrap_or_default();
+    if a.users.is_empty() && a.groups.is_empty() && !a.channel_members {
+        // Never "everyone": a request without approvers is refused when it is made.
+        return false;
+    }
+    Permissions::listed(a.users, a.groups, a.channel_members, slack.clone())
+        .may_act(user, channel)
+        .await
+}
+
+fn clicked(ctx: &Ctx<ActionPayload>) -> HandlerResult<(String, String, String)> {
+    let user = ctx
+        .user_id
+        .clone()
+        .ok_or_else(|| HandlerError::new("the click came without a user"))?;
+    let id = ctx
+        .payload
+        .action
+        .value
+        .clone()
+        .ok_or_else(|| HandlerError::new("this button carries no approval id"))?;
+    let body = &ctx.payload.body;
+    let channel = body
+        .channel
+        .as_ref()
+        .map(|c| c.id.clone())
+        .or_else(|| body.container.channel_id.clone())
+        .unwrap_or_default();
+    Ok((user, id, channel))
+}
+
+async fn load(state: &AppState, id: &str) -> HandlerResult<ApprovalRecord> {
+    state
+        .store
+        .approval(id)
+        .await
+        .map_err(|e| HandlerError::new(e.to_string()))?
+        .ok_or_else(|| HandlerError::new(format!("approval {id} is no longer stored")))
+}
+
+async fn approve(state: &AppState, slack: &Client, ctx: Ctx<ActionPayload>) -> HandlerResult<()> {
+    let (user, id, channel) = clicked(&ctx)?;
+    let record = load(state, &id).await?;
+    let may = permitted(slack, &record, &user, &channel).await;
+    let detail = json!({ "channel": channel, "via": "button" });
+    let applied = apply(state, &id, |_| Input::Approve {
+        by: user.clone(),
+        permitted: may,
+        comment: None,
+    })
+    .await;
+    if let Some(why) = audited(state, &user, "approval.approve", &id, detail, applied).await? {
+        ctx.reply(Reply::ephemeral(why.tell())).await?;
+    }
+    Ok(())
+}
+
+/// Audits what [`apply`] made of a person's decision (done, refused, failed) and hands back the refusal.
+async fn audited(
+    state: &AppState,
+    user: &str,
+    action: &str,
+    id: &str,
+    mut detail: serde_json::Value,
+    applied: Result<Option<super::Applied>, sluice_store::StoreError>,
+) -> HandlerResult<Option<Refusal>> {
+    match applied {
+        Ok(Some(a)) => {
+            let result = a
+                .refused
+                .as_ref()
+                .map(Refusal::audit)
+                .unwrap_or_else(|| "ok".into());
+            detail["state"] = json!(a.approval.state);
+            audit(state, user, action, id, &result, detail).await;
+            Ok(a.refused)
+        }
+        Ok(None) => Err(HandlerError::new(format!(
+            "approval {id} is no longer stored"
+        ))),
+        Err(e) => {
+            audit(state, user, action, id, &format!("error: {e}"), detail).await;
+            Err(HandlerError::new(e.to_string()))
+        }
+    }
+}
+
+/// Reject: a person who could not reject is told now (and it is audited); anyone else gets the reason modal.
+async fn open_reject(
+    state: &AppState,
+    slack: &Client,
+    ctx: Ctx<ActionPayload>,
+) -> HandlerResult<()> {
+    let (user, id, channel) = clicked(&ctx)?;
+    let record = load(state, &id).await?;
+    let may = permitted(slack, &record, &user, &channel).await;
+    let probe = Input::Reject {
+        by: user.clone(),
+        permitted: may,
+        reason: "?".into(),
+    };
+    let (_, effects) = decide(&State::of(&record), probe, now_ms());
+    let refused = effects.iter().find_map(|e| match e {
+        Effect::Refuse { why, .. } => Some(why.clone()),
+        _ => None,
+    });
+    if let Some(why) = refused {
+        let detail = json!({ "channel": channel, "via": "button" });
+        audit(state, &user, "approval.reject", &id, &why.audit(), detail).await;
+        ctx.reply(Reply::ephemeral(why.tell())).await?;
+        return Ok(());
+    }
+    ctx.open_view(&reject_view(&record)).await?;
+    Ok(())
+}
+
+async fn submit_reject(
+    state: &AppState,
+    slack: &Client,
+    ctx: Ctx<ViewSubmission>,
+) -> HandlerResult<ViewResponse> {
+    let user = ctx
+        .user_id
+        .clone()
+        .ok_or_else(|| HandlerError::new("the submission came without a user"))?;
+    let id = ctx.payload.view.private_metadata.clone();
+    let reason = ctx
+        .payload
+        .view
+        .state
+        .get(REASON, REASON)
+        .and_then(|v| v.value.clone())
+        .unwrap_or_default();
+    if reason.trim().is_empty() {
+        // Not a decision and nothing to audit yet: the modal stays open until a reason is given or it is closed.
+        return Ok(ViewResponse::error(REASON, Refusal::NoReason.tell()));
+    }
+    let record = load(state, &id).await?;
+    // The card's channel, for channel_members.
+    let channel = record
+        .card
+        .as_ref()
+        .map(|c| c.channel.clone())
+        .unwrap_or_else(|| record.channel.clone());
+    let may = permitted(slack, &record, &user, &channel).await;
+    let detail = json!({ "channel": channel, "via": "modal", "reason": reason.trim() });
+    let applied = apply(state, &id, |_| Input::Reject {
+        by: user.clone(),
+        permitted: may,
+        reason: reason.clone(),
+    })
+    .await;
+    Ok(
+        match audited(state, &user, "approval.reject", &id, detail, applied).await? {
+            Some(why) => ViewResponse::error(REASON, why.tell()),
+            None => ViewResponse::None,
+        },
+    )
+}

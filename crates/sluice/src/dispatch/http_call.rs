@@ -1,0 +1,296 @@
+//! Outgoing calls to internal systems from the outbox (`sluice_domain::outgoing`): an approval's callback, an
+//! action's request. [`Outgoing::send`] refuses what must never be called (a destination not allow-listed, an
+//! address that is link-local or a cloud metadata endpoint unless `[actions] allow_link_local` lists it), signs the
+//! body, pins the connection to the addresses it checked (so DNS cannot answer differently a moment later), sends
+//! without following redirects and classifies the answer ([`classify`]) the way `slack::retry::classify` does for
+//! Slack: delivered, retry with backoff (5xx, 408, 425, 429, timeouts, connection errors), or dead-letter with the
+//! reason. The lane worker (`Dispatcher::deliver_http`) records the outcome and audits the final one.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use serde_json::json;
+use sluice_domain::outgoing::{is_metadata_address, sign, Origin};
+use sluice_slack::retry::{backoff, Outcome};
+use sluice_slack_wire::secret::Secret;
+use sluice_store::{NewAudit, OutboxItem, StoreError};
+use tracing::{debug, warn};
+
+use super::Dispatcher;
+use crate::config::Config;
+use crate::state::now_ms;
+
+/// What outgoing calls may do: where to, signed with what.
+#[derive(Debug, Clone, Default)]
+pub struct Outgoing {
+    allowed: Vec<Origin>,
+    allow_link_local: Vec<IpAddr>,
+    secret: Option<Secret>,
+    timeout: Duration,
+    team: String,
+}
+
+/// The result of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// A 2xx answer: status and (the start of) the body.
+    Answered(u16, String),
+    /// Try again later; `Some` when the receiver said how long (429 / 503 with Retry-After).
+    Transient(String, Option<Duration>),
+    /// Sending it again cannot help.
+    Permanent(String),
+}
+
+/// The outbox's decision for an attempt.
+pub fn classify(a: &Attempt) -> Outcome {
+    match a {
+        Attempt::Answered(..) => Outcome::Delivered,
+        Attempt::Transient(_, Some(wait)) => Outcome::RetryAfter(*wait),
+        Attempt::Transient(_, None) => Outcome::Backoff,
+        Attempt::Permanent(reason) => Outcome::DeadLetter(reason.clone()),
+    }
+}
+
+/// The longest answer body kept (for a dead letter's reason and an action's result).
+const BODY_KEPT: usize = 4000;
+
+impl Outgoing {
+    pub fn new(cfg: &Config) -> Self {
+        Outgoing {
+            allowed: cfg.approvals.allowed(),
+            allow_link_local: cfg.approvals.allow_link_local.clone(),
+            secret: cfg.approvals.outgoing_secret.clone(),
+            timeout: Duration::from_millis(cfg.approvals.timeout_ms),
+            team: cfg.slack.team_id.clone(),
+        }
+    }
+
+    /// One attempt at the call an outbox item describes.
+    pub async fn send(&self, item: &OutboxItem) -> Attempt {
+        let args = &item.args;
+        let Some(url) = args["url"].as_str() else {
+            return Attempt::Permanent("the call has no url".into());
+        };
+        let origin = match Origin::of(url) {
+            Ok(o) => o,
+            Err(e) => return Attempt::Permanent(e),
+        };
+        if !self.allowed.contains(&origin) {
+            return Attempt::Permanent(format!(
+                "{origin} is not an allowed destination: list it in [approvals] callback_hosts (or as an [[action]] url)"
+            ));
+        }
+        let Some(secret) = &self.secret else {
+            return Attempt::Permanent(
+                "outgoing calls are signed and no secret is configured: set [actions] outgoing_secret_env".into(),
+            );
+        };
+        let addrs: Vec<SocketAddr> = match origin.ip() {
+            Some(ip) => vec![SocketAddr::new(ip, origin.port)],
+            None => match tokio::net::lookup_host((origin.host.as_str(), origin.port)).await {
+                Ok(found) => found.collect(),
+                Err(e) => {
+                    return Attempt::Transient(format!("cannot resolve {}: {e}", origin.host), None)
+                }
+            },
+        };
+        if let Some(bad) = addrs
+            .iter()
+            .map(SocketAddr::ip)
+            .find(|ip| is_metadata_address(*ip) && !self.allow_link_local.contains(ip))
+        {
+            return Attempt::Permanent(format!(
+                "refused: {url} is {bad}, a link-local or cloud metadata address; list it in [actions] allow_link_local if calling it is intended"
+            ));
+        }
+        if addrs.is_empty() {
+            return Attempt::Transient(format!("{} resolves to no address", origin.host), None);
+        }
+        let timeout = args["timeout_ms"]
+            .as_u64()
+            .map(Duration::from_millis)
+            .unwrap_or(self.timeout);
+        let mut client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout);
+        if origin.ip().is_none() {
+            client = client.resolve_to_addrs(&origin.host, &addrs);
+        }
+        let client = match client.build() {
+            Ok(c) => c,
+            Err(e) => return Attempt::Permanent(format!("cannot build an HTTP client: {e}")),
+        };
+        let body = serde_json::to_vec(&args["body"]).unwrap_or_default();
+        let (ts, sig) = sign(secret, now_ms() / 1000, &body);
+        let mut req = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-sluice-request-timestamp", ts)
+            .header("x-sluice-signature", sig)
+            .header("user-agent", concat!("sluice/", env!("CARGO_PKG_VERSION")));
+        if let Some(key) = args["idempotency_key"].as_str() {
+            req = req.header("idempotency-key", key);
+        }
+        let resp = match req.body(body).send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                return Attempt::Transient(
+                    format!("{url}: no answer within {} ms", timeout.as_millis()),
+                    None,
+                )
+            }
+            Err(e) => return Attempt::Transient(format!("{url}: {}", error_chain(&e)), None),
+        };
+        let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let location = header("location");
+        let retry_after = header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.min(3600)));
+        let text = match tokio::time::timeout(timeout, resp.text()).await {
+            Ok(Ok(t)) => sluice_slack_wire::blocks::truncate(&t, BODY_KEPT),
+            _ => String::new(),
+        };
+        match status {
+            200..=299 => Attempt::Answered(status, text),
+            300..=399 => Attempt::Permanent(format!(
+                "refused: {url} answered HTTP {status} redirecting to {}; redirects are not followed",
+                location.as_deref().unwrap_or("nowhere")
+            )),
+            408 | 425 | 429 | 500..=599 => Attempt::Transient(
+                format!("{url} answered HTTP {status}"),
+                retry_after.filter(|_| status == 429 || status == 503),
+            ),
+            _ => Attempt::Permanent(format!(
+                "{url} answered HTTP {status}: {}",
+                sluice_slack_wire::blocks::truncate(&text, 300)
+            )),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+impl Dispatcher {
+    /// Sends one outgoing call until it is answered or dead-lettered (or the lease is lost), then audits the
+    /// outcome (`approval.callback`, `action.<name>`).
+    pub(super) async fn deliver_http(
+        &self,
+        mut item: OutboxItem,
+        lost: &AtomicBool,
+    ) -> Result<(), StoreError> {
+        let purpose = item.args["purpose"].as_str().unwrap_or("http").to_string();
+        loop {
+            let wait_ms = item.next_attempt_at_ms - now_ms();
+            if wait_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
+            }
+            if lost.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(());
+            }
+            let attempt = self.outgoing.send(&item).await;
+            let outcome = classify(&attempt);
+            let label = match &outcome {
+                Outcome::Delivered => "ok",
+                Outcome::DeadLetter(_) => "dead",
+                _ => "retry",
+            };
+            metrics::counter!("sluice_outgoing_calls_total", "purpose" => purpose.clone(), "outcome" => label)
+                .increment(1);
+            let now = now_ms();
+            let (result, error) = match &attempt {
+                Attempt::Transient(e, _) => (None, e.clone()),
+                Attempt::Answered(status, _) => (Some(format!("ok: HTTP {status}")), String::new()),
+                Attempt::Permanent(reason) => (Some(format!("error: {reason}")), String::new()),
+            };
+            match outcome {
+                Outcome::Delivered => {
+                    let status = match &attempt {
+                        Attempt::Answered(s, _) => s.to_string(),
+                        _ => String::new(),
+                    };
+                    self.persist(lost, || {
+                        self.store.mark_sent(item.id, &item.channel, &status, now)
+                    })
+                    .await?;
+                    debug!(item = item.id, %purpose, %status, "outgoing call answered");
+                }
+                Outcome::DeadLetter(reason) => {
+                    warn!(item = item.id, %purpose, %reason, "outgoing call dead-lettered");
+                    metrics::counter!("sluice_dead_letters_total").increment(1);
+                    self.persist(lost, || self.store.mark_dead(item.id, &reason, now))
+                        .await?;
+                }
+                Outcome::RetryAfter(wait) => {
+                    self.schedule(&mut item, now, wait, &error, lost).await?;
+                    continue;
+                }
+                Outcome::Backoff => {
+                    let age = Duration::from_millis((now - item.created_at_ms).max(0) as u64);
+                    if age < Duration::from_secs(self.cfg.max_age_secs) {
+                        let wait = backoff(
+                            item.attempts,
+                            Duration::from_millis(self.cfg.backoff_base_ms),
+                            Duration::from_millis(self.cfg.backoff_max_ms),
+                            &mut rand::rng(),
+                        );
+                        self.schedule(&mut item, now, wait, &error, lost).await?;
+                        continue;
+                    }
+                    let reason = format!(
+                        "gave up after {} attempts over {}s: {error}",
+                        item.attempts + 1,
+                        age.as_secs()
+                    );
+                    warn!(item = item.id, %purpose, %reason, "outgoing call dead-lettered");
+                    metrics::counter!("sluice_dead_letters_total").increment(1);
+                    self.persist(lost, || self.store.mark_dead(item.id, &reason, now))
+                        .await?;
+                    self.audit_call(&item, &purpose, &format!("error: {reason}"))
+                        .await;
+                    return Ok(());
+                }
+            }
+            if let Some(result) = result {
+                self.audit_call(&item, &purpose, &result).await;
+            }
+            return Ok(());
+        }
+    }
+
+    async fn audit_call(&self, item: &OutboxItem, purpose: &str, result: &str) {
+        let record = NewAudit {
+            at_ms: now_ms(),
+            actor: "sluice".into(),
+            team: self.outgoing.team.clone(),
+            action: purpose.to_string(),
+            target: item.event_id.clone().unwrap_or_default(),
+            result: result.to_string(),
+            detail: json!({
+                "url": item.args["url"],
+                "idempotency_key": item.args["idempotency_key"],
+                "attempts": item.attempts + 1,
+                "item_id": item.id,
+            }),
+        };
+        if let Err(e) = self.store.record_audit(record).await {
+            tracing::error!(error = %e, %purpose, "audit record could not be written");
+        }
+    }
+}
