@@ -12,7 +12,7 @@ pub mod card;
 pub mod request;
 
 use serde::Serialize;
-use sluice_store::{ApprovalDecision, ApprovalRecord};
+use sluice_model::{ApprovalDecision, ApprovalRecord};
 
 /// Where an approval stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

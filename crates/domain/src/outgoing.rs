@@ -10,8 +10,8 @@
 use std::net::IpAddr;
 
 use serde_json::{json, Value};
+use sluice_model::NewOutboxItem;
 use sluice_slack_wire::secret::Secret;
-use sluice_store::NewOutboxItem;
 
 /// The outbox `method` of an outbound HTTP call (every other method is a Slack Web API call).
 pub const METHOD: &str = "http.request";

@@ -6,6 +6,8 @@
 //! decision taken in Slack. Neither the store nor the domain owns the rules, so neither depends on the other.
 
 pub mod alert;
+mod approval;
 mod model;
 
+pub use approval::*;
 pub use model::*;

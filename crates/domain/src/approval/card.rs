@@ -3,8 +3,8 @@
 //! ([`to_json`]).
 
 use serde_json::{json, Value};
+use sluice_model::ApprovalRecord;
 use sluice_slack_wire::blocks::{escape_mrkdwn, fit_message, truncate};
-use sluice_store::ApprovalRecord;
 
 use super::{who, State, Status};
 use crate::clock::clock;
@@ -184,7 +184,7 @@ pub fn to_json(r: &ApprovalRecord) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_store::ApprovalDecision;
+    use sluice_model::ApprovalDecision;
 
     fn record(state: &str, decisions: Vec<ApprovalDecision>) -> ApprovalRecord {
         ApprovalRecord {

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod gate;
-pub mod recover;
 mod http_call;
+pub mod recover;
 pub use gate::RateGate;
 pub use http_call::{classify as classify_http, Attempt, Outgoing};
 

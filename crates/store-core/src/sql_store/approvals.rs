@@ -6,7 +6,10 @@ use super::{limit, parse_json, refresh_lanes, SqlStore};
 use crate::approval::*;
 use crate::db::{args, Arg, Backend, Conn, Row};
 use crate::sql::{approvals as q, outbox};
-use crate::{NewOutboxItem, RefSent, StoreError};
+use crate::{
+    ApprovalCommit, ApprovalDecision, ApprovalRecord, Created, NewApproval, NewOutboxItem, RefSent,
+    StoreError,
+};
 
 /// Inserts an outbox item for approval `approval_id` (its id is the item's event id, so dead letters name it),
 /// linked to `ref_item` when given.
