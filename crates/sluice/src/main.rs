@@ -130,12 +130,7 @@ struct ApprovalApiArgs {
     #[arg(long, env = "SLUICE_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
     /// API key with the approvals:write and read scopes (from the environment, so it never shows in `ps`).
-    #[arg(
-        long = "api-key",
-        env = "SLUICE_API_KEY",
-        hide_env_values = true,
-        hide = true
-    )]
+    #[arg(long = "api-key", env = "SLUICE_API_KEY", hide_env_values = true)]
     api_key: String,
 }
 
@@ -168,15 +163,23 @@ struct ApiArgs {
         global = true
     )]
     url: String,
-    /// API key (read from the environment so it never shows in `ps`).
+    /// API key; prefer the environment variable, so the key never shows in `ps`.
     #[arg(
         long = "api-key",
         env = "SLUICE_API_KEY",
         hide_env_values = true,
-        hide = true,
         global = true
     )]
-    api_key: String,
+    api_key: Option<String>,
+}
+
+impl ApiArgs {
+    /// The key, or the error that says how to give one (clap cannot require an argument that is also global).
+    fn key(&self) -> anyhow::Result<&str> {
+        self.api_key
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("no API key: set SLUICE_API_KEY (or pass --api-key)"))
+    }
 }
 
 #[derive(Subcommand)]
@@ -208,13 +211,8 @@ struct SendArgs {
     /// Base URL of the Sluice server.
     #[arg(long, env = "SLUICE_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
-    /// API key (read from the environment so it never shows in `ps`).
-    #[arg(
-        long = "api-key",
-        env = "SLUICE_API_KEY",
-        hide_env_values = true,
-        hide = true
-    )]
+    /// API key; prefer the environment variable, so the key never shows in `ps`.
+    #[arg(long = "api-key", env = "SLUICE_API_KEY", hide_env_values = true)]
     api_key: String,
     /// Send this JSON file (`-` for stdin) instead of building an event from flags.
     #[arg(long)]
@@ -527,7 +525,7 @@ async fn silence(api: ApiArgs, action: SilenceAction) -> anyhow::Result<ExitCode
         SilenceAction::Expire { id } => http.delete(format!("{base}/{id}")),
     };
     let resp = request
-        .bearer_auth(&api.api_key)
+        .bearer_auth(api.key()?)
         .send()
         .await
         .with_context(|| format!("calling {base}"))?;

@@ -264,3 +264,29 @@ fn the_demo_runs_to_its_summary_with_everything_delivered() {
     );
     assert!(text.contains("rate-limited (429): 0"), "{text}");
 }
+
+#[test]
+fn the_api_commands_say_how_to_give_a_key_and_show_it_in_their_help() {
+    let sluice = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
+        c.env_remove("SLUICE_API_KEY");
+        c
+    };
+    let out = sluice().args(["silence", "list"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("set SLUICE_API_KEY"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for cmd in [
+        &["silence", "--help"][..],
+        &["send", "--help"],
+        &["approval", "--help"],
+    ] {
+        let out = sluice().args(cmd).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("--api-key") && help.contains("SLUICE_API_KEY"),
+            "{cmd:?}: {help}"
+        );
+    }
+}
