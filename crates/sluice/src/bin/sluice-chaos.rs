@@ -151,6 +151,16 @@ async fn main() -> anyhow::Result<()> {
         .port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let cfg = config(&dir, port, sim_run.addr, &db, args.channels)?;
+    // A fresh database is migrated once, as an operator would; `serve` refuses one that is behind.
+    let migrated = Command::new(&bin)
+        .args(["migrate", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .status()
+        .context("running sluice migrate")?;
+    if !migrated.success() {
+        bail!("sluice migrate failed");
+    }
     let server = Arc::new(Mutex::new(start(&bin, &cfg, addr)?));
 
     // The kills, at random moments of the run (not in its first or last second).
