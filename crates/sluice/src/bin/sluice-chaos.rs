@@ -177,11 +177,18 @@ async fn main() -> anyhow::Result<()> {
             for at in kill_at {
                 let wait = Duration::from_millis(at).saturating_sub(started.elapsed());
                 tokio::time::sleep(wait).await;
-                let mut s = server.lock().expect("server lock");
-                let _ = s.kill();
-                let _ = s.wait();
-                *s = start(&bin, &cfg, addr).expect("restart sluice");
+                // Kill and restart off the runtime's workers, which keep sending meanwhile.
+                let (server, bin, cfg) = (server.clone(), bin.clone(), cfg.clone());
+                tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                    let mut s = server.lock().map_err(|_| anyhow::anyhow!("server lock"))?;
+                    let _ = s.kill();
+                    let _ = s.wait();
+                    *s = start(&bin, &cfg, addr).context("restarting sluice")?;
+                    Ok(())
+                })
+                .await??;
             }
+            anyhow::Ok(())
         })
     };
 
@@ -226,7 +233,7 @@ async fn main() -> anyhow::Result<()> {
     for s in sends {
         let _ = s.await;
     }
-    killer.await?;
+    killer.await??;
     let acked = acked.lock().expect("acked").clone();
     let by_id: HashMap<&str, u64> = acked.iter().map(|(seq, id)| (id.as_str(), *seq)).collect();
 

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use sluice_domain::outgoing::{is_metadata_address, sign, Origin};
-use sluice_slack::retry::{backoff, Outcome};
+use sluice_slack::retry::Outcome;
 use sluice_slack_wire::secret::Secret;
 use sluice_store::{NewAudit, OutboxItem, StoreError};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::Dispatcher;
 use crate::config::Config;
@@ -231,41 +231,23 @@ impl Dispatcher {
                     .await?;
                     debug!(item = item.id, %purpose, %status, "outgoing call answered");
                 }
-                Outcome::DeadLetter(reason) => {
-                    warn!(item = item.id, %purpose, %reason, "outgoing call dead-lettered");
-                    metrics::counter!("sluice_dead_letters_total").increment(1);
-                    self.persist(lost, || self.store.mark_dead(item.id, &reason, now))
-                        .await?;
-                }
+                Outcome::DeadLetter(reason) => self.dead_letter(&item, &reason, now, lost).await?,
                 Outcome::RetryAfter(wait) => {
                     self.schedule(&mut item, now, wait, &error, lost).await?;
                     continue;
                 }
-                Outcome::Backoff => {
-                    let age = Duration::from_millis((now - item.created_at_ms).max(0) as u64);
-                    if age < Duration::from_secs(self.cfg.max_age_secs) {
-                        let wait = backoff(
-                            item.attempts,
-                            Duration::from_millis(self.cfg.backoff_base_ms),
-                            Duration::from_millis(self.cfg.backoff_max_ms),
-                            &mut rand::rng(),
-                        );
+                Outcome::Backoff => match self.retry_wait(&item, now, &error) {
+                    Ok(wait) => {
                         self.schedule(&mut item, now, wait, &error, lost).await?;
                         continue;
                     }
-                    let reason = format!(
-                        "gave up after {} attempts over {}s: {error}",
-                        item.attempts + 1,
-                        age.as_secs()
-                    );
-                    warn!(item = item.id, %purpose, %reason, "outgoing call dead-lettered");
-                    metrics::counter!("sluice_dead_letters_total").increment(1);
-                    self.persist(lost, || self.store.mark_dead(item.id, &reason, now))
-                        .await?;
-                    self.audit_call(&item, &purpose, &format!("error: {reason}"))
-                        .await;
-                    return Ok(());
-                }
+                    Err(reason) => {
+                        self.dead_letter(&item, &reason, now, lost).await?;
+                        self.audit_call(&item, &purpose, &format!("error: {reason}"))
+                            .await;
+                        return Ok(());
+                    }
+                },
             }
             if let Some(result) = result {
                 self.audit_call(&item, &purpose, &result).await;

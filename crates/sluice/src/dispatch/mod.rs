@@ -310,13 +310,7 @@ impl Dispatcher {
                 };
                 match rendered {
                     Ok(a) => args = a,
-                    Err(reason) => {
-                        warn!(item = item.id, %reason, "dead-lettered");
-                        metrics::counter!("sluice_dead_letters_total").increment(1);
-                        self.persist(lost, || self.store.mark_dead(item.id, &reason, now_ms()))
-                            .await?;
-                        return Ok(());
-                    }
+                    Err(reason) => return self.dead_letter(&item, &reason, now_ms(), lost).await,
                 }
             }
             if let Some(r) = item.ref_sent.as_ref().filter(|_| !as_dm) {
@@ -407,11 +401,7 @@ impl Dispatcher {
                     return Ok(());
                 }
                 Outcome::DeadLetter(reason) => {
-                    warn!(item = item.id, event_id = ?item.event_id, %reason, "dead-lettered");
-                    metrics::counter!("sluice_dead_letters_total").increment(1);
-                    self.persist(lost, || self.store.mark_dead(item.id, &reason, now))
-                        .await?;
-                    return Ok(());
+                    return self.dead_letter(&item, &reason, now, lost).await;
                 }
                 Outcome::RetryAfter(wait) => {
                     // Slack said exactly how long: nothing for this key before then, other keys
@@ -428,26 +418,10 @@ impl Dispatcher {
                         Err(e) => e.to_string(),
                         Ok(_) => "transient failure".to_string(),
                     };
-                    let age = Duration::from_millis((now - item.created_at_ms).max(0) as u64);
-                    if age >= Duration::from_secs(self.cfg.max_age_secs) {
-                        let reason = format!(
-                            "gave up after {} attempts over {}s: {error}",
-                            item.attempts + 1,
-                            age.as_secs()
-                        );
-                        warn!(item = item.id, %reason, "dead-lettered");
-                        metrics::counter!("sluice_dead_letters_total").increment(1);
-                        self.persist(lost, || self.store.mark_dead(item.id, &reason, now))
-                            .await?;
-                        return Ok(());
+                    match self.retry_wait(&item, now, &error) {
+                        Ok(wait) => self.schedule(&mut item, now, wait, &error, lost).await?,
+                        Err(reason) => return self.dead_letter(&item, &reason, now, lost).await,
                     }
-                    let wait = backoff(
-                        item.attempts,
-                        Duration::from_millis(self.cfg.backoff_base_ms),
-                        Duration::from_millis(self.cfg.backoff_max_ms),
-                        &mut rand::rng(),
-                    );
-                    self.schedule(&mut item, now, wait, &error, lost).await?;
                 }
             }
         }
@@ -486,16 +460,14 @@ impl Dispatcher {
         for _ in 0..5 {
             self.persist(lost, || self.gate.acquire(&key)).await?;
             let found = recover::find_post(&self.client, &channel, thread, item.id, since_ms).await;
-            let transient =
-                |e: &SlackError| matches!(classify(&Err::<Value, _>(e.clone())), Outcome::Backoff);
-            match found {
-                Ok(found) => return Ok(Ok(found.map(|ts| (channel, ts)))),
-                Err(SlackError::RateLimited { retry_after, .. }) => {
+            match (classify(&found), found) {
+                (_, Ok(found)) => return Ok(Ok(found.map(|ts| (channel, ts)))),
+                (_, Err(SlackError::RateLimited { retry_after, .. })) => {
                     self.persist(lost, || self.gate.penalize(&key, retry_after))
                         .await?;
                 }
-                Err(e) if transient(&e) => return Ok(Err(e)),
-                Err(e) => {
+                (Outcome::Backoff, Err(e)) => return Ok(Err(e)),
+                (_, Err(e)) => {
                     warn!(item = item.id, error = %e, "could not look for an earlier post; posting, it may show twice");
                     return Ok(Ok(None));
                 }
@@ -506,6 +478,39 @@ impl Dispatcher {
             "still rate-limited looking for an earlier post; posting, it may show twice"
         );
         Ok(Ok(None))
+    }
+
+    /// How long to wait before the next attempt after a transient failure (`error`), or — once the item is older
+    /// than `max_age_secs` — the reason it is given up.
+    fn retry_wait(&self, item: &OutboxItem, now: i64, error: &str) -> Result<Duration, String> {
+        let age = Duration::from_millis((now - item.created_at_ms).max(0) as u64);
+        if age >= Duration::from_secs(self.cfg.max_age_secs) {
+            return Err(format!(
+                "gave up after {} attempts over {}s: {error}",
+                item.attempts + 1,
+                age.as_secs()
+            ));
+        }
+        Ok(backoff(
+            item.attempts,
+            Duration::from_millis(self.cfg.backoff_base_ms),
+            Duration::from_millis(self.cfg.backoff_max_ms),
+            &mut rand::rng(),
+        ))
+    }
+
+    /// Ends an item as dead, with the reason an operator reads in `sluice dlq list`.
+    async fn dead_letter(
+        &self,
+        item: &OutboxItem,
+        reason: &str,
+        now: i64,
+        lost: &AtomicBool,
+    ) -> Result<(), StoreError> {
+        warn!(item = item.id, method = %item.method, event_id = ?item.event_id, %reason, "dead-lettered");
+        metrics::counter!("sluice_dead_letters_total").increment(1);
+        self.persist(lost, || self.store.mark_dead(item.id, reason, now))
+            .await
     }
 
     /// Record the next attempt in the store (so a restart honours it) and in `item`.
