@@ -219,10 +219,24 @@ fn bot_may_post(state: &State, ch: usize) -> Result<(), ApiError> {
     }
 }
 
+/// The `channel` of a method that takes a name as well as an id (`chat.postEphemeral`, `chat.scheduleMessage`:
+/// Slack's oldest methods).
 fn channel_arg(state: &State, args: &Args) -> Result<usize, ApiError> {
     let key = str_arg(args, "channel").ok_or_else(|| ApiError::new("channel_not_found"))?;
     state
         .channel_index(&key)
+        .ok_or_else(|| ApiError::new("channel_not_found"))
+}
+
+/// The `channel` of a method that takes only an id, as every newer Slack method does (`chat.update`,
+/// `chat.delete`, `reactions.add`, `chat.getPermalink`, the `conversations.*` reads and writes): a channel's name
+/// there is `channel_not_found`, even when a channel of that name exists.
+fn channel_id_arg(state: &State, args: &Args) -> Result<usize, ApiError> {
+    let key = str_arg(args, "channel").ok_or_else(|| ApiError::new("channel_not_found"))?;
+    state
+        .channels
+        .iter()
+        .position(|c| c.id == key)
         .ok_or_else(|| ApiError::new("channel_not_found"))
 }
 
@@ -282,7 +296,7 @@ pub fn dispatch(state: &mut State, method: &str, args: &Args, now: Instant) -> R
         "chat.scheduleMessage" => schedule(state, args, now),
         "chat.getPermalink" => permalink(state, args),
         "conversations.info" => {
-            let ch = channel_arg(state, args)?;
+            let ch = channel_id_arg(state, args)?;
             Ok(json!({"channel": state.channels[ch].info_json()}))
         }
         "conversations.list" => list_channels(state, args),
@@ -357,7 +371,7 @@ fn post_message(state: &mut State, args: &Args, now: Instant) -> Reply {
 }
 
 fn update(state: &mut State, args: &Args) -> Reply {
-    let ch = channel_arg(state, args)?;
+    let ch = channel_id_arg(state, args)?;
     let ts = str_arg(args, "ts").ok_or_else(|| ApiError::new("message_not_found"))?;
     let c = content(args)?;
     let channel = &mut state.channels[ch];
@@ -383,7 +397,7 @@ fn update(state: &mut State, args: &Args) -> Reply {
 }
 
 fn delete(state: &mut State, args: &Args) -> Reply {
-    let ch = channel_arg(state, args)?;
+    let ch = channel_id_arg(state, args)?;
     let ts = str_arg(args, "ts").ok_or_else(|| ApiError::new("message_not_found"))?;
     let channel = &mut state.channels[ch];
     let before = channel.messages.len();
@@ -506,7 +520,7 @@ fn create_channel(state: &mut State, args: &Args, now: Instant) -> Reply {
 }
 
 fn invite(state: &mut State, args: &Args) -> Reply {
-    let ch = channel_arg(state, args)?;
+    let ch = channel_id_arg(state, args)?;
     let users: Vec<String> = str_arg(args, "users")
         .unwrap_or_default()
         .split(',')
@@ -537,7 +551,7 @@ fn invite(state: &mut State, args: &Args) -> Reply {
 }
 
 fn set_topic(state: &mut State, args: &Args) -> Reply {
-    let ch = channel_arg(state, args)?;
+    let ch = channel_id_arg(state, args)?;
     let topic = str_arg(args, "topic").unwrap_or_default();
     if topic.chars().count() > TOPIC_MAX {
         return Err(ApiError::new("too_long"));
@@ -562,7 +576,7 @@ fn with_thread_info(channel: &crate::state::Channel, m: &Message, team: &str) ->
 }
 
 fn history(state: &State, args: &Args) -> Reply {
-    let ch = channel_arg(state, args)?;
+    let ch = channel_id_arg(state, args)?;
     let channel = &state.channels[ch];
     let oldest = str_arg(args, "oldest");
     let latest = str_arg(args, "latest");
@@ -594,7 +608,7 @@ fn history(state: &State, args: &Args) -> Reply {
 }
 
 fn replies(state: &State, args: &Args) -> Reply {
-    let ch = channel_arg(state, args)?;
+    let ch = channel_id_arg(state, args)?;
     let channel = &state.channels[ch];
     let ts = str_arg(args, "ts").ok_or_else(|| ApiError::new("thread_not_found"))?;
     let parent = channel
@@ -615,7 +629,7 @@ fn replies(state: &State, args: &Args) -> Reply {
 
 /// Slack's permalink shape: `…/archives/<channel>/p<ts without the dot>`, with `thread_ts` and `cid` for a reply.
 fn permalink(state: &State, args: &Args) -> Reply {
-    let ch = channel_arg(state, args)?;
+    let ch = channel_id_arg(state, args)?;
     let channel = &state.channels[ch];
     let ts = str_arg(args, "message_ts").ok_or_else(|| ApiError::new("message_not_found"))?;
     let msg = channel
@@ -634,14 +648,14 @@ fn permalink(state: &State, args: &Args) -> Reply {
 
 /// Members of a conversation, paged like Slack's (`cursor`, `limit`, `response_metadata.next_cursor`).
 fn members(state: &State, args: &Args) -> Reply {
-    let ch = channel_arg(state, args)?;
+    let ch = channel_id_arg(state, args)?;
     let all: Vec<String> = state.channels[ch].members.iter().cloned().collect();
     let (members, next) = page(&all, args, 100);
     Ok(json!({"members": members, "response_metadata": {"next_cursor": next}}))
 }
 
 fn react(state: &mut State, args: &Args) -> Reply {
-    let ch = channel_arg(state, args)?;
+    let ch = channel_id_arg(state, args)?;
     let ts = str_arg(args, "timestamp").ok_or_else(|| ApiError::new("no_item_specified"))?;
     let name = str_arg(args, "name")
         .map(|n| n.trim_matches(':').to_string())

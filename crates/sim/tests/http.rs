@@ -155,7 +155,7 @@ async fn posts_are_read_back_in_order_with_increasing_ts_and_threads() {
     );
 
     // History: newest first, top level plus broadcast replies, with thread info on the parent.
-    let h = api(&app, "conversations.history", json!({"channel": "alerts"}))
+    let h = api(&app, "conversations.history", json!({"channel": alerts_id}))
         .await
         .json();
     let texts: Vec<&str> = h["messages"]
@@ -169,11 +169,20 @@ async fn posts_are_read_back_in_order_with_increasing_ts_and_threads() {
     let rep = api(
         &app,
         "conversations.replies",
-        json!({"channel": "alerts", "ts": parent}),
+        json!({"channel": alerts_id, "ts": parent}),
     )
     .await
     .json();
     assert_eq!(rep["messages"].as_array().unwrap().len(), 3);
+    // Reads take a channel's id only, as Slack's do: its name is channel_not_found.
+    for method in [
+        "conversations.history",
+        "conversations.replies",
+        "conversations.info",
+    ] {
+        let r = api(&app, method, json!({"channel": "alerts", "ts": parent})).await;
+        assert_eq!(r.error().as_deref(), Some("channel_not_found"), "{method}");
+    }
 }
 
 #[tokio::test]
@@ -307,12 +316,14 @@ async fn channels_the_bot_is_not_in_and_users_not_in_a_channel_are_refused_as_sl
 async fn update_changes_content_counts_edits_and_delete_removes() {
     let (sim, app) = sim_unlimited();
     let blocks = json!([{"type": "section", "text": {"type": "mrkdwn", "text": "*firing*"}}]);
-    let ts = api(&app, "chat.postMessage", json!({"channel": "alerts", "text": "firing", "blocks": blocks, "metadata": {"event_type": "sluice_alert", "event_payload": {"id": "a1"}}})).await.json()["ts"].clone();
+    let posted = api(&app, "chat.postMessage", json!({"channel": "alerts", "text": "firing", "blocks": blocks, "metadata": {"event_type": "sluice_alert", "event_payload": {"id": "a1"}}})).await.json();
+    // chat.postMessage takes a channel's name; every later call about the message needs the id it answers.
+    let (ts, ch) = (posted["ts"].clone(), posted["channel"].clone());
     let new_blocks = json!([{"type": "section", "text": {"type": "mrkdwn", "text": "*resolved*"}}]);
     let r = api(
         &app,
         "chat.update",
-        json!({"channel": "alerts", "ts": ts, "text": "resolved", "blocks": new_blocks}),
+        json!({"channel": ch, "ts": ts, "text": "resolved", "blocks": new_blocks}),
     )
     .await
     .json();
@@ -329,14 +340,23 @@ async fn update_changes_content_counts_edits_and_delete_removes() {
 
     for (args, err) in [
         (
-            json!({"channel": "alerts", "ts": "1.000001", "text": "x"}),
+            json!({"channel": ch, "ts": "1.000001", "text": "x"}),
             "message_not_found",
+        ),
+        // A name, even of the channel the message is in: chat.update takes ids only, as Slack's newer methods do.
+        (
+            json!({"channel": "alerts", "ts": ts, "text": "x"}),
+            "channel_not_found",
+        ),
+        (
+            json!({"channel": "#alerts", "ts": ts, "text": "x"}),
+            "channel_not_found",
         ),
         (
             json!({"channel": "nowhere", "ts": ts, "text": "x"}),
             "channel_not_found",
         ),
-        (json!({"channel": "alerts", "ts": ts}), "no_text"),
+        (json!({"channel": ch, "ts": ts}), "no_text"),
     ] {
         assert_eq!(
             api(&app, "chat.update", args.clone())
@@ -348,14 +368,14 @@ async fn update_changes_content_counts_edits_and_delete_removes() {
         );
     }
     assert_eq!(
-        api(&app, "chat.delete", json!({"channel": "alerts", "ts": ts}))
+        api(&app, "chat.delete", json!({"channel": ch, "ts": ts}))
             .await
             .json()["ok"],
         true
     );
     assert!(sim.messages("alerts").is_empty());
     assert_eq!(
-        api(&app, "chat.delete", json!({"channel": "alerts", "ts": ts}))
+        api(&app, "chat.delete", json!({"channel": ch, "ts": ts}))
             .await
             .error()
             .as_deref(),
@@ -1131,13 +1151,9 @@ async fn conversations_users_and_reactions() {
         json!({"channel": id, "topic": "db down"}),
     )
     .await;
-    let info = api(
-        &app,
-        "conversations.info",
-        json!({"channel": "#incident-42"}),
-    )
-    .await
-    .json();
+    let info = api(&app, "conversations.info", json!({"channel": id}))
+        .await
+        .json();
     assert_eq!(info["channel"]["topic"]["value"], "db down");
     let list = api(&app, "conversations.list", json!({"limit": 2}))
         .await

@@ -442,13 +442,41 @@ impl Dispatcher {
             .as_str()
             .unwrap_or(&item.channel)
             .to_string();
-        // Slack's history reads take only ids; a lane named by channel name finds its id in its sent items.
-        let channel = if recover::is_channel_id(&named) {
-            named
+        // Slack's history reads take only ids; a lane named by channel name finds its id in its sent items, or,
+        // when this post was its first, in the workspace's channel list.
+        let known = if recover::is_channel_id(&named) {
+            Some(named.clone())
         } else {
             self.persist(lost, || self.store.lane_channel_id(&item.lane))
                 .await?
-                .unwrap_or(named)
+        };
+        let channel = match known {
+            Some(id) => id,
+            None => {
+                let key = RateKey::for_call(&item.team, "conversations.list", None);
+                self.persist(lost, || self.gate.acquire(&key)).await?;
+                let found = recover::channel_id(&self.client, &named).await;
+                match (classify(&found), found) {
+                    (_, Ok(Some(id))) => id,
+                    (_, Ok(None)) => {
+                        warn!(item = item.id, channel = %named, "no channel of that name to look in; posting");
+                        return Ok(Ok(None));
+                    }
+                    (_, Err(e @ SlackError::RateLimited { .. })) => {
+                        if let SlackError::RateLimited { retry_after, .. } = &e {
+                            let wait = *retry_after;
+                            self.persist(lost, || self.gate.penalize(&key, wait))
+                                .await?;
+                        }
+                        return Ok(Err(e));
+                    }
+                    (Outcome::Backoff, Err(e)) => return Ok(Err(e)),
+                    (_, Err(e)) => {
+                        warn!(item = item.id, error = %e, "could not find the channel's id to look for an earlier post; posting, it may show twice");
+                        return Ok(Ok(None));
+                    }
+                }
+            }
         };
         let thread = args["thread_ts"].as_str();
         let method = if thread.is_some() {

@@ -72,6 +72,35 @@ pub async fn find_post(
     Ok(None)
 }
 
+/// Pages of `conversations.list` read at most when looking a channel up by name (1,000 channels a page).
+const LIST_PAGES: usize = 50;
+
+/// The id of the channel called `name` (`alerts` or `#alerts`), from `conversations.list`. Needed when a post to a
+/// channel configured by name may have reached Slack but Sluice never learnt the channel's id (the post was the
+/// lane's first, and its answer was lost): Slack's history reads take only ids, never names.
+pub async fn channel_id(client: &Client, name: &str) -> Result<Option<String>, SlackError> {
+    let name = name.trim_start_matches('#');
+    let mut args = json!({"types": "public_channel,private_channel", "exclude_archived": true,
+                          "limit": 1000});
+    for _ in 0..LIST_PAGES {
+        let page = client.call("conversations.list", &args).await?;
+        let found = page["channels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"].as_str() == Some(name))
+            .and_then(|c| c["id"].as_str());
+        if let Some(id) = found {
+            return Ok(Some(id.to_string()));
+        }
+        match page["response_metadata"]["next_cursor"].as_str() {
+            Some(next) if !next.is_empty() => args["cursor"] = json!(next),
+            _ => break,
+        }
+    }
+    Ok(None)
+}
+
 /// Whether `s` is a conversation id (`C…`, `G…`, `D…`) rather than a name (Slack's names are lower case).
 pub fn is_channel_id(s: &str) -> bool {
     s.len() >= 7
