@@ -39,7 +39,9 @@ enum Scenario {
 }
 
 #[derive(Parser)]
-#[command(about = "Chaos runs against sluice on loopback: crashes, a Slack outage, abusive clients")]
+#[command(
+    about = "Chaos runs against sluice on loopback: crashes, a Slack outage, abusive clients"
+)]
 struct Args {
     #[arg(long, value_enum, default_value_t = Scenario::Crash)]
     scenario: Scenario,
