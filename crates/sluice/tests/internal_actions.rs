@@ -143,6 +143,15 @@ timeout = "500ms"
 users = ["U0001"]
 on = {{ kind = "alert" }}
 
+[[action]]
+name = "failover"
+label = "Failover"
+url = "http://{internal}/failover/{{{{ event.service }}}}"
+body = '{{"service": "{{{{ event.service }}}}", "approved_by": "{{{{ user.id }}}}"}}'
+users = ["U0001"]
+on = {{ kind = "alert", severity = "critical" }}
+approval = {{ approvers = {{ users = ["U0002"] }}, expires_in = "10m" }}
+
 [approvals]
 timeout_ms = 2000
 
@@ -465,4 +474,57 @@ async fn an_approval_with_an_action_calls_the_internal_system_once_after_it_is_a
     assert!(signature_ok(&got[0]));
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body["by"], "U0001");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_that_needs_an_approval_asks_for_it_and_runs_once_approved() {
+    let s = setup().await;
+    let c = alert_card(&s, "Primary database down").await;
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_run:failover", "U0001")
+        .await
+        .unwrap();
+    // Its approval's card is posted in the channel; nothing is called yet.
+    wait_until("the approval card", Duration::from_secs(20), || {
+        card(&s.sim, "Run Failover on: Primary database down").is_some()
+    })
+    .await;
+    let a = card(&s.sim, "Run Failover on: Primary database down").unwrap();
+    assert!(s
+        .sim
+        .ephemerals(Some("U0001"))
+        .iter()
+        .any(|e| e.text.contains("Failover needs an approval")));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        s.internal.received().is_empty(),
+        "nothing runs before approval"
+    );
+    s.sim
+        .click_button(&a.channel, &a.ts, "sluice_approval_approve", "U0002")
+        .await
+        .unwrap();
+    wait_until("the failover call", Duration::from_secs(20), || {
+        !s.internal.received().is_empty()
+    })
+    .await;
+    wait_until(
+        "the result in the approval's thread",
+        Duration::from_secs(20),
+        || {
+            replies(&s.sim, &a)
+                .iter()
+                .any(|m| m.text.contains("Failover: HTTP 200"))
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = s.internal.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        got[0].path, "/failover/checkout",
+        "the action ran on the alert's event"
+    );
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body, json!({"service": "checkout", "approved_by": "U0002"}));
 }
