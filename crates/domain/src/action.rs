@@ -128,7 +128,7 @@ pub fn failure_text(label: &str, end: &CallEnd, timeout_ms: u64) -> String {
 
 /// "10s", "1.5s", "500ms".
 fn seconds(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else if ms > 1000 {
         format!("{:.1}s", ms as f64 / 1000.0)
