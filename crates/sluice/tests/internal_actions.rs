@@ -474,6 +474,13 @@ async fn an_approval_with_an_action_calls_the_internal_system_once_after_it_is_a
     assert!(signature_ok(&got[0]));
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body["by"], "U0001");
+    // The run started with the decision, as the approver's: audited once.
+    let runs = audited(s.sluice.addr, "action.run").await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        (runs[0]["actor"].as_str(), runs[0]["result"].as_str()),
+        (Some("U0001"), Some("ok"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

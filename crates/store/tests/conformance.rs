@@ -4331,6 +4331,7 @@ fn approval_commit(id: &str, version: i64, actor: &str, state: &str) -> Approval
             item: item("deploys", "chat.update", 1),
             on_card: true,
         }],
+        run: None,
     }
 }
 
@@ -4598,4 +4599,28 @@ async fn one_run_of_an_action_on_a_target_runs_at_a_time_and_ends_once(ctx: Ctx)
         .await
         .expect("same id");
     assert!(same_id.is_err());
+    // A run committed with an approval's decision starts with it, in the same transaction.
+    s.create_approval(
+        new_approval("apr_run", None, T0 + 60_000),
+        item("deploys", "chat.postMessage", 0),
+    )
+    .await
+    .expect("create");
+    let committed = s
+        .commit_approval(
+            ApprovalCommit {
+                run: Some(new_run("apr_run.action", "apr_run")),
+                ..approval_commit("apr_run", 0, "U1", "approved")
+            },
+            T0 + 10,
+        )
+        .await
+        .expect("decide");
+    assert!(committed);
+    let run = s
+        .action_run("apr_run.action")
+        .await
+        .expect("read")
+        .expect("started");
+    assert_eq!(run.state, "running");
 }

@@ -58,11 +58,16 @@ pub enum Started {
     AlreadyRunning(String),
 }
 
-/// Runs `action` on `target` (an event id, an approval id) for `actor`, its templates rendered over `context`
-/// (`sluice_domain::action::context`), its result to `reply_to`. `run_id` is the run's id and the call's
-/// `Idempotency-Key` (a fresh `run_…` when `None`; an approval passes its own, so its action runs once). `Err` says
-/// why nothing could be started (a template that failed, the store). The attempt is audited (`action.run`).
-pub async fn run_action(
+/// A run ready to commit: its row and its outbox rows (the signed call, the card's "Running …" line).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub run: NewActionRun,
+    pub items: Vec<NewOutboxItem>,
+}
+
+/// Renders `action`'s request for `context` and builds its run (see [`run_action`]) without committing it: for a
+/// workflow that commits the run with a decision of its own (an approval's `action`, committed with the approval).
+pub fn prepare_run(
     state: &AppState,
     action: &Action,
     target: &str,
@@ -70,24 +75,9 @@ pub async fn run_action(
     actor: &Actor,
     reply_to: &ReplyTo,
     run_id: Option<String>,
-) -> Result<Started, String> {
+) -> Result<Prepared, String> {
     let id = run_id.unwrap_or_else(|| format!("run_{}", uuid::Uuid::now_v7().simple()));
-    let detail = json!({ "action": action.name, "run": id, "channel": reply_to.channel });
-    let request = match state.config.action_defs.request(action, context) {
-        Ok(r) => r,
-        Err(reason) => {
-            audit(
-                state,
-                &actor.id,
-                "action.run",
-                target,
-                &format!("error: {reason}"),
-                detail,
-            )
-            .await;
-            return Err(reason);
-        }
-    };
+    let request = state.config.action_defs.request(action, context)?;
     let purpose = format!("action.{}", action.name);
     let mut call = http_item(&request.url, request.body, &id, &purpose, action.timeout_ms)?;
     call.args["method"] = json!(action.method);
@@ -105,7 +95,7 @@ pub async fn run_action(
         items.push(update);
     }
     let run = NewActionRun {
-        id: id.clone(),
+        id,
         action: action.name.clone(),
         target: target.to_string(),
         actor: actor.id.clone(),
@@ -116,7 +106,45 @@ pub async fn run_action(
         card: reply_to.card.clone(),
         started_at_ms: now,
     };
-    match state.store.start_action_run(run, items).await {
+    Ok(Prepared { run, items })
+}
+
+/// Runs `action` on `target` (an event id, an approval id) for `actor`, its templates rendered over `context`
+/// (`sluice_domain::action::context`), its result to `reply_to`: **the** entry point for running an action. `run_id`
+/// is the run's id and the call's `Idempotency-Key` (a fresh `run_…` when `None`). `Err` says why nothing could be
+/// started (a template that failed, the store). The attempt is audited (`action.run`).
+pub async fn run_action(
+    state: &AppState,
+    action: &Action,
+    target: &str,
+    context: &Value,
+    actor: &Actor,
+    reply_to: &ReplyTo,
+    run_id: Option<String>,
+) -> Result<Started, String> {
+    let mut detail = json!({ "action": action.name, "channel": reply_to.channel });
+    let prepared = match prepare_run(state, action, target, context, actor, reply_to, run_id) {
+        Ok(p) => p,
+        Err(reason) => {
+            audit(
+                state,
+                &actor.id,
+                "action.run",
+                target,
+                &format!("error: {reason}"),
+                detail,
+            )
+            .await;
+            return Err(reason);
+        }
+    };
+    let id = prepared.run.id.clone();
+    detail["run"] = json!(id);
+    match state
+        .store
+        .start_action_run(prepared.run, prepared.items)
+        .await
+    {
         Ok(Ok(())) => {
             state.wake.notify_one();
             audit(state, &actor.id, "action.run", target, "ok", detail).await;

@@ -117,7 +117,19 @@ pub async fn apply(
             version: record.version + 1,
             ..record.clone()
         };
-        let items = items_for(state, &after, &effects);
+        let mut items = items_for(state, &after, &effects);
+        // An approved request's action starts with the decision, in its transaction: once, even across a crash.
+        let run = if after.state == "approved" {
+            approved_action(state, &after).await
+        } else {
+            None
+        };
+        if let Some(p) = &run {
+            items.extend(p.items.iter().map(|item| ApprovalItem {
+                item: item.clone(),
+                on_card: false,
+            }));
+        }
         let commit = ApprovalCommit {
             id: record.id.clone(),
             version: record.version,
@@ -125,11 +137,21 @@ pub async fn apply(
             decided_at_ms: after.decided_at_ms,
             decision,
             items,
+            run: run.as_ref().map(|p| p.run.clone()),
         };
         if state.store.commit_approval(commit, now).await? {
             state.wake.notify_one();
-            if after.state == "approved" {
-                run_approved_action(state, &after).await;
+            if let Some(p) = &run {
+                let detail = json!({ "action": p.run.action, "run": p.run.id, "channel": p.run.channel, "via": "approval" });
+                crate::outbox::audit(
+                    state,
+                    &p.run.actor,
+                    "action.run",
+                    &p.run.target,
+                    "ok",
+                    detail,
+                )
+                .await;
             }
             if let Some(d) = after.decisions.last().filter(|d| d.verdict == "expire") {
                 crate::outbox::audit(
@@ -155,26 +177,16 @@ pub async fn apply(
     )))
 }
 
-/// An approved request's `action`, run once: its run id is the approval's (`<id>.action`), so the store refuses a
-/// second start. The context is the approval's request (and the event, when a button asked for the approval); the
-/// result goes to the approval card's thread. Runs after the decision's commit: a crash between the two loses the
-/// run (it is audited as started when it starts).
-async fn run_approved_action(state: &AppState, a: &ApprovalRecord) {
-    let Some(name) = a.request["action"].as_str() else {
-        return;
-    };
+/// The run an approved request's `action` starts, committed with the approval's decision (so it starts once, even
+/// across a crash). Its id is the approval's (`<id>.action`, the call's `Idempotency-Key`); its context the
+/// approval's request (and the event, when a button asked for the approval); its result goes to the approval card's
+/// thread. `None` without an action, or when it cannot be prepared (audited: the approval is decided all the same).
+async fn approved_action(state: &AppState, a: &ApprovalRecord) -> Option<crate::actions::Prepared> {
+    let name = a.request["action"].as_str()?;
     let Some(action) = state.config.action_defs.get(name) else {
-        tracing::warn!(approval = %a.id, action = %name, "the approved action is no longer configured");
-        crate::outbox::audit(
-            state,
-            "sluice",
-            "action.run",
-            &a.id,
-            &format!("error: no [[action]] {name:?}"),
-            json!({}),
-        )
-        .await;
-        return;
+        let why = format!("error: no [[action]] named {name:?} is configured");
+        crate::outbox::audit(state, "sluice", "action.run", &a.id, &why, json!({})).await;
+        return None;
     };
     let event = match a.request["event_id"].as_str() {
         Some(id) => state
@@ -214,11 +226,22 @@ async fn run_approved_action(state: &AppState, a: &ApprovalRecord) {
     }
     let target = a.request["event_id"].as_str().unwrap_or(&a.id).to_string();
     let run_id = format!("{}.action", a.id);
-    if let Err(e) =
-        crate::actions::run_action(state, action, &target, &context, &actor, &to, Some(run_id))
-            .await
-    {
-        tracing::warn!(approval = %a.id, action = %name, error = %e, "the approved action could not start");
+    match crate::actions::prepare_run(state, action, &target, &context, &actor, &to, Some(run_id)) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(approval = %a.id, action = %name, error = %e, "the approved action cannot start");
+            let detail = json!({ "action": name, "via": "approval" });
+            crate::outbox::audit(
+                state,
+                &actor.id,
+                "action.run",
+                &target,
+                &format!("error: {e}"),
+                detail,
+            )
+            .await;
+            None
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use super::approvals::insert_item;
 use super::{parse_json, refresh_lanes, SqlStore};
 use crate::action_run::ActionRunStore;
-use crate::db::{args, Backend, Row};
+use crate::db::{args, Backend, Conn, Row};
 use crate::sql::actions as q;
 use crate::{ActionRunRecord, NewActionRun, NewOutboxItem, StoreError};
 
@@ -29,6 +29,30 @@ fn record(r: &Row) -> Result<ActionRunRecord, StoreError> {
     })
 }
 
+/// Inserts run `r` as running; `false` when a run of the same action on the same target is running (or the id is
+/// taken).
+pub(super) async fn insert_run(c: &mut dyn Conn, r: &NewActionRun) -> Result<bool, StoreError> {
+    let card = serde_json::to_string(&r.card)
+        .map_err(|e| StoreError::Other(format!("action run card: {e}")))?;
+    Ok(c.opt(
+        &q::START,
+        args![
+            &r.id,
+            &r.action,
+            &r.target,
+            &r.actor,
+            &r.team,
+            &r.channel,
+            &r.ts,
+            &r.reply,
+            &card,
+            r.started_at_ms
+        ],
+    )
+    .await?
+    .is_some())
+}
+
 #[async_trait::async_trait]
 impl<B: Backend> ActionRunStore for SqlStore<B> {
     async fn start_action_run(
@@ -36,30 +60,11 @@ impl<B: Backend> ActionRunStore for SqlStore<B> {
         r: NewActionRun,
         items: Vec<NewOutboxItem>,
     ) -> Result<Result<(), String>, StoreError> {
-        let card = serde_json::to_string(&r.card)
-            .map_err(|e| StoreError::Other(format!("action run card: {e}")))?;
         let mut tx = self.backend.begin().await?;
         let lanes: BTreeSet<String> = items.iter().map(|i| i.lane.clone()).collect();
         self.backend.lock_lanes(tx.conn(), &lanes).await?;
-        let inserted = tx
-            .conn()
-            .opt(
-                &q::START,
-                args![
-                    &r.id,
-                    &r.action,
-                    &r.target,
-                    &r.actor,
-                    &r.team,
-                    &r.channel,
-                    &r.ts,
-                    &r.reply,
-                    &card,
-                    r.started_at_ms
-                ],
-            )
-            .await?;
-        if inserted.is_none() {
+        let inserted = insert_run(tx.conn(), &r).await?;
+        if !inserted {
             let running = tx
                 .conn()
                 .opt(&q::RUNNING, args![&r.action, &r.target])

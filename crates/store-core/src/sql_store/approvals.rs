@@ -175,6 +175,10 @@ impl<B: Backend> ApprovalStore for SqlStore<B> {
                 )
                 .await?;
         }
+        if let Some(r) = &c.run {
+            // Only the one commit that moves this version on gets here, so the run starts once.
+            super::actions::insert_run(tx.conn(), r).await?;
+        }
         let row = tx.conn().one(&q::GET, args![&c.id]).await?;
         // The card's item, if it is still stored: a card pruned long after it was decided cannot be updated, and an
         // update linked to a missing item would wait for it forever.
