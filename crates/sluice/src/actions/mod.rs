@@ -1,5 +1,6 @@
-//! `[[action]]` runs, the thin handler: [`run_action`] is **the** way to run an action (a card's button today, an
-//! approval's `action` once approved, slash commands with `args` next): it renders the request, and commits the run
+//! `[[action]]` runs, the thin handler: [`run_action`] is **the** way to run an action (a card's button today,
+//! slash commands with `args` next; an approved request's `action` uses its first half, [`prepare_run`], to commit
+//! the run with the approval's decision): it renders the request, and commits the run
 //! (`action_runs`, state `running`), its signed outgoing call (an `http.request` outbox row whose `Idempotency-Key`
 //! is the run id) and the card's "Running …" line in one transaction. The dispatcher sends the call, retries it,
 //! dead-letters it, and tells [`call_ended`], which finishes the run once (`sluice_domain::action::finish`) and
