@@ -694,6 +694,24 @@ users = ["U0001", "U0002"]
         );
     }
 
+    /// The README's example under "Internal actions" parses as written (its secret file aside).
+    #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../../../../README.md");
+        let section = &readme[readme.find("### Internal actions").expect("the section")..];
+        let start = section.find("```toml\n").expect("its example") + "```toml\n".len();
+        let example = &section[start..start + section[start..].find("```").expect("its end")];
+        let text = example.replace(
+            "outgoing_secret_file = \"/etc/sluice/outgoing-secret\"",
+            "outgoing_secret_env = \"OUT\"",
+        );
+        let cfg = parse(&text).unwrap_or_else(|p| panic!("{p:#?}"));
+        let rollback = cfg.action_defs.get("rollback").expect("rollback");
+        assert_eq!(rollback.timeout_ms, 10_000);
+        assert_eq!(rollback.groups, ["S0DEPLOYERS"]);
+        assert!(cfg.action_defs.get("deploy").is_some());
+    }
+
     #[test]
     fn three_problems_are_reported_at_once_each_with_its_line() {
         let text = format!(
