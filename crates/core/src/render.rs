@@ -59,6 +59,22 @@ pub const ACTION_ESCALATE: &str = "sluice_escalate";
 pub const ACTION_SILENCE: &str = "sluice_silence";
 /// `block_id` of the block holding the alert action buttons.
 pub const ACTIONS_BLOCK_ID: &str = "sluice_actions";
+/// The block of `[[action]]` buttons ([`ActionButton`]), apart from the alert's own so that a decision recorded on
+/// the alert never removes one.
+pub const RUN_BLOCK_ID: &str = "sluice_run";
+/// The `action_id` prefix of an `[[action]]` button: `sluice_run:<action name>`.
+pub const RUN_ACTION_PREFIX: &str = "sluice_run:";
+
+/// An `[[action]]`'s button, shown on every card whose event its `on` table matches. Its value is the event id,
+/// which is how a click finds the event the action runs on.
+#[derive(Debug, Clone)]
+pub struct ActionButton {
+    pub name: String,
+    pub label: String,
+    pub on: crate::route::Matchers,
+    /// Slack's `confirm` object for the button, when the action asks for a confirmation.
+    pub confirm: Option<Value>,
+}
 
 /// Per-delivery facts the event itself does not carry.
 #[derive(Debug, Clone, Copy)]
@@ -162,6 +178,8 @@ pub struct Renderer {
     user: BTreeSet<String>,
     /// Alert cards carry an Escalate button.
     escalate: bool,
+    /// `[[action]]` buttons, in the order configured.
+    buttons: Vec<ActionButton>,
 }
 
 impl Renderer {
@@ -212,6 +230,7 @@ impl Renderer {
                 env,
                 user: user_templates.keys().cloned().collect(),
                 escalate: false,
+                buttons: Vec::new(),
             })
         } else {
             Err(errors)
@@ -222,6 +241,37 @@ impl Renderer {
     pub fn offer_escalate(mut self, yes: bool) -> Renderer {
         self.escalate = yes;
         self
+    }
+
+    /// Cards whose event an `[[action]]`'s `on` table matches carry its button.
+    pub fn with_action_buttons(mut self, buttons: Vec<ActionButton>) -> Renderer {
+        self.buttons = buttons;
+        self
+    }
+
+    /// The `[[action]]` buttons for event `e` (its id `event_id`), as one actions block, if any applies.
+    pub fn action_block(&self, e: &Event, event_id: &str) -> Option<Value> {
+        let value = fit(event_id, limits::BUTTON_VALUE);
+        let elements: Vec<Value> = self
+            .buttons
+            .iter()
+            .filter(|b| b.on.matches(e))
+            .take(limits::ACTIONS_ELEMENTS)
+            .map(|b| {
+                let mut button = json!({
+                    "type": "button",
+                    "text": plain(fit(&b.label, limits::BUTTON_TEXT)),
+                    "action_id": format!("{RUN_ACTION_PREFIX}{}", b.name),
+                    "value": value,
+                });
+                if let Some(c) = &b.confirm {
+                    button["confirm"] = c.clone();
+                }
+                button
+            })
+            .collect();
+        (!elements.is_empty())
+            .then(|| json!({"type": "actions", "block_id": RUN_BLOCK_ID, "elements": elements}))
     }
 
     /// The built-in names and the user templates' names: what routing rules may refer to.
@@ -280,6 +330,15 @@ impl Renderer {
                 })
             }
         };
+        let mut card = card;
+        if let Some(block) = self.action_block(e, ctx.event_id) {
+            // Before the context line of a built-in card, at the end of a user template's.
+            let at = match card.blocks.last() {
+                Some(b) if b["type"] == "context" => card.blocks.len() - 1,
+                _ => card.blocks.len(),
+            };
+            card.blocks.insert(at, block);
+        }
         Ok(json!({
             "channel": ctx.channel,
             "text": fit(&card.text, limits::MESSAGE_TEXT_SOFT),

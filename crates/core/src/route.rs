@@ -253,9 +253,10 @@ struct Rule {
 }
 
 /// A compiled `match` table: it matches an event when every matcher in it does. Routing rules
-/// and inhibition rules ([`crate::inhibit`]) share it, so both speak the same matcher language.
+/// and inhibition rules ([`crate::inhibit`]) share it, so both speak the same matcher language; so do the
+/// `on` tables of `[[action]]` buttons ([`crate::render::ActionButton`]).
 #[derive(Debug, Clone)]
-pub(crate) struct Matchers {
+pub struct Matchers {
     kind: u8,
     severity: u8,
     status: u8,
@@ -267,11 +268,7 @@ pub(crate) struct Matchers {
 impl Matchers {
     /// Compiles a `match` table; `owner` names it in messages (`rule "db"`). Problems are
     /// pushed to `errors`, and what compiled is kept, so every problem is reported at once.
-    pub(crate) fn compile(
-        table: &MatchTable,
-        owner: &str,
-        errors: &mut Vec<ConfigError>,
-    ) -> Matchers {
+    pub fn compile(table: &MatchTable, owner: &str, errors: &mut Vec<ConfigError>) -> Matchers {
         let mut m = Matchers {
             kind: all_bits(Kind::ALL.len()),
             severity: all_bits(Severity::ALL.len()),
@@ -287,12 +284,12 @@ impl Matchers {
     }
 
     /// Why it can never match, when that is evident from the table alone.
-    pub(crate) fn never(&self) -> Option<&str> {
+    pub fn never(&self) -> Option<&str> {
         self.never.as_deref()
     }
 
     /// Every matcher matches `e`.
-    pub(crate) fn matches(&self, e: &Event) -> bool {
+    pub fn matches(&self, e: &Event) -> bool {
         self.matches_bits(EventBits::of(e), e)
     }
 

@@ -10,6 +10,7 @@
 //! Slack. The results are the store's model types, committed by the caller in one `Store::ingest`. The binary's
 //! handlers load, call these, and commit.
 
+pub mod action;
 pub mod alert;
 pub mod approval;
 pub mod clock;

@@ -115,7 +115,9 @@ impl Delivery {
 /// selection the selected value is appended so choosing a different option is a new action.
 /// The price: the same user pressing the same button on the same message again within 10
 /// minutes is ignored, which is what approve/ack buttons want; a button meant to be pressed
-/// repeatedly should update its message so the next press carries a new `action_id` or value.
+/// repeatedly should update its message so the next press carries a new `action_id` or value, or be registered
+/// with `Registry::keyed_per_click`, which adds the click's `action_ts` to the key (Slack's retries of one click
+/// carry the same `action_ts`; a new click a new one).
 /// Shortcuts and view submissions are keyed by their `trigger_id`, which Slack makes fresh per
 /// user gesture. Slash commands are not deduplicated: Slack does not retry them.
 pub struct Inbound {
@@ -549,6 +551,13 @@ impl Inbound {
                         "action:{team}:{place}:{message_ts}:{}:{}",
                         action.action_id, c.user.id
                     );
+                    // A modal-opening or re-runnable button: this click, not this person on this button.
+                    if let Some(ts) = action.action_ts.as_deref().filter(|ts| {
+                        !ts.is_empty() && self.registry.is_per_click(&action.action_id)
+                    }) {
+                        key.push_str(":click:");
+                        key.push_str(ts);
+                    }
                     if action.kind != "button" {
                         if let Some(sel) = selection(action) {
                             key.push(':');

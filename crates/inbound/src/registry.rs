@@ -374,6 +374,8 @@ pub struct Registry {
     pub(crate) events: HashMap<String, Arc<dyn EventHandler>>,
     pub(crate) options: HashMap<String, Arc<dyn OptionsHandler>>,
     pub(crate) middleware: Vec<Arc<dyn Middleware>>,
+    /// `action_id` prefixes of buttons keyed per click ([`Registry::keyed_per_click`]).
+    pub(crate) per_click: Vec<String>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -415,6 +417,20 @@ impl Registry {
     pub fn action_matching(&mut self, pattern: regex::Regex, h: impl ActionHandler) -> &mut Self {
         self.action_patterns.push((pattern, Arc::new(h)));
         self
+    }
+
+    /// Buttons whose `action_id` starts with `prefix` are de-duplicated per click (the click's `action_ts`, the same
+    /// in Slack's retries of it) rather than per user, message and button for 10 minutes. For a button that opens a
+    /// modal (closing it and clicking again must open it again) or that may be run again once it finished.
+    pub fn keyed_per_click(&mut self, prefix: &str) -> &mut Self {
+        self.per_click.push(prefix.to_owned());
+        self
+    }
+
+    pub(crate) fn is_per_click(&self, action_id: &str) -> bool {
+        self.per_click
+            .iter()
+            .any(|p| action_id.starts_with(p.as_str()))
     }
 
     /// A modal submission by the view's `callback_id`.

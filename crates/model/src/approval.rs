@@ -78,6 +78,9 @@ pub struct ApprovalCommit {
     pub decided_at_ms: Option<i64>,
     pub decision: Option<ApprovalDecision>,
     pub items: Vec<ApprovalItem>,
+    /// The `[[action]]` run an approval's `action` starts when it is approved, recorded with the decision (its
+    /// outgoing call is among `items`), so an approved action runs exactly once, even across a crash.
+    pub run: Option<crate::NewActionRun>,
 }
 
 /// The answer of [`ApprovalStore::create_approval`].

@@ -5,9 +5,11 @@
 //! calls [`alert::decide`] and writes what it says; the binary's action handlers call the same function for a
 //! decision taken in Slack. Neither the store nor the domain owns the rules, so neither depends on the other.
 
+pub mod action;
 pub mod alert;
 mod approval;
 mod model;
 
+pub use action::{ActionRunRecord, NewActionRun};
 pub use approval::*;
 pub use model::*;

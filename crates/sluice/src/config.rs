@@ -20,6 +20,7 @@ use sluice_slack::api::Client;
 use sluice_slack_wire::secret::Secret;
 use toml::Spanned;
 
+pub mod actions;
 mod approvals;
 pub use approvals::ApprovalsConfig;
 
@@ -42,6 +43,9 @@ pub struct RawConfig {
     pub actions: RawActions,
     #[serde(default)]
     pub approvals: approvals::RawApprovals,
+    /// `[[action]]`: named calls to internal systems (`config/actions.rs`).
+    #[serde(default, rename = "action")]
+    pub action_defs: Vec<Spanned<actions::RawAction>>,
     #[serde(default, rename = "api_key")]
     pub api_keys: Vec<Spanned<ApiKeyConfig>>,
     #[serde(default, rename = "hook")]
@@ -518,6 +522,8 @@ pub struct Config {
     pub actions: ActionsConfig,
     /// `[approvals]` and the outgoing calls' secret and allowed addresses.
     pub approvals: ApprovalsConfig,
+    /// `[[action]]`s by name, their templates compiled.
+    pub action_defs: std::sync::Arc<actions::Actions>,
     pub dispatch: DispatchConfig,
     pub dedup: DedupConfig,
     pub api_keys: Vec<ApiKey>,
@@ -766,7 +772,12 @@ impl Config {
             );
         }
         let actions = check_actions(&raw.actions, &mut p);
-        let approvals = approvals::check(&raw.approvals, &raw.actions, base, env, &mut p);
+        let mut approvals = approvals::check(&raw.approvals, &raw.actions, base, env, &mut p);
+        let signed =
+            raw.actions.outgoing_secret_env.is_some() || raw.actions.outgoing_secret_file.is_some();
+        let (action_defs, action_buttons) =
+            actions::check(&raw.action_defs, base, env, signed, &mut p);
+        approvals.action_origins = action_defs.origins();
 
         if let Err(e) = url::Url::parse(&raw.slack.api_base) {
             p(
@@ -1001,7 +1012,10 @@ impl Config {
             }
         }
         let renderer = match Renderer::new(&template_sources) {
-            Ok(r) => Some(r.offer_escalate(actions.can_escalate())),
+            Ok(r) => Some(
+                r.offer_escalate(actions.can_escalate())
+                    .with_action_buttons(action_buttons),
+            ),
             Err(errs) => {
                 for e in errs {
                     let span = raw
@@ -1080,6 +1094,7 @@ impl Config {
                 app_token,
                 actions,
                 approvals,
+                action_defs,
                 dispatch: raw.dispatch,
                 dedup: raw.dedup,
                 api_keys,

@@ -38,12 +38,13 @@ pub fn registry(state: Arc<AppState>, permissions: Arc<Permissions>, command: &s
             async move { alerts::clicked(&state, &permissions, verb, ctx).await }
         });
     }
-    let (s, p) = (state.clone(), permissions);
+    let (s, p) = (state.clone(), permissions.clone());
     r.event("reaction_added", move |ctx: Ctx<EventCallback>| {
         let (s, p) = (s.clone(), p.clone());
         async move { alerts::reacted(&s, &p, ctx).await }
     });
     crate::approvals::register(&mut r, state.clone(), permissions_slack);
+    crate::actions::register(&mut r, state.clone(), permissions.clone());
     let s = state.clone();
     r.command(command, move |ctx: Ctx<SlashCommand>| {
         let s = s.clone();

@@ -8,6 +8,7 @@
 //! in `sluice-domain`, routing and rendering in `sluice-core`, storage in `sluice-store`, Slack's wire formats in
 //! `sluice-slack-wire` and its HTTP client in `sluice-slack`.
 
+pub mod actions;
 pub mod alerts;
 pub mod approvals;
 pub mod commands;

@@ -1096,3 +1096,74 @@ async fn a_cancelled_request_loses_its_buttons_and_a_second_cancel_is_a_409() {
         ["ok", "refused: already cancelled"]
     );
 }
+
+/// Regression: Reject opens a modal, and its click used to be keyed by user + message + button for 10 minutes, so
+/// closing the modal and clicking Reject again was swallowed as a duplicate. Each click now opens the modal; the
+/// same click delivered twice (a Slack retry) still acts once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_clicked_again_after_closing_its_modal_opens_the_modal_again() {
+    let s = setup().await;
+    let (status, created) = request(s.sluice.addr, base("Rotate the staging keys")).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let c = card_posted(&s.sim, &id).await;
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_approval_reject", "U0002")
+        .await
+        .unwrap();
+    wait_until("the first reject modal", Duration::from_secs(10), || {
+        s.sim.views().len() == 1
+    })
+    .await;
+    // The modal is closed without submitting (nothing reaches Sluice), and Reject is clicked again.
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_approval_reject", "U0002")
+        .await
+        .unwrap();
+    wait_until("a second reject modal", Duration::from_secs(10), || {
+        s.sim.views().len() == 2
+    })
+    .await;
+    // The same click delivered twice (Slack retrying it) opens one modal.
+    let second = s
+        .sim
+        .deliveries()
+        .into_iter()
+        .rev()
+        .find(|d| {
+            d.kind == "interactions" && d.payload.to_string().contains("sluice_approval_reject")
+        })
+        .expect("the second click's delivery");
+    let status = resend_interaction(s.sluice.addr, &second.payload).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        s.sim.views().len(),
+        2,
+        "a retried click opened another modal"
+    );
+    assert_eq!(approval(s.sluice.addr, &id).await["state"], "pending");
+}
+
+/// Sends an interaction payload to Sluice again, signed as Slack signs it: what Slack does when it retries one.
+async fn resend_interaction(addr: SocketAddr, payload: &Value) -> u16 {
+    let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+    let ts = (sluice::state::now_ms() / 1000).to_string();
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(sluice_sim::DEFAULT_SIGNING_SECRET.as_bytes()).unwrap();
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    let sig = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+    http()
+        .post(format!("http://{addr}/slack/interactions"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", ts)
+        .header("x-slack-signature", sig)
+        .header("x-slack-retry-num", "1")
+        .header("x-slack-retry-reason", "http_timeout")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}

@@ -20,7 +20,8 @@ pub trait ApprovalStore: Send + Sync {
     /// The approval with its decisions and card, `None` if unknown.
     async fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError>;
 
-    /// Commits a decision taken on [`ApprovalCommit::version`]: the new state, the decision, the outbox rows. `false`
+    /// Commits a decision taken on [`ApprovalCommit::version`]: the new state, the decision, the outbox rows, and
+    /// the `[[action]]` run an approved `action` starts ([`ApprovalCommit::run`]). `false`
     /// (nothing written) when the approval moved on since it was read — another click or replica decided first; read
     /// it again and decide again.
     async fn commit_approval(&self, c: ApprovalCommit, now_ms: i64) -> Result<bool, StoreError>;

@@ -16,6 +16,7 @@
 //! No SQL type crosses the trait: rows come back as the plain structs in this module, and every time is an `i64` of
 //! milliseconds since the Unix epoch passed in by the caller, so tests control the clock.
 
+mod action_run;
 mod alerting;
 mod approval;
 mod audit;
@@ -29,6 +30,7 @@ pub mod migrate;
 mod sql;
 mod sql_store;
 
+pub use action_run::ActionRunStore;
 pub use approval::*;
 pub use error::StoreError;
 /// The types that cross the trait live in `sluice-model`, beneath the store and the domain, with the alert lifecycle
@@ -38,7 +40,7 @@ pub use sql_store::SqlStore;
 
 /// The storage verbs Sluice needs. Implemented by the SQLite and PostgreSQL backends; obtain one with `sluice_store::open`.
 #[async_trait::async_trait]
-pub trait Store: ApprovalStore + Send + Sync + 'static {
+pub trait Store: ApprovalStore + ActionRunStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
 

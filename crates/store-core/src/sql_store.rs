@@ -5,6 +5,7 @@
 //! it must lock first (PostgreSQL locks lane rows before any change to which items of a lane are pending, and takes
 //! advisory locks on dedup and group keys; SQLite has a single writer and locks nothing).
 
+mod actions;
 mod approvals;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

@@ -263,6 +263,7 @@ conformance!(
     two_commits_on_one_version_make_one_decision,
     due_approvals_are_the_pending_ones_past_their_expiry,
     prune_keeps_the_card_of_a_pending_approval,
+    one_run_of_an_action_on_a_target_runs_at_a_time_and_ends_once,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -2255,6 +2256,7 @@ async fn postgres_outage_answers_unavailable_fast_and_the_store_recovers() {
 /// Every migration after the first, newest first: its version, its name, and the statements that undo it, so a test
 /// can make the database an older release left. A new migration adds its line here.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (16, "0016_action_runs", "DROP TABLE action_runs;"),
     (
         15,
         "0015_in_flight",
@@ -4329,6 +4331,7 @@ fn approval_commit(id: &str, version: i64, actor: &str, state: &str) -> Approval
             item: item("deploys", "chat.update", 1),
             on_card: true,
         }],
+        run: None,
     }
 }
 
@@ -4502,4 +4505,122 @@ async fn prune_keeps_the_card_of_a_pending_approval(ctx: Ctx) {
         decided.card.is_none(),
         "a decided approval's old card may go"
     );
+}
+
+fn new_run(id: &str, target: &str) -> NewActionRun {
+    NewActionRun {
+        id: id.into(),
+        action: "restart".into(),
+        target: target.into(),
+        actor: "U1".into(),
+        team: "T1".into(),
+        channel: "ops".into(),
+        ts: "1.000100".into(),
+        reply: "thread".into(),
+        card: json!({"text": "card", "blocks": []}),
+        started_at_ms: T0,
+    }
+}
+
+async fn one_run_of_an_action_on_a_target_runs_at_a_time_and_ends_once(ctx: Ctx) {
+    let s = &ctx.store;
+    let started = s
+        .start_action_run(
+            new_run("run_a", "evt_1"),
+            vec![item("ops", "chat.update", 1)],
+        )
+        .await
+        .expect("start");
+    assert_eq!(started, Ok(()));
+    // While it runs, a second run of the same action on the same target is refused and writes nothing; another
+    // target runs.
+    let second = s
+        .start_action_run(
+            new_run("run_b", "evt_1"),
+            vec![item("ops", "chat.update", 2)],
+        )
+        .await
+        .expect("start again");
+    assert_eq!(second, Err("run_a".to_string()));
+    assert!(s.action_run("run_b").await.expect("read").is_none());
+    assert_eq!(s.lane_items("T1:ops", 10).await.expect("lane").len(), 1);
+    let other = s
+        .start_action_run(new_run("run_c", "evt_2"), vec![])
+        .await
+        .expect("other target");
+    assert_eq!(other, Ok(()));
+    // It ends once, with its outbox rows; a second end changes nothing.
+    let ended = s
+        .finish_action_run(
+            "run_a",
+            "done",
+            Some(200),
+            Some("{}"),
+            T0 + 5,
+            vec![item("ops", "chat.postMessage", 3)],
+        )
+        .await
+        .expect("finish");
+    assert!(ended);
+    let again = s
+        .finish_action_run(
+            "run_a",
+            "failed",
+            None,
+            Some("late"),
+            T0 + 6,
+            vec![item("ops", "chat.postMessage", 4)],
+        )
+        .await
+        .expect("finish again");
+    assert!(!again);
+    let run = s.action_run("run_a").await.expect("read").expect("stored");
+    assert_eq!(
+        (
+            run.state.as_str(),
+            run.status,
+            run.result.as_deref(),
+            run.finished_at_ms
+        ),
+        ("done", Some(200), Some("{}"), Some(T0 + 5))
+    );
+    assert_eq!(run.card["text"], "card");
+    let items = s.lane_items("T1:ops", 10).await.expect("lane");
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert!(items.iter().all(|i| i.event_id.as_deref() == Some("run_a")));
+    // Once ended, the action may run again on the same target; the same id never starts twice.
+    let rerun = s
+        .start_action_run(new_run("run_d", "evt_1"), vec![])
+        .await
+        .expect("rerun");
+    assert_eq!(rerun, Ok(()));
+    let same_id = s
+        .start_action_run(new_run("run_a", "evt_9"), vec![])
+        .await
+        .expect("same id");
+    assert!(same_id.is_err());
+    // A run committed with an approval's decision starts with it, in the same transaction.
+    s.create_approval(
+        new_approval("apr_run", None, T0 + 60_000),
+        item("deploys", "chat.postMessage", 0),
+    )
+    .await
+    .expect("create");
+    let committed = s
+        .commit_approval(
+            ApprovalCommit {
+                run: Some(new_run("apr_run.action", "apr_run")),
+                ..approval_commit("apr_run", 0, "U1", "approved")
+            },
+            T0 + 10,
+        )
+        .await
+        .expect("decide");
+    assert!(committed);
+    let run = s
+        .action_run("apr_run.action")
+        .await
+        .expect("read")
+        .expect("started");
+    assert_eq!(run.state, "running");
 }

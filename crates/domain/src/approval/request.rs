@@ -59,6 +59,13 @@ pub struct ApprovalRequest {
     pub callback_url: Option<String>,
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// An `[[action]]` to run (once) when the request is approved. The binary checks that it is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The event an action's button asked this approval for: the action runs on it. Set by Sluice, never read from
+    /// a request.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
 }
 
 /// A request that passed validation.
@@ -196,6 +203,13 @@ impl ApprovalRequest {
                 "idempotency_key",
                 "an idempotency key is 1 to 200 characters".into(),
             ));
+        }
+        if self
+            .action
+            .as_ref()
+            .is_some_and(|a| a.trim().is_empty() || a.len() > 100)
+        {
+            return Err(("action", "name an [[action]] of sluice.toml".into()));
         }
         let requester = self
             .requester

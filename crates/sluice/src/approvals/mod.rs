@@ -117,7 +117,19 @@ pub async fn apply(
             version: record.version + 1,
             ..record.clone()
         };
-        let items = items_for(state, &after, &effects);
+        let mut items = items_for(state, &after, &effects);
+        // An approved request's action starts with the decision, in its transaction: once, even across a crash.
+        let run = if after.state == "approved" {
+            approved_action(state, &after).await
+        } else {
+            None
+        };
+        if let Some(p) = &run {
+            items.extend(p.items.iter().map(|item| ApprovalItem {
+                item: item.clone(),
+                on_card: false,
+            }));
+        }
         let commit = ApprovalCommit {
             id: record.id.clone(),
             version: record.version,
@@ -125,9 +137,22 @@ pub async fn apply(
             decided_at_ms: after.decided_at_ms,
             decision,
             items,
+            run: run.as_ref().map(|p| p.run.clone()),
         };
         if state.store.commit_approval(commit, now).await? {
             state.wake.notify_one();
+            if let Some(p) = &run {
+                let detail = json!({ "action": p.run.action, "run": p.run.id, "channel": p.run.channel, "via": "approval" });
+                crate::outbox::audit(
+                    state,
+                    &p.run.actor,
+                    "action.run",
+                    &p.run.target,
+                    "ok",
+                    detail,
+                )
+                .await;
+            }
             if let Some(d) = after.decisions.last().filter(|d| d.verdict == "expire") {
                 crate::outbox::audit(
                     state,
@@ -150,6 +175,121 @@ pub async fn apply(
     Err(StoreError::Conflict(format!(
         "approval {id} kept changing while deciding; try again"
     )))
+}
+
+/// The run an approved request's `action` starts, committed with the approval's decision (so it starts once, even
+/// across a crash). Its id is the approval's (`<id>.action`, the call's `Idempotency-Key`); its context the
+/// approval's request (and the event, when a button asked for the approval); its result goes to the approval card's
+/// thread. `None` without an action, or when it cannot be prepared (audited: the approval is decided all the same).
+async fn approved_action(state: &AppState, a: &ApprovalRecord) -> Option<crate::actions::Prepared> {
+    let name = a.request["action"].as_str()?;
+    let Some(action) = state.config.action_defs.get(name) else {
+        let why = format!("error: no [[action]] named {name:?} is configured");
+        crate::outbox::audit(state, "sluice", "action.run", &a.id, &why, json!({})).await;
+        return None;
+    };
+    let event = match a.request["event_id"].as_str() {
+        Some(id) => state
+            .store
+            .event(id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| serde_json::from_value::<sluice_core::event::Event>(s.body).ok()),
+        None => None,
+    };
+    // Who approved last is who ran it.
+    let actor = crate::actions::Actor {
+        id: a
+            .decisions
+            .iter()
+            .rev()
+            .find(|d| d.verdict == "approve")
+            .map(|d| d.actor.clone())
+            .unwrap_or_else(|| a.requester.clone()),
+        name: String::new(),
+    };
+    let context = sluice_domain::action::context(
+        event.as_ref(),
+        Some(&a.request),
+        &actor.id,
+        &actor.name,
+        serde_json::Map::new(),
+    );
+    let mut to = crate::actions::ReplyTo {
+        channel: a.channel.clone(),
+        ..Default::default()
+    };
+    if let Some(card) = &a.card {
+        to.channel = card.channel.clone();
+        to.ts = card.ts.clone();
+    }
+    let target = a.request["event_id"].as_str().unwrap_or(&a.id).to_string();
+    let run_id = format!("{}.action", a.id);
+    match crate::actions::prepare_run(state, action, &target, &context, &actor, &to, Some(run_id)) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(approval = %a.id, action = %name, error = %e, "the approved action cannot start");
+            let detail = json!({ "action": name, "via": "approval" });
+            crate::outbox::audit(
+                state,
+                &actor.id,
+                "action.run",
+                &target,
+                &format!("error: {e}"),
+                detail,
+            )
+            .await;
+            None
+        }
+    }
+}
+
+/// Asks for the approval `[[action]]` `action` needs before it runs on `event` (`event_id`; its button clicked by `actor` in
+/// `channel`): the approval's card goes to that channel; once approved, the action runs. The approval's id.
+pub async fn request_for_action(
+    state: &AppState,
+    action: &crate::config::actions::Action,
+    needs: &crate::config::actions::NeedsApproval,
+    event: &sluice_core::event::Event,
+    event_id: &str,
+    actor: &crate::actions::Actor,
+    channel: &str,
+) -> Result<String, String> {
+    let mut fields = std::collections::BTreeMap::new();
+    if !event.service.is_empty() {
+        fields.insert("service".to_string(), event.service.clone());
+    }
+    if !event.environment.is_empty() {
+        fields.insert("environment".to_string(), event.environment.clone());
+    }
+    let request = sluice_domain::approval::request::ApprovalRequest {
+        title: format!("Run {} on: {}", action.label, event.title),
+        text: format!("<@{}> asked to run {}.", actor.id, action.label),
+        fields,
+        links: Vec::new(),
+        requester: Some(actor.id.clone()),
+        channel: channel.to_string(),
+        approvers: needs.approvers.clone(),
+        required: Some(needs.required),
+        allow_self: false,
+        expires_in: Some(needs.expires_in.clone()),
+        callback_url: None,
+        idempotency_key: None,
+        action: Some(action.name.clone()),
+        event_id: None,
+    };
+    let mut valid = request
+        .validate(&actor.id, &[], now_ms())
+        .map_err(|(field, message)| format!("{field}: {message}"))?;
+    valid.request.event_id = Some(event_id.to_string());
+    let created = create(state, valid).await.map_err(|e| e.to_string())?;
+    let a = &created.approval;
+    let detail = json!({ "title": a.request["title"], "channel": a.channel, "requester": a.requester,
+                         "required": a.required, "approvers": a.request["approvers"],
+                         "expires_at_ms": a.expires_at_ms, "via": "action", "action": action.name });
+    crate::outbox::audit(state, &actor.id, "approval.request", &a.id, "ok", detail).await;
+    Ok(a.id.clone())
 }
 
 /// The outbox rows an approval's effects need.

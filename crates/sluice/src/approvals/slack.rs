@@ -32,6 +32,9 @@ pub fn register(r: &mut Registry, state: Arc<AppState>, slack: Client) {
         async move { approve(&s, &c, ctx).await }
     });
     let (s, c) = (state.clone(), slack.clone());
+    // Reject opens a modal: closing it and clicking again must open it again, so each click counts (a retry of
+    // one click by Slack still acts once).
+    r.keyed_per_click(ACTION_REJECT);
     r.action(ACTION_REJECT, move |ctx: Ctx<ActionPayload>| {
         let (s, c) = (s.clone(), c.clone());
         async move { open_reject(&s, &c, ctx).await }

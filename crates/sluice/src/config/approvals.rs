@@ -30,6 +30,8 @@ pub struct ApprovalsConfig {
     pub outgoing_secret: Option<Secret>,
     pub allow_link_local: Vec<IpAddr>,
     pub timeout_ms: u64,
+    /// The destinations of the `[[action]]`s (`config/actions.rs`): allowed as well.
+    pub action_origins: Vec<Origin>,
 }
 
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
@@ -37,7 +39,11 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 impl ApprovalsConfig {
     /// Every destination an outgoing call may have.
     pub fn allowed(&self) -> Vec<Origin> {
-        self.callback_hosts.clone()
+        self.callback_hosts
+            .iter()
+            .chain(&self.action_origins)
+            .cloned()
+            .collect()
     }
 }
 
@@ -153,6 +159,7 @@ pub(super) fn check(
             .timeout_ms
             .unwrap_or(DEFAULT_TIMEOUT_MS)
             .clamp(100, 120_000),
+        action_origins: Vec::new(),
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Outgoing {
     secret: Option<Secret>,
     timeout: Duration,
     team: String,
+    /// The `[[action]]`s: their headers (secrets, never stored in the outbox) and result templates.
+    pub(crate) actions: std::sync::Arc<crate::config::actions::Actions>,
 }
 
 /// The result of one attempt.
@@ -63,6 +65,7 @@ impl Outgoing {
             secret: cfg.approvals.outgoing_secret.clone(),
             timeout: Duration::from_millis(cfg.approvals.timeout_ms),
             team: cfg.slack.team_id.clone(),
+            actions: cfg.action_defs.clone(),
         }
     }
 
@@ -122,10 +125,24 @@ impl Outgoing {
             Ok(c) => c,
             Err(e) => return Attempt::Permanent(format!("cannot build an HTTP client: {e}")),
         };
-        let body = serde_json::to_vec(&args["body"]).unwrap_or_default();
+        let method = args["method"].as_str().unwrap_or("POST");
+        let method =
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        // A GET carries no body; its signature is over the empty body.
+        let body = if method == reqwest::Method::GET {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&args["body"]).unwrap_or_default()
+        };
         let (ts, sig) = sign(secret, now_ms() / 1000, &body);
-        let mut req = client
-            .post(url)
+        let mut req = client.request(method, url);
+        // An action's headers, read from the environment or files at start-up.
+        if let Some(action) = args["action"].as_str().and_then(|a| self.actions.get(a)) {
+            for (name, value) in &action.headers {
+                req = req.header(name.as_str(), value.expose());
+            }
+        }
+        let mut req = req
             .header("content-type", "application/json")
             .header("x-sluice-request-timestamp", ts)
             .header("x-sluice-signature", sig)
@@ -245,6 +262,7 @@ impl Dispatcher {
                         self.dead_letter(&item, &reason, now, lost).await?;
                         self.audit_call(&item, &purpose, &format!("error: {reason}"))
                             .await;
+                        self.call_ended(&item, &Attempt::Permanent(reason)).await;
                         return Ok(());
                     }
                 },
@@ -252,7 +270,36 @@ impl Dispatcher {
             if let Some(result) = result {
                 self.audit_call(&item, &purpose, &result).await;
             }
+            self.call_ended(&item, &attempt).await;
             return Ok(());
+        }
+    }
+
+    /// Tells the workflow that caused a call that it ended (answered, or dead-lettered after `item.attempts + 1`
+    /// attempts): an `[[action]]` run (`args.run_id`) is finished by `crate::actions::call_ended`, which commits its
+    /// result and card status through the outbox.
+    async fn call_ended(&self, item: &OutboxItem, attempt: &Attempt) {
+        let Some(run_id) = item.args["run_id"].as_str() else {
+            return;
+        };
+        let end = match attempt {
+            Attempt::Answered(status, body) => sluice_domain::action::CallEnd::Answered {
+                status: *status,
+                body: body.clone(),
+            },
+            Attempt::Permanent(reason) | Attempt::Transient(reason, _) => {
+                sluice_domain::action::CallEnd::Dead {
+                    reason: reason.clone(),
+                    attempts: item.attempts + 1,
+                }
+            }
+        };
+        match crate::actions::call_ended(&*self.store, &self.outgoing.actions, run_id, &end).await {
+            Ok(true) => self.wake.notify_one(),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(run = %run_id, error = %e, "the action run could not be finished")
+            }
         }
     }
 

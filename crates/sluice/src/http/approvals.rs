@@ -44,6 +44,14 @@ async fn create(
     }
     let req: ApprovalRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("body", format!("not an approval request: {e}")))?;
+    if let Some(name) = req.action.as_deref() {
+        if state.config.action_defs.get(name).is_none() {
+            return Err(ApiError::bad_request(
+                "action",
+                format!("no [[action]] named {name:?} is configured in sluice.toml"),
+            ));
+        }
+    }
     let valid = req
         .validate(
             &caller.name,

@@ -11,6 +11,7 @@
 //!
 //! Locking that only PostgreSQL needs (lane rows, advisory locks on dedup keys) lives in its backend.
 
+pub(crate) mod actions;
 pub(crate) mod alerts;
 pub(crate) mod approvals;
 pub(crate) mod audit;

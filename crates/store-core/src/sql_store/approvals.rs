@@ -13,7 +13,7 @@ use crate::{
 
 /// Inserts an outbox item for approval `approval_id` (its id is the item's event id, so dead letters name it),
 /// linked to `ref_item` when given.
-async fn insert_item(
+pub(super) async fn insert_item(
     c: &mut dyn Conn,
     approval_id: &str,
     item: &NewOutboxItem,
@@ -174,6 +174,10 @@ impl<B: Backend> ApprovalStore for SqlStore<B> {
                     args![&c.id, &d.actor, &d.verdict, d.reason.as_deref(), d.at_ms],
                 )
                 .await?;
+        }
+        if let Some(r) = &c.run {
+            // Only the one commit that moves this version on gets here, so the run starts once.
+            super::actions::insert_run(tx.conn(), r).await?;
         }
         let row = tx.conn().one(&q::GET, args![&c.id]).await?;
         // The card's item, if it is still stored: a card pruned long after it was decided cannot be updated, and an

@@ -1,0 +1,537 @@
+//! `[[action]]` buttons end to end: the real binary, the simulator clicking as users, and a test HTTP server on
+//! 127.0.0.1 playing the internal system the action calls (signed, through the outbox, `Idempotency-Key` = the run).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use sluice_sim::{Message, Simulator};
+
+use common::proc::*;
+
+const OUTGOING_SECRET: &str = "outgoing-secret-0123456789abcdef";
+
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// How the internal system answers its next requests (then 200 `{"ok":true,"version":"1.2.2"}`).
+#[derive(Debug, Clone)]
+enum Answer {
+    Status(u16),
+    Redirect(String),
+    /// Answers only after this long.
+    Slow(Duration),
+}
+
+#[derive(Default)]
+struct Internal {
+    received: Mutex<Vec<Received>>,
+    script: Mutex<Vec<Answer>>,
+}
+
+impl Internal {
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    fn answer(&self, answers: Vec<Answer>) {
+        *self.script.lock().unwrap() = answers;
+    }
+}
+
+async fn internal_handler(
+    State(s): State<Arc<Internal>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    s.received.lock().unwrap().push(Received {
+        path: uri.path().to_string(),
+        headers,
+        body,
+    });
+    let next = {
+        let mut script = s.script.lock().unwrap();
+        (!script.is_empty()).then(|| script.remove(0))
+    };
+    match next {
+        Some(Answer::Status(code)) => StatusCode::from_u16(code).unwrap().into_response(),
+        Some(Answer::Redirect(to)) => {
+            (StatusCode::FOUND, [("location", to)], "moved").into_response()
+        }
+        Some(Answer::Slow(d)) => {
+            tokio::time::sleep(d).await;
+            axum::Json(json!({"ok": true, "version": "late"})).into_response()
+        }
+        None => axum::Json(json!({"ok": true, "version": "1.2.2"})).into_response(),
+    }
+}
+
+async fn start_internal() -> (Arc<Internal>, SocketAddr) {
+    let s = Arc::new(Internal::default());
+    let app = axum::Router::new()
+        .fallback(internal_handler)
+        .with_state(s.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (s, addr)
+}
+
+/// A receiver's check of our signature, as the README tells receivers to do it.
+fn signature_ok(r: &Received) -> bool {
+    let ts = r.headers["x-sluice-request-timestamp"].to_str().unwrap();
+    let sig = r.headers["x-sluice-signature"].to_str().unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(OUTGOING_SECRET.as_bytes()).unwrap();
+    mac.update(format!("v0:{ts}:").as_bytes());
+    mac.update(&r.body);
+    let want = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+    sig == want
+}
+
+/// Alerts labelled `ch = "c00"` go to c00; every alert card gets Restart (U0001 and U0002 may run it) and
+/// Flaky restart (timeout 500 ms).
+fn config(dir: &Path, sim: SocketAddr, internal: SocketAddr) -> PathBuf {
+    std::fs::write(dir.join("signing"), sluice_sim::DEFAULT_SIGNING_SECRET).unwrap();
+    std::fs::write(dir.join("outgoing"), OUTGOING_SECRET).unwrap();
+    std::fs::write(dir.join("restarter-token"), "restarter-token-42").unwrap();
+    let db = format!("sqlite://{}", dir.join("sluice.db").display());
+    let slack =
+        format!("signing_secret_file = \"signing\"\nresponse_url_hosts = [\"http://{sim}\"]\n");
+    let extra = format!(
+        r#"
+[actions]
+outgoing_secret_file = "outgoing"
+
+[dispatch]
+backoff_base_ms = 100
+backoff_max_ms = 300
+max_age_secs = 3
+
+[[action]]
+name = "restart"
+label = "Restart"
+url = "http://{internal}/restart/{{{{ event.service }}}}"
+headers = {{ Authorization = {{ file = "restarter-token", prefix = "Bearer " }} }}
+body = '{{"service": "{{{{ event.service }}}}", "team": "{{{{ labels.team }}}}", "by": "{{{{ user.id }}}}"}}'
+users = ["U0001", "U0002"]
+on = {{ kind = "alert" }}
+confirm = {{ title = "Restart?", text = "This restarts the service." }}
+result_template = "Restarted {{{{ body.version }}}} (HTTP {{{{ status }}}})"
+
+[[action]]
+name = "slow-restart"
+label = "Slow restart"
+url = "http://{internal}/slow"
+timeout = "500ms"
+users = ["U0001"]
+on = {{ kind = "alert" }}
+
+[[action]]
+name = "failover"
+label = "Failover"
+url = "http://{internal}/failover/{{{{ event.service }}}}"
+body = '{{"service": "{{{{ event.service }}}}", "approved_by": "{{{{ user.id }}}}"}}'
+users = ["U0001"]
+on = {{ kind = "alert", severity = "critical" }}
+approval = {{ approvers = {{ users = ["U0002"] }}, expires_in = "10m" }}
+
+[approvals]
+timeout_ms = 2000
+
+{}
+"#,
+        channel_routes(1)
+    );
+    write_config_full(dir, sim, &db, &slack, &extra)
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    sim: Simulator,
+    _sim_run: sluice_sim::RunningSim,
+    sluice: Sluice,
+    internal: Arc<Internal>,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, sim_run) = start_sim().await;
+    let (internal, internal_addr) = start_internal().await;
+    let cfg = config(dir.path(), sim_run.addr, internal_addr);
+    let sluice = start_sluice(&cfg);
+    sim.set_app_base_url(format!("http://{}", sluice.addr));
+    Setup {
+        _dir: dir,
+        sim,
+        _sim_run: sim_run,
+        sluice,
+        internal,
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+async fn get(addr: SocketAddr, path: &str) -> Value {
+    http()
+        .get(format!("http://{addr}{path}"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn card(sim: &Simulator, title: &str) -> Option<Message> {
+    sim.messages("c00")
+        .into_iter()
+        .find(|m| m.thread_ts.is_none() && m.text.contains(title))
+}
+
+fn replies(sim: &Simulator, c: &Message) -> Vec<Message> {
+    sim.messages(&c.channel)
+        .into_iter()
+        .filter(|m| m.thread_ts.as_deref() == Some(c.ts.as_str()))
+        .collect()
+}
+
+/// Posts an alert and waits for its card.
+async fn alert_card(s: &Setup, title: &str) -> Message {
+    let alert = json!({"title": title, "severity": "critical", "status": "firing", "source": "e2e",
+                       "service": "checkout", "labels": {"ch": "c00", "team": "web"}});
+    let (ids, failed) = post_all(s.sluice.addr, vec![alert], 1).await;
+    assert_eq!((ids.len(), failed), (1, 0));
+    wait_until("the alert card", Duration::from_secs(30), || {
+        card(&s.sim, title).is_some()
+    })
+    .await;
+    card(&s.sim, title).unwrap()
+}
+
+/// Audit records of `action`.
+async fn audited(addr: SocketAddr, action: &str) -> Vec<Value> {
+    let audit = get(addr, "/v1/audit?limit=1000").await;
+    assert_eq!(audit["intact"], true, "the audit chain is broken");
+    audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == action)
+        .cloned()
+        .collect()
+}
+
+async fn wait_card(s: &Setup, title: &str, shows: &str) {
+    wait_until(
+        &format!("the card to show {shows:?}"),
+        Duration::from_secs(20),
+        || card(&s.sim, title).is_some_and(|m| m.blocks.to_string().contains(shows)),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permitted_click_calls_the_internal_system_once_signed_and_the_result_goes_to_the_thread()
+{
+    let s = setup().await;
+    let c = alert_card(&s, "Checkout is down").await;
+    let blocks = c.blocks.to_string();
+    assert!(blocks.contains("sluice_run:restart"), "{blocks}");
+    assert!(
+        blocks.contains("Restart?"),
+        "the button asks for confirmation: {blocks}"
+    );
+
+    // The internal system fails once, then answers: retried, one success.
+    s.internal.answer(vec![Answer::Status(500)]);
+    let d = s
+        .sim
+        .click_button(&c.channel, &c.ts, "sluice_run:restart", "U0001")
+        .await
+        .unwrap();
+    assert_eq!(d.status, 200);
+    wait_until("the thread reply", Duration::from_secs(20), || {
+        replies(&s.sim, &c)
+            .iter()
+            .any(|m| m.text.contains("Restarted 1.2.2 (HTTP 200)"))
+    })
+    .await;
+    wait_card(&s, "Checkout is down", "Restart done").await;
+
+    let got = s.internal.received();
+    assert_eq!(got.len(), 2, "one failure and one success: {got:?}");
+    for r in &got {
+        assert_eq!(r.path, "/restart/checkout");
+        assert!(signature_ok(r), "a valid signature");
+        assert_eq!(r.headers["authorization"], "Bearer restarter-token-42");
+    }
+    let key = got[0].headers["idempotency-key"].to_str().unwrap();
+    assert!(key.starts_with("run_"), "{key}");
+    assert_eq!(
+        got[1].headers["idempotency-key"], key,
+        "the retry carries the same Idempotency-Key"
+    );
+    let body: Value = serde_json::from_slice(&got[1].body).unwrap();
+    assert_eq!(
+        body,
+        json!({"service": "checkout", "team": "web", "by": "U0001"})
+    );
+    let runs = audited(s.sluice.addr, "action.run").await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        (runs[0]["actor"].as_str(), runs[0]["result"].as_str()),
+        (Some("U0001"), Some("ok"))
+    );
+    let calls = audited(s.sluice.addr, "action.restart").await;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["result"], "ok: HTTP 200");
+
+    // Once it finished, the same person may run it again (each click counts): a new run, a new key.
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_run:restart", "U0001")
+        .await
+        .unwrap();
+    wait_until("the second run's call", Duration::from_secs(20), || {
+        s.internal.received().len() == 3
+    })
+    .await;
+    let again = s.internal.received();
+    assert_ne!(again[2].headers["idempotency-key"], key);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpermitted_click_is_refused_audited_and_calls_nothing() {
+    let s = setup().await;
+    let c = alert_card(&s, "Payments slow").await;
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_run:restart", "U0003")
+        .await
+        .unwrap();
+    wait_until("the refusal", Duration::from_secs(15), || {
+        s.sim
+            .ephemerals(Some("U0003"))
+            .iter()
+            .any(|e| e.text.contains("not allowed to run Restart"))
+    })
+    .await;
+    let runs = audited(s.sluice.addr, "action.run").await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["result"], "refused: not permitted");
+    assert_eq!(runs[0]["actor"], "U0003");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(s.internal.received().is_empty(), "nothing was called");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_times_out_is_shown_failed_on_the_card_and_in_the_thread() {
+    let s = setup().await;
+    let c = alert_card(&s, "Search degraded").await;
+    s.internal
+        .answer(vec![Answer::Slow(Duration::from_secs(3)); 20]);
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_run:slow-restart", "U0001")
+        .await
+        .unwrap();
+    wait_card(&s, "Search degraded", "Running Slow restart").await;
+    // A second click while it runs starts nothing and says so.
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_run:slow-restart", "U0001")
+        .await
+        .unwrap();
+    wait_until(
+        "the already-running answer",
+        Duration::from_secs(10),
+        || {
+            s.sim
+                .ephemerals(Some("U0001"))
+                .iter()
+                .any(|e| e.text.contains("Slow restart is already running"))
+        },
+    )
+    .await;
+    wait_card(&s, "Search degraded", "Slow restart failed").await;
+    let reply = replies(&s.sim, &c)
+        .into_iter()
+        .find(|m| m.text.contains("Slow restart timed out after 500ms"))
+        .unwrap_or_else(|| panic!("{:?}", replies(&s.sim, &c)));
+    assert!(
+        reply.text.contains("tries") || reply.text.contains("try"),
+        "{}",
+        reply.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_redirected_to_another_host_is_refused_and_dead_lettered_with_the_reason() {
+    let s = setup().await;
+    let c = alert_card(&s, "Cache misses").await;
+    s.internal.answer(vec![Answer::Redirect(
+        "http://evil.example:9999/steal".into(),
+    )]);
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_run:restart", "U0002")
+        .await
+        .unwrap();
+    wait_card(&s, "Cache misses", "Restart failed").await;
+    assert_eq!(s.internal.received().len(), 1, "called once, not retried");
+    let dead = get(s.sluice.addr, "/v1/dead-letters").await;
+    let dead = dead["dead_letters"].as_array().cloned().unwrap_or_default();
+    assert!(
+        dead.iter()
+            .any(|d| d.to_string().contains("redirects are not followed")),
+        "{dead:?}"
+    );
+    assert!(replies(&s.sim, &c)
+        .iter()
+        .any(|m| m.text.contains("Restart was refused")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_with_an_action_calls_the_internal_system_once_after_it_is_approved() {
+    let s = setup().await;
+    let body = json!({"title": "Restart checkout", "channel": "c00", "requester": "U0004",
+                      "approvers": {"users": ["U0001", "U0002"]}, "action": "restart"});
+    let r = http()
+        .post(format!("http://{}/v1/approvals", s.sluice.addr))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let created: Value = r.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    // An unknown action is a 400 naming the field.
+    let mut bad = body.clone();
+    bad["action"] = json!("launch-missiles");
+    let r = http()
+        .post(format!("http://{}/v1/approvals", s.sluice.addr))
+        .bearer_auth(KEY)
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("action"));
+
+    wait_until("the approval card", Duration::from_secs(20), || {
+        card(&s.sim, "Restart checkout").is_some()
+    })
+    .await;
+    let c = card(&s.sim, "Restart checkout").unwrap();
+    assert!(
+        s.internal.received().is_empty(),
+        "nothing runs before approval"
+    );
+    // A double click approves once and runs the action once.
+    let (a, b) = tokio::join!(
+        s.sim
+            .click_button(&c.channel, &c.ts, "sluice_approval_approve", "U0001"),
+        s.sim
+            .click_button(&c.channel, &c.ts, "sluice_approval_approve", "U0001"),
+    );
+    assert_eq!((a.unwrap().status, b.unwrap().status), (200, 200));
+    wait_until(
+        "the action's result in the approval's thread",
+        Duration::from_secs(20),
+        || {
+            replies(&s.sim, &c)
+                .iter()
+                .any(|m| m.text.contains("Restarted 1.2.2"))
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let got = s.internal.received();
+    assert_eq!(got.len(), 1, "called exactly once: {got:?}");
+    assert_eq!(
+        got[0].headers["idempotency-key"].to_str().unwrap(),
+        format!("{id}.action")
+    );
+    assert!(signature_ok(&got[0]));
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["by"], "U0001");
+    // The run started with the decision, as the approver's: audited once.
+    let runs = audited(s.sluice.addr, "action.run").await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        (runs[0]["actor"].as_str(), runs[0]["result"].as_str()),
+        (Some("U0001"), Some("ok"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_that_needs_an_approval_asks_for_it_and_runs_once_approved() {
+    let s = setup().await;
+    let c = alert_card(&s, "Primary database down").await;
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_run:failover", "U0001")
+        .await
+        .unwrap();
+    // Its approval's card is posted in the channel; nothing is called yet.
+    wait_until("the approval card", Duration::from_secs(20), || {
+        card(&s.sim, "Run Failover on: Primary database down").is_some()
+    })
+    .await;
+    let a = card(&s.sim, "Run Failover on: Primary database down").unwrap();
+    assert!(s
+        .sim
+        .ephemerals(Some("U0001"))
+        .iter()
+        .any(|e| e.text.contains("Failover needs an approval")));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        s.internal.received().is_empty(),
+        "nothing runs before approval"
+    );
+    s.sim
+        .click_button(&a.channel, &a.ts, "sluice_approval_approve", "U0002")
+        .await
+        .unwrap();
+    wait_until("the failover call", Duration::from_secs(20), || {
+        !s.internal.received().is_empty()
+    })
+    .await;
+    wait_until(
+        "the result in the approval's thread",
+        Duration::from_secs(20),
+        || {
+            replies(&s.sim, &a)
+                .iter()
+                .any(|m| m.text.contains("Failover: HTTP 200"))
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = s.internal.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        got[0].path, "/failover/checkout",
+        "the action ran on the alert's event"
+    );
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body, json!({"service": "checkout", "approved_by": "U0002"}));
+}
