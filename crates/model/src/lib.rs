@@ -7,7 +7,9 @@
 
 pub mod alert;
 mod approval;
+mod console;
 mod model;
 
 pub use approval::*;
+pub use console::*;
 pub use model::*;
