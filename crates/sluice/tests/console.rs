@@ -1,8 +1,8 @@
 //! The operator console in a real browser: Debian's Chromium, headless, driven over WebDriver (chromedriver) by
 //! fantoccini, against the real binary and the Slack simulator. One browser session walks through the console as an
 //! operator would: log in (a wrong key and a key without `admin` refused), watch the overview change live as
-//! events arrive, preview and create a silence, replay a dead letter, read the audit log, log out; and a
-//! cross-origin write with a valid session is refused.
+//! events arrive, preview and create a silence, find an event and its deliveries, replay a dead letter, read the
+//! audit log, log out; and a cross-origin write with a valid session is refused.
 //!
 //! Without `chromium` and `chromedriver` the test says it skipped, unless `SLUICE_REQUIRE_BROWSER=1` (CI), when it
 //! fails. On failure a screenshot of the page is saved to `target/console-screenshots/`.
@@ -351,6 +351,23 @@ async fn walk_through(c: Client, base: String, sim: Simulator) {
     assert_eq!(list.len(), 1, "{silences}");
     assert_eq!(list[0]["author"], "e2e");
     assert_eq!(list[0]["comment"], "checkout maintenance");
+
+    // Events: found by service; one event's fate and deliveries.
+    click(&c, "nav button[data-page=events]").await;
+    type_into(&c, "#q-service", "checkout").await;
+    click(&c, "#event-search button[type=submit]").await;
+    let rows = wait_text(&c, "#events tbody", "the checkout alert", |t| {
+        t.contains("Checkout latency high")
+    })
+    .await;
+    assert!(!rows.contains("Payments errors"), "{rows}");
+    click(&c, "#events tbody a").await;
+    let detail = wait_text(&c, "#event-detail", "its deliveries", |t| {
+        t.contains("Deliveries") && t.contains("chat.postMessage")
+    })
+    .await;
+    assert!(detail.contains("queued → default"), "{detail}");
+    assert!(detail.contains("alerts"), "the channel: {detail}");
 
     // A dead letter, with its reason, replayed from the console once its channel exists.
     let deadline = Instant::now() + Duration::from_secs(30);
