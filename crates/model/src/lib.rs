@@ -8,8 +8,10 @@
 pub mod action;
 pub mod alert;
 mod approval;
+mod console;
 mod model;
 
 pub use action::{ActionRunRecord, NewActionRun};
 pub use approval::*;
+pub use console::*;
 pub use model::*;

@@ -86,7 +86,7 @@ pub async fn run(data_dir: &Path, wait: bool) -> anyhow::Result<()> {
     sim.set_app_base_url(format!("http://{addr}"));
 
     println!("\n  Slack simulator   http://{sim_addr}/        (open it: the channels, their cards, and buttons that work)");
-    println!("  Sluice            http://{addr}/            (metrics at /metrics)");
+    println!("  Sluice console    http://{addr}/            (log in with the API key {API_KEY}; metrics at /metrics)");
     println!("  Config            {}\n", config_path.display());
 
     let ids = fire(addr).await?;

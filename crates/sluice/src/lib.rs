@@ -3,7 +3,7 @@
 //! This crate is the binary's library, and holds only wiring: configuration ([`config`]), the HTTP surface
 //! ([`http`]), the handlers for what comes from Slack ([`handlers`], one folder per workflow: [`alerts`],
 //! [`approvals`], [`commands`]) and their way out ([`outbox`]), the dispatcher that sends from the durable outbox ([`dispatch`]),
-//! the group flusher ([`notify`]), and [`server::start`], which wires them together for `sluice serve`,
+//! the group flusher ([`notify`]), the operator console ([`console`]), and [`server::start`], which wires them together for `sluice serve`,
 //! `sluice demo` and the end-to-end tests. The decisions live below it: the pipeline, silences and alert decisions
 //! in `sluice-domain`, routing and rendering in `sluice-core`, storage in `sluice-store`, Slack's wire formats in
 //! `sluice-slack-wire` and its HTTP client in `sluice-slack`.
@@ -13,6 +13,7 @@ pub mod alerts;
 pub mod approvals;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod dispatch;
 pub mod handlers;

@@ -298,6 +298,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // The one line on stdout: with `listen = "127.0.0.1:0"` it is how a supervisor or a test learns the port
             // the system chose, with no window in which another process could take it.
             println!("sluice listening on http://{}", running.addr);
+            ignore_hangup();
             shutdown_signal().await;
             tracing::info!("shutting down");
             running.stop().await;
@@ -566,6 +567,29 @@ async fn silence(api: ApiArgs, action: SilenceAction) -> anyhow::Result<ExitCode
         None => println!("{v}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP's default is to end the process, which is not what an operator who sends it to reload expects. Until a
+/// reload exists, `serve` says so and keeps serving with the config it started with.
+fn ignore_hangup() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::warn!(
+                            "SIGHUP received: reload is not supported yet; restart to apply config changes"
+                        );
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; it will stop the server")
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

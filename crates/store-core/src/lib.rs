@@ -11,7 +11,8 @@
 //! the one decision per alert that Slack buttons record ([`Store::record_alert_action`]), where an event's cards
 //! were posted ([`Store::message_of`]) and which event a card is ([`Store::event_of_message`]).
 //!
-//! Approvals (issue 11) have their verbs in [`ApprovalStore`], which every `Store` is.
+//! Approvals (issue 11) have their verbs in [`ApprovalStore`], which every `Store` is; the operator console's
+//! read-only views are [`ConsoleStore`]'s.
 //!
 //! No SQL type crosses the trait: rows come back as the plain structs in this module, and every time is an `i64` of
 //! milliseconds since the Unix epoch passed in by the caller, so tests control the clock.
@@ -20,6 +21,7 @@ mod action_run;
 mod alerting;
 mod approval;
 mod audit;
+mod console;
 mod coord;
 pub mod db;
 mod error;
@@ -32,6 +34,7 @@ mod sql_store;
 
 pub use action_run::ActionRunStore;
 pub use approval::*;
+pub use console::ConsoleStore;
 pub use error::StoreError;
 /// The types that cross the trait live in `sluice-model`, beneath the store and the domain, with the alert lifecycle
 /// ([`alert::decide`]) that ingest calls.
@@ -40,7 +43,7 @@ pub use sql_store::SqlStore;
 
 /// The storage verbs Sluice needs. Implemented by the SQLite and PostgreSQL backends; obtain one with `sluice_store::open`.
 #[async_trait::async_trait]
-pub trait Store: ApprovalStore + ActionRunStore + Send + Sync + 'static {
+pub trait Store: ApprovalStore + ActionRunStore + ConsoleStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
 

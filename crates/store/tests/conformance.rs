@@ -264,6 +264,7 @@ conformance!(
     due_approvals_are_the_pending_ones_past_their_expiry,
     prune_keeps_the_card_of_a_pending_approval,
     one_run_of_an_action_on_a_target_runs_at_a_time_and_ends_once,
+    console_views_show_rates_lanes_leases_events_open_alerts_and_the_audit_tail,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -4623,4 +4624,128 @@ async fn one_run_of_an_action_on_a_target_runs_at_a_time_and_ends_once(ctx: Ctx)
         .expect("read")
         .expect("started");
     assert_eq!(run.state, "running");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The operator console's views
+
+async fn console_views_show_rates_lanes_leases_events_open_alerts_and_the_audit_tail(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![event(
+        "e1",
+        T0,
+        vec![
+            item("A", "chat.postMessage", 1),
+            item("B", "chat.postMessage", 2),
+        ],
+    )])
+    .await
+    .expect("ingest");
+    s.ingest(vec![alert("a1", T0 + 100, "k1", false, &["A"])])
+        .await
+        .expect("ingest");
+    let b = head(s, "T1:B").await.id;
+    s.mark_sent(b, "CB", "1.000001", T0 + 150)
+        .await
+        .expect("sent");
+
+    assert_eq!(
+        s.recent_counts(T0 + 50).await.expect("counts"),
+        RecentCounts {
+            events_in: 1,
+            calls_out: 1
+        }
+    );
+    assert_eq!(
+        s.recent_counts(T0).await.expect("counts"),
+        RecentCounts {
+            events_in: 2,
+            calls_out: 1
+        }
+    );
+
+    let claimed = s
+        .claim_lanes("replica-1", T0 + 200, LEASE, 8)
+        .await
+        .expect("claim");
+    assert_eq!(claimed, vec!["T1:A".to_string()], "B has nothing pending");
+    let lanes = s.lanes(T0 + 200, 10).await.expect("lanes");
+    assert_eq!(
+        lanes,
+        vec![LaneView {
+            lane: "T1:A".into(),
+            pending: 2,
+            oldest_pending_at_ms: Some(T0),
+            owner: Some("replica-1".into()),
+            lease_until_ms: Some(T0 + 200 + LEASE),
+        }]
+    );
+    let later = s.lanes(T0 + 200 + LEASE, 10).await.expect("lanes");
+    assert_eq!(
+        (later[0].owner.as_deref(), later[0].pending),
+        (None, 2),
+        "a lapsed lease is no one's"
+    );
+
+    assert!(s
+        .try_lead("notify", "replica-2", T0, LEASE)
+        .await
+        .expect("lead"));
+    let leaders = s.leaders(T0 + 1).await.expect("leaders");
+    assert_eq!(
+        leaders,
+        vec![LeaderView {
+            role: "notify".into(),
+            owner: "replica-2".into(),
+            until_ms: T0 + LEASE,
+            held: true
+        }]
+    );
+    assert!(!s.leaders(T0 + LEASE).await.expect("leaders")[0].held);
+
+    let ids = |v: Vec<EventSummary>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.recent_events(None, 10).await.expect("events")),
+        ["a1", "e1"]
+    );
+    assert_eq!(
+        ids(s.recent_events(Some("api"), 1).await.expect("events")),
+        ["a1"]
+    );
+    assert!(s
+        .recent_events(Some("github"), 10)
+        .await
+        .expect("events")
+        .is_empty());
+    let e1 = &s.recent_events(None, 10).await.expect("events")[1];
+    assert_eq!(
+        (e1.body["title"].as_str(), e1.fate["kind"].as_str()),
+        (Some("event e1"), Some("queued"))
+    );
+
+    let open = s.open_alerts(10).await.expect("open alerts");
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        (
+            open[0].dedup_key.as_str(),
+            open[0].first_event_id.as_str(),
+            open[0].count
+        ),
+        ("k1", "a1", 1)
+    );
+    assert_eq!(open[0].body["title"], "event a1");
+
+    for n in 1..=3 {
+        s.record_audit(audit_entry(n, "ok")).await.expect("audit");
+    }
+    let tail: Vec<i64> = s
+        .audit_tail(2)
+        .await
+        .expect("tail")
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(tail, [3, 2], "newest first");
+    assert_eq!(s.audit_tail(10).await.expect("tail").len(), 3);
+    assert!(s.approvals(10).await.expect("approvals").is_empty());
 }

@@ -8,8 +8,8 @@ mod approvals;
 mod auth;
 mod error;
 mod ingest;
-mod ops;
-mod silences;
+pub(crate) mod ops;
+pub(crate) mod silences;
 mod sources;
 
 use std::sync::Arc;
@@ -62,7 +62,9 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(ops::routes())
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
+        .with_state(state.clone())
+        // The operator console (its own session auth, outside the API's pools: its live stream stays open).
+        .merge(crate::console::routes(state))
         .fallback_service(api)
         .layer(axum::middleware::from_fn(refuse_nul_in_uri))
 }

@@ -106,14 +106,11 @@ async fn verify_audit(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     caller.require("read")?;
-    Ok(match state.store.verify_audit().await? {
-        None => Json(json!({ "intact": true, "first_broken_id": null })).into_response(),
-        Some(id) => (
-            StatusCode::CONFLICT,
-            Json(json!({ "intact": false, "first_broken_id": id,
-                         "message": format!("the audit log is broken at record {id}: it, or the record before it, was altered or removed") })),
-        )
-            .into_response(),
+    let verdict = audit_verification(&state).await?;
+    Ok(if verdict["intact"] == json!(true) {
+        Json(verdict).into_response()
+    } else {
+        (StatusCode::CONFLICT, Json(verdict)).into_response()
     })
 }
 
@@ -138,12 +135,32 @@ async fn replay(
             ))
         }
     };
+    let replayed = replay_dead(&state, &caller.name, which, "api").await?;
+    Ok(Json(json!({ "replayed": replayed })))
+}
+
+/// Replays dead letters for `actor` (audited, `via` the API or the console) and wakes the dispatcher.
+pub(crate) async fn replay_dead(
+    state: &AppState,
+    actor: &str,
+    which: Replay,
+    via: &str,
+) -> Result<u64, ApiError> {
     let replayed = state.store.replay(which, now_ms()).await?;
     let target = replay_target(&which);
-    let detail = json!({ "replayed": replayed, "via": "api" });
-    outbox::audit(&state, &caller.name, "dlq.replay", &target, "ok", detail).await;
+    let detail = json!({ "replayed": replayed, "via": via });
+    outbox::audit(state, actor, "dlq.replay", &target, "ok", detail).await;
     if replayed > 0 {
         state.wake.notify_one();
     }
-    Ok(Json(json!({ "replayed": replayed })))
+    Ok(replayed)
+}
+
+/// The audit chain's verification as `GET /v1/audit/verify` answers it: whether it is intact, the first broken record.
+pub(crate) async fn audit_verification(state: &AppState) -> Result<Value, ApiError> {
+    Ok(match state.store.verify_audit().await? {
+        None => json!({ "intact": true, "first_broken_id": null }),
+        Some(id) => json!({ "intact": false, "first_broken_id": id,
+                            "message": format!("the audit log is broken at record {id}: it, or the record before it, was altered or removed") }),
+    })
 }

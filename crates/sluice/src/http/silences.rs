@@ -15,6 +15,7 @@ use super::{ApiError, Caller};
 use crate::outbox::audit;
 use crate::state::{now_ms, AppState};
 use sluice_domain::silence::SilenceRequest;
+use sluice_store::{NewSilence, Silence};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -46,29 +47,36 @@ async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     caller.require("silences:write")?;
-    if let Some(field) = sluice_core::nul::nul_path_in_json(&body) {
+    let silence = create_silence(&state, &caller.name, &body, "api").await?;
+    Ok((StatusCode::CREATED, Json(json!(silence))).into_response())
+}
+
+/// A silence request as `POST /v1/silences` takes it, validated (errors name the field).
+pub(crate) fn parse_request(body: &[u8], author: &str) -> Result<NewSilence, ApiError> {
+    if let Some(field) = sluice_core::nul::nul_path_in_json(body) {
         return Err(ApiError::bad_request(field, sluice_core::nul::NUL_MESSAGE));
     }
-    let req: SilenceRequest = serde_json::from_slice(&body)
+    let req: SilenceRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("body", format!("not a silence: {e}")))?;
-    let new = req
-        .validate(&caller.name, now_ms())
-        .map_err(|(field, message)| ApiError::bad_request(field, message))?;
+    req.validate(author, now_ms())
+        .map_err(|(field, message)| ApiError::bad_request(field, message))
+}
+
+/// Creates a silence for `actor` (audited, `via` the API or the console) and puts it in force at once.
+pub(crate) async fn create_silence(
+    state: &AppState,
+    actor: &str,
+    body: &[u8],
+    via: &str,
+) -> Result<Silence, ApiError> {
+    let new = parse_request(body, actor)?;
     let silence = state.store.create_silence(new, now_ms()).await?;
     let detail = json!({ "matchers": silence.matchers, "starts_at_ms": silence.starts_at_ms,
-                         "ends_at_ms": silence.ends_at_ms, "comment": silence.comment, "via": "api" });
-    audit(
-        &state,
-        &caller.name,
-        "silence.create",
-        &silence.id,
-        "ok",
-        detail,
-    )
-    .await;
+                         "ends_at_ms": silence.ends_at_ms, "comment": silence.comment, "via": via });
+    audit(state, actor, "silence.create", &silence.id, "ok", detail).await;
     state.refresh_silences(true).await?;
     tracing::info!(id = %silence.id, author = %silence.author, "silence created");
-    Ok((StatusCode::CREATED, Json(json!(silence))).into_response())
+    Ok(silence)
 }
 
 async fn expire(
@@ -77,13 +85,24 @@ async fn expire(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require("silences:write")?;
-    let via = json!({ "via": "api" });
-    if !state.store.expire_silence(&id, now_ms()).await? {
+    expire_silence(&state, &caller.name, &id, "api").await?;
+    Ok(Json(json!({ "expired": id })))
+}
+
+/// Ends silence `id` now for `actor` (audited, refused with 404 when no such silence is in force).
+pub(crate) async fn expire_silence(
+    state: &AppState,
+    actor: &str,
+    id: &str,
+    via: &str,
+) -> Result<(), ApiError> {
+    let via = json!({ "via": via });
+    if !state.store.expire_silence(id, now_ms()).await? {
         let result = "refused: no such silence in force";
-        audit(&state, &caller.name, "silence.expire", &id, result, via).await;
+        audit(state, actor, "silence.expire", id, result, via).await;
         return Err(ApiError::not_found(format!("no silence {id:?} in force")));
     }
-    audit(&state, &caller.name, "silence.expire", &id, "ok", via).await;
+    audit(state, actor, "silence.expire", id, "ok", via).await;
     state.refresh_silences(true).await?;
-    Ok(Json(json!({ "expired": id })))
+    Ok(())
 }

@@ -1,0 +1,68 @@
+//! What the operator console reads: read-only views over the store's tables, for people rather than for the
+//! pipeline (`sluice_store::ConsoleStore`).
+
+use serde::Serialize;
+
+/// Events accepted and Slack calls sent since a time, for the overview's rates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RecentCounts {
+    pub events_in: u64,
+    pub calls_out: u64,
+}
+
+/// One outbox lane: how much waits in it and who holds its lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LaneView {
+    pub lane: String,
+    pub pending: u64,
+    /// When the oldest pending item was enqueued.
+    pub oldest_pending_at_ms: Option<i64>,
+    /// The replica holding the lane's lease, while it holds it.
+    pub owner: Option<String>,
+    pub lease_until_ms: Option<i64>,
+}
+
+/// A leader role (the group flusher, the approvals' timer, …) and who holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaderView {
+    pub role: String,
+    pub owner: String,
+    pub until_ms: i64,
+    /// Whether the lease was still valid at the time asked.
+    pub held: bool,
+}
+
+/// A stored event as the search lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventSummary {
+    pub id: String,
+    pub received_at_ms: i64,
+    pub source: String,
+    pub body: serde_json::Value,
+    pub fate: serde_json::Value,
+}
+
+/// An alert that is still open, with the event it stands for now (its latest).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OpenAlert {
+    pub alert_id: i64,
+    pub dedup_key: String,
+    pub first_event_id: String,
+    pub count: u32,
+    pub last_seen_ms: i64,
+    pub body: serde_json::Value,
+}
+
+/// An approval as the console lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApprovalSummary {
+    pub id: String,
+    pub requester: String,
+    pub state: String,
+    pub channel: String,
+    pub required: u32,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub decided_at_ms: Option<i64>,
+    pub request: serde_json::Value,
+}

@@ -1,0 +1,695 @@
+//! The operator console in a real browser: Debian's Chromium, headless, driven over WebDriver (chromedriver) by
+//! fantoccini, against the real binary and the Slack simulator. One browser session walks through the console as an
+//! operator would: log in (a wrong key and a key without `admin` refused), watch the overview change live as
+//! events arrive, preview and create a silence, find an event and its deliveries, replay a dead letter, read the
+//! audit log, log out; and a cross-origin write with a valid session is refused.
+//!
+//! Without `chromium` and `chromedriver` the test says it skipped, unless `SLUICE_REQUIRE_BROWSER=1` (CI), when it
+//! fails. On failure a screenshot of the page is saved to `target/console-screenshots/`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use sluice_sim::{SimConfig, Simulator};
+
+use common::proc::*;
+
+const VIEWER_KEY: &str = "console-viewer-key";
+
+/// `chromium` and `chromedriver`, from `SLUICE_CHROMIUM` / `SLUICE_CHROMEDRIVER` or Debian's paths.
+fn browser_tools() -> Option<(PathBuf, PathBuf)> {
+    let find = |var: &str, default: &str| {
+        let path = std::env::var_os(var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(default));
+        path.is_file().then_some(path)
+    };
+    Some((
+        find("SLUICE_CHROMIUM", "/usr/bin/chromium")?,
+        find("SLUICE_CHROMEDRIVER", "/usr/bin/chromedriver")?,
+    ))
+}
+
+/// chromedriver on a free loopback port; killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_driver(chromedriver: &Path) -> Driver {
+    let port = free_port();
+    let child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn chromedriver");
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = http
+            .get(format!("{}/status", driver.url))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            return driver;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not answer on {} within 20 s",
+            driver.url
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn open_browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,1000", format!("--user-data-dir={}", profile.display())],
+        },
+    });
+    let caps = caps.as_object().cloned().unwrap_or_default();
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("start a headless Chromium session through chromedriver")
+}
+
+fn screenshot_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+        .join("console-screenshots")
+}
+
+/// The text of the element at `css` once `ok` holds for it, polling; panics with the last text seen.
+async fn wait_text(c: &Client, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = String::from("(element not found)");
+    while Instant::now() < deadline {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if let Ok(text) = e.text().await {
+                if ok(&text) {
+                    return text;
+                }
+                last = text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what} in {css:?}; last text: {last:?}");
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css:?} on the page: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("could not click {css:?}: {e}"));
+}
+
+async fn type_into(c: &Client, css: &str, text: &str) {
+    let e = c
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css:?} on the page: {e}"));
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap();
+}
+
+async fn path_of(c: &Client) -> String {
+    c.current_url().await.unwrap().path().to_string()
+}
+
+async fn get_json(url: String) -> Value {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn post_event(base: &str, e: Value) -> String {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(KEY)
+        .json(&e)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{:?}", r.text().await);
+    let v: Value = r.json().await.unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+fn audited(records: &Value, action: &str, actor: &str) -> bool {
+    records["records"].as_array().is_some_and(|rs| {
+        rs.iter()
+            .any(|r| r["action"] == action && r["actor"] == actor)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_logs_in_watches_live_silences_with_a_preview_and_replays_a_dead_letter() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        assert!(
+            std::env::var("SLUICE_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "SLUICE_REQUIRE_BROWSER=1 but chromium or chromedriver is missing: apt-get install -y chromium chromium-driver"
+        );
+        eprintln!(
+            "SKIPPED console browser test: /usr/bin/chromium or /usr/bin/chromedriver not found \
+             (apt-get install -y chromium chromium-driver, or set SLUICE_CHROMIUM / SLUICE_CHROMEDRIVER)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // A workspace as strict as Slack: `nowhere` does not exist, so a post to it is dead-lettered.
+    let sim = Simulator::new(SimConfig {
+        channels: vec!["alerts".into()],
+        ..SimConfig::default()
+    });
+    let sim_run = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    std::fs::write(dir.path().join("viewer-key"), VIEWER_KEY).unwrap();
+    let routing = r#"
+[[api_key]]
+name = "viewer"
+key_file = "viewer-key"
+scopes = ["read"]
+
+[routing]
+default = { channels = ["alerts"] }
+
+[[routing.rule]]
+name = "lost"
+match = { "labels.ch" = "nowhere" }
+channels = ["nowhere"]
+"#;
+    let cfg = write_config(dir.path(), sim_run.addr, routing);
+    let sluice = start_sluice(&cfg);
+    let base = format!("http://{}", sluice.addr);
+
+    let driver = start_driver(&chromedriver).await;
+    let profile = tempfile::tempdir().unwrap();
+    let client = open_browser(&driver, &chromium, profile.path()).await;
+
+    let scenario = tokio::spawn(walk_through(client.clone(), base.clone(), sim.clone()));
+    let outcome = scenario.await;
+    if let Err(e) = outcome {
+        let dir = screenshot_dir();
+        let _ = std::fs::create_dir_all(&dir);
+        let file = dir.join("operator-console.png");
+        match client.screenshot().await {
+            Ok(png) => match std::fs::write(&file, png) {
+                Ok(()) => eprintln!("screenshot of the failing page: {}", file.display()),
+                Err(w) => eprintln!("could not save the screenshot to {}: {w}", file.display()),
+            },
+            Err(s) => eprintln!("could not take a screenshot: {s}"),
+        }
+        let _ = client.close().await;
+        std::panic::resume_unwind(e.into_panic());
+    }
+    client.close().await.unwrap();
+}
+
+async fn walk_through(c: Client, base: String, sim: Simulator) {
+    // A post to a channel that does not exist: dead-lettered with the reason, while we log in.
+    let lost = post_event(
+        &base,
+        json!({"title": "Lost card", "severity": "warning", "status": "firing", "source": "e2e",
+               "labels": {"ch": "nowhere"}}),
+    )
+    .await;
+
+    // Logging in: the console is behind a session; a wrong key and a key without `admin` are refused.
+    c.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(
+        path_of(&c).await,
+        "/login",
+        "no session: sent to the login page"
+    );
+    type_into(&c, "#key", "not-a-key").await;
+    click(&c, "#login-submit").await;
+    wait_text(&c, "#login-error", "the refusal", |t| t.contains("refused")).await;
+    assert_eq!(path_of(&c).await, "/login");
+    type_into(&c, "#key", VIEWER_KEY).await;
+    click(&c, "#login-submit").await;
+    wait_text(&c, "#login-error", "the scope named", |t| {
+        t.contains("admin")
+    })
+    .await;
+    type_into(&c, "#key", KEY).await;
+    click(&c, "#login-submit").await;
+    wait_text(&c, "#operator", "the operator's key name", |t| t == "e2e").await;
+    assert_eq!(path_of(&c).await, "/");
+    let cookie = c.get_named_cookie("sluice_session").await.unwrap();
+    assert_eq!(cookie.http_only(), Some(true), "{cookie:?}");
+    assert_eq!(
+        format!("{:?}", cookie.same_site()),
+        "Some(Strict)",
+        "{cookie:?}"
+    );
+
+    // The overview is live: events sent now show in its count without a reload.
+    wait_text(&c, "#live-status", "the first snapshot", |t| {
+        t.starts_with("live")
+    })
+    .await;
+    let before: u64 = wait_text(&c, "#events-in", "a count", |t| t.parse::<u64>().is_ok())
+        .await
+        .parse()
+        .unwrap();
+    c.execute("window.__notReloaded = 42;", vec![])
+        .await
+        .unwrap();
+    for i in 0..5 {
+        post_event(
+            &base,
+            json!({"title": format!("Burst {i}"), "severity": "info", "status": "firing", "source": "e2e",
+                   "service": "burst"}),
+        )
+        .await;
+    }
+    let after = wait_text(&c, "#events-in", "the count to rise by 5", |t| {
+        t.parse::<u64>().is_ok_and(|n| n >= before + 5)
+    })
+    .await;
+    let marker = c
+        .execute("return window.__notReloaded;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        marker,
+        json!(42),
+        "the page updated in place ({before} → {after})"
+    );
+
+    // A silence created with a preview of the open alerts it would mute.
+    post_event(
+        &base,
+        json!({"title": "Checkout latency high", "severity": "critical", "status": "firing", "source": "e2e",
+               "service": "checkout", "dedup_key": "checkout-latency"}),
+    )
+    .await;
+    post_event(
+        &base,
+        json!({"title": "Payments errors", "severity": "warning", "status": "firing", "source": "e2e",
+               "service": "payments", "dedup_key": "payments-errors"}),
+    )
+    .await;
+    click(&c, "nav button[data-page=silences]").await;
+    type_into(&c, "#silence-matchers", "service=checkout").await;
+    type_into(&c, "#silence-comment", "checkout maintenance").await;
+    click(&c, "#silence-preview-btn").await;
+    let preview = wait_text(&c, "#silence-preview", "the matching alert", |t| {
+        t.contains("Checkout latency high")
+    })
+    .await;
+    assert!(!preview.contains("Payments errors"), "{preview}");
+    let count = wait_text(&c, "#silence-preview-count", "the count", |t| {
+        t.starts_with("1 of ")
+    })
+    .await;
+    assert!(count.ends_with(" open"), "{count}");
+    click(&c, "#silence-create-btn").await;
+    wait_text(&c, "#silence-message", "the new silence", |t| {
+        t.starts_with("Created sil_")
+    })
+    .await;
+    wait_text(&c, "#silences", "the silence listed", |t| {
+        t.contains("service=checkout") && t.contains("e2e")
+    })
+    .await;
+    let silences = get_json(format!("{base}/v1/silences")).await;
+    let list = silences["silences"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{silences}");
+    assert_eq!(list[0]["author"], "e2e");
+    assert_eq!(list[0]["comment"], "checkout maintenance");
+
+    // Events: found by service; one event's fate and deliveries.
+    click(&c, "nav button[data-page=events]").await;
+    type_into(&c, "#q-service", "checkout").await;
+    click(&c, "#event-search button[type=submit]").await;
+    let rows = wait_text(&c, "#events tbody", "the checkout alert", |t| {
+        t.contains("Checkout latency high")
+    })
+    .await;
+    assert!(!rows.contains("Payments errors"), "{rows}");
+    click(&c, "#events tbody a").await;
+    let detail = wait_text(&c, "#event-detail", "its deliveries", |t| {
+        t.contains("Deliveries") && t.contains("chat.postMessage")
+    })
+    .await;
+    assert!(detail.contains("queued → default"), "{detail}");
+    assert!(detail.contains("alerts"), "the channel: {detail}");
+
+    // A dead letter, with its reason, replayed from the console once its channel exists.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get_json(format!("{base}/v1/dead-letters")).await["dead_letters"]
+        .as_array()
+        .is_none_or(|d| d.is_empty())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the post to #nowhere was not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    click(&c, "nav button[data-page=dead]").await;
+    let row = wait_text(&c, "#dead-letters tbody", "the dead letter", |t| {
+        t.contains(&lost)
+    })
+    .await;
+    assert!(
+        row.contains("channel_not_found"),
+        "the reason is shown: {row}"
+    );
+    sim.create_channel_as_user("nowhere", false, &["U0001".into()], true)
+        .unwrap();
+    click(&c, "#dead-letters button.replay").await;
+    wait_text(&c, "#dlq-message", "the replay", |t| t == "Replayed 1.").await;
+    wait_until(
+        "the replayed card in #nowhere",
+        Duration::from_secs(20),
+        || !sim.messages("nowhere").is_empty(),
+    )
+    .await;
+    wait_text(&c, "#dead-letters tbody", "an empty list", |t| {
+        !t.contains(&lost)
+    })
+    .await;
+
+    // The audit log names the operator for each write, and its chain verifies.
+    click(&c, "nav button[data-page=audit]").await;
+    wait_text(&c, "#audit-verify", "the verification", |t| t == "intact").await;
+    let log = wait_text(&c, "#audit tbody", "the writes", |t| {
+        t.contains("dlq.replay") && t.contains("silence.create")
+    })
+    .await;
+    assert!(log.contains("e2e"), "{log}");
+    let audit = get_json(format!("{base}/v1/audit")).await;
+    for action in ["console.login", "silence.create", "dlq.replay"] {
+        assert!(audited(&audit, action, "e2e"), "{action} by e2e: {audit}");
+    }
+
+    // A write from another origin is refused even with the session cookie and its CSRF token.
+    let http = reqwest::Client::new();
+    let session = format!("sluice_session={}", cookie.value());
+    let me: Value = http
+        .get(format!("{base}/console/api/session"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let csrf = me["csrf"].as_str().unwrap().to_string();
+    let body = json!({"matchers": ["service=payments"], "duration": "1h"});
+    let foreign = http
+        .post(format!("{base}/console/api/silences"))
+        .header("cookie", &session)
+        .header("x-csrf-token", &csrf)
+        .header("origin", "http://evil.example")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    let v: Value = foreign.json().await.unwrap();
+    assert_eq!(v["error"], "cross_origin", "{v}");
+    let no_token = http
+        .post(format!("{base}/console/api/silences"))
+        .header("cookie", &session)
+        .header("origin", &base)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status(), 403, "a write without the CSRF token");
+    assert_eq!(
+        get_json(format!("{base}/v1/silences")).await["silences"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "neither refused write created a silence"
+    );
+
+    // Logging out ends the session on the server.
+    click(&c, "#logout").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while path_of(&c).await != "/login" {
+        assert!(Instant::now() < deadline, "logout did not lead to /login");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gone = http
+        .get(format!("{base}/console/api/session"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 401, "the old cookie opens nothing");
+}
+
+// ---- The console's sessions and write checks, called without a socket (these need no browser). ----
+
+mod without_a_browser {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::Router;
+    use http_body_util::BodyExt;
+    use serde_json::{json, Value};
+    use tower::ServiceExt;
+
+    use super::common;
+
+    struct Answer {
+        status: StatusCode,
+        headers: axum::http::HeaderMap,
+        body: String,
+    }
+
+    async fn call(router: &Router, req: Request<Body>) -> Answer {
+        let resp = router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    fn login(key: &str) -> Request<Body> {
+        Request::post("/login")
+            .header("host", "127.0.0.1:8080")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(format!("key={key}")))
+            .unwrap()
+    }
+
+    /// Logs in with the admin key: the session cookie and its CSRF token.
+    async fn session(router: &Router) -> (String, String) {
+        let a = call(router, login(common::KEY)).await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+        let set = a.headers["set-cookie"].to_str().unwrap().to_string();
+        let cookie = set.split(';').next().unwrap().to_string();
+        let me = call(
+            router,
+            Request::get("/console/api/session")
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        let v: Value = serde_json::from_str(&me.body).unwrap();
+        assert_eq!(v["operator"], "ci");
+        (cookie, v["csrf"].as_str().unwrap().to_string())
+    }
+
+    #[tokio::test]
+    async fn only_an_admin_key_opens_a_session_and_its_cookie_is_http_only_and_strict() {
+        let dir = tempfile::tempdir().unwrap();
+        let router = sluice::http::app(common::state(dir.path(), "").await);
+
+        let home = call(&router, Request::get("/").body(Body::empty()).unwrap()).await;
+        assert_eq!(home.status, StatusCode::SEE_OTHER);
+        assert_eq!(home.headers["location"], "/login");
+        let api = call(
+            &router,
+            Request::get("/console/api/overview")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(api.status, StatusCode::UNAUTHORIZED, "{}", api.body);
+        assert!(api.body.contains("/login"), "{}", api.body);
+
+        let wrong = call(&router, login("nope")).await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+        assert!(
+            wrong.body.contains("That key was refused"),
+            "{}",
+            wrong.body
+        );
+        assert!(wrong.headers.get("set-cookie").is_none());
+        let read_only = call(&router, login(common::READ_ONLY_KEY)).await;
+        assert_eq!(read_only.status, StatusCode::FORBIDDEN);
+        assert!(
+            read_only.body.contains("\"admin\" scope"),
+            "{}",
+            read_only.body
+        );
+
+        let ok = call(&router, login(common::KEY)).await;
+        assert_eq!(ok.status, StatusCode::SEE_OTHER);
+        let set = ok.headers["set-cookie"].to_str().unwrap();
+        for part in ["sluice_session=", "HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(set.contains(part), "{set}");
+        }
+        assert!(!set.contains("Secure"), "plain HTTP on loopback: {set}");
+        let mut behind_tls = login(common::KEY);
+        behind_tls
+            .headers_mut()
+            .insert("x-forwarded-proto", "https".parse().unwrap());
+        let tls = call(&router, behind_tls).await;
+        assert!(tls.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Secure"));
+
+        let (cookie, _) = session(&router).await;
+        let overview = call(
+            &router,
+            Request::get("/console/api/overview")
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(overview.status, StatusCode::OK, "{}", overview.body);
+        let v: Value = serde_json::from_str(&overview.body).unwrap();
+        for field in [
+            "events_in",
+            "calls_out",
+            "outbox",
+            "lanes",
+            "storms",
+            "replicas",
+            "dead_letters",
+        ] {
+            assert!(!v[field].is_null(), "{field} in {v}");
+        }
+        let page = call(
+            &router,
+            Request::get("/")
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("/console/assets/app.js"));
+        assert!(page.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'"));
+    }
+
+    #[tokio::test]
+    async fn a_console_write_needs_its_origin_and_the_sessions_csrf_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = common::state(dir.path(), "").await;
+        let router = sluice::http::app(state.clone());
+        let (cookie, csrf) = session(&router).await;
+        let silence = json!({"matchers": ["service=checkout"], "duration": "1h"}).to_string();
+        let post = |origin: Option<&str>, token: Option<&str>| {
+            let mut r = Request::post("/console/api/silences")
+                .header("host", "127.0.0.1:8080")
+                .header("cookie", &cookie)
+                .header("content-type", "application/json");
+            if let Some(o) = origin {
+                r = r.header("origin", o);
+            }
+            if let Some(t) = token {
+                r = r.header("x-csrf-token", t);
+            }
+            r.body(Body::from(silence.clone())).unwrap()
+        };
+        let cases = [
+            (
+                Some("http://evil.example"),
+                Some(csrf.as_str()),
+                "cross_origin",
+            ),
+            (Some("http://127.0.0.1:8080"), None, "csrf"),
+            (Some("http://127.0.0.1:8080"), Some("0000"), "csrf"),
+        ];
+        for (origin, token, code) in cases {
+            let a = call(&router, post(origin, token)).await;
+            assert_eq!(
+                a.status,
+                StatusCode::FORBIDDEN,
+                "{origin:?} {token:?}: {}",
+                a.body
+            );
+            let v: Value = serde_json::from_str(&a.body).unwrap();
+            assert_eq!(v["error"], code, "{v}");
+        }
+        assert!(state.store.silences(true, 0).await.unwrap().is_empty());
+
+        let ok = call(&router, post(Some("http://127.0.0.1:8080"), Some(&csrf))).await;
+        assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+        let bad = call(
+            &router,
+            Request::post("/console/api/silences/preview")
+                .header("cookie", &cookie)
+                .header("x-csrf-token", &csrf)
+                .body(Body::from(
+                    r#"{"matchers": ["service=~("], "duration": "1h"}"#,
+                ))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+        assert!(
+            bad.body.contains("matchers[0]"),
+            "the field is named: {}",
+            bad.body
+        );
+        let audit = state.store.audit(0, 100).await.unwrap();
+        assert!(
+            audit.iter().any(|r| r.action == "silence.create"
+                && r.actor == "ci"
+                && r.detail["via"] == "console"),
+            "{audit:?}"
+        );
+    }
+}

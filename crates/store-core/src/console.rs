@@ -1,0 +1,36 @@
+//! What the operator console reads ([`ConsoleStore`]; the types are `sluice-model`'s). Read-only views for people:
+//! nothing here is on the pipeline's path, and every verb is bounded.
+
+use crate::{
+    ApprovalSummary, AuditRecord, EventSummary, LaneView, LeaderView, OpenAlert, RecentCounts,
+    StoreError,
+};
+
+/// The console's read verbs. Every [`crate::Store`] has them.
+#[async_trait::async_trait]
+pub trait ConsoleStore: Send + Sync {
+    /// Events accepted and Slack calls sent at or after `since_ms`.
+    async fn recent_counts(&self, since_ms: i64) -> Result<RecentCounts, StoreError>;
+
+    /// Lanes with pending items or a lease in force at `now_ms`, by name, at most `limit`.
+    async fn lanes(&self, now_ms: i64, limit: usize) -> Result<Vec<LaneView>, StoreError>;
+
+    /// Every leader role and who holds (or last held) it.
+    async fn leaders(&self, now_ms: i64) -> Result<Vec<LeaderView>, StoreError>;
+
+    /// The latest events, newest first, from `source` only when given.
+    async fn recent_events(
+        &self,
+        source: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<EventSummary>, StoreError>;
+
+    /// Open alerts, most recently seen first, with their latest event.
+    async fn open_alerts(&self, limit: usize) -> Result<Vec<OpenAlert>, StoreError>;
+
+    /// The latest `limit` audit records, newest first.
+    async fn audit_tail(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Pending approvals, then the latest decided ones.
+    async fn approvals(&self, limit: usize) -> Result<Vec<ApprovalSummary>, StoreError>;
+}

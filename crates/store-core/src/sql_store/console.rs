@@ -1,0 +1,135 @@
+//! The [`ConsoleStore`] verbs of [`SqlStore`], written once for both backends.
+
+use super::{audit_page, count, limit, parse_json, SqlStore};
+use crate::console::ConsoleStore;
+use crate::db::{args, Backend, Row};
+use crate::sql::console as q;
+use crate::{
+    ApprovalSummary, AuditRecord, EventSummary, LaneView, LeaderView, OpenAlert, RecentCounts,
+    StoreError,
+};
+
+fn json_col(r: &Row, col: &str) -> Result<serde_json::Value, StoreError> {
+    let text: String = r.get(col)?;
+    parse_json(col, &text)
+}
+
+#[async_trait::async_trait]
+impl<B: Backend> ConsoleStore for SqlStore<B> {
+    async fn recent_counts(&self, since_ms: i64) -> Result<RecentCounts, StoreError> {
+        let mut c = self.backend.read().await?;
+        let r = c.one(&q::RECENT_COUNTS, args![since_ms]).await?;
+        Ok(RecentCounts {
+            events_in: r.get::<i64>("events_in")?.max(0) as u64,
+            calls_out: r.get::<i64>("calls_out")?.max(0) as u64,
+        })
+    }
+
+    async fn lanes(&self, now_ms: i64, max: usize) -> Result<Vec<LaneView>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(&q::LANES, args![now_ms, limit(max)])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(LaneView {
+                    lane: r.get("lane")?,
+                    pending: r.get::<i64>("pending")?.max(0) as u64,
+                    oldest_pending_at_ms: r.get("oldest")?,
+                    owner: r.get("owner")?,
+                    lease_until_ms: r.get("lease_until_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn leaders(&self, now_ms: i64) -> Result<Vec<LeaderView>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(&q::LEADERS, &[])
+            .await?
+            .iter()
+            .map(|r| {
+                let until_ms: i64 = r.get("until_ms")?;
+                Ok(LeaderView {
+                    role: r.get("role")?,
+                    owner: r.get("owner")?,
+                    until_ms,
+                    held: until_ms > now_ms,
+                })
+            })
+            .collect()
+    }
+
+    async fn recent_events(
+        &self,
+        source: Option<&str>,
+        max: usize,
+    ) -> Result<Vec<EventSummary>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(
+            &q::RECENT_EVENTS,
+            args![source.unwrap_or_default(), limit(max)],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(EventSummary {
+                id: r.get("id")?,
+                received_at_ms: r.get("received_at_ms")?,
+                source: r.get("source")?,
+                body: json_col(r, "body")?,
+                fate: json_col(r, "fate")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn open_alerts(&self, max: usize) -> Result<Vec<OpenAlert>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(&q::OPEN_ALERTS, args![limit(max)])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(OpenAlert {
+                    alert_id: r.get("id")?,
+                    dedup_key: r.get("dedup_key")?,
+                    first_event_id: r.get("first_event_id")?,
+                    count: count(r.get("count")?),
+                    last_seen_ms: r.get("last_seen_ms")?,
+                    body: json_col(r, "body")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn audit_tail(&self, max: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut c = self.backend.read().await?;
+        let head = c.one(&crate::sql::audit::HEAD, &[]).await?;
+        let last_id: i64 = head.get(0)?;
+        // Ids run 1, 2, 3, … without gaps, so the tail starts `max` before the head.
+        let since = last_id.saturating_sub(limit(max)).max(0);
+        let mut page = audit_page(&mut *c, since, last_id, max).await?;
+        page.reverse();
+        Ok(page)
+    }
+
+    async fn approvals(&self, max: usize) -> Result<Vec<ApprovalSummary>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(&q::APPROVALS, args![limit(max)])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(ApprovalSummary {
+                    id: r.get("id")?,
+                    requester: r.get("requester")?,
+                    state: r.get("state")?,
+                    channel: r.get("channel")?,
+                    required: u32::try_from(r.get::<i64>("required")?).unwrap_or(1),
+                    created_at_ms: r.get("created_at_ms")?,
+                    expires_at_ms: r.get("expires_at_ms")?,
+                    decided_at_ms: r.get("decided_at_ms")?,
+                    request: json_col(r, "request")?,
+                })
+            })
+            .collect()
+    }
+}
