@@ -7,7 +7,9 @@
 
 pub mod alert;
 mod approval;
+mod chatops;
 mod model;
 
 pub use approval::*;
+pub use chatops::*;
 pub use model::*;

@@ -21,7 +21,9 @@ use sluice_slack_wire::secret::Secret;
 use toml::Spanned;
 
 mod approvals;
+pub mod commands;
 pub use approvals::ApprovalsConfig;
+pub use commands::ChatopsConfig;
 
 /// The file as written. Every table denies unknown keys so that a typo is an error, not a
 /// silently ignored setting.
@@ -56,6 +58,17 @@ pub struct RawConfig {
     /// Template name → minijinja source, or `{ file = "path" }`.
     #[serde(default)]
     pub templates: BTreeMap<String, Spanned<TemplateSource>>,
+    /// `[[command]]`, `[[rotation]]`, `[[schedule]]`: ChatOps, checked in `config/commands.rs`.
+    #[serde(default, rename = "command")]
+    pub commands: Vec<Spanned<commands::RawCommand>>,
+    #[serde(default, rename = "rotation")]
+    pub rotations: Vec<Spanned<commands::RawRotation>>,
+    #[serde(default, rename = "schedule")]
+    pub schedules: Vec<Spanned<commands::RawSchedule>>,
+    // MERGE: `[[action]]` belongs to the actions branch (config/actions.rs); until it lands the tables are accepted
+    // as written and not checked, so the example config parses. Replace with that branch's raw type.
+    #[serde(default, rename = "action")]
+    pub action_tables: Vec<toml::Value>,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -518,6 +531,8 @@ pub struct Config {
     pub actions: ActionsConfig,
     /// `[approvals]` and the outgoing calls' secret and allowed addresses.
     pub approvals: ApprovalsConfig,
+    /// `[[command]]`, `[[rotation]]` and `[[schedule]]`.
+    pub chatops: ChatopsConfig,
     pub dispatch: DispatchConfig,
     pub dedup: DedupConfig,
     pub api_keys: Vec<ApiKey>,
@@ -767,6 +782,13 @@ impl Config {
         }
         let actions = check_actions(&raw.actions, &mut p);
         let approvals = approvals::check(&raw.approvals, &raw.actions, base, env, &mut p);
+        let chatops = commands::check(
+            &raw.commands,
+            &raw.rotations,
+            &raw.schedules,
+            &approvals,
+            &mut p,
+        );
 
         if let Err(e) = url::Url::parse(&raw.slack.api_base) {
             p(
@@ -1080,6 +1102,7 @@ impl Config {
                 app_token,
                 actions,
                 approvals,
+                chatops,
                 dispatch: raw.dispatch,
                 dedup: raw.dedup,
                 api_keys,

@@ -19,6 +19,7 @@
 mod alerting;
 mod approval;
 mod audit;
+mod chatops;
 mod coord;
 pub mod db;
 mod error;
@@ -30,6 +31,7 @@ mod sql;
 mod sql_store;
 
 pub use approval::*;
+pub use chatops::ChatopsStore;
 pub use error::StoreError;
 /// The types that cross the trait live in `sluice-model`, beneath the store and the domain, with the alert lifecycle
 /// ([`alert::decide`]) that ingest calls.
@@ -38,7 +40,7 @@ pub use sql_store::SqlStore;
 
 /// The storage verbs Sluice needs. Implemented by the SQLite and PostgreSQL backends; obtain one with `sluice_store::open`.
 #[async_trait::async_trait]
-pub trait Store: ApprovalStore + Send + Sync + 'static {
+pub trait Store: ApprovalStore + ChatopsStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
 

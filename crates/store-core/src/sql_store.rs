@@ -6,6 +6,7 @@
 //! advisory locks on dedup and group keys; SQLite has a single writer and locks nothing).
 
 mod approvals;
+mod chatops;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 

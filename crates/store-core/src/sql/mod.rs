@@ -14,6 +14,7 @@
 pub(crate) mod alerts;
 pub(crate) mod approvals;
 pub(crate) mod audit;
+pub(crate) mod chatops;
 pub(crate) mod coordination;
 pub(crate) mod groups;
 pub(crate) mod outbox;
