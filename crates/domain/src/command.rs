@@ -319,7 +319,8 @@ mod tests {
     #[test]
     fn parse_reports_with_the_usage() {
         let cmd = deploy();
-        let table: [(&str, Result<Vec<(&str, ArgValue)>, &str>); 5] = [
+        type Want = Result<Vec<(&'static str, ArgValue)>, &'static str>;
+        let table: [(&str, Want); 5] = [
             (
                 "checkout staging",
                 Ok(vec![("env", text("staging")), ("service", text("checkout"))]),

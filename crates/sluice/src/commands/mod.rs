@@ -101,7 +101,15 @@ pub async fn slash_command(
         "ack" => match builtins::ack(state, commands, slash, rest, &ctx).await? {
             // Answered through the response_url by the alert action's path, which audits the decision itself.
             None => {
-                audit(state, user, &action, rest, "ok", detail).await;
+                audit(
+                    state,
+                    user,
+                    &action,
+                    rest,
+                    "handled: the decision is audited as alert.ack",
+                    detail,
+                )
+                .await;
                 return Ok(None);
             }
             Some(answer) => answer,
