@@ -1,13 +1,14 @@
 //! ChatOps as the store keeps it: its verbs ([`ChatopsStore`]; the types are `sluice-model`'s). Each scheduled
 //! minute is claimed once across replicas (a unique row), and the reads `status`, `ack` and scheduled reports need.
 
-use crate::{OpenAlert, PeriodStats, RecentEvent, StoreError};
+use crate::{NewOutboxItem, OpenAlert, PeriodStats, RecentEvent, StoreError};
 
 /// The ChatOps verbs. Every [`crate::Store`] has them.
 #[async_trait::async_trait]
 pub trait ChatopsStore: Send + Sync {
-    /// Claims `(schedule, due_ms)` with `outcome` (`"run"` or `"skipped"`). `true` for exactly one caller, however
-    /// many replicas try at once; `false` when it was claimed before.
+    /// Claims `(schedule, due_ms)` with `outcome` (`"run"` or `"skipped"`) and enqueues `post` (the report) in the
+    /// same transaction, so a minute is claimed if and only if its report is in the outbox. `true` for exactly one
+    /// caller, however many replicas try at once; `false` (nothing written) when it was claimed before.
     async fn claim_schedule_run(
         &self,
         schedule: &str,
@@ -15,6 +16,7 @@ pub trait ChatopsStore: Send + Sync {
         outcome: &str,
         owner: &str,
         now_ms: i64,
+        post: Option<NewOutboxItem>,
     ) -> Result<bool, StoreError>;
 
     /// The latest minute claimed for `schedule`, `None` if it never ran.

@@ -4511,25 +4511,29 @@ async fn a_scheduled_minute_is_claimed_once_across_replicas(ctx: Ctx) {
     let s = &ctx.store;
     assert_eq!(s.last_schedule_run("morning").await.expect("last"), None);
     let other = ctx.replica().await;
+    let post = || Some(item("ops", "chat.postMessage", 1));
     let (a, b) = tokio::join!(
-        s.claim_schedule_run("morning", T0, "run", "r1", T0 + 5),
-        other.claim_schedule_run("morning", T0, "run", "r2", T0 + 6),
+        s.claim_schedule_run("morning", T0, "run", "r1", T0 + 5, post()),
+        other.claim_schedule_run("morning", T0, "run", "r2", T0 + 6, post()),
     );
     let won = [a.expect("claim"), b.expect("claim")];
     assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
-    // Another minute, another schedule: each its own.
+    // The winner's report is in the outbox, once; the loser wrote nothing.
+    assert_eq!(s.lane_items("T1:ops", 10).await.expect("items").len(), 1);
+    // Another minute, another schedule: each its own; a skipped minute posts nothing.
     assert!(s
-        .claim_schedule_run("morning", T0 + 60_000, "skipped", "r1", T0 + 60_001)
+        .claim_schedule_run("morning", T0 + 60_000, "skipped", "r1", T0 + 60_001, None)
         .await
         .expect("claim"));
     assert!(s
-        .claim_schedule_run("evening", T0, "run", "r1", T0)
+        .claim_schedule_run("evening", T0, "run", "r1", T0, post())
         .await
         .expect("claim"));
     assert!(!other
-        .claim_schedule_run("morning", T0 + 60_000, "run", "r2", T0 + 60_002)
+        .claim_schedule_run("morning", T0 + 60_000, "run", "r2", T0 + 60_002, post())
         .await
         .expect("claim"));
+    assert_eq!(s.lane_items("T1:ops", 10).await.expect("items").len(), 2);
     assert_eq!(
         s.last_schedule_run("morning").await.expect("last"),
         Some(T0 + 60_000)

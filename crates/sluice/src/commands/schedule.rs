@@ -1,9 +1,9 @@
 //! The schedule timer: one leader (the `schedules` lease) asks, every second and for each `[[schedule]]`, which cron
 //! minute is due (`sluice_domain::schedule::plan`, from the last minute claimed in the database and the ChatOps
-//! clock), claims that minute in the database (a unique row: one replica wins it even if two lead at once across a
-//! lease hand-over), and runs the report: Sluice's own statistics and/or an allow-listed JSON endpoint, rendered with
-//! the schedule's minijinja template and posted through the outbox. A minute missed while Sluice was down runs once
-//! or is recorded as skipped, as the schedule says. Every run and skip is audited (`schedule.run`, `schedule.skip`).
+//! clock), and claims that minute in the database (a unique row: one replica wins it even if two lead at once across
+//! a lease hand-over) together with its report in the outbox, in one transaction: Sluice's own statistics and/or an
+//! allow-listed JSON endpoint, rendered with the schedule's minijinja template. A minute missed while Sluice was
+//! down runs once or is recorded as skipped, as the schedule says. Every run and skip is audited (`schedule.run`, `schedule.skip`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,12 +14,11 @@ use serde_json::{json, Value};
 use sluice_domain::outbox::outbox_item;
 use sluice_domain::outgoing::Origin;
 use sluice_domain::schedule::plan;
-use sluice_inbound::{Outbox, Writes};
 use tokio::sync::watch;
 
 use super::clock;
 use crate::config::commands::ScheduleConfig;
-use crate::outbox::{audit, HandlerOutbox};
+use crate::outbox::audit;
 use crate::state::{now_ms, AppState};
 
 const TICK: Duration = Duration::from_secs(1);
@@ -87,52 +86,46 @@ async fn tick(
     let Some(p) = plan(&s.cron, s.missed, last, now) else {
         return Ok(());
     };
-    let outcome = if p.run { "run" } else { "skipped" };
+    let due = local(s.cron.time_zone, p.due_ms);
+    let mut detail =
+        json!({ "due": due, "due_ms": p.due_ms, "missed": p.missed, "channel": s.channel });
+    if !p.run {
+        let claimed = state
+            .store
+            .claim_schedule_run(&s.name, p.due_ms, "skipped", owner, now_ms(), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        if claimed {
+            let why = "skipped: missed while Sluice was down";
+            audit(state, ACTOR, "schedule.skip", &s.name, why, detail).await;
+        }
+        return Ok(());
+    }
+    // Rendered before the claim: the claim and the post are one transaction, so a minute is claimed exactly when its
+    // report is in the outbox. A report that cannot be rendered is posted as the error, not lost.
+    let (text, result) = match report(state, http, s, p.due_ms, now, &due).await {
+        Ok(text) => (text, "ok".to_string()),
+        Err(e) => (
+            format!("*{}*: the report could not be made: {e}", s.name),
+            format!("error: {e}"),
+        ),
+    };
+    let args = json!({ "channel": s.channel, "text": text });
+    let post = outbox_item(
+        &state.config.slack.team_id,
+        &s.channel,
+        "chat.postMessage",
+        args,
+    );
     let claimed = state
         .store
-        .claim_schedule_run(&s.name, p.due_ms, outcome, owner, now_ms())
+        .claim_schedule_run(&s.name, p.due_ms, "run", owner, now_ms(), Some(post))
         .await
         .map_err(|e| e.to_string())?;
     if !claimed {
         return Ok(());
     }
-    let due = local(s.cron.time_zone, p.due_ms);
-    let mut detail =
-        json!({ "due": due, "due_ms": p.due_ms, "missed": p.missed, "channel": s.channel });
-    if !p.run {
-        audit(
-            state,
-            ACTOR,
-            "schedule.skip",
-            &s.name,
-            "skipped: missed while Sluice was down",
-            detail,
-        )
-        .await;
-        return Ok(());
-    }
-    let result = match report(state, http, s, p.due_ms, now, &due).await {
-        Ok(text) => {
-            let args = json!({ "channel": s.channel, "text": text });
-            let item = outbox_item(
-                &state.config.slack.team_id,
-                &s.channel,
-                "chat.postMessage",
-                args,
-            );
-            let writes = Writes {
-                what: format!("schedule:{}", s.name),
-                detail: json!({ "actor": ACTOR, "schedule": s.name, "due_ms": p.due_ms }),
-                items: vec![item],
-                follow_up: None,
-            };
-            match HandlerOutbox(state.clone()).commit(writes).await {
-                Ok(()) => "ok".to_string(),
-                Err(e) => format!("error: not enqueued: {e}"),
-            }
-        }
-        Err(e) => format!("error: {e}"),
-    };
+    state.wake.notify_one();
     detail["late"] = json!(p.missed > 0);
     audit(state, ACTOR, "schedule.run", &s.name, &result, detail).await;
     Ok(())

@@ -13,7 +13,7 @@ use crate::{
 
 /// Inserts an outbox item for approval `approval_id` (its id is the item's event id, so dead letters name it),
 /// linked to `ref_item` when given.
-async fn insert_item(
+pub(super) async fn insert_item(
     c: &mut dyn Conn,
     approval_id: &str,
     item: &NewOutboxItem,

@@ -1,12 +1,13 @@
 //! The [`ChatopsStore`] verbs of [`SqlStore`], written once for both backends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::{limit, parse_json, SqlStore};
+use super::approvals::insert_item;
+use super::{limit, parse_json, refresh_lanes, SqlStore};
 use crate::chatops::ChatopsStore;
 use crate::db::{args, Backend, Row};
 use crate::sql::chatops as q;
-use crate::{Fate, OpenAlert, PeriodStats, RecentEvent, StoreError};
+use crate::{Fate, NewOutboxItem, OpenAlert, PeriodStats, RecentEvent, StoreError};
 
 /// How many events of a period the noisiest lists read at most.
 const SAMPLE: usize = 50_000;
@@ -40,8 +41,11 @@ impl<B: Backend> ChatopsStore for SqlStore<B> {
         outcome: &str,
         owner: &str,
         now_ms: i64,
+        post: Option<NewOutboxItem>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.backend.begin().await?;
+        let lanes: BTreeSet<String> = post.iter().map(|p| p.lane.clone()).collect();
+        self.backend.lock_lanes(tx.conn(), &lanes).await?;
         let row = tx
             .conn()
             .opt(
@@ -49,8 +53,18 @@ impl<B: Backend> ChatopsStore for SqlStore<B> {
                 args![schedule, due_ms, outcome, owner, now_ms],
             )
             .await?;
+        if row.is_none() {
+            // Claimed before (by this replica or another): nothing is written.
+            return Ok(false);
+        }
+        if let Some(item) = &post {
+            // The item's event id names the run, so dead letters and the console say which report it was.
+            let run = format!("sched:{schedule}:{due_ms}");
+            insert_item(tx.conn(), &run, item, None, now_ms).await?;
+            refresh_lanes(tx.conn(), &lanes).await?;
+        }
         tx.commit().await?;
-        Ok(row.is_some())
+        Ok(true)
     }
 
     async fn last_schedule_run(&self, schedule: &str) -> Result<Option<i64>, StoreError> {
