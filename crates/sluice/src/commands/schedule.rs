@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use sluice_domain::outbox::outbox_item;
 use sluice_domain::outgoing::Origin;
 use sluice_domain::schedule::plan;
+use sluice_slack_wire::blocks::escape_mrkdwn;
 use tokio::sync::watch;
 
 use super::clock;
@@ -131,6 +132,20 @@ async fn tick(
     Ok(())
 }
 
+/// Every string in outside JSON mrkdwn-escaped, so an endpoint's `<!channel>` cannot ping anyone.
+fn escaped(v: Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(escape_mrkdwn(&s)),
+        Value::Array(a) => Value::Array(a.into_iter().map(escaped).collect()),
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| (escape_mrkdwn(&k), escaped(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 fn local(tz: Tz, ms: i64) -> String {
     Utc.timestamp_millis_opt(ms)
         .single()
@@ -158,7 +173,7 @@ async fn report(
             .map_err(|e| format!("statistics: {e}"))?;
         let pairs = |v: &[(String, i64)]| -> Vec<Value> {
             v.iter()
-                .map(|(name, count)| json!({ "name": name, "count": count }))
+                .map(|(name, count)| json!({ "name": escape_mrkdwn(name), "count": count }))
                 .collect()
         };
         json!({
@@ -173,7 +188,7 @@ async fn report(
     };
     let (data, fetch_error) = match &s.url {
         Some(url) => match fetch(state, http, url, s.timeout_ms).await {
-            Ok(v) => (v, None),
+            Ok(v) => (escaped(v), None),
             Err(e) => (Value::Null, Some(e)),
         },
         None => (Value::Null, None),
@@ -221,4 +236,18 @@ async fn fetch(
     r.json::<Value>()
         .await
         .map_err(|_| format!("{url} did not answer with JSON"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_json_is_escaped_everywhere() {
+        let v = json!({ "<!channel>": ["a & b", { "n": 3, "t": "<@U1>" }], "ok": true });
+        assert_eq!(
+            escaped(v),
+            json!({ "&lt;!channel&gt;": ["a &amp; b", { "n": 3, "t": "&lt;@U1&gt;" }], "ok": true })
+        );
+    }
 }
