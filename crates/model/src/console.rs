@@ -42,17 +42,6 @@ pub struct EventSummary {
     pub fate: serde_json::Value,
 }
 
-/// An alert that is still open, with the event it stands for now (its latest).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OpenAlert {
-    pub alert_id: i64,
-    pub dedup_key: String,
-    pub first_event_id: String,
-    pub count: u32,
-    pub last_seen_ms: i64,
-    pub body: serde_json::Value,
-}
-
 /// An approval as the console lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApprovalSummary {

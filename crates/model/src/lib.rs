@@ -8,10 +8,12 @@
 pub mod action;
 pub mod alert;
 mod approval;
+mod chatops;
 mod console;
 mod model;
 
 pub use action::{ActionRunRecord, NewActionRun};
 pub use approval::*;
+pub use chatops::*;
 pub use console::*;
 pub use model::*;

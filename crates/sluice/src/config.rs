@@ -22,7 +22,9 @@ use toml::Spanned;
 
 pub mod actions;
 mod approvals;
+pub mod commands;
 pub use approvals::ApprovalsConfig;
+pub use commands::ChatopsConfig;
 
 /// The file as written. Every table denies unknown keys so that a typo is an error, not a
 /// silently ignored setting.
@@ -60,6 +62,13 @@ pub struct RawConfig {
     /// Template name → minijinja source, or `{ file = "path" }`.
     #[serde(default)]
     pub templates: BTreeMap<String, Spanned<TemplateSource>>,
+    /// `[[command]]`, `[[rotation]]`, `[[schedule]]`: ChatOps, checked in `config/commands.rs`.
+    #[serde(default, rename = "command")]
+    pub commands: Vec<Spanned<commands::RawCommand>>,
+    #[serde(default, rename = "rotation")]
+    pub rotations: Vec<Spanned<commands::RawRotation>>,
+    #[serde(default, rename = "schedule")]
+    pub schedules: Vec<Spanned<commands::RawSchedule>>,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -524,6 +533,8 @@ pub struct Config {
     pub approvals: ApprovalsConfig,
     /// `[[action]]`s by name, their templates compiled.
     pub action_defs: std::sync::Arc<actions::Actions>,
+    /// `[[command]]`, `[[rotation]]` and `[[schedule]]`.
+    pub chatops: ChatopsConfig,
     pub dispatch: DispatchConfig,
     pub dedup: DedupConfig,
     pub api_keys: Vec<ApiKey>,
@@ -778,6 +789,14 @@ impl Config {
         let (action_defs, action_buttons) =
             actions::check(&raw.action_defs, base, env, signed, &mut p);
         approvals.action_origins = action_defs.origins();
+        let chatops = commands::check(
+            &raw.commands,
+            &raw.rotations,
+            &raw.schedules,
+            &approvals,
+            &action_defs,
+            &mut p,
+        );
 
         if let Err(e) = url::Url::parse(&raw.slack.api_base) {
             p(
@@ -1095,6 +1114,7 @@ impl Config {
                 actions,
                 approvals,
                 action_defs,
+                chatops,
                 dispatch: raw.dispatch,
                 dedup: raw.dedup,
                 api_keys,

@@ -31,6 +31,11 @@ impl OnceStore for StoreOnce {
 pub fn registry(state: Arc<AppState>, permissions: Arc<Permissions>, command: &str) -> Registry {
     let mut r = Registry::new();
     let permissions_slack = permissions.slack().clone();
+    let commands = Arc::new(commands::Commands::new(
+        &state,
+        permissions.clone(),
+        permissions_slack.clone(),
+    ));
     for verb in Verb::ALL {
         let (state, permissions) = (state.clone(), permissions.clone());
         r.action(action_id(verb), move |ctx: Ctx<ActionPayload>| {
@@ -47,8 +52,8 @@ pub fn registry(state: Arc<AppState>, permissions: Arc<Permissions>, command: &s
     crate::actions::register(&mut r, state.clone(), permissions.clone());
     let s = state.clone();
     r.command(command, move |ctx: Ctx<SlashCommand>| {
-        let s = s.clone();
-        async move { commands::slash_command(&s, ctx).await }
+        let (s, c) = (s.clone(), commands.clone());
+        async move { commands::slash_command(&s, &c, ctx).await }
     });
     let s = state;
     r.event("app_mention", move |ctx: Ctx<EventCallback>| {

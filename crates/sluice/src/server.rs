@@ -120,6 +120,13 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         rx.clone(),
     )));
 
+    // Scheduled reports: one leader claims each due minute in the database.
+    tasks.push(tokio::spawn(crate::commands::schedule::run_schedules(
+        state.clone(),
+        dispatcher_owner.clone(),
+        rx.clone(),
+    )));
+
     let mut app = crate::http::app(state.clone());
     if let Some(secret) = state.config.signing_secret.clone() {
         let permissions = Arc::new(Permissions::new(&state.config.actions, slack.clone()));

@@ -2,8 +2,7 @@
 //! nothing here is on the pipeline's path, and every verb is bounded.
 
 use crate::{
-    ApprovalSummary, AuditRecord, EventSummary, LaneView, LeaderView, OpenAlert, RecentCounts,
-    StoreError,
+    ApprovalSummary, AuditRecord, EventSummary, LaneView, LeaderView, RecentCounts, StoreError,
 };
 
 /// The console's read verbs. Every [`crate::Store`] has them.
@@ -24,9 +23,6 @@ pub trait ConsoleStore: Send + Sync {
         source: Option<&str>,
         limit: usize,
     ) -> Result<Vec<EventSummary>, StoreError>;
-
-    /// Open alerts, most recently seen first, with their latest event.
-    async fn open_alerts(&self, limit: usize) -> Result<Vec<OpenAlert>, StoreError>;
 
     /// The latest `limit` audit records, newest first.
     async fn audit_tail(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;

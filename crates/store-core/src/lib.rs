@@ -21,6 +21,7 @@ mod action_run;
 mod alerting;
 mod approval;
 mod audit;
+mod chatops;
 mod console;
 mod coord;
 pub mod db;
@@ -34,6 +35,7 @@ mod sql_store;
 
 pub use action_run::ActionRunStore;
 pub use approval::*;
+pub use chatops::ChatopsStore;
 pub use console::ConsoleStore;
 pub use error::StoreError;
 /// The types that cross the trait live in `sluice-model`, beneath the store and the domain, with the alert lifecycle
@@ -43,7 +45,9 @@ pub use sql_store::SqlStore;
 
 /// The storage verbs Sluice needs. Implemented by the SQLite and PostgreSQL backends; obtain one with `sluice_store::open`.
 #[async_trait::async_trait]
-pub trait Store: ApprovalStore + ActionRunStore + ConsoleStore + Send + Sync + 'static {
+pub trait Store:
+    ApprovalStore + ActionRunStore + ConsoleStore + ChatopsStore + Send + Sync + 'static
+{
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
 

@@ -7,6 +7,7 @@
 
 mod actions;
 mod approvals;
+mod chatops;
 mod console;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

@@ -265,6 +265,8 @@ conformance!(
     prune_keeps_the_card_of_a_pending_approval,
     one_run_of_an_action_on_a_target_runs_at_a_time_and_ends_once,
     console_views_show_rates_lanes_leases_events_open_alerts_and_the_audit_tail,
+    a_scheduled_minute_is_claimed_once_across_replicas,
+    open_alerts_are_found_by_key_id_or_event_and_periods_are_counted,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -2257,6 +2259,7 @@ async fn postgres_outage_answers_unavailable_fast_and_the_store_recovers() {
 /// Every migration after the first, newest first: its version, its name, and the statements that undo it, so a test
 /// can make the database an older release left. A new migration adds its line here.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (17, "0017_chatops", "DROP TABLE schedule_runs;"),
     (16, "0016_action_runs", "DROP TABLE action_runs;"),
     (
         15,
@@ -4748,4 +4751,117 @@ async fn console_views_show_rates_lanes_leases_events_open_alerts_and_the_audit_
     assert_eq!(tail, [3, 2], "newest first");
     assert_eq!(s.audit_tail(10).await.expect("tail").len(), 3);
     assert!(s.approvals(10).await.expect("approvals").is_empty());
+}
+
+async fn a_scheduled_minute_is_claimed_once_across_replicas(ctx: Ctx) {
+    let s = &ctx.store;
+    assert_eq!(s.last_schedule_run("morning").await.expect("last"), None);
+    let other = ctx.replica().await;
+    let post = || Some(item("ops", "chat.postMessage", 1));
+    let (a, b) = tokio::join!(
+        s.claim_schedule_run("morning", T0, "run", "r1", T0 + 5, post()),
+        other.claim_schedule_run("morning", T0, "run", "r2", T0 + 6, post()),
+    );
+    let won = [a.expect("claim"), b.expect("claim")];
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    // The winner's report is in the outbox, once; the loser wrote nothing.
+    assert_eq!(s.lane_items("T1:ops", 10).await.expect("items").len(), 1);
+    // Another minute, another schedule: each its own; a skipped minute posts nothing.
+    assert!(s
+        .claim_schedule_run("morning", T0 + 60_000, "skipped", "r1", T0 + 60_001, None)
+        .await
+        .expect("claim"));
+    assert!(s
+        .claim_schedule_run("evening", T0, "run", "r1", T0, post())
+        .await
+        .expect("claim"));
+    assert!(!other
+        .claim_schedule_run("morning", T0 + 60_000, "run", "r2", T0 + 60_002, post())
+        .await
+        .expect("claim"));
+    assert_eq!(s.lane_items("T1:ops", 10).await.expect("items").len(), 2);
+    assert_eq!(
+        s.last_schedule_run("morning").await.expect("last"),
+        Some(T0 + 60_000)
+    );
+}
+
+async fn open_alerts_are_found_by_key_id_or_event_and_periods_are_counted(ctx: Ctx) {
+    let s = &ctx.store;
+    let mut a = alert("ev_a", T0, "checkout-p99", false, &["alerts"]);
+    a.body = json!({ "title": "p99", "service": "checkout" });
+    let mut b = alert("ev_b", T0 + 10, "db-disk", false, &["alerts"]);
+    b.body = json!({ "title": "disk", "service": "db" });
+    let mut muted = event("ev_c", T0 + 20, vec![]);
+    muted.body = json!({ "title": "muted", "service": "checkout" });
+    muted.fate = Fate::Suppressed {
+        by: "silence:sil_1".into(),
+    };
+    s.ingest(vec![a, b, muted]).await.expect("ingest");
+
+    let open = s.open_alerts(10).await.expect("open");
+    assert_eq!(
+        open.iter()
+            .map(|o| o.dedup_key.as_str())
+            .collect::<Vec<_>>(),
+        ["db-disk", "checkout-p99"]
+    );
+    let by_key = s
+        .find_open_alert("checkout-p99")
+        .await
+        .expect("find")
+        .expect("by key");
+    assert_eq!(
+        (
+            by_key.first_event_id.as_str(),
+            by_key.body["service"].as_str()
+        ),
+        ("ev_a", Some("checkout"))
+    );
+    let by_id = s
+        .find_open_alert(&by_key.alert_id.to_string())
+        .await
+        .expect("find")
+        .expect("by id");
+    assert_eq!(by_id.dedup_key, "checkout-p99");
+    assert_eq!(
+        s.find_open_alert("ev_b")
+            .await
+            .expect("find")
+            .expect("by event")
+            .dedup_key,
+        "db-disk"
+    );
+    assert!(s.find_open_alert("nothing").await.expect("find").is_none());
+
+    let recent = s.events_since(T0 + 5, 10).await.expect("recent");
+    assert_eq!(
+        recent.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["ev_c", "ev_b"]
+    );
+    assert_eq!(recent[0].fate["kind"], "suppressed");
+
+    let st = s.period_stats(T0, T0 + 1_000).await.expect("stats");
+    assert_eq!(
+        (
+            st.received,
+            st.suppressed,
+            st.posted,
+            st.dead_lettered,
+            st.approvals
+        ),
+        (3, 1, 0, 0, 0)
+    );
+    assert_eq!(
+        st.noisiest_services,
+        [("checkout".to_string(), 2), ("db".to_string(), 1)]
+    );
+    assert_eq!(st.noisiest_routes, [("default".to_string(), 2)]);
+    assert_eq!(
+        s.period_stats(T0 + 1_000, T0 + 2_000)
+            .await
+            .expect("stats")
+            .received,
+        0
+    );
 }

@@ -15,7 +15,7 @@ use sluice_domain::outbox::outbox_item;
 use sluice_domain::pipeline::card_template;
 use sluice_domain::silence::identity_matchers;
 use sluice_domain::verb::{decided, Verb};
-use sluice_inbound::models::EventCallback;
+use sluice_inbound::models::{EventCallback, SlashCommand};
 use sluice_inbound::{ActionPayload, Ctx, HandlerError, HandlerResult, Outbox, Reply, Writes};
 use sluice_slack_wire::blocks::fit_message;
 use sluice_store::{AckOutcome, AlertAction, FollowUp, NewOutboxItem, NewSilence};
@@ -46,6 +46,9 @@ enum Answer<'a> {
     /// A reaction has no `response_url`: `chat.postEphemeral` through the outbox. Only refusals are said; a
     /// reaction on an alert someone already acknowledged is just a reaction.
     Reaction(&'a Ctx<EventCallback>),
+    /// `/ops ack <alert>`: answered through the command's `response_url`, success included (there is no click to
+    /// see the card change under).
+    Command(&'a Ctx<SlashCommand>),
 }
 
 impl Answer<'_> {
@@ -54,6 +57,7 @@ impl Answer<'_> {
         match self {
             Answer::Click(ctx) => &*ctx.outbox,
             Answer::Reaction(ctx) => &*ctx.outbox,
+            Answer::Command(ctx) => &*ctx.outbox,
         }
     }
 }
@@ -156,10 +160,34 @@ pub async fn reacted(
     take(state, permissions, act, Answer::Reaction(&ctx)).await
 }
 
+/// `/ops ack <alert>`: Acknowledge from a slash command, on the alert whose card is `channel`/`ts` (any event of the
+/// alert as `event_id`), through the same path as the card's button: permissions, `alert::decide`, the card refreshed,
+/// audited.
+pub async fn acknowledge_from_command(
+    state: &AppState,
+    permissions: &Permissions,
+    ctx: &Ctx<SlashCommand>,
+    event_id: String,
+    channel: String,
+    ts: String,
+) -> HandlerResult<()> {
+    let act = Act {
+        verb: Verb::Ack,
+        user: ctx.payload.user_id.clone(),
+        event_id,
+        channel,
+        ts,
+        via: "command",
+        event: None,
+    };
+    take(state, permissions, act, Answer::Command(ctx)).await
+}
+
 /// Tells `act.user` something only they see, in the card's channel.
 async fn tell(state: &AppState, act: &Act, answer: &Answer<'_>, text: String) -> HandlerResult<()> {
     match answer {
         Answer::Click(ctx) => Ok(ctx.reply(Reply::ephemeral(text)).await?),
+        Answer::Command(ctx) => Ok(ctx.reply(Reply::ephemeral(text)).await?),
         Answer::Reaction(ctx) => {
             let args = json!({ "channel": act.channel, "user": act.user, "text": text });
             let item = outbox_item(
@@ -361,6 +389,9 @@ async fn take(
             .commit(writes)
             .await
             .map_err(HandlerError::new)?;
+        if let Answer::Command(_) = &answer {
+            tell(state, &act, &answer, format!("Done: {} the alert.", verb.past())).await?;
+        }
         Ok("ok".to_string())
     }
     .await;
@@ -405,7 +436,7 @@ async fn already(
 ) -> Result<String, Failure> {
     let verb = act.verb;
     let result = format!("refused: already {} by {actor}", verb.past());
-    if let Answer::Click(_) = answer {
+    if let Answer::Click(_) | Answer::Command(_) = answer {
         let said = format!("Already {} {}.", verb.past(), decided(verb, actor, at_ms));
         if let Err(error) = tell(state, act, answer, said).await {
             return Err(Failure {

@@ -1,51 +1,176 @@
-//! ChatOps commands and mentions: `/sluice` (name configurable: `help`, `status`) and `app_mention` (a short hello
-//! in the thread, through the outbox).
+//! ChatOps: the slash command (`[actions] command`, default `/sluice`) and `app_mention`.
+//!
+//! - [`slash_command`] reads the first word and answers: the built-ins (`help`, `status <service>`,
+//!   `oncall [team]`, `silence <matchers> <duration> <comment>`, `ack <alert>`; `builtins.rs`) or a configured
+//!   `[[command]]` (`configured.rs`: who may run it, its arguments parsed by `sluice_domain::command`, then its
+//!   action). Answers are ephemeral unless a command says `reply = "channel"`. Every run and every refusal is
+//!   audited (`command.<name>`).
+//! - `schedule.rs`: `[[schedule]]`s, run by one leader on the clock of `clock.rs`.
+//! - [`mention`]: a short hello in the thread, through the outbox.
+
+mod builtins;
+pub mod clock;
+mod configured;
+pub mod schedule;
+
+use std::sync::Arc;
 
 use serde_json::json;
 use sluice_domain::outbox::outbox_item;
 use sluice_inbound::models::{EventCallback, SlashCommand};
 use sluice_inbound::{Ctx, HandlerError, HandlerResult, Reply, Writes};
+use sluice_slack::api::Client;
 
+use crate::alerts::Permissions;
+use crate::config::commands::CommandConfig;
 use crate::config::ActionsConfig;
-use crate::state::{now_ms, AppState};
+use crate::outbox::audit;
+use crate::state::AppState;
+
+pub use configured::run_action;
+
+/// What the slash command needs besides the state: who may act on alerts (`[actions]`, for `silence` and `ack`)
+/// and who may run each configured command (memberships read from Slack and cached).
+pub struct Commands {
+    pub alerts: Arc<Permissions>,
+    /// One per `[[command]]`, in config order.
+    runners: Vec<Permissions>,
+}
+
+impl Commands {
+    pub fn new(state: &AppState, alerts: Arc<Permissions>, slack: Client) -> Self {
+        let runners = state
+            .config
+            .chatops
+            .commands
+            .iter()
+            .map(|c| Permissions::listed(c.users.clone(), c.groups.clone(), false, slack.clone()))
+            .collect();
+        Commands { alerts, runners }
+    }
+
+    /// May `user` run `cmd` (the `i`th `[[command]]`) in `channel` (id and name)?
+    async fn may_run(
+        &self,
+        i: usize,
+        cmd: &CommandConfig,
+        user: &str,
+        channel: (&str, &str),
+    ) -> bool {
+        let here = cmd.channels.is_empty()
+            || cmd
+                .channels
+                .iter()
+                .any(|c| c == channel.0 || c == channel.1);
+        here && self.runners[i].may_act(user, channel.0).await
+    }
+}
+
+/// Splits `deploy checkout staging` into the command's name and the rest as typed.
+fn split_name(text: &str) -> (&str, &str) {
+    let text = text.trim();
+    match text.split_once(char::is_whitespace) {
+        Some((name, rest)) => (name, rest.trim_start()),
+        None => (text, ""),
+    }
+}
 
 pub async fn slash_command(
     state: &AppState,
+    commands: &Commands,
     ctx: Ctx<SlashCommand>,
 ) -> HandlerResult<Option<Reply>> {
     let cmd = &ctx.payload;
-    let word = cmd.text.split_whitespace().next().unwrap_or("help");
-    let reply = match word {
-        "status" => {
-            let stats = state
-                .store
-                .outbox_stats(now_ms())
-                .await
-                .map_err(|e| HandlerError::new(e.to_string()))?;
-            let silences = state
-                .store
-                .silences(false, now_ms())
-                .await
-                .map_err(|e| HandlerError::new(e.to_string()))?;
-            format!(
-                "*Sluice status*\n• outbox: {} pending{}\n• dead letters: {}\n• silences: {}",
-                stats.pending,
-                stats
-                    .oldest_pending_age_ms
-                    .map(|ms| format!(" (oldest {}s)", ms / 1000))
-                    .unwrap_or_default(),
-                stats.dead,
-                silences.len()
-            )
-        }
-        "help" | "" => help_text(&cmd.command, &state.config.actions),
-        other => format!("I don't know `{other}`. Try `{} help`.", cmd.command),
+    let (name, rest) = split_name(&cmd.text);
+    let user = cmd.user_id.as_str();
+    let channel = (
+        cmd.channel_id.as_str(),
+        cmd.channel_name.as_deref().unwrap_or_default(),
+    );
+    let slash = cmd.command.as_str();
+    let action = format!("command.{}", if name.is_empty() { "help" } else { name });
+    let detail = json!({ "text": cmd.text, "channel": cmd.channel_id, "via": "slash command" });
+    let (reply, result) = match name {
+        "" | "help" => (
+            Reply::ephemeral(help_text(state, commands, slash, user, channel).await),
+            "ok".to_string(),
+        ),
+        "status" => builtins::status(state, slash, rest).await?,
+        "oncall" => builtins::oncall(state, slash, rest),
+        "silence" => builtins::silence(state, commands, slash, user, channel.0, rest).await?,
+        "ack" => match builtins::ack(state, commands, slash, rest, &ctx).await? {
+            // Answered through the response_url by the alert action's path, which audits the decision itself.
+            None => {
+                audit(
+                    state,
+                    user,
+                    &action,
+                    rest,
+                    "handled: the decision is audited as alert.ack",
+                    detail,
+                )
+                .await;
+                return Ok(None);
+            }
+            Some(answer) => answer,
+        },
+        other => match state
+            .config
+            .chatops
+            .commands
+            .iter()
+            .position(|c| c.spec.name == other)
+        {
+            Some(i) => configured::run(state, commands, i, &ctx, rest).await?,
+            None => (
+                Reply::ephemeral(format!("I don't know `{other}`. Try `{slash} help`.")),
+                "refused: unknown command".to_string(),
+            ),
+        },
     };
-    Ok(Some(Reply::ephemeral(reply)))
+    audit(state, user, &action, rest, &result, detail).await;
+    Ok(Some(reply))
 }
 
-/// `/sluice help`: the commands, and what alert cards offer with this configuration.
-fn help_text(command: &str, cfg: &ActionsConfig) -> String {
+/// `help`: the built-ins, and the configured commands this user may run in this channel, with their usages and
+/// what alert cards offer with this configuration.
+async fn help_text(
+    state: &AppState,
+    commands: &Commands,
+    slash: &str,
+    user: &str,
+    channel: (&str, &str),
+) -> String {
+    let mut lines = vec![format!("*{slash}* — Sluice, the operations gateway")];
+    lines.push(format!(
+        "• `{slash} status <service>` — open alerts, silences and recent events of a service"
+    ));
+    lines.push(format!(
+        "• `{slash} oncall [team]` — who is on call now, who is next and when"
+    ));
+    lines.push(format!(
+        "• `{slash} silence <matchers> <duration> <comment>` — e.g. `{slash} silence service=checkout 2h deploying`"
+    ));
+    lines.push(format!(
+        "• `{slash} ack <alert>` — acknowledge an alert by its dedup key or id"
+    ));
+    for (i, c) in state.config.chatops.commands.iter().enumerate() {
+        if commands.may_run(i, c, user, channel).await {
+            let description = if c.spec.description.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", c.spec.description)
+            };
+            lines.push(format!("• {}{description}", c.spec.usage_line(slash)));
+        }
+    }
+    lines.push(format!("• `{slash} help` — this message"));
+    lines.push(cards_text(&state.config.actions));
+    lines.join("\n")
+}
+
+/// What alert cards offer with this configuration.
+fn cards_text(cfg: &ActionsConfig) -> String {
     let escalate = if cfg.can_escalate() {
         "*Escalate* (calls in on-call), "
     } else {
@@ -57,10 +182,7 @@ fn help_text(command: &str, cfg: &ActionsConfig) -> String {
         .map(|r| format!("; react with :{r}: on a card to acknowledge it"))
         .unwrap_or_default();
     format!(
-        "*{command}* — Sluice, the operations gateway\n\
-         • `{command} status` — outbox, dead letters and silences\n\
-         • `{command} help` — this message\n\
-         Alert cards have *Acknowledge*, {escalate}*Silence 1 h* (mutes that alert for an hour) and *Resolve* \
+        "Alert cards have *Acknowledge*, {escalate}*Silence 1 h* (mutes that alert for an hour) and *Resolve* \
          buttons{reaction}. Each is taken once per alert, and the card shows who did what."
     )
 }
@@ -76,7 +198,7 @@ pub async fn mention(state: &AppState, ctx: Ctx<EventCallback>) -> HandlerResult
     let reply = json!({
         "channel": channel,
         "thread_ts": event.thread_ts.clone().unwrap_or(ts),
-        "text": format!("Hi <@{user}>: I route alerts and deploys here. Try `/sluice help`."),
+        "text": format!("Hi <@{user}>: I route alerts and deploys here. Try `{} help`.", state.config.actions.command),
     });
     let item = outbox_item(
         &state.config.slack.team_id,
@@ -98,8 +220,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn help_names_what_the_cards_offer_here() {
-        let plain = help_text("/sluice", &ActionsConfig::default());
+    fn cards_text_names_what_the_cards_offer_here() {
+        let plain = cards_text(&ActionsConfig::default());
         assert!(plain.contains("*Acknowledge*, *Silence 1 h*"), "{plain}");
         assert!(plain.contains("react with :eyes:"), "{plain}");
         let cfg = ActionsConfig {
@@ -107,11 +229,18 @@ mod tests {
             ack_reaction: None,
             ..ActionsConfig::default()
         };
-        let t = help_text("/ops", &cfg);
-        assert!(
-            t.contains("`/ops status`") && t.contains("*Escalate*"),
-            "{t}"
-        );
+        let t = cards_text(&cfg);
+        assert!(t.contains("*Escalate*"), "{t}");
         assert!(!t.contains("react with"), "{t}");
+    }
+
+    #[test]
+    fn the_name_is_the_first_word() {
+        assert_eq!(
+            split_name("  deploy  checkout staging "),
+            ("deploy", "checkout staging")
+        );
+        assert_eq!(split_name("help"), ("help", ""));
+        assert_eq!(split_name(""), ("", ""));
     }
 }

@@ -97,10 +97,16 @@ pub fn channel_routes(n: usize) -> String {
 }
 
 pub fn start_sluice(config: &Path) -> Sluice {
+    start_sluice_env(config, &[])
+}
+
+/// [`start_sluice`] with environment variables set for the server (e.g. `SLUICE_CLOCK_FILE`).
+pub fn start_sluice_env(config: &Path, env: &[(&str, &Path)]) -> Sluice {
     use std::io::BufRead as _;
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["serve", "--config"])
         .arg(config)
+        .envs(env.iter().copied())
         .env("SLUICE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -31,14 +31,6 @@ pub(crate) static RECENT_EVENTS: Stmt = Stmt::new(
      ORDER BY received_at_ms DESC, id DESC LIMIT ?2",
 );
 
-/// Open alerts, most recently seen first, each with its latest event. Binds: 1 limit.
-pub(crate) static OPEN_ALERTS: Stmt = Stmt::new(
-    "SELECT a.id, a.dedup_key, a.first_event_id, a.count, a.last_seen_ms, CAST(e.body AS TEXT) AS body
-     FROM alerts a JOIN events e ON e.id = COALESCE(a.last_event_id, a.first_event_id)
-     WHERE a.closed_at_ms IS NULL
-     ORDER BY a.last_seen_ms DESC LIMIT ?1",
-);
-
 /// Pending approvals first, then the latest. Binds: 1 limit.
 pub(crate) static APPROVALS: Stmt = Stmt::new(
     "SELECT id, requester, state, channel, required, created_at_ms, expires_at_ms, decided_at_ms,

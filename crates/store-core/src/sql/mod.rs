@@ -15,6 +15,7 @@ pub(crate) mod actions;
 pub(crate) mod alerts;
 pub(crate) mod approvals;
 pub(crate) mod audit;
+pub(crate) mod chatops;
 pub(crate) mod console;
 pub(crate) mod coordination;
 pub(crate) mod groups;

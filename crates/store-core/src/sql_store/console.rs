@@ -1,12 +1,11 @@
 //! The [`ConsoleStore`] verbs of [`SqlStore`], written once for both backends.
 
-use super::{audit_page, count, limit, parse_json, SqlStore};
+use super::{audit_page, limit, parse_json, SqlStore};
 use crate::console::ConsoleStore;
 use crate::db::{args, Backend, Row};
 use crate::sql::console as q;
 use crate::{
-    ApprovalSummary, AuditRecord, EventSummary, LaneView, LeaderView, OpenAlert, RecentCounts,
-    StoreError,
+    ApprovalSummary, AuditRecord, EventSummary, LaneView, LeaderView, RecentCounts, StoreError,
 };
 
 fn json_col(r: &Row, col: &str) -> Result<serde_json::Value, StoreError> {
@@ -81,24 +80,6 @@ impl<B: Backend> ConsoleStore for SqlStore<B> {
             })
         })
         .collect()
-    }
-
-    async fn open_alerts(&self, max: usize) -> Result<Vec<OpenAlert>, StoreError> {
-        let mut c = self.backend.read().await?;
-        c.all(&q::OPEN_ALERTS, args![limit(max)])
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(OpenAlert {
-                    alert_id: r.get("id")?,
-                    dedup_key: r.get("dedup_key")?,
-                    first_event_id: r.get("first_event_id")?,
-                    count: count(r.get("count")?),
-                    last_seen_ms: r.get("last_seen_ms")?,
-                    body: json_col(r, "body")?,
-                })
-            })
-            .collect()
     }
 
     async fn audit_tail(&self, max: usize) -> Result<Vec<AuditRecord>, StoreError> {

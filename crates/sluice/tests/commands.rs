@@ -1,0 +1,487 @@
+//! ChatOps end to end: the real binary, the Slack simulator playing the users, and a test clock
+//! (`SLUICE_CLOCK_FILE`) for on-call hand-offs and cron minutes. Configured commands (usage, permissions, `help`),
+//! the built-ins (`status`, `silence`, `ack`, `oncall`) and `[[schedule]]`s (on time in their zone, once, once with
+//! two replicas on PostgreSQL, a missed run run once or skipped).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::DateTime;
+use common::pg::TestDb;
+use common::proc::*;
+use serde_json::{json, Value};
+use sluice_sim::Simulator;
+
+fn config(dir: &Path, sim: SocketAddr, db: &str, extra: &str) -> PathBuf {
+    std::fs::write(dir.join("signing"), sluice_sim::DEFAULT_SIGNING_SECRET).unwrap();
+    let slack =
+        format!("signing_secret_file = \"signing\"\nresponse_url_hosts = [\"http://{sim}\"]\n");
+    write_config_full(dir, sim, db, &slack, extra)
+}
+
+/// Sets the test clock to an RFC 3339 time. Written aside and renamed, so the server never reads half a file.
+fn set_clock(file: &Path, at: &str) {
+    let ms = DateTime::parse_from_rfc3339(at).unwrap().timestamp_millis();
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, ms.to_string()).unwrap();
+    std::fs::rename(&tmp, file).unwrap();
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+async fn audited(addr: SocketAddr, action: &str) -> Vec<Value> {
+    let audit: Value = http()
+        .get(format!("http://{addr}/v1/audit?limit=1000"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit["intact"], true, "the audit chain is broken");
+    audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == action)
+        .cloned()
+        .collect()
+}
+
+/// Runs `/ops <text>` as `user` in `channel`; the answer's text (the HTTP answer, or else the user's latest
+/// ephemeral, which arrives through the response_url).
+async fn ops(sim: &Simulator, text: &str, channel: &str, user: &str) -> String {
+    let before = sim.ephemerals(Some(user)).len();
+    let d = sim
+        .slash_command("/ops", text, channel, user)
+        .await
+        .unwrap();
+    assert_eq!(d.status, 200, "{text}: {}", d.body);
+    assert!(
+        d.elapsed < Duration::from_secs(3),
+        "{text}: acked after {:?}",
+        d.elapsed
+    );
+    if let Some(t) = d
+        .json()
+        .and_then(|v| v["text"].as_str().map(str::to_string))
+    {
+        return t;
+    }
+    wait_until("the command's answer", Duration::from_secs(10), || {
+        sim.ephemerals(Some(user)).len() > before
+    })
+    .await;
+    sim.ephemerals(Some(user)).last().unwrap().text.clone()
+}
+
+/// A stand-in for the internal system a command's `[[action]]` calls: records each request body, answers 200.
+async fn start_internal() -> (std::sync::Arc<std::sync::Mutex<Vec<Value>>>, SocketAddr) {
+    let got: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let seen = got.clone();
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let seen = seen.clone();
+        async move {
+            seen.lock()
+                .unwrap()
+                .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+            axum::Json(json!({"deployed": "1.4.2"}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (got, addr)
+}
+
+/// The issue's example: `/ops deploy <service> <env>` runs the `deploy` action with the arguments as `args`.
+fn commands_config(internal: SocketAddr) -> String {
+    format!(
+        r#"
+[actions]
+command = "/ops"
+users = ["U0001"]
+outgoing_secret_file = "outgoing"
+
+[[action]]
+name = "deploy"
+label = "Deploy"
+method = "POST"
+url = "http://{internal}/deploy"
+body = '{{"service": "{{{{ args.service }}}}", "env": "{{{{ args.env }}}}", "by": "{{{{ user.id }}}}"}}'
+users = ["U0001", "U0002"]
+
+[[action]]
+name = "restart"
+label = "Restart"
+url = "http://{internal}/restart"
+{COMMANDS}"#
+    )
+}
+
+const COMMANDS: &str = r#"
+
+[[command]]
+name = "deploy"
+usage = "deploy <service> <env>"
+description = "deploy a service"
+args = [{ name = "service", type = "string" }, { name = "env", type = "enum", values = ["staging", "production"] }]
+action = "deploy"
+users = ["U0001"]
+
+[[command]]
+name = "restart"
+args = [{ name = "service", type = "string" }]
+action = "restart"
+users = ["U0002"]
+
+[[rotation]]
+name = "payments"
+members = ["U0001", "U0002"]
+handoff = "weekly"
+handoff_day = "monday"
+handoff_time = "09:00"
+time_zone = "Europe/Berlin"
+start = "2026-03-02"
+
+[routing]
+default = { channels = ["c00"] }
+"#;
+
+fn alert(title: &str, key: &str) -> Value {
+    json!({"title": title, "severity": "critical", "status": "firing", "source": "am",
+           "service": "checkout", "dedup_key": key})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_parse_check_permissions_and_the_built_ins_act_on_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, sim_run) = start_sim().await;
+    let db = format!("sqlite://{}", dir.path().join("sluice.db").display());
+    let (internal, internal_addr) = start_internal().await;
+    std::fs::write(
+        dir.path().join("outgoing"),
+        "outgoing-secret-0123456789abcdef",
+    )
+    .unwrap();
+    let cfg = config(
+        dir.path(),
+        sim_run.addr,
+        &db,
+        &commands_config(internal_addr),
+    );
+    let clock = dir.path().join("clock");
+    // 08:59 in Berlin (CET) on Monday 9 March 2026, a minute before the rotation hands off.
+    set_clock(&clock, "2026-03-09T07:59:00Z");
+    let sluice = start_sluice_env(&cfg, &[("SLUICE_CLOCK_FILE", &clock)]);
+    sim.set_app_base_url(format!("http://{}", sluice.addr));
+
+    let (ids, failed) = post_all(
+        sluice.addr,
+        vec![alert("Checkout p99 above 2s", "checkout-p99")],
+        1,
+    )
+    .await;
+    assert_eq!((ids.len(), failed), (1, 0));
+    wait_until("the alert card", Duration::from_secs(15), || {
+        !sim.messages("c00").is_empty()
+    })
+    .await;
+
+    // Bad arguments: the usage.
+    let t = ops(&sim, "deploy checkout", "c00", "U0001").await;
+    assert!(
+        t.contains("missing <env>. Usage: `/ops deploy <service> <env>`"),
+        "{t}"
+    );
+    let t = ops(&sim, "deploy checkout prod", "c00", "U0001").await;
+    assert!(t.contains("not one of staging, production"), "{t}");
+
+    // Not permitted: an ephemeral refusal, audited.
+    let t = ops(&sim, "deploy checkout staging", "c00", "U0002").await;
+    assert!(t.contains("not allowed to run `/ops deploy`"), "{t}");
+    let records = audited(sluice.addr, "command.deploy").await;
+    let results: Vec<&str> = records
+        .iter()
+        .map(|r| r["result"].as_str().unwrap())
+        .collect();
+    assert!(results.contains(&"refused: bad arguments"), "{results:?}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["actor"] == "U0002" && r["result"] == "refused: not allowed"),
+        "{records:?}"
+    );
+
+    // A permitted user: the action runs once, with the arguments in its body, and its result is posted here.
+    let t = ops(&sim, "deploy checkout staging", "c00", "U0001").await;
+    assert!(t.contains("Running Deploy"), "{t}");
+    wait_until(
+        "the deploy result in the channel",
+        Duration::from_secs(15),
+        || {
+            sim.messages("c00")
+                .iter()
+                .any(|m| m.text.contains("Deploy: HTTP 200") && m.text.contains("1.4.2"))
+        },
+    )
+    .await;
+    assert_eq!(
+        internal.lock().unwrap().clone(),
+        vec![json!({"service": "checkout", "env": "staging", "by": "U0001"})],
+        "one call, with the command's arguments"
+    );
+    let runs = audited(sluice.addr, "action.run").await;
+    assert!(
+        runs.iter()
+            .any(|r| r["actor"] == "U0001" && r["result"] == "ok"),
+        "{runs:?}"
+    );
+
+    // help lists what this user may run here, and only that.
+    let t = ops(&sim, "help", "c00", "U0001").await;
+    assert!(
+        t.contains("`/ops deploy <service> <env>` — deploy a service"),
+        "{t}"
+    );
+    assert!(!t.contains("restart"), "{t}");
+    let t = ops(&sim, "help", "c00", "U0002").await;
+    assert!(
+        t.contains("`/ops restart <service>`") && !t.contains("/ops deploy"),
+        "{t}"
+    );
+
+    // status <service>: the open alert with its key.
+    let t = ops(&sim, "status checkout", "c00", "U0001").await;
+    assert!(
+        t.contains("Open alerts (1)")
+            && t.contains("Checkout p99 above 2s")
+            && t.contains("`checkout-p99`"),
+        "{t}"
+    );
+
+    // ack by dedup key: through the card's path; the card loses its Acknowledge button; a refusal for others.
+    let t = ops(&sim, "ack checkout-p99", "c00", "U0002").await;
+    assert!(t.contains("not allowed to acknowledge"), "{t}");
+    let t = ops(&sim, "ack checkout-p99", "c00", "U0001").await;
+    assert!(t.contains("Done: acknowledged"), "{t}");
+    wait_until("the card acknowledged", Duration::from_secs(10), || {
+        let card = sim.messages("c00").remove(0);
+        let b = card.blocks.to_string();
+        !b.contains("\"sluice_ack\"") && b.contains("Acknowledged by")
+    })
+    .await;
+    let acks = audited(sluice.addr, "alert.ack").await;
+    assert!(
+        acks.iter()
+            .any(|r| r["result"] == "ok" && r["detail"]["via"] == "command"),
+        "{acks:?}"
+    );
+
+    // silence: a following alert of the service is muted.
+    let t = ops(
+        &sim,
+        "silence service=checkout 1h deploying the fix",
+        "c00",
+        "U0001",
+    )
+    .await;
+    assert!(t.starts_with("Silenced service=checkout for 1h"), "{t}");
+    let created = audited(sluice.addr, "silence.create").await;
+    assert!(
+        created
+            .iter()
+            .any(|r| r["actor"] == "U0001" && r["detail"]["via"] == "slash command"),
+        "{created:?}"
+    );
+    let (ids, _) = post_all(
+        sluice.addr,
+        vec![alert("Checkout errors", "checkout-errors")],
+        1,
+    )
+    .await;
+    let ev: Value = http()
+        .get(format!("http://{}/v1/events/{}", sluice.addr, ids[0]))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ev["fate"]["kind"], "suppressed", "{ev}");
+    let t = ops(&sim, "silence service=checkout 1h", "c00", "U0001").await;
+    assert!(t.contains("missing <comment>"), "{t}");
+
+    // oncall before and after the hand-off at 09:00 Berlin time.
+    let t = ops(&sim, "oncall payments", "c00", "U0002").await;
+    assert!(
+        t.contains("<@U0001> is on call; next <@U0002> from Mon 9 Mar 09:00 CET"),
+        "{t}"
+    );
+    set_clock(&clock, "2026-03-09T08:00:30Z");
+    let t = ops(&sim, "oncall", "c00", "U0002").await;
+    assert!(
+        t.contains("<@U0002> is on call; next <@U0001> from Mon 16 Mar 09:00 CET"),
+        "{t}"
+    );
+    let t = ops(&sim, "oncall web", "c00", "U0002").await;
+    assert!(t.contains("no rotation `web`"), "{t}");
+}
+
+const SCHEDULES: &str = r#"
+[routing]
+default = { channels = ["alerts"] }
+
+[[schedule]]
+name = "morning"
+cron = "0 9 * * *"
+time_zone = "Asia/Tokyo"
+channel = "ops"
+report = "stats"
+
+[[schedule]]
+name = "standup"
+cron = "30 9 * * *"
+time_zone = "Asia/Tokyo"
+channel = "ops"
+template = "standup reminder for {{ due }}"
+missed = "skip"
+"#;
+
+fn posts(sim: &Simulator, starting: &str) -> usize {
+    sim.channels()
+        .into_iter()
+        .filter(|c| c.name == "ops")
+        .flat_map(|c| sim.messages(&c.id))
+        .filter(|m| m.text.starts_with(starting))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_posts_once_at_its_minute_in_its_zone_and_missed_runs_are_run_once_or_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, sim_run) = start_sim().await;
+    let db = format!("sqlite://{}", dir.path().join("sluice.db").display());
+    let cfg = config(dir.path(), sim_run.addr, &db, SCHEDULES);
+    let clock = dir.path().join("clock");
+    // 08:59 in Tokyo on 2 July.
+    set_clock(&clock, "2026-07-01T23:59:00Z");
+    let sluice = start_sluice_env(&cfg, &[("SLUICE_CLOCK_FILE", &clock)]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(posts(&sim, "*morning*"), 0, "posted before its minute");
+
+    set_clock(&clock, "2026-07-02T00:00:05Z");
+    wait_until("the 09:00 report", Duration::from_secs(15), || {
+        posts(&sim, "*morning*") == 1
+    })
+    .await;
+    let text = sim
+        .channels()
+        .into_iter()
+        .filter(|c| c.name == "ops")
+        .flat_map(|c| sim.messages(&c.id))
+        .next()
+        .unwrap()
+        .text;
+    assert!(
+        text.contains("events received: 0") && text.contains("2026-07-02 09:00 JST"),
+        "{text}"
+    );
+    // Later ticks in the same minute, and the minute after, post nothing more.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    set_clock(&clock, "2026-07-02T00:01:10Z");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(posts(&sim, "*morning*"), 1);
+    set_clock(&clock, "2026-07-02T00:30:02Z");
+    wait_until("the 09:30 reminder", Duration::from_secs(15), || {
+        posts(&sim, "standup reminder") == 1
+    })
+    .await;
+    let runs = audited(sluice.addr, "schedule.run").await;
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert!(
+        runs.iter()
+            .all(|r| r["result"] == "ok" && r["detail"]["missed"] == 0),
+        "{runs:?}"
+    );
+
+    // Down over the next day's 09:00 and 09:30, back at noon: morning runs once, late; standup is skipped.
+    drop(sluice);
+    set_clock(&clock, "2026-07-03T03:00:00Z");
+    let sluice = start_sluice_env(&cfg, &[("SLUICE_CLOCK_FILE", &clock)]);
+    wait_until("the missed morning report", Duration::from_secs(15), || {
+        posts(&sim, "*morning*") == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(posts(&sim, "*morning*"), 2);
+    assert_eq!(
+        posts(&sim, "standup reminder"),
+        1,
+        "a skipped run was posted"
+    );
+    let skips = audited(sluice.addr, "schedule.skip").await;
+    assert_eq!(skips.len(), 1, "{skips:?}");
+    assert_eq!(skips[0]["target"], "standup");
+    assert_eq!(skips[0]["detail"]["due"], "2026-07-03 09:30 JST");
+    let late: Vec<Value> = audited(sluice.addr, "schedule.run")
+        .await
+        .into_iter()
+        .filter(|r| r["detail"]["missed"] == 1)
+        .collect();
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert_eq!(late[0]["detail"]["due"], "2026-07-03 09:00 JST");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_postgres_post_a_scheduled_report_once() {
+    let Some(db) = TestDb::create("schedule_replicas").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, sim_run) = start_sim().await;
+    let first = config(dir.path(), sim_run.addr, &db.url, SCHEDULES);
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["migrate", "--config"])
+        .arg(&first)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clock = dir.path().join("clock");
+    set_clock(&clock, "2026-07-01T23:59:30Z");
+    let replicas: Vec<Sluice> = (0..2)
+        .map(|_| {
+            let cfg = config(dir.path(), sim_run.addr, &db.url, SCHEDULES);
+            start_sluice_env(&cfg, &[("SLUICE_CLOCK_FILE", &clock)])
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    set_clock(&clock, "2026-07-02T00:00:01Z");
+    wait_until("the report", Duration::from_secs(20), || {
+        posts(&sim, "*morning*") >= 1
+    })
+    .await;
+    // Both replicas tick every second; leadership may move. Still one post, one audited run.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(posts(&sim, "*morning*"), 1);
+    assert_eq!(audited(replicas[0].addr, "schedule.run").await.len(), 1);
+    drop(replicas);
+    db.drop_db().await;
+}
