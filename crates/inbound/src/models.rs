@@ -255,6 +255,24 @@ pub struct BlockActions {
     pub actions: Vec<Action>,
 }
 
+impl BlockActions {
+    /// The channel the click happened in: the payload's `channel`, or its container's (a message in a channel).
+    pub fn channel_id(&self) -> Option<String> {
+        self.channel
+            .as_ref()
+            .map(|c| c.id.clone())
+            .or_else(|| self.container.channel_id.clone())
+    }
+
+    /// The `ts` of the message the clicked button is on, if it is on a message.
+    pub fn message_ts(&self) -> Option<String> {
+        self.container
+            .message_ts
+            .clone()
+            .or_else(|| self.message.as_ref().map(|m| m.ts.clone()))
+    }
+}
+
 /// `block_suggestion`: an external select menu wants options for what the user typed.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]

@@ -327,17 +327,9 @@ async fn clicked(
         .ok_or_else(|| HandlerError::new("this button carries no event id"))?;
     let body = &ctx.payload.body;
     let channel = body
-        .channel
-        .as_ref()
-        .map(|c| c.id.clone())
-        .or_else(|| body.container.channel_id.clone())
+        .channel_id()
         .ok_or_else(|| HandlerError::new("the click came without a channel"))?;
-    let ts = body
-        .container
-        .message_ts
-        .clone()
-        .or_else(|| body.message.as_ref().map(|m| m.ts.clone()))
-        .unwrap_or_default();
+    let ts = body.message_ts().unwrap_or_default();
     let card = match body.message.as_ref() {
         Some(m) if m.blocks.as_ref().is_some_and(Value::is_array) => {
             json!({ "text": m.text.clone().unwrap_or_default(), "blocks": m.blocks })

@@ -80,16 +80,10 @@ pub async fn clicked(
         .ok_or_else(|| HandlerError::new("this button carries no alert id"))?;
     let body = &ctx.payload.body;
     let channel = body
-        .channel
-        .as_ref()
-        .map(|c| c.id.clone())
-        .or_else(|| body.container.channel_id.clone())
+        .channel_id()
         .ok_or_else(|| HandlerError::new("the click came without a channel"))?;
     let ts = body
-        .container
-        .message_ts
-        .clone()
-        .or_else(|| body.message.as_ref().map(|m| m.ts.clone()))
+        .message_ts()
         .ok_or_else(|| HandlerError::new("the click came without a message"))?;
     let act = Act {
         verb,

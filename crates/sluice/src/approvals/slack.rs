@@ -69,13 +69,7 @@ fn clicked(ctx: &Ctx<ActionPayload>) -> HandlerResult<(String, String, String)> 
         .value
         .clone()
         .ok_or_else(|| HandlerError::new("this button carries no approval id"))?;
-    let body = &ctx.payload.body;
-    let channel = body
-        .channel
-        .as_ref()
-        .map(|c| c.id.clone())
-        .or_else(|| body.container.channel_id.clone())
-        .unwrap_or_default();
+    let channel = ctx.payload.body.channel_id().unwrap_or_default();
     Ok((user, id, channel))
 }
 
