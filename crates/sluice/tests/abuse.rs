@@ -167,44 +167,85 @@ async fn a_declared_oversized_body_is_refused_before_it_is_sent() {
     running.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_beyond_the_cap_are_closed_at_once_and_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let running = serve(
-        dir.path(),
-        "[server]\nmax_connections = 10\nheader_timeout_ms = 10000\n",
-    )
-    .await;
-    let mut held = Vec::new();
-    for _ in 0..10 {
-        held.push(TcpStream::connect(running.addr).await.unwrap());
-    }
-    // Let the server take all ten before the eleventh arrives.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut extra = TcpStream::connect(running.addr).await.unwrap();
-    let _ = extra
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: sluice\r\n\r\n")
-        .await;
-    assert_eq!(
-        until_closed(&mut extra, Duration::from_secs(2))
-            .await
-            .as_deref(),
-        Some(""),
-        "the eleventh connection is closed without an answer"
-    );
-    drop(held);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let metrics = reqwest::get(format!("http://{}/metrics", running.addr))
+/// Sums the `name` counter of the server at `addr` over its labels.
+async fn counter(addr: std::net::SocketAddr, name: &str) -> f64 {
+    let metrics = reqwest::get(format!("http://{addr}/metrics"))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
+    metrics
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_connection_table_makes_room_by_closing_its_longest_idle_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = serve(
+        dir.path(),
+        "[server]\nmax_connections = 10\nheader_timeout_ms = 10000\nbody_timeout_ms = 10000\n",
+    )
+    .await;
+    let get = b"GET /healthz HTTP/1.1\r\nHost: sluice\r\nConnection: close\r\n\r\n";
+
+    // Ten connections that never send a request fill the table.
+    let mut idle = Vec::new();
+    for _ in 0..10 {
+        idle.push(TcpStream::connect(running.addr).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // An eleventh client is served: the connection idle the longest (the first) was closed for it.
+    let mut valid = TcpStream::connect(running.addr).await.unwrap();
+    valid.write_all(get).await.unwrap();
+    let answer = until_closed(&mut valid, Duration::from_secs(5)).await;
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("sluice_http_connections_refused_total") && !l.ends_with(" 0")),
-        "{metrics}"
+        answer
+            .as_deref()
+            .is_some_and(|a| a.starts_with("HTTP/1.1 200")),
+        "{answer:?}"
     );
+    assert_eq!(
+        until_closed(&mut idle[0], Duration::from_secs(2))
+            .await
+            .as_deref(),
+        Some(""),
+        "the longest-idle connection is closed without an answer"
+    );
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(counter(running.addr, "sluice_http_connections_evicted_total").await >= 1.0);
+
+    // Ten connections each in the middle of a request (a body that does not come): none may be closed for a
+    // newcomer, which is closed at once and counted.
+    let mut busy = Vec::new();
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(running.addr).await.unwrap();
+        let head = format!(
+            "POST /hooks/cron/{HOOK_SECRET} HTTP/1.1\r\nHost: sluice\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        busy.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut extra = TcpStream::connect(running.addr).await.unwrap();
+    let _ = extra.write_all(get).await;
+    assert_eq!(
+        until_closed(&mut extra, Duration::from_secs(2))
+            .await
+            .as_deref(),
+        Some(""),
+        "with every connection mid-request, the newcomer is closed without an answer"
+    );
+    drop(busy);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(counter(running.addr, "sluice_http_connections_refused_total").await >= 1.0);
     running.stop().await;
 }
