@@ -212,6 +212,7 @@ pub async fn run(args: &Args) -> anyhow::Result<bool> {
     let load = load(args.rate, args.seconds, args.channels, addr).await?;
     let _ = attackers.await;
     let refused_by_cap = metric(addr, "sluice_http_connections_refused_total").await;
+    let evicted = metric(addr, "sluice_http_connections_evicted_total").await;
     let shed = metric(addr, "sluice_http_shed_total").await;
     let t = tally(&rig.sim, &load, Duration::from_secs(args.drain_seconds)).await;
     done.store(true, Ordering::Relaxed);
@@ -240,7 +241,7 @@ pub async fn run(args: &Args) -> anyhow::Result<bool> {
     let peak = rss.iter().map(|r| r.1).max().unwrap_or(0);
     let after = rss.last().map_or(0, |r| r.1);
     println!(
-        "| {} | {} ev/s × {} s, abuse from {} s to {} s | {} slow bodies, {} slowloris, {} idle | valid: {} sent during the abuse, p50 {} ms, p99 {} ms, max {} ms; {} of {} not answered 202 {:?} | RSS {} MB before, {} MB peak, {} MB at the end | {refused_by_cap} connections refused at the cap, {shed} requests shed | lost {} | posted twice {} | out of order {} |",
+        "| {} | {} ev/s × {} s, abuse from {} s to {} s | {} slow bodies, {} slowloris, {} idle | valid: {} sent during the abuse, p50 {} ms, p99 {} ms, max {} ms; {} of {} not answered 202 {:?} | RSS {} MB before, {} MB peak, {} MB at the end | {evicted} idle connections closed for newcomers, {refused_by_cap} connections refused at the cap, {shed} requests shed | lost {} | posted twice {} | out of order {} |",
         rig.backend(),
         args.rate,
         args.seconds,

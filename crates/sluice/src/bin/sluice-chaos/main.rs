@@ -486,7 +486,8 @@ async fn metric(addr: SocketAddr, name: &str) -> f64 {
                 .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        // A counter never incremented is not on the page: zero, not the empty sum's -0.
+        .fold(0.0, |a, b| a + b)
 }
 
 /// How often the load was answered, counted by status.
