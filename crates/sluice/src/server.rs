@@ -52,6 +52,12 @@ impl Running {
     }
 }
 
+/// Everything `serve` answers over HTTP but Slack's endpoints: the API, the operations endpoints and the operator
+/// console (its own session auth).
+pub fn app(state: Arc<AppState>) -> axum::Router {
+    crate::http::app(state.clone(), crate::console::routes(state))
+}
+
 /// Open the store and start serving on `listener`.
 pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Running> {
     let opts = StoreOptions {
@@ -127,7 +133,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         rx.clone(),
     )));
 
-    let mut app = crate::http::app(state.clone());
+    let mut app = app(state.clone());
     if let Some(secret) = state.config.signing_secret.clone() {
         let permissions = Arc::new(Permissions::new(&state.config.actions, slack.clone()));
         let registry =

@@ -537,7 +537,7 @@ mod without_a_browser {
     #[tokio::test]
     async fn only_an_admin_key_opens_a_session_and_its_cookie_is_http_only_and_strict() {
         let dir = tempfile::tempdir().unwrap();
-        let router = sluice::http::app(common::state(dir.path(), "").await);
+        let router = sluice::server::app(common::state(dir.path(), "").await);
 
         let home = call(&router, Request::get("/").body(Body::empty()).unwrap()).await;
         assert_eq!(home.status, StatusCode::SEE_OTHER);
@@ -627,7 +627,7 @@ mod without_a_browser {
     async fn a_console_write_needs_its_origin_and_the_sessions_csrf_token() {
         let dir = tempfile::tempdir().unwrap();
         let state = common::state(dir.path(), "").await;
-        let router = sluice::http::app(state.clone());
+        let router = sluice::server::app(state.clone());
         let (cookie, csrf) = session(&router).await;
         let silence = json!({"matchers": ["service=checkout"], "duration": "1h"}).to_string();
         let post = |origin: Option<&str>, token: Option<&str>| {

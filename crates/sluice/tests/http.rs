@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use sluice::http::app;
+use sluice::server::app;
 use tower::ServiceExt;
 
 use common::*;

@@ -1,4 +1,4 @@
-//! Malformed input (issue 15), through the Sluice app (`sluice::http::app` with `oneshot`)
+//! Malformed input (issue 15), through the Sluice app (`sluice::server::app` with `oneshot`)
 //! and the config parser:
 //!
 //! - `/v1/events`, `/v1/messages`, `/hooks/{name}/{secret}` and `/v1/sources/{name}` answer
@@ -21,7 +21,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use sha2::Sha256;
 use sluice::config::Config;
-use sluice::http::app;
+use sluice::server::app;
 use sluice::state::AppState;
 use std::collections::BTreeMap;
 use std::path::Path;

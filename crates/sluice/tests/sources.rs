@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use sha2::Sha256;
-use sluice::http::app;
+use sluice::server::app;
 use tower::ServiceExt;
 
 use common::*;

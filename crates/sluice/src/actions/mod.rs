@@ -12,103 +12,27 @@
 //! of a click acts once), and at most one run of an action on a target is running at a time: a second click while
 //! it runs is told so; once it finished, the action may be run again.
 
+pub mod run;
+
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 use sluice_core::event::Event;
 use sluice_core::render::RUN_ACTION_PREFIX;
 use sluice_domain::action::{
-    context, default_result, failure_text, finish, status_line, with_status, CallEnd, RunState,
+    context, default_result, failure_text, finish, status_line, CallEnd, RunState,
 };
 use sluice_domain::outbox::outbox_item;
-use sluice_domain::outgoing::http_item;
 use sluice_inbound::{ActionPayload, Ctx, HandlerError, HandlerResult, Registry, Reply};
-use sluice_store::{NewActionRun, NewOutboxItem, Store, StoreError};
+use sluice_store::{Store, StoreError};
+
+use run::card_update;
+pub use run::{prepare_run, Actor, Prepared, ReplyTo, Started};
 
 use crate::alerts::Permissions;
 use crate::config::actions::{Action, Actions, ResultTo};
 use crate::outbox::audit;
 use crate::state::{now_ms, AppState};
-
-/// Who runs an action.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    /// Slack user id.
-    pub id: String,
-    /// Their name as Slack gave it (may be empty).
-    pub name: String,
-}
-
-/// Where a run's result and status go.
-#[derive(Debug, Clone, Default)]
-pub struct ReplyTo {
-    /// The channel of the card (or of the command).
-    pub channel: String,
-    /// The card's ts; empty when there is no card to show the run on.
-    pub ts: String,
-    /// The card as Slack shows it (`{"text", "blocks"}`), redrawn with the run's status line; `Null` without a card.
-    pub card: Value,
-}
-
-/// What [`run_action`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Started {
-    /// The run is committed with its call: its id (the `Idempotency-Key`).
-    Running(String),
-    /// A run of the same action on the same target is still running (its id): nothing was started.
-    AlreadyRunning(String),
-}
-
-/// A run ready to commit: its row and its outbox rows (the signed call, the card's "Running …" line).
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    pub run: NewActionRun,
-    pub items: Vec<NewOutboxItem>,
-}
-
-/// Renders `action`'s request for `context` and builds its run (see [`run_action`]) without committing it: for a
-/// workflow that commits the run with a decision of its own (an approval's `action`, committed with the approval).
-pub fn prepare_run(
-    state: &AppState,
-    action: &Action,
-    target: &str,
-    context: &Value,
-    actor: &Actor,
-    reply_to: &ReplyTo,
-    run_id: Option<String>,
-) -> Result<Prepared, String> {
-    let id = run_id.unwrap_or_else(|| format!("run_{}", uuid::Uuid::now_v7().simple()));
-    let request = state.config.action_defs.request(action, context)?;
-    let purpose = format!("action.{}", action.name);
-    let mut call = http_item(&request.url, request.body, &id, &purpose, action.timeout_ms)?;
-    call.args["method"] = json!(action.method);
-    call.args["action"] = json!(action.name);
-    call.args["run_id"] = json!(id);
-    let team = state.config.slack.team_id.clone();
-    let mut items = vec![call];
-    let now = now_ms();
-    if let Some(update) = card_update(
-        &team,
-        reply_to,
-        &action.name,
-        &status_line(&action.label, RunState::Running, &actor.id, now),
-    ) {
-        items.push(update);
-    }
-    let run = NewActionRun {
-        id,
-        action: action.name.clone(),
-        target: target.to_string(),
-        actor: actor.id.clone(),
-        team,
-        channel: reply_to.channel.clone(),
-        ts: reply_to.ts.clone(),
-        reply: action.result.as_str().to_string(),
-        card: reply_to.card.clone(),
-        started_at_ms: now,
-    };
-    Ok(Prepared { run, items })
-}
 
 /// Runs `action` on `target` (an event id, an approval id) for `actor`, its templates rendered over `context`
 /// (`sluice_domain::action::context`), its result to `reply_to`: **the** entry point for running an action. `run_id`
@@ -176,29 +100,6 @@ pub async fn run_action(
             Err(e.to_string())
         }
     }
-}
-
-/// The card's `chat.update` with action `name`'s status line set to `line`, when the run has a card.
-fn card_update(team: &str, to: &ReplyTo, name: &str, line: &str) -> Option<NewOutboxItem> {
-    if to.ts.is_empty() || !to.card["blocks"].is_array() {
-        return None;
-    }
-    // The card keeps its text (its notification and search text); only its blocks show the run.
-    let text = to.card["text"]
-        .as_str()
-        .filter(|t| !t.is_empty())
-        .unwrap_or(line);
-    Some(outbox_item(
-        team,
-        &to.channel,
-        "chat.update",
-        json!({
-            "channel": to.channel,
-            "ts": to.ts,
-            "blocks": with_status(&to.card["blocks"], name, line),
-            "text": text,
-        }),
-    ))
 }
 
 /// The dispatcher's report that run `run_id`'s call ended: finishes the run once and commits its result and the

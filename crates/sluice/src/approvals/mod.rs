@@ -181,7 +181,10 @@ pub async fn apply(
 /// across a crash). Its id is the approval's (`<id>.action`, the call's `Idempotency-Key`); its context the
 /// approval's request (and the event, when a button asked for the approval); its result goes to the approval card's
 /// thread. `None` without an action, or when it cannot be prepared (audited: the approval is decided all the same).
-async fn approved_action(state: &AppState, a: &ApprovalRecord) -> Option<crate::actions::Prepared> {
+async fn approved_action(
+    state: &AppState,
+    a: &ApprovalRecord,
+) -> Option<crate::actions::run::Prepared> {
     let name = a.request["action"].as_str()?;
     let Some(action) = state.config.action_defs.get(name) else {
         let why = format!("error: no [[action]] named {name:?} is configured");
@@ -199,7 +202,7 @@ async fn approved_action(state: &AppState, a: &ApprovalRecord) -> Option<crate::
         None => None,
     };
     // Who approved last is who ran it.
-    let actor = crate::actions::Actor {
+    let actor = crate::actions::run::Actor {
         id: a
             .decisions
             .iter()
@@ -216,7 +219,7 @@ async fn approved_action(state: &AppState, a: &ApprovalRecord) -> Option<crate::
         &actor.name,
         serde_json::Map::new(),
     );
-    let mut to = crate::actions::ReplyTo {
+    let mut to = crate::actions::run::ReplyTo {
         channel: a.channel.clone(),
         ..Default::default()
     };
@@ -226,7 +229,15 @@ async fn approved_action(state: &AppState, a: &ApprovalRecord) -> Option<crate::
     }
     let target = a.request["event_id"].as_str().unwrap_or(&a.id).to_string();
     let run_id = format!("{}.action", a.id);
-    match crate::actions::prepare_run(state, action, &target, &context, &actor, &to, Some(run_id)) {
+    match crate::actions::run::prepare_run(
+        state,
+        action,
+        &target,
+        &context,
+        &actor,
+        &to,
+        Some(run_id),
+    ) {
         Ok(p) => Some(p),
         Err(e) => {
             tracing::warn!(approval = %a.id, action = %name, error = %e, "the approved action cannot start");
@@ -253,7 +264,7 @@ pub async fn request_for_action(
     needs: &crate::config::actions::NeedsApproval,
     event: &sluice_core::event::Event,
     event_id: &str,
-    actor: &crate::actions::Actor,
+    actor: &crate::actions::run::Actor,
     channel: &str,
 ) -> Result<String, String> {
     let mut fields = std::collections::BTreeMap::new();

@@ -41,7 +41,9 @@ use crate::state::AppState;
 /// Inside its pool, a request's body is read before its handler runs: a declared `Content-Length` over
 /// `server.max_body_bytes` is a 413 before a byte of it is read, and a body that has not arrived within
 /// `server.body_timeout_ms` is a 408, which frees the slot a trickling client held.
-pub fn app(state: Arc<AppState>) -> Router {
+/// The HTTP API and operations endpoints, with `beside` (the operator console) served next to them: outside the
+/// API's request pools and body deadline (a console's live stream stays open), inside the NUL-refusal.
+pub fn app(state: Arc<AppState>, beside: Router) -> Router {
     let server = &state.config.server;
     let body_limit = server.max_body_bytes;
     let gate = Arc::new(Gate {
@@ -63,8 +65,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(ops::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state.clone())
-        // The operator console (its own session auth, outside the API's pools: its live stream stays open).
-        .merge(crate::console::routes(state))
+        .merge(beside)
         .fallback_service(api)
         .layer(axum::middleware::from_fn(refuse_nul_in_uri))
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use super::approvals::insert_item;
+use super::items::insert_item;
 use super::{parse_json, refresh_lanes, SqlStore};
 use crate::action_run::ActionRunStore;
 use crate::db::{args, Backend, Conn, Row};

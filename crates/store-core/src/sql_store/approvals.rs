@@ -2,46 +2,15 @@
 
 use std::collections::BTreeSet;
 
+use super::items::insert_item;
 use super::{limit, parse_json, refresh_lanes, SqlStore};
 use crate::approval::*;
 use crate::db::{args, Arg, Backend, Conn, Row};
-use crate::sql::{approvals as q, outbox};
+use crate::sql::approvals as q;
 use crate::{
     ApprovalCommit, ApprovalDecision, ApprovalRecord, Created, NewApproval, NewOutboxItem, RefSent,
     StoreError,
 };
-
-/// Inserts an outbox item for approval `approval_id` (its id is the item's event id, so dead letters name it),
-/// linked to `ref_item` when given.
-pub(super) async fn insert_item(
-    c: &mut dyn Conn,
-    approval_id: &str,
-    item: &NewOutboxItem,
-    ref_item: Option<i64>,
-    now_ms: i64,
-) -> Result<i64, StoreError> {
-    let args_json = serde_json::to_string(&item.args)
-        .map_err(|e| StoreError::Other(format!("outbox args: {e}")))?;
-    c.one(
-        &outbox::INSERT_ITEM,
-        args![
-            approval_id,
-            &item.lane,
-            &item.team,
-            &item.channel,
-            &item.method,
-            Arg::Json(&args_json),
-            ref_item.is_some(),
-            ref_item,
-            "pending",
-            now_ms,
-            None::<&str>,
-            None::<i64>
-        ],
-    )
-    .await?
-    .get(0)
-}
 
 fn record(r: &Row, decisions: Vec<ApprovalDecision>) -> Result<ApprovalRecord, StoreError> {
     let request: String = r.get("request")?;

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::approvals::insert_item;
+use super::items::insert_item;
 use super::{limit, parse_json, refresh_lanes, SqlStore};
 use crate::chatops::ChatopsStore;
 use crate::db::{args, Backend, Row};
