@@ -1142,6 +1142,50 @@ fn read_secret_file(base: &Path, file: &Path) -> Result<Secret, String> {
     }
 }
 
+/// The config areas' unit tests: a parse with a fixed environment, the problems it reports, and a table check.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::collections::BTreeMap;
+
+    use super::{Config, Problem};
+
+    /// Parses `text` with a few environment variables set: `OUT` (a valid outgoing secret), `SHORT` (too short a
+    /// secret), `DEPLOYER_TOKEN` (a header value).
+    pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+        let env = BTreeMap::from([
+            ("OUT".to_string(), "outgoing-secret-0123456789".to_string()),
+            ("SHORT".to_string(), "short".to_string()),
+            ("DEPLOYER_TOKEN".to_string(), "tok-123".to_string()),
+        ]);
+        Config::parse(text, std::path::Path::new("."), &env)
+    }
+
+    /// The errors (not warnings) `text` earns: line, message, fix.
+    pub fn errors(text: &str) -> Vec<(Option<usize>, String, String)> {
+        match parse(text) {
+            Ok(_) => vec![],
+            Err(p) => p
+                .into_iter()
+                .filter(|p| !p.warning)
+                .map(|p| (p.line, p.message, p.fix))
+                .collect(),
+        }
+    }
+
+    /// Each row's config is refused with a problem on `line` whose message and fix contain the given texts.
+    pub fn assert_reported(table: &[(&str, usize, &str, &str)]) {
+        for (text, line, message, fix) in table {
+            let found = errors(text);
+            assert!(
+                found
+                    .iter()
+                    .any(|(l, m, f)| *l == Some(*line) && m.contains(message) && f.contains(fix)),
+                "{text:?}: {found:?}"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

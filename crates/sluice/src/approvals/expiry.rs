@@ -13,31 +13,14 @@ use crate::state::{now_ms, AppState};
 
 const TICK: Duration = Duration::from_millis(500);
 const ROLE: &str = "approvals";
-const LEASE_MS: i64 = 5_000;
 
-pub async fn run_expiry(state: Arc<AppState>, owner: String, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let stopping = tokio::select! {
-            _ = tokio::time::sleep(TICK) => false,
-            _ = shutdown.wait_for(|s| *s) => true,
-        };
-        if stopping {
-            let _ = state.store.resign(ROLE, &owner).await;
-            return;
-        }
-        match state.store.try_lead(ROLE, &owner, now_ms(), LEASE_MS).await {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                tracing::debug!(error = %e, "approval timer: leadership check failed");
-                continue;
-            }
-        }
+pub async fn run_expiry(state: Arc<AppState>, owner: String, shutdown: watch::Receiver<bool>) {
+    crate::leader::every(&state, ROLE, &owner, TICK, shutdown, || async {
         let due = match state.store.due_approvals(now_ms(), 100).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "approval timer: cannot read due approvals");
-                continue;
+                return;
             }
         };
         for id in due {
@@ -45,5 +28,6 @@ pub async fn run_expiry(state: Arc<AppState>, owner: String, mut shutdown: watch
                 tracing::warn!(approval = %id, error = %e, "approval not expired; next tick tries again");
             }
         }
-    }
+    })
+    .await
 }

@@ -24,15 +24,10 @@ use crate::state::{now_ms, AppState};
 
 const TICK: Duration = Duration::from_secs(1);
 const ROLE: &str = "schedules";
-const LEASE_MS: i64 = 5_000;
 /// Who the audit log names for a scheduled run.
 const ACTOR: &str = "sluice:schedule";
 
-pub async fn run_schedules(
-    state: Arc<AppState>,
-    owner: String,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run_schedules(state: Arc<AppState>, owner: String, shutdown: watch::Receiver<bool>) {
     if state.config.chatops.schedules.is_empty() {
         return;
     }
@@ -46,29 +41,14 @@ pub async fn run_schedules(
             reqwest::Client::new()
         }
     };
-    loop {
-        let stopping = tokio::select! {
-            _ = tokio::time::sleep(TICK) => false,
-            _ = shutdown.wait_for(|s| *s) => true,
-        };
-        if stopping {
-            let _ = state.store.resign(ROLE, &owner).await;
-            return;
-        }
-        match state.store.try_lead(ROLE, &owner, now_ms(), LEASE_MS).await {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                tracing::debug!(error = %e, "schedule timer: leadership check failed");
-                continue;
-            }
-        }
+    crate::leader::every(&state, ROLE, &owner, TICK, shutdown, || async {
         for s in &state.config.chatops.schedules {
             if let Err(e) = tick(&state, &http, s, &owner, clock::now_ms()).await {
                 tracing::warn!(schedule = %s.name, error = %e, "schedule not run; the next tick tries again");
             }
         }
-    }
+    })
+    .await
 }
 
 /// One schedule at `now`: claim the due minute, if any, and run or skip it.

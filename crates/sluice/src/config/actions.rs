@@ -637,30 +637,9 @@ pub(super) fn check(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use serde_json::json;
 
-    use super::super::{Config, Problem};
-
-    fn parse(text: &str) -> Result<Config, Vec<Problem>> {
-        let env = BTreeMap::from([
-            ("OUT".to_string(), "outgoing-secret-0123456789".to_string()),
-            ("DEPLOYER_TOKEN".to_string(), "tok-123".to_string()),
-        ]);
-        Config::parse(text, std::path::Path::new("."), &env)
-    }
-
-    fn errors(text: &str) -> Vec<(Option<usize>, String, String)> {
-        match parse(text) {
-            Ok(_) => vec![],
-            Err(p) => p
-                .into_iter()
-                .filter(|p| !p.warning)
-                .map(|p| (p.line, p.message, p.fix))
-                .collect(),
-        }
-    }
+    use super::super::testing::{errors, parse};
 
     const SIGNED: &str = "[actions]\noutgoing_secret_env = \"OUT\"\n";
 

@@ -165,28 +165,7 @@ pub(super) fn check(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use super::super::{Config, Problem};
-
-    fn parse(text: &str) -> Result<Config, Vec<Problem>> {
-        let env = BTreeMap::from([
-            ("OUT".to_string(), "outgoing-secret-0123456789".to_string()),
-            ("SHORT".to_string(), "short".to_string()),
-        ]);
-        Config::parse(text, std::path::Path::new("."), &env)
-    }
-
-    fn errors(text: &str) -> Vec<(Option<usize>, String, String)> {
-        match parse(text) {
-            Ok(_) => vec![],
-            Err(p) => p
-                .into_iter()
-                .filter(|p| !p.warning)
-                .map(|p| (p.line, p.message, p.fix))
-                .collect(),
-        }
-    }
+    use super::super::testing::{assert_reported, parse};
 
     #[test]
     fn approvals_and_outgoing_settings_are_checked_with_their_line_and_fix() {
@@ -200,15 +179,7 @@ mod tests {
             ("[actions]\noutgoing_secret_env = \"SHORT\"\n", 2, "shorter than 16", "openssl"),
             ("[actions]\nallow_link_local = [\"metadata\"]\n", 2, "not an IP address", "169.254.169.254"),
         ];
-        for (text, line, message, fix) in table {
-            let found = errors(text);
-            assert!(
-                found
-                    .iter()
-                    .any(|(l, m, f)| *l == Some(line) && m.contains(message) && f.contains(fix)),
-                "{text:?}: {found:?}"
-            );
-        }
+        assert_reported(&table);
     }
 
     #[test]

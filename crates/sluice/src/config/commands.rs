@@ -655,25 +655,7 @@ pub(super) fn check(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use super::super::{Config, Problem};
-
-    fn parse(text: &str) -> Result<Config, Vec<Problem>> {
-        let env = BTreeMap::from([("OUT".to_string(), "outgoing-secret-0123456789".to_string())]);
-        Config::parse(text, std::path::Path::new("."), &env)
-    }
-
-    fn errors(text: &str) -> Vec<(Option<usize>, String, String)> {
-        match parse(text) {
-            Ok(_) => vec![],
-            Err(p) => p
-                .into_iter()
-                .filter(|p| !p.warning)
-                .map(|p| (p.line, p.message, p.fix))
-                .collect(),
-        }
-    }
+    use super::super::testing::{assert_reported, parse};
 
     #[test]
     fn the_issue_example_parses_as_written() {
@@ -733,15 +715,7 @@ action = "deploy"
             ("[[schedule]]\nname = \"s\"\ncron = \"0 9 * * *\"\nchannel = \"ops\"\nurl = \"https://metrics.internal/daily\"\n", 1, "not allow-listed", "callback_hosts"),
             ("[[schedule]]\nname = \"s\"\ncron = \"0 9 * * *\"\nchannel = \"ops\"\nreport = \"stats\"\nmissed = \"later\"\n", 1, "missed \"later\"", "run_once"),
         ];
-        for (text, line, message, fix) in table {
-            let found = errors(text);
-            assert!(
-                found
-                    .iter()
-                    .any(|(l, m, f)| *l == Some(line) && m.contains(message) && f.contains(fix)),
-                "{text:?}: {found:?}"
-            );
-        }
+        assert_reported(&table);
     }
 
     #[test]

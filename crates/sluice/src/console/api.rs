@@ -19,7 +19,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sluice_core::event::Event;
 use sluice_domain::silence::Preview;
-use sluice_store::Replay;
 
 use super::session::{set_cookie, Operator, Write};
 use super::ConsoleState;
@@ -281,21 +280,7 @@ async fn replay(
     Write(op): Write,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("body", format!("malformed JSON: {e}")))?;
-    let which = match (
-        v.get("id").and_then(Value::as_i64),
-        v.get("all").and_then(Value::as_bool),
-    ) {
-        (Some(id), _) => Replay::Item(id),
-        (None, Some(true)) => Replay::All,
-        _ => {
-            return Err(ApiError::bad_request(
-                "id",
-                "give {\"id\": <dead letter id>} or {\"all\": true}",
-            ))
-        }
-    };
+    let which = ops::parse_replay(&body)?;
     let replayed = ops::replay_dead(&state.app, &op.name, which, "console").await?;
     Ok(Json(json!({ "replayed": replayed })))
 }

@@ -120,26 +120,29 @@ async fn replay(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     caller.require("admin")?;
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("body", format!("malformed JSON: {e}")))?;
-    let which = match (
-        v.get("id").and_then(Value::as_i64),
-        v.get("all").and_then(Value::as_bool),
-    ) {
-        (Some(id), _) => Replay::Item(id),
-        (None, Some(true)) => Replay::All,
-        _ => {
-            return Err(ApiError::bad_request(
-                "id",
-                "give {\"id\": <dead letter id>} or {\"all\": true}",
-            ))
-        }
-    };
+    let which = parse_replay(&body)?;
     let replayed = replay_dead(&state, &caller.name, which, "api").await?;
     Ok(Json(json!({ "replayed": replayed })))
 }
 
 /// Replays dead letters for `actor` (audited, `via` the API or the console) and wakes the dispatcher.
+/// What a replay request (`{"id": N}` or `{"all": true}`) asks for; the API's and the console's.
+pub(crate) fn parse_replay(body: &[u8]) -> Result<Replay, ApiError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("body", format!("malformed JSON: {e}")))?;
+    match (
+        v.get("id").and_then(Value::as_i64),
+        v.get("all").and_then(Value::as_bool),
+    ) {
+        (Some(id), _) => Ok(Replay::Item(id)),
+        (None, Some(true)) => Ok(Replay::All),
+        _ => Err(ApiError::bad_request(
+            "id",
+            "give {\"id\": <dead letter id>} or {\"all\": true}",
+        )),
+    }
+}
+
 pub(crate) async fn replay_dead(
     state: &AppState,
     actor: &str,
