@@ -1,5 +1,5 @@
-//! `[[action]]` runs, the thin handler: [`run_action`] is **the** way to run an action (a card's button today,
-//! slash commands with `args` next; an approved request's `action` uses its first half, [`prepare_run`], to commit
+//! `[[action]]` runs, the thin handler: [`run_action`] is **the** way to run an action (a card's button, or a
+//! slash command with its `args`; an approved request's `action` uses its first half, [`prepare_run`], to commit
 //! the run with the approval's decision): it renders the request, and commits the run
 //! (`action_runs`, state `running`), its signed outgoing call (an `http.request` outbox row whose `Idempotency-Key`
 //! is the run id) and the card's "Running …" line in one transaction. The dispatcher sends the call, retries it,
