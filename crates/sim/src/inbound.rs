@@ -20,6 +20,9 @@ use crate::model::Delivery;
 use crate::state::{Ephemeral, State};
 use crate::{DeliverVia, Simulator};
 
+mod ephemeral;
+pub(crate) use ephemeral::on_ephemeral;
+
 /// The legacy verification token Slack still puts in payloads; apps must not rely on it.
 pub const VERIFICATION_TOKEN: &str = "sim-verification-token";
 /// The workspace's domain (`team.domain`, `team_domain`).
