@@ -19,6 +19,8 @@ pub const METHODS: &[(&str, Option<&str>)] = &[
     ("chat.delete", Some("chat:write")),
     ("chat.postEphemeral", Some("chat:write")),
     ("chat.scheduleMessage", Some("chat:write")),
+    ("chat.scheduledMessages.list", None),
+    ("chat.deleteScheduledMessage", Some("chat:write")),
     ("chat.getPermalink", None),
     ("conversations.info", Some("channels:read")),
     ("conversations.list", Some("channels:read")),
@@ -294,6 +296,8 @@ pub fn dispatch(state: &mut State, method: &str, args: &Args, now: Instant) -> R
         "chat.delete" => delete(state, args),
         "chat.postEphemeral" => post_ephemeral(state, args, now),
         "chat.scheduleMessage" => schedule(state, args, now),
+        "chat.scheduledMessages.list" => crate::scheduled::list(state, args, now),
+        "chat.deleteScheduledMessage" => crate::scheduled::delete(state, args, now),
         "chat.getPermalink" => permalink(state, args),
         "conversations.info" => {
             let ch = channel_id_arg(state, args)?;
