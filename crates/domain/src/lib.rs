@@ -24,6 +24,7 @@ pub mod living;
 pub mod outbox;
 pub mod outgoing;
 pub mod pipeline;
+pub mod remind;
 pub mod rotation;
 pub mod schedule;
 pub mod silence;

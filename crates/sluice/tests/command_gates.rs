@@ -489,3 +489,90 @@ async fn a_command_that_needs_approval_runs_only_after_the_approvals_are_in() {
         "{requests:?}"
     );
 }
+
+/// `remind list` until `done` holds for its answer.
+async fn list_until(sim: &Simulator, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (t, _, _) = ops(sim, "remind list", "U0001").await;
+        if done(&t) {
+            return t;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {t}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_is_scheduled_listed_cancelled_and_posted_on_time() {
+    let s = setup().await;
+    let sim = &s.sim;
+
+    // Not permitted ([actions] users only), and a delay Slack would refuse: told, nothing scheduled.
+    let (t, _, _) = ops(sim, "remind #ops in 2h \"rotate the keys\"", "U0002").await;
+    assert!(t.contains("not allowed to set reminders"), "{t}");
+    let (t, _, _) = ops(sim, "remind #ops in 30s hi", "U0001").await;
+    assert!(
+        t.contains("not between 1m and 120d") && t.contains("Usage: `/ops remind"),
+        "{t}"
+    );
+
+    // Set, listed with its id, cancelled: it is never posted.
+    let (t, _, _) = ops(sim, "remind #ops in 2h \"rotate the keys\"", "U0001").await;
+    assert!(t.contains("I'll post it in #ops"), "{t}");
+    let listed = list_until(sim, "the reminder listed", |t| {
+        t.contains("rotate the keys")
+    })
+    .await;
+    assert!(listed.contains("<@U0001>: rotate the keys"), "{listed}");
+    let id = listed
+        .split('`')
+        .find(|w| w.starts_with('Q'))
+        .expect("an id")
+        .to_string();
+    let (t, _, _) = ops(sim, "remind cancel Qnope", "U0001").await;
+    assert!(t.contains("No pending reminder `Qnope`"), "{t}");
+    let (t, _, _) = ops(sim, &format!("remind cancel {id}"), "U0001").await;
+    assert!(t.contains(&format!("Cancelled reminder `{id}`")), "{t}");
+    list_until(sim, "the reminder gone", |t| {
+        t.contains("No reminders are pending.")
+    })
+    .await;
+
+    // Another one, due in a minute: posted in #ops once its time comes.
+    ops(sim, "remind #ops in 1m stand-up", "U0001").await;
+    list_until(sim, "the second reminder listed", |t| {
+        t.contains("stand-up")
+    })
+    .await;
+    sim.advance_clock(Duration::from_secs(3 * 3600));
+    list_until(sim, "the reminder posted", |t| {
+        t.contains("No reminders are pending.")
+    })
+    .await;
+    let texts: Vec<String> = sim.messages("ops").into_iter().map(|m| m.text).collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t == "⏰ Reminder from <@U0001>: stand-up"),
+        "{texts:?}"
+    );
+    assert!(
+        !texts.iter().any(|t| t.contains("rotate the keys")),
+        "a cancelled reminder never posts: {texts:?}"
+    );
+
+    let r = results(&audited(s.sluice.addr, "command.remind").await);
+    assert!(
+        r.iter().any(|x| x == &format!("ok: cancelled {id}")),
+        "{r:?}"
+    );
+    assert!(r.iter().any(|x| x == "refused: not allowed"), "{r:?}");
+    assert!(
+        r.iter()
+            .filter(|x| x.starts_with("ok: scheduled for "))
+            .count()
+            == 2,
+        "{r:?}"
+    );
+}

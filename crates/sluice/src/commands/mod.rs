@@ -1,7 +1,8 @@
 //! ChatOps: the slash command (`[actions] command`, default `/sluice`) and `app_mention`.
 //!
 //! - [`slash_command`] reads the first word and answers: the built-ins (`help`, `status <service>`,
-//!   `oncall [team]`, `silence <matchers> <duration> <comment>`, `ack <alert>`; `builtins.rs`) or a configured
+//!   `oncall [team]`, `silence <matchers> <duration> <comment>`, `ack <alert>`; `builtins.rs`; `remind …`,
+//!   `remind.rs`) or a configured
 //!   `[[command]]` (`configured.rs`: who may run it, its arguments parsed by `sluice_domain::command`, then its
 //!   action, at once, after Run / Cancel (`confirm.rs`) or once approved; or its `[[form]]`, `crate::forms`).
 //!   Answers are ephemeral unless a command says `reply = "channel"`. Every run and every refusal is
@@ -13,6 +14,7 @@ mod builtins;
 pub mod clock;
 mod configured;
 mod confirm;
+mod remind;
 pub mod schedule;
 
 use std::sync::Arc;
@@ -101,6 +103,7 @@ pub async fn slash_command(
         "status" => builtins::status(state, slash, rest).await?,
         "oncall" => builtins::oncall(state, slash, rest),
         "silence" => builtins::silence(state, commands, slash, user, channel.0, rest).await?,
+        "remind" => remind::remind(commands, slash, rest, &ctx).await?,
         "ack" => match builtins::ack(state, commands, slash, rest, &ctx).await? {
             // Answered through the response_url by the alert action's path, which audits the decision itself.
             None => {
@@ -163,6 +166,9 @@ async fn help_text(
     ));
     lines.push(format!(
         "• `{slash} ack <alert>` — acknowledge an alert by its dedup key or id"
+    ));
+    lines.push(format!(
+        "• `{slash} remind #channel in 2h \"text\"` — a one-off reminder (`remind list`, `remind cancel <id>`)"
     ));
     for (i, c) in state.config.chatops.commands.iter().enumerate() {
         if commands.may_run(i, c, user, channel).await {
