@@ -98,6 +98,17 @@ body = '{{"service": "{{{{ args.service }}}}", "approved_by": "{{{{ user.id }}}}
 users = ["U0001"]
 approval = {{ approvers = {{ users = ["U0003", "U0004"] }}, required = 2, expires_in = "30m" }}
 
+[[action]]
+name = "purge"
+label = "Purge"
+url = "http://{internal}/purge"
+users = ["U0001"]
+approval = {{ approvers = {{ users = ["U0003"] }}, expires_in = "2s" }}
+
+[[command]]
+name = "purge"
+action = "purge"
+
 [[command]]
 name = "deploy"
 usage = "deploy <service> <env>"
@@ -474,6 +485,23 @@ async fn a_command_that_needs_approval_runs_only_after_the_approvals_are_in() {
         1,
         "a rejected request runs nothing"
     );
+
+    // Nobody decides in time: it expires, the requester is told, nothing runs.
+    let (t, _, _) = ops(sim, "purge", "U0001").await;
+    assert!(t.contains("Purge needs an approval"), "{t}");
+    wait_until(
+        "the requester told of the expiry",
+        Duration::from_secs(20),
+        || {
+            sim.ephemerals(Some("U0001")).iter().any(|e| {
+                e.text.contains("Run Purge: /ops purge")
+                    && e.text
+                        .contains("expired before it was approved. Nothing ran.")
+            })
+        },
+    )
+    .await;
+    assert!(calls_to(&s.calls, "/purge").is_empty());
 
     let r = results(&audited(s.sluice.addr, "command.rollback").await);
     assert_eq!(

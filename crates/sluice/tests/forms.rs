@@ -362,3 +362,133 @@ async fn a_form_checks_its_fields_and_runs_its_action_once() {
         "{commands:?}"
     );
 }
+
+fn two_step_config(dir: &Path, sim: SocketAddr, internal: SocketAddr) -> PathBuf {
+    std::fs::write(dir.join("signing"), sluice_sim::DEFAULT_SIGNING_SECRET).unwrap();
+    std::fs::write(dir.join("outgoing"), "outgoing-secret-0123456789abcdef").unwrap();
+    let slack =
+        format!("signing_secret_file = \"signing\"\nresponse_url_hosts = [\"http://{sim}\"]\n");
+    let db = format!("sqlite://{}", dir.join("sluice.db").display());
+    let extra = format!(
+        r#"
+[actions]
+command = "/ops"
+users = ["U0001"]
+outgoing_secret_file = "outgoing"
+
+[[action]]
+name = "release"
+label = "Release"
+url = "http://{internal}/release"
+body = '{{"service": "{{{{ form.service }}}}", "version": "{{{{ form.version }}}}", "flags": "{{{{ form.flags | join(",") }}}}"}}'
+
+[[form]]
+name = "release"
+title = "Release (1 of 2)"
+submit = "Next"
+next = "release_version"
+inputs = [{{ name = "service", type = "select", options = ["checkout", "search"] }}]
+
+[[form]]
+name = "release_version"
+title = "Release (2 of 2)"
+submit = "Release"
+action = "release"
+inputs = [
+  {{ name = "version", type = "text" }},
+  {{ name = "flags", type = "checkboxes", options = ["canary", "dry-run"], required = false }},
+]
+
+[[command]]
+name = "release"
+form = "release"
+
+[routing]
+default = {{ channels = ["ops"] }}
+"#
+    );
+    write_config_full(dir, sim, &db, &slack, &extra)
+}
+
+fn view_of(sim: &Simulator, callback: &str) -> Option<sluice_sim::model::View> {
+    sim.views()
+        .into_iter()
+        .find(|v| v.callback_id.as_deref() == Some(callback))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_step_form_pushes_its_second_step_and_runs_with_both_steps_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, sim_run) = start_sim().await;
+    sim.create_channel_as_user("ops", false, &["U0001".to_string()], true)
+        .unwrap();
+    let (internal, internal_addr) = start_internal().await;
+    let sluice = start_sluice(&two_step_config(dir.path(), sim_run.addr, internal_addr));
+    sim.set_app_base_url(format!("http://{}", sluice.addr));
+
+    sim.slash_command("/ops", "release", "ops", "U0001")
+        .await
+        .unwrap();
+    wait_until("the first step", Duration::from_secs(10), || {
+        view_of(&sim, "sluice_form:release").is_some()
+    })
+    .await;
+    let first = view_of(&sim, "sluice_form:release").unwrap();
+    let choose = |v: &str| json!({"type": "static_select", "selected_option": {"text": {"type": "plain_text", "text": v}, "value": v}});
+    let next = sim
+        .submit_view(
+            &first.id,
+            "U0001",
+            json!({"service": {"service": choose("search")}}),
+        )
+        .await
+        .unwrap();
+    let a: Value = serde_json::from_str(&next.body).unwrap();
+    assert_eq!(a["response_action"], "push", "{a}");
+    let second = view_of(&sim, "sluice_form:release_version").expect("the second step, pushed");
+    assert_eq!(second.previous_view_id.as_deref(), Some(first.id.as_str()));
+    assert!(
+        calls_to(&internal, "/release").is_empty(),
+        "nothing runs after the first step"
+    );
+
+    // The second step checks its own fields.
+    let empty = sim
+        .submit_view(
+            &second.id,
+            "U0001",
+            json!({"version": {"version": {"type": "plain_text_input", "value": ""}}}),
+        )
+        .await
+        .unwrap();
+    let a: Value = serde_json::from_str(&empty.body).unwrap();
+    assert_eq!(a["errors"]["version"], "This field is required.", "{a}");
+
+    let done = sim
+        .submit_view(
+            &second.id,
+            "U0001",
+            json!({"version": {"version": {"type": "plain_text_input", "value": "1.4.2"}},
+                   "flags": {"flags": {"type": "checkboxes", "selected_options": [
+                       {"text": {"type": "plain_text", "text": "canary"}, "value": "canary"}]}}}),
+        )
+        .await
+        .unwrap();
+    assert!(!done.body.contains("errors"), "{}", done.body);
+    wait_until("the release called", Duration::from_secs(15), || {
+        calls_to(&internal, "/release").len() == 1
+    })
+    .await;
+    assert_eq!(
+        calls_to(&internal, "/release")[0].body,
+        json!({"service": "search", "version": "1.4.2", "flags": "canary"}),
+        "the action sees both steps' values"
+    );
+    let records = audited(sluice.addr, "form.release").await;
+    assert!(
+        records
+            .iter()
+            .any(|r| r["result"] == "ok: next step release_version"),
+        "{records:?}"
+    );
+}

@@ -21,6 +21,9 @@
 //! ]
 //! ```
 //!
+//! `next = "other"` instead of `action`: a valid submission pushes that form (at most three deep); the chain's last
+//! form's action runs with every step's values.
+//!
 //! An external select's `url` is called (POST, signed like every outgoing call, allow-listed like an action's URL)
 //! with `{"form", "input", "value", "user"}` and answers `{"options": ["a", {"text": "B", "value": "b"}]}` (or a
 //! bare list); Sluice narrows it to what was typed.
@@ -42,7 +45,11 @@ pub struct RawForm {
     pub name: String,
     pub title: String,
     pub submit: Option<String>,
-    pub action: String,
+    /// The `[[action]]` a valid submission runs; or
+    pub action: Option<String>,
+    /// the `[[form]]` pushed next (`views.push`), whose chain ends in a form with an action; that action sees every
+    /// step's values.
+    pub next: Option<String>,
     #[serde(default)]
     pub inputs: Vec<Spanned<RawInput>>,
 }
@@ -75,8 +82,10 @@ pub struct RawInput {
 #[derive(Debug, Clone)]
 pub struct FormConfig {
     pub form: Form,
-    /// The `[[action]]` a valid submission runs.
+    /// The `[[action]]` a valid submission of the last step runs (this form's, or its `next` chain's last).
     pub action: String,
+    /// The form pushed after this one, if any.
+    pub next: Option<String>,
     /// External selects' endpoints, by input name.
     pub option_urls: Vec<(String, String)>,
 }
@@ -292,6 +301,7 @@ pub(super) fn check(
     p: &mut Report<'_>,
 ) -> Forms {
     let mut out = Forms::default();
+    let mut steps = Vec::new();
     let mut names = BTreeSet::new();
     for spanned in raw {
         let span = Some(spanned.span());
@@ -329,16 +339,24 @@ pub(super) fn check(
                 ok = false;
             }
         }
-        if actions.get(&f.action).is_none() {
-            p(
-                span.clone(),
-                format!(
-                    "form {name:?} runs the action {:?}, which no [[action]] defines",
-                    f.action
-                ),
-                "add an [[action]] with that name, or name one that exists",
-            );
-            ok = false;
+        match (&f.action, &f.next) {
+            (Some(a), None) if actions.get(a).is_none() => {
+                p(
+                    span.clone(),
+                    format!("form {name:?} runs the action {a:?}, which no [[action]] defines"),
+                    "add an [[action]] with that name, or name one that exists",
+                );
+                ok = false;
+            }
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => {
+                p(
+                    span.clone(),
+                    format!("form {name:?} needs exactly one of action and next"),
+                    "name the [[action]] it runs (action = \"deploy\"), or the [[form]] that follows it (next = \"…\")",
+                );
+                ok = false;
+            }
         }
         if f.inputs.is_empty() || f.inputs.len() > limits::VIEW_BLOCKS {
             p(
@@ -375,16 +393,57 @@ pub(super) fn check(
             }
         }
         if ok {
-            out.forms.push(FormConfig {
-                form: Form {
-                    name,
-                    title: f.title.trim().to_string(),
-                    submit,
-                    inputs,
+            steps.push((
+                span,
+                FormConfig {
+                    form: Form {
+                        name,
+                        title: f.title.trim().to_string(),
+                        submit,
+                        inputs,
+                    },
+                    action: f.action.clone().unwrap_or_default(),
+                    next: f.next.clone(),
+                    option_urls: urls,
                 },
-                action: f.action.clone(),
-                option_urls: urls,
-            });
+            ));
+        }
+    }
+    // A chain of `next` forms ends in a form with an action within Slack's stack of three modals.
+    for (span, f) in &steps {
+        let mut seen = vec![f.form.name.clone()];
+        let mut at = f;
+        let resolved = loop {
+            let Some(next) = &at.next else {
+                break Ok(at.action.clone());
+            };
+            match steps.iter().find(|(_, g)| g.form.name == *next) {
+                None => break Err(format!("its next form {next:?} is not a valid [[form]]")),
+                Some(_) if seen.contains(next) => {
+                    break Err(format!("its next forms loop back to {next:?}"))
+                }
+                Some(_) if seen.len() >= 3 => {
+                    break Err(
+                        "its chain of next forms is longer than 3, Slack's stack of modals"
+                            .to_string(),
+                    )
+                }
+                Some((_, g)) => {
+                    seen.push(next.clone());
+                    at = g;
+                }
+            }
+        };
+        match resolved {
+            Ok(action) => out.forms.push(FormConfig {
+                action,
+                ..f.clone()
+            }),
+            Err(why) => p(
+                span.clone(),
+                format!("form {:?}: {why}", f.form.name),
+                "end the chain within three forms in a form with an action",
+            ),
         }
     }
     out
@@ -479,6 +538,18 @@ inputs = [
                     6,
                     "no [[action]] defines",
                     "add an [[action]]",
+                ),
+                (
+                    format!("{BASE}[[form]]\nname = \"f\"\ntitle = \"F\"\nnext = \"g\"\ninputs = [{{ name = \"a\", type = \"text\" }}]\n[[form]]\nname = \"g\"\ntitle = \"G\"\nnext = \"f\"\ninputs = [{{ name = \"b\", type = \"text\" }}]\n"),
+                    6,
+                    "loop back to \"f\"",
+                    "end the chain",
+                ),
+                (
+                    format!("{BASE}[[form]]\nname = \"f\"\ntitle = \"F\"\naction = \"deploy\"\nnext = \"g\"\ninputs = [{{ name = \"a\", type = \"text\" }}]\n"),
+                    6,
+                    "exactly one of action and next",
+                    "next = ",
                 ),
                 (
                     format!("{BASE}[[command]]\nname = \"x\"\nform = \"missing\"\n"),

@@ -53,6 +53,9 @@ struct Opened {
     cmd: Option<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     text: String,
+    /// The values of the steps before this one (a `next` chain).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    values: Map<String, Value>,
 }
 
 /// Opens form `name` for the `i`th `[[command]]`. `None` when the modal opened (nothing to say), else the refusal.
@@ -81,6 +84,7 @@ pub async fn open_for_command(
         u: caller.user_id.clone(),
         cmd: Some(state.config.chatops.commands[i].spec.name.clone()),
         text: rest.trim().to_string(),
+        values: Map::new(),
     };
     match open(
         ctx.open_view(&form::view(&f.form, &metadata(&opened)))
@@ -290,6 +294,12 @@ async fn submitted(
         }
     };
     detail["values"] = Value::Object(values.clone());
+    let mut all = opened.values.clone();
+    all.extend(values);
+    if let Some(next) = &f.next {
+        return Ok(next_step(state, f, next, &opened, all, &user, &view.id, detail).await);
+    }
+    let values = all;
     let first = state
         .store
         .first_time(
@@ -320,6 +330,72 @@ async fn submitted(
         }
     }
     Ok(ViewResponse::None)
+}
+
+/// A valid step with a `next` form: the next form is pushed, carrying every value so far in its metadata (the last
+/// step's submission runs the action with all of them).
+#[allow(clippy::too_many_arguments)]
+async fn next_step(
+    state: &AppState,
+    f: &FormConfig,
+    next: &str,
+    opened: &Opened,
+    values: Map<String, Value>,
+    user: &str,
+    view_id: &str,
+    detail: Value,
+) -> ViewResponse {
+    let action = format!("form.{}", f.form.name);
+    let first_input = f
+        .form
+        .inputs
+        .first()
+        .map(|i| i.name.clone())
+        .unwrap_or_default();
+    let Some(n) = state.config.forms.get(next) else {
+        audit(
+            state,
+            user,
+            &action,
+            view_id,
+            "error: next form not configured",
+            detail,
+        )
+        .await;
+        return ViewResponse::error(
+            first_input,
+            format!("The next form {next:?} is no longer configured."),
+        );
+    };
+    let carried = metadata(&Opened {
+        values,
+        ..opened.clone()
+    });
+    if carried.len() > sluice_slack_wire::limits::VIEW_PRIVATE_METADATA {
+        audit(
+            state,
+            user,
+            &action,
+            view_id,
+            "refused: too much to carry",
+            detail,
+        )
+        .await;
+        return ViewResponse::error(
+            first_input,
+            "These values are too long to carry to the next step: shorten them.",
+        );
+    }
+    audit(
+        state,
+        user,
+        &action,
+        view_id,
+        &format!("ok: next step {next}"),
+        detail,
+    )
+    .await;
+    ViewResponse::Push(form::view(&n.form, &carried))
 }
 
 /// Runs (or asks approval for) `f`'s action with a valid submission's `values`. What the audit log records, and what
