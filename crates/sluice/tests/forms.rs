@@ -492,3 +492,141 @@ async fn a_two_step_form_pushes_its_second_step_and_runs_with_both_steps_values(
         "{records:?}"
     );
 }
+
+fn button_config(dir: &Path, sim: SocketAddr, internal: SocketAddr) -> PathBuf {
+    std::fs::write(dir.join("signing"), sluice_sim::DEFAULT_SIGNING_SECRET).unwrap();
+    std::fs::write(dir.join("outgoing"), "outgoing-secret-0123456789abcdef").unwrap();
+    let slack =
+        format!("signing_secret_file = \"signing\"\nresponse_url_hosts = [\"http://{sim}\"]\n");
+    let db = format!("sqlite://{}", dir.join("sluice.db").display());
+    let extra = format!(
+        r#"
+[actions]
+outgoing_secret_file = "outgoing"
+
+[[action]]
+name = "purge"
+label = "Purge"
+url = "http://{internal}/purge"
+body = '{{"cache": "{{{{ form.cache }}}}"}}'
+users = ["U0001"]
+approval = {{ approvers = {{ users = ["U0003"] }} }}
+
+[[form]]
+name = "purge"
+title = "Purge a cache"
+action = "purge"
+inputs = [{{ name = "cache", type = "select", options = ["cdn", "api"] }}]
+
+[routing]
+default = {{ channels = ["ops"] }}
+"#
+    );
+    write_config_full(dir, sim, &db, &slack, &extra)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_button_opens_a_form_and_an_action_that_needs_approval_asks_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, sim_run) = start_sim().await;
+    let people: Vec<String> = ["U0001", "U0002", "U0003"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    sim.create_channel_as_user("ops", false, &people, true)
+        .unwrap();
+    let (internal, internal_addr) = start_internal().await;
+    let sluice = start_sluice(&button_config(dir.path(), sim_run.addr, internal_addr));
+    sim.set_app_base_url(format!("http://{}", sluice.addr));
+
+    // A message with the form's button, posted through the API.
+    let posted = reqwest::Client::new()
+        .post(format!("http://{}/v1/messages", sluice.addr))
+        .bearer_auth(KEY)
+        .json(&json!({"channel": "ops", "text": "Caches", "blocks": [
+            {"type": "actions", "elements": [{"type": "button", "action_id": "sluice_form_open:purge",
+                                               "text": {"type": "plain_text", "text": "Purge…"}}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(posted.status().is_success(), "{:?}", posted.text().await);
+    wait_until("the message", Duration::from_secs(10), || {
+        sim.messages("ops").iter().any(|m| m.text == "Caches")
+    })
+    .await;
+    let m = sim
+        .messages("ops")
+        .into_iter()
+        .find(|m| m.text == "Caches")
+        .unwrap();
+
+    // Someone the action does not list: refused, no modal.
+    sim.click_button(&m.channel, &m.ts, "sluice_form_open:purge", "U0002")
+        .await
+        .unwrap();
+    wait_until("the refusal", Duration::from_secs(10), || {
+        sim.ephemerals(Some("U0002"))
+            .iter()
+            .any(|e| e.text.contains("not allowed to run Purge"))
+    })
+    .await;
+    assert!(sim.views().is_empty());
+
+    sim.click_button(&m.channel, &m.ts, "sluice_form_open:purge", "U0001")
+        .await
+        .unwrap();
+    wait_until("the modal", Duration::from_secs(10), || {
+        view_of(&sim, "sluice_form:purge").is_some()
+    })
+    .await;
+    let view = view_of(&sim, "sluice_form:purge").unwrap();
+    let done = sim
+        .submit_view(
+            &view.id,
+            "U0001",
+            json!({"cache": {"cache": {"type": "static_select", "selected_option": {"text": {"type": "plain_text", "text": "cdn"}, "value": "cdn"}}}}),
+        )
+        .await
+        .unwrap();
+    assert!(!done.body.contains("errors"), "{}", done.body);
+
+    // The approval card, the submitter told; nothing runs until it is approved, then once with the form's values.
+    wait_until("the approval card", Duration::from_secs(15), || {
+        sim.messages("ops")
+            .iter()
+            .any(|m| m.text.contains("Run Purge: the form Purge a cache"))
+    })
+    .await;
+    wait_until("the submitter told", Duration::from_secs(10), || {
+        sim.ephemerals(Some("U0001"))
+            .iter()
+            .any(|e| e.text.contains("Purge needs an approval"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(calls_to(&internal, "/purge").is_empty());
+    let card = sim
+        .messages("ops")
+        .into_iter()
+        .find(|m| m.text.contains("Run Purge"))
+        .unwrap();
+    sim.click_button(&card.channel, &card.ts, "sluice_approval_approve", "U0003")
+        .await
+        .unwrap();
+    wait_until("the purge called", Duration::from_secs(15), || {
+        calls_to(&internal, "/purge").len() == 1
+    })
+    .await;
+    assert_eq!(
+        calls_to(&internal, "/purge")[0].body,
+        json!({"cache": "cdn"})
+    );
+    let records = audited(sluice.addr, "form.purge").await;
+    assert!(
+        records.iter().any(|r| r["result"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("approval requested: apr_")),
+        "{records:?}"
+    );
+}
