@@ -62,11 +62,15 @@ fn calls_to(calls: &Calls, path: &str) -> Vec<Call> {
 }
 
 fn config(dir: &Path, sim: SocketAddr, internal: SocketAddr) -> PathBuf {
+    let db = format!("sqlite://{}", dir.join("sluice.db").display());
+    config_db(dir, sim, internal, &db)
+}
+
+fn config_db(dir: &Path, sim: SocketAddr, internal: SocketAddr, db: &str) -> PathBuf {
     std::fs::write(dir.join("signing"), sluice_sim::DEFAULT_SIGNING_SECRET).unwrap();
     std::fs::write(dir.join("outgoing"), "outgoing-secret-0123456789abcdef").unwrap();
     let slack =
         format!("signing_secret_file = \"signing\"\nresponse_url_hosts = [\"http://{sim}\"]\n");
-    let db = format!("sqlite://{}", dir.join("sluice.db").display());
     let extra = format!(
         r#"
 [actions]
@@ -131,7 +135,7 @@ action = "rollback"
 default = {{ channels = ["ops"] }}
 "#
     );
-    write_config_full(dir, sim, &db, &slack, &extra)
+    write_config_full(dir, sim, db, &slack, &extra)
 }
 
 struct Setup {
@@ -603,4 +607,82 @@ async fn a_reminder_is_scheduled_listed_cancelled_and_posted_on_time() {
             == 2,
         "{r:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_on_one_replica_and_cancel_on_the_other_decide_once_on_postgres() {
+    let Some(db) = common::pg::TestDb::create("confirm_replicas").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, sim_run) = start_sim().await;
+    let people: Vec<String> = ["U0001", "U0002"].iter().map(|s| s.to_string()).collect();
+    sim.create_channel_as_user("ops", false, &people, true)
+        .unwrap();
+    let (calls, internal) = start_internal().await;
+    let first = config_db(dir.path(), sim_run.addr, internal, &db.url);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["migrate", "--config"])
+        .arg(&first)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = start_sluice(&config_db(dir.path(), sim_run.addr, internal, &db.url));
+    let b = start_sluice(&config_db(dir.path(), sim_run.addr, internal, &db.url));
+
+    // The command on replica A; Run on A and Cancel on B, one right after the other: whichever is taken first
+    // decides, the other replica says it is decided, and the action runs at most once.
+    sim.set_app_base_url(format!("http://{}", a.addr));
+    let (_, _, ts) = ops(&sim, "deploy checkout staging", "U0001").await;
+    let before = sim.ephemerals(Some("U0001")).len();
+    sim.click_ephemeral_button("U0001", &ts, "sluice_cmd_run")
+        .await
+        .unwrap();
+    sim.set_app_base_url(format!("http://{}", b.addr));
+    sim.click_ephemeral_button("U0001", &ts, "sluice_cmd_cancel")
+        .await
+        .unwrap();
+    wait_until(
+        "one replica decided, the other refused",
+        Duration::from_secs(15),
+        || {
+            let decided = ephemeral(&sim, "U0001", &ts)
+                .is_some_and(|e| e.text.contains("Cancelled") || e.text.contains("Running Deploy"));
+            decided && sim.ephemerals(Some("U0001")).len() > before
+        },
+    )
+    .await;
+    let told = sim.ephemerals(Some("U0001")).last().unwrap().text.clone();
+    assert!(told.contains("was already run or cancelled"), "{told}");
+    let ran = ephemeral(&sim, "U0001", &ts)
+        .unwrap()
+        .text
+        .contains("Running Deploy");
+    if ran {
+        wait_until("the deploy called", Duration::from_secs(15), || {
+            calls_to(&calls, "/deploy").len() == 1
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(calls_to(&calls, "/deploy").len(), usize::from(ran));
+    let r = results(&audited(a.addr, "command.deploy").await);
+    let decisions = r
+        .iter()
+        .filter(|x| x.starts_with("confirmed: ") || *x == "cancelled")
+        .count();
+    assert_eq!(decisions, 1, "{r:?}");
+    assert_eq!(
+        r.iter()
+            .filter(|x| *x == "refused: already decided")
+            .count(),
+        1,
+        "{r:?}"
+    );
+    drop((a, b));
+    db.drop_db().await;
 }
