@@ -19,6 +19,8 @@ pub const METHODS: &[(&str, Option<&str>)] = &[
     ("chat.delete", Some("chat:write")),
     ("chat.postEphemeral", Some("chat:write")),
     ("chat.scheduleMessage", Some("chat:write")),
+    ("chat.scheduledMessages.list", None),
+    ("chat.deleteScheduledMessage", Some("chat:write")),
     ("chat.getPermalink", None),
     ("conversations.info", Some("channels:read")),
     ("conversations.list", Some("channels:read")),
@@ -45,7 +47,7 @@ const SCHEDULE_MAX_AHEAD_SECS: u64 = 120 * 24 * 3600;
 /// Longest channel topic Slack accepts.
 const TOPIC_MAX: usize = 250;
 /// Modals stacked at most (views.push beyond answers push_limit_reached).
-const VIEW_STACK_MAX: usize = 3;
+pub(crate) const VIEW_STACK_MAX: usize = 3;
 
 /// Slack's answer to a failed call: `{"ok":false,"error":…}` plus any extra keys.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -294,6 +296,8 @@ pub fn dispatch(state: &mut State, method: &str, args: &Args, now: Instant) -> R
         "chat.delete" => delete(state, args),
         "chat.postEphemeral" => post_ephemeral(state, args, now),
         "chat.scheduleMessage" => schedule(state, args, now),
+        "chat.scheduledMessages.list" => crate::scheduled::list(state, args, now),
+        "chat.deleteScheduledMessage" => crate::scheduled::delete(state, args, now),
         "chat.getPermalink" => permalink(state, args),
         "conversations.info" => {
             let ch = channel_id_arg(state, args)?;
@@ -675,7 +679,7 @@ fn react(state: &mut State, args: &Args) -> Reply {
 }
 
 /// Checks a view definition; `kind` is the `type` it must have.
-fn check_view(args: &Args, kind: &str) -> Result<Value, ApiError> {
+pub(crate) fn check_view(args: &Args, kind: &str) -> Result<Value, ApiError> {
     let view = json_arg(args, "view", "invalid_arguments")?
         .filter(Value::is_object)
         .ok_or_else(|| {
@@ -767,7 +771,7 @@ fn view_json(state: &State, v: &View) -> Value {
     json!({"view": out})
 }
 
-fn new_hash(state: &mut State, now: Instant) -> String {
+pub(crate) fn new_hash(state: &mut State, now: Instant) -> String {
     // Any value that changes on every write does; a ts is already unique.
     state.next_ts(now).replace('.', "")
 }

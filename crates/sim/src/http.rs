@@ -617,7 +617,16 @@ fn answer_response_url(
         matches!(args.get(key), Some(Value::Bool(true)))
             || matches!(str_arg(args, key).as_deref(), Some("true"))
     };
-    let result: Result<(), ApiError> = if flag("delete_original") {
+    let on_ephemeral = crate::inbound::on_ephemeral(
+        state,
+        &ru,
+        args,
+        flag("replace_original"),
+        flag("delete_original"),
+    );
+    let result: Result<(), ApiError> = if let Some(done) = on_ephemeral {
+        done
+    } else if flag("delete_original") {
         match (ch, original()) {
             (Some(i), Some(ts)) => {
                 let msgs = &mut state.channels[i].messages;

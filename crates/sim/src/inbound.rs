@@ -20,6 +20,10 @@ use crate::model::Delivery;
 use crate::state::{Ephemeral, State};
 use crate::{DeliverVia, Simulator};
 
+mod ephemeral;
+mod view_response;
+pub(crate) use ephemeral::on_ephemeral;
+
 /// The legacy verification token Slack still puts in payloads; apps must not rely on it.
 pub const VERIFICATION_TOKEN: &str = "sim-verification-token";
 /// The workspace's domain (`team.domain`, `team_domain`).
@@ -592,7 +596,13 @@ impl Simulator {
             });
             Outgoing::new(Kind::Interactions, payload, true)
         };
-        self.deliver(out).await
+        let delivered = self.deliver(out).await?;
+        if delivered.acked() {
+            let mut state = self.lock();
+            let now = state.clock.now();
+            view_response::apply(&mut state, view_id, &delivered.body, now)?;
+        }
+        Ok(delivered)
     }
 
     /// `user` types `value` into an external select: a `block_suggestion` to `/slack/options`.

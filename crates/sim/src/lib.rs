@@ -20,6 +20,7 @@ pub mod bucket;
 mod http;
 pub mod inbound;
 pub mod model;
+pub mod scheduled;
 pub mod socket;
 pub mod state;
 mod ui;

@@ -23,6 +23,7 @@ use toml::Spanned;
 pub mod actions;
 mod approvals;
 pub mod commands;
+pub mod forms;
 pub use approvals::ApprovalsConfig;
 pub use commands::ChatopsConfig;
 
@@ -69,6 +70,9 @@ pub struct RawConfig {
     pub rotations: Vec<Spanned<commands::RawRotation>>,
     #[serde(default, rename = "schedule")]
     pub schedules: Vec<Spanned<commands::RawSchedule>>,
+    /// `[[form]]`: modals that feed an `[[action]]` (`config/forms.rs`).
+    #[serde(default, rename = "form")]
+    pub forms: Vec<Spanned<forms::RawForm>>,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -535,6 +539,8 @@ pub struct Config {
     pub action_defs: std::sync::Arc<actions::Actions>,
     /// `[[command]]`, `[[rotation]]` and `[[schedule]]`.
     pub chatops: ChatopsConfig,
+    /// `[[form]]`s.
+    pub forms: forms::Forms,
     pub dispatch: DispatchConfig,
     pub dedup: DedupConfig,
     pub api_keys: Vec<ApiKey>,
@@ -788,13 +794,16 @@ impl Config {
             raw.actions.outgoing_secret_env.is_some() || raw.actions.outgoing_secret_file.is_some();
         let (action_defs, action_buttons) =
             actions::check(&raw.action_defs, base, env, signed, &mut p);
+        let forms = forms::check(&raw.forms, &action_defs, &mut p);
         approvals.action_origins = action_defs.origins();
+        approvals.action_origins.extend(forms.origins());
         let chatops = commands::check(
             &raw.commands,
             &raw.rotations,
             &raw.schedules,
             &approvals,
             &action_defs,
+            &forms,
             &mut p,
         );
 
@@ -1115,6 +1124,7 @@ impl Config {
                 approvals,
                 action_defs,
                 chatops,
+                forms,
                 dispatch: raw.dispatch,
                 dedup: raw.dedup,
                 api_keys,

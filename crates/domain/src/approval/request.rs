@@ -66,6 +66,12 @@ pub struct ApprovalRequest {
     /// a request.
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
+    /// The arguments of the slash command (or the values of the form) that asked for this approval: the action's
+    /// templates see them as `args` (and `form`) when it runs. Set by Sluice, never read from a request.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub args: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub form: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A request that passed validation.

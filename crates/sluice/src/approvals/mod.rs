@@ -212,13 +212,18 @@ async fn approved_action(
             .unwrap_or_else(|| a.requester.clone()),
         name: String::new(),
     };
-    let context = sluice_domain::action::context(
+    // A slash command's arguments (and a form's values) that asked for the approval.
+    let args = a.request["args"].as_object().cloned().unwrap_or_default();
+    let mut context = sluice_domain::action::context(
         event.as_ref(),
         Some(&a.request),
         &actor.id,
         &actor.name,
-        serde_json::Map::new(),
+        args,
     );
+    if let Some(form) = a.request["form"].as_object() {
+        context["form"] = serde_json::Value::Object(form.clone());
+    }
     let mut to = crate::actions::run::ReplyTo {
         channel: a.channel.clone(),
         ..Default::default()
@@ -289,6 +294,8 @@ pub async fn request_for_action(
         idempotency_key: None,
         action: Some(action.name.clone()),
         event_id: None,
+        args: None,
+        form: None,
     };
     let mut valid = request
         .validate(&actor.id, &[], now_ms())
@@ -301,6 +308,87 @@ pub async fn request_for_action(
                          "expires_at_ms": a.expires_at_ms, "via": "action", "action": action.name });
     crate::outbox::audit(state, &actor.id, "approval.request", &a.id, "ok", detail).await;
     Ok(a.id.clone())
+}
+
+/// Asks for the approval `[[action]]` `action` needs before a slash command (or a form) runs it with `args` (and
+/// `form`, a form's values): the card goes to the command's `channel`, `said` is what the command was (shown on the
+/// card); once approved the action runs with those arguments, and on rejection or expiry the requester is told.
+/// The approval's id.
+#[allow(clippy::too_many_arguments)]
+pub async fn request_for_command(
+    state: &AppState,
+    action: &crate::config::actions::Action,
+    needs: &crate::config::actions::NeedsApproval,
+    said: &str,
+    args: serde_json::Map<String, serde_json::Value>,
+    form: Option<serde_json::Map<String, serde_json::Value>>,
+    actor: &crate::actions::run::Actor,
+    channel: &str,
+) -> Result<String, String> {
+    let shown = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let fields = args
+        .iter()
+        .chain(form.iter().flatten())
+        .map(|(k, v)| (k.clone(), shown(v)))
+        .collect();
+    let request = sluice_domain::approval::request::ApprovalRequest {
+        title: format!("Run {}: {said}", action.label),
+        text: format!(
+            "<@{}> asked to run {} with `{said}`.",
+            actor.id, action.label
+        ),
+        fields,
+        links: Vec::new(),
+        requester: Some(actor.id.clone()),
+        channel: channel.to_string(),
+        approvers: needs.approvers.clone(),
+        required: Some(needs.required),
+        allow_self: false,
+        expires_in: Some(needs.expires_in.clone()),
+        callback_url: None,
+        idempotency_key: None,
+        action: Some(action.name.clone()),
+        event_id: None,
+        args: None,
+        form: None,
+    };
+    let mut valid = request
+        .validate(&actor.id, &[], now_ms())
+        .map_err(|(field, message)| format!("{field}: {message}"))?;
+    valid.request.args = Some(args);
+    valid.request.form = form;
+    let created = create(state, valid).await.map_err(|e| e.to_string())?;
+    let a = &created.approval;
+    let detail = json!({ "title": a.request["title"], "channel": a.channel, "requester": a.requester,
+                         "required": a.required, "approvers": a.request["approvers"],
+                         "expires_at_ms": a.expires_at_ms, "via": "command", "action": action.name });
+    crate::outbox::audit(state, &actor.id, "approval.request", &a.id, "ok", detail).await;
+    Ok(a.id.clone())
+}
+
+/// What the requester of a command's approval is told when it ends without running: `None` for any other approval
+/// or outcome.
+fn tell_requester(after: &ApprovalRecord) -> Option<String> {
+    after.request.get("args")?;
+    let title = after.request["title"].as_str().unwrap_or("your request");
+    let last = after.decisions.last();
+    let why = match (after.state.as_str(), last) {
+        ("rejected", Some(d)) => format!(
+            "was rejected by {}{}",
+            sluice_domain::approval::who(&d.actor),
+            d.reason
+                .as_deref()
+                .map(|r| format!(": {}", sluice_slack_wire::blocks::escape_mrkdwn(r)))
+                .unwrap_or_default()
+        ),
+        ("expired", _) => "expired before it was approved".to_string(),
+        ("cancelled", _) => "was cancelled".to_string(),
+        _ => return None,
+    };
+    Some(format!("Your request “{title}” {why}. Nothing ran."))
 }
 
 /// The outbox rows an approval's effects need.
@@ -323,6 +411,17 @@ fn items_for(state: &AppState, after: &ApprovalRecord, effects: &[Effect]) -> Ve
                 on_card: true,
             }),
             Effect::Finished(status) => {
+                if let Some(text) = tell_requester(after) {
+                    items.push(ApprovalItem {
+                        item: outbox_item(
+                            team,
+                            &after.channel,
+                            "chat.postEphemeral",
+                            json!({ "channel": after.channel, "user": after.requester, "text": text }),
+                        ),
+                        on_card: false,
+                    });
+                }
                 if let Some(url) = after.request["callback_url"].as_str() {
                     let key = format!("{}.{}", after.id, status.as_str());
                     match http_item(

@@ -1,5 +1,8 @@
 //! A configured `[[command]]`: who may run it here, its arguments (parsed by `sluice_domain::command`, errors with
-//! the usage), then its `[[action]]` through [`run_action`].
+//! the usage), then its `[[action]]`: at once, after a Run / Cancel confirmation (`confirm.rs`: the action has a
+//! `confirm`, or the command says `confirm = true`), or once an approval is in (the action has an `approval`: the
+//! approvals workflow's card, exactly as a card's button asks for it). A command with `form = "…"` opens its
+//! `[[form]]` instead (`forms/`).
 
 use std::collections::BTreeMap;
 
@@ -12,26 +15,145 @@ use sluice_inbound::{Ctx, HandlerResult, Reply};
 use super::Commands;
 use crate::actions::{self, Actor, ReplyTo as ActionReplyTo, Started};
 use crate::alerts::Permissions;
+use crate::config::actions::Action;
 use crate::config::commands::{CommandConfig, ReplyTo};
 use crate::state::AppState;
 
-/// Runs the `i`th `[[command]]` with `rest` as its arguments. Returns the reply and what the audit log records.
+/// Who ran a command, and where.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: String,
+    pub user_name: String,
+    pub channel_id: String,
+    pub channel_name: String,
+    /// The slash command, `/ops`.
+    pub slash: String,
+}
+
+impl Caller {
+    pub fn of(p: &SlashCommand) -> Self {
+        Caller {
+            user_id: p.user_id.clone(),
+            user_name: p.user_name.clone().unwrap_or_default(),
+            channel_id: p.channel_id.clone(),
+            channel_name: p.channel_name.clone().unwrap_or_default(),
+            slash: p.command.clone(),
+        }
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor {
+            id: self.user_id.clone(),
+            name: self.user_name.clone(),
+        }
+    }
+}
+
+/// A refusal: what the user sees and what the audit log records.
+pub type Refused = (Reply, String);
+
+/// Runs the `i`th `[[command]]` with `rest` as its arguments. Returns the reply (none when a form opened) and what
+/// the audit log records.
 pub async fn run(
     state: &AppState,
     commands: &Commands,
     i: usize,
     ctx: &Ctx<SlashCommand>,
     rest: &str,
-) -> HandlerResult<(Reply, String)> {
+) -> HandlerResult<(Option<Reply>, String)> {
     let cmd = &state.config.chatops.commands[i];
-    let p = &ctx.payload;
-    let slash = p.command.as_str();
-    let channel = (
-        p.channel_id.as_str(),
-        p.channel_name.as_deref().unwrap_or_default(),
-    );
-    if !commands.may_run(i, cmd, &p.user_id, channel).await {
-        return Ok((
+    let caller = Caller::of(&ctx.payload);
+    if let Some(form) = cmd.form.as_deref() {
+        return Ok(crate::forms::open_for_command(state, commands, i, form, ctx, rest).await);
+    }
+    let (reply, result) = run_action(state, commands, i, &caller, rest).await;
+    Ok((Some(reply), result))
+}
+
+/// The `i`th command's action: at once, after a confirmation, or once approved.
+async fn run_action(
+    state: &AppState,
+    commands: &Commands,
+    i: usize,
+    caller: &Caller,
+    rest: &str,
+) -> (Reply, String) {
+    let cmd = &state.config.chatops.commands[i];
+    let caller = caller.clone();
+    let action = cmd.action.as_deref().unwrap_or_default();
+    let (def, args) = match admit(state, commands, i, action, &caller, rest).await {
+        Ok(ok) => ok,
+        Err(refused) => return refused,
+    };
+    let said = said(&caller.slash, &cmd.spec.name, rest);
+    if let Some(needs) = &def.approval {
+        let asked = crate::approvals::request_for_command(
+            state,
+            def,
+            needs,
+            &said,
+            args_json(&args),
+            None,
+            &caller.actor(),
+            &caller.channel_id,
+        )
+        .await;
+        return match asked {
+            Ok(id) => (
+                Reply::ephemeral(format!(
+                    "{} needs an approval: I asked for it in this channel. It runs with `{said}` once approved; \
+                     you will be told if it is rejected or expires.",
+                    def.label
+                )),
+                format!("approval requested: {id}"),
+            ),
+            Err(e) => (
+                Reply::ephemeral(format!("{} could not ask for its approval: {e}", def.label)),
+                format!("error: {e}"),
+            ),
+        };
+    }
+    if cmd.confirm || def.confirm.is_some() {
+        return super::confirm::ask(cmd, def, &args, &caller, rest);
+    }
+    let ran = start(state, cmd, def, &args, None, &caller, None).await;
+    (reply_of(cmd, &ran), ran.result)
+}
+
+/// The command as typed: `/ops deploy checkout staging`.
+pub fn said(slash: &str, name: &str, rest: &str) -> String {
+    if rest.trim().is_empty() {
+        format!("{slash} {name}")
+    } else {
+        format!("{slash} {name} {}", rest.trim())
+    }
+}
+
+/// How a run's answer is shown, as the command's `reply` says.
+pub fn reply_of(cmd: &CommandConfig, ran: &Ran) -> Reply {
+    match (cmd.reply, ran.ephemeral) {
+        (ReplyTo::Channel, false) => Reply::in_channel(ran.text.clone()),
+        _ => Reply::ephemeral(ran.text.clone()),
+    }
+}
+
+/// Everything that must hold before the `i`th command's action `action` may run, or be confirmed, or be asked
+/// for: the user may run the command here, `rest` parses, the action is configured and lets this user run it (its
+/// own `users` / `groups` / `channel_members` on top of the command's; with neither listing anyone, `[actions]`'
+/// own rules). Asked again when a confirmation is clicked, so a changed configuration counts.
+pub async fn admit<'a>(
+    state: &'a AppState,
+    commands: &Commands,
+    i: usize,
+    action: &str,
+    caller: &Caller,
+    rest: &str,
+) -> Result<(&'a Action, BTreeMap<String, ArgValue>), Refused> {
+    let cmd = &state.config.chatops.commands[i];
+    let slash = caller.slash.as_str();
+    let channel = (caller.channel_id.as_str(), caller.channel_name.as_str());
+    if !commands.may_run(i, cmd, &caller.user_id, channel).await {
+        return Err((
             Reply::ephemeral(format!(
                 "You are not allowed to run `{slash} {}` here. Ask an admin to add you to its `[[command]]` in sluice.toml.",
                 cmd.spec.name
@@ -41,20 +163,42 @@ pub async fn run(
     }
     let args = match cmd.spec.parse(slash, rest) {
         Ok(args) => args,
-        Err(usage) => return Ok((Reply::ephemeral(usage), "refused: bad arguments".into())),
+        Err(usage) => return Err((Reply::ephemeral(usage), "refused: bad arguments".into())),
     };
-    let Some(action) = cmd.action.as_deref() else {
-        return Ok((
-            Reply::ephemeral(format!("`{slash} {}` has nothing to run.", cmd.spec.name)),
-            "refused: no action".into(),
+    let Some(def) = state.config.action_defs.get(action) else {
+        return Err((
+            Reply::ephemeral(format!(
+                "`{slash} {}`: its action {action:?} is no longer configured.",
+                cmd.spec.name
+            )),
+            "refused: action not configured".into(),
         ));
     };
-    let ran = run_action(state, commands, cmd, action, &args, ctx).await?;
-    let reply = match (cmd.reply, ran.ephemeral) {
-        (ReplyTo::Channel, false) => Reply::in_channel(ran.text),
-        _ => Reply::ephemeral(ran.text),
+    let action_lists = !def.users.is_empty() || !def.groups.is_empty() || def.channel_members;
+    let may = if action_lists {
+        Permissions::listed(
+            def.users.clone(),
+            def.groups.clone(),
+            def.channel_members,
+            commands.alerts.slack().clone(),
+        )
+        .may_act(&caller.user_id, &caller.channel_id)
+        .await
+    } else if cmd.users.is_empty() && cmd.groups.is_empty() {
+        commands
+            .alerts
+            .may_act(&caller.user_id, &caller.channel_id)
+            .await
+    } else {
+        true
     };
-    Ok((reply, ran.result))
+    if !may {
+        return Err((
+            Reply::ephemeral(format!("You are not allowed to run {}.", def.label)),
+            "refused: not permitted by the action".into(),
+        ));
+    }
+    Ok((def, args))
 }
 
 /// What running a command's action came to.
@@ -67,66 +211,9 @@ pub struct Ran {
     pub result: String,
 }
 
-/// Runs the `[[action]]` named `action` for `cmd`, with the parsed `args` (the templates' `args.*`), on behalf of
-/// the user of `ctx`, through **the** entry point for running actions (`crate::actions::run_action`): the same
-/// signing, allow-list, outbox and audit as a card's button. The action's own `users` / `groups` /
-/// `channel_members` apply on top of the command's; with neither listing anyone, `[actions]`' own rules do. The
-/// result is posted in the command's channel (or ephemerally, as the action says) when the call ends.
-pub async fn run_action(
-    state: &AppState,
-    commands: &Commands,
-    cmd: &CommandConfig,
-    action: &str,
-    args: &BTreeMap<String, ArgValue>,
-    ctx: &Ctx<SlashCommand>,
-) -> HandlerResult<Ran> {
-    let p = &ctx.payload;
-    let refused = |text: String, result: &str| Ran {
-        text,
-        ephemeral: true,
-        result: result.into(),
-    };
-    let Some(def) = state.config.action_defs.get(action) else {
-        return Ok(refused(
-            format!(
-                "`{}`: its action {action:?} is no longer configured.",
-                cmd.spec.name
-            ),
-            "refused: action not configured",
-        ));
-    };
-    let action_lists = !def.users.is_empty() || !def.groups.is_empty() || def.channel_members;
-    let may = if action_lists {
-        Permissions::listed(
-            def.users.clone(),
-            def.groups.clone(),
-            def.channel_members,
-            commands.alerts.slack().clone(),
-        )
-        .may_act(&p.user_id, &p.channel_id)
-        .await
-    } else if cmd.users.is_empty() && cmd.groups.is_empty() {
-        commands.alerts.may_act(&p.user_id, &p.channel_id).await
-    } else {
-        true
-    };
-    if !may {
-        return Ok(refused(
-            format!("You are not allowed to run {}.", def.label),
-            "refused: not permitted by the action",
-        ));
-    }
-    if def.approval.is_some() {
-        return Ok(refused(
-            format!(
-                "{} needs an approval, which commands cannot ask for yet: run it from its button on a card.",
-                def.label
-            ),
-            "refused: needs an approval",
-        ));
-    }
-    let args: Map<String, Value> = args
-        .iter()
+/// The parsed arguments as the templates' `args`.
+pub fn args_json(args: &BTreeMap<String, ArgValue>) -> Map<String, Value> {
+    args.iter()
         .map(|(k, v)| {
             let v = match v {
                 ArgValue::Text(t) => json!(t),
@@ -135,38 +222,65 @@ pub async fn run_action(
             };
             (k.clone(), v)
         })
-        .collect();
-    let target = format!("command:{}:{}", cmd.spec.name, Value::Object(args.clone()));
-    let user_name = p.user_name.clone().unwrap_or_default();
-    let context = context(None, None, &p.user_id, &user_name, args);
-    let actor = Actor {
-        id: p.user_id.clone(),
-        name: user_name,
-    };
+        .collect()
+}
+
+/// Starts `def` for `cmd` with the parsed `args` (the templates' `args.*`) and, from a form, its values (`form.*`),
+/// on behalf of `caller`, through **the** entry point for running actions (`crate::actions::run_action`): the same
+/// signing, allow-list, outbox and audit as a card's button. `run_id` is the run's id (a confirmation's, so that a
+/// second Run cannot start a second run). The result is posted in the command's channel (or ephemerally, as the
+/// action says) when the call ends.
+pub async fn start(
+    state: &AppState,
+    cmd: &CommandConfig,
+    def: &Action,
+    args: &BTreeMap<String, ArgValue>,
+    form: Option<Map<String, Value>>,
+    caller: &Caller,
+    run_id: Option<String>,
+) -> Ran {
+    let args = args_json(args);
+    let mut target = format!("command:{}:{}", cmd.spec.name, Value::Object(args.clone()));
+    let mut context = context(None, None, &caller.user_id, &caller.user_name, args);
+    if let Some(form) = form {
+        target.push_str(&Value::Object(form.clone()).to_string());
+        context["form"] = Value::Object(form);
+    }
+    start_with(state, def, &target, &context, caller, run_id).await
+}
+
+/// Starts `def` on `target` with a ready `context` (see [`start`]).
+pub async fn start_with(
+    state: &AppState,
+    def: &Action,
+    target: &str,
+    context: &Value,
+    caller: &Caller,
+    run_id: Option<String>,
+) -> Ran {
     let to = ActionReplyTo {
-        channel: p.channel_id.clone(),
+        channel: caller.channel_id.clone(),
         ts: String::new(),
         card: Value::Null,
     };
-    Ok(
-        match actions::run_action(state, def, &target, &context, &actor, &to, None).await {
-            Ok(Started::Running(run)) => Ran {
-                text: format!("⏳ Running {}… (by <@{}>)", def.label, p.user_id),
-                ephemeral: false,
-                result: format!("ok: run {run}"),
-            },
-            Ok(Started::AlreadyRunning(_)) => refused(
-                format!(
-                    "{} is already running with these arguments; wait for it to finish.",
-                    def.label
-                ),
-                "refused: already running",
-            ),
-            Err(reason) => Ran {
-                text: format!("{} could not start: {reason}", def.label),
-                ephemeral: true,
-                result: format!("error: {reason}"),
-            },
+    match actions::run_action(state, def, target, context, &caller.actor(), &to, run_id).await {
+        Ok(Started::Running(run)) => Ran {
+            text: format!("⏳ Running {}… (by <@{}>)", def.label, caller.user_id),
+            ephemeral: false,
+            result: format!("ok: run {run}"),
         },
-    )
+        Ok(Started::AlreadyRunning(_)) => Ran {
+            text: format!(
+                "{} is already running with these arguments; wait for it to finish.",
+                def.label
+            ),
+            ephemeral: true,
+            result: "refused: already running".into(),
+        },
+        Err(reason) => Ran {
+            text: format!("{} could not start: {reason}", def.label),
+            ephemeral: true,
+            result: format!("error: {reason}"),
+        },
+    }
 }

@@ -1,9 +1,11 @@
 //! ChatOps: the slash command (`[actions] command`, default `/sluice`) and `app_mention`.
 //!
 //! - [`slash_command`] reads the first word and answers: the built-ins (`help`, `status <service>`,
-//!   `oncall [team]`, `silence <matchers> <duration> <comment>`, `ack <alert>`; `builtins.rs`) or a configured
+//!   `oncall [team]`, `silence <matchers> <duration> <comment>`, `ack <alert>`; `builtins.rs`; `remind …`,
+//!   `remind.rs`) or a configured
 //!   `[[command]]` (`configured.rs`: who may run it, its arguments parsed by `sluice_domain::command`, then its
-//!   action). Answers are ephemeral unless a command says `reply = "channel"`. Every run and every refusal is
+//!   action, at once, after Run / Cancel (`confirm.rs`) or once approved; or its `[[form]]`, `crate::forms`).
+//!   Answers are ephemeral unless a command says `reply = "channel"`. Every run and every refusal is
 //!   audited (`command.<name>`).
 //! - `schedule.rs`: `[[schedule]]`s, run by one leader on the clock of `clock.rs`.
 //! - [`mention`]: a short hello in the thread, through the outbox.
@@ -11,6 +13,8 @@
 mod builtins;
 pub mod clock;
 mod configured;
+mod confirm;
+mod remind;
 pub mod schedule;
 
 use std::sync::Arc;
@@ -27,7 +31,8 @@ use crate::config::ActionsConfig;
 use crate::outbox::audit;
 use crate::state::AppState;
 
-pub use configured::run_action;
+pub use configured::{admit, args_json, said, start_with, Caller, Ran};
+pub use confirm::register as register_confirmations;
 
 /// What the slash command needs besides the state: who may act on alerts (`[actions]`, for `silence` and `ack`)
 /// and who may run each configured command (memberships read from Slack and cached).
@@ -50,7 +55,7 @@ impl Commands {
     }
 
     /// May `user` run `cmd` (the `i`th `[[command]]`) in `channel` (id and name)?
-    async fn may_run(
+    pub(crate) async fn may_run(
         &self,
         i: usize,
         cmd: &CommandConfig,
@@ -98,6 +103,7 @@ pub async fn slash_command(
         "status" => builtins::status(state, slash, rest).await?,
         "oncall" => builtins::oncall(state, slash, rest),
         "silence" => builtins::silence(state, commands, slash, user, channel.0, rest).await?,
+        "remind" => remind::remind(commands, slash, rest, &ctx).await?,
         "ack" => match builtins::ack(state, commands, slash, rest, &ctx).await? {
             // Answered through the response_url by the alert action's path, which audits the decision itself.
             None => {
@@ -121,7 +127,14 @@ pub async fn slash_command(
             .iter()
             .position(|c| c.spec.name == other)
         {
-            Some(i) => configured::run(state, commands, i, &ctx, rest).await?,
+            Some(i) => match configured::run(state, commands, i, &ctx, rest).await? {
+                (Some(reply), result) => (reply, result),
+                // A form opened: the modal is the answer.
+                (None, result) => {
+                    audit(state, user, &action, rest, &result, detail).await;
+                    return Ok(None);
+                }
+            },
             None => (
                 Reply::ephemeral(format!("I don't know `{other}`. Try `{slash} help`.")),
                 "refused: unknown command".to_string(),
@@ -153,6 +166,9 @@ async fn help_text(
     ));
     lines.push(format!(
         "• `{slash} ack <alert>` — acknowledge an alert by its dedup key or id"
+    ));
+    lines.push(format!(
+        "• `{slash} remind #channel in 2h \"text\"` — a one-off reminder (`remind list`, `remind cancel <id>`)"
     ));
     for (i, c) in state.config.chatops.commands.iter().enumerate() {
         if commands.may_run(i, c, user, channel).await {

@@ -160,6 +160,8 @@ pub struct Action {
     pub groups: Vec<String>,
     pub channel_members: bool,
     pub approval: Option<NeedsApproval>,
+    /// Slack's confirmation dialog object (`title`, `text`, `confirm`, `deny`), when the action asks for one.
+    pub confirm: Option<Value>,
     pub result: ResultTo,
     has_body: bool,
     has_result_template: bool,
@@ -600,7 +602,7 @@ pub(super) fn check(
                 p(e.span.or(Some(on.span())), e.message, &e.fix);
                 ok = false;
             }
-            on_tables.insert(name.clone(), (m, confirm));
+            on_tables.insert(name.clone(), (m, confirm.clone()));
         }
         if !signed {
             p(
@@ -625,6 +627,7 @@ pub(super) fn check(
                 groups: a.groups.clone(),
                 channel_members: a.channel_members,
                 approval,
+                confirm,
                 result,
                 has_body: a.body.is_some(),
                 has_result_template: a.result_template.is_some(),

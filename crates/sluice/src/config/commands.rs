@@ -17,7 +17,7 @@ use toml::Spanned;
 use super::{ApprovalsConfig, Report};
 
 /// The commands Sluice answers itself; a `[[command]]` may not take these names.
-pub const BUILT_INS: [&str; 5] = ["help", "status", "oncall", "silence", "ack"];
+pub const BUILT_INS: [&str; 6] = ["help", "status", "oncall", "silence", "ack", "remind"];
 
 /// `[[command]]` as written.
 #[derive(Debug, Deserialize, Clone)]
@@ -39,6 +39,11 @@ pub struct RawCommand {
     pub channels: Vec<String>,
     /// The `[[action]]` it runs.
     pub action: Option<String>,
+    /// The `[[form]]` it opens instead (whose `action` runs on submission).
+    pub form: Option<String>,
+    /// Ask Run / Cancel before running the action, even when the action has no `confirm` of its own.
+    #[serde(default)]
+    pub confirm: bool,
     /// `"ephemeral"` (the default) or `"channel"`.
     pub reply: Option<String>,
 }
@@ -129,6 +134,10 @@ pub struct CommandConfig {
     pub channels: Vec<String>,
     /// The `[[action]]` it runs, by name.
     pub action: Option<String>,
+    /// The `[[form]]` it opens, by name (then `action` is `None`).
+    pub form: Option<String>,
+    /// Run / Cancel first (also when the action has a `confirm`).
+    pub confirm: bool,
     pub reply: ReplyTo,
 }
 
@@ -274,13 +283,25 @@ fn check_command(c: &Spanned<RawCommand>, p: &mut Report<'_>) -> Option<CommandC
             rest: a.rest,
         });
     }
-    if raw.action.as_deref().is_none_or(|a| a.trim().is_empty()) {
-        p(
-            span.clone(),
-            format!("command {name:?} has no action"),
-            "name the [[action]] it runs: action = \"deploy\"",
-        );
-        ok = false;
+    let has = |v: &Option<String>| v.as_deref().is_some_and(|a| !a.trim().is_empty());
+    match (has(&raw.action), has(&raw.form)) {
+        (false, false) => {
+            p(
+                span.clone(),
+                format!("command {name:?} has no action"),
+                "name the [[action]] it runs: action = \"deploy\" (or the [[form]] it opens: form = \"deploy\")",
+            );
+            ok = false;
+        }
+        (true, true) => {
+            p(
+                span.clone(),
+                format!("command {name:?} has both an action and a form"),
+                "keep one: a form runs its own action when it is submitted",
+            );
+            ok = false;
+        }
+        _ => {}
     }
     let reply = match raw.reply.as_deref() {
         None | Some("ephemeral") => ReplyTo::Ephemeral,
@@ -320,7 +341,9 @@ fn check_command(c: &Spanned<RawCommand>, p: &mut Report<'_>) -> Option<CommandC
             .iter()
             .map(|c| c.trim_start_matches('#').to_string())
             .collect(),
-        action: raw.action.clone(),
+        action: raw.action.clone().filter(|a| !a.trim().is_empty()),
+        form: raw.form.clone().filter(|f| !f.trim().is_empty()),
+        confirm: raw.confirm,
         reply,
     })
 }
@@ -593,6 +616,7 @@ pub(super) fn check(
     schedules: &[Spanned<RawSchedule>],
     approvals: &ApprovalsConfig,
     actions: &super::actions::Actions,
+    forms: &super::forms::Forms,
     p: &mut Report<'_>,
 ) -> ChatopsConfig {
     let mut out = ChatopsConfig::default();
@@ -617,6 +641,17 @@ pub(super) fn check(
                     cmd.spec.name
                 ),
                 "add an [[action]] with that name, or name one that exists",
+            );
+            continue;
+        }
+        if let Some(f) = cmd.form.as_deref().filter(|f| forms.get(f).is_none()) {
+            p(
+                Some(c.span()),
+                format!(
+                    "command {:?} opens the form {f:?}, which no [[form]] defines",
+                    cmd.spec.name
+                ),
+                "add a [[form]] with that name, or name one that exists",
             );
             continue;
         }
