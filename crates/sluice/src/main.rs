@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::{json, Map, Value};
 use sluice::config::{Config, LogFormat, ProcessEnv};
 use sluice_store::{Replay, StoreOptions};
@@ -14,10 +14,13 @@ use sluice_store::{Replay, StoreOptions};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `0.1.0 (abc1234)`: the release and the commit it was built from (`build.rs`; "unknown" outside a git checkout).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SLUICE_COMMIT"), ")");
+
 #[derive(Parser)]
 #[command(
     name = "sluice",
-    version,
+    version = VERSION,
     about = "Operations gateway between your systems and Slack"
 )]
 struct Cli {
@@ -58,6 +61,21 @@ enum Command {
         #[arg(long, short, default_value = "sluice.toml", env = "SLUICE_CONFIG")]
         config: PathBuf,
     },
+    /// Print the Slack app manifest (YAML) the config needs: its scopes, events, slash command and interactivity.
+    Manifest {
+        #[arg(long, short, default_value = "sluice.toml", env = "SLUICE_CONFIG")]
+        config: PathBuf,
+        /// The HTTPS URL Slack reaches Sluice at (not used with Socket Mode); without it, a placeholder to replace.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Preview routing: what an event would do under a config, without sending anything.
+    Route {
+        #[command(subcommand)]
+        action: RouteAction,
+    },
+    /// Print a shell completion script: `sluice completions bash > /etc/bash_completion.d/sluice`.
+    Completions { shell: clap_complete::Shell },
     /// Apply database migrations.
     Migrate {
         #[arg(long, short, default_value = "sluice.toml", env = "SLUICE_CONFIG")]
@@ -123,15 +141,40 @@ enum DlqAction {
     },
 }
 
-/// Like [`ApiArgs`], given before the subcommand or from the environment (clap refuses a required global).
+/// Like [`ApiArgs`], for a key with the approvals:write and read scopes.
 #[derive(clap::Args)]
 struct ApprovalApiArgs {
     /// Base URL of the Sluice server.
-    #[arg(long, env = "SLUICE_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "SLUICE_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     url: String,
     /// API key with the approvals:write and read scopes (from the environment, so it never shows in `ps`).
-    #[arg(long = "api-key", env = "SLUICE_API_KEY", hide_env_values = true)]
-    api_key: String,
+    #[arg(
+        long = "api-key",
+        env = "SLUICE_API_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    api_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum RouteAction {
+    /// Like `amtool config routes test`: the route decision, inhibition rules, grouping key and the Block Kit the
+    /// event would post. Silences are not consulted: they live in a running Sluice's database.
+    Test(Box<RouteTestArgs>),
+}
+
+#[derive(clap::Args)]
+struct RouteTestArgs {
+    #[arg(long, short, default_value = "sluice.toml", env = "SLUICE_CONFIG")]
+    config: PathBuf,
+    #[command(flatten)]
+    event: EventArgs,
 }
 
 #[derive(Subcommand)]
@@ -214,8 +257,15 @@ struct SendArgs {
     /// API key; prefer the environment variable, so the key never shows in `ps`.
     #[arg(long = "api-key", env = "SLUICE_API_KEY", hide_env_values = true)]
     api_key: String,
-    /// Send this JSON file (`-` for stdin) instead of building an event from flags.
-    #[arg(long)]
+    #[command(flatten)]
+    event: EventArgs,
+}
+
+/// An event, from a JSON file or from flags (`send` and `route test` take the same).
+#[derive(clap::Args)]
+struct EventArgs {
+    /// Use this JSON file (`-` for stdin): one event or an array, as `POST /v1/events` takes it.
+    #[arg(long, visible_alias = "event", value_name = "FILE")]
     json: Option<PathBuf>,
     #[arg(long)]
     title: Option<String>,
@@ -239,6 +289,42 @@ struct SendArgs {
     labels: Vec<String>,
     #[arg(long)]
     dedup_key: Option<String>,
+}
+
+impl EventArgs {
+    /// The request body: the file as it is, or an event built from the flags.
+    fn body(&self) -> anyhow::Result<Value> {
+        if let Some(path) = &self.json {
+            let text = if path.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?
+            };
+            return serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", path.display()));
+        }
+        let title = self
+            .title
+            .clone()
+            .context("give --title (or --json FILE)")?;
+        let mut labels = Map::new();
+        for l in &self.labels {
+            let (k, v) = l
+                .split_once('=')
+                .with_context(|| format!("--label {l:?} is not key=value"))?;
+            labels.insert(k.to_string(), json!(v));
+        }
+        let mut e = json!({
+            "title": title, "text": self.text, "severity": self.severity, "status": self.status,
+            "source": self.source, "service": self.service, "environment": self.environment,
+            "kind": self.kind, "labels": labels,
+        });
+        if let Some(k) = &self.dedup_key {
+            e["dedup_key"] = json!(k);
+        }
+        Ok(e)
+    }
 }
 
 fn init_logs(format: LogFormat) {
@@ -373,11 +459,51 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Send(args) => send(*args).await,
         Command::Silence { api, action } => silence(api, action).await,
-        Command::Approval { api, action } => match action {
-            ApprovalAction::Request(args) => {
-                Ok(sluice::approvals::cli::request(&api.url, &api.api_key, *args).await)
+        Command::Approval { api, action } => {
+            let key = api.api_key.as_deref().ok_or_else(|| {
+                anyhow::anyhow!("no API key: set SLUICE_API_KEY (or pass --api-key)")
+            })?;
+            match action {
+                ApprovalAction::Request(args) => {
+                    Ok(sluice::approvals::cli::request(&api.url, key, *args).await)
+                }
+            }
+        }
+        Command::Manifest { config, url } => match sluice::manifest::load(&config, &ProcessEnv) {
+            Ok(cfg) => {
+                let name = config.display().to_string();
+                let text = sluice::manifest::render(&cfg, &name, url.as_deref())
+                    .map_err(anyhow::Error::msg)?;
+                print!("{text}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(problems) => {
+                for p in problems.iter().filter(|p| !p.warning) {
+                    eprintln!("{}: {p}", config.display());
+                }
+                bail!("{} has problems; no manifest was made", config.display())
             }
         },
+        Command::Route {
+            action: RouteAction::Test(args),
+        } => {
+            let cfg = load(&args.config)?;
+            let body = args.event.body()?;
+            match sluice::preview::explain(&cfg, &body, sluice::state::now()) {
+                Ok(text) => {
+                    print!("{text}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "sluice", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit { config, action } => {
             let cfg = load(&config)?;
             let store = sluice_store::open(&cfg.storage_url, &StoreOptions::default()).await?;
@@ -456,37 +582,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
-    let body: Value = match &args.json {
-        Some(path) => {
-            let text = if path.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin())?
-            } else {
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?
-            };
-            serde_json::from_str(&text)
-                .with_context(|| format!("{} is not JSON", path.display()))?
-        }
-        None => {
-            let title = args.title.context("give --title (or --json FILE)")?;
-            let mut labels = Map::new();
-            for l in &args.labels {
-                let (k, v) = l
-                    .split_once('=')
-                    .with_context(|| format!("--label {l:?} is not key=value"))?;
-                labels.insert(k.to_string(), json!(v));
-            }
-            let mut e = json!({
-                "title": title, "text": args.text, "severity": args.severity, "status": args.status,
-                "source": args.source, "service": args.service, "environment": args.environment,
-                "kind": args.kind, "labels": labels,
-            });
-            if let Some(k) = args.dedup_key {
-                e["dedup_key"] = json!(k);
-            }
-            e
-        }
-    };
+    let body = args.event.body()?;
     let url = format!("{}/v1/events", args.url.trim_end_matches('/'));
     let resp = reqwest::Client::new()
         .post(&url)

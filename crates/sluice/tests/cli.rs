@@ -277,16 +277,237 @@ fn the_api_commands_say_how_to_give_a_key_and_show_it_in_their_help() {
     assert!(!out.status.success());
     assert!(err.contains("set SLUICE_API_KEY"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    // Every command that talks to a running Sluice, down to the leaf that runs, names both settings.
     for cmd in [
         &["silence", "--help"][..],
+        &["silence", "add", "--help"],
+        &["silence", "list", "--help"],
+        &["silence", "expire", "--help"],
         &["send", "--help"],
         &["approval", "--help"],
+        &["approval", "request", "--help"],
     ] {
         let out = sluice().args(cmd).output().unwrap();
         let help = String::from_utf8_lossy(&out.stdout);
+        for want in ["--api-key", "SLUICE_API_KEY", "--url", "SLUICE_URL"] {
+            assert!(help.contains(want), "{cmd:?} lacks {want}: {help}");
+        }
+    }
+    let out = sluice()
+        .args([
+            "approval",
+            "request",
+            "--title",
+            "t",
+            "--channel",
+            "c",
+            "--approver",
+            "U1",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("set SLUICE_API_KEY"),
+        "{err}"
+    );
+}
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = sluice().arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(out.status.success(), "{text}");
+    let commit = text
+        .strip_prefix(concat!("sluice ", env!("CARGO_PKG_VERSION"), " ("))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("not `sluice VERSION (COMMIT)`: {text:?}"));
+    let head = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match head {
+        Some(head) => assert_eq!(commit, head, "built from another commit than HEAD"),
+        None => assert_eq!(commit, "unknown"),
+    }
+}
+
+#[test]
+fn completions_cover_every_subcommand_and_refuse_an_unknown_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = sluice().args(["completions", shell]).output().unwrap();
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shell}: {script}");
+        for sub in ["serve", "manifest", "route", "silence", "completions"] {
+            assert!(script.contains(sub), "{shell} lacks {sub}");
+        }
+    }
+    let out = sluice().args(["completions", "cmd.exe"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bash") && err.contains("zsh"),
+        "the choices are not named: {err}"
+    );
+}
+
+/// The annotated example's manifest, as a user makes it before the Slack app exists (no signing secret yet).
+#[test]
+fn manifest_of_the_example_config_is_yaml_with_its_urls() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sluice.example.toml");
+    let out = sluice()
+        .args([
+            "manifest",
+            "--config",
+            example,
+            "--url",
+            "https://sluice.corp.example",
+        ])
+        .env("SLUICE_KEY_CI", "ci-key")
+        .env("SLUICE_KEY_ADMIN", "admin-key")
+        .env("SLUICE_HOOK_SECRET", "0123456789abcdef0123")
+        .env_remove("SLUICE_SLACK_SIGNING_SECRET")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(
+        manifest["settings"]["interactivity"]["request_url"],
+        "https://sluice.corp.example/slack/interactions"
+    );
+    assert_eq!(
+        manifest["features"]["slash_commands"][0]["command"],
+        "/sluice"
+    );
+    let scopes: Vec<&str> = manifest["oauth_config"]["scopes"]["bot"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    for want in [
+        "chat:write",
+        "commands",
+        "reactions:read",
+        "usergroups:read",
+    ] {
+        assert!(scopes.contains(&want), "{want} missing: {scopes:?}");
+    }
+    assert_eq!(
+        manifest["settings"]["event_subscriptions"]["bot_events"],
+        serde_json::json!(["app_mention", "reaction_added"])
+    );
+    // Each scope is explained above the manifest.
+    for s in &scopes {
         assert!(
-            help.contains("--api-key") && help.contains("SLUICE_API_KEY"),
-            "{cmd:?}: {help}"
+            text.lines().any(|l| l.starts_with('#') && l.contains(s)),
+            "{s} is not explained:\n{text}"
         );
     }
+
+    let out = sluice()
+        .args([
+            "manifest",
+            "--config",
+            example,
+            "--url",
+            "http://sluice.corp.example",
+        ])
+        .env("SLUICE_KEY_CI", "ci-key")
+        .env("SLUICE_KEY_ADMIN", "admin-key")
+        .env("SLUICE_HOOK_SECRET", "0123456789abcdef0123")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("https://"), "{err}");
+}
+
+/// `route test` explains an event and sends nothing, even with a reachable Slack in the config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_test_explains_and_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::new(SimConfig {
+        channels: vec!["ops".into(), "db".into()],
+        ..SimConfig::default()
+    });
+    let sim_run = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    std::fs::write(dir.path().join("token"), sluice_sim::DEFAULT_TOKEN).unwrap();
+    let cfg = dir.path().join("sluice.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[storage]\nurl = \"sqlite://{}/s.db\"\n[slack]\napi_base = \"http://{}/api/\"\nbot_token_file = \"token\"\n[routing]\ndefault = {{ channels = [\"ops\"] }}\n[[routing.rule]]\nname = \"database\"\nmatch = {{ service = \"db\" }}\nchannels = [\"db\"]\n",
+            dir.path().display(),
+            sim_run.addr
+        ),
+    )
+    .unwrap();
+    let event = dir.path().join("event.json");
+    std::fs::write(
+        &event,
+        r#"{"title": "Replica lag 30s", "severity": "warning", "status": "firing", "source": "pg", "service": "db"}"#,
+    )
+    .unwrap();
+    let from_flags = sluice()
+        .args(["route", "test", "--config"])
+        .arg(&cfg)
+        .args([
+            "--title",
+            "Replica lag 30s",
+            "--severity",
+            "warning",
+            "--service",
+            "db",
+        ])
+        .output()
+        .unwrap();
+    let from_file = sluice()
+        .args(["route", "test", "--config"])
+        .arg(&cfg)
+        .arg("--event")
+        .arg(&event)
+        .output()
+        .unwrap();
+    for out in [&from_flags, &from_file] {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("route: matched \"database\""), "{text}");
+        assert!(text.contains("→ #db"), "{text}");
+        assert!(text.contains("chat.postMessage to #db"), "{text}");
+        assert!(
+            text.contains("Replica lag 30s"),
+            "the card is not shown: {text}"
+        );
+        assert!(text.contains("silences: not consulted"), "{text}");
+    }
+    let bad = sluice()
+        .args(["route", "test", "--config"])
+        .arg(&cfg)
+        .args(["--title", "x", "--severity", "loud"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(err.contains("severity"), "{err}");
+    assert!(
+        sim.calls().is_empty(),
+        "route test called Slack: {:?}",
+        sim.calls()
+    );
+    assert!(
+        !dir.path().join("s.db").exists(),
+        "route test opened the database"
+    );
 }
