@@ -24,5 +24,6 @@ pub mod manifest;
 pub mod notify;
 pub mod outbox;
 pub mod preview;
+pub mod reload;
 pub mod server;
 pub mod state;

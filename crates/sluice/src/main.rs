@@ -384,7 +384,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // The one line on stdout: with `listen = "127.0.0.1:0"` it is how a supervisor or a test learns the port
             // the system chose, with no window in which another process could take it.
             println!("sluice listening on http://{}", running.addr);
-            ignore_hangup();
+            running
+                .state
+                .config
+                .set_path(std::fs::canonicalize(&config).unwrap_or(config));
+            reload_on_hangup(running.state.clone());
             shutdown_signal().await;
             tracing::info!("shutting down");
             running.stop().await;
@@ -665,9 +669,9 @@ async fn silence(api: ApiArgs, action: SilenceAction) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGHUP's default is to end the process, which is not what an operator who sends it to reload expects. Until a
-/// reload exists, `serve` says so and keeps serving with the config it started with.
-fn ignore_hangup() {
+/// SIGHUP reloads the config (`sluice::reload`): checked first, put in force if valid, refused with the reason in
+/// the log (and `sluice_config_reload_total{result}`) if not, while the old config keeps serving.
+fn reload_on_hangup(state: std::sync::Arc<sluice::state::AppState>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -675,9 +679,32 @@ fn ignore_hangup() {
             Ok(mut hup) => {
                 tokio::spawn(async move {
                     while hup.recv().await.is_some() {
-                        tracing::warn!(
-                            "SIGHUP received: reload is not supported yet; restart to apply config changes"
-                        );
+                        if let Some(path) = state.config.path().map(ToOwned::to_owned) {
+                            // Reading and checking the file is blocking work; keep it off the request threads.
+                            let (s, p) = (state.clone(), path.clone());
+                            let outcome = tokio::task::spawn_blocking(move || {
+                                sluice::reload::reload(&s, &p, "SIGHUP")
+                            })
+                            .await;
+                            // A reload is a person's act like any other: audited, whatever came of it.
+                            let (result, detail) = match outcome {
+                                Ok(Ok(done)) => ("ok".to_string(), json!(done)),
+                                Ok(Err(refused)) => {
+                                    (format!("refused: {}", refused.result), json!(refused))
+                                }
+                                Err(e) => (format!("failed: {e}"), Value::Null),
+                            };
+                            let target = path.display().to_string();
+                            sluice::outbox::audit(
+                                &state,
+                                "signal:SIGHUP",
+                                "config.reload",
+                                &target,
+                                &result,
+                                detail,
+                            )
+                            .await;
+                        }
                     }
                 });
             }
@@ -686,6 +713,8 @@ fn ignore_hangup() {
             }
         }
     }
+    #[cfg(not(unix))]
+    let _ = state;
 }
 
 async fn shutdown_signal() {

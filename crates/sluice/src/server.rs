@@ -97,7 +97,10 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         gate,
         dispatch_cfg,
         state.wake.clone(),
-        state.config.renderer.clone(),
+        {
+            let state = state.clone();
+            move || state.config.renderer.clone()
+        },
         crate::dispatch::Outgoing::new(&state.config),
     );
     let dispatcher_owner = dispatcher.owner().to_string();

@@ -49,8 +49,9 @@ pub struct Dispatcher {
     owner: String,
     cfg: DispatchConfig,
     wake: Arc<Notify>,
-    /// Renders living alert items (see `sluice_domain::living`) at send time.
-    renderer: Arc<Renderer>,
+    /// Renders living alert items (see `sluice_domain::living`) at send time, with the templates in force then
+    /// (a reload may change them).
+    renderer: Box<dyn Fn() -> Arc<Renderer> + Send + Sync>,
     /// Outgoing calls to internal systems (`http.request` items): where they may go, their signing secret.
     outgoing: Outgoing,
     /// Lanes this process works now, each with a flag set when its lease was lost.
@@ -64,7 +65,7 @@ impl Dispatcher {
         gate: RateGate,
         cfg: DispatchConfig,
         wake: Arc<Notify>,
-        renderer: Arc<Renderer>,
+        renderer: impl Fn() -> Arc<Renderer> + Send + Sync + 'static,
         outgoing: Outgoing,
     ) -> Arc<Self> {
         let owner = format!(
@@ -80,7 +81,7 @@ impl Dispatcher {
             owner,
             cfg,
             wake,
-            renderer,
+            renderer: Box::new(renderer),
             outgoing,
             active: Mutex::new(HashMap::new()),
         })
@@ -304,7 +305,7 @@ impl Dispatcher {
                         let actions = self
                             .persist(lost, || self.store.alert_actions(&card.first_event_id))
                             .await?;
-                        living::render(&self.renderer, &item.args, &card, &actions, now())
+                        living::render(&(self.renderer)(), &item.args, &card, &actions, now())
                     }
                     None => Err("the alert this update belongs to is no longer stored".to_string()),
                 };

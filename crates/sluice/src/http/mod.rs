@@ -4,6 +4,7 @@
 //! names the field, and so that the body limit (413) applies before any parsing. Nothing is
 //! enqueued unless the whole request is valid.
 
+mod admin;
 mod approvals;
 mod auth;
 mod error;
@@ -57,6 +58,7 @@ pub fn app(state: Arc<AppState>, beside: Router) -> Router {
         .merge(sources::routes())
         .merge(silences::routes())
         .merge(approvals::routes())
+        .merge(admin::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state.clone())
         // Wrapped once as a whole: `route_layer` would give every route its own limit.

@@ -1,0 +1,81 @@
+//! `POST /v1/admin/reload` (admin scope): read the config file again and put it in force if it is valid, as SIGHUP
+//! does (`crate::reload`). 200 with the new config's warnings; 422 with the file's errors; 409 when it changes what
+//! cannot change while serving (named), or when the server was started without a file. Audited either way.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::{ApiError, Caller};
+use crate::outbox::audit;
+use crate::state::AppState;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/v1/admin/reload", post(reload))
+}
+
+async fn reload(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Response, ApiError> {
+    caller.require("admin")?;
+    let Some(path) = state.config.path().map(ToOwned::to_owned) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_config_file",
+            "this server was not started from a config file, so there is nothing to reload",
+        ));
+    };
+    let target = path.display().to_string();
+    let actor = format!("api:{}", caller.name);
+    // Reading and checking the file is blocking work: off the request threads.
+    let (s, p, a) = (state.clone(), path.clone(), actor.clone());
+    let outcome = tokio::task::spawn_blocking(move || crate::reload::reload(&s, &p, &a))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "config reload panicked");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the reload failed; the old config keeps serving",
+            )
+        })?;
+    let answer = match outcome {
+        Ok(done) => {
+            audit(&state, &actor, "config.reload", &target, "ok", json!(done)).await;
+            (
+                StatusCode::OK,
+                Json(json!({ "reloaded": true, "warnings": done.warnings })),
+            )
+        }
+        Err(refused) => {
+            let status = if refused.result == "invalid" {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::CONFLICT
+            };
+            let result = format!("refused: {}", refused.result);
+            audit(
+                &state,
+                &actor,
+                "config.reload",
+                &target,
+                &result,
+                json!(refused),
+            )
+            .await;
+            (
+                status,
+                Json(json!({
+                    "error": format!("config_{}", refused.result),
+                    "message": refused.message,
+                    "problems": refused.problems,
+                    "needs_restart": refused.needs_restart,
+                })),
+            )
+        }
+    };
+    Ok(answer.into_response())
+}
