@@ -7,18 +7,26 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, Caller};
 use crate::outbox::audit;
 use crate::state::AppState;
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/admin/reload", post(reload))
+pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(reload))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/reload",
+    tag = "operations",
+    responses((status = 200, description = r#"`{"reloaded": true, "warnings"}`; 422 with the problems, 409 naming what needs a restart"#)),
+    security(("api_key" = ["admin"]))
+)]
 async fn reload(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Response, ApiError> {
     caller.require("admin")?;
     let Some(path) = state.config.path().map(ToOwned::to_owned) else {
