@@ -34,6 +34,36 @@ fn check_names_the_line_and_the_fix_and_exits_2() {
     );
 }
 
+/// Issue 14: `check` reports every structural problem in one run, each with its line and fix.
+#[test]
+fn check_reports_three_structural_problems_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"127.0.0.1:8080\"\nmax_in_flite = 10\n\n[storage]\nretention_hours = -1\n\n[slack]\ntimeout_ms = \"10s\"\n",
+    )
+    .unwrap();
+    let out = sluice()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    for want in [
+        "line 3: unknown field `max_in_flite`",
+        "did you mean `max_in_flight`?",
+        "line 6:",
+        "-1",
+        "line 9:",
+        "\"10s\"",
+        "3 error(s)",
+    ] {
+        assert!(text.contains(want), "{want:?} missing: {text}");
+    }
+}
+
 #[test]
 fn check_refuses_broken_noise_control_with_its_line_and_fix() {
     let dir = tempfile::tempdir().unwrap();
