@@ -7,7 +7,6 @@ use anyhow::{bail, Context};
 use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::{json, Map, Value};
 use sluice::config::{Config, LogFormat, ProcessEnv};
-use sluice_store::{Replay, StoreOptions};
 
 /// The ingest path allocates many small strings and JSON values per event; glibc's malloc
 /// spent about a fifth of the CPU under load (perf), mimalloc much less.
@@ -97,32 +96,52 @@ enum Command {
         #[command(subcommand)]
         action: ApprovalAction,
     },
-    /// Read and check the tamper-evident audit log.
+    /// Read and check the tamper-evident audit log of a running Sluice.
     Audit {
-        #[arg(
-            long,
-            short,
-            default_value = "sluice.toml",
-            env = "SLUICE_CONFIG",
-            global = true
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        out: OutputArgs,
         #[command(subcommand)]
         action: AuditAction,
     },
-    /// Inspect and replay dead letters.
+    /// Inspect and replay dead letters on a running Sluice (replay needs the admin scope).
     Dlq {
-        #[arg(
-            long,
-            short,
-            default_value = "sluice.toml",
-            env = "SLUICE_CONFIG",
-            global = true
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        out: OutputArgs,
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// What became of an event on a running Sluice.
+    Events {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+        #[command(subcommand)]
+        action: EventsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsAction {
+    /// One event's state, fate, deliveries (channel and ts), groups and the actions taken on it.
+    Get { id: String },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct OutputArgs {
+    /// `table` for people, `json` (the API's answer) for scripts.
+    #[arg(long, short, value_enum, default_value = "table", global = true)]
+    output: Output,
 }
 
 #[derive(Subcommand)]
@@ -508,79 +527,184 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut Cli::command(), "sluice", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit { config, action } => {
-            let cfg = load(&config)?;
-            let store = sluice_store::open(&cfg.storage_url, &StoreOptions::default()).await?;
-            match action {
-                AuditAction::List { since_id, limit } => {
-                    for r in store.audit(since_id, limit).await? {
-                        println!(
-                            "{:>6}  {}  {:<12} {:<18} {:<40} {}",
-                            r.id, r.at_ms, r.actor, r.action, r.target, r.result
-                        );
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-                AuditAction::Verify => match store.verify_audit().await? {
-                    None => {
-                        println!("audit log intact");
-                        Ok(ExitCode::SUCCESS)
-                    }
-                    Some(id) => {
-                        println!("audit log broken at record {id}: it, or the record before it, was altered or removed");
-                        Ok(ExitCode::FAILURE)
-                    }
-                },
+        Command::Audit { api, out, action } => audit(api, out.output, action).await,
+        Command::Dlq { api, out, action } => dlq(api, out.output, action).await,
+        Command::Events {
+            api,
+            out,
+            action: EventsAction::Get { id },
+        } => {
+            let (status, v) = api_call(
+                &api,
+                reqwest::Method::GET,
+                &format!("/v1/events/{id}"),
+                None,
+            )
+            .await?;
+            if !status.is_success() {
+                return Ok(refused(status, &v));
             }
-        }
-        Command::Dlq { config, action } => {
-            let cfg = load(&config)?;
-            let store = sluice_store::open(&cfg.storage_url, &StoreOptions::default()).await?;
-            match action {
-                DlqAction::List { limit } => {
-                    let dead = store.dead_letters(limit).await?;
-                    if dead.is_empty() {
-                        println!("no dead letters");
-                    }
-                    for d in dead {
-                        println!(
-                            "{:>8}  {:<20} {:<18} attempts={:<3} {}  event={}",
-                            d.item_id,
-                            d.channel,
-                            d.method,
-                            d.attempts,
-                            d.reason,
-                            d.event_id.unwrap_or_default()
-                        );
-                    }
-                }
-                DlqAction::Replay { id, all } => {
-                    let which = match (id, all) {
-                        (Some(id), _) => Replay::Item(id),
-                        (None, true) => Replay::All,
-                        (None, false) => bail!("give a dead letter id or --all"),
-                    };
-                    let n = store.replay(which, sluice::state::now_ms()).await?;
-                    let target = sluice::outbox::replay_target(&which);
-                    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_default());
-                    let detail = serde_json::json!({ "replayed": n, "via": "cli" });
-                    let team = &cfg.slack.team_id;
-                    sluice::outbox::audit_in(
-                        &*store,
-                        team,
-                        &actor,
-                        "dlq.replay",
-                        &target,
-                        "ok",
-                        detail,
-                    )
-                    .await;
-                    println!(
-                        "replayed {n} message(s); a running sluice sends them within a second"
-                    );
-                }
+            if out.output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{}  {}  source={}",
+                v["id"].as_str().unwrap_or(&id),
+                v["state"].as_str().unwrap_or("?"),
+                v["source"].as_str().unwrap_or("")
+            );
+            println!("fate: {}", v["fate"]);
+            for d in v["deliveries"].as_array().into_iter().flatten() {
+                let state = &d["state"];
+                let detail = state["ts"]
+                    .as_str()
+                    .or(state["reason"].as_str())
+                    .or(d["last_error"].as_str())
+                    .unwrap_or("");
+                println!(
+                    "  {:<18} #{:<20} {:<8} attempts={} {detail}",
+                    d["method"].as_str().unwrap_or(""),
+                    state["channel"]
+                        .as_str()
+                        .or(d["channel"].as_str())
+                        .unwrap_or(""),
+                    state["state"].as_str().unwrap_or(""),
+                    d["attempts"],
+                );
+            }
+            for a in v["actions"].as_array().into_iter().flatten() {
+                println!("  action: {a}");
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// One call to a running Sluice's API: the status and the JSON it answered (`null` if none).
+async fn api_call(
+    api: &ApiArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    let url = format!("{}{path}", api.url.trim_end_matches('/'));
+    let mut request = reqwest::Client::new()
+        .request(method.clone(), &url)
+        .bearer_auth(api.key()?);
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    let resp = request
+        .send()
+        .await
+        .with_context(|| format!("{method} {url}"))?;
+    let status = resp.status();
+    Ok((status, resp.json().await.unwrap_or(Value::Null)))
+}
+
+/// A refusal as the server gave it, and a failing exit code.
+fn refused(status: reqwest::StatusCode, v: &Value) -> ExitCode {
+    eprintln!("{status} {v}");
+    ExitCode::FAILURE
+}
+
+async fn dlq(api: ApiArgs, output: Output, action: DlqAction) -> anyhow::Result<ExitCode> {
+    let (status, v) = match &action {
+        DlqAction::List { limit } => {
+            let path = format!("/v1/dead-letters?limit={limit}");
+            api_call(&api, reqwest::Method::GET, &path, None).await?
+        }
+        DlqAction::Replay { id, all } => {
+            let body = match (id, all) {
+                (Some(id), _) => json!({ "id": id }),
+                (None, true) => json!({ "all": true }),
+                (None, false) => bail!("give a dead letter id or --all"),
+            };
+            let path = "/v1/dead-letters/replay";
+            api_call(&api, reqwest::Method::POST, path, Some(body)).await?
+        }
+    };
+    if !status.is_success() {
+        return Ok(refused(status, &v));
+    }
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match action {
+        DlqAction::List { .. } => {
+            let dead = v["dead_letters"].as_array().cloned().unwrap_or_default();
+            if dead.is_empty() {
+                println!("no dead letters");
+            }
+            for d in dead {
+                println!(
+                    "{:>8}  {:<20} {:<18} attempts={:<3} {}  event={}",
+                    d["item_id"],
+                    d["channel"].as_str().unwrap_or(""),
+                    d["method"].as_str().unwrap_or(""),
+                    d["attempts"],
+                    d["reason"].as_str().unwrap_or(""),
+                    d["event_id"].as_str().unwrap_or("")
+                );
+            }
+        }
+        DlqAction::Replay { .. } => println!(
+            "replayed {} message(s); the server sends them within a second",
+            v["replayed"]
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit(api: ApiArgs, output: Output, action: AuditAction) -> anyhow::Result<ExitCode> {
+    match action {
+        AuditAction::List { since_id, limit } => {
+            let path = format!("/v1/audit?since_id={since_id}&limit={limit}");
+            let (status, v) = api_call(&api, reqwest::Method::GET, &path, None).await?;
+            if !status.is_success() {
+                return Ok(refused(status, &v));
+            }
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for r in v["records"].as_array().into_iter().flatten() {
+                println!(
+                    "{:>6}  {}  {:<12} {:<18} {:<40} {}",
+                    r["id"],
+                    r["at_ms"],
+                    r["actor"].as_str().unwrap_or(""),
+                    r["action"].as_str().unwrap_or(""),
+                    r["target"].as_str().unwrap_or(""),
+                    r["result"].as_str().unwrap_or("")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditAction::Verify => {
+            let (status, v) =
+                api_call(&api, reqwest::Method::GET, "/v1/audit/verify", None).await?;
+            let broken = status == reqwest::StatusCode::CONFLICT;
+            if !status.is_success() && !broken {
+                return Ok(refused(status, &v));
+            }
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if broken {
+                println!(
+                    "audit log broken at record {}: it, or the record before it, was altered or removed",
+                    v["first_broken_id"]
+                );
+            } else {
+                println!("audit log intact");
+            }
+            Ok(if broken {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
     }
 }
