@@ -192,6 +192,13 @@ enum RouteAction {
 struct RouteTestArgs {
     #[arg(long, short, default_value = "sluice.toml", env = "SLUICE_CONFIG")]
     config: PathBuf,
+    /// Also consult the silences of the Sluice running at this URL (read with `GET /v1/silences`; the key from
+    /// --api-key / SLUICE_API_KEY). Without it, silences are not consulted.
+    #[arg(long)]
+    url: Option<String>,
+    /// API key with the read scope, for --url.
+    #[arg(long = "api-key", env = "SLUICE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
     #[command(flatten)]
     event: EventArgs,
 }
@@ -512,7 +519,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let cfg = load(&args.config)?;
             let body = args.event.body()?;
-            match sluice::preview::explain(&cfg, &body, sluice::state::now()) {
+            let silences = match &args.url {
+                None => None,
+                Some(url) => {
+                    let api = ApiArgs {
+                        url: url.clone(),
+                        api_key: args.api_key.clone(),
+                    };
+                    let (status, v) =
+                        api_call(&api, reqwest::Method::GET, "/v1/silences", None).await?;
+                    if !status.is_success() {
+                        return Ok(refused(status, &v));
+                    }
+                    let list: Vec<sluice_store::Silence> =
+                        serde_json::from_value(v["silences"].clone())
+                            .context("reading the server's silences")?;
+                    Some(list)
+                }
+            };
+            match sluice::preview::explain(&cfg, &body, sluice::state::now(), silences.as_deref()) {
                 Ok(text) => {
                     print!("{text}");
                     Ok(ExitCode::SUCCESS)

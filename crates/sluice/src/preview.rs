@@ -1,8 +1,9 @@
 //! `sluice route test`: what an event would do under a config — the route decision, the inhibition rules it meets,
 //! its grouping key and the Block Kit it would post — without a server, a database or Slack.
 //!
-//! It runs the same [`Pipeline::process`] the ingest path runs, with no silences (they live in a running Sluice's
-//! database, not in the config), and prints what that decided.
+//! It runs the same [`Pipeline::process`] the ingest path runs and prints what that decided. Silences live in a
+//! running Sluice's database, not in the config: they are consulted only when the caller passes them (`route test
+//! --url`, which reads them from `GET /v1/silences`).
 
 use std::fmt::Write;
 
@@ -11,6 +12,7 @@ use sluice_core::event::{parse_events, Event};
 use sluice_core::route::Decision;
 use sluice_domain::pipeline::Pipeline;
 use sluice_domain::silence::SilenceSet;
+use sluice_store::Silence;
 use time::OffsetDateTime;
 
 use crate::config::Config;
@@ -18,9 +20,14 @@ use crate::config::Config;
 /// The id the previewed events get (a real one is a UUID given at ingest).
 pub const PREVIEW_ID: &str = "route-test";
 
-/// What `body` (one event or an array, as `POST /v1/events` takes it) would do under `cfg` at `now`. `Err` says
-/// why the body would be refused, as the API would.
-pub fn explain(cfg: &Config, body: &Value, now: OffsetDateTime) -> Result<String, String> {
+/// What `body` (one event or an array, as `POST /v1/events` takes it) would do under `cfg` at `now`, with the
+/// `silences` of a running Sluice if given. `Err` says why the body would be refused, as the API would.
+pub fn explain(
+    cfg: &Config,
+    body: &Value,
+    now: OffsetDateTime,
+    silences: Option<&[Silence]>,
+) -> Result<String, String> {
     let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
     let events =
         parse_events(&bytes).map_err(|e| format!("the event would be refused (400): {e}"))?;
@@ -29,12 +36,17 @@ pub fn explain(cfg: &Config, body: &Value, now: OffsetDateTime) -> Result<String
         if events.len() > 1 {
             let _ = writeln!(out, "=== event [{i}]: {}", event.title);
         }
-        out.push_str(&one(cfg, event, now)?);
+        out.push_str(&one(cfg, event, now, silences)?);
     }
     Ok(out)
 }
 
-fn one(cfg: &Config, event: &Event, now: OffsetDateTime) -> Result<String, String> {
+fn one(
+    cfg: &Config,
+    event: &Event,
+    now: OffsetDateTime,
+    given: Option<&[Silence]>,
+) -> Result<String, String> {
     let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(
@@ -47,7 +59,7 @@ fn one(cfg: &Config, event: &Event, now: OffsetDateTime) -> Result<String, Strin
         or_none(&event.service),
         or_none(&event.environment),
     );
-    let silences = SilenceSet::default();
+    let silences = given.map_or_else(SilenceSet::default, |list| SilenceSet::new(0, list));
     let pipeline = Pipeline {
         silences: &silences,
         router: &cfg.router,
@@ -102,10 +114,27 @@ fn one(cfg: &Config, event: &Event, now: OffsetDateTime) -> Result<String, Strin
             }
         }
     }
-    let _ = writeln!(
-        w,
-        "silences: not consulted: they live in a running Sluice's database (`sluice silence list`), not in the config"
-    );
+    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let _ = match (given, silences.silenced_by(event, now_ms)) {
+        (None, _) => writeln!(
+            w,
+            "silences: not consulted: they live in a running Sluice's database (`sluice silence list`), not in the config"
+        ),
+        (Some(_), Some(id)) => {
+            let s = given.into_iter().flatten().find(|s| s.id == id);
+            writeln!(
+                w,
+                "silences: muted by {id} ({:?} by {}): nothing is posted (fate suppressed)",
+                s.map(|s| s.comment.as_str()).unwrap_or_default(),
+                s.map(|s| s.author.as_str()).unwrap_or_default()
+            )
+        }
+        (Some(list), None) => writeln!(
+            w,
+            "silences: none of the {} read from the server matches",
+            list.len()
+        ),
+    };
     if matches!(decision, Decision::Deliver { .. }) {
         let keys = cfg.inhibitor.keys(event);
         if keys.checks.is_empty() && keys.provides.is_empty() {
@@ -229,9 +258,42 @@ mod tests {
             ),
         ];
         for (name, event) in cases {
-            let text = explain(&cfg, &event, now).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let text = explain(&cfg, &event, now, None).unwrap_or_else(|e| panic!("{name}: {e}"));
             insta::assert_snapshot!(name, text);
         }
+    }
+
+    /// With a running Sluice's silences (`--url`), a matching one is named and nothing is posted.
+    #[test]
+    fn silences_given_are_consulted() {
+        let cfg = demo();
+        let now = time::macros::datetime!(2026-12-02 14:00 UTC);
+        let at = now.unix_timestamp() * 1000;
+        let silence: Silence = serde_json::from_value(json!({
+            "id": "sil_1", "matchers": [{"name": "service", "op": "=", "value": "checkout"}],
+            "starts_at_ms": at - 60_000, "ends_at_ms": at + 60_000, "author": "alice",
+            "comment": "migration", "created_at_ms": at - 60_000, "expired_at_ms": null
+        }))
+        .unwrap();
+        let event = |service: &str| json!({"title": "Disk full", "severity": "warning", "status": "firing", "source": "am", "service": service});
+        let muted = explain(
+            &cfg,
+            &event("checkout"),
+            now,
+            Some(std::slice::from_ref(&silence)),
+        )
+        .unwrap();
+        assert!(
+            muted.contains("silences: muted by sil_1 (\"migration\" by alice)"),
+            "{muted}"
+        );
+        assert!(!muted.contains("chat.postMessage"), "{muted}");
+        let other = explain(&cfg, &event("search"), now, Some(&[silence])).unwrap();
+        assert!(
+            other.contains("none of the 1 read from the server matches"),
+            "{other}"
+        );
+        assert!(other.contains("chat.postMessage to #alerts"), "{other}");
     }
 
     #[test]
@@ -242,6 +304,7 @@ mod tests {
             &cfg,
             &json!({"title": "x", "severity": "loud", "status": "firing", "source": "s"}),
             now,
+            None,
         )
         .unwrap_err();
         assert!(e.contains("400") && e.contains("severity"), "{e}");

@@ -249,6 +249,43 @@ async fn send_then_dead_letter_then_replay_from_the_command_line() {
     assert_eq!(replays[0]["target"], "all");
     assert_eq!(replays[0]["detail"]["replayed"], 1);
 
+    // `route test --url` consults the running server's silences; without it they are not consulted.
+    let added = remote(&[
+        "silence",
+        "add",
+        "-m",
+        "service=db",
+        "-d",
+        "1h",
+        "-c",
+        "failover",
+    ]);
+    assert!(added.contains("sil_"), "{added}");
+    let preview = |url: Option<&str>| {
+        let mut c = sluice();
+        c.args(["route", "test", "--config"])
+            .arg(&cfg)
+            .args(["--title", "Replica lag", "--service", "db"])
+            .env("CLI_KEY", "cli-key")
+            .env("SLUICE_API_KEY", "cli-key");
+        if let Some(u) = url {
+            c.args(["--url", u]);
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let muted = preview(Some(&format!("http://{addr}")));
+    assert!(
+        muted.contains("silences: muted by sil_") && muted.contains("failover"),
+        "{muted}"
+    );
+    assert!(preview(None).contains("silences: not consulted"));
+
     // A wrong key is refused by the server, and `send` says so with a failing exit code.
     let out = sluice()
         .args(["send", "--title", "x"])
