@@ -415,9 +415,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .config
                 .set_path(std::fs::canonicalize(&config).unwrap_or(config));
             reload_on_hangup(running.state.clone());
-            shutdown_signal().await;
-            tracing::info!("shutting down");
+            let signal = shutdown_signal().await;
+            tracing::info!(
+                signal,
+                "shutting down: no new connections; in-flight requests finish (up to 5 s), then the dispatcher hands its lanes back"
+            );
             running.stop().await;
+            tracing::info!("stopped");
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { data_dir, no_wait } => {
@@ -866,7 +870,8 @@ fn reload_on_hangup(state: std::sync::Arc<sluice::state::AppState>) {
     let _ = state;
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGINT (Ctrl-C) or SIGTERM and says which.
+async fn shutdown_signal() -> &'static str {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -879,5 +884,5 @@ async fn shutdown_signal() {
     };
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tokio::select! { _ = ctrl_c => "SIGINT", _ = term => "SIGTERM" }
 }
