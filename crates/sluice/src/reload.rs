@@ -175,6 +175,18 @@ pub fn fixed_changes(old: &Config, new: &Config) -> Vec<String> {
             || old.approvals.timeout_ms != new.approvals.timeout_ms
             || secret(&old.approvals.outgoing_secret) != secret(&new.approvals.outgoing_secret),
     );
+    // The slash command's handler keeps one permission check per `[[command]]`, by position, made at start.
+    let runners = |c: &Config| -> Vec<(String, Vec<String>, Vec<String>)> {
+        c.chatops
+            .commands
+            .iter()
+            .map(|c| (c.spec.name.clone(), c.users.clone(), c.groups.clone()))
+            .collect()
+    };
+    differs(
+        "which [[command]]s there are, their order, or who may run them (users, groups)",
+        runners(old) != runners(new),
+    );
     differs(
         "dedup.window_secs (the group flusher's)",
         old.dedup.window_secs != new.dedup.window_secs,
@@ -216,6 +228,13 @@ mod tests {
             ("[slack]\napi_base = \"http://127.0.0.1:1/api/\"\n", &["slack.api_base"]),
             ("[actions]\ncommand = \"/ops\"\n", &["actions.command"]),
             ("[actions]\nusers = [\"U1\"]\n", &["who may act on cards (actions.users, groups, channel_members)"]),
+            (
+                "[actions]\noutgoing_secret_env = \"OUT\"\n[[action]]\nname = \"a\"\nurl = \"https://x.internal/a\"\n[[command]]\nname = \"a\"\naction = \"a\"\n",
+                &[
+                    "where outgoing calls may go and how they are signed (approvals.callback_hosts, [[action]] urls, actions.outgoing_secret, allow_link_local)",
+                    "which [[command]]s there are, their order, or who may run them (users, groups)",
+                ],
+            ),
         ];
         for (added, want) in table {
             let got = changes(BASE, &format!("{BASE}{added}"));
