@@ -168,13 +168,6 @@ pub fn fixed_changes(old: &Config, new: &Config) -> Vec<String> {
             new.actions.channel_members,
         ),
     );
-    differs(
-        "where outgoing calls may go and how they are signed (approvals.callback_hosts, [[action]] urls, actions.outgoing_secret, allow_link_local)",
-        dbg(&old.approvals.allowed()) != dbg(&new.approvals.allowed())
-            || dbg(&old.approvals.allow_link_local) != dbg(&new.approvals.allow_link_local)
-            || old.approvals.timeout_ms != new.approvals.timeout_ms
-            || secret(&old.approvals.outgoing_secret) != secret(&new.approvals.outgoing_secret),
-    );
     // The slash command's handler keeps one permission check per `[[command]]`, by position, made at start.
     let runners = |c: &Config| -> Vec<(String, Vec<String>, Vec<String>)> {
         c.chatops
@@ -230,10 +223,11 @@ mod tests {
             ("[actions]\nusers = [\"U1\"]\n", &["who may act on cards (actions.users, groups, channel_members)"]),
             (
                 "[actions]\noutgoing_secret_env = \"OUT\"\n[[action]]\nname = \"a\"\nurl = \"https://x.internal/a\"\n[[command]]\nname = \"a\"\naction = \"a\"\n",
-                &[
-                    "where outgoing calls may go and how they are signed (approvals.callback_hosts, [[action]] urls, actions.outgoing_secret, allow_link_local)",
-                    "which [[command]]s there are, their order, or who may run them (users, groups)",
-                ],
+                &["which [[command]]s there are, their order, or who may run them (users, groups)"],
+            ),
+            (
+                "[actions]\noutgoing_secret_env = \"OUT\"\n[[action]]\nname = \"a\"\nurl = \"https://x.internal/a\"\n",
+                &[],
             ),
         ];
         for (added, want) in table {

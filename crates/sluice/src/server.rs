@@ -101,7 +101,11 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             let state = state.clone();
             move || state.config.renderer.clone()
         },
-        crate::dispatch::Outgoing::new(&state.config),
+        {
+            // Where outgoing calls may go, their secret, the actions' headers and result templates: as in force.
+            let state = state.clone();
+            move || crate::dispatch::Outgoing::new(&state.config)
+        },
     );
     let dispatcher_owner = dispatcher.owner().to_string();
     let mut tasks = vec![tokio::spawn(dispatcher.run(rx.clone()))];

@@ -53,7 +53,7 @@ pub struct Dispatcher {
     /// (a reload may change them).
     renderer: Box<dyn Fn() -> Arc<Renderer> + Send + Sync>,
     /// Outgoing calls to internal systems (`http.request` items): where they may go, their signing secret.
-    outgoing: Outgoing,
+    outgoing: Box<dyn Fn() -> Outgoing + Send + Sync>,
     /// Lanes this process works now, each with a flag set when its lease was lost.
     active: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
@@ -66,7 +66,7 @@ impl Dispatcher {
         cfg: DispatchConfig,
         wake: Arc<Notify>,
         renderer: impl Fn() -> Arc<Renderer> + Send + Sync + 'static,
-        outgoing: Outgoing,
+        outgoing: impl Fn() -> Outgoing + Send + Sync + 'static,
     ) -> Arc<Self> {
         let owner = format!(
             "{}/{}-{}",
@@ -82,7 +82,7 @@ impl Dispatcher {
             cfg,
             wake,
             renderer: Box::new(renderer),
-            outgoing,
+            outgoing: Box::new(outgoing),
             active: Mutex::new(HashMap::new()),
         })
     }
