@@ -449,7 +449,7 @@ impl<'a> Obj<'a> {
 }
 
 /// The accepted key nearest to a typo, if one is close enough to be a likely meaning.
-pub(crate) fn closest<'a>(typo: &str, allowed: &[&'a str]) -> Option<&'a str> {
+pub fn closest<'a>(typo: &str, allowed: &[&'a str]) -> Option<&'a str> {
     allowed
         .iter()
         .map(|a| (edit_distance(typo, a), *a))

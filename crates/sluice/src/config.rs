@@ -633,15 +633,7 @@ impl Config {
 
     /// Validate config text. Relative file paths are resolved against `base`.
     pub fn parse(text: &str, base: &Path, env: &dyn Env) -> Result<Config, Vec<Problem>> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start));
-            vec![Problem {
-                line,
-                message: e.message().trim().to_string(),
-                fix: "correct the TOML at that line (see the annotated example in README)".into(),
-                warning: false,
-            }]
-        })?;
+        let raw = read_raw(text)?;
         let mut problems = Vec::new();
         let mut p = |span: Option<std::ops::Range<usize>>, message: String, fix: &str| {
             problems.push(Problem {
@@ -1143,6 +1135,73 @@ impl Config {
     }
 }
 
+/// Structural problems reported in one run, at most.
+const MAX_STRUCTURAL: usize = 50;
+
+/// The file as written, or **every** structural problem in it (unknown keys, wrong types, negative numbers,
+/// missing fields) where the TOML itself parses. Serde stops at the first problem, so the lines of each one found
+/// are blanked — newlines kept, so every later line keeps its number — and the rest is read again.
+fn read_raw(text: &str) -> Result<RawConfig, Vec<Problem>> {
+    let problem = |text: &str, e: &toml::de::Error| {
+        let message = e.message().trim().to_string();
+        let mut fix =
+            "correct the TOML at that line (sluice.example.toml is the annotated example)"
+                .to_string();
+        if let Some(typo) = message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            let allowed: Vec<&str> = message
+                .split_once("expected")
+                .map(|(_, list)| list.split('`').skip(1).step_by(2).collect())
+                .unwrap_or_default();
+            if let Some(meant) = sluice_core::event::closest(typo, &allowed) {
+                fix = format!("did you mean `{meant}`? ({fix})");
+            }
+        }
+        Problem {
+            line: e.span().map(|s| line_of(text, s.start)),
+            message,
+            fix,
+            warning: false,
+        }
+    };
+    // Broken TOML: nothing after the first error can be trusted.
+    if let Err(e) = text.parse::<toml::Table>() {
+        return Err(vec![problem(text, &e)]);
+    }
+    let mut text = text.to_string();
+    let mut problems = Vec::new();
+    while problems.len() < MAX_STRUCTURAL {
+        match toml::from_str::<RawConfig>(&text) {
+            Ok(raw) if problems.is_empty() => return Ok(raw),
+            Ok(_) => break,
+            Err(e) => {
+                problems.push(problem(&text, &e));
+                let Some(span) = e.span() else { break };
+                // The whole lines of the problem: blanking a part of one could leave a line that is not TOML.
+                let start = text[..span.start.min(text.len())]
+                    .rfind('\n')
+                    .map_or(0, |at| at + 1);
+                let end = span.end.min(text.len());
+                let end = text[end..].find('\n').map_or(text.len(), |at| end + at);
+                let blanked: String = text[start..end]
+                    .chars()
+                    .map(|c| if c == '\n' { c } else { ' ' })
+                    .collect();
+                if blanked == text[start..end] {
+                    break;
+                }
+                text.replace_range(start..end, &blanked);
+                if text.parse::<toml::Table>().is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    Err(problems)
+}
+
 fn read_secret_file(base: &Path, file: &Path) -> Result<Secret, String> {
     let path = base.join(file);
     match std::fs::read_to_string(&path) {
@@ -1225,6 +1284,31 @@ mod tests {
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].line, Some(3));
         assert!(p[0].message.contains("max_body"), "{}", p[0].message);
+    }
+
+    /// Issue 14: every structural problem in one run, each with its line (and a likely meaning for a typo).
+    #[test]
+    fn three_structural_problems_are_reported_in_one_run() {
+        let text = "[server]\nlisten = \"127.0.0.1:1\"\nmax_body_byte = 5\n\n[dispatch]\nmax_lanes = -3\n\n[dedup]\nwindow_secs = \"an hour\"\n\n[routing]\ndefault = { channels = [\"ops\"] }\n";
+        let p = problems(text);
+        let found: Vec<(Option<usize>, &str, &str)> = p
+            .iter()
+            .map(|p| (p.line, p.message.as_str(), p.fix.as_str()))
+            .collect();
+        assert_eq!(p.len(), 3, "{found:#?}");
+        assert_eq!(p[0].line, Some(3), "{found:#?}");
+        assert!(p[0].message.contains("max_body_byte"), "{found:#?}");
+        assert!(
+            p[0].fix.contains("did you mean `max_body_bytes`?"),
+            "{found:#?}"
+        );
+        assert_eq!(p[1].line, Some(6), "{found:#?}");
+        assert!(p[1].message.contains("-3"), "{found:#?}");
+        assert_eq!(p[2].line, Some(9), "{found:#?}");
+        assert!(p[2].message.contains("an hour"), "{found:#?}");
+        // Broken TOML is one problem: what follows it cannot be read.
+        let p = problems("[server\nlisten = 1\nmax_body = 2\n");
+        assert_eq!(p.len(), 1, "{p:?}");
     }
 
     #[test]

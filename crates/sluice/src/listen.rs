@@ -204,5 +204,7 @@ pub async fn serve(
         .is_err()
     {
         tracing::info!("connections still open after the drain period; closing them");
+    } else {
+        tracing::info!("in-flight requests drained");
     }
 }

@@ -4,20 +4,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::{json, Map, Value};
 use sluice::config::{Config, LogFormat, ProcessEnv};
-use sluice_store::{Replay, StoreOptions};
 
 /// The ingest path allocates many small strings and JSON values per event; glibc's malloc
 /// spent about a fifth of the CPU under load (perf), mimalloc much less.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `0.1.0 (abc1234)`: the release and the commit it was built from (`build.rs`; "unknown" outside a git checkout).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SLUICE_COMMIT"), ")");
+
 #[derive(Parser)]
 #[command(
     name = "sluice",
-    version,
+    version = VERSION,
     about = "Operations gateway between your systems and Slack"
 )]
 struct Cli {
@@ -58,6 +60,21 @@ enum Command {
         #[arg(long, short, default_value = "sluice.toml", env = "SLUICE_CONFIG")]
         config: PathBuf,
     },
+    /// Print the Slack app manifest (YAML) the config needs: its scopes, events, slash command and interactivity.
+    Manifest {
+        #[arg(long, short, default_value = "sluice.toml", env = "SLUICE_CONFIG")]
+        config: PathBuf,
+        /// The HTTPS URL Slack reaches Sluice at (not used with Socket Mode); without it, a placeholder to replace.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Preview routing: what an event would do under a config, without sending anything.
+    Route {
+        #[command(subcommand)]
+        action: RouteAction,
+    },
+    /// Print a shell completion script: `sluice completions bash > /etc/bash_completion.d/sluice`.
+    Completions { shell: clap_complete::Shell },
     /// Apply database migrations.
     Migrate {
         #[arg(long, short, default_value = "sluice.toml", env = "SLUICE_CONFIG")]
@@ -79,32 +96,52 @@ enum Command {
         #[command(subcommand)]
         action: ApprovalAction,
     },
-    /// Read and check the tamper-evident audit log.
+    /// Read and check the tamper-evident audit log of a running Sluice.
     Audit {
-        #[arg(
-            long,
-            short,
-            default_value = "sluice.toml",
-            env = "SLUICE_CONFIG",
-            global = true
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        out: OutputArgs,
         #[command(subcommand)]
         action: AuditAction,
     },
-    /// Inspect and replay dead letters.
+    /// Inspect and replay dead letters on a running Sluice (replay needs the admin scope).
     Dlq {
-        #[arg(
-            long,
-            short,
-            default_value = "sluice.toml",
-            env = "SLUICE_CONFIG",
-            global = true
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        out: OutputArgs,
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// What became of an event on a running Sluice.
+    Events {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+        #[command(subcommand)]
+        action: EventsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsAction {
+    /// One event's state, fate, deliveries (channel and ts), groups and the actions taken on it.
+    Get { id: String },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct OutputArgs {
+    /// `table` for people, `json` (the API's answer) for scripts.
+    #[arg(long, short, value_enum, default_value = "table", global = true)]
+    output: Output,
 }
 
 #[derive(Subcommand)]
@@ -123,15 +160,47 @@ enum DlqAction {
     },
 }
 
-/// Like [`ApiArgs`], given before the subcommand or from the environment (clap refuses a required global).
+/// Like [`ApiArgs`], for a key with the approvals:write and read scopes.
 #[derive(clap::Args)]
 struct ApprovalApiArgs {
     /// Base URL of the Sluice server.
-    #[arg(long, env = "SLUICE_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "SLUICE_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     url: String,
     /// API key with the approvals:write and read scopes (from the environment, so it never shows in `ps`).
+    #[arg(
+        long = "api-key",
+        env = "SLUICE_API_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    api_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum RouteAction {
+    /// Like `amtool config routes test`: the route decision, inhibition rules, grouping key and the Block Kit the
+    /// event would post. Silences are not consulted: they live in a running Sluice's database.
+    Test(Box<RouteTestArgs>),
+}
+
+#[derive(clap::Args)]
+struct RouteTestArgs {
+    #[arg(long, short, default_value = "sluice.toml", env = "SLUICE_CONFIG")]
+    config: PathBuf,
+    /// Also consult the silences of the Sluice running at this URL (read with `GET /v1/silences`; the key from
+    /// --api-key / SLUICE_API_KEY). Without it, silences are not consulted.
+    #[arg(long)]
+    url: Option<String>,
+    /// API key with the read scope, for --url.
     #[arg(long = "api-key", env = "SLUICE_API_KEY", hide_env_values = true)]
-    api_key: String,
+    api_key: Option<String>,
+    #[command(flatten)]
+    event: EventArgs,
 }
 
 #[derive(Subcommand)]
@@ -214,8 +283,15 @@ struct SendArgs {
     /// API key; prefer the environment variable, so the key never shows in `ps`.
     #[arg(long = "api-key", env = "SLUICE_API_KEY", hide_env_values = true)]
     api_key: String,
-    /// Send this JSON file (`-` for stdin) instead of building an event from flags.
-    #[arg(long)]
+    #[command(flatten)]
+    event: EventArgs,
+}
+
+/// An event, from a JSON file or from flags (`send` and `route test` take the same).
+#[derive(clap::Args)]
+struct EventArgs {
+    /// Use this JSON file (`-` for stdin): one event or an array, as `POST /v1/events` takes it.
+    #[arg(long, visible_alias = "event", value_name = "FILE")]
     json: Option<PathBuf>,
     #[arg(long)]
     title: Option<String>,
@@ -239,6 +315,42 @@ struct SendArgs {
     labels: Vec<String>,
     #[arg(long)]
     dedup_key: Option<String>,
+}
+
+impl EventArgs {
+    /// The request body: the file as it is, or an event built from the flags.
+    fn body(&self) -> anyhow::Result<Value> {
+        if let Some(path) = &self.json {
+            let text = if path.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?
+            };
+            return serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", path.display()));
+        }
+        let title = self
+            .title
+            .clone()
+            .context("give --title (or --json FILE)")?;
+        let mut labels = Map::new();
+        for l in &self.labels {
+            let (k, v) = l
+                .split_once('=')
+                .with_context(|| format!("--label {l:?} is not key=value"))?;
+            labels.insert(k.to_string(), json!(v));
+        }
+        let mut e = json!({
+            "title": title, "text": self.text, "severity": self.severity, "status": self.status,
+            "source": self.source, "service": self.service, "environment": self.environment,
+            "kind": self.kind, "labels": labels,
+        });
+        if let Some(k) = &self.dedup_key {
+            e["dedup_key"] = json!(k);
+        }
+        Ok(e)
+    }
 }
 
 fn init_logs(format: LogFormat) {
@@ -298,10 +410,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // The one line on stdout: with `listen = "127.0.0.1:0"` it is how a supervisor or a test learns the port
             // the system chose, with no window in which another process could take it.
             println!("sluice listening on http://{}", running.addr);
-            ignore_hangup();
-            shutdown_signal().await;
-            tracing::info!("shutting down");
+            running
+                .state
+                .config
+                .set_path(std::fs::canonicalize(&config).unwrap_or(config));
+            reload_on_hangup(running.state.clone());
+            let signal = shutdown_signal().await;
+            tracing::info!(
+                signal,
+                "shutting down: no new connections; in-flight requests finish (up to 5 s), then the dispatcher hands its lanes back"
+            );
             running.stop().await;
+            tracing::info!("stopped");
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { data_dir, no_wait } => {
@@ -373,120 +493,253 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Send(args) => send(*args).await,
         Command::Silence { api, action } => silence(api, action).await,
-        Command::Approval { api, action } => match action {
-            ApprovalAction::Request(args) => {
-                Ok(sluice::approvals::cli::request(&api.url, &api.api_key, *args).await)
-            }
-        },
-        Command::Audit { config, action } => {
-            let cfg = load(&config)?;
-            let store = sluice_store::open(&cfg.storage_url, &StoreOptions::default()).await?;
+        Command::Approval { api, action } => {
+            let key = api.api_key.as_deref().ok_or_else(|| {
+                anyhow::anyhow!("no API key: set SLUICE_API_KEY (or pass --api-key)")
+            })?;
             match action {
-                AuditAction::List { since_id, limit } => {
-                    for r in store.audit(since_id, limit).await? {
-                        println!(
-                            "{:>6}  {}  {:<12} {:<18} {:<40} {}",
-                            r.id, r.at_ms, r.actor, r.action, r.target, r.result
-                        );
-                    }
-                    Ok(ExitCode::SUCCESS)
+                ApprovalAction::Request(args) => {
+                    Ok(sluice::approvals::cli::request(&api.url, key, *args).await)
                 }
-                AuditAction::Verify => match store.verify_audit().await? {
-                    None => {
-                        println!("audit log intact");
-                        Ok(ExitCode::SUCCESS)
-                    }
-                    Some(id) => {
-                        println!("audit log broken at record {id}: it, or the record before it, was altered or removed");
-                        Ok(ExitCode::FAILURE)
-                    }
-                },
             }
         }
-        Command::Dlq { config, action } => {
-            let cfg = load(&config)?;
-            let store = sluice_store::open(&cfg.storage_url, &StoreOptions::default()).await?;
-            match action {
-                DlqAction::List { limit } => {
-                    let dead = store.dead_letters(limit).await?;
-                    if dead.is_empty() {
-                        println!("no dead letters");
-                    }
-                    for d in dead {
-                        println!(
-                            "{:>8}  {:<20} {:<18} attempts={:<3} {}  event={}",
-                            d.item_id,
-                            d.channel,
-                            d.method,
-                            d.attempts,
-                            d.reason,
-                            d.event_id.unwrap_or_default()
-                        );
-                    }
+        Command::Manifest { config, url } => match sluice::manifest::load(&config, &ProcessEnv) {
+            Ok(cfg) => {
+                let name = config.display().to_string();
+                let text = sluice::manifest::render(&cfg, &name, url.as_deref())
+                    .map_err(anyhow::Error::msg)?;
+                print!("{text}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(problems) => {
+                for p in problems.iter().filter(|p| !p.warning) {
+                    eprintln!("{}: {p}", config.display());
                 }
-                DlqAction::Replay { id, all } => {
-                    let which = match (id, all) {
-                        (Some(id), _) => Replay::Item(id),
-                        (None, true) => Replay::All,
-                        (None, false) => bail!("give a dead letter id or --all"),
+                bail!("{} has problems; no manifest was made", config.display())
+            }
+        },
+        Command::Route {
+            action: RouteAction::Test(args),
+        } => {
+            let cfg = load(&args.config)?;
+            let body = args.event.body()?;
+            let silences = match &args.url {
+                None => None,
+                Some(url) => {
+                    let api = ApiArgs {
+                        url: url.clone(),
+                        api_key: args.api_key.clone(),
                     };
-                    let n = store.replay(which, sluice::state::now_ms()).await?;
-                    let target = sluice::outbox::replay_target(&which);
-                    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_default());
-                    let detail = serde_json::json!({ "replayed": n, "via": "cli" });
-                    let team = &cfg.slack.team_id;
-                    sluice::outbox::audit_in(
-                        &*store,
-                        team,
-                        &actor,
-                        "dlq.replay",
-                        &target,
-                        "ok",
-                        detail,
-                    )
-                    .await;
-                    println!(
-                        "replayed {n} message(s); a running sluice sends them within a second"
-                    );
+                    let (status, v) =
+                        api_call(&api, reqwest::Method::GET, "/v1/silences", None).await?;
+                    if !status.is_success() {
+                        return Ok(refused(status, &v));
+                    }
+                    let list: Vec<sluice_store::Silence> =
+                        serde_json::from_value(v["silences"].clone())
+                            .context("reading the server's silences")?;
+                    Some(list)
                 }
+            };
+            match sluice::preview::explain(&cfg, &body, sluice::state::now(), silences.as_deref()) {
+                Ok(text) => {
+                    print!("{text}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "sluice", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { api, out, action } => audit(api, out.output, action).await,
+        Command::Dlq { api, out, action } => dlq(api, out.output, action).await,
+        Command::Events {
+            api,
+            out,
+            action: EventsAction::Get { id },
+        } => {
+            let (status, v) = api_call(
+                &api,
+                reqwest::Method::GET,
+                &format!("/v1/events/{id}"),
+                None,
+            )
+            .await?;
+            if !status.is_success() {
+                return Ok(refused(status, &v));
+            }
+            if out.output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{}  {}  source={}",
+                v["id"].as_str().unwrap_or(&id),
+                v["state"].as_str().unwrap_or("?"),
+                v["source"].as_str().unwrap_or("")
+            );
+            println!("fate: {}", v["fate"]);
+            for d in v["deliveries"].as_array().into_iter().flatten() {
+                let state = &d["state"];
+                let detail = state["ts"]
+                    .as_str()
+                    .or(state["reason"].as_str())
+                    .or(d["last_error"].as_str())
+                    .unwrap_or("");
+                println!(
+                    "  {:<18} #{:<20} {:<8} attempts={} {detail}",
+                    d["method"].as_str().unwrap_or(""),
+                    state["channel"]
+                        .as_str()
+                        .or(d["channel"].as_str())
+                        .unwrap_or(""),
+                    state["state"].as_str().unwrap_or(""),
+                    d["attempts"],
+                );
+            }
+            for a in v["actions"].as_array().into_iter().flatten() {
+                println!("  action: {a}");
             }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
-    let body: Value = match &args.json {
-        Some(path) => {
-            let text = if path.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin())?
-            } else {
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?
-            };
-            serde_json::from_str(&text)
-                .with_context(|| format!("{} is not JSON", path.display()))?
+/// One call to a running Sluice's API: the status and the JSON it answered (`null` if none).
+async fn api_call(
+    api: &ApiArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    let url = format!("{}{path}", api.url.trim_end_matches('/'));
+    let mut request = reqwest::Client::new()
+        .request(method.clone(), &url)
+        .bearer_auth(api.key()?);
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    let resp = request
+        .send()
+        .await
+        .with_context(|| format!("{method} {url}"))?;
+    let status = resp.status();
+    Ok((status, resp.json().await.unwrap_or(Value::Null)))
+}
+
+/// A refusal as the server gave it, and a failing exit code.
+fn refused(status: reqwest::StatusCode, v: &Value) -> ExitCode {
+    eprintln!("{status} {v}");
+    ExitCode::FAILURE
+}
+
+async fn dlq(api: ApiArgs, output: Output, action: DlqAction) -> anyhow::Result<ExitCode> {
+    let (status, v) = match &action {
+        DlqAction::List { limit } => {
+            let path = format!("/v1/dead-letters?limit={limit}");
+            api_call(&api, reqwest::Method::GET, &path, None).await?
         }
-        None => {
-            let title = args.title.context("give --title (or --json FILE)")?;
-            let mut labels = Map::new();
-            for l in &args.labels {
-                let (k, v) = l
-                    .split_once('=')
-                    .with_context(|| format!("--label {l:?} is not key=value"))?;
-                labels.insert(k.to_string(), json!(v));
-            }
-            let mut e = json!({
-                "title": title, "text": args.text, "severity": args.severity, "status": args.status,
-                "source": args.source, "service": args.service, "environment": args.environment,
-                "kind": args.kind, "labels": labels,
-            });
-            if let Some(k) = args.dedup_key {
-                e["dedup_key"] = json!(k);
-            }
-            e
+        DlqAction::Replay { id, all } => {
+            let body = match (id, all) {
+                (Some(id), _) => json!({ "id": id }),
+                (None, true) => json!({ "all": true }),
+                (None, false) => bail!("give a dead letter id or --all"),
+            };
+            let path = "/v1/dead-letters/replay";
+            api_call(&api, reqwest::Method::POST, path, Some(body)).await?
         }
     };
+    if !status.is_success() {
+        return Ok(refused(status, &v));
+    }
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match action {
+        DlqAction::List { .. } => {
+            let dead = v["dead_letters"].as_array().cloned().unwrap_or_default();
+            if dead.is_empty() {
+                println!("no dead letters");
+            }
+            for d in dead {
+                println!(
+                    "{:>8}  {:<20} {:<18} attempts={:<3} {}  event={}",
+                    d["item_id"],
+                    d["channel"].as_str().unwrap_or(""),
+                    d["method"].as_str().unwrap_or(""),
+                    d["attempts"],
+                    d["reason"].as_str().unwrap_or(""),
+                    d["event_id"].as_str().unwrap_or("")
+                );
+            }
+        }
+        DlqAction::Replay { .. } => println!(
+            "replayed {} message(s); the server sends them within a second",
+            v["replayed"]
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit(api: ApiArgs, output: Output, action: AuditAction) -> anyhow::Result<ExitCode> {
+    match action {
+        AuditAction::List { since_id, limit } => {
+            let path = format!("/v1/audit?since_id={since_id}&limit={limit}");
+            let (status, v) = api_call(&api, reqwest::Method::GET, &path, None).await?;
+            if !status.is_success() {
+                return Ok(refused(status, &v));
+            }
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for r in v["records"].as_array().into_iter().flatten() {
+                println!(
+                    "{:>6}  {}  {:<12} {:<18} {:<40} {}",
+                    r["id"],
+                    r["at_ms"],
+                    r["actor"].as_str().unwrap_or(""),
+                    r["action"].as_str().unwrap_or(""),
+                    r["target"].as_str().unwrap_or(""),
+                    r["result"].as_str().unwrap_or("")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditAction::Verify => {
+            let (status, v) =
+                api_call(&api, reqwest::Method::GET, "/v1/audit/verify", None).await?;
+            let broken = status == reqwest::StatusCode::CONFLICT;
+            if !status.is_success() && !broken {
+                return Ok(refused(status, &v));
+            }
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if broken {
+                println!(
+                    "audit log broken at record {}: it, or the record before it, was altered or removed",
+                    v["first_broken_id"]
+                );
+            } else {
+                println!("audit log intact");
+            }
+            Ok(if broken {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
+    let body = args.event.body()?;
     let url = format!("{}/v1/events", args.url.trim_end_matches('/'));
     let resp = reqwest::Client::new()
         .post(&url)
@@ -569,9 +822,9 @@ async fn silence(api: ApiArgs, action: SilenceAction) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGHUP's default is to end the process, which is not what an operator who sends it to reload expects. Until a
-/// reload exists, `serve` says so and keeps serving with the config it started with.
-fn ignore_hangup() {
+/// SIGHUP reloads the config (`sluice::reload`): checked first, put in force if valid, refused with the reason in
+/// the log (and `sluice_config_reload_total{result}`) if not, while the old config keeps serving.
+fn reload_on_hangup(state: std::sync::Arc<sluice::state::AppState>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -579,9 +832,32 @@ fn ignore_hangup() {
             Ok(mut hup) => {
                 tokio::spawn(async move {
                     while hup.recv().await.is_some() {
-                        tracing::warn!(
-                            "SIGHUP received: reload is not supported yet; restart to apply config changes"
-                        );
+                        if let Some(path) = state.config.path().map(ToOwned::to_owned) {
+                            // Reading and checking the file is blocking work; keep it off the request threads.
+                            let (s, p) = (state.clone(), path.clone());
+                            let outcome = tokio::task::spawn_blocking(move || {
+                                sluice::reload::reload(&s, &p, "SIGHUP")
+                            })
+                            .await;
+                            // A reload is a person's act like any other: audited, whatever came of it.
+                            let (result, detail) = match outcome {
+                                Ok(Ok(done)) => ("ok".to_string(), json!(done)),
+                                Ok(Err(refused)) => {
+                                    (format!("refused: {}", refused.result), json!(refused))
+                                }
+                                Err(e) => (format!("failed: {e}"), Value::Null),
+                            };
+                            let target = path.display().to_string();
+                            sluice::outbox::audit(
+                                &state,
+                                "signal:SIGHUP",
+                                "config.reload",
+                                &target,
+                                &result,
+                                detail,
+                            )
+                            .await;
+                        }
                     }
                 });
             }
@@ -590,9 +866,12 @@ fn ignore_hangup() {
             }
         }
     }
+    #[cfg(not(unix))]
+    let _ = state;
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGINT (Ctrl-C) or SIGTERM and says which.
+async fn shutdown_signal() -> &'static str {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -605,5 +884,5 @@ async fn shutdown_signal() {
     };
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tokio::select! { _ = ctrl_c => "SIGINT", _ = term => "SIGTERM" }
 }

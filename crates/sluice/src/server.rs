@@ -97,8 +97,15 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         gate,
         dispatch_cfg,
         state.wake.clone(),
-        state.config.renderer.clone(),
-        crate::dispatch::Outgoing::new(&state.config),
+        {
+            let state = state.clone();
+            move || state.config.renderer.clone()
+        },
+        {
+            // Where outgoing calls may go, their secret, the actions' headers and result templates: as in force.
+            let state = state.clone();
+            move || crate::dispatch::Outgoing::new(&state.config)
+        },
     );
     let dispatcher_owner = dispatcher.owner().to_string();
     let mut tasks = vec![tokio::spawn(dispatcher.run(rx.clone()))];

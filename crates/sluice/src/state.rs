@@ -1,6 +1,7 @@
 //! [`AppState`]: what every handler and the dispatcher share.
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use sluice_store::Store;
@@ -12,7 +13,8 @@ use sluice_domain::pipeline::Pipeline;
 use sluice_domain::silence::SilenceSet;
 
 pub struct AppState {
-    pub config: Config,
+    /// The config in force, read like a `Config` (`state.config.router`); a reload replaces it whole.
+    pub config: LiveConfig,
     pub store: Arc<dyn Store>,
     /// Rung after every commit that enqueued Slack calls, so the dispatcher starts at once
     /// instead of at its next poll.
@@ -25,7 +27,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: Config, store: Arc<dyn Store>, metrics: Option<PrometheusHandle>) -> Self {
         AppState {
-            config,
+            config: LiveConfig::new(config),
             store,
             wake: Arc::new(Notify::new()),
             metrics,
@@ -48,14 +50,64 @@ impl AppState {
     }
 
     pub fn pipeline<'a>(&'a self, silences: &'a SilenceSet) -> Pipeline<'a> {
+        // One config for the whole event, even if a reload lands meanwhile.
+        let config = self.config.get();
         Pipeline {
             silences,
-            router: &self.config.router,
-            inhibitor: &self.config.inhibitor,
-            renderer: &self.config.renderer,
-            team: &self.config.slack.team_id,
-            dedup_window_ms: (self.config.dedup.window_secs * 1000) as i64,
+            router: &config.router,
+            inhibitor: &config.inhibitor,
+            renderer: &config.renderer,
+            team: &config.slack.team_id,
+            dedup_window_ms: (config.dedup.window_secs * 1000) as i64,
         }
+    }
+}
+
+/// The config in force and the file it came from (`crate::reload`). Reading it gives the config as it was at that
+/// moment: a reload never changes a config someone holds, it puts another in its place.
+///
+/// A replaced config is kept for the life of the process rather than freed (a few hundred kilobytes a reload, and
+/// reloads are an operator's rare act): so `state.config.router` stays a plain reference every handler can hold
+/// across an await, as before reloads existed.
+pub struct LiveConfig {
+    current: RwLock<&'static Config>,
+    path: OnceLock<PathBuf>,
+}
+
+impl LiveConfig {
+    pub fn new(config: Config) -> Self {
+        LiveConfig {
+            current: RwLock::new(Box::leak(Box::new(config))),
+            path: OnceLock::new(),
+        }
+    }
+
+    /// The config in force now.
+    pub fn get(&self) -> &'static Config {
+        *self.current.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Put `config` in force; readers see the old one or the new one, whole.
+    pub fn replace(&self, config: Config) {
+        let new: &'static Config = Box::leak(Box::new(config));
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = new;
+    }
+
+    /// The file a reload reads (set by `serve`; a server started without a file cannot reload).
+    pub fn set_path(&self, path: PathBuf) {
+        let _ = self.path.set(path);
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.get().map(PathBuf::as_path)
+    }
+}
+
+impl std::ops::Deref for LiveConfig {
+    type Target = Config;
+
+    fn deref(&self) -> &Config {
+        self.get()
     }
 }
 

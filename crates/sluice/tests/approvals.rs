@@ -857,14 +857,15 @@ async fn one_altered_audit_row_is_named_by_audit_verify_which_exits_non_zero() {
         let (status, _) = request(s.sluice.addr, base(title)).await;
         assert_eq!(status, 201);
     }
-    let verify = |config: &Path| {
+    let verify = || {
         Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["audit", "verify", "--config"])
-            .arg(config)
+            .args(["audit", "verify", "--url"])
+            .arg(format!("http://{}", s.sluice.addr))
+            .env("SLUICE_API_KEY", KEY)
             .output()
             .unwrap()
     };
-    let ok = verify(&s.config);
+    let ok = verify();
     assert!(
         ok.status.success(),
         "{}",
@@ -880,7 +881,7 @@ async fn one_altered_audit_row_is_named_by_audit_verify_which_exits_non_zero() {
         .execute(&mut conn)
         .await
         .unwrap();
-    let broken = verify(&s.config);
+    let broken = verify();
     let out = String::from_utf8_lossy(&broken.stdout);
     assert_eq!(broken.status.code(), Some(1), "{out}");
     assert!(out.contains("broken at record 2"), "{out}");

@@ -1,5 +1,5 @@
-//! Running `sluice` as an operator would: the annotated example config passes `check`, and SIGHUP does not stop
-//! `serve`.
+//! Running `sluice` as an operator would: the annotated example config passes `check`, SIGHUP does not stop
+//! `serve` (it reloads: `reload.rs`), and SIGTERM stops it after draining, saying so.
 
 mod common;
 
@@ -57,4 +57,43 @@ async fn sighup_does_not_stop_serve() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+}
+
+/// SIGTERM stops `serve` cleanly and it says so: which signal, the drain, the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_says_so() {
+    use std::io::{BufRead, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, sim_run) = start_sim().await;
+    let cfg = write_config(dir.path(), sim_run.addr, "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("SLUICE_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("sluice listening on"), "{first}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}\n{stderr}");
+    for said in ["SIGTERM", "in-flight requests", "drained", "stopped"] {
+        assert!(stderr.contains(said), "{said:?} not said:\n{stderr}");
+    }
 }

@@ -221,7 +221,7 @@ impl Dispatcher {
             if lost.load(std::sync::atomic::Ordering::Relaxed) {
                 return Ok(());
             }
-            let attempt = self.outgoing.send(&item).await;
+            let attempt = (self.outgoing)().send(&item).await;
             let outcome = classify(&attempt);
             let label = match &outcome {
                 Outcome::Delivered => "ok",
@@ -294,7 +294,8 @@ impl Dispatcher {
                 }
             }
         };
-        match crate::actions::call_ended(&*self.store, &self.outgoing.actions, run_id, &end).await {
+        let outgoing = (self.outgoing)();
+        match crate::actions::call_ended(&*self.store, &outgoing.actions, run_id, &end).await {
             Ok(true) => self.wake.notify_one(),
             Ok(false) => {}
             Err(e) => {
@@ -307,7 +308,7 @@ impl Dispatcher {
         let record = NewAudit {
             at_ms: now_ms(),
             actor: "sluice".into(),
-            team: self.outgoing.team.clone(),
+            team: (self.outgoing)().team,
             action: purpose.to_string(),
             target: item.event_id.clone().unwrap_or_default(),
             result: result.to_string(),

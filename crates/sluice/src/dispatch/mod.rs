@@ -49,10 +49,11 @@ pub struct Dispatcher {
     owner: String,
     cfg: DispatchConfig,
     wake: Arc<Notify>,
-    /// Renders living alert items (see `sluice_domain::living`) at send time.
-    renderer: Arc<Renderer>,
+    /// Renders living alert items (see `sluice_domain::living`) at send time, with the templates in force then
+    /// (a reload may change them).
+    renderer: Box<dyn Fn() -> Arc<Renderer> + Send + Sync>,
     /// Outgoing calls to internal systems (`http.request` items): where they may go, their signing secret.
-    outgoing: Outgoing,
+    outgoing: Box<dyn Fn() -> Outgoing + Send + Sync>,
     /// Lanes this process works now, each with a flag set when its lease was lost.
     active: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
@@ -64,8 +65,8 @@ impl Dispatcher {
         gate: RateGate,
         cfg: DispatchConfig,
         wake: Arc<Notify>,
-        renderer: Arc<Renderer>,
-        outgoing: Outgoing,
+        renderer: impl Fn() -> Arc<Renderer> + Send + Sync + 'static,
+        outgoing: impl Fn() -> Outgoing + Send + Sync + 'static,
     ) -> Arc<Self> {
         let owner = format!(
             "{}/{}-{}",
@@ -80,8 +81,8 @@ impl Dispatcher {
             owner,
             cfg,
             wake,
-            renderer,
-            outgoing,
+            renderer: Box::new(renderer),
+            outgoing: Box::new(outgoing),
             active: Mutex::new(HashMap::new()),
         })
     }
@@ -304,7 +305,7 @@ impl Dispatcher {
                         let actions = self
                             .persist(lost, || self.store.alert_actions(&card.first_event_id))
                             .await?;
-                        living::render(&self.renderer, &item.args, &card, &actions, now())
+                        living::render(&(self.renderer)(), &item.args, &card, &actions, now())
                     }
                     None => Err("the alert this update belongs to is no longer stored".to_string()),
                 };

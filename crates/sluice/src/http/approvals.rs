@@ -9,13 +9,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sluice_domain::approval::card::to_json;
 use sluice_domain::approval::request::{parse_duration, ApprovalRequest};
 use sluice_domain::approval::Input;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, Caller};
 use crate::approvals;
@@ -26,13 +27,21 @@ use crate::state::{now_ms, AppState};
 const MAX_WAIT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(200);
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/approvals", post(create))
-        .route("/v1/approvals/{id}", get(read))
-        .route("/v1/approvals/{id}/cancel", post(cancel))
+pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(read))
+        .routes(routes!(cancel))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/approvals",
+    tag = "approvals",
+    request_body(content = Object, description = "title, channel, approvers (users, groups, channel_members), required, expires_in, callback_url, idempotency_key…"),
+    responses((status = 201, description = "the approval, pending, with its card posted")),
+    security(("api_key" = ["approvals:write"]))
+)]
 async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -83,11 +92,21 @@ async fn create(
     Ok((status, Json(json!({ "id": a.id, "state": a.state }))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ReadQuery {
+    /// Long-poll: answer once decided or after this long (e.g. 30s, at most 2m).
     wait: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/approvals/{id}",
+    tag = "approvals",
+    params(("id" = String, Path, description = "the id"), ReadQuery),
+    responses((status = 200, description = "the approval and its decision")),
+    security(("api_key" = ["read"]))
+)]
 async fn read(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -126,6 +145,15 @@ struct CancelBody {
     reason: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/approvals/{id}/cancel",
+    tag = "approvals",
+    params(("id" = String, Path, description = "the id")),
+    request_body(content = Object, description = r#"optional {"reason"}"#),
+    responses((status = 200, description = "the approval, cancelled")),
+    security(("api_key" = ["approvals:write"]))
+)]
 async fn cancel(
     State(state): State<Arc<AppState>>,
     caller: Caller,

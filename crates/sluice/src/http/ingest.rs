@@ -10,31 +10,40 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Map, Value};
 use sluice_core::event::{parse_events, Event};
 use sluice_core::nul::{nul_path, NUL_MESSAGE};
 use sluice_slack_wire::blocks::{check_message, fit_foreign_message};
 use sluice_store::{DeliveryState, EventStatus, Fate, NewEvent};
 use subtle::ConstantTimeEq;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, Caller};
 use crate::state::{now, AppState};
 use sluice_domain::outbox::outbox_item;
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/events", post(post_events))
-        .route("/v1/events/{id}", get(get_event))
-        .route("/v1/messages", post(post_message))
-        .route("/hooks/{name}/{secret}", post(post_hook))
+pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(post_events))
+        .routes(routes!(get_event))
+        .routes(routes!(post_message))
+        .routes(routes!(post_hook))
 }
 
 fn new_id() -> String {
     format!("evt_{}", uuid::Uuid::now_v7().simple())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    request_body(content = Object, description = "one event or an array of up to 1000 (title, severity, status, source required)"),
+    responses((status = 202, description = r#"accepted after the commit: `{"id"}`, or `{"ids", "accepted"}` for an array"#)),
+    security(("api_key" = ["events:write"]))
+)]
 async fn post_events(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -134,6 +143,14 @@ pub(crate) async fn commit(state: &AppState, batch: Vec<NewEvent>) -> Result<(),
     Ok(())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}",
+    tag = "events",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 200, description = "what became of the event: state, fate, deliveries, groups, actions")),
+    security(("api_key" = ["read"]))
+)]
 async fn get_event(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -304,6 +321,14 @@ fn queue_message(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/messages",
+    tag = "events",
+    request_body(content = Object, description = "a chat.postMessage-like message: channel, text, blocks"),
+    responses((status = 202, description = r#"accepted after the commit: `{"id"}` (and `adjusted` when cut to fit)"#)),
+    security(("api_key" = ["messages:write"]))
+)]
 async fn post_message(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -352,6 +377,14 @@ fn slack_says(status: StatusCode, word: &'static str) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    post,
+    path = "/hooks/{name}/{secret}",
+    tag = "hooks",
+    params(("name" = String, Path), ("secret" = String, Path, description = "the hook's secret")),
+    request_body(content = Object, description = "a Slack incoming-webhook payload"),
+    responses((status = 200, description = "`ok` as text, like Slack's incoming webhooks"))
+)]
 async fn post_hook(
     State(state): State<Arc<AppState>>,
     Path((name, secret)): Path<(String, String)>,

@@ -4,10 +4,12 @@
 //! names the field, and so that the body limit (413) applies before any parsing. Nothing is
 //! enqueued unless the whole request is valid.
 
+mod admin;
 mod approvals;
 mod auth;
 mod error;
 mod ingest;
+pub mod openapi;
 pub(crate) mod ops;
 pub(crate) mod silences;
 mod sources;
@@ -24,6 +26,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use http_body_util::BodyExt;
 use tokio::sync::Semaphore;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::Caller;
 pub use error::ApiError;
@@ -52,17 +56,29 @@ pub fn app(state: Arc<AppState>, beside: Router) -> Router {
         body_limit,
         body_timeout: Duration::from_millis(server.body_timeout_ms.max(1)),
     });
-    let api = Router::new()
+    let (api, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(ingest::routes())
         .merge(sources::routes())
         .merge(silences::routes())
         .merge(approvals::routes())
+        .merge(admin::routes())
+        .split_for_parts();
+    let (ops, ops_doc) = ops::routes().split_for_parts();
+    doc.merge(ops_doc);
+    // The error answers are added once every operation is in.
+    utoipa::Modify::modify(&openapi::Errors, &mut doc);
+    let doc = Arc::new(doc);
+    let api = api
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state.clone())
         // Wrapped once as a whole: `route_layer` would give every route its own limit.
         .layer(axum::middleware::from_fn_with_state(gate, admit));
     Router::new()
-        .merge(ops::routes())
+        .merge(ops)
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move { axum::Json(doc.as_ref().clone()) }),
+        )
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state.clone())
         .merge(beside)

@@ -6,28 +6,45 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sluice_store::Replay;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, Caller};
 use crate::outbox::{self, replay_target};
 use crate::state::{now_ms, AppState};
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/v1/dead-letters", get(list_dead))
-        .route("/v1/dead-letters/replay", post(replay))
-        .route("/v1/audit", get(audit))
-        .route("/v1/audit/verify", get(verify_audit))
+pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(list_dead))
+        .routes(routes!(replay))
+        .routes(routes!(audit))
+        .routes(routes!(verify_audit))
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "`ok`: the process answers"))
+)]
+async fn healthz() -> &'static str {
+    "ok\n"
 }
 
 /// Ready means: the database answers. A replica that cannot reach it is taken out of rotation.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses((status = 200, description = "`ready`: the database answers (503 when it does not)"))
+)]
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
@@ -38,6 +55,12 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format"))
+)]
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     // Outbox gauges are read when scraped: always current, no background loop needed.
     if let Ok(stats) = state.store.outbox_stats(now_ms()).await {
@@ -57,11 +80,21 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// At most this many, newest first (default 100, at most 1000).
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/dead-letters",
+    tag = "operations",
+    params(ListQuery),
+    responses((status = 200, description = r#"`{"dead_letters": [...]}` with their reasons"#)),
+    security(("api_key" = ["read"]))
+)]
 async fn list_dead(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -75,14 +108,25 @@ async fn list_dead(
     Ok(Json(json!({ "dead_letters": dead })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// Records after this id (default 0).
     since_id: Option<i64>,
+    /// At most this many (default 100, at most 1000).
     limit: Option<usize>,
 }
 
 /// Every human action, oldest first, pageable with `since_id`; `intact` says whether the
 /// hash chain verifies (false means a record was edited or deleted behind our back).
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    params(AuditQuery),
+    responses((status = 200, description = r#"`{"records", "intact", "first_broken_id"}`, oldest first"#)),
+    security(("api_key" = ["read"]))
+)]
 async fn audit(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -101,6 +145,13 @@ async fn audit(
 
 /// The chain recomputed: `200 {"intact": true}`, or `409 {"intact": false, "first_broken_id": N}` naming the first
 /// record that was altered (or follows a removed one).
+#[utoipa::path(
+    get,
+    path = "/v1/audit/verify",
+    tag = "audit",
+    responses((status = 200, description = r#"`{"intact": true}`, or 409 naming the first altered record"#)),
+    security(("api_key" = ["read"]))
+)]
 async fn verify_audit(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -114,6 +165,14 @@ async fn verify_audit(
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/dead-letters/replay",
+    tag = "operations",
+    request_body(content = Object, description = r#"{"id": N} or {"all": true}"#),
+    responses((status = 200, description = r#"`{"replayed": N}`"#)),
+    security(("api_key" = ["admin"]))
+)]
 async fn replay(
     State(state): State<Arc<AppState>>,
     caller: Caller,

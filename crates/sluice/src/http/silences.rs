@@ -6,10 +6,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, Caller};
 use crate::outbox::audit;
@@ -17,17 +18,27 @@ use crate::state::{now_ms, AppState};
 use sluice_domain::silence::SilenceRequest;
 use sluice_store::{NewSilence, Silence};
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/silences", get(list).post(create))
-        .route("/v1/silences/{id}", delete(expire))
+pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(expire))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Also the expired ones.
     all: Option<bool>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/silences",
+    tag = "silences",
+    params(ListQuery),
+    responses((status = 200, description = r#"`{"silences": [...]}`"#)),
+    security(("api_key" = ["read"]))
+)]
 async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -41,6 +52,14 @@ async fn list(
     Ok(Json(json!({ "silences": silences })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/silences",
+    tag = "silences",
+    request_body(content = Object, description = "matchers (name=value, name!=value, name=~regex, name!~regex), duration (e.g. 2h) or starts_at/ends_at, comment, author"),
+    responses((status = 201, description = "the silence created")),
+    security(("api_key" = ["silences:write"]))
+)]
 async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -79,6 +98,14 @@ pub(crate) async fn create_silence(
     Ok(silence)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/silences/{id}",
+    tag = "silences",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 200, description = "the silence, expired now")),
+    security(("api_key" = ["silences:write"]))
+)]
 async fn expire(
     State(state): State<Arc<AppState>>,
     caller: Caller,

@@ -12,18 +12,28 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::json;
 use sluice_sources::{Headers, SourceError};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, Caller};
 use crate::state::AppState;
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/sources/{name}", post(receive))
+pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(receive))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sources/{name}",
+    tag = "events",
+    params(("name" = String, Path, description = "the source: alertmanager, grafana, or a configured [[source]]; GitHub and GitLab sources authenticate with their own signature or token instead of an API key")),
+    request_body(content = Object, description = "the source's own webhook payload"),
+    responses((status = 202, description = "accepted after the commit: the ids of the events the delivery became")),
+    security(("api_key" = ["events:write"]))
+)]
 async fn receive(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,

@@ -1,0 +1,608 @@
+//! `sluice manifest`: the Slack app manifest a configuration needs — exactly the bot scopes, events, slash command,
+//! interactivity and Socket Mode setting it uses, and nothing more.
+//!
+//! Each bot scope comes from a config area's function in [`AREAS`], with the reason it is asked for; a new area
+//! (incidents, forms…) adds its function there and nothing else. The reasons are printed above the manifest, so
+//! whoever installs the app can see why each permission is asked for.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::config::{Config, Env, Problem};
+
+/// One bot scope a config area needs, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub name: &'static str,
+    pub why: String,
+}
+
+fn scope(name: &'static str, why: impl Into<String>) -> Scope {
+    Scope {
+        name,
+        why: why.into(),
+    }
+}
+
+/// The config areas that need bot scopes. Each looks at the config and says which scopes its features use.
+pub const AREAS: &[fn(&Config) -> Vec<Scope>] =
+    &[messages, finding_posts, who_may_act, slack_requests];
+
+/// The bot scopes `cfg` uses.
+pub fn scopes(cfg: &Config) -> BTreeSet<&'static str> {
+    justified(cfg).into_keys().collect()
+}
+
+/// The bot scopes `cfg` uses, each with every reason it is asked for.
+pub fn justified(cfg: &Config) -> BTreeMap<&'static str, Vec<String>> {
+    let mut out: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    for area in AREAS {
+        for s in area(cfg) {
+            let reasons = out.entry(s.name).or_default();
+            if !reasons.contains(&s.why) {
+                reasons.push(s.why);
+            }
+        }
+    }
+    out
+}
+
+/// Whether Sluice answers Slack's requests (button clicks, the slash command, events): it does when it has the
+/// signing secret to check them with, or over Socket Mode. `server::start` decides the same way.
+pub fn receives_slack(cfg: &Config) -> bool {
+    cfg.signing_secret.is_some() || cfg.slack.socket_mode.is_some()
+}
+
+/// Every route, hook, approval card, escalation and reply is a message Sluice posts or updates.
+fn messages(_: &Config) -> Vec<Scope> {
+    vec![
+        scope(
+            "chat:write",
+            "post and update alert cards, hook messages, approval cards and replies (chat.postMessage, chat.update, chat.postEphemeral)",
+        ),
+        scope(
+            "chat:write.public",
+            "post to the channels the routes name without inviting the bot to each first (otherwise Slack answers not_in_channel)",
+        ),
+    ]
+}
+
+/// No post twice (dispatch/recover.rs): a post whose answer was lost is looked for in its channel before it is sent
+/// again, and a channel configured by name is looked up to find its id, which Slack's history reads need.
+fn finding_posts(_: &Config) -> Vec<Scope> {
+    let history = "look for a post whose answer was lost before sending it again, so nothing is posted twice (conversations.history, conversations.replies)";
+    let list = "find the id of a channel configured by name when looking for such a post (conversations.list)";
+    vec![
+        scope("channels:history", history),
+        scope("groups:history", format!("{history}, in private channels")),
+        scope("channels:read", list),
+        scope("groups:read", format!("{list}, for private channels")),
+    ]
+}
+
+/// Who may act is asked of Slack: members of user groups, members of a card's channel.
+fn who_may_act(cfg: &Config) -> Vec<Scope> {
+    let mut out = Vec::new();
+    let mut groups = Vec::new();
+    if !cfg.actions.groups.is_empty() {
+        groups.push("[actions] groups");
+    }
+    if cfg.chatops.commands.iter().any(|c| !c.groups.is_empty()) {
+        groups.push("a [[command]]'s groups");
+    }
+    if cfg.action_defs.iter().any(|a| {
+        !a.groups.is_empty()
+            || a.approval
+                .as_ref()
+                .is_some_and(|n| !n.approvers.groups.is_empty())
+    }) {
+        groups.push("an [[action]]'s groups or approvers");
+    }
+    if cfg
+        .api_keys
+        .iter()
+        .any(|k| k.scopes.contains("approvals:write") || k.scopes.contains("admin"))
+    {
+        groups.push("approval requests (an api key may ask for approvals, whose approvers may be user groups)");
+    }
+    if !groups.is_empty() {
+        out.push(scope(
+            "usergroups:read",
+            format!(
+                "read the members of user groups allowed to act (usergroups.users.list): {}",
+                groups.join("; ")
+            ),
+        ));
+    }
+    if cfg.actions.channel_members
+        || cfg.action_defs.iter().any(|a| {
+            a.channel_members
+                || a.approval
+                    .as_ref()
+                    .is_some_and(|n| n.approvers.channel_members)
+        })
+    {
+        let why = "read the members of a card's channel when channel_members = true (conversations.members)";
+        out.push(scope("channels:read", why));
+        out.push(scope("groups:read", format!("{why}, in private channels")));
+    }
+    out
+}
+
+/// What Slack sends Sluice: the slash command, mentions and reactions.
+fn slack_requests(cfg: &Config) -> Vec<Scope> {
+    if !receives_slack(cfg) {
+        return Vec::new();
+    }
+    let mut out = vec![
+        scope(
+            "commands",
+            format!(
+                "the slash command {} ([actions] command)",
+                cfg.actions.command
+            ),
+        ),
+        scope(
+            "app_mentions:read",
+            "answer @-mentions of the bot with how to use it (app_mention event)",
+        ),
+    ];
+    if let Some(r) = &cfg.actions.ack_reaction {
+        out.push(scope(
+            "reactions:read",
+            format!("acknowledge an alert when someone reacts :{r}: on its card ([actions] ack_reaction; reaction_added event)"),
+        ));
+    }
+    out
+}
+
+/// The bot events the config's handlers answer.
+pub fn bot_events(cfg: &Config) -> Vec<&'static str> {
+    if !receives_slack(cfg) {
+        return Vec::new();
+    }
+    let mut events = vec!["app_mention"];
+    if cfg.actions.ack_reaction.is_some() {
+        events.push("reaction_added");
+    }
+    events
+}
+
+/// Where Slack reaches Sluice when it is not told (`--url`): the manifest says to replace it.
+pub const PLACEHOLDER_URL: &str = "https://sluice.example.com";
+
+#[derive(Serialize)]
+struct Manifest {
+    display_information: Display,
+    features: Features,
+    oauth_config: OAuth,
+    settings: Settings,
+}
+
+#[derive(Serialize)]
+struct Display {
+    name: String,
+    description: String,
+}
+
+#[derive(Serialize)]
+struct Features {
+    bot_user: BotUser,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    slash_commands: Vec<SlashCommand>,
+}
+
+#[derive(Serialize)]
+struct BotUser {
+    display_name: String,
+    always_online: bool,
+}
+
+#[derive(Serialize)]
+struct SlashCommand {
+    command: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    description: String,
+    usage_hint: String,
+    /// Mentions arrive as `<@U…|name>` and `<#C…|name>`, which is what `user` and `channel` arguments read.
+    should_escape: bool,
+}
+
+#[derive(Serialize)]
+struct OAuth {
+    scopes: BotScopes,
+}
+
+#[derive(Serialize)]
+struct BotScopes {
+    bot: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Settings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_subscriptions: Option<EventSubscriptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interactivity: Option<Interactivity>,
+    org_deploy_enabled: bool,
+    socket_mode_enabled: bool,
+    token_rotation_enabled: bool,
+}
+
+#[derive(Serialize)]
+struct EventSubscriptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_url: Option<String>,
+    bot_events: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Interactivity {
+    is_enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_url: Option<String>,
+}
+
+/// Slack's limits on a slash command's texts in a manifest.
+const DESCRIPTION_MAX: usize = 2000;
+const USAGE_HINT_MAX: usize = 1000;
+
+fn cut(text: String, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text;
+    }
+    let mut s: String = text.chars().take(max - 1).collect();
+    s.push('…');
+    s
+}
+
+/// The slash command with the built-ins and the configured `[[command]]`s in its usage hint and description.
+fn slash_command(cfg: &Config, url: Option<String>) -> SlashCommand {
+    let mut usage = vec![
+        "help".to_string(),
+        "status [service]".into(),
+        "oncall [team]".into(),
+        "silence <matchers> <duration> <comment>".into(),
+        "ack <alert>".into(),
+    ];
+    let mut described = Vec::new();
+    for c in &cfg.chatops.commands {
+        usage.push(c.spec.usage.clone());
+        if c.spec.description.is_empty() {
+            described.push(c.spec.name.clone());
+        } else {
+            described.push(format!("{} ({})", c.spec.name, c.spec.description));
+        }
+    }
+    let mut description =
+        "Sluice: alert status, on-call, silences and acknowledgements".to_string();
+    if !described.is_empty() {
+        description.push_str("; also ");
+        description.push_str(&described.join(", "));
+    }
+    SlashCommand {
+        command: cfg.actions.command.clone(),
+        url,
+        description: cut(description, DESCRIPTION_MAX),
+        usage_hint: cut(usage.join(" | "), USAGE_HINT_MAX),
+        should_escape: true,
+    }
+}
+
+/// The manifest for `cfg` as YAML, with the reasons for each scope above it as comments. `url` is where Slack
+/// reaches Sluice (`None`: a placeholder the output says to replace); it is not used with Socket Mode.
+pub fn render(cfg: &Config, config_name: &str, url: Option<&str>) -> Result<String, String> {
+    let socket = cfg.slack.socket_mode.is_some();
+    let base = url.unwrap_or(PLACEHOLDER_URL).trim_end_matches('/');
+    if let Some(u) = url {
+        match url::Url::parse(u) {
+            Ok(parsed) if parsed.scheme() == "https" && parsed.host().is_some() => {}
+            _ => {
+                return Err(format!(
+                    "--url {u:?} is not an https:// URL: Slack sends requests only to HTTPS URLs (use Socket Mode, [slack.socket_mode], if Sluice has no public URL)"
+                ))
+            }
+        }
+    }
+    let at = |path: &str| (!socket).then(|| format!("{base}{path}"));
+    let receives = receives_slack(cfg);
+    let justified = justified(cfg);
+    let events = bot_events(cfg);
+    let manifest = Manifest {
+        display_information: Display {
+            name: "Sluice".into(),
+            description: "Operations gateway between your systems and Slack".into(),
+        },
+        features: Features {
+            bot_user: BotUser {
+                display_name: "Sluice".into(),
+                always_online: true,
+            },
+            slash_commands: if receives {
+                vec![slash_command(cfg, at("/slack/commands"))]
+            } else {
+                Vec::new()
+            },
+        },
+        oauth_config: OAuth {
+            scopes: BotScopes {
+                bot: justified.keys().copied().collect(),
+            },
+        },
+        settings: Settings {
+            event_subscriptions: (!events.is_empty()).then(|| EventSubscriptions {
+                request_url: at("/slack/events"),
+                bot_events: events,
+            }),
+            interactivity: receives.then(|| Interactivity {
+                is_enabled: true,
+                request_url: at("/slack/interactions"),
+            }),
+            org_deploy_enabled: false,
+            socket_mode_enabled: socket,
+            token_rotation_enabled: false,
+        },
+    };
+    let yaml = serde_yaml::to_string(&manifest).map_err(|e| e.to_string())?;
+    let mut out = vec![
+        format!("# Slack app manifest for {config_name}, made by `sluice manifest`."),
+        "# Create the app from it: api.slack.com/apps → Create New App → From a manifest.".into(),
+    ];
+    if socket {
+        out.push("# Socket Mode: Slack needs no URL for Sluice. Create an app-level token with connections:write".into());
+        out.push(
+            "# (Basic Information → App-Level Tokens) for [slack.socket_mode] app_token_env."
+                .into(),
+        );
+    } else if receives && url.is_none() {
+        out.push(format!(
+            "# REPLACE {PLACEHOLDER_URL} below with the HTTPS URL Slack reaches Sluice at (or pass --url)."
+        ));
+    }
+    if !receives {
+        out.push("# Sluice only posts with this config: no signing secret ([slack] signing_secret_env or".into());
+        out.push(
+            "# signing_secret_file) and no Socket Mode, so no buttons, slash command or events."
+                .into(),
+        );
+    }
+    out.push("# Bot scopes, and what in the config needs each:".into());
+    for (name, reasons) in &justified {
+        for (i, why) in reasons.iter().enumerate() {
+            let label = if i == 0 { *name } else { "" };
+            out.push(format!("#   {label:<18} {why}"));
+        }
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    text.push_str(&yaml);
+    Ok(text)
+}
+
+/// Reads `path` for the manifest. The Slack app's own secrets cannot exist before the app does: a signing secret
+/// or app-level token the file names (`signing_secret_env`, `socket_mode.app_token_env`) but the environment does
+/// not hold is stood in for, so the manifest can be made first. Everything else is checked as `sluice check` does.
+pub fn load(path: &Path, env: &dyn Env) -> Result<Config, Vec<Problem>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, path.parent().unwrap_or(Path::new(".")), env),
+        // Config::load says what is wrong with the path.
+        Err(_) => Config::load(path, env),
+    }
+}
+
+/// [`load`]'s reading of config text.
+pub fn parse(text: &str, base: &Path, env: &dyn Env) -> Result<Config, Vec<Problem>> {
+    let table: toml::Table = text.parse().unwrap_or_default();
+    let slack = table.get("slack").and_then(|s| s.as_table());
+    let named = |t: Option<&toml::Table>, key: &str| {
+        t.and_then(|t| t.get(key))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let mut stand_ins = BTreeMap::new();
+    if let Some(var) = named(slack, "signing_secret_env") {
+        stand_ins.insert(var, "signing-secret-of-the-app-to-be".to_string());
+    }
+    let socket = slack
+        .and_then(|s| s.get("socket_mode"))
+        .and_then(|s| s.as_table());
+    if let Some(var) = named(socket, "app_token_env") {
+        stand_ins.insert(var, "xapp-token-of-the-app-to-be".to_string());
+    }
+    Config::parse(text, base, &BeforeTheApp { env, stand_ins })
+}
+
+struct BeforeTheApp<'a> {
+    env: &'a dyn Env,
+    stand_ins: BTreeMap<String, String>,
+}
+
+impl Env for BeforeTheApp<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.env
+            .var(name)
+            .or_else(|| self.stand_ins.get(name).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The config as `sluice manifest` reads it, with only the outgoing calls' secret in the environment.
+    fn config(text: &str) -> Config {
+        let env = BTreeMap::from([("OUT".to_string(), "outgoing-secret-0123456789".to_string())]);
+        parse(text, Path::new("."), &env).unwrap_or_else(|p| panic!("{p:#?}"))
+    }
+
+    /// Only posting: no signing secret and no Socket Mode, so no command, events or interactivity.
+    const ALERTS_ONLY: &str = r#"
+[routing]
+default = { channels = ["alerts"] }
+"#;
+
+    const SOCKET_MODE: &str = r#"
+[slack]
+signing_secret_env = "SIGNING"
+[slack.socket_mode]
+app_token_env = "APP_TOKEN"
+[actions]
+groups = ["S0SRE"]
+ack_reaction = "eyes"
+[routing]
+default = { channels = ["alerts"] }
+"#;
+
+    const COMMANDS: &str = r#"
+[slack]
+signing_secret_env = "SIGNING"
+[actions]
+command = "/ops"
+channel_members = true
+ack_reaction = ""
+outgoing_secret_env = "OUT"
+[[action]]
+name = "deploy"
+url = "https://deployer.internal/deploy"
+[[command]]
+name = "deploy"
+description = "Deploy a service"
+action = "deploy"
+args = [{ name = "service", type = "string" }, { name = "env", type = "enum", values = ["staging", "production"] }]
+[[action]]
+name = "page"
+url = "https://pager.internal/page"
+[[command]]
+name = "page"
+usage = "page <user>"
+action = "page"
+args = [{ name = "who", type = "user" }]
+groups = ["S0LEADS"]
+[routing]
+default = { channels = ["alerts"] }
+"#;
+
+    #[test]
+    fn alerts_only_asks_to_post_and_to_find_posts_again_and_nothing_more() {
+        let cfg = config(ALERTS_ONLY);
+        assert_eq!(
+            scopes(&cfg).into_iter().collect::<Vec<_>>(),
+            [
+                "channels:history",
+                "channels:read",
+                "chat:write",
+                "chat:write.public",
+                "groups:history",
+                "groups:read"
+            ]
+        );
+        let text = render(&cfg, "sluice.toml", None).unwrap();
+        assert!(!text.contains("slash_commands"), "{text}");
+        assert!(!text.contains("interactivity"), "{text}");
+        insta::assert_snapshot!("alerts_only", text);
+    }
+
+    #[test]
+    fn socket_mode_has_no_urls_and_asks_for_reactions_and_groups() {
+        let cfg = config(SOCKET_MODE);
+        let s = scopes(&cfg);
+        for needed in [
+            "commands",
+            "app_mentions:read",
+            "reactions:read",
+            "usergroups:read",
+        ] {
+            assert!(s.contains(needed), "{needed} missing: {s:?}");
+        }
+        let text = render(&cfg, "sluice.toml", Some("https://ignored.example.org")).unwrap();
+        assert!(text.contains("socket_mode_enabled: true"), "{text}");
+        assert!(
+            !text.contains("request_url") && !text.contains("url:"),
+            "{text}"
+        );
+        insta::assert_snapshot!("socket_mode", text);
+    }
+
+    #[test]
+    fn commands_are_in_the_slash_commands_usage_and_description() {
+        let cfg = config(COMMANDS);
+        let s = scopes(&cfg);
+        assert!(!s.contains("reactions:read"), "ack_reaction is off: {s:?}");
+        assert!(
+            s.contains("usergroups:read"),
+            "a command allows a group: {s:?}"
+        );
+        let text = render(&cfg, "sluice.toml", Some("https://sluice.corp.example/")).unwrap();
+        for want in [
+            "command: /ops",
+            "url: https://sluice.corp.example/slack/commands",
+            "request_url: https://sluice.corp.example/slack/interactions",
+            "request_url: https://sluice.corp.example/slack/events",
+            "deploy <service> <env>",
+            "page <user>",
+            "deploy (Deploy a service)",
+        ] {
+            assert!(text.contains(want), "{want:?} missing:\n{text}");
+        }
+        assert!(!text.contains("reaction_added"), "{text}");
+        insta::assert_snapshot!("commands", text);
+    }
+
+    #[test]
+    fn a_url_slack_cannot_call_is_refused() {
+        let cfg = config(COMMANDS);
+        for bad in [
+            "http://sluice.corp.example",
+            "sluice.corp.example",
+            "https://",
+        ] {
+            let e = render(&cfg, "sluice.toml", Some(bad)).unwrap_err();
+            assert!(e.contains("https://"), "{bad}: {e}");
+        }
+        let placeholder = render(&cfg, "sluice.toml", None).unwrap();
+        assert!(
+            placeholder.contains(&format!("REPLACE {PLACEHOLDER_URL}")),
+            "{placeholder}"
+        );
+    }
+
+    /// Every method Sluice's client calls that needs a scope is covered by some area, by the simulator's table of
+    /// the scope each method needs (which follows Slack's).
+    #[test]
+    fn every_scope_the_calls_need_is_asked_for() {
+        let everything = config(
+            SOCKET_MODE
+                .replace(
+                    "groups = [\"S0SRE\"]",
+                    "groups = [\"S0SRE\"]\nchannel_members = true",
+                )
+                .as_str(),
+        );
+        let granted = scopes(&everything);
+        for method in [
+            "chat.postMessage",
+            "chat.update",
+            "chat.postEphemeral",
+            "chat.getPermalink",
+            "conversations.history",
+            "conversations.replies",
+            "conversations.list",
+            "conversations.members",
+            "usergroups.users.list",
+            "views.open",
+            "views.update",
+            "views.push",
+        ] {
+            let needed = sluice_sim::api::method_scope(method).expect("the simulator knows it");
+            if let Some(needed) = needed {
+                assert!(
+                    granted.contains(needed),
+                    "{method} needs {needed}: {granted:?}"
+                );
+            }
+        }
+    }
+}
