@@ -19,6 +19,7 @@ pub mod approval;
 pub mod clock;
 pub mod command;
 pub mod flush;
+pub mod incident;
 pub mod living;
 pub mod outbox;
 pub mod outgoing;
