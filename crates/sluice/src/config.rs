@@ -23,6 +23,7 @@ use toml::Spanned;
 pub mod actions;
 mod approvals;
 pub mod commands;
+pub mod incidents;
 pub use approvals::ApprovalsConfig;
 pub use commands::ChatopsConfig;
 
@@ -69,6 +70,9 @@ pub struct RawConfig {
     pub rotations: Vec<Spanned<commands::RawRotation>>,
     #[serde(default, rename = "schedule")]
     pub schedules: Vec<Spanned<commands::RawSchedule>>,
+    /// `[[incident_type]]`: incidents and their war rooms, checked in `config/incidents.rs`.
+    #[serde(default, rename = "incident_type")]
+    pub incident_types: Vec<Spanned<incidents::RawIncidentType>>,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -535,6 +539,8 @@ pub struct Config {
     pub action_defs: std::sync::Arc<actions::Actions>,
     /// `[[command]]`, `[[rotation]]` and `[[schedule]]`.
     pub chatops: ChatopsConfig,
+    /// `[[incident_type]]`.
+    pub incidents: incidents::IncidentsConfig,
     pub dispatch: DispatchConfig,
     pub dedup: DedupConfig,
     pub api_keys: Vec<ApiKey>,
@@ -797,6 +803,7 @@ impl Config {
             &action_defs,
             &mut p,
         );
+        let incidents = incidents::check(&raw.incident_types, &action_defs, &chatops, &mut p);
 
         if let Err(e) = url::Url::parse(&raw.slack.api_base) {
             p(
@@ -1115,6 +1122,7 @@ impl Config {
                 approvals,
                 action_defs,
                 chatops,
+                incidents,
                 dispatch: raw.dispatch,
                 dedup: raw.dedup,
                 api_keys,
