@@ -18,6 +18,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod handlers;
 pub mod http;
+pub mod incidents;
 pub mod leader;
 pub mod listen;
 pub mod notify;

@@ -100,6 +100,10 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         state.config.renderer.clone(),
         crate::dispatch::Outgoing::new(&state.config),
     );
+    dispatcher.follow_incidents(crate::incidents::Hooks {
+        state: state.clone(),
+        slack: slack.clone(),
+    });
     let dispatcher_owner = dispatcher.owner().to_string();
     let mut tasks = vec![tokio::spawn(dispatcher.run(rx.clone()))];
 
@@ -128,6 +132,13 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
 
     // Scheduled reports: one leader claims each due minute in the database.
     tasks.push(tokio::spawn(crate::commands::schedule::run_schedules(
+        state.clone(),
+        dispatcher_owner.clone(),
+        rx.clone(),
+    )));
+
+    // Incidents: one leader reminds quiet incidents and archives resolved war rooms.
+    tasks.push(tokio::spawn(crate::incidents::run_reminders(
         state.clone(),
         dispatcher_owner.clone(),
         rx.clone(),

@@ -97,6 +97,7 @@ pub async fn slash_command(
         ),
         "status" => builtins::status(state, slash, rest).await?,
         "oncall" => builtins::oncall(state, slash, rest),
+        "incident" => crate::incidents::command(state, commands.alerts.slack(), cmd, rest).await?,
         "silence" => builtins::silence(state, commands, slash, user, channel.0, rest).await?,
         "ack" => match builtins::ack(state, commands, slash, rest, &ctx).await? {
             // Answered through the response_url by the alert action's path, which audits the decision itself.

@@ -17,7 +17,7 @@ use toml::Spanned;
 use super::{ApprovalsConfig, Report};
 
 /// The commands Sluice answers itself; a `[[command]]` may not take these names.
-pub const BUILT_INS: [&str; 5] = ["help", "status", "oncall", "silence", "ack"];
+pub const BUILT_INS: [&str; 6] = ["help", "status", "oncall", "silence", "ack", "incident"];
 
 /// `[[command]]` as written.
 #[derive(Debug, Deserialize, Clone)]

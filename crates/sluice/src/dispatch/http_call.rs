@@ -279,6 +279,15 @@ impl Dispatcher {
     /// attempts): an `[[action]]` run (`args.run_id`) is finished by `crate::actions::call_ended`, which commits its
     /// result and card status through the outbox.
     async fn call_ended(&self, item: &OutboxItem, attempt: &Attempt) {
+        if let (Some(id), Some(hooks)) = (item.args["incident_id"].as_str(), self.incidents.get()) {
+            let answer = match attempt {
+                Attempt::Answered(_, body) => Ok(body.as_str()),
+                Attempt::Permanent(reason) | Attempt::Transient(reason, _) => Err(reason.clone()),
+            };
+            hooks.lookup_ended(id, answer).await;
+            self.wake.notify_one();
+            return;
+        }
         let Some(run_id) = item.args["run_id"].as_str() else {
             return;
         };
