@@ -162,3 +162,102 @@ impl Simulator {
             .map(|i| state.channels[i].clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SimConfig;
+
+    fn args(v: Value) -> Args {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    fn error(r: Reply) -> String {
+        r.err().map(|e| e.error).unwrap_or_else(|| "ok".into())
+    }
+
+    #[test]
+    fn war_room_administration_answers_as_slack_does() {
+        let mut s = State::new(SimConfig::default());
+        let now = s.clock.now();
+        let create =
+            |s: &mut State, name: &str| error(create(s, &args(json!({"name": name})), now));
+        assert_eq!(create(&mut s, ""), "invalid_name_required");
+        assert_eq!(create(&mut s, &"a".repeat(81)), "invalid_name_maxlength");
+        assert_eq!(create(&mut s, "Inc Room"), "invalid_name_specials");
+        let made = super::create(
+            &mut s,
+            &args(json!({"name": "inc-a", "is_private": true})),
+            now,
+        )
+        .unwrap();
+        assert_eq!(made["channel"]["is_private"], true);
+        assert_eq!(create(&mut s, "inc-a"), "name_taken");
+        let id = made["channel"]["id"].as_str().unwrap().to_string();
+        let ch = json!({"channel": id});
+
+        assert_eq!(
+            error(set_purpose(
+                &mut s,
+                &args(json!({"channel": id, "purpose": "p".repeat(251)}))
+            )),
+            "too_long"
+        );
+        set_purpose(&mut s, &args(json!({"channel": id, "purpose": "why"}))).unwrap();
+        assert_eq!(s.channels[0].info_json()["purpose"]["value"], "why");
+
+        assert_eq!(error(pin(&mut s, &args(ch.clone()))), "no_item_specified");
+        assert_eq!(
+            error(pin(
+                &mut s,
+                &args(json!({"channel": id, "timestamp": "1.000001"}))
+            )),
+            "message_not_found"
+        );
+        let ts = {
+            let ts = s.next_ts(now);
+            s.channels[0].messages.push(Message {
+                channel: id.clone(),
+                ts: ts.clone(),
+                thread_ts: None,
+                text: "card".into(),
+                blocks: Value::Null,
+                metadata: None,
+                edits: 0,
+                reactions: vec![],
+                user: BOT_USER_ID.into(),
+                reply_broadcast: false,
+                attachments: None,
+            });
+            ts
+        };
+        let at = json!({"channel": id, "timestamp": ts});
+        pin(&mut s, &args(at.clone())).unwrap();
+        assert_eq!(error(pin(&mut s, &args(at))), "already_pinned");
+        assert_eq!(
+            error(pin(
+                &mut s,
+                &args(json!({"channel": "C404", "timestamp": ts}))
+            )),
+            "channel_not_found"
+        );
+
+        archive(&mut s, &args(ch.clone())).unwrap();
+        assert_eq!(
+            error(archive(&mut s, &args(ch.clone()))),
+            "already_archived"
+        );
+        assert_eq!(s.channels[0].info_json()["is_archived"], true);
+        assert_eq!(
+            error(check_not_archived(&s, 0).map(|_| json!({}))),
+            "is_archived"
+        );
+        assert_eq!(
+            error(set_purpose(
+                &mut s,
+                &args(json!({"channel": id, "purpose": "x"}))
+            )),
+            "is_archived"
+        );
+    }
+}

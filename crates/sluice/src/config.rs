@@ -804,6 +804,8 @@ impl Config {
             &mut p,
         );
         let incidents = incidents::check(&raw.incident_types, &action_defs, &chatops, &mut p);
+        let mut action_buttons = action_buttons;
+        action_buttons.extend(incidents.card_button());
 
         if let Err(e) = url::Url::parse(&raw.slack.api_base) {
             p(

@@ -54,6 +54,7 @@ pub fn registry(state: Arc<AppState>, permissions: Arc<Permissions>, command: &s
             alerts::reacted(&s, &p, ctx).await
         }
     });
+    crate::incidents::register(&mut r, state.clone(), permissions_slack.clone());
     crate::approvals::register(&mut r, state.clone(), permissions_slack);
     crate::actions::register(&mut r, state.clone(), permissions.clone());
     let s = state.clone();

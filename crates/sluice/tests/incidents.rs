@@ -122,6 +122,9 @@ invite_groups = ["S0001"]
 resolve_users = ["U0001", "U0002"]
 reminders = { sev1 = 10 }
 archive_after = "1m"
+
+[routing]
+default = { channels = ["ops"] }
 "#,
     );
     let clock = dir.path().join("clock");
@@ -328,6 +331,73 @@ archive_after = "1m"
     })
     .await;
 
+    // From an alert's card: its Declare incident button, clicked twice, makes one more war room with the on-call
+    // group, the card pinned with the alert's permalink, and its announcement.
+    let announced = sim
+        .messages("incidents")
+        .iter()
+        .filter(|m| m.thread_ts.is_none())
+        .count();
+    let (ids, failed) = post_all(
+        sluice.addr,
+        vec![
+            json!({"title": "Disk full on db-1", "severity": "critical", "status": "firing",
+                    "source": "e2e", "service": "db"}),
+        ],
+        1,
+    )
+    .await;
+    assert_eq!((ids.len(), failed), (1, 0));
+    wait_until("the alert card", WAIT, || !sim.messages("ops").is_empty()).await;
+    let alert = sim.messages("ops").last().unwrap().clone();
+    assert!(
+        shown(&alert).contains("Declare incident"),
+        "{}",
+        shown(&alert)
+    );
+    for _ in 0..2 {
+        let d = sim
+            .click_button(
+                "ops",
+                &alert.ts,
+                "sluice_run:sluice_declare_incident",
+                "U0004",
+            )
+            .await
+            .unwrap();
+        assert_eq!(d.status, 200, "{}", d.body);
+    }
+    let from_card = "inc-2026-12-02-disk-full-on-db-1";
+    wait_until("the card's war room, its card pinned", WAIT, || {
+        channel_named(&sim, from_card).is_some_and(|c| !c.pins.is_empty())
+    })
+    .await;
+    wait_until("its announcement", WAIT, || {
+        sim.messages("incidents")
+            .iter()
+            .filter(|m| m.thread_ts.is_none())
+            .count()
+            == announced + 1
+    })
+    .await;
+    let room = channel_named(&sim, from_card).unwrap();
+    for who in ["U0001", "U0002", "U0004"] {
+        assert!(room.members.contains(who), "{who} in {:?}", room.members);
+    }
+    let card = shown(room.messages.iter().find(|m| m.ts == room.pins[0]).unwrap());
+    assert!(
+        card.contains("SEV1") && card.contains("|the message>"),
+        "{card}"
+    );
+    assert_eq!(
+        sim.channels()
+            .iter()
+            .filter(|c| c.name.starts_with(from_card))
+            .count(),
+        1,
+        "a double click makes one war room"
+    );
+
     let declares = audited(sluice.addr, "incident.declare").await;
     let results: Vec<&str> = declares
         .iter()
@@ -335,7 +405,7 @@ archive_after = "1m"
         .collect();
     assert_eq!(
         results.iter().filter(|r| **r == "ok").count(),
-        1,
+        2,
         "{results:?}"
     );
     assert!(

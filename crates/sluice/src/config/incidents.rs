@@ -102,6 +102,9 @@ impl IncidentType {
     }
 }
 
+/// The `[[action]]`-style name of the *Declare incident* button on firing alerts' cards (`sluice_run:` + it).
+pub const DECLARE_BUTTON: &str = "sluice_declare_incident";
+
 /// The incident part of the configuration, checked.
 #[derive(Debug, Clone, Default)]
 pub struct IncidentsConfig {
@@ -145,6 +148,31 @@ impl IncidentsConfig {
             s.extend(["groups:write", "groups:history", "groups:read"]);
         }
         s
+    }
+
+    /// The *Declare incident* button for firing alerts' cards, when incident types are configured.
+    pub fn card_button(&self) -> Option<sluice_core::render::ActionButton> {
+        #[derive(Deserialize)]
+        struct On {
+            on: sluice_core::route::MatchTable,
+        }
+        if self.types.is_empty() {
+            return None;
+        }
+        let on: On = toml::from_str("on = { kind = \"alert\", status = \"firing\" }")
+            .expect("a literal match table parses");
+        let mut errors = Vec::new();
+        let on = sluice_core::route::Matchers::compile(
+            &on.on,
+            "the Declare incident button",
+            &mut errors,
+        );
+        Some(sluice_core::render::ActionButton {
+            name: DECLARE_BUTTON.to_string(),
+            label: "Declare incident".to_string(),
+            on,
+            confirm: None,
+        })
     }
 
     /// The events incidents need Slack to send: `reaction_added` (declaring by reaction, notes by reaction).

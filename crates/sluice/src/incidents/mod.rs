@@ -23,7 +23,7 @@ use sluice_domain::incident::{self, slug, RoomMessage};
 use sluice_domain::outbox::{lane, outbox_item};
 use sluice_domain::outgoing::http_item;
 use sluice_inbound::models::EventCallback;
-use sluice_inbound::{Ctx, HandlerError, HandlerResult};
+use sluice_inbound::{ActionPayload, Ctx, HandlerError, HandlerResult, Registry, Reply};
 use sluice_slack::api::Client;
 use sluice_store::{
     Declared, IncidentCommit, IncidentItem, IncidentPost, IncidentRecord, NewIncident,
@@ -41,6 +41,124 @@ use crate::state::AppState;
 
 fn store_error(e: impl std::fmt::Display) -> HandlerError {
     HandlerError::new(e.to_string())
+}
+
+/// Adds the alert cards' *Declare incident* button's handler (before the `[[action]]` buttons' pattern: an exact
+/// `action_id` is matched first). Each click counts, as for `[[action]]` buttons; the alert's declare key makes a
+/// double click one incident.
+pub fn register(r: &mut Registry, state: Arc<AppState>, slack: Client) {
+    if state.config.incidents.is_empty() {
+        return;
+    }
+    let id = format!(
+        "{}{}",
+        sluice_core::render::RUN_ACTION_PREFIX,
+        crate::config::incidents::DECLARE_BUTTON
+    );
+    r.action(&id, move |ctx: Ctx<ActionPayload>| {
+        let (s, c) = (state.clone(), slack.clone());
+        async move { card_clicked(&s, &c, ctx).await }
+    });
+}
+
+/// An alert's severity as an incident's: critical 1, error 2, warning 3, anything else 4.
+fn sev_of(severity: &str) -> u8 {
+    match severity {
+        "critical" => 1,
+        "error" => 2,
+        "warning" => 3,
+        _ => 4,
+    }
+}
+
+async fn card_clicked(
+    state: &AppState,
+    slack: &Client,
+    ctx: Ctx<ActionPayload>,
+) -> HandlerResult<()> {
+    let user = ctx
+        .user_id
+        .clone()
+        .ok_or_else(|| HandlerError::new("the click came without a user"))?;
+    let event_id = ctx
+        .payload
+        .action
+        .value
+        .clone()
+        .ok_or_else(|| HandlerError::new("this button carries no event id"))?;
+    let body = &ctx.payload.body;
+    let channel = body
+        .channel_id()
+        .ok_or_else(|| HandlerError::new("the click came without a channel"))?;
+    let ts = body.message_ts();
+    let Some(t) = state.config.incidents.default_type() else {
+        return Ok(());
+    };
+    if !may_declare(slack, t, &user, &channel).await {
+        audit(
+            state,
+            &user,
+            "incident.declare",
+            &event_id,
+            "refused: not permitted to declare",
+            json!({"type": t.name, "via": "card"}),
+        )
+        .await;
+        ctx.reply(Reply::ephemeral(format!(
+            "You may not declare {} incidents.",
+            t.name
+        )))
+        .await?;
+        return Ok(());
+    }
+    let Some(event) = state.store.event(&event_id).await.map_err(store_error)? else {
+        ctx.reply(Reply::ephemeral("This alert is no longer stored."))
+            .await?;
+        return Ok(());
+    };
+    let title = event.body["title"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .unwrap_or("alert")
+        .to_string();
+    let sev = sev_of(event.body["severity"].as_str().unwrap_or_default());
+    let permalink = match &ts {
+        Some(ts) => slack.chat_get_permalink(&channel, ts).await.ok(),
+        None => None,
+    };
+    let origin = Origin {
+        via: "card",
+        channel: channel.clone(),
+        ts: ts.clone(),
+        text: Some(title.clone()),
+        permalink,
+    };
+    let declared = declare(
+        state,
+        t,
+        &format!("alert:{event_id}"),
+        &title,
+        sev,
+        &user,
+        &origin,
+    )
+    .await
+    .map_err(HandlerError::new)?;
+    let r = &declared.incident;
+    let room = match &r.channel_id {
+        Some(id) => format!("<#{id}>"),
+        None => format!("#{}", r.channel_name),
+    };
+    let said = if declared.created {
+        format!(
+            "Declared *{}* (SEV{sev}): the war room {room} is being set up.",
+            r.title
+        )
+    } else {
+        format!("*{}* is already declared: join {room}.", r.title)
+    };
+    ctx.reply(Reply::ephemeral(said)).await?;
+    Ok(())
 }
 
 /// What an incident was declared from.
