@@ -40,9 +40,15 @@ fn title_and_sev(rest: &str) -> (String, Option<u8>) {
     let rest = rest.trim();
     if let Some((head, last)) = rest.rsplit_once(char::is_whitespace) {
         let n = last.to_ascii_lowercase();
-        let n = n.strip_prefix("sev").unwrap_or(&n);
+        // `sev7` is a wrong severity (refused); a bare `7` is part of the title ("Disk 7").
+        let (prefixed, n) = match n.strip_prefix("sev") {
+            Some(rest) => (true, rest.to_string()),
+            None => (false, n.clone()),
+        };
         if let Ok(sev) = n.parse::<u8>() {
-            return (head.trim().trim_matches('"').to_string(), Some(sev));
+            if prefixed || SEVERITIES.contains(&sev) {
+                return (head.trim().trim_matches('"').to_string(), Some(sev));
+            }
         }
     }
     (rest.trim_matches('"').to_string(), None)
@@ -470,5 +476,7 @@ mod tests {
             ("Disk full".into(), Some(3))
         );
         assert_eq!(title_and_sev(""), (String::new(), None));
+        assert_eq!(title_and_sev("Disk 7"), ("Disk 7".into(), None));
+        assert_eq!(title_and_sev("Disk sev7"), ("Disk".into(), Some(7)));
     }
 }

@@ -561,10 +561,14 @@ impl Hooks {
                 people.insert(on);
             }
         }
-        if let Some(am) = r.context["account_manager"].as_str() {
-            people.insert(am.to_string());
-        }
         people.retain(|u| !u.is_empty());
+        // The lookup's people are invited in a call of their own: an id the lookup got wrong (`user_not_found`)
+        // must not keep everyone else out.
+        let named: Vec<String> = r.context["account_manager"]
+            .as_str()
+            .filter(|am| !am.is_empty() && !people.contains(*am))
+            .map(|am| vec![am.to_string()])
+            .unwrap_or_default();
         let team = state.config.slack.team_id.clone();
         let room = channel.to_string();
         let result = commit_with(&*state.store, id, |r| {
@@ -577,12 +581,13 @@ impl Hooks {
                 .push(line("sluice", "room", format!("war room #{name} created")));
             let now_r = applied(r, &c);
             let item = |method: &str, args: Value| outbox_item(&team, &room, method, args);
-            if !people.is_empty() {
-                let users: Vec<&str> = people.iter().map(String::as_str).collect();
-                c.items.push(plain(item(
-                    "conversations.invite",
-                    json!({"channel": room, "users": users.join(",")}),
-                )));
+            for users in [people.iter().cloned().collect::<Vec<_>>(), named.clone()] {
+                if !users.is_empty() {
+                    c.items.push(plain(item(
+                        "conversations.invite",
+                        json!({"channel": room, "users": users.join(",")}),
+                    )));
+                }
             }
             let topic: String = format!("SEV{} · {} · {}", r.sev, r.status, r.title)
                 .chars()
@@ -635,7 +640,7 @@ impl Hooks {
                     "incident.room",
                     id,
                     "ok",
-                    json!({"channel": channel, "name": name, "invited": people}),
+                    json!({"channel": channel, "name": name, "invited": people, "named_by_lookup": named}),
                 )
                 .await;
                 state.wake.notify_one();
