@@ -429,7 +429,8 @@ default = { channels = ["ops"] }
     drop(sluice);
 }
 
-/// The CRM: Acme's messages name a customer and its account manager; anything else is unknown (404).
+/// The CRM: Acme's messages name a customer and its account manager; Globex's find it down (503, every time);
+/// anything else is unknown (404).
 async fn start_crm() -> (Arc<Mutex<Vec<Value>>>, SocketAddr) {
     let got: Arc<Mutex<Vec<Value>>> = Default::default();
     let seen = got.clone();
@@ -446,6 +447,13 @@ async fn start_crm() -> (Arc<Mutex<Vec<Value>>>, SocketAddr) {
                     .as_str()
                     .unwrap_or_default()
                     .to_lowercase();
+                if text.contains("globex") {
+                    // The CRM is down for this one: it never answers in time.
+                    return (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        axum::Json(json!({"error": "down"})),
+                    );
+                }
                 if text.contains("acme") {
                     (
                         axum::http::StatusCode::OK,
@@ -558,8 +566,8 @@ declare_users = ["U0001", "U0002"]
         );
     }
 
-    // The lookup fails (unknown customer), and the name is taken: the room is still made, under the next name,
-    // and its card says the lookup failed.
+    // The lookup fails (the CRM is down: three tries), and the name is taken: the room is still made, under the
+    // next name, and its card says the lookup failed.
     let other = sim
         .post_as_user("support", "U0002", "Globex is down")
         .unwrap();
@@ -578,7 +586,10 @@ declare_users = ["U0001", "U0002"]
             .find(|m| m.ts == room2.pins[0])
             .unwrap(),
     );
-    assert!(card.contains("the lookup failed"), "{card}");
+    assert!(
+        card.contains("the lookup failed (gave up after 3 attempts"),
+        "{card}"
+    );
     assert!(room2.members.contains("U0001") && room2.members.contains("U0003"));
 
     // Somebody who may not declare: refused, told, audited; no room.

@@ -204,6 +204,22 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Tries an incident's lookup gets before it counts as failed: a person waits for the war room it holds back.
+const LOOKUP_TRIES: u32 = 3;
+
+/// `Err` (the reason) once an incident's lookup (`args.incident_id`) failed [`LOOKUP_TRIES`] times: the war room is
+/// then made without its context rather than after the outbox's `max_age_secs`.
+fn lookup_wait(item: &OutboxItem, error: &str) -> Result<(), String> {
+    if item.args["incident_id"].is_string() && item.attempts + 1 >= LOOKUP_TRIES {
+        Err(format!(
+            "gave up after {} attempts: {error}",
+            item.attempts + 1
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 impl Dispatcher {
     /// Sends one outgoing call until it is answered or dead-lettered (or the lease is lost), then audits the
     /// outcome (`approval.callback`, `action.<name>`).
@@ -253,7 +269,10 @@ impl Dispatcher {
                     self.schedule(&mut item, now, wait, &error, lost).await?;
                     continue;
                 }
-                Outcome::Backoff => match self.retry_wait(&item, now, &error) {
+                Outcome::Backoff => match self
+                    .retry_wait(&item, now, &error)
+                    .and_then(|wait| lookup_wait(&item, &error).map(|_| wait))
+                {
                     Ok(wait) => {
                         self.schedule(&mut item, now, wait, &error, lost).await?;
                         continue;
