@@ -247,8 +247,9 @@ default = { channels = ["ops"] }
             })
     })
     .await;
-    wait_until("the announcement shows SEV1", WAIT, || {
+    wait_until("the announcement and the topic show SEV1", WAIT, || {
         shown(&sim.messages("incidents")[0]).contains("SEV1")
+            && channel_named(&sim, name).is_some_and(|c| c.topic.starts_with("SEV1 · identified"))
     })
     .await;
     let ordered = [

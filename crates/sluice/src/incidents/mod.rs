@@ -422,7 +422,16 @@ pub fn with_lines(timeline: &[TimelineEntry], c: &IncidentCommit) -> Vec<Timelin
     all
 }
 
-/// The card's and the announcement's `chat.update`s, drawn from the incident as it will stand.
+/// The war room's topic: severity, status, title (Slack keeps 250 characters).
+fn topic(r: &IncidentRecord) -> String {
+    format!("SEV{} · {} · {}", r.sev, r.status, r.title)
+        .chars()
+        .take(250)
+        .collect()
+}
+
+/// The card's and the announcement's `chat.update`s (and the war room's topic while it is open), drawn from the
+/// incident as it will stand.
 pub fn refresh_items(
     state: &AppState,
     r: &IncidentRecord,
@@ -438,6 +447,14 @@ pub fn refresh_items(
             on: Some(IncidentPost::Card),
             is: None,
         });
+        if r.status != "resolved" {
+            items.push(plain(outbox_item(
+                team,
+                room,
+                "conversations.setTopic",
+                json!({"channel": room, "topic": topic(r)}),
+            )));
+        }
     }
     if let Some(t) = state.config.incidents.get(&r.kind) {
         if let Some(ch) = &t.announce_channel {
@@ -589,13 +606,9 @@ impl Hooks {
                     )));
                 }
             }
-            let topic: String = format!("SEV{} · {} · {}", r.sev, r.status, r.title)
-                .chars()
-                .take(250)
-                .collect();
             c.items.push(plain(item(
                 "conversations.setTopic",
-                json!({"channel": room, "topic": topic}),
+                json!({"channel": room, "topic": topic(r)}),
             )));
             let purpose: String = format!(
                 "Incident {} declared by <@{}>; /ops incident help for updates",
