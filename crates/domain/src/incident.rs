@@ -483,5 +483,70 @@ pub fn summary(
     truncate_mrkdwn(&text, 3900)
 }
 
+/// A message of a digested channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestMessage {
+    pub text: String,
+    /// Marked with a pushpin.
+    pub pinned: bool,
+    pub replies: u32,
+}
+
+/// The extractive digest of one channel's period: its decisions (`Decision:` lines and pinned messages), its
+/// action items (`TODO:`, `AI:`) and its three busiest threads. `None` when there is nothing to tell.
+pub fn digest(channel: &str, messages: &[DigestMessage]) -> Option<String> {
+    let (mut decisions, mut actions) = (Vec::new(), Vec::new());
+    for m in messages {
+        for l in m.text.lines() {
+            match marked(l) {
+                Some(("decision", t)) => decisions.push(t),
+                Some((_, t)) => actions.push(t),
+                None => {}
+            }
+        }
+        if m.pinned && marked(&m.text).is_none() {
+            decisions.push(m.text.trim().to_string());
+        }
+    }
+    let mut busy: Vec<&DigestMessage> = messages.iter().filter(|m| m.replies > 0).collect();
+    busy.sort_by_key(|m| std::cmp::Reverse(m.replies));
+    if decisions.is_empty() && actions.is_empty() && busy.is_empty() {
+        return None;
+    }
+    let list = |items: &[String]| {
+        items
+            .iter()
+            .map(|i| format!("• {}", show(i)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut out = vec![format!("*Digest of #{}*", escape_mrkdwn(channel))];
+    if !decisions.is_empty() {
+        out.push(format!("*Decisions:*\n{}", list(&decisions)));
+    }
+    if !actions.is_empty() {
+        out.push(format!("*Action items:*\n{}", list(&actions)));
+    }
+    if !busy.is_empty() {
+        let threads: Vec<String> = busy
+            .iter()
+            .take(3)
+            .map(|m| {
+                let first: String = m
+                    .text
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(80)
+                    .collect();
+                format!("• {} ({} replies)", show(&first), m.replies)
+            })
+            .collect();
+        out.push(format!("*Busiest threads:*\n{}", threads.join("\n")));
+    }
+    Some(out.join("\n"))
+}
+
 #[cfg(test)]
 mod tests;

@@ -616,3 +616,138 @@ declare_users = ["U0001", "U0002"]
     );
     drop(sluice);
 }
+
+/// An OpenAI-compatible stub: `/good/…` summarises, `/bad/…` fails (500). Records what it was sent.
+async fn start_llm() -> (Arc<Mutex<Vec<Value>>>, SocketAddr) {
+    let got: Arc<Mutex<Vec<Value>>> = Default::default();
+    let seen = got.clone();
+    let app = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                seen.lock()
+                    .unwrap()
+                    .push(json!({"path": uri.path(), "body": v, "auth": auth}));
+                if uri.path().starts_with("/good") {
+                    (
+                        axum::http::StatusCode::OK,
+                        axum::Json(json!({"choices": [{"message": {"role": "assistant",
+                            "content": "LLM says: ship on Friday; write the runbook"}}]})),
+                    )
+                } else {
+                    (
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        axum::Json(json!({"error": "overloaded"})),
+                    )
+                }
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (got, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_digest_picks_decisions_and_action_items_and_an_llm_summary_falls_back_when_it_fails(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, sim_run) = strict_sim(&[("eng", true), ("digests", true)]).await;
+    sim.post_as_user("eng", "U0001", "Decision: ship on Friday")
+        .unwrap();
+    sim.post_as_user("eng", "U0002", "TODO: write the runbook")
+        .unwrap();
+    sim.post_as_user("eng", "U0003", "lunch?").unwrap();
+    let pinned = sim
+        .post_as_user("eng", "U0004", "we stay on postgres 16")
+        .unwrap();
+    let (llm, llm_addr) = start_llm().await;
+    let schedule = |name: &str, llm: &str| {
+        format!(
+            "[[schedule]]\nname = \"{name}\"\ncron = \"0 9 * * *\"\nchannel = \"digests\"\ndigest_channels = [\"eng\"]\n{llm}\n"
+        )
+    };
+    let cfg = config(
+        dir.path(),
+        sim_run.addr,
+        &format!(
+            "[approvals]\ncallback_hosts = [\"http://{llm_addr}\"]\n\n{}{}{}",
+            schedule("plain", ""),
+            schedule(
+                "summarised",
+                &format!("llm_url = \"http://{llm_addr}/good/v1/chat/completions\"\nllm_key_env = \"LLM_KEY\"")
+            ),
+            schedule(
+                "fallback",
+                &format!("llm_url = \"http://{llm_addr}/bad/v1/chat/completions\"")
+            ),
+        ),
+    );
+    let clock = dir.path().join("clock");
+    set_clock(&clock, "2026-12-02T08:59:30Z");
+    let sluice = start_sluice_env(
+        &cfg,
+        &[
+            ("SLUICE_CLOCK_FILE", &clock),
+            ("LLM_KEY", Path::new("sk-test-123")),
+        ],
+    );
+    sim.set_app_base_url(format!("http://{}", sluice.addr));
+    sim.react("eng", &pinned, "pushpin", "U0001").await.unwrap();
+    set_clock(&clock, "2026-12-02T09:00:30Z");
+    let report = |name: &str| {
+        sim.messages("digests")
+            .iter()
+            .find(|m| m.text.starts_with(&format!("*{name}*")))
+            .map(|m| m.text.clone())
+    };
+    wait_until("three digests", WAIT, || {
+        ["plain", "summarised", "fallback"]
+            .iter()
+            .all(|n| report(n).is_some())
+    })
+    .await;
+    let plain = report("plain").unwrap();
+    for want in [
+        "*Digest of #eng*",
+        "• ship on Friday",
+        "• we stay on postgres 16",
+        "*Action items:*\n• write the runbook",
+    ] {
+        assert!(plain.contains(want), "{want} missing from:\n{plain}");
+    }
+    assert!(!plain.contains("lunch"), "{plain}");
+    let summarised = report("summarised").unwrap();
+    assert!(
+        summarised.contains("*Summary:*\nLLM says: ship on Friday; write the runbook"),
+        "{summarised}"
+    );
+    let fallback = report("fallback").unwrap();
+    assert!(fallback.contains("• ship on Friday"), "{fallback}");
+    assert!(
+        fallback.contains("the summary service failed (HTTP 500)"),
+        "{fallback}"
+    );
+    let calls = llm.lock().unwrap().clone();
+    let good: Vec<&Value> = calls
+        .iter()
+        .filter(|c| c["path"].as_str().unwrap().starts_with("/good"))
+        .collect();
+    assert_eq!(good.len(), 1, "{calls:?}");
+    assert_eq!(good[0]["auth"], "Bearer sk-test-123");
+    let sent = good[0]["body"]["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        sent.contains("ship on Friday") && !sent.contains("lunch"),
+        "{sent}"
+    );
+    drop(sluice);
+}

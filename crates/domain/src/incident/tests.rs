@@ -378,3 +378,31 @@ fn shown_text_is_escaped_but_keeps_mentions() {
         "a &lt;b&gt; &amp; &lt;!channel&gt;"
     );
 }
+
+#[test]
+fn a_digest_picks_decisions_action_items_and_the_busiest_threads() {
+    let m = |text: &str, pinned: bool, replies: u32| DigestMessage {
+        text: text.into(),
+        pinned,
+        replies,
+    };
+    let msgs = vec![
+        m("Decision: ship on Friday", false, 0),
+        m("notes\nTODO: write the runbook", false, 0),
+        m("we use postgres 16", true, 0),
+        m("lunch?", false, 0),
+        m("why is CI slow", false, 7),
+        m("new laptop", false, 2),
+    ];
+    let d = digest("eng", &msgs).unwrap();
+    for want in [
+        "*Digest of #eng*",
+        "*Decisions:*\n• ship on Friday\n• we use postgres 16",
+        "*Action items:*\n• write the runbook",
+        "*Busiest threads:*\n• why is CI slow (7 replies)\n• new laptop (2 replies)",
+    ] {
+        assert!(d.contains(want), "{want} missing from:\n{d}");
+    }
+    assert!(!d.contains("lunch"), "{d}");
+    assert_eq!(digest("eng", &[m("lunch?", false, 0)]), None);
+}

@@ -422,6 +422,7 @@ lookup = "crm"                            # an [[action]] answering {customer, t
         assert!(none.incidents.scopes().is_empty() && none.incidents.events().is_empty());
     }
 
+    /// Also the digests' `[[schedule]]` fields (issue 13, step 6), checked in `config/commands.rs`.
     #[test]
     fn wrong_incident_types_are_refused_with_line_and_fix() {
         let t = |body: &str| format!("[[incident_type]]\nname = \"x\"\n{body}\n");
@@ -500,6 +501,26 @@ lookup = "crm"                            # an [[action]] answering {customer, t
                 "different reactions",
             ),
         ];
+        let digest = |extra: &str| {
+            format!("[[schedule]]\nname = \"d\"\ncron = \"0 9 * * *\"\nchannel = \"digests\"\n{extra}\n")
+        };
+        let cases: Vec<(String, usize, &str, &str)> = cases
+            .into_iter()
+            .chain([
+                (
+                    digest("digest_channels = [\"eng\"]\nllm_url = \"http://127.0.0.1:9/v1/chat/completions\""),
+                    1,
+                    "which is not allow-listed",
+                    "[approvals] callback_hosts",
+                ),
+                (
+                    digest("llm_url = \"http://127.0.0.1:9/v1\""),
+                    1,
+                    "has an llm_url but no digest_channels",
+                    "digest_channels = ",
+                ),
+            ])
+            .collect();
         let table: Vec<(&str, usize, &str, &str)> = cases
             .iter()
             .map(|(text, line, m, f)| (text.as_str(), *line, *m, *f))
