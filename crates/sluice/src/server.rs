@@ -100,10 +100,11 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         state.config.renderer.clone(),
         crate::dispatch::Outgoing::new(&state.config),
     );
-    dispatcher.follow_incidents(crate::incidents::Hooks {
+    let incident_hooks = Arc::new(crate::incidents::Hooks {
         state: state.clone(),
         slack: slack.clone(),
     });
+    dispatcher.follow_incidents(incident_hooks.clone());
     let dispatcher_owner = dispatcher.owner().to_string();
     let mut tasks = vec![tokio::spawn(dispatcher.run(rx.clone()))];
 
@@ -137,9 +138,9 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         rx.clone(),
     )));
 
-    // Incidents: one leader reminds quiet incidents and archives resolved war rooms.
+    // Incidents: one leader reminds quiet incidents, archives resolved war rooms and finishes set-ups a crash cut.
     tasks.push(tokio::spawn(crate::incidents::run_reminders(
-        state.clone(),
+        incident_hooks,
         dispatcher_owner.clone(),
         rx.clone(),
     )));

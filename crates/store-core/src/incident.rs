@@ -38,6 +38,15 @@ pub trait IncidentStore: Send + Sync {
     /// The timeline, in order.
     async fn incident_timeline(&self, id: &str) -> Result<Vec<TimelineEntry>, StoreError>;
 
+    /// Incidents without a war room whose latest call (the lookup, or the channel's creation) ended before
+    /// `before_ms` without the incident taking note (a crash in between): `(incident id, method, "sent" | "dead",
+    /// the sent channel)`, so the timer finishes what the dispatcher's hook did not.
+    async fn stalled_incidents(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, String, String, Option<String>)>, StoreError>;
+
     /// Incidents whose timer (`remind_at_ms`: an open one's reminder, a resolved one's archive time) is due at
     /// `now_ms`, earliest first, at most `limit`.
     async fn due_incident_reminders(

@@ -269,6 +269,7 @@ conformance!(
     open_alerts_are_found_by_key_id_or_event_and_periods_are_counted,
     declaring_twice_makes_one_incident_across_replicas,
     incident_commits_are_ordered_versioned_and_link_to_the_card,
+    an_incident_whose_room_was_made_but_not_recorded_is_found_stalled,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -5057,4 +5058,52 @@ async fn incident_commits_are_ordered_versioned_and_link_to_the_card(ctx: Ctx) {
             .expect("due"),
         ["inc_1"]
     );
+}
+
+async fn an_incident_whose_room_was_made_but_not_recorded_is_found_stalled(ctx: Ctx) {
+    let s = &ctx.store;
+    let create = vec![plain(item("inc-a", "conversations.create", 1))];
+    s.declare_incident(
+        new_incident("inc_s", "default:s"),
+        line(T0, "declared", "s"),
+        create,
+    )
+    .await
+    .expect("declare");
+    assert!(
+        s.stalled_incidents(T0 + 100_000, 10)
+            .await
+            .expect("read")
+            .is_empty(),
+        "still pending"
+    );
+    let id = head(s, "T1:inc-a").await.id;
+    s.mark_sent(id, "C77", "", T0 + 10).await.expect("sent");
+    assert!(
+        s.stalled_incidents(T0 + 10, 10)
+            .await
+            .expect("read")
+            .is_empty(),
+        "not yet"
+    );
+    assert_eq!(
+        s.stalled_incidents(T0 + 11, 10).await.expect("read"),
+        [(
+            "inc_s".to_string(),
+            "conversations.create".to_string(),
+            "sent".to_string(),
+            Some("C77".to_string())
+        )]
+    );
+    // Once the incident records its war room (with its next rows), it is no longer stalled.
+    let r = s.incident("inc_s").await.expect("read").expect("found");
+    let mut c = IncidentCommit::on(&r);
+    c.channel_id = Some("C77".into());
+    c.items.push(plain(item("C77", "conversations.invite", 2)));
+    assert!(s.commit_incident(c, T0 + 12).await.expect("commit"));
+    assert!(s
+        .stalled_incidents(T0 + 100_000, 10)
+        .await
+        .expect("read")
+        .is_empty());
 }

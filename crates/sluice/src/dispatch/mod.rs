@@ -56,7 +56,7 @@ pub struct Dispatcher {
     /// Lanes this process works now, each with a flag set when its lease was lost.
     active: Mutex<HashMap<String, Arc<AtomicBool>>>,
     /// Told when a call an incident waits on ended (its war room's creation, its lookup).
-    incidents: std::sync::OnceLock<crate::incidents::Hooks>,
+    incidents: std::sync::OnceLock<Arc<crate::incidents::Hooks>>,
 }
 
 impl Dispatcher {
@@ -90,7 +90,7 @@ impl Dispatcher {
     }
 
     /// Tells incidents when their war room was created or their lookup answered (`server::start`).
-    pub fn follow_incidents(&self, hooks: crate::incidents::Hooks) {
+    pub fn follow_incidents(&self, hooks: Arc<crate::incidents::Hooks>) {
         let _ = self.incidents.set(hooks);
     }
 

@@ -12,7 +12,7 @@ use sluice_domain::outbox::outbox_item;
 use sluice_store::IncidentCommit;
 use tokio::sync::watch;
 
-use super::{commit_with, plain};
+use super::{commit_with, plain, Hooks};
 use crate::commands::clock::now_ms;
 use crate::outbox::audit;
 use crate::state::AppState;
@@ -20,11 +20,40 @@ use crate::state::AppState;
 const TICK: Duration = Duration::from_secs(1);
 const ROLE: &str = "incidents";
 
-pub async fn run_reminders(state: Arc<AppState>, owner: String, shutdown: watch::Receiver<bool>) {
+/// How long after its call ended an incident without a war room counts as stalled (the dispatcher's hook runs at
+/// once; only a crash in between leaves it).
+const STALLED_AFTER_MS: i64 = 10_000;
+
+pub async fn run_reminders(hooks: Arc<Hooks>, owner: String, shutdown: watch::Receiver<bool>) {
+    let state = hooks.state.clone();
     if state.config.incidents.is_empty() {
         return;
     }
     crate::leader::every(&state, ROLE, &owner, TICK, shutdown, || async {
+        match state
+            .store
+            .stalled_incidents(crate::state::now_ms() - STALLED_AFTER_MS, 20)
+            .await
+        {
+            Ok(stalled) => {
+                for (id, method, outcome, channel) in stalled {
+                    tracing::warn!(incident = %id, %method, %outcome, "finishing an incident's set-up a crash interrupted");
+                    match (method.as_str(), outcome.as_str(), channel) {
+                        ("conversations.create", _, Some(ch)) => {
+                            hooks.room_created(&id, &ch, &ch).await
+                        }
+                        ("conversations.create", _, None) => {}
+                        (_, "sent", _) => {
+                            hooks
+                                .lookup_ended(&id, Err("its answer was lost in a restart".into()))
+                                .await
+                        }
+                        (_, _, _) => hooks.lookup_ended(&id, Err("it failed".into())).await,
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "incident timer: cannot read stalled incidents"),
+        }
         let due = match state.store.due_incident_reminders(now_ms(), 50).await {
             Ok(due) => due,
             Err(e) => {

@@ -78,3 +78,15 @@ pub(crate) static DUE_REMINDERS: Stmt = Stmt::new(
     "SELECT id FROM incidents WHERE remind_at_ms IS NOT NULL AND remind_at_ms <= ?1
      ORDER BY remind_at_ms LIMIT ?2",
 );
+
+/// Incidents still without a war room whose lookup ended, or whose channel was created, before `?1` (a crash between Slack's
+/// answer and its record in the incident): the call's method, state and sent channel. Binds: 1 before, 2 limit.
+pub(crate) static STALLED: Stmt = Stmt::new(
+    "SELECT i.id, o.method, o.state, o.sent_channel FROM incidents i JOIN outbox o ON o.event_id = i.id
+     WHERE i.channel_id IS NULL AND i.status <> 'resolved'
+       AND o.method IN ('conversations.create', 'http.request')
+       AND ((o.state = 'sent' AND o.sent_at_ms < ?1)
+            OR (o.state = 'dead' AND o.method = 'http.request' AND o.dead_at_ms < ?1))
+       AND NOT EXISTS (SELECT 1 FROM outbox n WHERE n.event_id = i.id AND n.id > o.id)
+     ORDER BY o.id LIMIT ?2",
+);

@@ -262,6 +262,19 @@ impl<B: Backend> IncidentStore for SqlStore<B> {
             .collect()
     }
 
+    async fn stalled_incidents(
+        &self,
+        before_ms: i64,
+        max: usize,
+    ) -> Result<Vec<(String, String, String, Option<String>)>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(&q::STALLED, args![before_ms, limit(max)])
+            .await?
+            .iter()
+            .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .collect()
+    }
+
     async fn due_incident_reminders(
         &self,
         now_ms: i64,
