@@ -20,6 +20,7 @@ pub mod clock;
 pub mod command;
 pub mod flush;
 pub mod form;
+pub mod incident;
 pub mod living;
 pub mod outbox;
 pub mod outgoing;

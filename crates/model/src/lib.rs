@@ -10,10 +10,12 @@ pub mod alert;
 mod approval;
 mod chatops;
 mod console;
+mod incident;
 mod model;
 
 pub use action::{ActionRunRecord, NewActionRun};
 pub use approval::*;
 pub use chatops::*;
 pub use console::*;
+pub use incident::*;
 pub use model::*;

@@ -9,7 +9,7 @@ use sluice_slack_wire::limits;
 
 use crate::blockkit::{validate_blocks, BlockKitError, Surface};
 use crate::model::{Message, View};
-use crate::state::{is_valid_channel_name, State, BOT_ID, BOT_USER_ID};
+use crate::state::{State, BOT_ID, BOT_USER_ID};
 
 /// Every method the simulator answers, with the bot scope it needs (None: no scope needed).
 pub const METHODS: &[(&str, Option<&str>)] = &[
@@ -27,6 +27,9 @@ pub const METHODS: &[(&str, Option<&str>)] = &[
     ("conversations.create", Some("channels:manage")),
     ("conversations.invite", Some("channels:manage")),
     ("conversations.setTopic", Some("channels:manage")),
+    ("conversations.setPurpose", Some("channels:manage")),
+    ("conversations.archive", Some("channels:manage")),
+    ("pins.add", Some("pins:write")),
     ("conversations.history", Some("channels:history")),
     ("conversations.replies", Some("channels:history")),
     ("conversations.members", Some("channels:read")),
@@ -170,12 +173,16 @@ pub fn content(args: &Args) -> Result<Content, ApiError> {
 /// A message as Slack's Web API returns it; `team` is the workspace it was posted in.
 pub fn message_json(m: &Message, team: &str) -> Value {
     let mut v = json!({
-        "type": "message", "user": m.user, "bot_id": BOT_ID, "text": m.text, "ts": m.ts,
+        "type": "message", "user": m.user, "text": m.text, "ts": m.ts,
         "team": team,
     });
     let o = v
         .as_object_mut()
         .expect("a json! object literal is an object");
+    // Only the app's own messages carry its bot id; a person's do not.
+    if m.user == BOT_USER_ID {
+        o.insert("bot_id".into(), json!(BOT_ID));
+    }
     if !m.blocks.is_null() {
         o.insert("blocks".into(), m.blocks.clone());
     }
@@ -206,6 +213,7 @@ pub fn message_json(m: &Message, team: &str) -> Value {
 /// is a member of; a private channel it is not in does not exist for it (`channel_not_found`); a
 /// public one needs `chat:write.public` (`not_in_channel`).
 fn bot_may_post(state: &State, ch: usize) -> Result<(), ApiError> {
+    crate::channels_admin::check_not_archived(state, ch)?;
     let c = &state.channels[ch];
     if c.is_im || c.members.contains(BOT_USER_ID) {
         return Ok(());
@@ -304,7 +312,10 @@ pub fn dispatch(state: &mut State, method: &str, args: &Args, now: Instant) -> R
             Ok(json!({"channel": state.channels[ch].info_json()}))
         }
         "conversations.list" => list_channels(state, args),
-        "conversations.create" => create_channel(state, args, now),
+        "conversations.create" => crate::channels_admin::create(state, args, now),
+        "conversations.setPurpose" => crate::channels_admin::set_purpose(state, args),
+        "conversations.archive" => crate::channels_admin::archive(state, args),
+        "pins.add" => crate::channels_admin::pin(state, args),
         "conversations.invite" => invite(state, args),
         "conversations.setTopic" => set_topic(state, args),
         "conversations.history" => history(state, args),
@@ -509,18 +520,6 @@ fn list_channels(state: &State, args: &Args) -> Reply {
         .collect();
     let (channels, next) = page(&all, args, 100);
     Ok(json!({"channels": channels, "response_metadata": {"next_cursor": next}}))
-}
-
-fn create_channel(state: &mut State, args: &Args, now: Instant) -> Reply {
-    let name = str_arg(args, "name").ok_or_else(|| ApiError::new("invalid_name_required"))?;
-    if !is_valid_channel_name(&name) {
-        return Err(ApiError::new("invalid_name_specials"));
-    }
-    if state.channels.iter().any(|c| c.name == name) {
-        return Err(ApiError::new("name_taken"));
-    }
-    let i = state.create_channel(&name, bool_arg(args, "is_private"), now);
-    Ok(json!({"channel": state.channels[i].info_json()}))
 }
 
 fn invite(state: &mut State, args: &Args) -> Reply {

@@ -74,6 +74,10 @@ pub struct Channel {
     pub is_im: bool,
     pub members: BTreeSet<String>,
     pub messages: Vec<Message>,
+    pub purpose: String,
+    pub is_archived: bool,
+    /// The `ts` of pinned messages, in pin order.
+    pub pins: Vec<String>,
 }
 
 impl Channel {
@@ -81,10 +85,10 @@ impl Channel {
         json!({
             "id": self.id, "name": self.name, "created": self.created,
             "is_channel": !self.is_im && !self.is_private, "is_group": self.is_private,
-            "is_im": self.is_im, "is_private": self.is_private, "is_archived": false,
+            "is_im": self.is_im, "is_private": self.is_private, "is_archived": self.is_archived,
             "is_member": self.members.contains(BOT_USER_ID), "num_members": self.members.len(),
             "topic": {"value": self.topic, "creator": "", "last_set": 0},
-            "purpose": {"value": "", "creator": "", "last_set": 0},
+            "purpose": {"value": self.purpose, "creator": "", "last_set": 0},
         })
     }
 
@@ -297,6 +301,9 @@ impl State {
             is_im: false,
             members: [BOT_USER_ID.to_string()].into_iter().collect(),
             messages: Vec::new(),
+            purpose: String::new(),
+            is_archived: false,
+            pins: Vec::new(),
         });
         self.channels.len() - 1
     }
@@ -360,6 +367,9 @@ impl State {
                 is_im: true,
                 members: [BOT_USER_ID.to_string(), user.id].into_iter().collect(),
                 messages: Vec::new(),
+                purpose: String::new(),
+                is_archived: false,
+                pins: Vec::new(),
             });
             return Some(self.channels.len() - 1);
         }

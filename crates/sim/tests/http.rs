@@ -78,7 +78,10 @@ async fn missing_scope_is_reported_with_the_scope_needed() {
 async fn unknown_method_and_bad_json_are_errors_not_crashes() {
     let (_sim, app) = sim_with_alerts();
     assert_eq!(
-        api(&app, "pins.add", json!({})).await.error().as_deref(),
+        api(&app, "apps.uninstall", json!({}))
+            .await
+            .error()
+            .as_deref(),
         Some("unknown_method")
     );
     let r = post_raw(

@@ -24,6 +24,7 @@ pub mod actions;
 mod approvals;
 pub mod commands;
 pub mod forms;
+pub mod incidents;
 pub use approvals::ApprovalsConfig;
 pub use commands::ChatopsConfig;
 
@@ -73,6 +74,9 @@ pub struct RawConfig {
     /// `[[form]]`: modals that feed an `[[action]]` (`config/forms.rs`).
     #[serde(default, rename = "form")]
     pub forms: Vec<Spanned<forms::RawForm>>,
+    /// `[[incident_type]]`: incidents and their war rooms, checked in `config/incidents.rs`.
+    #[serde(default, rename = "incident_type")]
+    pub incident_types: Vec<Spanned<incidents::RawIncidentType>>,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -541,6 +545,8 @@ pub struct Config {
     pub chatops: ChatopsConfig,
     /// `[[form]]`s.
     pub forms: forms::Forms,
+    /// `[[incident_type]]`.
+    pub incidents: incidents::IncidentsConfig,
     pub dispatch: DispatchConfig,
     pub dedup: DedupConfig,
     pub api_keys: Vec<ApiKey>,
@@ -798,6 +804,9 @@ impl Config {
             &forms,
             &mut p,
         );
+        let incidents = incidents::check(&raw.incident_types, &action_defs, &chatops, &mut p);
+        let mut action_buttons = action_buttons;
+        action_buttons.extend(incidents.card_button());
 
         if let Err(e) = url::Url::parse(&raw.slack.api_base) {
             p(
@@ -1117,6 +1126,7 @@ impl Config {
                 action_defs,
                 chatops,
                 forms,
+                incidents,
                 dispatch: raw.dispatch,
                 dedup: raw.dedup,
                 api_keys,

@@ -46,8 +46,15 @@ pub fn registry(state: Arc<AppState>, permissions: Arc<Permissions>, command: &s
     let (s, p) = (state.clone(), permissions.clone());
     r.event("reaction_added", move |ctx: Ctx<EventCallback>| {
         let (s, p) = (s.clone(), p.clone());
-        async move { alerts::reacted(&s, &p, ctx).await }
+        async move {
+            // An incident's reaction (a note in a war room, an escalation in a watched channel) is the incident's.
+            if crate::incidents::reacted(&s, p.slack(), &ctx).await? {
+                return Ok(());
+            }
+            alerts::reacted(&s, &p, ctx).await
+        }
     });
+    crate::incidents::register(&mut r, state.clone(), permissions_slack.clone());
     crate::approvals::register(&mut r, state.clone(), permissions_slack);
     crate::actions::register(&mut r, state.clone(), permissions.clone());
     commands::register_confirmations(&mut r, state.clone(), commands.clone());

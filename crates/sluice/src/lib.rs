@@ -19,6 +19,7 @@ pub mod dispatch;
 pub mod forms;
 pub mod handlers;
 pub mod http;
+pub mod incidents;
 pub mod leader;
 pub mod listen;
 pub mod manifest;

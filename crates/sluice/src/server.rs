@@ -107,6 +107,11 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             move || crate::dispatch::Outgoing::new(&state.config)
         },
     );
+    let incident_hooks = Arc::new(crate::incidents::Hooks {
+        state: state.clone(),
+        slack: slack.clone(),
+    });
+    dispatcher.follow_incidents(incident_hooks.clone());
     let dispatcher_owner = dispatcher.owner().to_string();
     let mut tasks = vec![tokio::spawn(dispatcher.run(rx.clone()))];
 
@@ -136,6 +141,13 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     // Scheduled reports: one leader claims each due minute in the database.
     tasks.push(tokio::spawn(crate::commands::schedule::run_schedules(
         state.clone(),
+        dispatcher_owner.clone(),
+        rx.clone(),
+    )));
+
+    // Incidents: one leader reminds quiet incidents, archives resolved war rooms and finishes set-ups a crash cut.
+    tasks.push(tokio::spawn(crate::incidents::run_reminders(
+        incident_hooks,
         dispatcher_owner.clone(),
         rx.clone(),
     )));

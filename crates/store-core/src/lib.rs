@@ -28,6 +28,7 @@ pub mod db;
 mod error;
 mod group;
 mod grouping;
+mod incident;
 mod ingest;
 pub mod migrate;
 mod sql;
@@ -38,6 +39,7 @@ pub use approval::*;
 pub use chatops::ChatopsStore;
 pub use console::ConsoleStore;
 pub use error::StoreError;
+pub use incident::IncidentStore;
 /// The types that cross the trait live in `sluice-model`, beneath the store and the domain, with the alert lifecycle
 /// ([`alert::decide`]) that ingest calls.
 pub use sluice_model::*;
@@ -46,7 +48,7 @@ pub use sql_store::SqlStore;
 /// The storage verbs Sluice needs. Implemented by the SQLite and PostgreSQL backends; obtain one with `sluice_store::open`.
 #[async_trait::async_trait]
 pub trait Store:
-    ApprovalStore + ActionRunStore + ConsoleStore + ChatopsStore + Send + Sync + 'static
+    ApprovalStore + ActionRunStore + ConsoleStore + ChatopsStore + IncidentStore + Send + Sync + 'static
 {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;

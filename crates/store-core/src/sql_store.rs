@@ -9,6 +9,7 @@ mod actions;
 mod approvals;
 mod chatops;
 mod console;
+mod incidents;
 mod items;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

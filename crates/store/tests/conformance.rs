@@ -267,6 +267,9 @@ conformance!(
     console_views_show_rates_lanes_leases_events_open_alerts_and_the_audit_tail,
     a_scheduled_minute_is_claimed_once_across_replicas,
     open_alerts_are_found_by_key_id_or_event_and_periods_are_counted,
+    declaring_twice_makes_one_incident_across_replicas,
+    incident_commits_are_ordered_versioned_and_link_to_the_card,
+    an_incident_whose_room_was_made_but_not_recorded_is_found_stalled,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -2259,6 +2262,11 @@ async fn postgres_outage_answers_unavailable_fast_and_the_store_recovers() {
 /// Every migration after the first, newest first: its version, its name, and the statements that undo it, so a test
 /// can make the database an older release left. A new migration adds its line here.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        18,
+        "0018_incidents",
+        "DROP TABLE incident_timeline; DROP TABLE incidents;",
+    ),
     (17, "0017_chatops", "DROP TABLE schedule_runs;"),
     (16, "0016_action_runs", "DROP TABLE action_runs;"),
     (
@@ -4864,4 +4872,238 @@ async fn open_alerts_are_found_by_key_id_or_event_and_periods_are_counted(ctx: C
             .received,
         0
     );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Incidents
+
+fn new_incident(id: &str, key: &str) -> NewIncident {
+    NewIncident {
+        id: id.into(),
+        declare_key: key.into(),
+        kind: "default".into(),
+        title: "Checkout errors".into(),
+        sev: 2,
+        channel_name: "inc-checkout-errors".into(),
+        declarer: "U1".into(),
+        origin: json!({"via": "command", "channel": "C9"}),
+        created_at_ms: T0,
+        remind_at_ms: Some(T0 + 60_000),
+    }
+}
+
+fn line(at: i64, kind: &str, text: &str) -> NewTimelineEntry {
+    NewTimelineEntry {
+        at_ms: at,
+        author: "U1".into(),
+        kind: kind.into(),
+        text: text.into(),
+    }
+}
+
+fn plain(item: NewOutboxItem) -> IncidentItem {
+    IncidentItem {
+        item,
+        on: None,
+        is: None,
+    }
+}
+
+async fn declaring_twice_makes_one_incident_across_replicas(ctx: Ctx) {
+    let s = &ctx.store;
+    let other = ctx.replica().await;
+    let create = || vec![plain(item("inc-a", "conversations.create", 1))];
+    let (a, b) = tokio::join!(
+        s.declare_incident(
+            new_incident("inc_a", "default:k"),
+            line(T0, "declared", "a"),
+            create()
+        ),
+        other.declare_incident(
+            new_incident("inc_b", "default:k"),
+            line(T0, "declared", "b"),
+            create()
+        ),
+    );
+    let (a, b) = (a.expect("declare"), b.expect("declare"));
+    assert_eq!(
+        [a.created, b.created].iter().filter(|c| **c).count(),
+        1,
+        "one of two racing declares creates"
+    );
+    assert_eq!(a.incident.id, b.incident.id, "both name the same incident");
+    let id = a.incident.id.clone();
+    assert_eq!(a.incident.status, "investigating");
+    assert_eq!(a.incident.context, serde_json::Value::Null);
+    assert_eq!(s.lane_items("T1:inc-a", 10).await.expect("items").len(), 1);
+    assert_eq!(s.incident_timeline(&id).await.expect("timeline").len(), 1);
+    // A third declare with the key finds it and writes nothing.
+    let again = s
+        .declare_incident(
+            new_incident("inc_c", "default:k"),
+            line(T0, "declared", "c"),
+            create(),
+        )
+        .await
+        .expect("declare");
+    assert!(!again.created);
+    assert_eq!(again.incident.id, id);
+    assert_eq!(s.lane_items("T1:inc-a", 10).await.expect("items").len(), 1);
+    // Resolved, its key is set aside: the same key declares a new incident.
+    let r = s.incident(&id).await.expect("read").expect("found");
+    let mut c = IncidentCommit::on(&r);
+    c.status = "resolved".into();
+    c.resolved_at_ms = Some(T0 + 10);
+    assert!(s.commit_incident(c, T0 + 10).await.expect("commit"));
+    let next = s
+        .declare_incident(
+            new_incident("inc_d", "default:k"),
+            line(T0, "declared", "d"),
+            vec![],
+        )
+        .await
+        .expect("declare");
+    assert!(next.created);
+    assert_eq!(next.incident.id, "inc_d");
+}
+
+async fn incident_commits_are_ordered_versioned_and_link_to_the_card(ctx: Ctx) {
+    let s = &ctx.store;
+    let d = s
+        .declare_incident(
+            new_incident("inc_1", "default:x"),
+            line(T0, "declared", "one"),
+            vec![],
+        )
+        .await
+        .expect("declare");
+    let r = d.incident;
+    assert_eq!(s.incident_in_channel("C42").await.expect("read"), None);
+    // The war room: its channel, the card, the pin linked to the card, a line.
+    let mut c = IncidentCommit::on(&r);
+    c.channel_id = Some("C42".into());
+    c.roles.insert("commander".into(), "U2".into());
+    c.context = json!({"customer": "Acme"});
+    c.timeline.push(line(T0 + 1, "room", "two"));
+    c.items.push(IncidentItem {
+        item: item("C42", "chat.postMessage", 1),
+        on: None,
+        is: Some(IncidentPost::Card),
+    });
+    c.items.push(IncidentItem {
+        item: item("C42", "pins.add", 2),
+        on: Some(IncidentPost::Card),
+        is: None,
+    });
+    // An update of an announcement that does not exist is left out.
+    c.items.push(IncidentItem {
+        item: item("incidents", "chat.update", 3),
+        on: Some(IncidentPost::Announcement),
+        is: None,
+    });
+    let stale = IncidentCommit::on(&r);
+    assert!(s.commit_incident(c, T0 + 1).await.expect("commit"));
+    // A commit on the version read before loses, and writes nothing.
+    let mut lost = stale;
+    lost.timeline.push(line(T0 + 2, "note", "lost"));
+    assert!(!s.commit_incident(lost, T0 + 2).await.expect("commit"));
+    let r = s
+        .incident_in_channel("C42")
+        .await
+        .expect("read")
+        .expect("found by its war room");
+    assert_eq!(r.id, "inc_1");
+    assert_eq!(r.roles["commander"], "U2");
+    assert_eq!(r.context["customer"], "Acme");
+    assert!(r.card_item_id.is_some() && r.card.is_none(), "{r:?}");
+    assert!(s
+        .lane_items("T1:incidents", 10)
+        .await
+        .expect("items")
+        .is_empty());
+    let items = s.lane_items("T1:C42", 10).await.expect("items");
+    assert_eq!(items.len(), 2);
+    assert!(items[1].ref_pending, "the pin waits for the card");
+    s.mark_sent(items[0].id, "C42", "111.000100", T0 + 3)
+        .await
+        .expect("sent");
+    let pin = head(s, "T1:C42").await;
+    assert_eq!(
+        pin.ref_sent,
+        Some(RefSent {
+            channel: "C42".into(),
+            ts: "111.000100".into()
+        })
+    );
+    let r = s.incident("inc_1").await.expect("read").expect("found");
+    assert_eq!(r.card.as_ref().map(|c| c.ts.as_str()), Some("111.000100"));
+    // More lines, from another replica: numbered after the last, in order.
+    let other = ctx.replica().await;
+    let mut c = IncidentCommit::on(&r);
+    c.timeline.push(line(T0 - 5, "note", "three"));
+    c.timeline.push(line(T0 + 9, "note", "four"));
+    assert!(other.commit_incident(c, T0 + 9).await.expect("commit"));
+    let t = s.incident_timeline("inc_1").await.expect("timeline");
+    let got: Vec<(i64, &str)> = t.iter().map(|e| (e.seq, e.text.as_str())).collect();
+    assert_eq!(got, [(1, "one"), (2, "two"), (3, "three"), (4, "four")]);
+    // The reminder comes due at its time only.
+    assert!(s
+        .due_incident_reminders(T0 + 59_999, 10)
+        .await
+        .expect("due")
+        .is_empty());
+    assert_eq!(
+        s.due_incident_reminders(T0 + 60_000, 10)
+            .await
+            .expect("due"),
+        ["inc_1"]
+    );
+}
+
+async fn an_incident_whose_room_was_made_but_not_recorded_is_found_stalled(ctx: Ctx) {
+    let s = &ctx.store;
+    let create = vec![plain(item("inc-a", "conversations.create", 1))];
+    s.declare_incident(
+        new_incident("inc_s", "default:s"),
+        line(T0, "declared", "s"),
+        create,
+    )
+    .await
+    .expect("declare");
+    assert!(
+        s.stalled_incidents(T0 + 100_000, 10)
+            .await
+            .expect("read")
+            .is_empty(),
+        "still pending"
+    );
+    let id = head(s, "T1:inc-a").await.id;
+    s.mark_sent(id, "C77", "", T0 + 10).await.expect("sent");
+    assert!(
+        s.stalled_incidents(T0 + 10, 10)
+            .await
+            .expect("read")
+            .is_empty(),
+        "not yet"
+    );
+    assert_eq!(
+        s.stalled_incidents(T0 + 11, 10).await.expect("read"),
+        [(
+            "inc_s".to_string(),
+            "conversations.create".to_string(),
+            "sent".to_string(),
+            Some("C77".to_string())
+        )]
+    );
+    // Once the incident records its war room (with its next rows), it is no longer stalled.
+    let r = s.incident("inc_s").await.expect("read").expect("found");
+    let mut c = IncidentCommit::on(&r);
+    c.channel_id = Some("C77".into());
+    c.items.push(plain(item("C77", "conversations.invite", 2)));
+    assert!(s.commit_incident(c, T0 + 12).await.expect("commit"));
+    assert!(s
+        .stalled_incidents(T0 + 100_000, 10)
+        .await
+        .expect("read")
+        .is_empty());
 }

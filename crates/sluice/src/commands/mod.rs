@@ -102,6 +102,7 @@ pub async fn slash_command(
         ),
         "status" => builtins::status(state, slash, rest).await?,
         "oncall" => builtins::oncall(state, slash, rest),
+        "incident" => crate::incidents::command(state, commands.alerts.slack(), cmd, rest).await?,
         "silence" => builtins::silence(state, commands, slash, user, channel.0, rest).await?,
         "remind" => remind::remind(commands, slash, rest, &ctx).await?,
         "ack" => match builtins::ack(state, commands, slash, rest, &ctx).await? {

@@ -173,17 +173,146 @@ async fn report(
         },
         None => (Value::Null, None),
     };
+    let to = now.max(due_ms);
+    let digest = if s.digest_channels.is_empty() {
+        Value::Null
+    } else {
+        Value::String(digest(state, http, s, to - s.period_ms).await)
+    };
     let env = minijinja::Environment::new();
     let text = env
         .render_str(
             &s.template,
-            json!({ "schedule": s.name, "due": due, "stats": stats, "data": data }),
+            json!({ "schedule": s.name, "due": due, "stats": stats, "data": data, "digest": digest }),
         )
         .map_err(|e| format!("template: {e}"))?;
     Ok(match fetch_error {
         Some(e) => format!("{text}\n⚠️ {e}"),
         None => text,
     })
+}
+
+/// The digest of the schedule's channels since `since_ms` (`sluice_domain::incident::digest`, read with
+/// `conversations.history`), summarised by the configured LLM when there is one; its failure falls back to the
+/// extractive digest and says so.
+async fn digest(
+    state: &AppState,
+    http: &reqwest::Client,
+    s: &ScheduleConfig,
+    since_ms: i64,
+) -> String {
+    use sluice_domain::incident::{digest as extract, DigestMessage};
+    let slack = match state.config.slack_client() {
+        Ok(c) => c,
+        Err(_) => return "⚠️ the digest needs a Slack bot token".into(),
+    };
+    let mut parts = Vec::new();
+    for name in &s.digest_channels {
+        // Slack's history reads take only ids.
+        let channel = if crate::dispatch::recover::is_channel_id(name) {
+            name.clone()
+        } else {
+            match crate::dispatch::recover::channel_id(&slack, name).await {
+                Ok(Some(id)) => id,
+                _ => {
+                    parts.push(format!("⚠️ there is no channel #{name} to digest"));
+                    continue;
+                }
+            }
+        };
+        let read = slack
+            .call(
+                "conversations.history",
+                &json!({"channel": channel, "oldest": format!("{}.000000", since_ms / 1000), "limit": 200}),
+            )
+            .await;
+        let messages: Vec<DigestMessage> = match read {
+            Ok(v) => v["messages"]
+                .as_array()
+                .map(|ms| {
+                    ms.iter()
+                        .filter(|m| m["bot_id"].is_null())
+                        .rev()
+                        .map(|m| DigestMessage {
+                            text: m["text"].as_str().unwrap_or_default().to_string(),
+                            pinned: m["reactions"].as_array().is_some_and(|rs| {
+                                rs.iter().any(|r| r["name"].as_str() == Some("pushpin"))
+                            }),
+                            replies: m["reply_count"].as_u64().unwrap_or(0) as u32,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Err(e) => {
+                parts.push(format!("⚠️ #{name} could not be read: {e}"));
+                continue;
+            }
+        };
+        parts.extend(extract(name, &messages));
+    }
+    if parts.is_empty() {
+        return "No decisions or action items in this period.".into();
+    }
+    let extractive = parts.join("\n");
+    let Some((url, key_env, model)) = &s.llm else {
+        return extractive;
+    };
+    match summarise(
+        http,
+        url,
+        key_env.as_deref(),
+        model,
+        &extractive,
+        s.timeout_ms,
+    )
+    .await
+    {
+        Ok(summary) => format!("*Summary:*\n{}", escape_mrkdwn(summary.trim())),
+        Err(e) => format!(
+            "{extractive}\n⚠️ the summary service failed ({e}); this is the extractive digest"
+        ),
+    }
+}
+
+/// Asks an OpenAI-compatible chat-completions endpoint to summarise `text`.
+async fn summarise(
+    http: &reqwest::Client,
+    url: &str,
+    key_env: Option<&str>,
+    model: &str,
+    text: &str,
+    timeout_ms: u64,
+) -> Result<String, String> {
+    let body = json!({
+        "model": model,
+        "messages": [
+            {"role": "system", "content": "Summarise these decisions and action items for a team channel, briefly, keeping every decision and action item."},
+            {"role": "user", "content": text},
+        ],
+    });
+    let mut req = http
+        .post(url)
+        .timeout(std::time::Duration::from_millis(timeout_ms))
+        .json(&body);
+    if let Some(key) = key_env.and_then(|k| std::env::var(k).ok()) {
+        req = req.bearer_auth(key);
+    }
+    let r = req.send().await.map_err(|e| {
+        if e.is_timeout() {
+            format!("no answer within {timeout_ms} ms")
+        } else {
+            "unreachable".to_string()
+        }
+    })?;
+    if !r.status().is_success() {
+        return Err(format!("HTTP {}", r.status().as_u16()));
+    }
+    let v: Value = r.json().await.map_err(|_| "not JSON".to_string())?;
+    v["choices"][0]["message"]["content"]
+        .as_str()
+        .filter(|c| !c.trim().is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| "no choices[0].message.content".to_string())
 }
 
 /// GETs an allow-listed JSON endpoint, no redirects, within `timeout_ms`.

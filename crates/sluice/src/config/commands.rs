@@ -17,7 +17,9 @@ use toml::Spanned;
 use super::{ApprovalsConfig, Report};
 
 /// The commands Sluice answers itself; a `[[command]]` may not take these names.
-pub const BUILT_INS: [&str; 6] = ["help", "status", "oncall", "silence", "ack", "remind"];
+pub const BUILT_INS: [&str; 7] = [
+    "help", "status", "oncall", "silence", "ack", "remind", "incident",
+];
 
 /// `[[command]]` as written.
 #[derive(Debug, Deserialize, Clone)]
@@ -108,6 +110,15 @@ pub struct RawSchedule {
     pub template: Option<String>,
     /// `"run_once"` (the default) or `"skip"`.
     pub missed: Option<String>,
+    /// Channels (ids or names) whose decisions and action items of the period the report digests (`digest`).
+    #[serde(default)]
+    pub digest_channels: Vec<String>,
+    /// An OpenAI-compatible chat-completions URL that summarises the digest; allow-listed like `url`. Nothing is
+    /// sent to it unless it is set.
+    pub llm_url: Option<String>,
+    /// The environment variable holding its API key (sent as a bearer token).
+    pub llm_key_env: Option<String>,
+    pub llm_model: Option<String>,
 }
 
 fn default_handoff_time() -> String {
@@ -154,6 +165,10 @@ pub struct ScheduleConfig {
     pub period_ms: i64,
     pub template: String,
     pub missed: Missed,
+    /// Channels digested (`digest` in the template), empty for none.
+    pub digest_channels: Vec<String>,
+    /// The LLM that summarises the digest, when configured: URL, key variable, model.
+    pub llm: Option<(String, Option<String>, String)>,
 }
 
 /// The ChatOps part of the configuration, checked.
@@ -170,7 +185,8 @@ pub const DEFAULT_TEMPLATE: &str = "*{{ schedule }}*{% if stats %} — {{ stats.
 • approvals: {{ stats.approvals }}{% if stats.noisiest_services %}
 • noisiest services: {% for s in stats.noisiest_services %}{{ s.name }} ({{ s.count }}){% if not loop.last %}, {% endif %}{% endfor %}{% endif %}{% if stats.noisiest_routes %}
 • noisiest routes: {% for r in stats.noisiest_routes %}{{ r.name }} ({{ r.count }}){% if not loop.last %}, {% endif %}{% endfor %}{% endif %}{% endif %}{% if data %}
-{{ data | tojson }}{% endif %}";
+{{ data | tojson }}{% endif %}{% if digest %}
+{{ digest }}{% endif %}";
 
 const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 
@@ -532,7 +548,36 @@ fn check_schedule(
             }
         }
     }
-    if !stats && raw.url.is_none() && raw.template.is_none() {
+    if let Some(url) = &raw.llm_url {
+        match Origin::of(url) {
+            Ok(o) if approvals.allowed().contains(&o) => {}
+            Ok(o) => {
+                p(
+                    span.clone(),
+                    format!("schedule {name:?}: llm_url {url:?} goes to {o}, which is not allow-listed"),
+                    &format!("add \"{o}\" to [approvals] callback_hosts, the destinations Sluice may call"),
+                );
+                ok = false;
+            }
+            Err(e) => {
+                p(
+                    span.clone(),
+                    format!("schedule {name:?}: llm_url: {e}"),
+                    "give the http(s) URL of an OpenAI-compatible /v1/chat/completions endpoint",
+                );
+                ok = false;
+            }
+        }
+        if raw.digest_channels.is_empty() {
+            p(
+                span.clone(),
+                format!("schedule {name:?} has an llm_url but no digest_channels"),
+                "list the channels to digest: digest_channels = [\"eng\"]",
+            );
+            ok = false;
+        }
+    }
+    if !stats && raw.url.is_none() && raw.template.is_none() && raw.digest_channels.is_empty() {
         p(
             span.clone(),
             format!("schedule {name:?} has nothing to report"),
@@ -604,6 +649,20 @@ fn check_schedule(
             period_ms,
             template,
             missed,
+            digest_channels: raw
+                .digest_channels
+                .iter()
+                .map(|c| c.trim_start_matches('#').to_string())
+                .collect(),
+            llm: raw.llm_url.clone().map(|u| {
+                (
+                    u,
+                    raw.llm_key_env.clone(),
+                    raw.llm_model
+                        .clone()
+                        .unwrap_or_else(|| "gpt-4o-mini".into()),
+                )
+            }),
         }),
         _ => None,
     }

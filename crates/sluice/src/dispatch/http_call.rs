@@ -204,6 +204,22 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Tries an incident's lookup gets before it counts as failed: a person waits for the war room it holds back.
+const LOOKUP_TRIES: u32 = 3;
+
+/// `Err` (the reason) once an incident's lookup (`args.incident_id`) failed [`LOOKUP_TRIES`] times: the war room is
+/// then made without its context rather than after the outbox's `max_age_secs`.
+fn lookup_wait(item: &OutboxItem, error: &str) -> Result<(), String> {
+    if item.args["incident_id"].is_string() && item.attempts + 1 >= LOOKUP_TRIES {
+        Err(format!(
+            "gave up after {} attempts: {error}",
+            item.attempts + 1
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 impl Dispatcher {
     /// Sends one outgoing call until it is answered or dead-lettered (or the lease is lost), then audits the
     /// outcome (`approval.callback`, `action.<name>`).
@@ -253,7 +269,10 @@ impl Dispatcher {
                     self.schedule(&mut item, now, wait, &error, lost).await?;
                     continue;
                 }
-                Outcome::Backoff => match self.retry_wait(&item, now, &error) {
+                Outcome::Backoff => match self
+                    .retry_wait(&item, now, &error)
+                    .and_then(|wait| lookup_wait(&item, &error).map(|_| wait))
+                {
                     Ok(wait) => {
                         self.schedule(&mut item, now, wait, &error, lost).await?;
                         continue;
@@ -279,6 +298,15 @@ impl Dispatcher {
     /// attempts): an `[[action]]` run (`args.run_id`) is finished by `crate::actions::call_ended`, which commits its
     /// result and card status through the outbox.
     async fn call_ended(&self, item: &OutboxItem, attempt: &Attempt) {
+        if let (Some(id), Some(hooks)) = (item.args["incident_id"].as_str(), self.incidents.get()) {
+            let answer = match attempt {
+                Attempt::Answered(_, body) => Ok(body.as_str()),
+                Attempt::Permanent(reason) | Attempt::Transient(reason, _) => Err(reason.clone()),
+            };
+            hooks.lookup_ended(id, answer).await;
+            self.wake.notify_one();
+            return;
+        }
         let Some(run_id) = item.args["run_id"].as_str() else {
             return;
         };

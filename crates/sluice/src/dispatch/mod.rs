@@ -56,6 +56,8 @@ pub struct Dispatcher {
     outgoing: Box<dyn Fn() -> Outgoing + Send + Sync>,
     /// Lanes this process works now, each with a flag set when its lease was lost.
     active: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// Told when a call an incident waits on ended (its war room's creation, its lookup).
+    incidents: std::sync::OnceLock<Arc<crate::incidents::Hooks>>,
 }
 
 impl Dispatcher {
@@ -84,7 +86,13 @@ impl Dispatcher {
             renderer: Box::new(renderer),
             outgoing: Box::new(outgoing),
             active: Mutex::new(HashMap::new()),
+            incidents: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Tells incidents when their war room was created or their lookup answered (`server::start`).
+    pub fn follow_incidents(&self, hooks: Arc<crate::incidents::Hooks>) {
+        let _ = self.incidents.set(hooks);
     }
 
     pub fn owner(&self) -> &str {
@@ -284,6 +292,8 @@ impl Dispatcher {
         let mut as_dm = false;
         // A look for an earlier post that Slack could not answer: it stands in for this attempt's outcome.
         let mut lookup_failed: Option<SlackError> = None;
+        // How many names a channel's creation tried after `name_taken`.
+        let mut renamed = 0u32;
         loop {
             let wait_ms = item.next_attempt_at_ms - now_ms();
             if wait_ms > 0 {
@@ -316,13 +326,17 @@ impl Dispatcher {
             }
             if let Some(r) = item.ref_sent.as_ref().filter(|_| !as_dm) {
                 args["channel"] = Value::String(r.channel.clone());
-                // A message posted with a reference is a reply in the referenced message's thread.
-                let at = if item.method == "chat.postMessage" {
-                    "thread_ts"
-                } else {
-                    "ts"
+                // A message posted with a reference is a reply in the referenced message's thread; a pin names
+                // its message by `timestamp`. A referenced call that answered with a channel and no ts (a
+                // channel's creation) gives only its channel.
+                let at = match item.method.as_str() {
+                    "chat.postMessage" => "thread_ts",
+                    "pins.add" | "pins.remove" => "timestamp",
+                    _ => "ts",
                 };
-                args[at] = Value::String(r.ts.clone());
+                if !r.ts.is_empty() {
+                    args[at] = Value::String(r.ts.clone());
+                }
             }
             // A post is not idempotent: it carries its item id, and when an earlier attempt may have reached
             // Slack (a crash, a timeout, a lost lease), Slack is asked before posting again.
@@ -375,6 +389,16 @@ impl Dispatcher {
                 }
                 _ => None,
             };
+            // A war room's name taken already (by a person, or an earlier incident of the same title): the next
+            // suffix is tried, `-2`, `-3`, …
+            if matches!(&outcome, Outcome::DeadLetter(_)) && is_name_taken(&item.method, &result) {
+                renamed += 1;
+                if renamed < 20 {
+                    let base = item.args["name"].as_str().unwrap_or_default();
+                    args["name"] = Value::String(sluice_domain::incident::next_name(base, renamed));
+                    continue;
+                }
+            }
             if let Some(dm) = dm {
                 debug!(
                     item = item.id,
@@ -390,7 +414,11 @@ impl Dispatcher {
             match outcome {
                 Outcome::Delivered => {
                     let reply = result.unwrap_or(Value::Null);
-                    let channel = reply["channel"].as_str().unwrap_or(&item.channel);
+                    // A channel's creation answers with the channel as an object: its id is what later calls need.
+                    let channel = reply["channel"]
+                        .as_str()
+                        .or(reply["channel"]["id"].as_str())
+                        .unwrap_or(&item.channel);
                     let ts = reply["ts"].as_str().unwrap_or("");
                     // Slack has it: record that, however long the database takes, and never
                     // send it again because the record failed.
@@ -399,10 +427,19 @@ impl Dispatcher {
                     metrics::histogram!("sluice_delivery_latency_seconds")
                         .record((now - item.created_at_ms).max(0) as f64 / 1000.0);
                     debug!(item = item.id, event_id = ?item.event_id, %channel, %ts, "delivered");
+                    self.incident_room(&item, &reply).await;
                     return Ok(());
                 }
                 Outcome::DeadLetter(reason) => {
-                    return self.dead_letter(&item, &reason, now, lost).await;
+                    self.dead_letter(&item, &reason, now, lost).await?;
+                    if item.method == "conversations.create" {
+                        if let (Some(hooks), Some(id)) =
+                            (self.incidents.get(), item.event_id.as_deref())
+                        {
+                            hooks.room_failed(id, &reason).await;
+                        }
+                    }
+                    return Ok(());
                 }
                 Outcome::RetryAfter(wait) => {
                     // Slack said exactly how long: nothing for this key before then, other keys
@@ -560,6 +597,31 @@ impl Dispatcher {
         item.next_attempt_at_ms = at;
         Ok(())
     }
+}
+
+impl Dispatcher {
+    /// An incident's war room was created: the incident commits what needed the channel's id.
+    async fn incident_room(&self, item: &OutboxItem, reply: &Value) {
+        if item.method != "conversations.create" {
+            return;
+        }
+        let (Some(hooks), Some(id), Some(channel)) = (
+            self.incidents.get(),
+            item.event_id.as_deref(),
+            reply["channel"]["id"].as_str(),
+        ) else {
+            return;
+        };
+        let name = reply["channel"]["name"].as_str().unwrap_or_default();
+        hooks.room_created(id, channel, name).await;
+        self.wake.notify_one();
+    }
+}
+
+/// Whether a channel's creation was refused because the name is taken.
+fn is_name_taken(method: &str, result: &Result<Value, SlackError>) -> bool {
+    method == "conversations.create"
+        && matches!(result, Err(SlackError::Api { error, .. }) if error == "name_taken")
 }
 
 /// Whether a refused call is an ephemeral whose user is not in the channel, which is sent again as

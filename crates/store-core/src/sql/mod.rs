@@ -19,6 +19,7 @@ pub(crate) mod chatops;
 pub(crate) mod console;
 pub(crate) mod coordination;
 pub(crate) mod groups;
+pub(crate) mod incidents;
 pub(crate) mod outbox;
 pub(crate) mod retention;
 pub(crate) mod silences;
