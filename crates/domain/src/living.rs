@@ -14,6 +14,7 @@ use sluice_model::{AlertCard, NewOutboxItem};
 use sluice_slack_wire::blocks::fit_message;
 use time::OffsetDateTime;
 
+use crate::action::RunShown;
 use crate::alert;
 use crate::clock::at;
 use crate::outbox::outbox_item;
@@ -84,12 +85,14 @@ pub fn life_of(card: &AlertCard) -> AlertLife {
 /// the referenced message's channel and ts. An error is a reason to dead-letter the item.
 ///
 /// `actions` are the decisions recorded on the alert (`(action, actor, at_ms)`, see
-/// `Store::alert_actions`): the card shows them, and one resolved from Slack is shown resolved.
+/// `Store::alert_actions`): the card shows them, and one resolved from Slack is shown resolved. `runs` are the
+/// latest `[[action]]` runs on it (`Store::action_runs_of`), each shown by its status line.
 pub fn render(
     renderer: &Renderer,
     args: &Value,
     card: &AlertCard,
     actions: &[(String, String, i64)],
+    runs: &[RunShown],
     now: OffsetDateTime,
 ) -> Result<Value, String> {
     let marker = &args[LIVING_KEY];
@@ -118,7 +121,7 @@ pub fn render(
                 count: card.count,
                 now,
             };
-            alert::card(renderer, &event, &ctx, Some(&life), actions)
+            alert::card(renderer, &event, &ctx, Some(&life), actions, runs)
                 .map_err(|e| format!("rendering the alert card: {e}"))?
         }
         Part::ResolvedReply => json!({ "channel": channel, "text": resolved_reply(&event, &life) }),
@@ -158,7 +161,15 @@ mod tests {
         let r = Renderer::new(&BTreeMap::new()).unwrap();
         let args = marker("C1", Part::Card, "auto");
         let acked = [("ack".to_string(), "U1".to_string(), 1_714_559_500_000)];
-        let out = render(&r, &args, &card(None), &acked, OffsetDateTime::UNIX_EPOCH).unwrap();
+        let out = render(
+            &r,
+            &args,
+            &card(None),
+            &acked,
+            &[],
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
         let t = text(&out);
         assert!(t.contains("×14 · last 10:42 UTC"), "{t}");
         assert!(t.contains("Acknowledged by <@U1>"), "{t}");
@@ -176,11 +187,37 @@ mod tests {
                 &args,
                 &card(None),
                 &resolved,
+                &[],
                 OffsetDateTime::UNIX_EPOCH,
             )
             .unwrap(),
         );
         assert!(t.contains("Resolved 10:45 UTC · lasted 15m · ×14"), "{t}");
+
+        // A run on it stays on every redraw.
+        let runs = [crate::action::RunShown {
+            action: "restart".into(),
+            label: "Restart".into(),
+            state: crate::action::RunState::Running,
+            actor: "U3".into(),
+            at_ms: 1_714_560_000_000,
+            note: String::new(),
+        }];
+        let out = render(
+            &r,
+            &args,
+            &card(None),
+            &acked,
+            &runs,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        let t = text(&out);
+        assert!(
+            t.contains("Running Restart… (by <@U3>, since 10:40 UTC)"),
+            "{t}"
+        );
+        assert!(t.contains("Acknowledged by <@U1>"), "{t}");
     }
 
     #[test]
@@ -192,6 +229,7 @@ mod tests {
             &marker("C1", Part::ResolvedReply, "auto"),
             &card(Some(1_714_560_600_000)),
             &[],
+            &[],
             now,
         )
         .unwrap();
@@ -201,12 +239,13 @@ mod tests {
             &marker("C1", Part::RefireReply, "auto"),
             &card(None),
             &[],
+            &[],
             now,
         )
         .unwrap();
         assert!(text(&again).contains("Firing again"), "{again}");
         let bad = json!({"channel": "C1", LIVING_KEY: {"part": "nonsense"}});
-        assert!(render(&r, &bad, &card(None), &[], now)
+        assert!(render(&r, &bad, &card(None), &[], &[], now)
             .unwrap_err()
             .contains("nonsense"));
     }
@@ -273,6 +312,7 @@ mod tests {
                 &marker("C1", Part::Card, "auto"),
                 &c,
                 &[],
+                &[],
                 OffsetDateTime::UNIX_EPOCH,
             )
             .unwrap();
@@ -294,6 +334,7 @@ mod tests {
                 &r,
                 &marker("C1", Part::Card, "auto"),
                 &c,
+                &[],
                 &[],
                 OffsetDateTime::UNIX_EPOCH,
             )
@@ -318,6 +359,7 @@ mod tests {
                 &r,
                 &marker("C1", Part::Card, "auto"),
                 &c,
+                &[],
                 &[],
                 OffsetDateTime::UNIX_EPOCH,
             )

@@ -105,8 +105,8 @@ fn signature_ok(r: &Received) -> bool {
     sig == want
 }
 
-/// Alerts labelled `ch = "c00"` go to c00; every alert card gets Restart (U0001 and U0002 may run it) and
-/// Flaky restart (timeout 500 ms).
+/// Alerts labelled `ch = "c00"` go to c00; every alert card gets Restart (U0001 and U0002 may run it), Slow
+/// restart (timeout 500 ms) and Drain (timeout 10 s).
 fn config(dir: &Path, sim: SocketAddr, internal: SocketAddr) -> PathBuf {
     std::fs::write(dir.join("signing"), sluice_sim::DEFAULT_SIGNING_SECRET).unwrap();
     std::fs::write(dir.join("outgoing"), OUTGOING_SECRET).unwrap();
@@ -140,6 +140,14 @@ name = "slow-restart"
 label = "Slow restart"
 url = "http://{internal}/slow"
 timeout = "500ms"
+users = ["U0001"]
+on = {{ kind = "alert" }}
+
+[[action]]
+name = "drain"
+label = "Drain"
+url = "http://{internal}/drain"
+timeout = "10s"
 users = ["U0001"]
 on = {{ kind = "alert" }}
 
@@ -242,6 +250,22 @@ async fn audited(addr: SocketAddr, action: &str) -> Vec<Value> {
         .filter(|r| r["action"] == action)
         .cloned()
         .collect()
+}
+
+/// Posts a deduplicated alert (again: the same key fires again) and returns its ids.
+async fn fire(s: &Setup, title: &str, key: &str) -> Vec<String> {
+    let alert = json!({"title": title, "severity": "critical", "status": "firing", "source": "e2e",
+                       "service": "checkout", "dedup_key": key, "labels": {"ch": "c00", "team": "web"}});
+    let (ids, failed) = post_all(s.sluice.addr, vec![alert], 1).await;
+    assert_eq!((ids.len(), failed), (1, 0));
+    ids
+}
+
+/// The card's text as Slack shows it now.
+fn card_text(s: &Setup, title: &str) -> String {
+    card(&s.sim, title)
+        .map(|m| m.blocks.to_string())
+        .unwrap_or_default()
 }
 
 async fn wait_card(s: &Setup, title: &str, shows: &str) {
@@ -534,4 +558,109 @@ async fn an_action_that_needs_an_approval_asks_for_it_and_runs_once_approved() {
     );
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body, json!({"service": "checkout", "approved_by": "U0002"}));
+}
+
+/// A redraw of the card (the alert fires again) keeps the run's line: running, then done; the run's own update
+/// keeps the count the redraws showed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_status_line_survives_every_redraw_of_its_card() {
+    let s = setup().await;
+    fire(&s, "Queue backlog", "backlog-1").await;
+    wait_until("the alert card", Duration::from_secs(30), || {
+        card(&s.sim, "Queue backlog").is_some()
+    })
+    .await;
+    let c = card(&s.sim, "Queue backlog").unwrap();
+    s.internal
+        .answer(vec![Answer::Slow(Duration::from_secs(5))]);
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_run:drain", "U0001")
+        .await
+        .unwrap();
+    wait_card(&s, "Queue backlog", "Running Drain").await;
+
+    fire(&s, "Queue backlog", "backlog-1").await;
+    wait_card(&s, "Queue backlog", "×2").await;
+    let t = card_text(&s, "Queue backlog");
+    assert!(t.contains("Running Drain… (by <@U0001>, since"), "{t}");
+    assert!(
+        s.internal.received().len() == 1 && !t.contains("Drain done"),
+        "still running when redrawn: {t}"
+    );
+
+    wait_card(&s, "Queue backlog", "Drain done").await;
+    let t = card_text(&s, "Queue backlog");
+    assert!(t.contains("×2"), "the run's end keeps the count: {t}");
+    assert!(t.contains("HTTP 200"), "{t}");
+    assert!(!t.contains("Running Drain"), "{t}");
+
+    fire(&s, "Queue backlog", "backlog-1").await;
+    wait_card(&s, "Queue backlog", "×3").await;
+    let t = card_text(&s, "Queue backlog");
+    assert!(t.contains("Drain done (by <@U0001>"), "{t}");
+    assert_eq!(s.internal.received().len(), 1, "called once");
+}
+
+/// A dead-lettered action call that an operator replays runs its run again: the card shows it running, then done
+/// from the new outcome, and the result reaches the thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_dead_lettered_call_runs_its_failed_run_again_and_redraws_the_card() {
+    let s = setup().await;
+    let c = alert_card(&s, "Workers stuck").await;
+    // 404: sending it again cannot help, so it is dead-lettered at once; the replay is answered slowly, then 200.
+    s.internal.answer(vec![
+        Answer::Status(404),
+        Answer::Slow(Duration::from_secs(2)),
+    ]);
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_run:restart", "U0001")
+        .await
+        .unwrap();
+    wait_card(&s, "Workers stuck", "Restart failed").await;
+    assert!(
+        card_text(&s, "Workers stuck").contains("answered HTTP 404"),
+        "the card says why: {}",
+        card_text(&s, "Workers stuck")
+    );
+    let dead = get(s.sluice.addr, "/v1/dead-letters").await;
+    let item = dead["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["method"] == "http.request")
+        .unwrap_or_else(|| panic!("{dead}"))["item_id"]
+        .as_i64()
+        .unwrap();
+
+    let r = http()
+        .post(format!("http://{}/v1/dead-letters/replay", s.sluice.addr))
+        .bearer_auth(KEY)
+        .json(&json!({ "id": item }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    wait_card(&s, "Workers stuck", "Running Restart").await;
+    wait_card(&s, "Workers stuck", "Restart done").await;
+    wait_until(
+        "the replay's result in the thread",
+        Duration::from_secs(20),
+        || {
+            replies(&s.sim, &c)
+                .iter()
+                .any(|m| m.text.contains("Restarted late (HTTP 200)"))
+        },
+    )
+    .await;
+    let got = s.internal.received();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        got[1].headers["idempotency-key"], got[0].headers["idempotency-key"],
+        "the replay is the same run's call"
+    );
+    let calls = audited(s.sluice.addr, "action.restart").await;
+    let results: Vec<&str> = calls.iter().filter_map(|c| c["result"].as_str()).collect();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(results[0].starts_with("error:"), "{results:?}");
+    assert_eq!(results[1], "ok: HTTP 200");
 }

@@ -457,20 +457,14 @@ async fn card_refresh(
     if let Err(e) = state.store.touch_groups(&act.event_id, now_ms()).await {
         tracing::warn!(error = %e, "the group card was not marked for a refresh; it shows the decision at its next change");
     }
-    if event.dedup_key.is_some() {
-        if let Decision::Deliver { deliveries, .. } = state.config.router.route(event) {
-            let refresh: Vec<NewOutboxItem> = deliveries
-                .iter()
-                .map(|d| living::item(team, &d.channel, "chat.update", Part::Card, &d.template))
-                .collect();
-            return Ok((
-                Vec::new(),
-                Some(FollowUp {
-                    alert_of: act.event_id.clone(),
-                    refresh,
-                }),
-            ));
-        }
+    if let Some(refresh) = living_refresh(state, event) {
+        return Ok((
+            Vec::new(),
+            Some(FollowUp {
+                alert_of: act.event_id.clone(),
+                refresh,
+            }),
+        ));
     }
     let update = rendered_card(state, act, event).await?;
     Ok((
@@ -479,9 +473,25 @@ async fn card_refresh(
     ))
 }
 
+/// The living refreshes of a deduplicated alert's cards, one per channel it was routed to (each rendered at send
+/// time from the alert as it stands); `None` for an event without a dedup key, whose card is redrawn at once.
+pub fn living_refresh(state: &AppState, event: &Event) -> Option<Vec<NewOutboxItem>> {
+    event.dedup_key.as_ref()?;
+    let Decision::Deliver { deliveries, .. } = state.config.router.route(event) else {
+        return None;
+    };
+    let team = &state.config.slack.team_id;
+    Some(
+        deliveries
+            .iter()
+            .map(|d| living::item(team, &d.channel, "chat.update", Part::Card, &d.template))
+            .collect(),
+    )
+}
+
 /// The card of an alert without duplicates as it should look now: rendered from its event with its route's
 /// template (`alert::card`, the one card function: resolved if someone resolved it, a line per recorded decision,
-/// no button for what is done).
+/// no button for what is done, the status of its `[[action]]` runs).
 async fn rendered_card(state: &AppState, act: &Act, event: &Event) -> HandlerResult<Value> {
     let actions = state
         .store
@@ -502,7 +512,10 @@ async fn rendered_card(state: &AppState, act: &Act, event: &Event) -> HandlerRes
         count: 1,
         now: now(),
     };
-    let mut args = alert::card(&state.config.renderer, event, &ctx, None, &actions)
+    let runs = crate::actions::shown_runs(&*state.store, &state.config.action_defs, &act.event_id)
+        .await
+        .map_err(|e| HandlerError::new(e.to_string()))?;
+    let mut args = alert::card(&state.config.renderer, event, &ctx, None, &actions, &runs)
         .map_err(|e| HandlerError::new(e.to_string()))?;
     args["channel"] = json!(act.channel);
     args["ts"] = json!(act.ts);

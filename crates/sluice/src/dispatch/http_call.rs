@@ -213,6 +213,7 @@ impl Dispatcher {
         lost: &AtomicBool,
     ) -> Result<(), StoreError> {
         let purpose = item.args["purpose"].as_str().unwrap_or("http").to_string();
+        self.call_replayed(&item).await;
         loop {
             let wait_ms = item.next_attempt_at_ms - now_ms();
             if wait_ms > 0 {
@@ -299,6 +300,21 @@ impl Dispatcher {
             Ok(false) => {}
             Err(e) => {
                 tracing::error!(run = %run_id, error = %e, "the action run could not be finished")
+            }
+        }
+    }
+
+    /// An `[[action]]` run's call about to be sent while its run is failed was dead-lettered and replayed: the run
+    /// runs again (`crate::actions::call_replayed`), and its card shows it.
+    async fn call_replayed(&self, item: &OutboxItem) {
+        let Some(run_id) = item.args["run_id"].as_str() else {
+            return;
+        };
+        match crate::actions::call_replayed(&*self.store, &self.outgoing.actions, run_id).await {
+            Ok(true) => self.wake.notify_one(),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(run = %run_id, error = %e, "the replayed action run could not be marked running")
             }
         }
     }

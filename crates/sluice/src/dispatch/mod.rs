@@ -304,7 +304,16 @@ impl Dispatcher {
                         let actions = self
                             .persist(lost, || self.store.alert_actions(&card.first_event_id))
                             .await?;
-                        living::render(&self.renderer, &item.args, &card, &actions, now())
+                        let runs = self
+                            .persist(lost, || {
+                                crate::actions::shown_runs(
+                                    &*self.store,
+                                    &self.outgoing.actions,
+                                    &card.first_event_id,
+                                )
+                            })
+                            .await?;
+                        living::render(&self.renderer, &item.args, &card, &actions, &runs, now())
                     }
                     None => Err("the alert this update belongs to is no longer stored".to_string()),
                 };
