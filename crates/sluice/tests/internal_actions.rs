@@ -152,6 +152,12 @@ users = ["U0001"]
 on = {{ kind = "alert" }}
 
 [[action]]
+name = "scale"
+label = "Scale"
+url = "http://{internal}/scale"
+body = '{{"replicas": {{{{ approval.fields.replicas }}}}}}'
+
+[[action]]
 name = "failover"
 label = "Failover"
 url = "http://{internal}/failover/{{{{ event.service }}}}"
@@ -162,6 +168,7 @@ approval = {{ approvers = {{ users = ["U0002"] }}, expires_in = "10m" }}
 
 [approvals]
 timeout_ms = 2000
+callback_hosts = ["http://{internal}"]
 
 {}
 "#,
@@ -176,6 +183,7 @@ struct Setup {
     _sim_run: sluice_sim::RunningSim,
     sluice: Sluice,
     internal: Arc<Internal>,
+    internal_addr: SocketAddr,
 }
 
 async fn setup() -> Setup {
@@ -191,6 +199,7 @@ async fn setup() -> Setup {
         _sim_run: sim_run,
         sluice,
         internal,
+        internal_addr,
     }
 }
 
@@ -663,4 +672,72 @@ async fn a_replayed_dead_lettered_call_runs_its_failed_run_again_and_redraws_the
     assert_eq!(results.len(), 2, "{results:?}");
     assert!(results[0].starts_with("error:"), "{results:?}");
     assert_eq!(results[1], "ok: HTTP 200");
+}
+
+/// An approved request whose action cannot start (its body renders as no JSON for this request's fields) says so plainly: on
+/// the card, to the requester in its thread, and to the callback as a failed outcome; nothing is called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_action_that_cannot_start_is_told_on_the_card_the_thread_and_the_callback() {
+    let s = setup().await;
+    let body = json!({"title": "Scale checkout", "fields": {"replicas": "three"}, "channel": "c00",
+                      "requester": "U0004", "approvers": {"users": ["U0001"]}, "action": "scale",
+                      "callback_url": format!("http://{}/callback", s.internal_addr)});
+    let r = http()
+        .post(format!("http://{}/v1/approvals", s.sluice.addr))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    wait_until("the approval card", Duration::from_secs(20), || {
+        card(&s.sim, "Scale checkout").is_some()
+    })
+    .await;
+    let c = card(&s.sim, "Scale checkout").unwrap();
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_approval_approve", "U0001")
+        .await
+        .unwrap();
+    wait_card(&s, "Scale checkout", "Approved, but Scale could not start").await;
+    let t = card_text(&s, "Scale checkout");
+    assert!(t.contains("did not render as JSON"), "{t}");
+    assert!(
+        !t.contains("sluice_approval_approve"),
+        "decided: no buttons: {t}"
+    );
+    wait_until(
+        "the requester told in the thread",
+        Duration::from_secs(20),
+        || {
+            replies(&s.sim, &c).iter().any(|m| {
+                m.text.contains("<@U0004>")
+                    && m.text.contains("Approved, but Scale could not start")
+            })
+        },
+    )
+    .await;
+    wait_until("the callback", Duration::from_secs(20), || {
+        s.internal.received().iter().any(|r| r.path == "/callback")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = s.internal.received();
+    assert_eq!(
+        got.len(),
+        1,
+        "the callback only, no call to /scale: {got:?}"
+    );
+    assert!(signature_ok(&got[0]));
+    let sent: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(sent["state"], "approved");
+    assert_eq!(sent["action"]["state"], "failed", "{sent}");
+    assert_eq!(sent["action"]["name"], "scale");
+    assert!(
+        sent["action"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not render as JSON"),
+        "{sent}"
+    );
 }

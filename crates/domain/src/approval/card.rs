@@ -142,6 +142,25 @@ pub fn card(r: &ApprovalRecord) -> Value {
     msg
 }
 
+/// What the card, its thread and the callback say when an approved request's `[[action]]` (`label`) could not start
+/// (`reason`: it is no longer configured, its templates failed): "⚠️ Approved, but Restart could not start: …".
+pub fn not_started(label: &str, reason: &str) -> String {
+    format!(
+        "⚠️ Approved, but {} could not start: {}",
+        escape_mrkdwn(label),
+        truncate(&escape_mrkdwn(reason), 500)
+    )
+}
+
+/// `card` (the arguments [`card`] returns) with `line` under what it shows.
+pub fn with_line(mut card: Value, line: &str) -> Value {
+    if let Some(blocks) = card["blocks"].as_array_mut() {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": line}}));
+    }
+    fit_message(&mut card);
+    card
+}
+
 /// The modal Reject opens: one reason field, required (checked on submission so the error shows under it).
 pub fn reject_view(r: &ApprovalRecord) -> Value {
     let title = r.request["title"].as_str().unwrap_or("this request");

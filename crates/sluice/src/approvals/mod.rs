@@ -10,7 +10,7 @@ mod expiry;
 mod slack;
 
 use serde_json::json;
-use sluice_domain::approval::card::{card, to_json};
+use sluice_domain::approval::card::{card, not_started as not_started_line, to_json, with_line};
 use sluice_domain::approval::request::Valid;
 use sluice_domain::approval::{decide, Effect, Input, Refusal, State};
 use sluice_domain::outbox::outbox_item;
@@ -117,13 +117,17 @@ pub async fn apply(
             version: record.version + 1,
             ..record.clone()
         };
-        let mut items = items_for(state, &after, &effects);
         // An approved request's action starts with the decision, in its transaction: once, even across a crash.
-        let run = if after.state == "approved" {
-            approved_action(state, &after).await
+        // One that cannot start is said on the card, in its thread and to the callback.
+        let (run, not_started) = if after.state == "approved" {
+            match approved_action(state, &after).await {
+                Ok(run) => (run, None),
+                Err(not_started) => (None, Some(not_started)),
+            }
         } else {
-            None
+            (None, None)
         };
+        let mut items = items_for(state, &after, &effects, not_started.as_ref());
         if let Some(p) = &run {
             items.extend(p.items.iter().map(|item| ApprovalItem {
                 item: item.clone(),
@@ -177,19 +181,31 @@ pub async fn apply(
     )))
 }
 
+/// An approved request's action that could not start: its label and why.
+pub struct NotStarted {
+    pub label: String,
+    pub reason: String,
+}
+
 /// The run an approved request's `action` starts, committed with the approval's decision (so it starts once, even
 /// across a crash). Its id is the approval's (`<id>.action`, the call's `Idempotency-Key`); its context the
 /// approval's request (and the event, when a button asked for the approval); its result goes to the approval card's
-/// thread. `None` without an action, or when it cannot be prepared (audited: the approval is decided all the same).
+/// thread. `None` without an action; `Err` when it cannot start (audited: the approval is decided all the same).
 async fn approved_action(
     state: &AppState,
     a: &ApprovalRecord,
-) -> Option<crate::actions::run::Prepared> {
-    let name = a.request["action"].as_str()?;
+) -> Result<Option<crate::actions::run::Prepared>, NotStarted> {
+    let Some(name) = a.request["action"].as_str() else {
+        return Ok(None);
+    };
     let Some(action) = state.config.action_defs.get(name) else {
-        let why = format!("error: no [[action]] named {name:?} is configured");
+        let reason = format!("no [[action]] named {name:?} is configured");
+        let why = format!("error: {reason}");
         crate::outbox::audit(state, "sluice", "action.run", &a.id, &why, json!({})).await;
-        return None;
+        return Err(NotStarted {
+            label: name.to_string(),
+            reason,
+        });
     };
     let event = match a.request["event_id"].as_str() {
         Some(id) => state
@@ -238,7 +254,7 @@ async fn approved_action(
         &to,
         Some(run_id),
     ) {
-        Ok(p) => Some(p),
+        Ok(p) => Ok(Some(p)),
         Err(e) => {
             tracing::warn!(approval = %a.id, action = %name, error = %e, "the approved action cannot start");
             let detail = json!({ "action": name, "via": "approval" });
@@ -251,7 +267,10 @@ async fn approved_action(
                 detail,
             )
             .await;
-            None
+            Err(NotStarted {
+                label: action.label.clone(),
+                reason: e,
+            })
         }
     }
 }
@@ -303,16 +322,49 @@ pub async fn request_for_action(
     Ok(a.id.clone())
 }
 
-/// The outbox rows an approval's effects need.
-fn items_for(state: &AppState, after: &ApprovalRecord, effects: &[Effect]) -> Vec<ApprovalItem> {
+/// `line` addressed to the requester (when there is one).
+fn to_requester(requester: &str, line: &str) -> String {
+    if requester.is_empty() {
+        line.to_string()
+    } else {
+        format!("<@{requester}> {line}")
+    }
+}
+
+/// The outbox rows an approval's effects need; with its action `not_started`, the card, a thread reply to the
+/// requester and the callback (`"action": {"state": "failed", …}`) say so.
+fn items_for(
+    state: &AppState,
+    after: &ApprovalRecord,
+    effects: &[Effect],
+    not_started: Option<&NotStarted>,
+) -> Vec<ApprovalItem> {
     let team = &after.team;
     let mut items = Vec::new();
+    let said = not_started.map(|n| not_started_line(&n.label, &n.reason));
     for e in effects {
         match e {
-            Effect::UpdateCard => items.push(ApprovalItem {
-                item: outbox_item(team, &after.channel, "chat.update", card(after)),
-                on_card: true,
-            }),
+            Effect::UpdateCard => {
+                let mut args = card(after);
+                if let Some(line) = &said {
+                    args = with_line(args, line);
+                }
+                items.push(ApprovalItem {
+                    item: outbox_item(team, &after.channel, "chat.update", args),
+                    on_card: true,
+                });
+                if let Some(line) = &said {
+                    items.push(ApprovalItem {
+                        item: outbox_item(
+                            team,
+                            &after.channel,
+                            "chat.postMessage",
+                            json!({ "channel": after.channel, "text": to_requester(&after.requester, line) }),
+                        ),
+                        on_card: true,
+                    });
+                }
+            }
             Effect::Reply(text) => items.push(ApprovalItem {
                 item: outbox_item(
                     team,
@@ -325,9 +377,15 @@ fn items_for(state: &AppState, after: &ApprovalRecord, effects: &[Effect]) -> Ve
             Effect::Finished(status) => {
                 if let Some(url) = after.request["callback_url"].as_str() {
                     let key = format!("{}.{}", after.id, status.as_str());
+                    let mut body = to_json(after);
+                    if let Some(n) = not_started {
+                        body["action"] = json!({
+                            "name": after.request["action"], "state": "failed", "error": n.reason,
+                        });
+                    }
                     match http_item(
                         url,
-                        to_json(after),
+                        body,
                         &key,
                         "approval.callback",
                         state.config.approvals.timeout_ms,
