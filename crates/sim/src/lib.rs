@@ -17,6 +17,7 @@
 pub mod api;
 pub mod blockkit;
 pub mod bucket;
+mod dm;
 mod http;
 pub mod inbound;
 pub mod model;

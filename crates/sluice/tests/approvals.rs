@@ -509,6 +509,49 @@ async fn two_of_three_approve_once_the_card_loses_its_buttons_and_the_callback_i
     drop(s.dir);
 }
 
+/// `channel` a user id: the card goes to the direct message with that person, opened with `conversations.open`,
+/// and is decided there like in a channel: the card updated in place, the reply in its thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_asked_of_one_person_goes_to_their_direct_messages_and_is_decided_there() {
+    let s = setup().await;
+    let mut body = base("Rotate the signing key");
+    body["channel"] = json!("U0002");
+    body["approvers"] = json!({"users": ["U0002"]});
+    let (status, created) = request(s.sluice.addr, body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let c = card_posted(&s.sim, &id).await;
+    assert!(
+        c.channel.starts_with('D'),
+        "in a direct message: {}",
+        c.channel
+    );
+    let calls = s.sim.calls();
+    let opened: Vec<_> = calls
+        .iter()
+        .filter(|c| c.method == "conversations.open")
+        .collect();
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert!(opened[0].ok, "{opened:?}");
+    assert_eq!(opened[0].args["users"], "U0002");
+    assert!(
+        calls
+            .iter()
+            .filter(|call| call.method == "chat.postMessage")
+            .all(|call| call.args["channel"] == c.channel.as_str()),
+        "posted to the direct message's id: {calls:?}"
+    );
+
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_approval_approve", "U0002")
+        .await
+        .unwrap();
+    wait_state(s.sluice.addr, &id, "approved").await;
+    wait_final(&s.sim, &id, &c, &["Approved"], "Approved by <@U0002>").await;
+    let after = card(&s.sim, &id).unwrap();
+    assert_eq!((after.channel, after.ts), (c.channel.clone(), c.ts.clone()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_requester_and_a_non_approver_are_refused_and_both_are_audited() {
     let s = setup().await;

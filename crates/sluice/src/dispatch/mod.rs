@@ -332,6 +332,17 @@ impl Dispatcher {
                 };
                 args[at] = Value::String(r.ts.clone());
             }
+            // A post to a person (an approval asked of someone directly, an ephemeral sent as a direct message) goes
+            // to the direct message `conversations.open` opens (or resumes) with them.
+            if item.method == "chat.postMessage" && lookup_failed.is_none() {
+                if let Some(user) = args["channel"].as_str().filter(|c| recover::is_user_id(c)) {
+                    let user = user.to_string();
+                    match self.open_dm(&item, &user, lost).await? {
+                        Ok(channel) => args["channel"] = Value::String(channel),
+                        Err(e) => lookup_failed = Some(e),
+                    }
+                }
+            }
             // A post is not idempotent: it carries its item id, and when an earlier attempt may have reached
             // Slack (a crash, a timeout, a lost lease), Slack is asked before posting again.
             if item.method == "chat.postMessage" && !as_dm {
@@ -515,6 +526,36 @@ impl Dispatcher {
             "still rate-limited looking for an earlier post; posting, it may show twice"
         );
         Ok(Ok(None))
+    }
+
+    /// The id of the direct message with `user`, through `conversations.open` (under the rate gate). A refusal or
+    /// an outage is returned as the attempt's outcome.
+    async fn open_dm(
+        &self,
+        item: &OutboxItem,
+        user: &str,
+        lost: &AtomicBool,
+    ) -> Result<Result<String, SlackError>, StoreError> {
+        let key = RateKey::for_call(&item.team, "conversations.open", None);
+        self.persist(lost, || self.gate.acquire(&key)).await?;
+        let opened = self
+            .client
+            .call("conversations.open", &serde_json::json!({ "users": user }))
+            .await;
+        if let Err(SlackError::RateLimited { retry_after, .. }) = &opened {
+            let wait = *retry_after;
+            self.persist(lost, || self.gate.penalize(&key, wait))
+                .await?;
+        }
+        Ok(opened.and_then(|reply| {
+            reply["channel"]["id"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| SlackError::Decode {
+                    method: "conversations.open".into(),
+                    detail: "no channel id in the answer".into(),
+                })
+        }))
     }
 
     /// How long to wait before the next attempt after a transient failure (`error`), or — once the item is older
