@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::items::insert_item;
 use super::{parse_json, refresh_lanes, SqlStore};
 use crate::action_run::ActionRunStore;
-use crate::db::{args, Backend, Conn, Row};
+use crate::db::{args, Arg, Backend, Conn, Row};
 use crate::ingest::{refresh_cards, IngestTx, SqlIngest, TouchedLanes};
 use crate::sql::actions as q;
+use crate::sql::Stmt;
 use crate::{ActionRunRecord, NewActionRun, NewOutboxItem, StoreError};
 
 fn record(r: &Row) -> Result<ActionRunRecord, StoreError> {
@@ -78,6 +79,31 @@ async fn insert_items(
     Ok(())
 }
 
+impl<B: Backend> SqlStore<B> {
+    /// Runs `stmt`, an update of run `id` that returns its target (no row: nothing changed), and writes `items`
+    /// with it in one transaction. `false` when nothing changed.
+    async fn change_run(
+        &self,
+        stmt: &Stmt,
+        a: &[Arg<'_>],
+        id: &str,
+        items: &[NewOutboxItem],
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.backend.begin().await?;
+        let lanes: BTreeSet<String> = items.iter().map(|i| i.lane.clone()).collect();
+        self.backend.lock_lanes(tx.conn(), &lanes).await?;
+        let Some(row) = tx.conn().opt(stmt, a).await? else {
+            return Ok(false);
+        };
+        let target: String = row.get(0)?;
+        insert_items(tx.conn(), id, &target, items, now_ms).await?;
+        refresh_lanes(tx.conn(), &lanes).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
 #[async_trait::async_trait]
 impl<B: Backend> ActionRunStore for SqlStore<B> {
     async fn start_action_run(
@@ -114,21 +140,14 @@ impl<B: Backend> ActionRunStore for SqlStore<B> {
         now_ms: i64,
         items: Vec<NewOutboxItem>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.backend.begin().await?;
-        let lanes: BTreeSet<String> = items.iter().map(|i| i.lane.clone()).collect();
-        self.backend.lock_lanes(tx.conn(), &lanes).await?;
-        let Some(row) = tx
-            .conn()
-            .opt(&q::FINISH, args![state, status, result, now_ms, id])
-            .await?
-        else {
-            return Ok(false);
-        };
-        let target: String = row.get(0)?;
-        insert_items(tx.conn(), id, &target, &items, now_ms).await?;
-        refresh_lanes(tx.conn(), &lanes).await?;
-        tx.commit().await?;
-        Ok(true)
+        self.change_run(
+            &q::FINISH,
+            args![state, status, result, now_ms, id],
+            id,
+            &items,
+            now_ms,
+        )
+        .await
     }
 
     async fn reopen_action_run(
@@ -137,17 +156,8 @@ impl<B: Backend> ActionRunStore for SqlStore<B> {
         now_ms: i64,
         items: Vec<NewOutboxItem>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.backend.begin().await?;
-        let lanes: BTreeSet<String> = items.iter().map(|i| i.lane.clone()).collect();
-        self.backend.lock_lanes(tx.conn(), &lanes).await?;
-        let Some(row) = tx.conn().opt(&q::REOPEN, args![id, now_ms]).await? else {
-            return Ok(false);
-        };
-        let target: String = row.get(0)?;
-        insert_items(tx.conn(), id, &target, &items, now_ms).await?;
-        refresh_lanes(tx.conn(), &lanes).await?;
-        tx.commit().await?;
-        Ok(true)
+        self.change_run(&q::REOPEN, args![id, now_ms], id, &items, now_ms)
+            .await
     }
 
     async fn action_runs_of(&self, target: &str) -> Result<Vec<ActionRunRecord>, StoreError> {
