@@ -6,7 +6,7 @@ mod common;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -18,85 +18,8 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use sluice_sim::Simulator;
 
+use common::internal::*;
 use common::proc::*;
-
-const OUTGOING_SECRET: &str = "outgoing-secret-0123456789abcdef";
-
-/// One request the internal system received.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-/// How the internal system answers its next requests (then 200 `{"ok":true}`).
-#[derive(Debug, Clone)]
-enum Answer {
-    Status(u16),
-    Redirect(String),
-}
-
-#[derive(Default)]
-struct Internal {
-    received: Mutex<Vec<Received>>,
-    script: Mutex<Vec<Answer>>,
-}
-
-async fn internal_handler(
-    State(s): State<Arc<Internal>>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    s.received.lock().unwrap().push(Received {
-        path: uri.path().to_string(),
-        headers,
-        body,
-    });
-    let next = {
-        let mut script = s.script.lock().unwrap();
-        (!script.is_empty()).then(|| script.remove(0))
-    };
-    match next {
-        Some(Answer::Status(code)) => StatusCode::from_u16(code).unwrap().into_response(),
-        Some(Answer::Redirect(to)) => {
-            (StatusCode::FOUND, [("location", to)], "moved").into_response()
-        }
-        None => axum::Json(json!({"ok": true})).into_response(),
-    }
-}
-
-async fn start_internal() -> (Arc<Internal>, SocketAddr) {
-    let s = Arc::new(Internal::default());
-    let app = axum::Router::new()
-        .fallback(internal_handler)
-        .with_state(s.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (s, addr)
-}
-
-impl Internal {
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-}
-
-/// A receiver's check of our signature, as the README tells receivers to do it.
-fn signature_ok(r: &Received) -> bool {
-    let ts = r.headers["x-sluice-request-timestamp"].to_str().unwrap();
-    let sig = r.headers["x-sluice-signature"].to_str().unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(OUTGOING_SECRET.as_bytes()).unwrap();
-    mac.update(format!("v0:{ts}:").as_bytes());
-    mac.update(&r.body);
-    let want = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
-    let age = sluice::state::now_ms() / 1000 - ts.parse::<i64>().unwrap();
-    sig == want && age.abs() < 300
-}
 
 /// A config serving `/slack/*` for `sim`, calling back to `callback_hosts`, on `listen`.
 fn config(
@@ -214,26 +137,6 @@ async fn approval(addr: SocketAddr, id: &str) -> Value {
         .unwrap()
 }
 
-async fn audited(addr: SocketAddr, action: &str) -> Vec<Value> {
-    let audit: Value = http()
-        .get(format!("http://{addr}/v1/audit?limit=1000"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(audit["intact"], true, "the audit chain is broken");
-    audit["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["action"] == action)
-        .cloned()
-        .collect()
-}
-
 /// Waits until `action` has `n` audit records (up to 10 s); their results, sorted.
 async fn wait_audited(addr: SocketAddr, action: &str, n: usize) -> Vec<String> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -244,15 +147,6 @@ async fn wait_audited(addr: SocketAddr, action: &str, n: usize) -> Vec<String> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn results(records: &[Value]) -> Vec<String> {
-    let mut r: Vec<String> = records
-        .iter()
-        .map(|r| r["result"].as_str().unwrap().to_string())
-        .collect();
-    r.sort();
-    r
 }
 
 /// The approval's card: the top-level message whose metadata names it.
@@ -774,10 +668,7 @@ async fn sluice_killed_while_a_cli_waits_completes_the_decision_after_restart_an
 async fn a_callback_answered_500_is_retried_until_it_succeeds_once() {
     let s = setup().await;
     s.internal
-        .script
-        .lock()
-        .unwrap()
-        .extend([Answer::Status(500), Answer::Status(503)]);
+        .then_answer([Answer::Status(500), Answer::Status(503)]);
     let mut body = base("Restart payments");
     body["callback_url"] = json!(format!("http://{}/cb", s.internal_addr));
     let (_, created) = request(s.sluice.addr, body).await;
@@ -838,10 +729,7 @@ async fn a_callback_to_the_metadata_address_or_redirected_elsewhere_is_refused_a
 
     // The internal system redirects to another host: not followed.
     s.internal
-        .script
-        .lock()
-        .unwrap()
-        .push(Answer::Redirect("http://evil.example/steal".into()));
+        .then_answer([Answer::Redirect("http://evil.example/steal".into())]);
     let mut body = base("Redirected callback");
     body["callback_url"] = json!(format!("http://{}/cb", s.internal_addr));
     let (_, created) = request(s.sluice.addr, body).await;

@@ -5,105 +5,14 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use sluice_sim::{Message, Simulator};
 
+use common::internal::*;
 use common::proc::*;
-
-const OUTGOING_SECRET: &str = "outgoing-secret-0123456789abcdef";
-
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-/// How the internal system answers its next requests (then 200 `{"ok":true,"version":"1.2.2"}`).
-#[derive(Debug, Clone)]
-enum Answer {
-    Status(u16),
-    Redirect(String),
-    /// Answers only after this long.
-    Slow(Duration),
-}
-
-#[derive(Default)]
-struct Internal {
-    received: Mutex<Vec<Received>>,
-    script: Mutex<Vec<Answer>>,
-}
-
-impl Internal {
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-
-    fn answer(&self, answers: Vec<Answer>) {
-        *self.script.lock().unwrap() = answers;
-    }
-}
-
-async fn internal_handler(
-    State(s): State<Arc<Internal>>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    s.received.lock().unwrap().push(Received {
-        path: uri.path().to_string(),
-        headers,
-        body,
-    });
-    let next = {
-        let mut script = s.script.lock().unwrap();
-        (!script.is_empty()).then(|| script.remove(0))
-    };
-    match next {
-        Some(Answer::Status(code)) => StatusCode::from_u16(code).unwrap().into_response(),
-        Some(Answer::Redirect(to)) => {
-            (StatusCode::FOUND, [("location", to)], "moved").into_response()
-        }
-        Some(Answer::Slow(d)) => {
-            tokio::time::sleep(d).await;
-            axum::Json(json!({"ok": true, "version": "late"})).into_response()
-        }
-        None => axum::Json(json!({"ok": true, "version": "1.2.2"})).into_response(),
-    }
-}
-
-async fn start_internal() -> (Arc<Internal>, SocketAddr) {
-    let s = Arc::new(Internal::default());
-    let app = axum::Router::new()
-        .fallback(internal_handler)
-        .with_state(s.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (s, addr)
-}
-
-/// A receiver's check of our signature, as the README tells receivers to do it.
-fn signature_ok(r: &Received) -> bool {
-    let ts = r.headers["x-sluice-request-timestamp"].to_str().unwrap();
-    let sig = r.headers["x-sluice-signature"].to_str().unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(OUTGOING_SECRET.as_bytes()).unwrap();
-    mac.update(format!("v0:{ts}:").as_bytes());
-    mac.update(&r.body);
-    let want = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
-    sig == want
-}
 
 /// Alerts labelled `ch = "c00"` go to c00; every alert card gets Restart (U0001 and U0002 may run it), Slow
 /// restart (timeout 500 ms) and Drain (timeout 10 s).
@@ -246,19 +155,6 @@ async fn alert_card(s: &Setup, title: &str) -> Message {
     })
     .await;
     card(&s.sim, title).unwrap()
-}
-
-/// Audit records of `action`.
-async fn audited(addr: SocketAddr, action: &str) -> Vec<Value> {
-    let audit = get(addr, "/v1/audit?limit=1000").await;
-    assert_eq!(audit["intact"], true, "the audit chain is broken");
-    audit["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["action"] == action)
-        .cloned()
-        .collect()
 }
 
 /// Posts a deduplicated alert (again: the same key fires again) and returns its ids.
