@@ -446,6 +446,91 @@ async fn an_approval_asked_of_one_person_goes_to_their_direct_messages_and_is_de
     assert_eq!((after.channel, after.ts), (c.channel.clone(), c.ts.clone()));
 }
 
+/// A request that asks for a comment: Approve opens a modal (someone who may not approve is refused without one),
+/// nothing is recorded until it is submitted, and the comment is kept with the approval and shown on the card.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_asks_for_a_comment_first_when_the_request_says_so() {
+    let s = setup().await;
+    let mut body = base("Scale the cluster");
+    body["approve_comment"] = json!(true);
+    body["approvers"] = json!({"users": ["U0001"]});
+    let (status, created) = request(s.sluice.addr, body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let c = card_posted(&s.sim, &id).await;
+    assert!(
+        c.blocks
+            .to_string()
+            .contains("sluice_approval_approve_comment"),
+        "{}",
+        c.blocks
+    );
+
+    s.sim
+        .click_button(
+            &c.channel,
+            &c.ts,
+            "sluice_approval_approve_comment",
+            "U0003",
+        )
+        .await
+        .unwrap();
+    wait_until("the refusal", Duration::from_secs(10), || {
+        s.sim
+            .ephemerals(Some("U0003"))
+            .iter()
+            .any(|e| e.text.contains("not one of the approvers"))
+    })
+    .await;
+    assert!(s.sim.views().is_empty(), "no modal for a non-approver");
+
+    s.sim
+        .click_button(
+            &c.channel,
+            &c.ts,
+            "sluice_approval_approve_comment",
+            "U0001",
+        )
+        .await
+        .unwrap();
+    wait_until("the comment modal", Duration::from_secs(10), || {
+        !s.sim.views().is_empty()
+    })
+    .await;
+    let view = s.sim.views().into_iter().next().unwrap();
+    assert_eq!(view.callback_id.as_deref(), Some("sluice_approval_approve"));
+    assert_eq!(
+        approval(s.sluice.addr, &id).await["state"],
+        "pending",
+        "nothing is recorded before the modal is submitted"
+    );
+    let done = s
+        .sim
+        .submit_view(
+            &view.id,
+            "U0001",
+            json!({"comment": {"comment": {"type": "plain_text_input", "value": " capacity checked "}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, 200);
+    assert!(!done.body.contains("errors"), "{}", done.body);
+    let a = wait_state(s.sluice.addr, &id, "approved").await;
+    assert_eq!(a["decisions"][0]["reason"], "capacity checked", "{a}");
+    wait_final(
+        &s.sim,
+        &id,
+        &c,
+        &["capacity checked"],
+        "Approved by <@U0001>",
+    )
+    .await;
+    assert_eq!(
+        results(&audited(s.sluice.addr, "approval.approve").await),
+        ["ok", "refused: not an approver"]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_requester_and_a_non_approver_are_refused_and_both_are_audited() {
     let s = setup().await;

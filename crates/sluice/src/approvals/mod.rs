@@ -28,8 +28,9 @@ use crate::state::{now_ms, AppState};
 const RACES: usize = 8;
 
 /// Stores a validated request and its card; with a known idempotency key, returns the stored one instead.
-pub async fn create(state: &AppState, v: Valid) -> Result<Created, StoreError> {
+pub async fn create(state: &AppState, mut v: Valid) -> Result<Created, StoreError> {
     let now = now_ms();
+    v.request.approve_comment |= state.config.approvals.approve_comment;
     let id = format!("apr_{}", uuid::Uuid::now_v7().simple());
     let team = state.config.slack.team_id.clone();
     let request = serde_json::to_value(&v.request).unwrap_or_default();
@@ -307,6 +308,7 @@ pub async fn request_for_action(
         callback_url: None,
         idempotency_key: None,
         action: Some(action.name.clone()),
+        approve_comment: false,
         event_id: None,
     };
     let mut valid = request
