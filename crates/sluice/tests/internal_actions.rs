@@ -637,3 +637,35 @@ async fn an_approved_action_that_cannot_start_is_told_on_the_card_the_thread_and
         "{sent}"
     );
 }
+
+/// On a card without a dedup key, a decision taken while an action runs stays when the run ends: the run's end
+/// redraws the card from the store (the acknowledgement, the run), not from the card as it was clicked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledgement_during_a_run_stays_on_the_card_when_the_run_ends() {
+    let s = setup().await;
+    let c = alert_card(&s, "Cron jobs late").await;
+    s.internal
+        .answer(vec![Answer::Slow(Duration::from_secs(4))]);
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_run:drain", "U0001")
+        .await
+        .unwrap();
+    wait_card(&s, "Cron jobs late", "Running Drain").await;
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_ack", "U0002")
+        .await
+        .unwrap();
+    wait_card(&s, "Cron jobs late", "Acknowledged by <@U0002>").await;
+    assert!(
+        card_text(&s, "Cron jobs late").contains("Running Drain"),
+        "{}",
+        card_text(&s, "Cron jobs late")
+    );
+    wait_card(&s, "Cron jobs late", "Drain done").await;
+    let t = card_text(&s, "Cron jobs late");
+    assert!(t.contains("Acknowledged by <@U0002>"), "{t}");
+    assert!(
+        !t.contains("\"sluice_ack\""),
+        "the Acknowledge button stays gone: {t}"
+    );
+}

@@ -371,6 +371,12 @@ async fn clicked(
     // Slack showed.
     let card = match crate::alerts::living_refresh(state, &event) {
         Some(refresh) => json!({ "living": refresh }),
+        None if card.is_object() => {
+            let template = crate::alerts::template_of(state, &event, &event_id, &channel, &ts)
+                .await
+                .map_err(|e| HandlerError::new(e.to_string()))?;
+            json!({ "render": { "event_id": event_id, "template": template } })
+        }
         None => card,
     };
     let to = ReplyTo { channel, ts, card };

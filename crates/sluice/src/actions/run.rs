@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 use sluice_domain::action::{status_line, with_status, RunState};
+use sluice_domain::living::event_card_marker;
 use sluice_domain::outbox::outbox_item;
 use sluice_domain::outgoing::http_item;
 use sluice_store::{NewActionRun, NewOutboxItem};
@@ -27,10 +28,10 @@ pub struct ReplyTo {
     pub channel: String,
     /// The card's ts; empty when there is no card to show the run on.
     pub ts: String,
-    /// How the run's status reaches its card: the card as Slack shows it (`{"text", "blocks"}`), redrawn with the
-    /// run's status line; or, for a deduplicated alert's card, `{"living": [<card refresh>…]}`, the living refreshes
-    /// of its cards (rendered at send time from the alert and its runs as they stand, so the count, the decisions
-    /// and the other runs stay); `Null` without a card.
+    /// How the run's status reaches its card: for a deduplicated alert's card `{"living": [<card refresh>…]}`, the
+    /// living refreshes of its cards; for another event's card `{"render": {"event_id", "template"}}`, its redraw
+    /// (both rendered at send time from the store, so the count, the decisions and the other runs stay); else the
+    /// card as Slack shows it (`{"text", "blocks"}`), redrawn with the run's status line; `Null` without a card.
     pub card: Value,
 }
 
@@ -93,11 +94,16 @@ pub fn prepare_run(
 }
 
 /// The writes that show action `name`'s status `line` on the run's card (see [`ReplyTo::card`]): the living
-/// refreshes of a deduplicated alert's cards (which draw every run from the store), or the card's `chat.update` with
-/// the line set; none without a card.
+/// refreshes of a deduplicated alert's cards or an event card's redraw (both drawn from the store at send time, every
+/// run on them included), or the card's `chat.update` with the line set; none without a card.
 pub(super) fn card_items(team: &str, to: &ReplyTo, name: &str, line: &str) -> Vec<NewOutboxItem> {
     if let Some(living) = to.card.get("living") {
         return serde_json::from_value(living.clone()).unwrap_or_default();
+    }
+    if let (Some(event_id), false) = (to.card["render"]["event_id"].as_str(), to.ts.is_empty()) {
+        let template = to.card["render"]["template"].as_str().unwrap_or("auto");
+        let marker = event_card_marker(&to.channel, &to.ts, event_id, template);
+        return vec![outbox_item(team, &to.channel, "chat.update", marker)];
     }
     if to.ts.is_empty() || !to.card["blocks"].is_array() {
         return Vec::new();

@@ -489,6 +489,21 @@ pub fn living_refresh(state: &AppState, event: &Event) -> Option<Vec<NewOutboxIt
     )
 }
 
+/// The template event `event_id`'s card in `channel` at `ts` was posted with (its route's), `auto` if none is found.
+pub async fn template_of(
+    state: &AppState,
+    event: &Event,
+    event_id: &str,
+    channel: &str,
+    ts: &str,
+) -> Result<String, sluice_store::StoreError> {
+    let posts = state.store.message_of(event_id).await?;
+    Ok(
+        card_template(&state.config.router, event, &posts, channel, ts)
+            .unwrap_or_else(|| "auto".to_string()),
+    )
+}
+
 /// The card of an alert without duplicates as it should look now: rendered from its event with its route's
 /// template (`alert::card`, the one card function: resolved if someone resolved it, a line per recorded decision,
 /// no button for what is done, the status of its `[[action]]` runs).
@@ -498,13 +513,9 @@ async fn rendered_card(state: &AppState, act: &Act, event: &Event) -> HandlerRes
         .alert_actions(&act.event_id)
         .await
         .map_err(|e| HandlerError::new(e.to_string()))?;
-    let posts = state
-        .store
-        .message_of(&act.event_id)
+    let template = template_of(state, event, &act.event_id, &act.channel, &act.ts)
         .await
         .map_err(|e| HandlerError::new(e.to_string()))?;
-    let template = card_template(&state.config.router, event, &posts, &act.channel, &act.ts)
-        .unwrap_or_else(|| "auto".to_string());
     let ctx = RenderContext {
         event_id: &act.event_id,
         channel: &act.channel,

@@ -322,6 +322,14 @@ impl Dispatcher {
                     Err(reason) => return self.dead_letter(&item, &reason, now_ms(), lost).await,
                 }
             }
+            if let Some(event_id) = living::event_card_of(&item.args) {
+                // An event card's redraw (an `[[action]]` run's status on a card without a dedup key): drawn now
+                // from the event, its decisions and its runs as they stand.
+                match self.event_card(&item.args, event_id, lost).await? {
+                    Ok(a) => args = a,
+                    Err(reason) => return self.dead_letter(&item, &reason, now_ms(), lost).await,
+                }
+            }
             if let Some(r) = item.ref_sent.as_ref().filter(|_| !as_dm) {
                 args["channel"] = Value::String(r.channel.clone());
                 // A message posted with a reference is a reply in the referenced message's thread.
@@ -526,6 +534,41 @@ impl Dispatcher {
             "still rate-limited looking for an earlier post; posting, it may show twice"
         );
         Ok(Ok(None))
+    }
+
+    /// The args of an event card's marker (`sluice_domain::living::event_card_marker`) as the card should look
+    /// now, or why it cannot be drawn.
+    async fn event_card(
+        &self,
+        args: &Value,
+        event_id: &str,
+        lost: &AtomicBool,
+    ) -> Result<Result<Value, String>, StoreError> {
+        let Some(stored) = self.persist(lost, || self.store.event(event_id)).await? else {
+            return Ok(Err(format!(
+                "the event {event_id} of this card is no longer stored"
+            )));
+        };
+        let event: sluice_core::event::Event = match serde_json::from_value(stored.body) {
+            Ok(e) => e,
+            Err(e) => return Ok(Err(format!("the event {event_id} cannot be read: {e}"))),
+        };
+        let actions = self
+            .persist(lost, || self.store.alert_actions(event_id))
+            .await?;
+        let runs = self
+            .persist(lost, || {
+                crate::actions::shown_runs(&*self.store, &self.outgoing.actions, event_id)
+            })
+            .await?;
+        Ok(living::render_event_card(
+            &self.renderer,
+            args,
+            &event,
+            &actions,
+            &runs,
+            now(),
+        ))
     }
 
     /// The id of the direct message with `user`, through `conversations.open` (under the rate gate). A refusal or
