@@ -463,6 +463,8 @@ async fn an_action_that_needs_an_approval_asks_for_it_and_runs_once_approved() {
     );
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body, json!({"service": "checkout", "approved_by": "U0002"}));
+    // The alert's card, where the button was clicked, shows the run the approval started.
+    wait_card(&s, "Primary database down", "Failover done (by <@U0002>").await;
 }
 
 /// A redraw of the card (the alert fires again) keeps the run's line: running, then done; the run's own update

@@ -4780,6 +4780,51 @@ async fn a_replayed_run_runs_again_and_a_target_shows_its_latest_runs(ctx: Ctx) 
         ]
     );
     assert!(s.action_runs_of("evt_none").await.expect("runs").is_empty());
+
+    // An approval's run on the alert (a button asked for it) links its refresh to the alert's card too.
+    s.create_approval(
+        new_approval("apr_a", None, T0 + 60_000),
+        item("deploys", "chat.postMessage", 0),
+    )
+    .await
+    .expect("create");
+    s.finish_action_run("run_4", "done", Some(200), None, T0 + 40, vec![])
+        .await
+        .expect("finish");
+    // (The failed line's refresh, sent: else the refresh waiting stands for this one.)
+    let waiting = head(s, "T1:C1").await;
+    s.mark_sent(waiting.id, "C1", "1.000100", T0 + 45)
+        .await
+        .expect("mark_sent");
+    let before = s.lane_items("T1:C1", 10).await.expect("lane").len();
+    let committed = s
+        .commit_approval(
+            ApprovalCommit {
+                run: Some(NewActionRun {
+                    started_at_ms: T0 + 50,
+                    ..new_run("apr_a.action", "evt_a")
+                }),
+                items: vec![ApprovalItem {
+                    item: update("C1"),
+                    on_card: false,
+                }],
+                ..approval_commit("apr_a", 0, "U1", "approved")
+            },
+            T0 + 50,
+        )
+        .await
+        .expect("decide");
+    assert!(committed);
+    let lane = s.lane_items("T1:C1", 10).await.expect("lane");
+    assert_eq!(lane.len(), before + 1, "{lane:?}");
+    let linked = lane.last().expect("the refresh");
+    assert_eq!(
+        (
+            linked.method.as_str(),
+            linked.ref_sent.as_ref().map(|r| r.ts.as_str())
+        ),
+        ("chat.update", Some("1.000100"))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------

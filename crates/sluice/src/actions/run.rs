@@ -100,10 +100,18 @@ pub(super) fn card_items(team: &str, to: &ReplyTo, name: &str, line: &str) -> Ve
     if let Some(living) = to.card.get("living") {
         return serde_json::from_value(living.clone()).unwrap_or_default();
     }
-    if let (Some(event_id), false) = (to.card["render"]["event_id"].as_str(), to.ts.is_empty()) {
-        let template = to.card["render"]["template"].as_str().unwrap_or("auto");
-        let marker = event_card_marker(&to.channel, &to.ts, event_id, template);
-        return vec![outbox_item(team, &to.channel, "chat.update", marker)];
+    let render = &to.card["render"];
+    if let Some(event_id) = render["event_id"].as_str() {
+        // The card's place: the spec's (an approval's run redraws the card of the event the approval was asked
+        // on), else where the run was started.
+        let channel = render["channel"].as_str().unwrap_or(&to.channel);
+        let ts = render["ts"].as_str().unwrap_or(&to.ts);
+        if ts.is_empty() {
+            return Vec::new();
+        }
+        let template = render["template"].as_str().unwrap_or("auto");
+        let marker = event_card_marker(channel, ts, event_id, template);
+        return vec![outbox_item(team, channel, "chat.update", marker)];
     }
     if to.ts.is_empty() || !to.card["blocks"].is_array() {
         return Vec::new();

@@ -245,6 +245,10 @@ async fn approved_action(
         to.ts = card.ts.clone();
     }
     let target = a.request["event_id"].as_str().unwrap_or(&a.id).to_string();
+    // The event's card (a button asked for the approval) shows the run, as if it had been started there.
+    if let Some(event) = &event {
+        to.card = event_card(state, event, &target).await;
+    }
     let run_id = format!("{}.action", a.id);
     match crate::actions::run::prepare_run(
         state,
@@ -274,6 +278,31 @@ async fn approved_action(
             })
         }
     }
+}
+
+/// How a run on `event` (id `event_id`) shows on the event's card (see `actions::run::ReplyTo::card`): the living
+/// refreshes of a deduplicated alert's cards, or the redraw of its first card; `Null` when it has no card.
+async fn event_card(
+    state: &AppState,
+    event: &sluice_core::event::Event,
+    event_id: &str,
+) -> serde_json::Value {
+    if let Some(refresh) = crate::alerts::living_refresh(state, event) {
+        return json!({ "living": refresh });
+    }
+    let Some(post) = state
+        .store
+        .message_of(event_id)
+        .await
+        .ok()
+        .and_then(|posts| posts.into_iter().next())
+    else {
+        return serde_json::Value::Null;
+    };
+    let template = crate::alerts::template_of(state, event, event_id, &post.channel, &post.ts)
+        .await
+        .unwrap_or_else(|_| "auto".to_string());
+    json!({ "render": { "event_id": event_id, "template": template, "channel": post.channel, "ts": post.ts } })
 }
 
 /// Asks for the approval `[[action]]` `action` needs before it runs on `event` (`event_id`; its button clicked by `actor` in

@@ -57,7 +57,7 @@ pub(super) async fn insert_run(c: &mut dyn Conn, r: &NewActionRun) -> Result<boo
 
 /// Writes a run's `items` for owner `id`: plain rows as they are, card refreshes (`ref_post`) linked to the cards of
 /// the alert of `target` (see [`ActionRunStore`]).
-async fn insert_items(
+pub(super) async fn insert_items(
     c: &mut dyn Conn,
     id: &str,
     target: &str,
