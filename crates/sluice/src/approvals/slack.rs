@@ -213,43 +213,27 @@ async fn submit_reject(
     slack: &Client,
     ctx: Ctx<ViewSubmission>,
 ) -> HandlerResult<ViewResponse> {
-    let user = ctx
-        .user_id
-        .clone()
-        .ok_or_else(|| HandlerError::new("the submission came without a user"))?;
-    let id = ctx.payload.view.private_metadata.clone();
-    let reason = ctx
-        .payload
-        .view
-        .state
-        .get(REASON, REASON)
-        .and_then(|v| v.value.clone())
-        .unwrap_or_default();
-    if reason.trim().is_empty() {
+    let (user, id, reason) = submission(&ctx, REASON)?;
+    if reason.is_empty() {
         // Not a decision and nothing to audit yet: the modal stays open until a reason is given or it is closed.
         return Ok(ViewResponse::error(REASON, Refusal::NoReason.tell()));
     }
-    let record = load(state, &id).await?;
-    // The card's channel, for channel_members.
-    let channel = record
-        .card
-        .as_ref()
-        .map(|c| c.channel.clone())
-        .unwrap_or_else(|| record.channel.clone());
-    let may = permitted(slack, &record, &user, &channel).await;
-    let detail = json!({ "channel": channel, "via": "modal", "reason": reason.trim() });
-    let applied = apply(state, &id, |_| Input::Reject {
-        by: user.clone(),
-        permitted: may,
-        reason: reason.clone(),
-    })
-    .await;
-    Ok(
-        match audited(state, &user, "approval.reject", &id, detail, applied).await? {
-            Some(why) => ViewResponse::error(REASON, why.tell()),
-            None => ViewResponse::None,
+    let detail = json!({ "reason": reason });
+    decide_in_modal(
+        state,
+        slack,
+        &user,
+        &id,
+        "approval.reject",
+        REASON,
+        detail,
+        |may| Input::Reject {
+            by: user.clone(),
+            permitted: may,
+            reason: reason.clone(),
         },
     )
+    .await
 }
 
 /// The comment modal's submission: the approval recorded with the comment (none when left empty).
@@ -258,36 +242,70 @@ async fn submit_approve(
     slack: &Client,
     ctx: Ctx<ViewSubmission>,
 ) -> HandlerResult<ViewResponse> {
+    let (user, id, comment) = submission(&ctx, COMMENT)?;
+    let comment = Some(comment).filter(|c| !c.is_empty());
+    let detail = json!({ "comment": comment });
+    decide_in_modal(
+        state,
+        slack,
+        &user,
+        &id,
+        "approval.approve",
+        COMMENT,
+        detail,
+        |may| Input::Approve {
+            by: user.clone(),
+            permitted: may,
+            comment: comment.clone(),
+        },
+    )
+    .await
+}
+
+/// A decision's modal as submitted: who, on which approval, and its one field's text (`field`, trimmed).
+fn submission(ctx: &Ctx<ViewSubmission>, field: &str) -> HandlerResult<(String, String, String)> {
     let user = ctx
         .user_id
         .clone()
         .ok_or_else(|| HandlerError::new("the submission came without a user"))?;
     let id = ctx.payload.view.private_metadata.clone();
-    let comment = ctx
+    let text = ctx
         .payload
         .view
         .state
-        .get(COMMENT, COMMENT)
+        .get(field, field)
         .and_then(|v| v.value.clone())
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty());
-    let record = load(state, &id).await?;
+        .unwrap_or_default();
+    Ok((user, id, text.trim().to_string()))
+}
+
+/// Decides `input(permitted)` on approval `id` for `user`, who submitted its modal; audits it as `action` (with
+/// `detail`) and answers the modal: closed, or the refusal under `field`.
+#[allow(clippy::too_many_arguments)]
+async fn decide_in_modal(
+    state: &AppState,
+    slack: &Client,
+    user: &str,
+    id: &str,
+    action: &str,
+    field: &str,
+    mut detail: serde_json::Value,
+    input: impl Fn(bool) -> Input,
+) -> HandlerResult<ViewResponse> {
+    let record = load(state, id).await?;
+    // The card's channel, for channel_members.
     let channel = record
         .card
         .as_ref()
         .map(|c| c.channel.clone())
         .unwrap_or_else(|| record.channel.clone());
-    let may = permitted(slack, &record, &user, &channel).await;
-    let detail = json!({ "channel": channel, "via": "modal", "comment": comment });
-    let applied = apply(state, &id, |_| Input::Approve {
-        by: user.clone(),
-        permitted: may,
-        comment: comment.clone(),
-    })
-    .await;
+    let may = permitted(slack, &record, user, &channel).await;
+    detail["channel"] = json!(channel);
+    detail["via"] = json!("modal");
+    let applied = apply(state, id, |_| input(may)).await;
     Ok(
-        match audited(state, &user, "approval.approve", &id, detail, applied).await? {
-            Some(why) => ViewResponse::error(COMMENT, why.tell()),
+        match audited(state, user, action, id, detail, applied).await? {
+            Some(why) => ViewResponse::error(field, why.tell()),
             None => ViewResponse::None,
         },
     )
