@@ -83,8 +83,16 @@ struct Setup {
 }
 
 async fn setup_with(extra_hosts: &[&str], listen: &str) -> Setup {
+    setup_on(start_sim().await, extra_hosts, listen).await
+}
+
+/// [`setup_with`] against a simulator of the test's own.
+async fn setup_on(
+    (sim, sim_run): (Simulator, sluice_sim::RunningSim),
+    extra_hosts: &[&str],
+    listen: &str,
+) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
     let (internal, internal_addr) = start_internal().await;
     let mut hosts = vec![format!("http://{internal_addr}")];
     hosts.extend(extra_hosts.iter().map(|h| h.to_string()));
@@ -444,6 +452,50 @@ async fn an_approval_asked_of_one_person_goes_to_their_direct_messages_and_is_de
     wait_final(&s.sim, &id, &c, &["Approved"], "Approved by <@U0002>").await;
     let after = card(&s.sim, &id).unwrap();
     assert_eq!((after.channel, after.ts), (c.channel.clone(), c.ts.clone()));
+}
+
+/// An app installed before it asked for `im:write`: `conversations.open` is refused, and the card is posted to the
+/// user id as before (Slack takes that too), landing in the same direct message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_im_write_an_approval_still_reaches_the_persons_direct_messages() {
+    let scopes = sluice_sim::api::METHODS
+        .iter()
+        .filter_map(|(_, scope)| *scope)
+        .filter(|scope| *scope != "im:write")
+        .map(str::to_string)
+        .collect();
+    let sim = Simulator::new(sluice_sim::SimConfig {
+        auto_create_channels: true,
+        scopes: Some(scopes),
+        ..sluice_sim::SimConfig::default()
+    });
+    let run = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let s = setup_on((sim, run), &[], "127.0.0.1:0").await;
+    let mut body = base("Renew the certificate");
+    body["channel"] = json!("U0003");
+    body["approvers"] = json!({"users": ["U0003"]});
+    let (status, created) = request(s.sluice.addr, body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let c = card_posted(&s.sim, &id).await;
+    assert!(
+        c.channel.starts_with('D'),
+        "in a direct message: {}",
+        c.channel
+    );
+    let opened: Vec<_> = s
+        .sim
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "conversations.open")
+        .collect();
+    assert!(
+        !opened.is_empty()
+            && opened
+                .iter()
+                .all(|c| c.error.as_deref() == Some("missing_scope")),
+        "{opened:?}"
+    );
 }
 
 /// A request that asks for a comment: Approve opens a modal (someone who may not approve is refused without one),

@@ -347,6 +347,11 @@ impl Dispatcher {
                     let user = user.to_string();
                     match self.open_dm(&item, &user, lost).await? {
                         Ok(channel) => args["channel"] = Value::String(channel),
+                        // An app installed before it asked for `im:write`: Slack still takes a post to the user
+                        // id, as Sluice sent it before.
+                        Err(SlackError::Api { error, .. }) if error == "missing_scope" => {
+                            warn!(item = item.id, "conversations.open needs the im:write scope; posting to the user id");
+                        }
                         Err(e) => lookup_failed = Some(e),
                     }
                 }
