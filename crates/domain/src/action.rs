@@ -10,6 +10,8 @@
 use serde_json::{json, Map, Value};
 use sluice_core::event::Event;
 use sluice_core::render::RUN_BLOCK_ID;
+use sluice_model::ActionRunRecord;
+use sluice_slack_wire::blocks::escape_mrkdwn;
 
 use crate::clock::clock;
 
@@ -63,28 +65,91 @@ pub fn finish(state: RunState, end: &CallEnd) -> Option<RunState> {
     }
 }
 
-/// The line a card shows for a run: "⏳ Running Deploy… (by <@U1>)", "✅ Deploy done (by <@U1>, 10:42 UTC)",
-/// "❌ Deploy failed (by <@U1>, 10:42 UTC)".
-pub fn status_line(label: &str, state: RunState, actor: &str, at_ms: i64) -> String {
+/// The line a card shows for a run: "⏳ Running Deploy… (by <@U1>, since 10:40 UTC)", "✅ Deploy done (by <@U1>,
+/// 10:42 UTC): HTTP 200", "❌ Deploy failed (by <@U1>, 10:42 UTC): timed out after 10s (3 tries)". `at_ms` is when
+/// it started (running) or ended; `note` what came of it (a done run's status, a failed run's reason), may be empty.
+pub fn status_line(label: &str, state: RunState, actor: &str, at_ms: i64, note: &str) -> String {
     let by = if actor.is_empty() {
         String::new()
     } else {
-        format!("by <@{actor}>")
+        format!("by <@{actor}>, ")
+    };
+    let note = if note.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ": {}",
+            sluice_slack_wire::blocks::truncate(&escape_mrkdwn(note), 300)
+        )
     };
     match state {
-        RunState::Running => format!("⏳ Running {label}… ({by})"),
-        RunState::Done => format!("✅ {label} done ({by}, {})", clock(at_ms)),
-        RunState::Failed => format!("❌ {label} failed ({by}, {})", clock(at_ms)),
+        RunState::Running => format!("⏳ Running {label}… ({by}since {})", clock(at_ms)),
+        RunState::Done => format!("✅ {label} done ({by}{}){note}", clock(at_ms)),
+        RunState::Failed => format!("❌ {label} failed ({by}{}){note}", clock(at_ms)),
     }
 }
 
+/// A run as a card shows it: the latest run of its action on the card's event (`Store::action_runs_of`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunShown {
+    /// The action's name (its status line's block id) and button label.
+    pub action: String,
+    pub label: String,
+    pub state: RunState,
+    pub actor: String,
+    /// When it started (running) or ended (done, failed).
+    pub at_ms: i64,
+    /// A done run's status ("HTTP 200"), a failed run's reason.
+    pub note: String,
+}
+
+impl RunShown {
+    /// `run` as its card shows it, `label` its action's button text; `None` for a state the card cannot show.
+    pub fn of(run: &ActionRunRecord, label: &str) -> Option<RunShown> {
+        let state = RunState::parse(&run.state)?;
+        let (at_ms, note) = match state {
+            RunState::Running => (run.started_at_ms, String::new()),
+            RunState::Done => (
+                run.finished_at_ms.unwrap_or(run.started_at_ms),
+                run.status.map(|s| format!("HTTP {s}")).unwrap_or_default(),
+            ),
+            RunState::Failed => (
+                run.finished_at_ms.unwrap_or(run.started_at_ms),
+                run.result.clone().unwrap_or_default(),
+            ),
+        };
+        Some(RunShown {
+            action: run.action.clone(),
+            label: label.to_string(),
+            state,
+            actor: run.actor.clone(),
+            at_ms,
+            note,
+        })
+    }
+
+    pub fn line(&self) -> String {
+        status_line(&self.label, self.state, &self.actor, self.at_ms, &self.note)
+    }
+}
+
+/// `blocks` with the status line of each of `runs` (see [`with_status`]): every redraw of a card shows its runs.
+pub fn show_runs(blocks: &Value, runs: &[RunShown]) -> Value {
+    runs.iter().fold(blocks.clone(), |b, run| {
+        with_status(&b, &run.action, &run.line())
+    })
+}
+
+/// What the block id of an action's status line starts with.
+const STATUS_BLOCK: &str = "sluice_run_status:";
+
 /// The block id of action `name`'s status line on a card.
 pub fn status_block_id(name: &str) -> String {
-    format!("sluice_run_status:{name}")
+    format!("{STATUS_BLOCK}{name}")
 }
 
 /// `blocks` (a card's blocks as Slack has them) with action `name`'s status line set to `line`: replaced if the
-/// card shows one, else put right after the action buttons (or at the end).
+/// card shows one, else put right after the action buttons and the other actions' lines (or at the end).
 pub fn with_status(blocks: &Value, name: &str, line: &str) -> Value {
     let id = status_block_id(name);
     let block =
@@ -93,20 +158,39 @@ pub fn with_status(blocks: &Value, name: &str, line: &str) -> Value {
     if let Some(b) = blocks.iter_mut().find(|b| b["block_id"] == id.as_str()) {
         *b = block;
     } else if let Some(at) = blocks.iter().position(|b| b["block_id"] == RUN_BLOCK_ID) {
-        blocks.insert(at + 1, block);
+        // After the buttons and the other actions' lines.
+        let after = blocks[at + 1..]
+            .iter()
+            .take_while(|b| {
+                b["block_id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with(STATUS_BLOCK))
+            })
+            .count();
+        blocks.insert(at + 1 + after, block);
     } else {
         blocks.push(block);
     }
     Value::Array(blocks)
 }
 
-/// What a failed run says, plainly: "Rollback failed: the internal system answered HTTP 500 after 3 tries",
-/// "Rollback timed out after 10s (3 tries)", "Rollback was refused: …".
-pub fn failure_text(label: &str, end: &CallEnd, timeout_ms: u64) -> String {
+/// Why a call failed, as the messages about it tell it.
+enum Why<'a> {
+    Answered(u16),
+    NotSent(&'a str),
+    /// After how long, and how many tries.
+    TimedOut(String, String),
+    Refused(&'a str),
+    /// The status the internal system answered, and how many tries.
+    Status(u16, String),
+    Other(&'a str, String),
+}
+
+fn why(end: &CallEnd, timeout_ms: u64) -> Why<'_> {
     let (reason, attempts) = match end {
-        CallEnd::Answered { status, .. } => return format!("{label} answered HTTP {status}"),
+        CallEnd::Answered { status, .. } => return Why::Answered(*status),
         CallEnd::Dead { reason, attempts } => (reason.as_str(), *attempts),
-        CallEnd::NotSent { reason } => return format!("{label} failed: {reason}"),
+        CallEnd::NotSent { reason } => return Why::NotSent(reason),
     };
     let tries = if attempts == 1 {
         "1 try".to_string()
@@ -114,16 +198,45 @@ pub fn failure_text(label: &str, end: &CallEnd, timeout_ms: u64) -> String {
         format!("{attempts} tries")
     };
     if reason.contains("no answer within") {
-        return format!("{label} timed out after {} ({tries})", seconds(timeout_ms));
+        return Why::TimedOut(seconds(timeout_ms), tries);
     }
     // The dispatcher's refusals (a redirect, a destination not allowed, a metadata address) say so first.
     if reason.starts_with("refused") {
-        return format!("{label} was refused: {reason}");
+        return Why::Refused(reason);
     }
-    if let Some(status) = answered_status(reason) {
-        return format!("{label} failed: the internal system answered HTTP {status} after {tries}");
+    match answered_status(reason) {
+        Some(status) => Why::Status(status, tries),
+        None => Why::Other(reason, tries),
     }
-    format!("{label} failed after {tries}: {reason}")
+}
+
+/// What a failed run says, plainly: "Rollback failed: the internal system answered HTTP 500 after 3 tries",
+/// "Rollback timed out after 10s (3 tries)", "Rollback was refused: …".
+pub fn failure_text(label: &str, end: &CallEnd, timeout_ms: u64) -> String {
+    match why(end, timeout_ms) {
+        Why::Answered(status) => format!("{label} answered HTTP {status}"),
+        Why::NotSent(reason) => format!("{label} failed: {reason}"),
+        Why::TimedOut(after, tries) => format!("{label} timed out after {after} ({tries})"),
+        Why::Refused(reason) => format!("{label} was refused: {reason}"),
+        Why::Status(status, tries) => {
+            format!("{label} failed: the internal system answered HTTP {status} after {tries}")
+        }
+        Why::Other(reason, tries) => format!("{label} failed after {tries}: {reason}"),
+    }
+}
+
+/// The same without the action's label, for its line on the card ("❌ Rollback failed (…): <reason>"): "timed out
+/// after 10s (3 tries)", "the internal system answered HTTP 500 after 3 tries", "refused: …".
+pub fn failure_reason(end: &CallEnd, timeout_ms: u64) -> String {
+    match why(end, timeout_ms) {
+        Why::Answered(status) => format!("answered HTTP {status}"),
+        Why::NotSent(reason) | Why::Refused(reason) => reason.to_string(),
+        Why::TimedOut(after, tries) => format!("timed out after {after} ({tries})"),
+        Why::Status(status, tries) => {
+            format!("the internal system answered HTTP {status} after {tries}")
+        }
+        Why::Other(reason, tries) => format!("{reason} ({tries})"),
+    }
 }
 
 /// "10s", "1.5s", "500ms".
@@ -291,6 +404,118 @@ mod tests {
         }
     }
 
+    /// What a card shows of a run, from the run as stored: running since it started, done with its status, failed
+    /// with its reason; each action's line under the buttons, a redraw replacing it.
+    #[test]
+    fn a_card_shows_each_actions_latest_run_from_the_store() {
+        let stored = |action: &str, state: &str, status: Option<i64>, result: Option<&str>| {
+            ActionRunRecord {
+                id: "run_1".into(),
+                action: action.into(),
+                target: "evt_1".into(),
+                actor: "U1".into(),
+                team: "T1".into(),
+                channel: "C1".into(),
+                ts: "1.1".into(),
+                reply: "thread".into(),
+                card: Value::Null,
+                state: state.into(),
+                status,
+                result: result.map(str::to_string),
+                started_at_ms: T,
+                finished_at_ms: (state != "running").then_some(T + 120_000),
+            }
+        };
+        let table = [
+            (
+                stored("deploy", "running", None, None),
+                Some("⏳ Running Deploy… (by <@U1>, since 10:30 UTC)"),
+            ),
+            (
+                stored("deploy", "done", Some(200), Some("{\"ok\":true}")),
+                Some("✅ Deploy done (by <@U1>, 10:32 UTC): HTTP 200"),
+            ),
+            (
+                stored("deploy", "failed", None, Some("timed out after 10s (2 tries)")),
+                Some("❌ Deploy failed (by <@U1>, 10:32 UTC): timed out after 10s (2 tries)"),
+            ),
+            (
+                stored("deploy", "failed", None, Some("http://x/<y> answered & refused")),
+                Some("❌ Deploy failed (by <@U1>, 10:32 UTC): http://x/&lt;y&gt; answered &amp; refused"),
+            ),
+            (stored("deploy", "weird", None, None), None),
+        ];
+        for (run, want) in table {
+            assert_eq!(
+                RunShown::of(&run, "Deploy").map(|r| r.line()),
+                want.map(str::to_string),
+                "{run:?}"
+            );
+        }
+        let blocks = json!([
+            {"type": "section", "text": {"type": "mrkdwn", "text": "card"}},
+            {"type": "actions", "block_id": RUN_BLOCK_ID, "elements": []},
+        ]);
+        let runs = [
+            RunShown::of(&stored("deploy", "done", Some(200), None), "Deploy").unwrap(),
+            RunShown::of(&stored("rollback", "running", None, None), "Rollback").unwrap(),
+        ];
+        let shown = show_runs(&blocks, &runs);
+        assert_eq!(shown.as_array().unwrap().len(), 4, "{shown}");
+        assert_eq!(shown[2]["block_id"], "sluice_run_status:deploy");
+        assert_eq!(shown[3]["block_id"], "sluice_run_status:rollback");
+        assert_eq!(
+            show_runs(&shown, &runs),
+            shown,
+            "a redraw replaces the lines"
+        );
+        assert_eq!(show_runs(&blocks, &[]), blocks);
+    }
+
+    #[test]
+    fn a_failures_reason_on_the_card_is_its_text_without_the_label() {
+        let table = [
+            (
+                CallEnd::Dead {
+                    reason: "gave up after 3 attempts over 31s: http://d/x answered HTTP 500"
+                        .into(),
+                    attempts: 3,
+                },
+                "the internal system answered HTTP 500 after 3 tries",
+            ),
+            (
+                CallEnd::Dead {
+                    reason: "http://d/x: no answer within 500 ms".into(),
+                    attempts: 2,
+                },
+                "timed out after 500ms (2 tries)",
+            ),
+            (
+                CallEnd::Dead {
+                    reason: "refused: http://d/x is 169.254.169.254".into(),
+                    attempts: 1,
+                },
+                "refused: http://d/x is 169.254.169.254",
+            ),
+            (
+                CallEnd::Dead {
+                    reason: "connection refused".into(),
+                    attempts: 1,
+                },
+                "connection refused (1 try)",
+            ),
+            (
+                CallEnd::NotSent {
+                    reason: "the body template failed".into(),
+                },
+                "the body template failed",
+            ),
+        ];
+        for (end, want) in table {
+            assert_eq!(failure_reason(&end, 500), want, "{end:?}");
+        }
+    }
+
     #[test]
     fn the_status_line_replaces_the_last_one_and_sits_under_the_buttons() {
         let blocks = json!([
@@ -301,17 +526,17 @@ mod tests {
         let running = with_status(
             &blocks,
             "deploy",
-            &status_line("Deploy", RunState::Running, "U1", T),
+            &status_line("Deploy", RunState::Running, "U1", T, ""),
         );
         assert_eq!(running[2]["block_id"], "sluice_run_status:deploy");
         assert_eq!(
             running[2]["elements"][0]["text"],
-            "⏳ Running Deploy… (by <@U1>)"
+            "⏳ Running Deploy… (by <@U1>, since 10:30 UTC)"
         );
         let done = with_status(
             &running,
             "deploy",
-            &status_line("Deploy", RunState::Done, "U1", T),
+            &status_line("Deploy", RunState::Done, "U1", T, ""),
         );
         assert_eq!(done.as_array().unwrap().len(), 4);
         assert_eq!(

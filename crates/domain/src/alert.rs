@@ -12,6 +12,7 @@ use sluice_slack_wire::blocks::escape_mrkdwn;
 
 pub use sluice_model::alert::{decide, reopens, Alert, Effect, Input, Life, Send, State, Verb};
 
+use crate::action::{show_runs, RunShown};
 use crate::clock::{at, clock};
 use crate::outbox::outbox_item;
 use crate::verb::show_actions;
@@ -45,7 +46,8 @@ pub fn content(first: Event, latest: Option<Event>) -> Event {
 }
 
 /// The card of alert `event` rendered with `ctx` (the route's template), with a line per recorded decision and no
-/// button for what is done, resolved if its source or someone in Slack resolved it.
+/// button for what is done, resolved if its source or someone in Slack resolved it, and the status line of the
+/// latest run of each `[[action]]` on it (`runs`: running since…, done, failed), so no redraw loses them.
 ///
 /// `life` is where a deduplicated alert stands (count, first and last seen, resolved by its source); an alert
 /// without a dedup key has none: it is its one event, and its card has no life line.
@@ -55,6 +57,7 @@ pub fn card(
     ctx: &RenderContext,
     life: Option<&AlertLife>,
     actions: &[(String, String, i64)],
+    runs: &[RunShown],
 ) -> Result<Value, RenderError> {
     let mut card = match life {
         Some(l) => renderer.render_alert(event, ctx, &self::life(*l, actions))?,
@@ -67,6 +70,9 @@ pub fn card(
         }
     };
     show_actions(&mut card, actions);
+    if !runs.is_empty() {
+        card["blocks"] = show_runs(&card["blocks"], runs);
+    }
     Ok(card)
 }
 
@@ -220,7 +226,7 @@ mod tests {
             (Some(&by_source), &[], true),
         ];
         for (life, actions, resolved) in cases {
-            let t = card(&r, &event(), &ctx("auto"), life, actions)
+            let t = card(&r, &event(), &ctx("auto"), life, actions, &[])
                 .unwrap()
                 .to_string();
             assert_eq!(
@@ -243,8 +249,8 @@ mod tests {
     #[test]
     fn a_card_is_drawn_with_the_template_it_is_given() {
         let r = Renderer::new(&BTreeMap::new()).unwrap();
-        let auto = card(&r, &event(), &ctx("auto"), None, &[]).unwrap();
-        let generic = card(&r, &event(), &ctx("generic"), None, &[]).unwrap();
+        let auto = card(&r, &event(), &ctx("auto"), None, &[], &[]).unwrap();
+        let generic = card(&r, &event(), &ctx("generic"), None, &[], &[]).unwrap();
         assert!(auto.to_string().contains(ACTION_ACK), "{auto}");
         assert_ne!(auto["blocks"], generic["blocks"]);
         assert_eq!(

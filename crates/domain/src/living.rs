@@ -14,6 +14,7 @@ use sluice_model::{AlertCard, NewOutboxItem};
 use sluice_slack_wire::blocks::fit_message;
 use time::OffsetDateTime;
 
+use crate::action::RunShown;
 use crate::alert;
 use crate::clock::at;
 use crate::outbox::outbox_item;
@@ -68,6 +69,51 @@ pub fn is_living(args: &Value) -> bool {
     args.get(LIVING_KEY).is_some()
 }
 
+/// The key of an event card's marker: a `chat.update` of the card of an event without a dedup key (it has no alert
+/// life to refresh), drawn at send time from the event, the decisions and the `[[action]]` runs on it as they stand.
+pub const EVENT_CARD_KEY: &str = "sluice_event_card";
+
+/// The args of an event card's `chat.update` (`channel`, `ts`: the card), rendered later with `template`.
+pub fn event_card_marker(channel: &str, ts: &str, event_id: &str, template: &str) -> Value {
+    json!({
+        "channel": channel,
+        "ts": ts,
+        EVENT_CARD_KEY: { "event_id": event_id, "template": template },
+    })
+}
+
+/// The event id an event card's marker names, if `args` is one.
+pub fn event_card_of(args: &Value) -> Option<&str> {
+    args.get(EVENT_CARD_KEY)?.get("event_id")?.as_str()
+}
+
+/// The real args of an event card's marker for `event` as it stands (see [`event_card_marker`]): `alert::card`
+/// without a life, with the recorded decisions and runs. An error is a reason to dead-letter the item.
+pub fn render_event_card(
+    renderer: &Renderer,
+    args: &Value,
+    event: &Event,
+    actions: &[(String, String, i64)],
+    runs: &[RunShown],
+    now: OffsetDateTime,
+) -> Result<Value, String> {
+    let marker = &args[EVENT_CARD_KEY];
+    let channel = args["channel"].as_str().unwrap_or_default();
+    let ctx = RenderContext {
+        event_id: marker["event_id"].as_str().unwrap_or_default(),
+        channel,
+        template: marker["template"].as_str().unwrap_or("auto"),
+        count: 1,
+        now,
+    };
+    let mut out = alert::card(renderer, event, &ctx, None, actions, runs)
+        .map_err(|e| format!("rendering the card: {e}"))?;
+    out["channel"] = json!(channel);
+    out["ts"] = args["ts"].clone();
+    fit_message(&mut out);
+    Ok(out)
+}
+
 /// Where the alert stands, in the renderer's terms.
 /// Its duration is the source's when the source said when the alert started and ended (Alertmanager's `startsAt`,
 /// `endsAt`), else the time between the first event and the close.
@@ -84,12 +130,14 @@ pub fn life_of(card: &AlertCard) -> AlertLife {
 /// the referenced message's channel and ts. An error is a reason to dead-letter the item.
 ///
 /// `actions` are the decisions recorded on the alert (`(action, actor, at_ms)`, see
-/// `Store::alert_actions`): the card shows them, and one resolved from Slack is shown resolved.
+/// `Store::alert_actions`): the card shows them, and one resolved from Slack is shown resolved. `runs` are the
+/// latest `[[action]]` runs on it (`Store::action_runs_of`), each shown by its status line.
 pub fn render(
     renderer: &Renderer,
     args: &Value,
     card: &AlertCard,
     actions: &[(String, String, i64)],
+    runs: &[RunShown],
     now: OffsetDateTime,
 ) -> Result<Value, String> {
     let marker = &args[LIVING_KEY];
@@ -118,7 +166,7 @@ pub fn render(
                 count: card.count,
                 now,
             };
-            alert::card(renderer, &event, &ctx, Some(&life), actions)
+            alert::card(renderer, &event, &ctx, Some(&life), actions, runs)
                 .map_err(|e| format!("rendering the alert card: {e}"))?
         }
         Part::ResolvedReply => json!({ "channel": channel, "text": resolved_reply(&event, &life) }),
@@ -158,7 +206,15 @@ mod tests {
         let r = Renderer::new(&BTreeMap::new()).unwrap();
         let args = marker("C1", Part::Card, "auto");
         let acked = [("ack".to_string(), "U1".to_string(), 1_714_559_500_000)];
-        let out = render(&r, &args, &card(None), &acked, OffsetDateTime::UNIX_EPOCH).unwrap();
+        let out = render(
+            &r,
+            &args,
+            &card(None),
+            &acked,
+            &[],
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
         let t = text(&out);
         assert!(t.contains("×14 · last 10:42 UTC"), "{t}");
         assert!(t.contains("Acknowledged by <@U1>"), "{t}");
@@ -176,11 +232,70 @@ mod tests {
                 &args,
                 &card(None),
                 &resolved,
+                &[],
                 OffsetDateTime::UNIX_EPOCH,
             )
             .unwrap(),
         );
         assert!(t.contains("Resolved 10:45 UTC · lasted 15m · ×14"), "{t}");
+
+        // A run on it stays on every redraw.
+        let runs = [crate::action::RunShown {
+            action: "restart".into(),
+            label: "Restart".into(),
+            state: crate::action::RunState::Running,
+            actor: "U3".into(),
+            at_ms: 1_714_560_000_000,
+            note: String::new(),
+        }];
+        let out = render(
+            &r,
+            &args,
+            &card(None),
+            &acked,
+            &runs,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        let t = text(&out);
+        assert!(
+            t.contains("Running Restart… (by <@U3>, since 10:40 UTC)"),
+            "{t}"
+        );
+        assert!(t.contains("Acknowledged by <@U1>"), "{t}");
+    }
+
+    /// An event card's marker is drawn from the event with its decisions and runs, at its channel and ts; the
+    /// marker never reaches Slack.
+    #[test]
+    fn an_event_card_is_drawn_at_send_time_with_its_decisions_and_runs() {
+        let r = Renderer::new(&BTreeMap::new()).unwrap();
+        let args = event_card_marker("C1", "1.2", "ev1", "auto");
+        assert_eq!(event_card_of(&args), Some("ev1"));
+        assert_eq!(event_card_of(&json!({"channel": "C1"})), None);
+        let event: Event = serde_json::from_value(card(None).body).unwrap();
+        let acked = [("ack".to_string(), "U1".to_string(), 1_714_559_500_000)];
+        let runs = [crate::action::RunShown {
+            action: "restart".into(),
+            label: "Restart".into(),
+            state: crate::action::RunState::Done,
+            actor: "U3".into(),
+            at_ms: 1_714_560_000_000,
+            note: "HTTP 200".into(),
+        }];
+        let out = render_event_card(&r, &args, &event, &acked, &runs, OffsetDateTime::UNIX_EPOCH)
+            .unwrap();
+        assert_eq!(
+            (out["channel"].as_str(), out["ts"].as_str()),
+            (Some("C1"), Some("1.2"))
+        );
+        let t = text(&out);
+        assert!(t.contains("Acknowledged by <@U1>"), "{t}");
+        assert!(
+            t.contains("Restart done (by <@U3>, 10:40 UTC): HTTP 200"),
+            "{t}"
+        );
+        assert!(!t.contains(EVENT_CARD_KEY), "{t}");
     }
 
     #[test]
@@ -192,6 +307,7 @@ mod tests {
             &marker("C1", Part::ResolvedReply, "auto"),
             &card(Some(1_714_560_600_000)),
             &[],
+            &[],
             now,
         )
         .unwrap();
@@ -201,12 +317,13 @@ mod tests {
             &marker("C1", Part::RefireReply, "auto"),
             &card(None),
             &[],
+            &[],
             now,
         )
         .unwrap();
         assert!(text(&again).contains("Firing again"), "{again}");
         let bad = json!({"channel": "C1", LIVING_KEY: {"part": "nonsense"}});
-        assert!(render(&r, &bad, &card(None), &[], now)
+        assert!(render(&r, &bad, &card(None), &[], &[], now)
             .unwrap_err()
             .contains("nonsense"));
     }
@@ -273,6 +390,7 @@ mod tests {
                 &marker("C1", Part::Card, "auto"),
                 &c,
                 &[],
+                &[],
                 OffsetDateTime::UNIX_EPOCH,
             )
             .unwrap();
@@ -294,6 +412,7 @@ mod tests {
                 &r,
                 &marker("C1", Part::Card, "auto"),
                 &c,
+                &[],
                 &[],
                 OffsetDateTime::UNIX_EPOCH,
             )
@@ -318,6 +437,7 @@ mod tests {
                 &r,
                 &marker("C1", Part::Card, "auto"),
                 &c,
+                &[],
                 &[],
                 OffsetDateTime::UNIX_EPOCH,
             )

@@ -33,6 +33,7 @@ pub const METHODS: &[(&str, Option<&str>)] = &[
     ("conversations.history", Some("channels:history")),
     ("conversations.replies", Some("channels:history")),
     ("conversations.members", Some("channels:read")),
+    ("conversations.open", Some("im:write")),
     ("users.info", Some("users:read")),
     ("users.lookupByEmail", Some("users:read.email")),
     ("usergroups.users.list", Some("usergroups:read")),
@@ -321,6 +322,7 @@ pub fn dispatch(state: &mut State, method: &str, args: &Args, now: Instant) -> R
         "conversations.history" => history(state, args),
         "conversations.replies" => replies(state, args),
         "conversations.members" => members(state, args),
+        "conversations.open" => crate::dm::open(state, args, now),
         "users.info" => {
             let id = str_arg(args, "user").unwrap_or_default();
             let u = state

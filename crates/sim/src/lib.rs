@@ -18,6 +18,7 @@ pub mod api;
 pub mod blockkit;
 pub mod bucket;
 pub mod channels_admin;
+mod dm;
 mod http;
 pub mod inbound;
 pub mod model;

@@ -355,7 +355,26 @@ impl State {
         if let Some(i) = self.channel_index(key) {
             return Some(i);
         }
-        if let Some(user) = self.users.iter().find(|u| u.id == key).cloned() {
+        if let Some(i) = self.open_im(key, now) {
+            return Some(i);
+        }
+        let name = key.strip_prefix('#').unwrap_or(key);
+        if self.cfg.auto_create_channels && is_valid_channel_name(name) {
+            return Some(self.create_channel(name, false, now));
+        }
+        None
+    }
+
+    /// The direct message between the bot and user `user_id` (opened on first use), or `None` for an unknown user.
+    pub fn open_im(&mut self, user_id: &str, now: Instant) -> Option<usize> {
+        if let Some(i) = self
+            .channels
+            .iter()
+            .position(|c| c.is_im && c.name == user_id)
+        {
+            return Some(i);
+        }
+        if let Some(user) = self.users.iter().find(|u| u.id == user_id).cloned() {
             let id = format!("D{:06}", self.next_channel);
             self.next_channel += 1;
             self.channels.push(Channel {
@@ -372,10 +391,6 @@ impl State {
                 pins: Vec::new(),
             });
             return Some(self.channels.len() - 1);
-        }
-        let name = key.strip_prefix('#').unwrap_or(key);
-        if self.cfg.auto_create_channels && is_valid_channel_name(name) {
-            return Some(self.create_channel(name, false, now));
         }
         None
     }

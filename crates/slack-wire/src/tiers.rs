@@ -54,6 +54,7 @@ pub const METHODS: &[(&str, RateClass)] = &[
     ("conversations.setTopic", RateClass::Tier(2)),
     ("conversations.history", RateClass::Tier(3)),
     ("conversations.members", RateClass::Tier(4)),
+    ("conversations.open", RateClass::Tier(3)),
     ("users.info", RateClass::Tier(4)),
     ("users.lookupByEmail", RateClass::Tier(3)),
     ("usergroups.users.list", RateClass::Tier(2)),

@@ -790,8 +790,14 @@ impl Config {
         let mut approvals = approvals::check(&raw.approvals, &raw.actions, base, env, &mut p);
         let signed =
             raw.actions.outgoing_secret_env.is_some() || raw.actions.outgoing_secret_file.is_some();
-        let (action_defs, action_buttons) =
-            actions::check(&raw.action_defs, base, env, signed, &mut p);
+        let (action_defs, action_buttons) = actions::check(
+            &raw.action_defs,
+            base,
+            env,
+            signed,
+            &approvals.allow_link_local,
+            &mut p,
+        );
         let forms = forms::check(&raw.forms, &action_defs, &mut p);
         approvals.action_origins = action_defs.origins();
         approvals.action_origins.extend(forms.origins());

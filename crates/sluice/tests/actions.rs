@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sluice_sim::{Message, Simulator};
 
+use common::internal::{audited, results};
 use common::proc::*;
 
 /// A Sluice that serves `/slack/*` for the simulator at `sim`, routing `labels.ch = "c00"` to `c00`, with
@@ -92,28 +93,6 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!("timed out waiting for {what}");
-}
-
-/// Audit records of `action`, oldest first.
-async fn audited(addr: SocketAddr, action: &str) -> Vec<Value> {
-    let audit = get(addr, "/v1/audit").await;
-    assert_eq!(audit["intact"], true, "the audit chain is broken");
-    audit["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["action"] == action)
-        .cloned()
-        .collect()
-}
-
-fn results(records: &[Value]) -> Vec<String> {
-    let mut r: Vec<String> = records
-        .iter()
-        .map(|r| r["result"].as_str().unwrap().to_string())
-        .collect();
-    r.sort();
-    r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ mod common;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -18,85 +18,8 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use sluice_sim::Simulator;
 
+use common::internal::*;
 use common::proc::*;
-
-const OUTGOING_SECRET: &str = "outgoing-secret-0123456789abcdef";
-
-/// One request the internal system received.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-/// How the internal system answers its next requests (then 200 `{"ok":true}`).
-#[derive(Debug, Clone)]
-enum Answer {
-    Status(u16),
-    Redirect(String),
-}
-
-#[derive(Default)]
-struct Internal {
-    received: Mutex<Vec<Received>>,
-    script: Mutex<Vec<Answer>>,
-}
-
-async fn internal_handler(
-    State(s): State<Arc<Internal>>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    s.received.lock().unwrap().push(Received {
-        path: uri.path().to_string(),
-        headers,
-        body,
-    });
-    let next = {
-        let mut script = s.script.lock().unwrap();
-        (!script.is_empty()).then(|| script.remove(0))
-    };
-    match next {
-        Some(Answer::Status(code)) => StatusCode::from_u16(code).unwrap().into_response(),
-        Some(Answer::Redirect(to)) => {
-            (StatusCode::FOUND, [("location", to)], "moved").into_response()
-        }
-        None => axum::Json(json!({"ok": true})).into_response(),
-    }
-}
-
-async fn start_internal() -> (Arc<Internal>, SocketAddr) {
-    let s = Arc::new(Internal::default());
-    let app = axum::Router::new()
-        .fallback(internal_handler)
-        .with_state(s.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (s, addr)
-}
-
-impl Internal {
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-}
-
-/// A receiver's check of our signature, as the README tells receivers to do it.
-fn signature_ok(r: &Received) -> bool {
-    let ts = r.headers["x-sluice-request-timestamp"].to_str().unwrap();
-    let sig = r.headers["x-sluice-signature"].to_str().unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(OUTGOING_SECRET.as_bytes()).unwrap();
-    mac.update(format!("v0:{ts}:").as_bytes());
-    mac.update(&r.body);
-    let want = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
-    let age = sluice::state::now_ms() / 1000 - ts.parse::<i64>().unwrap();
-    sig == want && age.abs() < 300
-}
 
 /// A config serving `/slack/*` for `sim`, calling back to `callback_hosts`, on `listen`.
 fn config(
@@ -160,8 +83,16 @@ struct Setup {
 }
 
 async fn setup_with(extra_hosts: &[&str], listen: &str) -> Setup {
+    setup_on(start_sim().await, extra_hosts, listen).await
+}
+
+/// [`setup_with`] against a simulator of the test's own.
+async fn setup_on(
+    (sim, sim_run): (Simulator, sluice_sim::RunningSim),
+    extra_hosts: &[&str],
+    listen: &str,
+) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
     let (internal, internal_addr) = start_internal().await;
     let mut hosts = vec![format!("http://{internal_addr}")];
     hosts.extend(extra_hosts.iter().map(|h| h.to_string()));
@@ -214,26 +145,6 @@ async fn approval(addr: SocketAddr, id: &str) -> Value {
         .unwrap()
 }
 
-async fn audited(addr: SocketAddr, action: &str) -> Vec<Value> {
-    let audit: Value = http()
-        .get(format!("http://{addr}/v1/audit?limit=1000"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(audit["intact"], true, "the audit chain is broken");
-    audit["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["action"] == action)
-        .cloned()
-        .collect()
-}
-
 /// Waits until `action` has `n` audit records (up to 10 s); their results, sorted.
 async fn wait_audited(addr: SocketAddr, action: &str, n: usize) -> Vec<String> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -244,15 +155,6 @@ async fn wait_audited(addr: SocketAddr, action: &str, n: usize) -> Vec<String> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn results(records: &[Value]) -> Vec<String> {
-    let mut r: Vec<String> = records
-        .iter()
-        .map(|r| r["result"].as_str().unwrap().to_string())
-        .collect();
-    r.sort();
-    r
 }
 
 /// The approval's card: the top-level message whose metadata names it.
@@ -509,6 +411,178 @@ async fn two_of_three_approve_once_the_card_loses_its_buttons_and_the_callback_i
     drop(s.dir);
 }
 
+/// `channel` a user id: the card goes to the direct message with that person, opened with `conversations.open`,
+/// and is decided there like in a channel: the card updated in place, the reply in its thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_asked_of_one_person_goes_to_their_direct_messages_and_is_decided_there() {
+    let s = setup().await;
+    let mut body = base("Rotate the signing key");
+    body["channel"] = json!("U0002");
+    body["approvers"] = json!({"users": ["U0002"]});
+    let (status, created) = request(s.sluice.addr, body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let c = card_posted(&s.sim, &id).await;
+    assert!(
+        c.channel.starts_with('D'),
+        "in a direct message: {}",
+        c.channel
+    );
+    let calls = s.sim.calls();
+    let opened: Vec<_> = calls
+        .iter()
+        .filter(|c| c.method == "conversations.open")
+        .collect();
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert!(opened[0].ok, "{opened:?}");
+    assert_eq!(opened[0].args["users"], "U0002");
+    assert!(
+        calls
+            .iter()
+            .filter(|call| call.method == "chat.postMessage")
+            .all(|call| call.args["channel"] == c.channel.as_str()),
+        "posted to the direct message's id: {calls:?}"
+    );
+
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_approval_approve", "U0002")
+        .await
+        .unwrap();
+    wait_state(s.sluice.addr, &id, "approved").await;
+    wait_final(&s.sim, &id, &c, &["Approved"], "Approved by <@U0002>").await;
+    let after = card(&s.sim, &id).unwrap();
+    assert_eq!((after.channel, after.ts), (c.channel.clone(), c.ts.clone()));
+}
+
+/// An app installed before it asked for `im:write`: `conversations.open` is refused, and the card is posted to the
+/// user id as before (Slack takes that too), landing in the same direct message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_im_write_an_approval_still_reaches_the_persons_direct_messages() {
+    let scopes = sluice_sim::api::METHODS
+        .iter()
+        .filter_map(|(_, scope)| *scope)
+        .filter(|scope| *scope != "im:write")
+        .map(str::to_string)
+        .collect();
+    let sim = Simulator::new(sluice_sim::SimConfig {
+        auto_create_channels: true,
+        scopes: Some(scopes),
+        ..sluice_sim::SimConfig::default()
+    });
+    let run = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let s = setup_on((sim, run), &[], "127.0.0.1:0").await;
+    let mut body = base("Renew the certificate");
+    body["channel"] = json!("U0003");
+    body["approvers"] = json!({"users": ["U0003"]});
+    let (status, created) = request(s.sluice.addr, body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let c = card_posted(&s.sim, &id).await;
+    assert!(
+        c.channel.starts_with('D'),
+        "in a direct message: {}",
+        c.channel
+    );
+    let opened: Vec<_> = s
+        .sim
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "conversations.open")
+        .collect();
+    assert!(
+        !opened.is_empty()
+            && opened
+                .iter()
+                .all(|c| c.error.as_deref() == Some("missing_scope")),
+        "{opened:?}"
+    );
+}
+
+/// A request that asks for a comment: Approve opens a modal (someone who may not approve is refused without one),
+/// nothing is recorded until it is submitted, and the comment is kept with the approval and shown on the card.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_asks_for_a_comment_first_when_the_request_says_so() {
+    let s = setup().await;
+    let mut body = base("Scale the cluster");
+    body["approve_comment"] = json!(true);
+    body["approvers"] = json!({"users": ["U0001"]});
+    let (status, created) = request(s.sluice.addr, body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let c = card_posted(&s.sim, &id).await;
+    assert!(
+        c.blocks
+            .to_string()
+            .contains("sluice_approval_approve_comment"),
+        "{}",
+        c.blocks
+    );
+
+    s.sim
+        .click_button(
+            &c.channel,
+            &c.ts,
+            "sluice_approval_approve_comment",
+            "U0003",
+        )
+        .await
+        .unwrap();
+    wait_until("the refusal", Duration::from_secs(10), || {
+        s.sim
+            .ephemerals(Some("U0003"))
+            .iter()
+            .any(|e| e.text.contains("not one of the approvers"))
+    })
+    .await;
+    assert!(s.sim.views().is_empty(), "no modal for a non-approver");
+
+    s.sim
+        .click_button(
+            &c.channel,
+            &c.ts,
+            "sluice_approval_approve_comment",
+            "U0001",
+        )
+        .await
+        .unwrap();
+    wait_until("the comment modal", Duration::from_secs(10), || {
+        !s.sim.views().is_empty()
+    })
+    .await;
+    let view = s.sim.views().into_iter().next().unwrap();
+    assert_eq!(view.callback_id.as_deref(), Some("sluice_approval_approve"));
+    assert_eq!(
+        approval(s.sluice.addr, &id).await["state"],
+        "pending",
+        "nothing is recorded before the modal is submitted"
+    );
+    let done = s
+        .sim
+        .submit_view(
+            &view.id,
+            "U0001",
+            json!({"comment": {"comment": {"type": "plain_text_input", "value": " capacity checked "}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, 200);
+    assert!(!done.body.contains("errors"), "{}", done.body);
+    let a = wait_state(s.sluice.addr, &id, "approved").await;
+    assert_eq!(a["decisions"][0]["reason"], "capacity checked", "{a}");
+    wait_final(
+        &s.sim,
+        &id,
+        &c,
+        &["capacity checked"],
+        "Approved by <@U0001>",
+    )
+    .await;
+    assert_eq!(
+        results(&audited(s.sluice.addr, "approval.approve").await),
+        ["ok", "refused: not an approver"]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_requester_and_a_non_approver_are_refused_and_both_are_audited() {
     let s = setup().await;
@@ -731,10 +805,7 @@ async fn sluice_killed_while_a_cli_waits_completes_the_decision_after_restart_an
 async fn a_callback_answered_500_is_retried_until_it_succeeds_once() {
     let s = setup().await;
     s.internal
-        .script
-        .lock()
-        .unwrap()
-        .extend([Answer::Status(500), Answer::Status(503)]);
+        .then_answer([Answer::Status(500), Answer::Status(503)]);
     let mut body = base("Restart payments");
     body["callback_url"] = json!(format!("http://{}/cb", s.internal_addr));
     let (_, created) = request(s.sluice.addr, body).await;
@@ -795,10 +866,7 @@ async fn a_callback_to_the_metadata_address_or_redirected_elsewhere_is_refused_a
 
     // The internal system redirects to another host: not followed.
     s.internal
-        .script
-        .lock()
-        .unwrap()
-        .push(Answer::Redirect("http://evil.example/steal".into()));
+        .then_answer([Answer::Redirect("http://evil.example/steal".into())]);
     let mut body = base("Redirected callback");
     body["callback_url"] = json!(format!("http://{}/cb", s.internal_addr));
     let (_, created) = request(s.sluice.addr, body).await;

@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use chrono::DateTime;
+use common::internal::{audited, start_internal_answering, OUTGOING_SECRET};
 use common::pg::TestDb;
 use common::proc::*;
 use serde_json::{json, Value};
@@ -38,26 +39,6 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
-async fn audited(addr: SocketAddr, action: &str) -> Vec<Value> {
-    let audit: Value = http()
-        .get(format!("http://{addr}/v1/audit?limit=1000"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(audit["intact"], true, "the audit chain is broken");
-    audit["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["action"] == action)
-        .cloned()
-        .collect()
-}
-
 /// Runs `/ops <text>` as `user` in `channel`; the answer's text (the HTTP answer, or else the user's latest
 /// ephemeral, which arrives through the response_url).
 async fn ops(sim: &Simulator, text: &str, channel: &str, user: &str) -> String {
@@ -83,27 +64,6 @@ async fn ops(sim: &Simulator, text: &str, channel: &str, user: &str) -> String {
     })
     .await;
     sim.ephemerals(Some(user)).last().unwrap().text.clone()
-}
-
-/// A stand-in for the internal system a command's `[[action]]` calls: records each request body, answers 200.
-async fn start_internal() -> (std::sync::Arc<std::sync::Mutex<Vec<Value>>>, SocketAddr) {
-    let got: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
-    let seen = got.clone();
-    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
-        let seen = seen.clone();
-        async move {
-            seen.lock()
-                .unwrap()
-                .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-            axum::Json(json!({"deployed": "1.4.2"}))
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (got, addr)
 }
 
 /// The example: `/ops deploy <service> <env>` runs the `deploy` action with the arguments as `args`.
@@ -170,12 +130,8 @@ async fn commands_parse_check_permissions_and_the_built_ins_act_on_alerts() {
     let dir = tempfile::tempdir().unwrap();
     let (sim, sim_run) = start_sim().await;
     let db = format!("sqlite://{}", dir.path().join("sluice.db").display());
-    let (internal, internal_addr) = start_internal().await;
-    std::fs::write(
-        dir.path().join("outgoing"),
-        "outgoing-secret-0123456789abcdef",
-    )
-    .unwrap();
+    let (internal, internal_addr) = start_internal_answering(json!({"deployed": "1.4.2"})).await;
+    std::fs::write(dir.path().join("outgoing"), OUTGOING_SECRET).unwrap();
     let cfg = config(
         dir.path(),
         sim_run.addr,
@@ -239,7 +195,11 @@ async fn commands_parse_check_permissions_and_the_built_ins_act_on_alerts() {
     )
     .await;
     assert_eq!(
-        internal.lock().unwrap().clone(),
+        internal
+            .received()
+            .iter()
+            .map(|r| r.json())
+            .collect::<Vec<_>>(),
         vec![json!({"service": "checkout", "env": "staging", "by": "U0001"})],
         "one call, with the command's arguments"
     );

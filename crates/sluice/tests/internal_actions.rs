@@ -5,108 +5,17 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use sluice_sim::{Message, Simulator};
 
+use common::internal::*;
 use common::proc::*;
 
-const OUTGOING_SECRET: &str = "outgoing-secret-0123456789abcdef";
-
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-/// How the internal system answers its next requests (then 200 `{"ok":true,"version":"1.2.2"}`).
-#[derive(Debug, Clone)]
-enum Answer {
-    Status(u16),
-    Redirect(String),
-    /// Answers only after this long.
-    Slow(Duration),
-}
-
-#[derive(Default)]
-struct Internal {
-    received: Mutex<Vec<Received>>,
-    script: Mutex<Vec<Answer>>,
-}
-
-impl Internal {
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-
-    fn answer(&self, answers: Vec<Answer>) {
-        *self.script.lock().unwrap() = answers;
-    }
-}
-
-async fn internal_handler(
-    State(s): State<Arc<Internal>>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    s.received.lock().unwrap().push(Received {
-        path: uri.path().to_string(),
-        headers,
-        body,
-    });
-    let next = {
-        let mut script = s.script.lock().unwrap();
-        (!script.is_empty()).then(|| script.remove(0))
-    };
-    match next {
-        Some(Answer::Status(code)) => StatusCode::from_u16(code).unwrap().into_response(),
-        Some(Answer::Redirect(to)) => {
-            (StatusCode::FOUND, [("location", to)], "moved").into_response()
-        }
-        Some(Answer::Slow(d)) => {
-            tokio::time::sleep(d).await;
-            axum::Json(json!({"ok": true, "version": "late"})).into_response()
-        }
-        None => axum::Json(json!({"ok": true, "version": "1.2.2"})).into_response(),
-    }
-}
-
-async fn start_internal() -> (Arc<Internal>, SocketAddr) {
-    let s = Arc::new(Internal::default());
-    let app = axum::Router::new()
-        .fallback(internal_handler)
-        .with_state(s.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (s, addr)
-}
-
-/// A receiver's check of our signature, as the README tells receivers to do it.
-fn signature_ok(r: &Received) -> bool {
-    let ts = r.headers["x-sluice-request-timestamp"].to_str().unwrap();
-    let sig = r.headers["x-sluice-signature"].to_str().unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(OUTGOING_SECRET.as_bytes()).unwrap();
-    mac.update(format!("v0:{ts}:").as_bytes());
-    mac.update(&r.body);
-    let want = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
-    sig == want
-}
-
-/// Alerts labelled `ch = "c00"` go to c00; every alert card gets Restart (U0001 and U0002 may run it) and
-/// Flaky restart (timeout 500 ms).
+/// Alerts labelled `ch = "c00"` go to c00; every alert card gets Restart (U0001 and U0002 may run it), Slow
+/// restart (timeout 500 ms) and Drain (timeout 10 s).
 fn config(dir: &Path, sim: SocketAddr, internal: SocketAddr) -> PathBuf {
     std::fs::write(dir.join("signing"), sluice_sim::DEFAULT_SIGNING_SECRET).unwrap();
     std::fs::write(dir.join("outgoing"), OUTGOING_SECRET).unwrap();
@@ -144,6 +53,20 @@ users = ["U0001"]
 on = {{ kind = "alert" }}
 
 [[action]]
+name = "drain"
+label = "Drain"
+url = "http://{internal}/drain"
+timeout = "10s"
+users = ["U0001"]
+on = {{ kind = "alert" }}
+
+[[action]]
+name = "scale"
+label = "Scale"
+url = "http://{internal}/scale"
+body = '{{"replicas": {{{{ approval.fields.replicas }}}}}}'
+
+[[action]]
 name = "failover"
 label = "Failover"
 url = "http://{internal}/failover/{{{{ event.service }}}}"
@@ -154,6 +77,7 @@ approval = {{ approvers = {{ users = ["U0002"] }}, expires_in = "10m" }}
 
 [approvals]
 timeout_ms = 2000
+callback_hosts = ["http://{internal}"]
 
 {}
 "#,
@@ -168,6 +92,7 @@ struct Setup {
     _sim_run: sluice_sim::RunningSim,
     sluice: Sluice,
     internal: Arc<Internal>,
+    internal_addr: SocketAddr,
 }
 
 async fn setup() -> Setup {
@@ -183,6 +108,7 @@ async fn setup() -> Setup {
         _sim_run: sim_run,
         sluice,
         internal,
+        internal_addr,
     }
 }
 
@@ -231,17 +157,20 @@ async fn alert_card(s: &Setup, title: &str) -> Message {
     card(&s.sim, title).unwrap()
 }
 
-/// Audit records of `action`.
-async fn audited(addr: SocketAddr, action: &str) -> Vec<Value> {
-    let audit = get(addr, "/v1/audit?limit=1000").await;
-    assert_eq!(audit["intact"], true, "the audit chain is broken");
-    audit["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["action"] == action)
-        .cloned()
-        .collect()
+/// Posts a deduplicated alert (again: the same key fires again) and returns its ids.
+async fn fire(s: &Setup, title: &str, key: &str) -> Vec<String> {
+    let alert = json!({"title": title, "severity": "critical", "status": "firing", "source": "e2e",
+                       "service": "checkout", "dedup_key": key, "labels": {"ch": "c00", "team": "web"}});
+    let (ids, failed) = post_all(s.sluice.addr, vec![alert], 1).await;
+    assert_eq!((ids.len(), failed), (1, 0));
+    ids
+}
+
+/// The card's text as Slack shows it now.
+fn card_text(s: &Setup, title: &str) -> String {
+    card(&s.sim, title)
+        .map(|m| m.blocks.to_string())
+        .unwrap_or_default()
 }
 
 async fn wait_card(s: &Setup, title: &str, shows: &str) {
@@ -534,4 +463,211 @@ async fn an_action_that_needs_an_approval_asks_for_it_and_runs_once_approved() {
     );
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body, json!({"service": "checkout", "approved_by": "U0002"}));
+    // The alert's card, where the button was clicked, shows the run the approval started.
+    wait_card(&s, "Primary database down", "Failover done (by <@U0002>").await;
+}
+
+/// A redraw of the card (the alert fires again) keeps the run's line: running, then done; the run's own update
+/// keeps the count the redraws showed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_status_line_survives_every_redraw_of_its_card() {
+    let s = setup().await;
+    fire(&s, "Queue backlog", "backlog-1").await;
+    wait_until("the alert card", Duration::from_secs(30), || {
+        card(&s.sim, "Queue backlog").is_some()
+    })
+    .await;
+    let c = card(&s.sim, "Queue backlog").unwrap();
+    s.internal
+        .answer(vec![Answer::Slow(Duration::from_secs(5))]);
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_run:drain", "U0001")
+        .await
+        .unwrap();
+    wait_card(&s, "Queue backlog", "Running Drain").await;
+
+    fire(&s, "Queue backlog", "backlog-1").await;
+    wait_card(&s, "Queue backlog", "×2").await;
+    let t = card_text(&s, "Queue backlog");
+    assert!(t.contains("Running Drain… (by <@U0001>, since"), "{t}");
+    assert!(
+        s.internal.received().len() == 1 && !t.contains("Drain done"),
+        "still running when redrawn: {t}"
+    );
+
+    wait_card(&s, "Queue backlog", "Drain done").await;
+    let t = card_text(&s, "Queue backlog");
+    assert!(t.contains("×2"), "the run's end keeps the count: {t}");
+    assert!(t.contains("HTTP 200"), "{t}");
+    assert!(!t.contains("Running Drain"), "{t}");
+
+    fire(&s, "Queue backlog", "backlog-1").await;
+    wait_card(&s, "Queue backlog", "×3").await;
+    let t = card_text(&s, "Queue backlog");
+    assert!(t.contains("Drain done (by <@U0001>"), "{t}");
+    assert_eq!(s.internal.received().len(), 1, "called once");
+}
+
+/// A dead-lettered action call that an operator replays runs its run again: the card shows it running, then done
+/// from the new outcome, and the result reaches the thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_dead_lettered_call_runs_its_failed_run_again_and_redraws_the_card() {
+    let s = setup().await;
+    let c = alert_card(&s, "Workers stuck").await;
+    // 404: sending it again cannot help, so it is dead-lettered at once; the replay is answered slowly, then 200.
+    s.internal.answer(vec![
+        Answer::Status(404),
+        Answer::Slow(Duration::from_secs(2)),
+    ]);
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_run:restart", "U0001")
+        .await
+        .unwrap();
+    wait_card(&s, "Workers stuck", "Restart failed").await;
+    assert!(
+        card_text(&s, "Workers stuck").contains("answered HTTP 404"),
+        "the card says why: {}",
+        card_text(&s, "Workers stuck")
+    );
+    let dead = get(s.sluice.addr, "/v1/dead-letters").await;
+    let item = dead["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["method"] == "http.request")
+        .unwrap_or_else(|| panic!("{dead}"))["item_id"]
+        .as_i64()
+        .unwrap();
+
+    let r = http()
+        .post(format!("http://{}/v1/dead-letters/replay", s.sluice.addr))
+        .bearer_auth(KEY)
+        .json(&json!({ "id": item }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    wait_card(&s, "Workers stuck", "Running Restart").await;
+    wait_card(&s, "Workers stuck", "Restart done").await;
+    wait_until(
+        "the replay's result in the thread",
+        Duration::from_secs(20),
+        || {
+            replies(&s.sim, &c)
+                .iter()
+                .any(|m| m.text.contains("Restarted late (HTTP 200)"))
+        },
+    )
+    .await;
+    let got = s.internal.received();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        got[1].headers["idempotency-key"], got[0].headers["idempotency-key"],
+        "the replay is the same run's call"
+    );
+    let calls = audited(s.sluice.addr, "action.restart").await;
+    let results: Vec<&str> = calls.iter().filter_map(|c| c["result"].as_str()).collect();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(results[0].starts_with("error:"), "{results:?}");
+    assert_eq!(results[1], "ok: HTTP 200");
+}
+
+/// An approved request whose action cannot start (its body renders as no JSON for this request's fields) says so plainly: on
+/// the card, to the requester in its thread, and to the callback as a failed outcome; nothing is called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_action_that_cannot_start_is_told_on_the_card_the_thread_and_the_callback() {
+    let s = setup().await;
+    let body = json!({"title": "Scale checkout", "fields": {"replicas": "three"}, "channel": "c00",
+                      "requester": "U0004", "approvers": {"users": ["U0001"]}, "action": "scale",
+                      "callback_url": format!("http://{}/callback", s.internal_addr)});
+    let r = http()
+        .post(format!("http://{}/v1/approvals", s.sluice.addr))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    wait_until("the approval card", Duration::from_secs(20), || {
+        card(&s.sim, "Scale checkout").is_some()
+    })
+    .await;
+    let c = card(&s.sim, "Scale checkout").unwrap();
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_approval_approve", "U0001")
+        .await
+        .unwrap();
+    wait_card(&s, "Scale checkout", "Approved, but Scale could not start").await;
+    let t = card_text(&s, "Scale checkout");
+    assert!(t.contains("did not render as JSON"), "{t}");
+    assert!(
+        !t.contains("sluice_approval_approve"),
+        "decided: no buttons: {t}"
+    );
+    wait_until(
+        "the requester told in the thread",
+        Duration::from_secs(20),
+        || {
+            replies(&s.sim, &c).iter().any(|m| {
+                m.text.contains("<@U0004>")
+                    && m.text.contains("Approved, but Scale could not start")
+            })
+        },
+    )
+    .await;
+    wait_until("the callback", Duration::from_secs(20), || {
+        s.internal.received().iter().any(|r| r.path == "/callback")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = s.internal.received();
+    assert_eq!(
+        got.len(),
+        1,
+        "the callback only, no call to /scale: {got:?}"
+    );
+    assert!(signature_ok(&got[0]));
+    let sent: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(sent["state"], "approved");
+    assert_eq!(sent["action"]["state"], "failed", "{sent}");
+    assert_eq!(sent["action"]["name"], "scale");
+    assert!(
+        sent["action"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not render as JSON"),
+        "{sent}"
+    );
+}
+
+/// On a card without a dedup key, a decision taken while an action runs stays when the run ends: the run's end
+/// redraws the card from the store (the acknowledgement, the run), not from the card as it was clicked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledgement_during_a_run_stays_on_the_card_when_the_run_ends() {
+    let s = setup().await;
+    let c = alert_card(&s, "Cron jobs late").await;
+    s.internal
+        .answer(vec![Answer::Slow(Duration::from_secs(4))]);
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_run:drain", "U0001")
+        .await
+        .unwrap();
+    wait_card(&s, "Cron jobs late", "Running Drain").await;
+    s.sim
+        .click_button(&c.channel, &c.ts, "sluice_ack", "U0002")
+        .await
+        .unwrap();
+    wait_card(&s, "Cron jobs late", "Acknowledged by <@U0002>").await;
+    assert!(
+        card_text(&s, "Cron jobs late").contains("Running Drain"),
+        "{}",
+        card_text(&s, "Cron jobs late")
+    );
+    wait_card(&s, "Cron jobs late", "Drain done").await;
+    let t = card_text(&s, "Cron jobs late");
+    assert!(t.contains("Acknowledged by <@U0002>"), "{t}");
+    assert!(
+        !t.contains("\"sluice_ack\""),
+        "the Acknowledge button stays gone: {t}"
+    );
 }

@@ -399,29 +399,7 @@ pub(crate) async fn ingest_event(
     }
 
     if let Some(alert_id) = belongs {
-        for item in refresh {
-            // Only a card that exists (or will) can be refreshed; a dead one stays dead. One pending refresh per
-            // lane is enough: it renders whatever the alert looks like when it is sent.
-            let Some((post_id, None)) = tx.alert_post(alert_id, &item.lane).await? else {
-                continue;
-            };
-            if tx.refresh_pending(alert_id, &item.lane).await? {
-                continue;
-            }
-            let id = tx
-                .insert_item(&ItemRow {
-                    event_id: &ev.id,
-                    item,
-                    args: to_json("outbox args", &item.args)?,
-                    ref_item_id: Some(post_id),
-                    created_at_ms: now,
-                    dead_reason: None,
-                })
-                .await?;
-            tx.set_refresh(alert_id, &item.lane, id).await?;
-            let head = touched.entry(item.lane.clone()).or_insert(id);
-            *head = (*head).min(id);
-        }
+        refresh_cards(tx, alert_id, &ev.id, refresh, now, touched).await?;
     }
 
     let alert_id = match (dedup_of(ev), opens) {
@@ -450,6 +428,41 @@ pub(crate) async fn ingest_event(
         }
     }
     Ok(alert_id)
+}
+
+/// Enqueues `refresh` (card refreshes, owned by `owner`) for alert `alert_id`'s cards. Only a card that exists (or
+/// will) can be refreshed; a dead one stays dead. One pending refresh per lane is enough: it renders whatever the
+/// alert looks like when it is sent. Ingest's follow-ups and an action run's card refreshes both come here.
+pub(crate) async fn refresh_cards(
+    tx: &mut dyn IngestTx,
+    alert_id: i64,
+    owner: &str,
+    refresh: &[NewOutboxItem],
+    now: i64,
+    touched: &mut TouchedLanes,
+) -> Result<(), StoreError> {
+    for item in refresh {
+        let Some((post_id, None)) = tx.alert_post(alert_id, &item.lane).await? else {
+            continue;
+        };
+        if tx.refresh_pending(alert_id, &item.lane).await? {
+            continue;
+        }
+        let id = tx
+            .insert_item(&ItemRow {
+                event_id: owner,
+                item,
+                args: to_json("outbox args", &item.args)?,
+                ref_item_id: Some(post_id),
+                created_at_ms: now,
+                dead_reason: None,
+            })
+            .await?;
+        tx.set_refresh(alert_id, &item.lane, id).await?;
+        let head = touched.entry(item.lane.clone()).or_insert(id);
+        *head = (*head).min(id);
+    }
+    Ok(())
 }
 
 /// The dead reason of an update whose post died.

@@ -264,6 +264,7 @@ conformance!(
     due_approvals_are_the_pending_ones_past_their_expiry,
     prune_keeps_the_card_of_a_pending_approval,
     one_run_of_an_action_on_a_target_runs_at_a_time_and_ends_once,
+    a_replayed_run_runs_again_and_a_target_shows_its_latest_runs,
     console_views_show_rates_lanes_leases_events_open_alerts_and_the_audit_tail,
     a_scheduled_minute_is_claimed_once_across_replicas,
     open_alerts_are_found_by_key_id_or_event_and_periods_are_counted,
@@ -2262,6 +2263,11 @@ async fn postgres_outage_answers_unavailable_fast_and_the_store_recovers() {
 /// Every migration after the first, newest first: its version, its name, and the statements that undo it, so a test
 /// can make the database an older release left. A new migration adds its line here.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        21,
+        "0021_action_runs_target",
+        "DROP INDEX action_runs_target;",
+    ),
     (
         18,
         "0018_incidents",
@@ -4635,6 +4641,198 @@ async fn one_run_of_an_action_on_a_target_runs_at_a_time_and_ends_once(ctx: Ctx)
         .expect("read")
         .expect("started");
     assert_eq!(run.state, "running");
+}
+
+/// A run's card refreshes link to its alert's card, a failed run whose call was replayed runs again (once, and not
+/// beside another running run of the same action), and a target's latest run of each action is what a card shows.
+async fn a_replayed_run_runs_again_and_a_target_shows_its_latest_runs(ctx: Ctx) {
+    let s = &ctx.store;
+    s.ingest(vec![alert("evt_a", T0, "k-run", false, &["C1"])])
+        .await
+        .expect("ingest");
+    let post = head(s, "T1:C1").await;
+    s.mark_sent(post.id, "C1", "1.000100", T0)
+        .await
+        .expect("mark_sent");
+    // The run's "Running" refresh is linked to the alert's card; the other action's run has none.
+    s.start_action_run(
+        NewActionRun {
+            started_at_ms: T0 + 1,
+            ..new_run("run_1", "evt_a")
+        },
+        vec![update("C1")],
+    )
+    .await
+    .expect("start")
+    .expect("started");
+    let refresh = head(s, "T1:C1").await;
+    assert_eq!(
+        (
+            refresh.method.as_str(),
+            refresh.ref_sent.as_ref().map(|r| r.ts.as_str())
+        ),
+        ("chat.update", Some("1.000100"))
+    );
+    assert_eq!(refresh.event_id.as_deref(), Some("run_1"));
+    // A refresh already waiting stands for the next one.
+    s.start_action_run(
+        NewActionRun {
+            action: "rollback".into(),
+            started_at_ms: T0 + 2,
+            ..new_run("run_2", "evt_a")
+        },
+        vec![update("C1")],
+    )
+    .await
+    .expect("start")
+    .expect("started");
+    assert_eq!(s.lane_items("T1:C1", 10).await.expect("lane").len(), 1);
+    s.mark_sent(refresh.id, "C1", "1.000100", T0 + 3)
+        .await
+        .expect("mark_sent");
+
+    let ran = |runs: Vec<ActionRunRecord>| -> Vec<(String, String, String)> {
+        runs.into_iter()
+            .map(|r| (r.action, r.id, r.state))
+            .collect()
+    };
+    let own = |a: &str, id: &str, st: &str| (a.to_string(), id.to_string(), st.to_string());
+    assert!(s
+        .finish_action_run(
+            "run_1",
+            "failed",
+            None,
+            Some("HTTP 500"),
+            T0 + 4,
+            vec![update("C1")]
+        )
+        .await
+        .expect("finish"));
+    assert_eq!(
+        s.lane_items("T1:C1", 10).await.expect("lane").len(),
+        1,
+        "the failed line's refresh"
+    );
+    assert_eq!(
+        ran(s.action_runs_of("evt_a").await.expect("runs")),
+        [
+            own("restart", "run_1", "failed"),
+            own("rollback", "run_2", "running")
+        ]
+    );
+    // Replayed: running again, from the replay's time; a second replay while it runs changes nothing.
+    assert!(s
+        .reopen_action_run("run_1", T0 + 10, vec![])
+        .await
+        .expect("reopen"));
+    assert!(!s
+        .reopen_action_run("run_1", T0 + 11, vec![])
+        .await
+        .expect("again"));
+    assert!(!s
+        .reopen_action_run("run_2", T0 + 11, vec![])
+        .await
+        .expect("running"));
+    assert!(!s
+        .reopen_action_run("nope", T0 + 11, vec![])
+        .await
+        .expect("unknown"));
+    let run = s.action_run("run_1").await.expect("read").expect("stored");
+    assert_eq!(
+        (
+            run.state.as_str(),
+            run.started_at_ms,
+            run.finished_at_ms,
+            run.result
+        ),
+        ("running", T0 + 10, None, None)
+    );
+    assert!(s
+        .finish_action_run("run_1", "done", Some(200), Some("{}"), T0 + 12, vec![])
+        .await
+        .expect("finish"));
+    // A new run of the same action is the one shown; a failed run does not run again beside a running one.
+    s.start_action_run(
+        NewActionRun {
+            started_at_ms: T0 + 20,
+            ..new_run("run_3", "evt_a")
+        },
+        vec![],
+    )
+    .await
+    .expect("start")
+    .expect("started");
+    assert!(s
+        .finish_action_run("run_3", "failed", None, Some("no"), T0 + 21, vec![])
+        .await
+        .expect("finish"));
+    s.start_action_run(
+        NewActionRun {
+            started_at_ms: T0 + 30,
+            ..new_run("run_4", "evt_a")
+        },
+        vec![],
+    )
+    .await
+    .expect("start")
+    .expect("started");
+    assert!(!s
+        .reopen_action_run("run_3", T0 + 31, vec![])
+        .await
+        .expect("beside"));
+    assert_eq!(
+        ran(s.action_runs_of("evt_a").await.expect("runs")),
+        [
+            own("restart", "run_4", "running"),
+            own("rollback", "run_2", "running")
+        ]
+    );
+    assert!(s.action_runs_of("evt_none").await.expect("runs").is_empty());
+
+    // An approval's run on the alert (a button asked for it) links its refresh to the alert's card too.
+    s.create_approval(
+        new_approval("apr_a", None, T0 + 60_000),
+        item("deploys", "chat.postMessage", 0),
+    )
+    .await
+    .expect("create");
+    s.finish_action_run("run_4", "done", Some(200), None, T0 + 40, vec![])
+        .await
+        .expect("finish");
+    // (The failed line's refresh, sent: else the refresh waiting stands for this one.)
+    let waiting = head(s, "T1:C1").await;
+    s.mark_sent(waiting.id, "C1", "1.000100", T0 + 45)
+        .await
+        .expect("mark_sent");
+    let before = s.lane_items("T1:C1", 10).await.expect("lane").len();
+    let committed = s
+        .commit_approval(
+            ApprovalCommit {
+                run: Some(NewActionRun {
+                    started_at_ms: T0 + 50,
+                    ..new_run("apr_a.action", "evt_a")
+                }),
+                items: vec![ApprovalItem {
+                    item: update("C1"),
+                    on_card: false,
+                }],
+                ..approval_commit("apr_a", 0, "U1", "approved")
+            },
+            T0 + 50,
+        )
+        .await
+        .expect("decide");
+    assert!(committed);
+    let lane = s.lane_items("T1:C1", 10).await.expect("lane");
+    assert_eq!(lane.len(), before + 1, "{lane:?}");
+    let linked = lane.last().expect("the refresh");
+    assert_eq!(
+        (
+            linked.method.as_str(),
+            linked.ref_sent.as_ref().map(|r| r.ts.as_str())
+        ),
+        ("chat.update", Some("1.000100"))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------

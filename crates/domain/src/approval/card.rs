@@ -10,6 +10,12 @@ use super::{who, State, Status};
 use crate::clock::clock;
 
 pub const ACTION_APPROVE: &str = "sluice_approval_approve";
+/// Approve on a request that asks for a comment: it opens [`approve_view`].
+pub const ACTION_APPROVE_COMMENT: &str = "sluice_approval_approve_comment";
+/// The approve modal's `callback_id`; its `private_metadata` is the approval's id.
+pub const APPROVE_VIEW: &str = "sluice_approval_approve";
+/// The comment input's block and action id.
+pub const COMMENT: &str = "comment";
 pub const ACTION_REJECT: &str = "sluice_approval_reject";
 /// The reject modal's `callback_id`; its `private_metadata` is the approval's id.
 pub const REJECT_VIEW: &str = "sluice_approval_reject";
@@ -117,11 +123,16 @@ pub fn card(r: &ApprovalRecord) -> Value {
             .push(json!({"type": "section", "text": {"type": "mrkdwn", "text": lines.join("\n")}}));
     }
     if state.status == Status::Pending {
+        let approve = if asks_comment(r) {
+            ACTION_APPROVE_COMMENT
+        } else {
+            ACTION_APPROVE
+        };
         blocks.push(json!({
             "type": "actions",
             "block_id": ACTIONS_BLOCK,
             "elements": [
-                {"type": "button", "action_id": ACTION_APPROVE, "style": "primary", "value": r.id,
+                {"type": "button", "action_id": approve, "style": "primary", "value": r.id,
                  "text": {"type": "plain_text", "text": "Approve"}},
                 {"type": "button", "action_id": ACTION_REJECT, "style": "danger", "value": r.id,
                  "text": {"type": "plain_text", "text": "Reject"}},
@@ -142,21 +153,61 @@ pub fn card(r: &ApprovalRecord) -> Value {
     msg
 }
 
+/// What the card, its thread and the callback say when an approved request's `[[action]]` (`label`) could not start
+/// (`reason`: it is no longer configured, its templates failed): "⚠️ Approved, but Restart could not start: …".
+pub fn not_started(label: &str, reason: &str) -> String {
+    format!(
+        "⚠️ Approved, but {} could not start: {}",
+        escape_mrkdwn(label),
+        truncate(&escape_mrkdwn(reason), 500)
+    )
+}
+
+/// `card` (the arguments [`card`] returns) with `line` under what it shows.
+pub fn with_line(mut card: Value, line: &str) -> Value {
+    if let Some(blocks) = card["blocks"].as_array_mut() {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": line}}));
+    }
+    fit_message(&mut card);
+    card
+}
+
+/// Whether Approve asks for a comment first (the request's `approve_comment`).
+pub fn asks_comment(r: &ApprovalRecord) -> bool {
+    r.request["approve_comment"] == true
+}
+
+/// The modal Approve opens when the request asks for a comment: the comment, optional, recorded with the approval.
+pub fn approve_view(r: &ApprovalRecord) -> Value {
+    decision_view(r, APPROVE_VIEW, "Approve", COMMENT, "Comment")
+}
+
 /// The modal Reject opens: one reason field, required (checked on submission so the error shows under it).
 pub fn reject_view(r: &ApprovalRecord) -> Value {
+    decision_view(r, REJECT_VIEW, "Reject", REASON, "Reason")
+}
+
+/// A decision's modal: "<verb> *<title>*?" and one multi-line text field (`field` its block and action id).
+fn decision_view(
+    r: &ApprovalRecord,
+    callback_id: &str,
+    verb: &str,
+    field: &str,
+    label: &str,
+) -> Value {
     let title = r.request["title"].as_str().unwrap_or("this request");
     json!({
         "type": "modal",
-        "callback_id": REJECT_VIEW,
+        "callback_id": callback_id,
         "private_metadata": r.id,
-        "title": {"type": "plain_text", "text": "Reject request"},
-        "submit": {"type": "plain_text", "text": "Reject"},
+        "title": {"type": "plain_text", "text": format!("{verb} request")},
+        "submit": {"type": "plain_text", "text": verb},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": format!("Reject *{}*?", escape_mrkdwn(&truncate(title, 200)))}},
-            {"type": "input", "block_id": REASON, "optional": true,
-             "label": {"type": "plain_text", "text": "Reason"},
-             "element": {"type": "plain_text_input", "action_id": REASON, "multiline": true}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": format!("{verb} *{}*?", escape_mrkdwn(&truncate(title, 200)))}},
+            {"type": "input", "block_id": field, "optional": true,
+             "label": {"type": "plain_text", "text": label},
+             "element": {"type": "plain_text_input", "action_id": field, "multiline": true}},
         ],
     })
 }
@@ -232,6 +283,38 @@ mod tests {
         assert!(s.contains("1 of 2 approvals so far"), "{s}");
         let problems = sluice_slack_wire::blocks::check_message(&c);
         assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    /// A request that asks for a comment: its Approve opens the comment modal; the comment shows once approved.
+    #[test]
+    fn approve_asks_for_a_comment_when_the_request_says_so() {
+        let mut r = record("pending", vec![]);
+        assert_eq!(
+            card(&r)["blocks"]
+                .to_string()
+                .matches(ACTION_APPROVE_COMMENT)
+                .count(),
+            0
+        );
+        r.request["approve_comment"] = json!(true);
+        let c = card(&r);
+        let buttons = &c["blocks"].as_array().unwrap().last().unwrap()["elements"];
+        assert_eq!(buttons[0]["action_id"], ACTION_APPROVE_COMMENT);
+        assert_eq!(buttons[1]["action_id"], ACTION_REJECT);
+        let v = approve_view(&r);
+        assert_eq!(
+            (v["callback_id"].as_str(), v["private_metadata"].as_str()),
+            (Some(APPROVE_VIEW), Some("apr_1"))
+        );
+        assert_eq!(v["blocks"][1]["block_id"], COMMENT);
+        assert_eq!(v["blocks"][1]["optional"], true);
+        assert_eq!(v["submit"]["text"], "Approve");
+        assert_eq!(reject_view(&r)["submit"]["text"], "Reject");
+        let approved = card(&record(
+            "approved",
+            vec![d("U1", "approve", Some("ship it"))],
+        ));
+        assert!(approved.to_string().contains("ship it"), "{approved}");
     }
 
     #[test]

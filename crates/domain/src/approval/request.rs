@@ -62,6 +62,10 @@ pub struct ApprovalRequest {
     /// An `[[action]]` to run (once) when the request is approved. The binary checks that it is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// Approve opens a modal asking for a comment before the approval is recorded (also `[approvals]
+    /// approve_comment` for every request).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approve_comment: bool,
     /// The event an action's button asked this approval for: the action runs on it. Set by Sluice, never read from
     /// a request.
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]

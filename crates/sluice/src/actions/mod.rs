@@ -20,13 +20,14 @@ use serde_json::{json, Map, Value};
 use sluice_core::event::Event;
 use sluice_core::render::RUN_ACTION_PREFIX;
 use sluice_domain::action::{
-    context, default_result, failure_text, finish, status_line, CallEnd, RunState,
+    context, default_result, failure_reason, failure_text, finish, status_line, CallEnd, RunShown,
+    RunState,
 };
 use sluice_domain::outbox::outbox_item;
 use sluice_inbound::{ActionPayload, Ctx, HandlerError, HandlerResult, Registry, Reply};
 use sluice_store::{Store, StoreError};
 
-use run::card_update;
+use run::card_items;
 pub use run::{prepare_run, Actor, Prepared, ReplyTo, Started};
 
 use crate::alerts::Permissions;
@@ -135,9 +136,10 @@ pub async fn call_ended(
             };
             (Some(i64::from(*status)), body.clone(), text)
         }
-        CallEnd::Dead { reason, .. } | CallEnd::NotSent { reason } => (
+        // The run keeps why it failed as its card tells it (the dead letter keeps the call's own reason).
+        CallEnd::Dead { .. } | CallEnd::NotSent { .. } => (
             None,
-            reason.clone(),
+            failure_reason(end, timeout_ms),
             format!("❌ {}", failure_text(label, end, timeout_ms)),
         ),
     };
@@ -171,14 +173,17 @@ pub async fn call_ended(
             )
         });
     }
-    if let Some(update) = card_update(
+    let note = match (next, status) {
+        (RunState::Done, Some(s)) => format!("HTTP {s}"),
+        (RunState::Failed, _) => result.clone(),
+        _ => String::new(),
+    };
+    items.extend(card_items(
         &run.team,
         &to,
         &run.action,
-        &status_line(label, next, &run.actor, now_ms()),
-    ) {
-        items.push(update);
-    }
+        &status_line(label, next, &run.actor, now_ms(), &note),
+    ));
     let excerpt = sluice_slack_wire::blocks::truncate(&result, 2000);
     store
         .finish_action_run(
@@ -190,6 +195,58 @@ pub async fn call_ended(
             items,
         )
         .await
+}
+
+/// The dispatcher's report that run `run_id`'s call is about to be sent again after it was dead-lettered and
+/// replayed (`/v1/dead-letters/replay`, the console, `sluice dlq replay`): a failed run runs again, its card showing
+/// it running, and is finished by [`call_ended`] from the new outcome. `false` when the run is not failed (the
+/// first send of its call, or it already runs again), or another run of the action on the target is running.
+pub async fn call_replayed(
+    store: &dyn Store,
+    actions: &Actions,
+    run_id: &str,
+) -> Result<bool, StoreError> {
+    let Some(run) = store.action_run(run_id).await? else {
+        return Ok(false);
+    };
+    if RunState::parse(&run.state) != Some(RunState::Failed) {
+        return Ok(false);
+    }
+    let label = actions
+        .get(&run.action)
+        .map_or(run.action.as_str(), |a| a.label.as_str());
+    let to = ReplyTo {
+        channel: run.channel.clone(),
+        ts: run.ts.clone(),
+        card: run.card.clone(),
+    };
+    let now = now_ms();
+    let line = status_line(label, RunState::Running, &run.actor, now, "");
+    let items = card_items(&run.team, &to, &run.action, &line);
+    let reopened = store.reopen_action_run(run_id, now, items).await?;
+    if reopened {
+        tracing::info!(run = %run_id, action = %run.action, "a replayed call runs its failed run again");
+    }
+    Ok(reopened)
+}
+
+/// What a card shows of the runs on `target` (its event): the latest run of each action, labelled as configured.
+pub async fn shown_runs(
+    store: &dyn Store,
+    actions: &Actions,
+    target: &str,
+) -> Result<Vec<RunShown>, StoreError> {
+    Ok(store
+        .action_runs_of(target)
+        .await?
+        .iter()
+        .filter_map(|run| {
+            let label = actions
+                .get(&run.action)
+                .map_or(run.action.as_str(), |a| a.label.as_str());
+            RunShown::of(run, label)
+        })
+        .collect())
 }
 
 /// Adds the `[[action]]` buttons' handler to the registry.
@@ -310,6 +367,18 @@ async fn clicked(
         return Ok(());
     }
     let context = context(Some(&event), None, &actor.id, &actor.name, Map::new());
+    // A deduplicated alert's cards are redrawn from the store (count, decisions, runs); any other card from what
+    // Slack showed.
+    let card = match crate::alerts::living_refresh(state, &event) {
+        Some(refresh) => json!({ "living": refresh }),
+        None if card.is_object() => {
+            let template = crate::alerts::template_of(state, &event, &event_id, &channel, &ts)
+                .await
+                .map_err(|e| HandlerError::new(e.to_string()))?;
+            json!({ "render": { "event_id": event_id, "template": template } })
+        }
+        None => card,
+    };
     let to = ReplyTo { channel, ts, card };
     match run_action(state, action, &event_id, &context, &actor, &to, None).await {
         Ok(Started::Running(_)) => Ok(()),

@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 use sluice_domain::action::{status_line, with_status, RunState};
+use sluice_domain::living::event_card_marker;
 use sluice_domain::outbox::outbox_item;
 use sluice_domain::outgoing::http_item;
 use sluice_store::{NewActionRun, NewOutboxItem};
@@ -27,7 +28,10 @@ pub struct ReplyTo {
     pub channel: String,
     /// The card's ts; empty when there is no card to show the run on.
     pub ts: String,
-    /// The card as Slack shows it (`{"text", "blocks"}`), redrawn with the run's status line; `Null` without a card.
+    /// How the run's status reaches its card: for a deduplicated alert's card `{"living": [<card refresh>…]}`, the
+    /// living refreshes of its cards; for another event's card `{"render": {"event_id", "template"}}`, its redraw
+    /// (both rendered at send time from the store, so the count, the decisions and the other runs stay); else the
+    /// card as Slack shows it (`{"text", "blocks"}`), redrawn with the run's status line; `Null` without a card.
     pub card: Value,
 }
 
@@ -68,14 +72,12 @@ pub fn prepare_run(
     let team = state.config.slack.team_id.clone();
     let mut items = vec![call];
     let now = now_ms();
-    if let Some(update) = card_update(
+    items.extend(card_items(
         &team,
         reply_to,
         &action.name,
-        &status_line(&action.label, RunState::Running, &actor.id, now),
-    ) {
-        items.push(update);
-    }
+        &status_line(&action.label, RunState::Running, &actor.id, now, ""),
+    ));
     let run = NewActionRun {
         id,
         action: action.name.clone(),
@@ -91,22 +93,35 @@ pub fn prepare_run(
     Ok(Prepared { run, items })
 }
 
-/// The card's `chat.update` with action `name`'s status line set to `line`, when the run has a card.
-pub(super) fn card_update(
-    team: &str,
-    to: &ReplyTo,
-    name: &str,
-    line: &str,
-) -> Option<NewOutboxItem> {
+/// The writes that show action `name`'s status `line` on the run's card (see [`ReplyTo::card`]): the living
+/// refreshes of a deduplicated alert's cards or an event card's redraw (both drawn from the store at send time, every
+/// run on them included), or the card's `chat.update` with the line set; none without a card.
+pub(super) fn card_items(team: &str, to: &ReplyTo, name: &str, line: &str) -> Vec<NewOutboxItem> {
+    if let Some(living) = to.card.get("living") {
+        return serde_json::from_value(living.clone()).unwrap_or_default();
+    }
+    let render = &to.card["render"];
+    if let Some(event_id) = render["event_id"].as_str() {
+        // The card's place: the spec's (an approval's run redraws the card of the event the approval was asked
+        // on), else where the run was started.
+        let channel = render["channel"].as_str().unwrap_or(&to.channel);
+        let ts = render["ts"].as_str().unwrap_or(&to.ts);
+        if ts.is_empty() {
+            return Vec::new();
+        }
+        let template = render["template"].as_str().unwrap_or("auto");
+        let marker = event_card_marker(channel, ts, event_id, template);
+        return vec![outbox_item(team, channel, "chat.update", marker)];
+    }
     if to.ts.is_empty() || !to.card["blocks"].is_array() {
-        return None;
+        return Vec::new();
     }
     // The card keeps its text (its notification and search text); only its blocks show the run.
     let text = to.card["text"]
         .as_str()
         .filter(|t| !t.is_empty())
         .unwrap_or(line);
-    Some(outbox_item(
+    vec![outbox_item(
         team,
         &to.channel,
         "chat.update",
@@ -116,5 +131,5 @@ pub(super) fn card_update(
             "blocks": with_status(&to.card["blocks"], name, line),
             "text": text,
         }),
-    ))
+    )]
 }

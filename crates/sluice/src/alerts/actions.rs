@@ -457,20 +457,14 @@ async fn card_refresh(
     if let Err(e) = state.store.touch_groups(&act.event_id, now_ms()).await {
         tracing::warn!(error = %e, "the group card was not marked for a refresh; it shows the decision at its next change");
     }
-    if event.dedup_key.is_some() {
-        if let Decision::Deliver { deliveries, .. } = state.config.router.route(event) {
-            let refresh: Vec<NewOutboxItem> = deliveries
-                .iter()
-                .map(|d| living::item(team, &d.channel, "chat.update", Part::Card, &d.template))
-                .collect();
-            return Ok((
-                Vec::new(),
-                Some(FollowUp {
-                    alert_of: act.event_id.clone(),
-                    refresh,
-                }),
-            ));
-        }
+    if let Some(refresh) = living_refresh(state, event) {
+        return Ok((
+            Vec::new(),
+            Some(FollowUp {
+                alert_of: act.event_id.clone(),
+                refresh,
+            }),
+        ));
     }
     let update = rendered_card(state, act, event).await?;
     Ok((
@@ -479,22 +473,49 @@ async fn card_refresh(
     ))
 }
 
+/// The living refreshes of a deduplicated alert's cards, one per channel it was routed to (each rendered at send
+/// time from the alert as it stands); `None` for an event without a dedup key, whose card is redrawn at once.
+pub fn living_refresh(state: &AppState, event: &Event) -> Option<Vec<NewOutboxItem>> {
+    event.dedup_key.as_ref()?;
+    let Decision::Deliver { deliveries, .. } = state.config.router.route(event) else {
+        return None;
+    };
+    let team = &state.config.slack.team_id;
+    Some(
+        deliveries
+            .iter()
+            .map(|d| living::item(team, &d.channel, "chat.update", Part::Card, &d.template))
+            .collect(),
+    )
+}
+
+/// The template event `event_id`'s card in `channel` at `ts` was posted with (its route's), `auto` if none is found.
+pub async fn template_of(
+    state: &AppState,
+    event: &Event,
+    event_id: &str,
+    channel: &str,
+    ts: &str,
+) -> Result<String, sluice_store::StoreError> {
+    let posts = state.store.message_of(event_id).await?;
+    Ok(
+        card_template(&state.config.router, event, &posts, channel, ts)
+            .unwrap_or_else(|| "auto".to_string()),
+    )
+}
+
 /// The card of an alert without duplicates as it should look now: rendered from its event with its route's
 /// template (`alert::card`, the one card function: resolved if someone resolved it, a line per recorded decision,
-/// no button for what is done).
+/// no button for what is done, the status of its `[[action]]` runs).
 async fn rendered_card(state: &AppState, act: &Act, event: &Event) -> HandlerResult<Value> {
     let actions = state
         .store
         .alert_actions(&act.event_id)
         .await
         .map_err(|e| HandlerError::new(e.to_string()))?;
-    let posts = state
-        .store
-        .message_of(&act.event_id)
+    let template = template_of(state, event, &act.event_id, &act.channel, &act.ts)
         .await
         .map_err(|e| HandlerError::new(e.to_string()))?;
-    let template = card_template(&state.config.router, event, &posts, &act.channel, &act.ts)
-        .unwrap_or_else(|| "auto".to_string());
     let ctx = RenderContext {
         event_id: &act.event_id,
         channel: &act.channel,
@@ -502,7 +523,10 @@ async fn rendered_card(state: &AppState, act: &Act, event: &Event) -> HandlerRes
         count: 1,
         now: now(),
     };
-    let mut args = alert::card(&state.config.renderer, event, &ctx, None, &actions)
+    let runs = crate::actions::shown_runs(&*state.store, &state.config.action_defs, &act.event_id)
+        .await
+        .map_err(|e| HandlerError::new(e.to_string()))?;
+    let mut args = alert::card(&state.config.renderer, event, &ctx, None, &actions, &runs)
         .map_err(|e| HandlerError::new(e.to_string()))?;
     args["channel"] = json!(act.channel);
     args["ts"] = json!(act.ts);

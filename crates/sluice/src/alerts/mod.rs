@@ -12,5 +12,5 @@
 mod actions;
 mod permissions;
 
-pub use actions::{acknowledge_from_command, clicked, reacted};
+pub use actions::{acknowledge_from_command, clicked, living_refresh, reacted, template_of};
 pub use permissions::Permissions;

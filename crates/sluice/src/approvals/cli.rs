@@ -35,6 +35,9 @@ pub struct RequestArgs {
     pub requester: Option<String>,
     #[arg(long)]
     pub allow_self: bool,
+    /// Approve asks the approver for a comment (in a modal) before it is recorded.
+    #[arg(long)]
+    pub approve_comment: bool,
     /// `name=value`, shown on the card; repeatable.
     #[arg(long = "field")]
     pub fields: Vec<String>,
@@ -93,6 +96,7 @@ fn body(a: &RequestArgs) -> Result<Value, String> {
         "title": a.title, "text": a.text, "channel": a.channel, "fields": fields, "links": links,
         "approvers": { "users": users, "groups": groups, "channel_members": a.channel_members },
         "required": a.required, "allow_self": a.allow_self, "expires_in": a.expires_in, "idempotency_key": key,
+        "approve_comment": a.approve_comment,
     });
     if let Some(r) = &a.requester {
         b["requester"] = json!(r);
@@ -231,5 +235,37 @@ async fn run(base: &str, api_key: &str, args: RequestArgs) -> Result<u8, String>
                 "approval {id} was not decided and sluice did not say it expired"
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        request: RequestArgs,
+    }
+
+    #[test]
+    fn approve_comment_is_asked_for_only_with_its_flag() {
+        let asked = |extra: &[&str]| {
+            let args = [
+                "sluice",
+                "--title",
+                "Deploy",
+                "--channel",
+                "deploys",
+                "--approver",
+                "U1",
+            ];
+            let cli = Cli::try_parse_from(args.iter().chain(extra)).unwrap();
+            body(&cli.request).unwrap()["approve_comment"].clone()
+        };
+        assert_eq!(asked(&["--approve-comment"]), json!(true));
+        assert_eq!(asked(&[]), json!(false));
     }
 }

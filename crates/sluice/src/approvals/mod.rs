@@ -10,7 +10,7 @@ mod expiry;
 mod slack;
 
 use serde_json::json;
-use sluice_domain::approval::card::{card, to_json};
+use sluice_domain::approval::card::{card, not_started as not_started_line, to_json, with_line};
 use sluice_domain::approval::request::Valid;
 use sluice_domain::approval::{decide, Effect, Input, Refusal, State};
 use sluice_domain::outbox::outbox_item;
@@ -28,8 +28,9 @@ use crate::state::{now_ms, AppState};
 const RACES: usize = 8;
 
 /// Stores a validated request and its card; with a known idempotency key, returns the stored one instead.
-pub async fn create(state: &AppState, v: Valid) -> Result<Created, StoreError> {
+pub async fn create(state: &AppState, mut v: Valid) -> Result<Created, StoreError> {
     let now = now_ms();
+    v.request.approve_comment |= state.config.approvals.approve_comment;
     let id = format!("apr_{}", uuid::Uuid::now_v7().simple());
     let team = state.config.slack.team_id.clone();
     let request = serde_json::to_value(&v.request).unwrap_or_default();
@@ -117,13 +118,17 @@ pub async fn apply(
             version: record.version + 1,
             ..record.clone()
         };
-        let mut items = items_for(state, &after, &effects);
         // An approved request's action starts with the decision, in its transaction: once, even across a crash.
-        let run = if after.state == "approved" {
-            approved_action(state, &after).await
+        // One that cannot start is said on the card, in its thread and to the callback.
+        let (run, not_started) = if after.state == "approved" {
+            match approved_action(state, &after).await {
+                Ok(run) => (run, None),
+                Err(not_started) => (None, Some(not_started)),
+            }
         } else {
-            None
+            (None, None)
         };
+        let mut items = items_for(state, &after, &effects, not_started.as_ref());
         if let Some(p) = &run {
             items.extend(p.items.iter().map(|item| ApprovalItem {
                 item: item.clone(),
@@ -177,19 +182,31 @@ pub async fn apply(
     )))
 }
 
+/// An approved request's action that could not start: its label and why.
+pub struct NotStarted {
+    pub label: String,
+    pub reason: String,
+}
+
 /// The run an approved request's `action` starts, committed with the approval's decision (so it starts once, even
 /// across a crash). Its id is the approval's (`<id>.action`, the call's `Idempotency-Key`); its context the
 /// approval's request (and the event, when a button asked for the approval); its result goes to the approval card's
-/// thread. `None` without an action, or when it cannot be prepared (audited: the approval is decided all the same).
+/// thread. `None` without an action; `Err` when it cannot start (audited: the approval is decided all the same).
 async fn approved_action(
     state: &AppState,
     a: &ApprovalRecord,
-) -> Option<crate::actions::run::Prepared> {
-    let name = a.request["action"].as_str()?;
+) -> Result<Option<crate::actions::run::Prepared>, NotStarted> {
+    let Some(name) = a.request["action"].as_str() else {
+        return Ok(None);
+    };
     let Some(action) = state.config.action_defs.get(name) else {
-        let why = format!("error: no [[action]] named {name:?} is configured");
+        let reason = format!("no [[action]] named {name:?} is configured");
+        let why = format!("error: {reason}");
         crate::outbox::audit(state, "sluice", "action.run", &a.id, &why, json!({})).await;
-        return None;
+        return Err(NotStarted {
+            label: name.to_string(),
+            reason,
+        });
     };
     let event = match a.request["event_id"].as_str() {
         Some(id) => state
@@ -233,6 +250,10 @@ async fn approved_action(
         to.ts = card.ts.clone();
     }
     let target = a.request["event_id"].as_str().unwrap_or(&a.id).to_string();
+    // The event's card (a button asked for the approval) shows the run, as if it had been started there.
+    if let Some(event) = &event {
+        to.card = event_card(state, event, &target).await;
+    }
     let run_id = format!("{}.action", a.id);
     match crate::actions::run::prepare_run(
         state,
@@ -243,7 +264,7 @@ async fn approved_action(
         &to,
         Some(run_id),
     ) {
-        Ok(p) => Some(p),
+        Ok(p) => Ok(Some(p)),
         Err(e) => {
             tracing::warn!(approval = %a.id, action = %name, error = %e, "the approved action cannot start");
             let detail = json!({ "action": name, "via": "approval" });
@@ -256,9 +277,37 @@ async fn approved_action(
                 detail,
             )
             .await;
-            None
+            Err(NotStarted {
+                label: action.label.clone(),
+                reason: e,
+            })
         }
     }
+}
+
+/// How a run on `event` (id `event_id`) shows on the event's card (see `actions::run::ReplyTo::card`): the living
+/// refreshes of a deduplicated alert's cards, or the redraw of its first card; `Null` when it has no card.
+async fn event_card(
+    state: &AppState,
+    event: &sluice_core::event::Event,
+    event_id: &str,
+) -> serde_json::Value {
+    if let Some(refresh) = crate::alerts::living_refresh(state, event) {
+        return json!({ "living": refresh });
+    }
+    let Some(post) = state
+        .store
+        .message_of(event_id)
+        .await
+        .ok()
+        .and_then(|posts| posts.into_iter().next())
+    else {
+        return serde_json::Value::Null;
+    };
+    let template = crate::alerts::template_of(state, event, event_id, &post.channel, &post.ts)
+        .await
+        .unwrap_or_else(|_| "auto".to_string());
+    json!({ "render": { "event_id": event_id, "template": template, "channel": post.channel, "ts": post.ts } })
 }
 
 /// Asks for the approval `[[action]]` `action` needs before it runs on `event` (`event_id`; its button clicked by `actor` in
@@ -293,6 +342,7 @@ pub async fn request_for_action(
         callback_url: None,
         idempotency_key: None,
         action: Some(action.name.clone()),
+        approve_comment: false,
         event_id: None,
         args: None,
         form: None,
@@ -351,6 +401,7 @@ pub async fn request_for_command(
         callback_url: None,
         idempotency_key: None,
         action: Some(action.name.clone()),
+        approve_comment: false,
         event_id: None,
         args: None,
         form: None,
@@ -391,16 +442,49 @@ fn tell_requester(after: &ApprovalRecord) -> Option<String> {
     Some(format!("Your request “{title}” {why}. Nothing ran."))
 }
 
-/// The outbox rows an approval's effects need.
-fn items_for(state: &AppState, after: &ApprovalRecord, effects: &[Effect]) -> Vec<ApprovalItem> {
+/// `line` addressed to the requester (when there is one).
+fn to_requester(requester: &str, line: &str) -> String {
+    if requester.is_empty() {
+        line.to_string()
+    } else {
+        format!("<@{requester}> {line}")
+    }
+}
+
+/// The outbox rows an approval's effects need; with its action `not_started`, the card, a thread reply to the
+/// requester and the callback (`"action": {"state": "failed", …}`) say so.
+fn items_for(
+    state: &AppState,
+    after: &ApprovalRecord,
+    effects: &[Effect],
+    not_started: Option<&NotStarted>,
+) -> Vec<ApprovalItem> {
     let team = &after.team;
     let mut items = Vec::new();
+    let said = not_started.map(|n| not_started_line(&n.label, &n.reason));
     for e in effects {
         match e {
-            Effect::UpdateCard => items.push(ApprovalItem {
-                item: outbox_item(team, &after.channel, "chat.update", card(after)),
-                on_card: true,
-            }),
+            Effect::UpdateCard => {
+                let mut args = card(after);
+                if let Some(line) = &said {
+                    args = with_line(args, line);
+                }
+                items.push(ApprovalItem {
+                    item: outbox_item(team, &after.channel, "chat.update", args),
+                    on_card: true,
+                });
+                if let Some(line) = &said {
+                    items.push(ApprovalItem {
+                        item: outbox_item(
+                            team,
+                            &after.channel,
+                            "chat.postMessage",
+                            json!({ "channel": after.channel, "text": to_requester(&after.requester, line) }),
+                        ),
+                        on_card: true,
+                    });
+                }
+            }
             Effect::Reply(text) => items.push(ApprovalItem {
                 item: outbox_item(
                     team,
@@ -424,9 +508,15 @@ fn items_for(state: &AppState, after: &ApprovalRecord, effects: &[Effect]) -> Ve
                 }
                 if let Some(url) = after.request["callback_url"].as_str() {
                     let key = format!("{}.{}", after.id, status.as_str());
+                    let mut body = to_json(after);
+                    if let Some(n) = not_started {
+                        body["action"] = json!({
+                            "name": after.request["action"], "state": "failed", "error": n.reason,
+                        });
+                    }
                     match http_item(
                         url,
-                        to_json(after),
+                        body,
                         &key,
                         "approval.callback",
                         state.config.approvals.timeout_ms,

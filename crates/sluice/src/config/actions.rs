@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 use sluice_core::render::ActionButton;
 use sluice_core::route::{MatchTable, Matchers};
 use sluice_domain::approval::request::Approvers;
-use sluice_domain::outgoing::Origin;
+use sluice_domain::outgoing::{is_metadata_address, Origin};
 use sluice_slack_wire::secret::Secret;
 use toml::Spanned;
 
@@ -307,6 +307,7 @@ pub(super) fn check(
     base: &Path,
     env: &dyn Env,
     signed: bool,
+    allow_link_local: &[std::net::IpAddr],
     p: &mut Report<'_>,
 ) -> (Arc<Actions>, Vec<ActionButton>) {
     let mut actions = Actions {
@@ -397,6 +398,20 @@ pub(super) fn check(
                 }
             },
         };
+        // A forged or mistaken destination must not reach the cloud's metadata service: refused here as at call
+        // time (where a name that resolves there is refused too), unless listed.
+        if let Some(ip) = origin
+            .as_ref()
+            .and_then(Origin::ip)
+            .filter(|ip| is_metadata_address(*ip) && !allow_link_local.contains(ip))
+        {
+            p(
+                Some(a.url.span()),
+                format!("{owner}: its url {url:?} is {ip}, a link-local or cloud metadata address"),
+                "point it at the internal system's own address; list the address in [actions] allow_link_local only if calling it is truly intended",
+            );
+            ok = false;
+        }
         if let Err(e) = actions
             .text
             .add_template_owned(format!("url:{name}"), url.clone())
@@ -799,5 +814,39 @@ url = \"ftp://ops.internal/restart\"
             .allowed()
             .iter()
             .any(|o| o.to_string() == "https://deployer.internal:8443"));
+    }
+
+    /// An action's url on a link-local or cloud metadata address is refused at start with its line, however the
+    /// address is written, unless `[actions] allow_link_local` lists it.
+    #[test]
+    fn an_action_on_a_metadata_or_link_local_address_is_refused_unless_listed() {
+        for host in [
+            "169.254.169.254",
+            "169.254.10.1",
+            "[fe80::1]",
+            "[::ffff:169.254.169.254]",
+            "[fd00:ec2::254]",
+        ] {
+            let text = format!(
+                "{SIGNED}[[action]]\nname = \"creds\"\nurl = \"http://{host}/latest/meta-data\"\n"
+            );
+            let errs = errors(&text);
+            assert_eq!(errs.len(), 1, "{host}: {errs:?}");
+            let (line, message, fix) = &errs[0];
+            assert_eq!(*line, Some(5), "{host}: {message}");
+            assert!(
+                message.contains("link-local or cloud metadata address"),
+                "{host}: {message}"
+            );
+            assert!(fix.contains("allow_link_local"), "{fix}");
+        }
+        // Listed: intended, accepted; a private address is not link-local.
+        let listed = format!(
+            "{SIGNED}allow_link_local = [\"169.254.169.254\"]\n[[action]]\nname = \"creds\"\nurl = \"http://169.254.169.254/x\"\n"
+        );
+        assert_eq!(errors(&listed), vec![]);
+        let private =
+            format!("{SIGNED}[[action]]\nname = \"ok\"\nurl = \"http://10.0.0.7:8080/x\"\n");
+        assert_eq!(errors(&private), vec![]);
     }
 }

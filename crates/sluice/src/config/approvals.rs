@@ -20,6 +20,8 @@ pub struct RawApprovals {
     pub callback_hosts: Vec<Spanned<String>>,
     /// How long an outgoing call (a callback) may take before it counts as failed and is retried, in ms.
     pub timeout_ms: Option<u64>,
+    /// Approve asks for a comment (in a modal) before it is recorded, on every request.
+    pub approve_comment: bool,
 }
 
 /// Approvals and outgoing calls, checked.
@@ -32,6 +34,8 @@ pub struct ApprovalsConfig {
     pub timeout_ms: u64,
     /// The destinations of the `[[action]]`s (`config/actions.rs`): allowed as well.
     pub action_origins: Vec<Origin>,
+    /// Approve asks for a comment before it is recorded (`approve_comment`).
+    pub approve_comment: bool,
 }
 
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
@@ -160,6 +164,7 @@ pub(super) fn check(
             .unwrap_or(DEFAULT_TIMEOUT_MS)
             .clamp(100, 120_000),
         action_origins: Vec::new(),
+        approve_comment: raw.approve_comment,
     }
 }
 
@@ -186,10 +191,11 @@ mod tests {
     fn a_valid_table() {
         let cfg = parse(
             "[actions]\noutgoing_secret_env = \"OUT\"\nallow_link_local = [\"169.254.169.254\"]\n\
-             [approvals]\ncallback_hosts = [\"https://CI.internal:8443\", \"http://127.0.0.1:9000/\"]\ntimeout_ms = 5000\n",
+             [approvals]\ncallback_hosts = [\"https://CI.internal:8443\", \"http://127.0.0.1:9000/\"]\ntimeout_ms = 5000\napprove_comment = true\n",
         )
         .unwrap_or_else(|p| panic!("{p:?}"));
         let a = &cfg.approvals;
+        assert!(a.approve_comment);
         let hosts: Vec<String> = a.callback_hosts.iter().map(ToString::to_string).collect();
         assert_eq!(hosts, ["https://ci.internal:8443", "http://127.0.0.1:9000"]);
         assert_eq!(a.timeout_ms, 5000);
@@ -197,6 +203,10 @@ mod tests {
         assert_eq!(
             a.outgoing_secret.as_ref().map(|s| s.expose().len()),
             Some(26)
+        );
+        assert!(
+            !parse("").unwrap().approvals.approve_comment,
+            "off unless set"
         );
     }
 }

@@ -229,6 +229,7 @@ impl Dispatcher {
         lost: &AtomicBool,
     ) -> Result<(), StoreError> {
         let purpose = item.args["purpose"].as_str().unwrap_or("http").to_string();
+        self.call_replayed(&item).await;
         loop {
             let wait_ms = item.next_attempt_at_ms - now_ms();
             if wait_ms > 0 {
@@ -332,6 +333,22 @@ impl Dispatcher {
         }
     }
 
+    /// An `[[action]]` run's call about to be sent while its run is failed was dead-lettered and replayed: the run
+    /// runs again (`crate::actions::call_replayed`), and its card shows it.
+    async fn call_replayed(&self, item: &OutboxItem) {
+        let Some(run_id) = item.args["run_id"].as_str() else {
+            return;
+        };
+        let outgoing = (self.outgoing)();
+        match crate::actions::call_replayed(&*self.store, &outgoing.actions, run_id).await {
+            Ok(true) => self.wake.notify_one(),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(run = %run_id, error = %e, "the replayed action run could not be marked running")
+            }
+        }
+    }
+
     async fn audit_call(&self, item: &OutboxItem, purpose: &str, result: &str) {
         let record = NewAudit {
             at_ms: now_ms(),
@@ -349,6 +366,71 @@ impl Dispatcher {
         };
         if let Err(e) = self.store.record_audit(record).await {
             tracing::error!(error = %e, %purpose, "audit record could not be written");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use sluice_store::OutboxItem;
+
+    use super::*;
+    use crate::config::testing::parse;
+
+    fn call(url: &str) -> OutboxItem {
+        OutboxItem {
+            id: 1,
+            event_id: Some("run_1".into()),
+            lane: "http:x".into(),
+            team: "T1".into(),
+            channel: String::new(),
+            method: sluice_domain::outgoing::METHOD.into(),
+            args: json!({"url": url, "body": {}, "timeout_ms": 300, "purpose": "action.x"}),
+            attempts: 0,
+            created_at_ms: 0,
+            next_attempt_at_ms: 0,
+            sending_at_ms: None,
+            ref_sent: None,
+            ref_pending: false,
+        }
+    }
+
+    /// At call time, an allowed destination on a link-local or metadata address is still refused (dead-lettered with
+    /// the reason) unless `[actions] allow_link_local` lists it; nothing is sent.
+    #[tokio::test]
+    async fn a_call_to_a_link_local_or_metadata_address_is_refused_unless_listed() {
+        let text = |listed: &str| {
+            format!(
+                "[actions]\noutgoing_secret_env = \"OUT\"\nallow_link_local = [{listed}]\n\
+                 [approvals]\ncallback_hosts = [\"http://169.254.169.254\", \"http://[fe80::1]:9\", \"http://[::ffff:169.254.10.1]:9\"]\n"
+            )
+        };
+        let cfg = parse(&text("")).unwrap_or_else(|p| panic!("{p:?}"));
+        let out = Outgoing::new(&cfg);
+        for url in [
+            "http://169.254.169.254/latest/meta-data/iam",
+            "http://[fe80::1]:9/x",
+            "http://[::ffff:169.254.10.1]:9/x",
+        ] {
+            match out.send(&call(url)).await {
+                Attempt::Permanent(reason) => {
+                    assert!(reason.starts_with("refused:"), "{url}: {reason}");
+                    assert!(reason.contains("allow_link_local"), "{url}: {reason}");
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        // Listed: the address is called (here nothing answers it: a transient failure, not a refusal).
+        let cfg = parse(&text("\"fe80::1\"")).unwrap_or_else(|p| panic!("{p:?}"));
+        match Outgoing::new(&cfg)
+            .send(&call("http://[fe80::1]:9/x"))
+            .await
+        {
+            Attempt::Permanent(reason) => {
+                assert!(!reason.contains("link-local"), "{reason}")
+            }
+            Attempt::Transient(..) | Attempt::Answered(..) => {}
         }
     }
 }

@@ -315,11 +315,29 @@ impl Dispatcher {
                         let actions = self
                             .persist(lost, || self.store.alert_actions(&card.first_event_id))
                             .await?;
-                        living::render(&(self.renderer)(), &item.args, &card, &actions, now())
+                        let outgoing = (self.outgoing)();
+                        let runs = self
+                            .persist(lost, || {
+                                crate::actions::shown_runs(
+                                    &*self.store,
+                                    &outgoing.actions,
+                                    &card.first_event_id,
+                                )
+                            })
+                            .await?;
+                        living::render(&(self.renderer)(), &item.args, &card, &actions, &runs, now())
                     }
                     None => Err("the alert this update belongs to is no longer stored".to_string()),
                 };
                 match rendered {
+                    Ok(a) => args = a,
+                    Err(reason) => return self.dead_letter(&item, &reason, now_ms(), lost).await,
+                }
+            }
+            if let Some(event_id) = living::event_card_of(&item.args) {
+                // An event card's redraw (an `[[action]]` run's status on a card without a dedup key): drawn now
+                // from the event, its decisions and its runs as they stand.
+                match self.event_card(&item.args, event_id, lost).await? {
                     Ok(a) => args = a,
                     Err(reason) => return self.dead_letter(&item, &reason, now_ms(), lost).await,
                 }
@@ -336,6 +354,22 @@ impl Dispatcher {
                 };
                 if !r.ts.is_empty() {
                     args[at] = Value::String(r.ts.clone());
+                }
+            }
+            // A post to a person (an approval asked of someone directly, an ephemeral sent as a direct message) goes
+            // to the direct message `conversations.open` opens (or resumes) with them.
+            if item.method == "chat.postMessage" && lookup_failed.is_none() {
+                if let Some(user) = args["channel"].as_str().filter(|c| recover::is_user_id(c)) {
+                    let user = user.to_string();
+                    match self.open_dm(&item, &user, lost).await? {
+                        Ok(channel) => args["channel"] = Value::String(channel),
+                        // An app installed before it asked for `im:write`: Slack still takes a post to the user
+                        // id, as Sluice sent it before.
+                        Err(SlackError::Api { error, .. }) if error == "missing_scope" => {
+                            warn!(item = item.id, "conversations.open needs the im:write scope; posting to the user id");
+                        }
+                        Err(e) => lookup_failed = Some(e),
+                    }
                 }
             }
             // A post is not idempotent: it carries its item id, and when an earlier attempt may have reached
@@ -544,6 +578,72 @@ impl Dispatcher {
             "still rate-limited looking for an earlier post; posting, it may show twice"
         );
         Ok(Ok(None))
+    }
+
+    /// The args of an event card's marker (`sluice_domain::living::event_card_marker`) as the card should look
+    /// now, or why it cannot be drawn.
+    async fn event_card(
+        &self,
+        args: &Value,
+        event_id: &str,
+        lost: &AtomicBool,
+    ) -> Result<Result<Value, String>, StoreError> {
+        let Some(stored) = self.persist(lost, || self.store.event(event_id)).await? else {
+            return Ok(Err(format!(
+                "the event {event_id} of this card is no longer stored"
+            )));
+        };
+        let event: sluice_core::event::Event = match serde_json::from_value(stored.body) {
+            Ok(e) => e,
+            Err(e) => return Ok(Err(format!("the event {event_id} cannot be read: {e}"))),
+        };
+        let actions = self
+            .persist(lost, || self.store.alert_actions(event_id))
+            .await?;
+        let outgoing = (self.outgoing)();
+        let runs = self
+            .persist(lost, || {
+                crate::actions::shown_runs(&*self.store, &outgoing.actions, event_id)
+            })
+            .await?;
+        Ok(living::render_event_card(
+            &(self.renderer)(),
+            args,
+            &event,
+            &actions,
+            &runs,
+            now(),
+        ))
+    }
+
+    /// The id of the direct message with `user`, through `conversations.open` (under the rate gate). A refusal or
+    /// an outage is returned as the attempt's outcome.
+    async fn open_dm(
+        &self,
+        item: &OutboxItem,
+        user: &str,
+        lost: &AtomicBool,
+    ) -> Result<Result<String, SlackError>, StoreError> {
+        let key = RateKey::for_call(&item.team, "conversations.open", None);
+        self.persist(lost, || self.gate.acquire(&key)).await?;
+        let opened = self
+            .client
+            .call("conversations.open", &serde_json::json!({ "users": user }))
+            .await;
+        if let Err(SlackError::RateLimited { retry_after, .. }) = &opened {
+            let wait = *retry_after;
+            self.persist(lost, || self.gate.penalize(&key, wait))
+                .await?;
+        }
+        Ok(opened.and_then(|reply| {
+            reply["channel"]["id"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| SlackError::Decode {
+                    method: "conversations.open".into(),
+                    detail: "no channel id in the answer".into(),
+                })
+        }))
     }
 
     /// How long to wait before the next attempt after a transient failure (`error`), or — once the item is older

@@ -102,6 +102,15 @@ pub async fn channel_id(client: &Client, name: &str) -> Result<Option<String>, S
 }
 
 /// Whether `s` is a conversation id (`C…`, `G…`, `D…`) rather than a name (Slack's names are lower case).
+/// A user id (`U…`, or `W…` on Enterprise Grid): a post to it goes to the direct message with them. Channel names
+/// are lower case, so no name reads as one.
+pub fn is_user_id(s: &str) -> bool {
+    s.len() >= 3
+        && s.starts_with(['U', 'W'])
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
 pub fn is_channel_id(s: &str) -> bool {
     s.len() >= 7
         && s.starts_with(['C', 'G', 'D'])
@@ -178,6 +187,17 @@ mod tests {
             ("C1", false),
         ] {
             assert_eq!(is_channel_id(s), id, "{s}");
+        }
+        for (s, user) in [
+            ("U0002", true),
+            ("U024BE7LH", true),
+            ("W0123ABCD", true),
+            ("C0123ABCD", false),
+            ("u0002", false),
+            ("users", false),
+            ("U", false),
+        ] {
+            assert_eq!(is_user_id(s), user, "{s}");
         }
     }
 

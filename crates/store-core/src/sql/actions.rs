@@ -10,10 +10,29 @@ pub(crate) static START: Stmt = Stmt::new(
      ON CONFLICT DO NOTHING RETURNING id",
 );
 
-/// Binds: 1 new state, 2 status, 3 result, 4 finished at, 5 id. Changes a running run only.
+/// Binds: 1 new state, 2 status, 3 result, 4 finished at, 5 id. Changes a running run only; returns its target.
 pub(crate) static FINISH: Stmt = Stmt::new(
     "UPDATE action_runs SET state = ?1, status = ?2, result = ?3, finished_at_ms = ?4
-     WHERE id = ?5 AND state = 'running'",
+     WHERE id = ?5 AND state = 'running' RETURNING target",
+);
+
+/// Binds: 1 id, 2 now. A failed run runs again (its dead-lettered call was replayed), unless another run of the
+/// same action on the same target is running; returns its target.
+pub(crate) static REOPEN: Stmt = Stmt::new(
+    "UPDATE action_runs SET state = 'running', status = NULL, result = NULL, finished_at_ms = NULL,
+            started_at_ms = ?2
+     WHERE id = ?1 AND state = 'failed'
+       AND NOT EXISTS (SELECT 1 FROM action_runs o
+                       WHERE o.action = action_runs.action AND o.target = action_runs.target
+                         AND o.state = 'running')
+     RETURNING target",
+);
+
+/// Binds: 1 target. Its runs, oldest first.
+pub(crate) static OF_TARGET: Stmt = Stmt::new(
+    "SELECT id, action, target, actor, team, channel, ts, reply, card, state, status, result, started_at_ms,
+            finished_at_ms
+     FROM action_runs WHERE target = ?1 ORDER BY started_at_ms, id",
 );
 
 /// Binds: 1 id.

@@ -1,12 +1,14 @@
 //! The [`ActionRunStore`] verbs of [`SqlStore`], written once for both backends.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::items::insert_item;
 use super::{parse_json, refresh_lanes, SqlStore};
 use crate::action_run::ActionRunStore;
-use crate::db::{args, Backend, Conn, Row};
+use crate::db::{args, Arg, Backend, Conn, Row};
+use crate::ingest::{refresh_cards, IngestTx, SqlIngest, TouchedLanes};
 use crate::sql::actions as q;
+use crate::sql::Stmt;
 use crate::{ActionRunRecord, NewActionRun, NewOutboxItem, StoreError};
 
 fn record(r: &Row) -> Result<ActionRunRecord, StoreError> {
@@ -53,6 +55,55 @@ pub(super) async fn insert_run(c: &mut dyn Conn, r: &NewActionRun) -> Result<boo
     .is_some())
 }
 
+/// Writes a run's `items` for owner `id`: plain rows as they are, card refreshes (`ref_post`) linked to the cards of
+/// the alert of `target` (see [`ActionRunStore`]).
+pub(super) async fn insert_items(
+    c: &mut dyn Conn,
+    id: &str,
+    target: &str,
+    items: &[NewOutboxItem],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let (cards, plain): (Vec<NewOutboxItem>, Vec<NewOutboxItem>) =
+        items.iter().cloned().partition(|i| i.ref_post);
+    for item in &plain {
+        insert_item(c, id, item, None, now_ms).await?;
+    }
+    if !cards.is_empty() {
+        let mut tx = SqlIngest { c };
+        if let Some(alert_id) = tx.alert_of(target).await? {
+            let mut touched = TouchedLanes::new();
+            refresh_cards(&mut tx, alert_id, id, &cards, now_ms, &mut touched).await?;
+        }
+    }
+    Ok(())
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// Runs `stmt`, an update of run `id` that returns its target (no row: nothing changed), and writes `items`
+    /// with it in one transaction. `false` when nothing changed.
+    async fn change_run(
+        &self,
+        stmt: &Stmt,
+        a: &[Arg<'_>],
+        id: &str,
+        items: &[NewOutboxItem],
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.backend.begin().await?;
+        let lanes: BTreeSet<String> = items.iter().map(|i| i.lane.clone()).collect();
+        self.backend.lock_lanes(tx.conn(), &lanes).await?;
+        let Some(row) = tx.conn().opt(stmt, a).await? else {
+            return Ok(false);
+        };
+        let target: String = row.get(0)?;
+        insert_items(tx.conn(), id, &target, items, now_ms).await?;
+        refresh_lanes(tx.conn(), &lanes).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
 #[async_trait::async_trait]
 impl<B: Backend> ActionRunStore for SqlStore<B> {
     async fn start_action_run(
@@ -74,9 +125,7 @@ impl<B: Backend> ActionRunStore for SqlStore<B> {
                 .unwrap_or_default();
             return Ok(Err(running));
         }
-        for item in &items {
-            insert_item(tx.conn(), &r.id, item, None, r.started_at_ms).await?;
-        }
+        insert_items(tx.conn(), &r.id, &r.target, &items, r.started_at_ms).await?;
         refresh_lanes(tx.conn(), &lanes).await?;
         tx.commit().await?;
         Ok(Ok(()))
@@ -91,22 +140,34 @@ impl<B: Backend> ActionRunStore for SqlStore<B> {
         now_ms: i64,
         items: Vec<NewOutboxItem>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.backend.begin().await?;
-        let lanes: BTreeSet<String> = items.iter().map(|i| i.lane.clone()).collect();
-        self.backend.lock_lanes(tx.conn(), &lanes).await?;
-        let changed = tx
-            .conn()
-            .exec(&q::FINISH, args![state, status, result, now_ms, id])
-            .await?;
-        if changed == 0 {
-            return Ok(false);
+        self.change_run(
+            &q::FINISH,
+            args![state, status, result, now_ms, id],
+            id,
+            &items,
+            now_ms,
+        )
+        .await
+    }
+
+    async fn reopen_action_run(
+        &self,
+        id: &str,
+        now_ms: i64,
+        items: Vec<NewOutboxItem>,
+    ) -> Result<bool, StoreError> {
+        self.change_run(&q::REOPEN, args![id, now_ms], id, &items, now_ms)
+            .await
+    }
+
+    async fn action_runs_of(&self, target: &str) -> Result<Vec<ActionRunRecord>, StoreError> {
+        let mut c = self.backend.read().await?;
+        let mut latest: BTreeMap<String, ActionRunRecord> = BTreeMap::new();
+        for row in c.all(&q::OF_TARGET, args![target]).await? {
+            let run = record(&row)?;
+            latest.insert(run.action.clone(), run);
         }
-        for item in &items {
-            insert_item(tx.conn(), id, item, None, now_ms).await?;
-        }
-        refresh_lanes(tx.conn(), &lanes).await?;
-        tx.commit().await?;
-        Ok(true)
+        Ok(latest.into_values().collect())
     }
 
     async fn action_run(&self, id: &str) -> Result<Option<ActionRunRecord>, StoreError> {

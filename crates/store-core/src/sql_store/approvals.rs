@@ -155,7 +155,17 @@ impl<B: Backend> ApprovalStore for SqlStore<B> {
             Some(_) => row.get("card_item_id")?,
             None => None,
         };
-        for i in &c.items {
+        // The run's refreshes of its target's cards (an alert's, when a button asked for the approval) are linked as
+        // a run's are.
+        let (refresh, items): (Vec<_>, Vec<_>) = c
+            .items
+            .iter()
+            .partition(|i| !i.on_card && i.item.ref_post && c.run.is_some());
+        if let Some(r) = &c.run {
+            let refresh: Vec<_> = refresh.into_iter().map(|i| i.item.clone()).collect();
+            super::actions::insert_items(tx.conn(), &r.id, &r.target, &refresh, now_ms).await?;
+        }
+        for i in items {
             match (i.on_card, card) {
                 (false, _) => insert_item(tx.conn(), &c.id, &i.item, None, now_ms).await?,
                 (true, Some(card)) => {
