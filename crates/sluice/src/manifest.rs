@@ -27,8 +27,15 @@ fn scope(name: &'static str, why: impl Into<String>) -> Scope {
 }
 
 /// The config areas that need bot scopes. Each looks at the config and says which scopes its features use.
-pub const AREAS: &[fn(&Config) -> Vec<Scope>] =
-    &[messages, finding_posts, who_may_act, slack_requests];
+pub const AREAS: &[fn(&Config) -> Vec<Scope>] = &[
+    messages,
+    finding_posts,
+    who_may_act,
+    slack_requests,
+    direct_messages,
+    incidents,
+    digests,
+];
 
 /// The bot scopes `cfg` uses.
 pub fn scopes(cfg: &Config) -> BTreeSet<&'static str> {
@@ -158,6 +165,66 @@ fn slack_requests(cfg: &Config) -> Vec<Scope> {
     out
 }
 
+/// An approval asked of one person (`channel` a user id) goes to their direct messages: Sluice opens the DM first
+/// (conversations.open), and without the scope falls back to posting to the user id.
+fn direct_messages(cfg: &Config) -> Vec<Scope> {
+    let approvals = cfg
+        .api_keys
+        .iter()
+        .any(|k| k.scopes.contains("approvals:write") || k.scopes.contains("admin"));
+    if !approvals {
+        return Vec::new();
+    }
+    vec![scope(
+        "im:write",
+        "post an approval asked of one person in their direct messages (conversations.open)",
+    )]
+}
+
+/// `[[incident_type]]`: war rooms made, set up, pinned, read for the summary and archived (`config/incidents.rs`).
+fn incidents(cfg: &Config) -> Vec<Scope> {
+    cfg.incidents
+        .scopes()
+        .into_iter()
+        .map(|name| {
+            let why = match name {
+                "channels:manage" => "create, set up and archive incident war rooms (conversations.create, invite, setTopic, setPurpose, archive)",
+                "groups:write" => "create and set up private war rooms for incident types with private = true",
+                "channels:history" => "read a war room's decisions and action items for the incident summary (conversations.history)",
+                "groups:history" => "read a private war room's decisions and action items for the incident summary",
+                "channels:read" => "find channels by name for incident announcements and watched channels (conversations.list)",
+                "groups:read" => "find private war rooms and watched private channels",
+                "pins:write" => "pin the incident card in its war room (pins.add)",
+                "reactions:read" => "declare an incident by a reaction in a watched channel, mark timeline notes by reaction (reaction_added)",
+                "usergroups:read" => "invite the members of an incident type's invite_groups (usergroups.users.list)",
+                "chat:write" => "post the incident card, announcement, reminders and summary",
+                other => other,
+            };
+            scope(name, why)
+        })
+        .collect()
+}
+
+/// `[[schedule]]`s with `digest_channels` read those channels' history for the decisions digest.
+fn digests(cfg: &Config) -> Vec<Scope> {
+    if !cfg
+        .chatops
+        .schedules
+        .iter()
+        .any(|s| !s.digest_channels.is_empty())
+    {
+        return Vec::new();
+    }
+    let why = "read the channels a [[schedule]]'s digest_channels names for its digest of decisions and action items (conversations.history)";
+    vec![
+        scope("channels:history", why),
+        scope(
+            "channels:read",
+            "find the digest's channels by name (conversations.list)",
+        ),
+    ]
+}
+
 /// The bot events the config's handlers answer.
 pub fn bot_events(cfg: &Config) -> Vec<&'static str> {
     if !receives_slack(cfg) {
@@ -166,6 +233,11 @@ pub fn bot_events(cfg: &Config) -> Vec<&'static str> {
     let mut events = vec!["app_mention"];
     if cfg.actions.ack_reaction.is_some() {
         events.push("reaction_added");
+    }
+    for e in cfg.incidents.events() {
+        if !events.contains(&e) {
+            events.push(e);
+        }
     }
     events
 }
@@ -244,6 +316,9 @@ struct Interactivity {
     is_enabled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_url: Option<String>,
+    /// Where external selects load their options (`[[form]]` inputs of type `external_select`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_menu_options_url: Option<String>,
 }
 
 /// Slack's limits on a slash command's texts in a manifest.
@@ -267,7 +342,11 @@ fn slash_command(cfg: &Config, url: Option<String>) -> SlashCommand {
         "oncall [team]".into(),
         "silence <matchers> <duration> <comment>".into(),
         "ack <alert>".into(),
+        "remind #channel in <delay> <text>".into(),
     ];
+    if !cfg.incidents.types.is_empty() {
+        usage.push("incident declare <title> [sev]".into());
+    }
     let mut described = Vec::new();
     for c in &cfg.chatops.commands {
         usage.push(c.spec.usage.clone());
@@ -340,6 +419,16 @@ pub fn render(cfg: &Config, config_name: &str, url: Option<&str>) -> Result<Stri
             interactivity: receives.then(|| Interactivity {
                 is_enabled: true,
                 request_url: at("/slack/interactions"),
+                message_menu_options_url: if cfg
+                    .forms
+                    .forms
+                    .iter()
+                    .any(|f| !f.option_urls.is_empty())
+                {
+                    at("/slack/options")
+                } else {
+                    None
+                },
             }),
             org_deploy_enabled: false,
             socket_mode_enabled: socket,
@@ -604,5 +693,99 @@ default = { channels = ["alerts"] }
                 );
             }
         }
+    }
+
+    /// The workflows: incidents (a private type with a lookup), a form with an external select, approvals by API and a
+    /// digest. Every Web API method these features call is covered, the reaction event is subscribed, and Slack is
+    /// told where external selects load their options.
+    const WORKFLOWS: &str = r#"
+[slack]
+signing_secret_env = "SIGNING"
+[actions]
+command = "/ops"
+ack_reaction = ""
+outgoing_secret_env = "OUT"
+[[api_key]]
+name = "ci"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+scopes = ["approvals:write"]
+[[action]]
+name = "crm"
+url = "https://crm.internal/lookup"
+[[incident_type]]
+name = "support"
+channel = "esc-{{ slug }}"
+private = true
+reaction = "rotating_light"
+watch_channels = ["support"]
+lookup = "crm"
+[[form]]
+name = "pick"
+title = "Pick a team"
+action = "crm"
+inputs = [{ name = "team", type = "external_select", url = "https://crm.internal/options" }]
+[[command]]
+name = "pick"
+form = "pick"
+[[schedule]]
+name = "decisions"
+cron = "0 17 * * 1-5"
+channel = "eng-digest"
+digest_channels = ["eng"]
+[routing]
+default = { channels = ["alerts"] }
+"#;
+
+    #[test]
+    fn the_workflows_scopes_events_and_options_url_are_in_the_manifest() {
+        let cfg = config(WORKFLOWS);
+        let granted = scopes(&cfg);
+        for method in [
+            "conversations.create",
+            "conversations.invite",
+            "conversations.setTopic",
+            "conversations.setPurpose",
+            "conversations.archive",
+            "pins.add",
+            "conversations.open",
+            "conversations.history",
+            "chat.scheduleMessage",
+            "chat.deleteScheduledMessage",
+            "usergroups.users.list",
+        ] {
+            let needed = sluice_sim::api::method_scope(method).expect("the simulator knows it");
+            if let Some(needed) = needed {
+                assert!(
+                    granted.contains(needed),
+                    "{method} needs {needed}: {granted:?}"
+                );
+            }
+        }
+        // Private war rooms need the private-channel twins.
+        for private in ["groups:write", "groups:history", "groups:read"] {
+            assert!(granted.contains(private), "{private}: {granted:?}");
+        }
+        let yaml =
+            render(&cfg, "sluice.toml", Some("https://sluice.example.org")).expect("renders");
+        assert!(yaml.contains("- reaction_added"), "{yaml}");
+        assert!(
+            yaml.contains("message_menu_options_url: https://sluice.example.org/slack/options"),
+            "{yaml}"
+        );
+        // Without incident types, forms, approvals or digests none of it is asked for.
+        let plain = scopes(&config(COMMANDS));
+        for extra in ["channels:manage", "pins:write", "groups:write", "im:write"] {
+            assert!(
+                !plain.contains(extra),
+                "{extra} without a feature that needs it: {plain:?}"
+            );
+        }
+        let yaml = render(
+            &config(COMMANDS),
+            "sluice.toml",
+            Some("https://sluice.example.org"),
+        )
+        .expect("renders");
+        assert!(!yaml.contains("message_menu_options_url"), "{yaml}");
     }
 }

@@ -217,6 +217,8 @@ async fn commands_parse_check_permissions_and_the_built_ins_act_on_alerts() {
         "{t}"
     );
     assert!(!t.contains("restart"), "{t}");
+    // No incident types configured: no incident commands offered.
+    assert!(!t.contains("incident declare"), "{t}");
     let t = ops(&sim, "help", "c00", "U0002").await;
     assert!(
         t.contains("`/ops restart <service>`") && !t.contains("/ops deploy"),

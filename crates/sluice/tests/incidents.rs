@@ -132,6 +132,9 @@ default = { channels = ["ops"] }
     let mut sluice = start_sluice_env(&cfg, &[("SLUICE_CLOCK_FILE", &clock)]);
     sim.set_app_base_url(format!("http://{}", sluice.addr));
 
+    // help names the incident commands when incident types are configured.
+    let t = ops(&sim, "help", "ops", "U0003").await;
+    assert!(t.contains("incident declare <title> [sev]"), "{t}");
     // Declared twice (a double submit): one incident, one war room.
     let t = ops(&sim, "incident declare Checkout errors 2", "ops", "U0003").await;
     assert!(t.contains("Declared *Checkout errors* (SEV2)"), "{t}");

@@ -171,6 +171,11 @@ async fn help_text(
     lines.push(format!(
         "• `{slash} remind #channel in 2h \"text\"` — a one-off reminder (`remind list`, `remind cancel <id>`)"
     ));
+    if !state.config.incidents.types.is_empty() {
+        lines.push(format!(
+            "• `{slash} incident declare <title> [sev]` — open a war room; in it: `incident status|role|sev|note|timeline|resolve`"
+        ));
+    }
     for (i, c) in state.config.chatops.commands.iter().enumerate() {
         if commands.may_run(i, c, user, channel).await {
             let description = if c.spec.description.is_empty() {

@@ -325,7 +325,14 @@ impl Dispatcher {
                                 )
                             })
                             .await?;
-                        living::render(&(self.renderer)(), &item.args, &card, &actions, &runs, now())
+                        living::render(
+                            &(self.renderer)(),
+                            &item.args,
+                            &card,
+                            &actions,
+                            &runs,
+                            now(),
+                        )
                     }
                     None => Err("the alert this update belongs to is no longer stored".to_string()),
                 };
