@@ -435,7 +435,7 @@ pub fn render(cfg: &Config, config_name: &str, url: Option<&str>) -> Result<Stri
             token_rotation_enabled: false,
         },
     };
-    let yaml = serde_yaml::to_string(&manifest).map_err(|e| e.to_string())?;
+    let yaml = yaml_serde::to_string(&manifest).map_err(|e| e.to_string())?;
     let mut out = vec![
         format!("# Slack app manifest for {config_name}, made by `sluice manifest`."),
         "# Create the app from it: api.slack.com/apps → Create New App → From a manifest.".into(),

@@ -453,7 +453,7 @@ fn manifest_of_the_example_config_is_yaml_with_its_urls() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let manifest: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+    let manifest: serde_json::Value = yaml_serde::from_str(&text).unwrap();
     assert_eq!(
         manifest["settings"]["interactivity"]["request_url"],
         "https://sluice.corp.example/slack/interactions"

@@ -40,7 +40,7 @@ fn manifest_scopes(cfg: &Path) -> Vec<String> {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let manifest: Value = serde_yaml::from_str(&text).unwrap();
+    let manifest: Value = yaml_serde::from_str(&text).unwrap();
     manifest["oauth_config"]["scopes"]["bot"]
         .as_array()
         .unwrap()
