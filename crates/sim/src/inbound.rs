@@ -359,6 +359,57 @@ impl Simulator {
         self.deliver(out).await
     }
 
+    /// `user` picks the message shortcut `callback_id` from the ⋯ menu of message `ts` in `channel`: a
+    /// `message_action` interaction carrying the message, with a fresh trigger id and response URL.
+    pub async fn message_shortcut(
+        &self,
+        channel: &str,
+        ts: &str,
+        callback_id: &str,
+        user: &str,
+    ) -> Result<Delivered, SimError> {
+        let out = {
+            let mut state = self.lock();
+            let now = state.clock.now();
+            let user_v = user_json(&state, user)?;
+            let ci = state
+                .channel_index(channel)
+                .ok_or_else(|| SimError::UnknownChannel(channel.to_string()))?;
+            let (channel_id, channel_name) = (
+                state.channels[ci].id.clone(),
+                state.channels[ci].name.clone(),
+            );
+            let msg =
+                state.channels[ci]
+                    .find(ts)
+                    .cloned()
+                    .ok_or_else(|| SimError::UnknownMessage {
+                        channel: channel_id.clone(),
+                        ts: ts.to_string(),
+                    })?;
+            let message = api::message_json(&msg, &state.cfg.team_id);
+            let trigger_id = state.issue_trigger(now);
+            let response_url = state.issue_response_url(user, Some(channel_id.clone()), None, now);
+            let payload = json!({
+                "type": "message_action",
+                "token": VERIFICATION_TOKEN,
+                "action_ts": action_ts(&state, now),
+                "team": team_json(&state),
+                "user": user_v,
+                "channel": {"id": channel_id, "name": channel_name},
+                "is_enterprise_install": false,
+                "enterprise": null,
+                "callback_id": callback_id,
+                "trigger_id": trigger_id,
+                "response_url": response_url,
+                "message_ts": msg.ts,
+                "message": message,
+            });
+            Outgoing::new(Kind::Interactions, payload, false)
+        };
+        self.deliver(out).await
+    }
+
     /// `user` adds reaction `emoji` to message `ts`: it shows on the message, and the app gets a
     /// `reaction_added` event.
     pub async fn react(

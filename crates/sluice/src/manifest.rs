@@ -264,6 +264,18 @@ struct Features {
     bot_user: BotUser,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     slash_commands: Vec<SlashCommand>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    shortcuts: Vec<ManifestShortcut>,
+}
+
+/// A global or message shortcut (Slack's manifest `features.shortcuts`).
+#[derive(Serialize)]
+struct ManifestShortcut {
+    name: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    callback_id: &'static str,
+    description: String,
 }
 
 #[derive(Serialize)]
@@ -402,6 +414,17 @@ pub fn render(cfg: &Config, config_name: &str, url: Option<&str>) -> Result<Stri
             },
             slash_commands: if receives {
                 vec![slash_command(cfg, at("/slack/commands"))]
+            } else {
+                Vec::new()
+            },
+            // `[[incident_type]]`s: *Declare incident* in every message's menu (`incidents::shortcut`).
+            shortcuts: if receives && !cfg.incidents.is_empty() {
+                vec![ManifestShortcut {
+                    name: "Declare incident".into(),
+                    kind: "message",
+                    callback_id: crate::incidents::DECLARE_SHORTCUT,
+                    description: "Open an incident war room about this message".into(),
+                }]
             } else {
                 Vec::new()
             },
@@ -769,6 +792,10 @@ default = { channels = ["alerts"] }
             render(&cfg, "sluice.toml", Some("https://sluice.example.org")).expect("renders");
         assert!(yaml.contains("- reaction_added"), "{yaml}");
         assert!(
+            yaml.contains("callback_id: sluice_declare_incident") && yaml.contains("type: message"),
+            "{yaml}"
+        );
+        assert!(
             yaml.contains("message_menu_options_url: https://sluice.example.org/slack/options"),
             "{yaml}"
         );
@@ -787,5 +814,6 @@ default = { channels = ["alerts"] }
         )
         .expect("renders");
         assert!(!yaml.contains("message_menu_options_url"), "{yaml}");
+        assert!(!yaml.contains("shortcuts"), "{yaml}");
     }
 }

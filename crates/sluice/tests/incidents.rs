@@ -570,6 +570,46 @@ declare_users = ["U0001", "U0002"]
         );
     }
 
+    // The *Declare incident* message shortcut: on the message already escalated by reaction, the same incident;
+    // on another message of the watched channel, a war room of that channel's type with the message on its card.
+    sim.message_shortcut("support", &msg, "sluice_declare_incident", "U0001")
+        .await
+        .unwrap();
+    wait_until("told it is already declared", WAIT, || {
+        sim.ephemerals(Some("U0001"))
+            .iter()
+            .any(|e| e.text.contains("is already declared"))
+    })
+    .await;
+    let invoices = sim
+        .post_as_user("support", "U0002", "Acme invoices are wrong")
+        .unwrap();
+    sim.message_shortcut("support", &invoices, "sluice_declare_incident", "U0001")
+        .await
+        .unwrap();
+    wait_until("the shortcut's war room", WAIT, || {
+        channel_named(&sim, "esc-acme-invoices-are-wrong").is_some_and(|c| !c.pins.is_empty())
+    })
+    .await;
+    let room3 = channel_named(&sim, "esc-acme-invoices-are-wrong").unwrap();
+    assert!(room3.is_private && room3.members.contains("U0001") && room3.members.contains("U0004"));
+    let card = shown(
+        room3
+            .messages
+            .iter()
+            .find(|m| m.ts == room3.pins[0])
+            .unwrap(),
+    );
+    assert!(card.contains("Acme invoices are wrong"), "{card}");
+    assert_eq!(
+        sim.channels()
+            .iter()
+            .filter(|c| c.name.starts_with("esc-acme"))
+            .count(),
+        2,
+        "one room per escalated message"
+    );
+
     // The lookup fails (the CRM is down: three tries), and the name is taken: the room is still made, under the
     // next name, and its card says the lookup failed.
     let other = sim

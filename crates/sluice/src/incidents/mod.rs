@@ -1,6 +1,7 @@
 //! Incidents: the thin handler around `sluice_domain::incident` (the state machine, the card, the summary).
 //!
-//! - Declaring (`/ops incident declare`, a reaction on a message in a watched channel: [`declare`]) commits the
+//! - Declaring (`/ops incident declare`, a reaction on a message in a watched channel, the
+//!   *Declare incident* message shortcut: [`declare`]) commits the
 //!   incident under its unique declare key with its first outbox row: the lookup's signed call when the type has a
 //!   `lookup`, else the war room's `conversations.create`. Declaring twice finds the first incident.
 //! - The war room needs Slack's answer (the new channel's id) before anything can be invited, pinned or announced.
@@ -22,7 +23,7 @@ use serde_json::{json, Value};
 use sluice_domain::incident::{self, slug, RoomMessage};
 use sluice_domain::outbox::{lane, outbox_item};
 use sluice_domain::outgoing::http_item;
-use sluice_inbound::models::EventCallback;
+use sluice_inbound::models::{EventCallback, Shortcut};
 use sluice_inbound::{ActionPayload, Ctx, HandlerError, HandlerResult, Registry, Reply};
 use sluice_slack::api::Client;
 use sluice_store::{
@@ -50,6 +51,11 @@ pub fn register(r: &mut Registry, state: Arc<AppState>, slack: Client) {
     if state.config.incidents.is_empty() {
         return;
     }
+    let (s, c) = (state.clone(), slack.clone());
+    r.shortcut(DECLARE_SHORTCUT, move |ctx: Ctx<Shortcut>| {
+        let (s, c) = (s.clone(), c.clone());
+        async move { shortcut(&s, &c, ctx).await }
+    });
     let id = format!(
         "{}{}",
         sluice_core::render::RUN_ACTION_PREFIX,
@@ -59,6 +65,109 @@ pub fn register(r: &mut Registry, state: Arc<AppState>, slack: Client) {
         let (s, c) = (state.clone(), slack.clone());
         async move { card_clicked(&s, &c, ctx).await }
     });
+}
+
+/// The message shortcut's `callback_id` (*Declare incident* in a message's ⋯ menu; `sluice manifest` declares it).
+pub const DECLARE_SHORTCUT: &str = "sluice_declare_incident";
+
+/// The title an incident declared from a message gets: its first line (60 characters at most), or where it came from.
+fn title_from(text: &str, channel_name: &str) -> String {
+    let first = text.lines().next().unwrap_or_default().trim();
+    let t: String = first.chars().take(60).collect();
+    if t.is_empty() {
+        format!("escalation from #{channel_name}")
+    } else {
+        t
+    }
+}
+
+/// *Declare incident* from a message's menu: the incident type watching the message's channel (else the default
+/// type), the message's text and permalink on the card. Its key is the message's, as a reaction's is, so a shortcut
+/// and a reaction on one message (or two clicks) make one incident.
+async fn shortcut(state: &AppState, slack: &Client, ctx: Ctx<Shortcut>) -> HandlerResult<()> {
+    let user = ctx
+        .user_id
+        .clone()
+        .ok_or_else(|| HandlerError::new("the shortcut came without a user"))?;
+    let p = &ctx.payload;
+    let (Some(ch), Some(message)) = (p.channel.as_ref(), p.message.as_ref()) else {
+        ctx.reply(Reply::ephemeral(
+            "Declare incident works from a message's menu (⋯ → Declare incident).",
+        ))
+        .await?;
+        return Ok(());
+    };
+    let channel = ch.id.clone();
+    let name = ch.name.clone().unwrap_or_default();
+    let ts = p
+        .message_ts
+        .clone()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| message.ts.clone());
+    let incidents = &state.config.incidents;
+    let Some(t) = incidents
+        .types
+        .iter()
+        .find(|t| {
+            t.watch_channels
+                .iter()
+                .any(|w| w == &channel || (!name.is_empty() && w == &name))
+        })
+        .or_else(|| incidents.default_type())
+    else {
+        return Ok(());
+    };
+    if !may_declare(slack, t, &user, &channel).await {
+        audit(
+            state,
+            &user,
+            "incident.declare",
+            &format!("{channel}/{ts}"),
+            "refused: not permitted to declare",
+            json!({"type": t.name, "via": "shortcut"}),
+        )
+        .await;
+        ctx.reply(Reply::ephemeral(format!(
+            "You may not declare {} incidents.",
+            t.name
+        )))
+        .await?;
+        return Ok(());
+    }
+    let text = message.text.clone().unwrap_or_default();
+    let origin = Origin {
+        via: "shortcut",
+        channel: channel.clone(),
+        ts: Some(ts.clone()),
+        text: Some(text.clone()),
+        permalink: slack.chat_get_permalink(&channel, &ts).await.ok(),
+    };
+    let declared = declare(
+        state,
+        t,
+        &format!("msg:{channel}:{ts}"),
+        &title_from(&text, &name),
+        t.default_sev,
+        &user,
+        &origin,
+    )
+    .await
+    .map_err(HandlerError::new)?;
+    let r = &declared.incident;
+    let room = match &r.channel_id {
+        Some(id) => format!("<#{id}>"),
+        None => format!("#{}", r.channel_name),
+    };
+    let said = if declared.created {
+        format!(
+            "Declared *{}*: the war room {room} is being set up.",
+            r.title
+        )
+    } else {
+        format!("*{}* is already declared: join {room}.", r.title)
+    };
+    ctx.reply(Reply::ephemeral(said)).await?;
+    Ok(())
 }
 
 /// An alert's severity as an incident's: critical 1, error 2, warning 3, anything else 4.
@@ -164,7 +273,7 @@ async fn card_clicked(
 /// What an incident was declared from.
 #[derive(Debug, Clone)]
 pub struct Origin {
-    /// `command`, `reaction` or `card`.
+    /// `command`, `reaction`, `shortcut` or `card`.
     pub via: &'static str,
     pub channel: String,
     pub ts: Option<String>,
@@ -800,15 +909,7 @@ pub async fn reacted(
     }
     let text = message_text(slack, channel, ts).await.unwrap_or_default();
     let permalink = slack.chat_get_permalink(channel, ts).await.ok();
-    let title: String = {
-        let first = text.lines().next().unwrap_or_default().trim();
-        let t: String = first.chars().take(60).collect();
-        if t.is_empty() {
-            format!("escalation from #{name}")
-        } else {
-            t
-        }
-    };
+    let title = title_from(&text, &name);
     let origin = Origin {
         via: "reaction",
         channel: channel.to_string(),
