@@ -538,21 +538,28 @@ fn invite(state: &mut State, args: &Args) -> Reply {
     if users.iter().any(|u| u == BOT_USER_ID) {
         return Err(ApiError::new("cant_invite_self"));
     }
-    if let Some(missing) = users
+    let (known, unknown): (Vec<String>, Vec<String>) = users
+        .into_iter()
+        .partition(|u| state.users.iter().any(|x| &x.id == u));
+    let errors: Vec<Value> = unknown
         .iter()
-        .find(|u| !state.users.iter().any(|x| &x.id == *u))
-    {
-        return Err(ApiError::new("user_not_found").with(
-            "errors",
-            json!([{"user": missing, "ok": false, "error": "user_not_found"}]),
-        ));
+        .map(|u| json!({"user": u, "ok": false, "error": "user_not_found"}))
+        .collect();
+    // Without `force` one id Slack cannot invite fails the whole call; with it the valid ones are invited and the
+    // others listed in `errors` (unless none is valid).
+    if !errors.is_empty() && (!bool_arg(args, "force") || known.is_empty()) {
+        return Err(ApiError::new("user_not_found").with("errors", json!(errors)));
     }
     let channel = &mut state.channels[ch];
-    if users.iter().all(|u| channel.members.contains(u)) {
+    if known.iter().all(|u| channel.members.contains(u)) {
         return Err(ApiError::new("already_in_channel"));
     }
-    channel.members.extend(users);
-    Ok(json!({"channel": channel.info_json()}))
+    channel.members.extend(known);
+    let mut out = json!({"channel": channel.info_json()});
+    if !errors.is_empty() {
+        out["errors"] = json!(errors);
+    }
+    Ok(out)
 }
 
 fn set_topic(state: &mut State, args: &Args) -> Reply {

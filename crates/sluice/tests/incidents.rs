@@ -119,6 +119,7 @@ name = "default"
 announce_channel = "incidents"
 channel = "inc-{{ date }}-{{ slug }}"
 invite_groups = ["S0001"]
+invite_users = ["U0GONE"]                 # left the company: Slack cannot invite them
 resolve_users = ["U0001", "U0002"]
 reminders = { sev1 = 10 }
 archive_after = "1m"
@@ -162,7 +163,7 @@ default = { channels = ["ops"] }
     for who in ["U0001", "U0002", "U0003"] {
         assert!(
             members.contains(&who),
-            "{who} (declarer, on-call group) is in {members:?}"
+            "{who} (declarer, on-call group) is in {members:?}, though one listed person cannot be invited"
         );
     }
     assert!(!members.contains(&"U0004"), "{members:?}");

@@ -711,7 +711,9 @@ impl Hooks {
                 if !users.is_empty() {
                     c.items.push(plain(item(
                         "conversations.invite",
-                        json!({"channel": room, "users": users.join(",")}),
+                        // force: one id Slack refuses (a deactivated account, a typo in
+                        // invite_users) must not keep everyone else out of the war room.
+                        json!({"channel": room, "users": users.join(","), "force": true}),
                     )));
                 }
             }
