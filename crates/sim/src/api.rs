@@ -4,7 +4,10 @@
 
 use std::time::Instant;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+
+use crate::args::{bool_arg, Reply};
+pub use crate::args::{str_arg, ApiError, Args};
 use sluice_slack_wire::limits;
 
 use crate::blockkit::{validate_blocks, BlockKitError, Surface};
@@ -53,61 +56,14 @@ const TOPIC_MAX: usize = 250;
 /// Modals stacked at most (views.push beyond answers push_limit_reached).
 pub(crate) const VIEW_STACK_MAX: usize = 3;
 
-/// Slack's answer to a failed call: `{"ok":false,"error":…}` plus any extra keys.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{error}")]
-pub struct ApiError {
-    pub error: String,
-    pub extra: Map<String, Value>,
+/// Slack explains rejected blocks and views in `response_metadata.messages`.
+fn explained(error: &str, e: BlockKitError) -> ApiError {
+    ApiError::new(error).with("response_metadata", json!({ "messages": e.messages }))
 }
-
-impl ApiError {
-    pub fn new(error: impl Into<String>) -> Self {
-        Self {
-            error: error.into(),
-            extra: Map::new(),
-        }
-    }
-
-    fn with(mut self, key: &str, value: Value) -> Self {
-        self.extra.insert(key.into(), value);
-        self
-    }
-
-    /// Slack explains rejected blocks and views in `response_metadata.messages`.
-    fn explained(error: &str, e: BlockKitError) -> Self {
-        Self::new(error).with("response_metadata", json!({ "messages": e.messages }))
-    }
-
-    pub fn body(&self) -> Value {
-        let mut body = Map::new();
-        body.insert("ok".into(), Value::Bool(false));
-        body.insert("error".into(), Value::String(self.error.clone()));
-        body.extend(self.extra.clone());
-        Value::Object(body)
-    }
-}
-
-pub type Args = Map<String, Value>;
-type Reply = Result<Value, ApiError>;
 
 /// The scope a method needs, or `None` for an unknown method.
 pub fn method_scope(method: &str) -> Option<Option<&'static str>> {
     METHODS.iter().find(|(m, _)| *m == method).map(|(_, s)| *s)
-}
-
-/// A string argument; numbers and booleans count too because form bodies and JSON bodies disagree.
-pub fn str_arg(args: &Args, key: &str) -> Option<String> {
-    match args.get(key)? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn bool_arg(args: &Args, key: &str) -> bool {
-    matches!(str_arg(args, key).as_deref(), Some("true" | "1"))
 }
 
 /// A JSON argument, which form bodies carry as a JSON string.
@@ -153,8 +109,7 @@ pub fn content(args: &Args) -> Result<Content, ApiError> {
         _ => {}
     }
     if let Some(b) = &blocks {
-        validate_blocks(b, Surface::Message)
-            .map_err(|e| ApiError::explained("invalid_blocks", e))?;
+        validate_blocks(b, Surface::Message).map_err(|e| explained("invalid_blocks", e))?;
     }
     if let Some(m) = &metadata {
         let ok = m.get("event_type").is_some_and(Value::is_string)
@@ -758,10 +713,7 @@ pub(crate) fn check_view(args: &Args, kind: &str) -> Result<Value, ApiError> {
     if messages.is_empty() {
         Ok(view)
     } else {
-        Err(ApiError::explained(
-            "invalid_arguments",
-            BlockKitError { messages },
-        ))
+        Err(explained("invalid_arguments", BlockKitError { messages }))
     }
 }
 

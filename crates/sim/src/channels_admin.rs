@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::api::{str_arg, ApiError, Args};
+use crate::args::{str_arg, ApiError, Args};
 use crate::model::Message;
 use crate::state::{State, BOT_USER_ID};
 use crate::Simulator;

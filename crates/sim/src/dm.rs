@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::api::{str_arg, ApiError, Args};
+use crate::args::{str_arg, ApiError, Args};
 use crate::state::State;
 
 /// Slack opens at most 8 people's conversation at once.

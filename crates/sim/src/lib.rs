@@ -15,6 +15,7 @@
 //! The state is one workspace behind one lock ([`state::State`]), never held across an await.
 
 pub mod api;
+mod args;
 pub mod blockkit;
 pub mod bucket;
 pub mod channels_admin;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::api::{str_arg, ApiError, Args};
+use crate::args::{str_arg, ApiError, Args};
 use crate::state::State;
 
 pub fn list(state: &mut State, args: &Args, now: Instant) -> Result<Value, ApiError> {
