@@ -2,7 +2,8 @@
 //! `function_executed` (`event.function.callback_id` = the action's name, `event.inputs`,
 //! `event.function_execution_id`, and a `bot_access_token` for this execution alone). [`executed`] acts once per
 //! execution (a once-key in the store, so a redelivery — with the same or another event id, to any replica — does
-//! nothing), checks the inputs against the step (`sluice_domain::step::validate_inputs`), and runs the action
+//! nothing), checks the inputs against the step (`sluice_domain::step::validate_inputs`) and who runs it (the first
+//! `user_id` input, permitted as for the action's button), and runs the action
 //! through [`crate::actions::run_action`] like any other run: signed, through the outbox, its run id
 //! `run_<function_execution_id>` (the call's `Idempotency-Key`). The run's `card` holds `{"step": {execution_id,
 //! token}}` instead of a card, so when the call ends `crate::actions::call_ended` adds [`completion`]:
@@ -22,6 +23,7 @@ use sluice_inbound::{Ctx, HandlerError, HandlerResult, Registry};
 use sluice_store::{ActionRunRecord, NewOutboxItem};
 
 use crate::actions::{run_action, Actor, ReplyTo, Started};
+use crate::alerts::Permissions;
 use crate::config::steps::Steps;
 use crate::outbox::audit;
 use crate::state::{now_ms, AppState};
@@ -32,10 +34,10 @@ const LANE: &str = "functions";
 const ONCE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Adds the `function_executed` handler.
-pub fn register(r: &mut Registry, state: Arc<AppState>) {
+pub fn register(r: &mut Registry, state: Arc<AppState>, permissions: Arc<Permissions>) {
     r.event("function_executed", move |ctx: Ctx<EventCallback>| {
-        let s = state.clone();
-        async move { executed(&s, ctx).await }
+        let (s, p) = (state.clone(), permissions.clone());
+        async move { executed(&s, &p, ctx).await }
     });
 }
 
@@ -48,7 +50,11 @@ fn complete_error(team: &str, id: &str, token: &str, error: &str) -> NewOutboxIt
     outbox_item(team, LANE, "functions.completeError", args)
 }
 
-async fn executed(state: &AppState, ctx: Ctx<EventCallback>) -> HandlerResult<()> {
+async fn executed(
+    state: &AppState,
+    permissions: &Permissions,
+    ctx: Ctx<EventCallback>,
+) -> HandlerResult<()> {
     let raw = ctx
         .payload
         .event
@@ -121,6 +127,27 @@ async fn executed(state: &AppState, ctx: Ctx<EventCallback>) -> HandlerResult<()
         .find_map(|(p, _)| inputs.get(&p.name).and_then(Value::as_str))
         .unwrap_or_default()
         .to_string();
+    // Who may run it, as for its button: its own users and groups, else `[actions]`' (a step runs in no channel).
+    let may = if action.users.is_empty() && action.groups.is_empty() {
+        permissions.may_act(&user, "").await
+    } else {
+        Permissions::listed(
+            action.users.clone(),
+            action.groups.clone(),
+            false,
+            permissions.slack().clone(),
+        )
+        .may_act(&user, "")
+        .await
+    };
+    if !may {
+        let who = if user.is_empty() {
+            "a workflow without a user_id input".to_string()
+        } else {
+            format!("<@{user}>")
+        };
+        return refuse(format!("{who} is not allowed to run {}", action.label)).await;
+    }
     let mut ctx_value = context(None, None, &user, "", inputs.clone());
     ctx_value["inputs"] = Value::Object(inputs);
     let actor = Actor {

@@ -40,6 +40,17 @@ label = "Deploy"
 url = "http://{internal}/deploy"
 body = '{{"service": "{{{{ inputs.service }}}}", "replicas": "{{{{ inputs.replicas }}}}", "by": "{{{{ user.id }}}}"}}'
 
+[[action]]
+name = "restart"
+label = "Restart"
+url = "http://{internal}/restart"
+users = ["U0001"]
+
+[[step]]
+action = "restart"
+title = "Restart a service"
+inputs = [{{ name = "by", type = "user_id", title = "Requested by", required = false }}]
+
 [[step]]
 action = "deploy"
 title = "Deploy a service"
@@ -234,4 +245,29 @@ async fn bad_inputs_complete_the_step_with_an_error_naming_the_input() {
     assert!(runs
         .iter()
         .all(|r| r["result"].as_str().unwrap().starts_with("refused: ")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_runs_only_for_someone_its_action_permits() {
+    let s = setup().await;
+    for inputs in [json!({"by": "U0002"}), json!({})] {
+        let fired = s.sim.fire_function("restart", inputs).await.unwrap();
+        let Outcome::Failed { error } = finished(&s.sim, &fired.execution_id).await else {
+            panic!("refused");
+        };
+        assert!(error.contains("is not allowed to run Restart"), "{error}");
+    }
+    assert!(s.internal.received().is_empty(), "nothing was called");
+    let fired = s
+        .sim
+        .fire_function("restart", json!({"by": "U0001"}))
+        .await
+        .unwrap();
+    let outcome = finished(&s.sim, &fired.execution_id).await;
+    assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
+    assert_eq!(s.internal.received().len(), 1);
+    let results = results(&audited(s.sluice.addr, "step.run").await);
+    assert_eq!(results.len(), 3, "{results:?}");
+    assert_eq!(results[0], "ok");
+    assert!(results[1].contains("not allowed"), "{results:?}");
 }

@@ -170,6 +170,27 @@ pub(super) fn check(raw: &[Spanned<RawStep>], actions: &Actions, p: &mut Report<
                 &format!("name one of the actions: {}", known.join(", ")),
             );
             ok = false;
+        } else if let Some(a) = actions
+            .get(&action)
+            .filter(|a| a.approval.is_some() || a.channel_members)
+        {
+            let (what, fix) = if a.approval.is_some() {
+                (
+                    "needs an approval, which a workflow step cannot wait for",
+                    "offer an action without `approval` as a step",
+                )
+            } else {
+                (
+                    "is for channel_members, and a step runs in no channel",
+                    "list its users or groups instead",
+                )
+            };
+            p(
+                Some(s.action.span()),
+                format!("{owner}: the action {what}"),
+                fix,
+            );
+            ok = false;
         } else if !plain_name(&action) {
             p(
                 Some(s.action.span()),
@@ -336,6 +357,12 @@ mod tests {
                 "its own name",
             ),
             (
+                "[[action]]\nname = \"gated\"\nurl = \"https://d.internal/y\"\napproval = { approvers = { users = [\"U1\"] } }\n[[step]]\naction = \"gated\"\ntitle = \"T\"\n".into(),
+                11,
+                "needs an approval",
+                "without `approval`",
+            ),
+            (
                 "[[step]]\naction = \"deploy\"\ntitle = \"T\"\n[[step]]\naction = \"deploy\"\ntitle = \"U\"\n".into(),
                 10,
                 "a second [[step]]",
@@ -383,5 +410,19 @@ mod tests {
             .outputs(step, 200, r#"{"deployed": {"count": 1}}"#)
             .unwrap_err();
         assert!(missing.contains("\"version\""), "{missing}");
+    }
+
+    /// The README's example under "Workflow Builder steps" parses as written, with an action named deploy.
+    #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../../../../README.md");
+        let section = &readme[readme
+            .find("### Workflow Builder steps")
+            .expect("the section")..];
+        let start = section.find("```toml\n").expect("its example") + "```toml\n".len();
+        let example = &section[start..start + section[start..].find("```").expect("its end")];
+        let cfg = parse(&format!("{BASE}{example}")).unwrap_or_else(|p| panic!("{p:?}"));
+        let step = cfg.steps.get("deploy").expect("the step");
+        assert_eq!((step.inputs.len(), step.outputs.len()), (2, 2));
     }
 }
