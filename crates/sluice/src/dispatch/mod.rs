@@ -411,7 +411,11 @@ impl Dispatcher {
                 Some(e) => Err(e),
                 // A Workflow Builder step's completion carries its execution's own token: sent as the bearer,
                 // never as an argument.
-                None => match args.as_object_mut().and_then(|a| a.remove("token")) {
+                None => match args
+                    .as_object_mut()
+                    .filter(|_| item.method.starts_with("functions."))
+                    .and_then(|a| a.remove("token"))
+                {
                     Some(Value::String(token)) => {
                         let token = sluice_slack_wire::secret::Secret::new(token);
                         self.client
