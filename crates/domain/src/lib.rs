@@ -29,4 +29,5 @@ pub mod remind;
 pub mod rotation;
 pub mod schedule;
 pub mod silence;
+pub mod step;
 pub mod verb;

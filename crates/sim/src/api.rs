@@ -45,6 +45,8 @@ pub const METHODS: &[(&str, Option<&str>)] = &[
     ("views.update", None),
     ("views.push", None),
     ("views.publish", None),
+    ("functions.completeSuccess", None),
+    ("functions.completeError", None),
     // Needs an app-level token (xapp-…), checked by the HTTP gate.
     ("apps.connections.open", None),
 ];
@@ -310,6 +312,8 @@ pub fn dispatch(state: &mut State, method: &str, args: &Args, now: Instant) -> R
         "views.push" => views_open(state, args, true, now),
         "views.update" => views_update(state, args, now),
         "views.publish" => views_publish(state, args, now),
+        "functions.completeSuccess" => crate::functions::complete_success(state, args),
+        "functions.completeError" => crate::functions::complete_error(state, args),
         _ => Err(ApiError::new("unknown_method")),
     }
 }

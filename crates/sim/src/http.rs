@@ -206,7 +206,8 @@ fn answer_web_api(
     };
     // Bot tokens and app-level tokens are not interchangeable.
     let is_app_token = state.cfg.app_tokens.contains(&token);
-    let is_bot_token = state.cfg.bot_tokens.contains(&token);
+    // A running Workflow step's token (`functions.rs`) acts as the app's bot for that execution.
+    let is_bot_token = state.cfg.bot_tokens.contains(&token) || state.functions.token_valid(&token);
     if method == "apps.connections.open" {
         if is_bot_token {
             return Answer::err(ApiError::new("not_allowed_token_type"));
@@ -258,6 +259,13 @@ fn answer_web_api(
     if method == "apps.connections.open" {
         return open_connection(state, host);
     }
+    let with_caller;
+    let args = if method.starts_with("functions.") {
+        with_caller = crate::functions::with_caller(args, &token);
+        &with_caller
+    } else {
+        args
+    };
     match api::dispatch(state, method, args, now) {
         Ok(body) => Answer::ok(body),
         Err(e) => Answer::err(e),

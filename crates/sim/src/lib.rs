@@ -20,6 +20,7 @@ pub mod blockkit;
 pub mod bucket;
 pub mod channels_admin;
 mod dm;
+pub mod functions;
 mod http;
 pub mod inbound;
 pub mod model;

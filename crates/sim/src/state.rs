@@ -198,6 +198,8 @@ pub struct State {
     /// `http://host:port` the simulator is served on, once known (response_url and socket URLs).
     pub self_url: Option<String>,
     pub socket: crate::socket::SocketState,
+    /// Workflow Builder step executions (`functions.rs`).
+    pub functions: crate::functions::Functions,
 }
 
 /// Channel names Slack accepts: lowercase letters, digits, `-` and `_`, at most 80.
@@ -256,6 +258,7 @@ impl State {
             next_id: 1,
             self_url: None,
             socket: crate::socket::SocketState::default(),
+            functions: Default::default(),
         };
         s.seed_channels();
         s

@@ -344,6 +344,31 @@ impl Client {
     /// Calls `method` with `args` as the JSON body. Returns the whole answer when Slack says
     /// `ok: true`; every other outcome is a [`SlackError`].
     pub async fn call(&self, method: &str, args: &Value) -> Result<Value, SlackError> {
+        self.call_auth(method, args, self.inner.auth.clone()).await
+    }
+
+    /// [`Client::call`] with another token than the client's: a Workflow Builder step's `bot_access_token`, which
+    /// Slack issues for one function execution.
+    pub async fn call_with_token(
+        &self,
+        method: &str,
+        args: &Value,
+        token: &Secret,
+    ) -> Result<Value, SlackError> {
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                SlackError::Config("token contains characters not allowed in an HTTP header".into())
+            })?;
+        auth.set_sensitive(true);
+        self.call_auth(method, args, auth).await
+    }
+
+    async fn call_auth(
+        &self,
+        method: &str,
+        args: &Value,
+        auth: HeaderValue,
+    ) -> Result<Value, SlackError> {
         let url = self
             .inner
             .base
@@ -353,7 +378,7 @@ impl Client {
             .inner
             .http
             .post(url)
-            .header(AUTHORIZATION, self.inner.auth.clone())
+            .header(AUTHORIZATION, auth)
             .header(CONTENT_TYPE, "application/json; charset=utf-8")
             .body(args.to_string())
             .send()

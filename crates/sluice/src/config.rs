@@ -25,6 +25,7 @@ mod approvals;
 pub mod commands;
 pub mod forms;
 pub mod incidents;
+pub mod steps;
 pub use approvals::ApprovalsConfig;
 pub use commands::ChatopsConfig;
 
@@ -74,6 +75,9 @@ pub struct RawConfig {
     /// `[[form]]`: modals that feed an `[[action]]` (`config/forms.rs`).
     #[serde(default, rename = "form")]
     pub forms: Vec<Spanned<forms::RawForm>>,
+    /// `[[step]]`: actions offered to Workflow Builder as custom steps (`config/steps.rs`).
+    #[serde(default, rename = "step")]
+    pub steps: Vec<Spanned<steps::RawStep>>,
     /// `[[incident_type]]`: incidents and their war rooms, checked in `config/incidents.rs`.
     #[serde(default, rename = "incident_type")]
     pub incident_types: Vec<Spanned<incidents::RawIncidentType>>,
@@ -545,6 +549,8 @@ pub struct Config {
     pub chatops: ChatopsConfig,
     /// `[[form]]`s.
     pub forms: forms::Forms,
+    /// `[[step]]`s, by action name.
+    pub steps: std::sync::Arc<steps::Steps>,
     /// `[[incident_type]]`.
     pub incidents: incidents::IncidentsConfig,
     pub dispatch: DispatchConfig,
@@ -799,6 +805,7 @@ impl Config {
             &mut p,
         );
         let forms = forms::check(&raw.forms, &action_defs, &mut p);
+        let steps = std::sync::Arc::new(steps::check(&raw.steps, &action_defs, &mut p));
         approvals.action_origins = action_defs.origins();
         approvals.action_origins.extend(forms.origins());
         let chatops = commands::check(
@@ -1132,6 +1139,7 @@ impl Config {
                 action_defs,
                 chatops,
                 forms,
+                steps,
                 incidents,
                 dispatch: raw.dispatch,
                 dedup: raw.dedup,

@@ -59,6 +59,7 @@ pub fn registry(state: Arc<AppState>, permissions: Arc<Permissions>, command: &s
     crate::actions::register(&mut r, state.clone(), permissions.clone());
     commands::register_confirmations(&mut r, state.clone(), commands.clone());
     crate::forms::register(&mut r, state.clone(), commands.clone());
+    crate::steps::register(&mut r, state.clone(), permissions.clone());
     let s = state.clone();
     r.command(command, move |ctx: Ctx<SlashCommand>| {
         let (s, c) = (s.clone(), commands.clone());

@@ -29,3 +29,4 @@ pub mod preview;
 pub mod reload;
 pub mod server;
 pub mod state;
+pub mod steps;

@@ -239,7 +239,49 @@ pub fn bot_events(cfg: &Config) -> Vec<&'static str> {
             events.push(e);
         }
     }
+    if !cfg.steps.is_empty() {
+        events.push("function_executed");
+    }
     events
+}
+
+/// Each `[[step]]` as a custom step in Slack's manifest shape: callback_id (its action's name) → title,
+/// description, input and output parameters (`properties` and the `required` names).
+fn functions(cfg: &Config) -> BTreeMap<String, Function> {
+    let params = |list: &mut dyn Iterator<Item = (&sluice_domain::step::Param, &String)>| {
+        let mut out = Parameters::default();
+        for (p, description) in list {
+            out.properties.insert(
+                p.name.clone(),
+                Parameter {
+                    ty: p.ty.manifest_type(),
+                    title: p.title.clone(),
+                    description: (!description.is_empty()).then(|| description.clone()),
+                },
+            );
+            if p.required {
+                out.required.push(p.name.clone());
+            }
+        }
+        out
+    };
+    cfg.steps
+        .iter()
+        .map(|s| {
+            let description = if s.description.is_empty() {
+                s.title.clone()
+            } else {
+                s.description.clone()
+            };
+            let function = Function {
+                title: s.title.clone(),
+                description,
+                input_parameters: params(&mut s.inputs.iter().map(|(p, d)| (p, d))),
+                output_parameters: params(&mut s.outputs.iter().map(|(p, d, _)| (p, d))),
+            };
+            (s.action.clone(), function)
+        })
+        .collect()
 }
 
 /// Where Slack reaches Sluice when it is not told (`--url`): the manifest says to replace it.
@@ -251,6 +293,32 @@ struct Manifest {
     features: Features,
     oauth_config: OAuth,
     settings: Settings,
+    /// Workflow Builder custom steps (`[[step]]`), by callback_id.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    functions: BTreeMap<String, Function>,
+}
+
+#[derive(Serialize)]
+struct Function {
+    title: String,
+    description: String,
+    input_parameters: Parameters,
+    output_parameters: Parameters,
+}
+
+#[derive(Serialize, Default)]
+struct Parameters {
+    properties: BTreeMap<String, Parameter>,
+    required: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Parameter {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -313,6 +381,9 @@ struct Settings {
     interactivity: Option<Interactivity>,
     org_deploy_enabled: bool,
     socket_mode_enabled: bool,
+    /// `remote` when the app has custom steps: Sluice runs them, not Slack's hosting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function_runtime: Option<&'static str>,
     token_rotation_enabled: bool,
 }
 
@@ -402,6 +473,7 @@ pub fn render(cfg: &Config, config_name: &str, url: Option<&str>) -> Result<Stri
     let receives = receives_slack(cfg);
     let justified = justified(cfg);
     let events = bot_events(cfg);
+    let has_steps = receives && !cfg.steps.is_empty();
     let manifest = Manifest {
         display_information: Display {
             name: "Sluice".into(),
@@ -453,9 +525,16 @@ pub fn render(cfg: &Config, config_name: &str, url: Option<&str>) -> Result<Stri
                     None
                 },
             }),
-            org_deploy_enabled: false,
+            // Slack offers custom steps only from org-ready apps.
+            org_deploy_enabled: has_steps,
             socket_mode_enabled: socket,
+            function_runtime: has_steps.then_some("remote"),
             token_rotation_enabled: false,
+        },
+        functions: if has_steps {
+            functions(cfg)
+        } else {
+            BTreeMap::new()
         },
     };
     let yaml = yaml_serde::to_string(&manifest).map_err(|e| e.to_string())?;
@@ -815,5 +894,71 @@ default = { channels = ["alerts"] }
         .expect("renders");
         assert!(!yaml.contains("message_menu_options_url"), "{yaml}");
         assert!(!yaml.contains("shortcuts"), "{yaml}");
+    }
+
+    /// Each `[[step]]` is a custom step under `functions:` in Slack's shape (callback_id = the action's name), and the
+    /// app asks for what steps need: the `function_executed` event, the remote function runtime, org-ready deploys.
+    #[test]
+    fn steps_are_declared_as_functions_with_their_parameters() {
+        let text = COMMANDS.to_string()
+            + r#"
+[[step]]
+action = "deploy"
+title = "Deploy a service"
+description = "Deploys through the deployer"
+inputs = [
+  { name = "service", type = "string", title = "Service" },
+  { name = "by", type = "user_id", title = "Requested by", required = false },
+]
+outputs = [{ name = "version", type = "string", title = "Version", from = "/version" }]
+"#;
+        let yaml = render(
+            &config(&text),
+            "sluice.toml",
+            Some("https://sluice.example.org"),
+        )
+        .expect("renders");
+        let manifest: serde_yaml::Value = serde_yaml::from_str(
+            &yaml
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+        .expect("YAML");
+        let want: serde_yaml::Value = serde_yaml::from_str(
+            r#"
+deploy:
+  title: Deploy a service
+  description: Deploys through the deployer
+  input_parameters:
+    properties:
+      by: { type: "slack#/types/user_id", title: Requested by }
+      service: { type: string, title: Service }
+    required: [service]
+  output_parameters:
+    properties:
+      version: { type: string, title: Version }
+    required: [version]
+"#,
+        )
+        .unwrap();
+        assert_eq!(manifest["functions"], want, "{yaml}");
+        assert_eq!(manifest["settings"]["function_runtime"], "remote", "{yaml}");
+        assert_eq!(manifest["settings"]["org_deploy_enabled"], true, "{yaml}");
+        let events = manifest["settings"]["event_subscriptions"]["bot_events"]
+            .as_sequence()
+            .expect("bot events");
+        assert!(events.iter().any(|e| e == "function_executed"), "{yaml}");
+        // Without a step, none of it.
+        let plain = render(&config(COMMANDS), "sluice.toml", None).expect("renders");
+        for absent in [
+            "functions:",
+            "function_runtime",
+            "function_executed",
+            "org_deploy_enabled: true",
+        ] {
+            assert!(!plain.contains(absent), "{absent}: {plain}");
+        }
     }
 }

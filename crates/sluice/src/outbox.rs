@@ -13,7 +13,7 @@ use crate::state::{now_ms, AppState};
 
 /// Slack calls caused by an action go through the outbox like everything else, recorded as an
 /// event of their own so `GET /v1/events/{id}` shows what became of them.
-async fn enqueue(
+pub(crate) async fn enqueue(
     state: &AppState,
     rule: &str,
     body: Value,

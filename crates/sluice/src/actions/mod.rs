@@ -32,6 +32,7 @@ pub use run::{prepare_run, Actor, Prepared, ReplyTo, Started};
 
 use crate::alerts::Permissions;
 use crate::config::actions::{Action, Actions, ResultTo};
+use crate::config::steps::Steps;
 use crate::outbox::audit;
 use crate::state::{now_ms, AppState};
 
@@ -108,6 +109,7 @@ pub async fn run_action(
 pub async fn call_ended(
     store: &dyn Store,
     actions: &Actions,
+    steps: &Steps,
     run_id: &str,
     end: &CallEnd,
 ) -> Result<bool, StoreError> {
@@ -183,6 +185,9 @@ pub async fn call_ended(
         &to,
         &run.action,
         &status_line(label, next, &run.actor, now_ms(), &note),
+    ));
+    items.extend(crate::steps::completion(
+        &run, steps, label, timeout_ms, end,
     ));
     let excerpt = sluice_slack_wire::blocks::truncate(&result, 2000);
     store

@@ -31,6 +31,8 @@ pub struct Outgoing {
     team: String,
     /// The `[[action]]`s: their headers (secrets, never stored in the outbox) and result templates.
     pub(crate) actions: std::sync::Arc<crate::config::actions::Actions>,
+    /// The `[[step]]`s: how a step run's outputs are read from its answer.
+    pub(crate) steps: std::sync::Arc<crate::config::steps::Steps>,
 }
 
 /// The result of one attempt.
@@ -66,6 +68,7 @@ impl Outgoing {
             timeout: Duration::from_millis(cfg.approvals.timeout_ms),
             team: cfg.slack.team_id.clone(),
             actions: cfg.action_defs.clone(),
+            steps: cfg.steps.clone(),
         }
     }
 
@@ -324,7 +327,15 @@ impl Dispatcher {
             }
         };
         let outgoing = (self.outgoing)();
-        match crate::actions::call_ended(&*self.store, &outgoing.actions, run_id, &end).await {
+        match crate::actions::call_ended(
+            &*self.store,
+            &outgoing.actions,
+            &outgoing.steps,
+            run_id,
+            &end,
+        )
+        .await
+        {
             Ok(true) => self.wake.notify_one(),
             Ok(false) => {}
             Err(e) => {

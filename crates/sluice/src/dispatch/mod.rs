@@ -409,7 +409,21 @@ impl Dispatcher {
             let started = Instant::now();
             let result = match lookup_failed.take() {
                 Some(e) => Err(e),
-                None => self.client.call(&item.method, &args).await,
+                // A Workflow Builder step's completion carries its execution's own token: sent as the bearer,
+                // never as an argument.
+                None => match args
+                    .as_object_mut()
+                    .filter(|_| item.method.starts_with("functions."))
+                    .and_then(|a| a.remove("token"))
+                {
+                    Some(Value::String(token)) => {
+                        let token = sluice_slack_wire::secret::Secret::new(token);
+                        self.client
+                            .call_with_token(&item.method, &args, &token)
+                            .await
+                    }
+                    _ => self.client.call(&item.method, &args).await,
+                },
             };
             let outcome = classify(&result);
             metrics::histogram!("sluice_slack_call_seconds", "method" => item.method.clone())
