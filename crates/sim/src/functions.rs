@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::api::{str_arg, ApiError, Args};
+use crate::args::{str_arg, ApiError, Args};
 use crate::inbound::{Delivered, SimError};
 use crate::state::State;
 use crate::Simulator;

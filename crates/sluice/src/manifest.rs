@@ -918,7 +918,7 @@ outputs = [{ name = "version", type = "string", title = "Version", from = "/vers
             Some("https://sluice.example.org"),
         )
         .expect("renders");
-        let manifest: serde_yaml::Value = serde_yaml::from_str(
+        let manifest: yaml_serde::Value = yaml_serde::from_str(
             &yaml
                 .lines()
                 .filter(|l| !l.starts_with('#'))
@@ -926,7 +926,7 @@ outputs = [{ name = "version", type = "string", title = "Version", from = "/vers
                 .join("\n"),
         )
         .expect("YAML");
-        let want: serde_yaml::Value = serde_yaml::from_str(
+        let want: yaml_serde::Value = yaml_serde::from_str(
             r#"
 deploy:
   title: Deploy a service
