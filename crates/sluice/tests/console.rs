@@ -692,4 +692,63 @@ mod without_a_browser {
             "{audit:?}"
         );
     }
+
+    fn login_from(key: &str, ip: &str) -> Request<Body> {
+        let mut r = login(key);
+        let addr: std::net::SocketAddr = format!("{ip}:40000").parse().unwrap();
+        r.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+        r
+    }
+
+    #[tokio::test]
+    async fn failed_logins_from_one_address_are_refused_with_429_until_the_window_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = common::state(dir.path(), "").await;
+        // Two failures per two seconds per client (the default is five a minute), so the test can wait it out.
+        let throttle = sluice::console::throttle::LoginThrottle::new(
+            2,
+            100,
+            std::time::Duration::from_secs(2),
+        );
+        let router = sluice::http::app(
+            state.clone(),
+            sluice::console::routes_with(state.clone(), throttle),
+        );
+        for _ in 0..2 {
+            let a = call(&router, login_from("guess", "10.0.0.1")).await;
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+        }
+        // Throttled: even the right key is refused, so a guesser learns nothing.
+        let held = call(&router, login_from(common::KEY, "10.0.0.1")).await;
+        assert_eq!(held.status, StatusCode::TOO_MANY_REQUESTS, "{}", held.body);
+        let wait: u64 = held.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=2).contains(&wait), "Retry-After {wait}");
+        assert!(held.body.contains("try again in"), "{}", held.body);
+        assert!(held.headers.get("set-cookie").is_none());
+        // Another address is not held up.
+        let other = call(&router, login_from(common::KEY, "10.0.0.2")).await;
+        assert_eq!(other.status, StatusCode::SEE_OTHER, "{}", other.body);
+
+        let audit = state.store.audit(0, 100).await.unwrap();
+        let refusals: Vec<_> = audit
+            .iter()
+            .filter(|r| r.action == "console.login" && r.result == "unknown_key")
+            .collect();
+        assert_eq!(refusals.len(), 2, "{audit:?}");
+        assert!(refusals.iter().all(|r| r.detail["client"] == "10.0.0.1"));
+        assert!(
+            refusals
+                .iter()
+                .any(|r| r.detail["throttled_for_secs"].is_u64()),
+            "the failure that used up the allowance says so: {refusals:?}"
+        );
+
+        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+        let again = call(&router, login_from(common::KEY, "10.0.0.1")).await;
+        assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+    }
 }
