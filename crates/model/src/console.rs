@@ -55,3 +55,12 @@ pub struct ApprovalSummary {
     pub decided_at_ms: Option<i64>,
     pub request: serde_json::Value,
 }
+
+/// An open operator console session (the store knows it by the hash of its token only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsoleSession {
+    /// The name of the API key the operator logged in with.
+    pub operator: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}

@@ -751,4 +751,70 @@ mod without_a_browser {
         let again = call(&router, login_from(common::KEY, "10.0.0.1")).await;
         assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
     }
+
+    #[tokio::test]
+    async fn a_session_works_on_another_replica_and_after_a_restart_until_logout() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = sluice::server::app(common::state(dir.path(), "").await);
+        let (cookie, csrf) = session(&first).await;
+        drop(first);
+        // Another process on the same database: a replica, or this one restarted.
+        let state = common::state(dir.path(), "").await;
+        let token = cookie.split_once('=').unwrap().1.to_string();
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT token_hash, operator FROM console_sessions")
+                .fetch_all(
+                    &sqlx::SqlitePool::connect(&format!(
+                        "sqlite://{}/test.db",
+                        dir.path().display()
+                    ))
+                    .await
+                    .unwrap(),
+                )
+                .await
+                .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].1, "ci");
+        assert_ne!(rows[0].0, token, "only a hash of the token is stored");
+        let second = sluice::server::app(state.clone());
+        let whoami = || {
+            Request::get("/console/api/session")
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let a = call(&second, whoami()).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        let v: Value = serde_json::from_str(&a.body).unwrap();
+        assert_eq!(v["operator"], "ci");
+        assert_eq!(
+            v["csrf"],
+            csrf.as_str(),
+            "the same CSRF token on every replica"
+        );
+
+        let out = call(
+            &second,
+            Request::post("/console/api/logout")
+                .header("cookie", &cookie)
+                .header("x-csrf-token", &csrf)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(out.status, StatusCode::OK, "{}", out.body);
+        let third = sluice::server::app(common::state(dir.path(), "").await);
+        assert_eq!(
+            call(&third, whoami()).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&second, whoami()).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        let audit = state.store.audit(0, 100).await.unwrap();
+        assert!(audit
+            .iter()
+            .any(|r| r.action == "console.logout" && r.actor == "ci"));
+    }
 }

@@ -266,6 +266,7 @@ conformance!(
     one_run_of_an_action_on_a_target_runs_at_a_time_and_ends_once,
     a_replayed_run_runs_again_and_a_target_shows_its_latest_runs,
     console_views_show_rates_lanes_leases_events_open_alerts_and_the_audit_tail,
+    console_sessions_are_shared_expire_and_end_at_logout,
     a_scheduled_minute_is_claimed_once_across_replicas,
     open_alerts_are_found_by_key_id_or_event_and_periods_are_counted,
     declaring_twice_makes_one_incident_across_replicas,
@@ -2263,6 +2264,11 @@ async fn postgres_outage_answers_unavailable_fast_and_the_store_recovers() {
 /// Every migration after the first, newest first: its version, its name, and the statements that undo it, so a test
 /// can make the database an older release left. A new migration adds its line here.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        23,
+        "0023_console_sessions",
+        "DROP INDEX console_sessions_expiry; DROP TABLE console_sessions;",
+    ),
     (
         21,
         "0021_action_runs_target",
@@ -4837,6 +4843,57 @@ async fn a_replayed_run_runs_again_and_a_target_shows_its_latest_runs(ctx: Ctx) 
 
 // ---------------------------------------------------------------------------------------------------------------
 // The operator console's views
+
+async fn console_sessions_are_shared_expire_and_end_at_logout(ctx: Ctx) {
+    let s = &ctx.store;
+    s.open_console_session("hash-a", "ops-admin", T0, T0 + 1000)
+        .await
+        .expect("open");
+    s.open_console_session("hash-b", "other", T0, T0 + 10)
+        .await
+        .expect("open");
+    let a = s.console_session("hash-a", T0 + 5).await.expect("read");
+    assert_eq!(
+        a,
+        Some(ConsoleSession {
+            operator: "ops-admin".into(),
+            created_at_ms: T0,
+            expires_at_ms: T0 + 1000
+        })
+    );
+    assert!(s
+        .console_session("hash-b", T0 + 5)
+        .await
+        .expect("read")
+        .is_some());
+    // Past its expiry a session is not honoured, and the next login forgets it.
+    assert_eq!(
+        s.console_session("hash-b", T0 + 10).await.expect("read"),
+        None
+    );
+    s.open_console_session("hash-c", "ops-admin", T0 + 20, T0 + 2000)
+        .await
+        .expect("open");
+    assert!(
+        !s.close_console_session("hash-b").await.expect("close"),
+        "already forgotten"
+    );
+    // Only the hash finds it.
+    assert_eq!(
+        s.console_session("ops-admin", T0 + 5).await.expect("read"),
+        None
+    );
+    assert!(s.close_console_session("hash-a").await.expect("close"));
+    assert_eq!(
+        s.console_session("hash-a", T0 + 30).await.expect("read"),
+        None
+    );
+    assert!(s
+        .console_session("hash-c", T0 + 30)
+        .await
+        .expect("read")
+        .is_some());
+}
 
 async fn console_views_show_rates_lanes_leases_events_open_alerts_and_the_audit_tail(ctx: Ctx) {
     let s = &ctx.store;

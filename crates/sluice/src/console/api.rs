@@ -58,8 +58,11 @@ async fn session(op: Operator) -> Json<Value> {
     Json(json!({ "operator": op.name, "csrf": op.csrf }))
 }
 
-async fn logout(State(state): State<Arc<ConsoleState>>, Write(op): Write) -> Response {
-    state.sessions.close(&op.session_id);
+async fn logout(
+    State(state): State<Arc<ConsoleState>>,
+    Write(op): Write,
+) -> Result<Response, ApiError> {
+    state.sessions.close(&op.session_id).await?;
     audit(
         &state.app,
         &op.name,
@@ -75,7 +78,7 @@ async fn logout(State(state): State<Arc<ConsoleState>>, Write(op): Write) -> Res
     {
         r.headers_mut().insert(SET_COOKIE, v);
     }
-    r
+    Ok(r)
 }
 
 /// The sum of a Prometheus counter's series in this process's metrics (`None` when metrics are off).
@@ -178,7 +181,7 @@ async fn stream(
         if !first {
             tokio::time::sleep(TICK).await;
         }
-        if !state.sessions.is_open(&op.session_id) {
+        if !state.sessions.is_open(&op.session_id).await {
             return None;
         }
         let event = match snapshot(&state.app).await {

@@ -24,7 +24,7 @@ use axum::{Extension, Form, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::http::Caller;
+use crate::http::{ApiError, Caller};
 use crate::outbox::audit;
 use crate::state::AppState;
 use session::{same_origin, set_cookie, Operator, Sessions};
@@ -50,8 +50,8 @@ pub fn routes(app: Arc<AppState>) -> Router {
 /// [`routes`] with another login throttle (tests use a short window).
 pub fn routes_with(app: Arc<AppState>, throttle: LoginThrottle) -> Router {
     let state = Arc::new(ConsoleState {
+        sessions: Sessions(app.store.clone()),
         app,
-        sessions: Sessions::default(),
         throttle,
     });
     Router::new()
@@ -108,9 +108,10 @@ fn redirect(to: &'static str) -> Response {
 }
 
 async fn index(State(state): State<Arc<ConsoleState>>, headers: HeaderMap) -> Response {
-    match Operator::of(&state, &headers) {
-        Some(_) => page(StatusCode::OK, INDEX_HTML.to_string()),
-        None => redirect("/login"),
+    match Operator::of(&state, &headers).await {
+        Ok(Some(_)) => page(StatusCode::OK, INDEX_HTML.to_string()),
+        Ok(None) => redirect("/login"),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -243,7 +244,10 @@ async fn login(
         .await;
     }
     metrics::counter!("sluice_console_logins_total", "outcome" => "ok").increment(1);
-    let id = state.sessions.open(&caller.name);
+    let id = match state.sessions.open(&caller.name).await {
+        Ok(id) => id,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     audit(
         &state.app,
         &caller.name,

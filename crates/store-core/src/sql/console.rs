@@ -38,3 +38,22 @@ pub(crate) static APPROVALS: Stmt = Stmt::new(
      FROM approvals
      ORDER BY CASE WHEN state = 'pending' THEN 0 ELSE 1 END, created_at_ms DESC LIMIT ?1",
 );
+
+/// Opens a console session. Binds: 1 token hash, 2 operator, 3 now, 4 expiry.
+pub(crate) static OPEN_SESSION: Stmt = Stmt::new(
+    "INSERT INTO console_sessions (token_hash, operator, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
+);
+
+/// Forgets sessions that have expired. Binds: 1 now.
+pub(crate) static DROP_EXPIRED_SESSIONS: Stmt =
+    Stmt::new("DELETE FROM console_sessions WHERE expires_at_ms <= ?1");
+
+/// A session still open. Binds: 1 token hash, 2 now.
+pub(crate) static SESSION: Stmt = Stmt::new(
+    "SELECT operator, created_at_ms, expires_at_ms FROM console_sessions
+     WHERE token_hash = ?1 AND expires_at_ms > ?2",
+);
+
+/// Ends a session. Binds: 1 token hash.
+pub(crate) static CLOSE_SESSION: Stmt =
+    Stmt::new("DELETE FROM console_sessions WHERE token_hash = ?1");

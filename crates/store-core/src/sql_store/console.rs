@@ -5,7 +5,8 @@ use crate::console::ConsoleStore;
 use crate::db::{args, Backend, Row};
 use crate::sql::console as q;
 use crate::{
-    ApprovalSummary, AuditRecord, EventSummary, LaneView, LeaderView, RecentCounts, StoreError,
+    ApprovalSummary, AuditRecord, ConsoleSession, EventSummary, LaneView, LeaderView, RecentCounts,
+    StoreError,
 };
 
 fn json_col(r: &Row, col: &str) -> Result<serde_json::Value, StoreError> {
@@ -112,5 +113,45 @@ impl<B: Backend> ConsoleStore for SqlStore<B> {
                 })
             })
             .collect()
+    }
+
+    async fn open_console_session(
+        &self,
+        token_hash: &str,
+        operator: &str,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut c = self.backend.write().await?;
+        c.exec(&q::DROP_EXPIRED_SESSIONS, args![now_ms]).await?;
+        c.exec(
+            &q::OPEN_SESSION,
+            args![token_hash, operator, now_ms, expires_at_ms],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn console_session(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<ConsoleSession>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.opt(&q::SESSION, args![token_hash, now_ms])
+            .await?
+            .map(|r| {
+                Ok(ConsoleSession {
+                    operator: r.get("operator")?,
+                    created_at_ms: r.get("created_at_ms")?,
+                    expires_at_ms: r.get("expires_at_ms")?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn close_console_session(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let mut c = self.backend.write().await?;
+        Ok(c.exec(&q::CLOSE_SESSION, args![token_hash]).await? > 0)
     }
 }
