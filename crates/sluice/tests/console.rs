@@ -461,6 +461,21 @@ async fn walk_through(c: Client, base: String, sim: Simulator) {
         "neither refused write created a silence"
     );
 
+    // The config in force, checked, with the key's variable named and its value nowhere.
+    click(&c, "nav button[data-page=config]").await;
+    wait_text(&c, "#config-check", "the check result", |t| {
+        t.starts_with("ok")
+    })
+    .await;
+    let settings = wait_text(&c, "#config-settings", "the settings", |t| {
+        t.contains("\"lost\"")
+    })
+    .await;
+    assert!(
+        !settings.contains(KEY) && !settings.contains(VIEWER_KEY),
+        "{settings}"
+    );
+
     // Logging out ends the session on the server.
     click(&c, "#logout").await;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -816,5 +831,115 @@ mod without_a_browser {
         assert!(audit
             .iter()
             .any(|r| r.action == "console.logout" && r.actor == "ci"));
+    }
+
+    #[tokio::test]
+    async fn the_config_view_shows_the_reloaded_config_with_secrets_redacted_and_its_warnings() {
+        use sha2::Digest as _;
+        let dir = tempfile::tempdir().unwrap();
+        let state = common::state(dir.path(), "").await;
+        let router = sluice::server::app(state.clone());
+        let (cookie, _) = session(&router).await;
+        let get_config = || async {
+            let a = call(
+                &router,
+                Request::get("/console/api/config")
+                    .header("cookie", &cookie)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+            (
+                a.body.clone(),
+                serde_json::from_str::<Value>(&a.body).unwrap(),
+            )
+        };
+        let (_, before) = get_config().await;
+        assert_eq!(
+            before["settings"]["api_key"][0]["key_env"], "KEY",
+            "{before}"
+        );
+        assert_eq!(before["check"]["ok"], true, "{before}");
+
+        // A reload from a file with secrets in files, a key hash and a rule that can never match.
+        let key_hash = hex::encode(sha2::Sha256::digest(common::KEY.as_bytes()));
+        std::fs::write(dir.path().join("bot-token"), "xoxb-sim-token").unwrap();
+        std::fs::write(
+            dir.path().join("hook-secret"),
+            "hook-secret-from-a-file-0123456789",
+        )
+        .unwrap();
+        let text = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+max_body_bytes = 65536
+
+[storage]
+url = "sqlite://{dir}/test.db"
+
+[slack]
+api_base = "http://127.0.0.1:9/api/"
+bot_token_file = "bot-token"
+team_id = "T0SIM"
+
+[[api_key]]
+name = "ci"
+sha256 = "{key_hash}"
+scopes = ["read", "admin"]
+
+[[hook]]
+name = "cron"
+channel = "ops"
+secret_file = "hook-secret"
+
+[routing]
+default = {{ channels = ["alerts"] }}
+
+[[routing.rule]]
+name = "everything"
+match = {{ }}
+channels = ["all"]
+
+[[routing.rule]]
+name = "after-reload"
+match = {{ service = "db" }}
+channels = ["db"]
+"#,
+            dir = dir.path().display()
+        );
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, &text).unwrap();
+        state.config.set_path(path.clone());
+        if let Err(r) = sluice::reload::reload(&state, &path, "test") {
+            panic!("reload refused: {} {:?}", r.message, r.problems);
+        }
+
+        let (body, after) = get_config().await;
+        assert_eq!(after["path"], path.display().to_string());
+        assert_eq!(
+            after["settings"]["routing"]["rule"][1]["name"], "after-reload",
+            "{after}"
+        );
+        assert_eq!(after["settings"]["api_key"][0]["sha256"], "redacted");
+        assert_eq!(after["settings"]["hook"][0]["secret_file"], "hook-secret");
+        assert_eq!(after["settings"]["slack"]["bot_token_file"], "bot-token");
+        for secret in [
+            key_hash.as_str(),
+            "hook-secret-from-a-file",
+            "xoxb-sim-token",
+            common::KEY,
+        ] {
+            assert!(!body.contains(secret), "{secret} shown: {body}");
+        }
+        let problems = after["check"]["problems"].as_array().unwrap();
+        assert!(
+            problems.iter().any(|p| p["warning"] == true
+                && p["line"].is_u64()
+                && p["message"].as_str().unwrap().contains("after-reload")),
+            "check's warning about the rule that never matches, with its line: {after}"
+        );
+        assert_eq!(after["check"]["errors"], 0);
     }
 }

@@ -51,6 +51,7 @@ pub fn routes() -> Router<Arc<ConsoleState>> {
         .route("/console/api/silences/{id}/expire", post(expire_silence))
         .route("/console/api/audit", get(audit_log))
         .route("/console/api/approvals", get(approvals))
+        .route("/console/api/config", get(config))
 }
 
 /// Who is logged in, and the CSRF token the page sends back with every write.
@@ -376,6 +377,14 @@ async fn approvals(
 ) -> Result<Json<Value>, ApiError> {
     let list = state.app.store.approvals(200).await?;
     Ok(Json(json!({ "approvals": list })))
+}
+
+/// The config in force (after any reload), secrets redacted, and what `sluice check` says about it.
+async fn config(State(state): State<Arc<ConsoleState>>, _op: Operator) -> Json<Value> {
+    let config = state.app.config.get();
+    let mut v = super::config_view::view(config);
+    v["path"] = json!(state.app.config.path().map(|p| p.display().to_string()));
+    Json(v)
 }
 
 #[cfg(test)]

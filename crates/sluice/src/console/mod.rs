@@ -7,6 +7,7 @@
 //! server-sent events.
 
 mod api;
+pub mod config_view;
 pub mod session;
 pub mod throttle;
 

@@ -189,7 +189,22 @@ async function loadApprovals() {
   } catch (e) { problem(e.message); }
 }
 
-const loaders = { events: searchEvents, dead: loadDead, silences: loadSilences, audit: loadAudit, approvals: loadApprovals };
+// ---- the effective config ----
+async function loadConfig() {
+  try {
+    const v = await api("/console/api/config");
+    $("config-path").textContent = v.path || "(no file: this server cannot reload)";
+    const c = v.check;
+    const verdict = $("config-check");
+    verdict.textContent = (c.ok ? "ok" : c.errors + " error(s)") + ", " + c.warnings + " warning(s)";
+    verdict.className = c.ok ? "ok" : "error";
+    $("config-problems").replaceChildren(...c.problems.map((p) =>
+      el("li", { class: p.warning ? "" : "error" }, (p.warning ? "warning" : "error") + (p.line ? ": line " + p.line : "") + ": " + p.message + (p.fix ? " (fix: " + p.fix + ")" : ""))));
+    $("config-settings").textContent = JSON.stringify(v.settings, null, 2);
+  } catch (e) { problem(e.message); }
+}
+
+const loaders = { events: searchEvents, dead: loadDead, silences: loadSilences, audit: loadAudit, approvals: loadApprovals, config: loadConfig };
 
 function show(page) {
   for (const s of document.querySelectorAll(".page")) s.hidden = s.id !== "page-" + page;
