@@ -310,6 +310,13 @@ async fn walk_through(c: Client, base: String, sim: Simulator) {
         "the page updated in place ({before} → {after})"
     );
 
+    // The burst's cards count against the alerts channel's one-a-second budget.
+    wait_text(&c, "#budget tbody", "the alerts channel's budget", |t| {
+        t.lines()
+            .any(|l| l.contains("chat.postMessage") && l.contains("alerts") && l.contains("60"))
+    })
+    .await;
+
     // A silence created with a preview of the open alerts it would mute.
     post_event(
         &base,
@@ -941,5 +948,98 @@ channels = ["db"]
             "check's warning about the rule that never matches, with its line: {after}"
         );
         assert_eq!(after["check"]["errors"], 0);
+    }
+
+    #[tokio::test]
+    async fn the_overview_shows_which_rule_mutes_which_alerts_and_the_slack_budget_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = r#"
+[routing]
+default = { channels = ["alerts"] }
+
+[[inhibit]]
+name = "critical-mutes-warnings"
+source = { severity = "critical" }
+target = { severity = "warning" }
+equal = ["service"]
+"#;
+        let state = common::state(dir.path(), extra).await;
+        let router = sluice::server::app(state.clone());
+        let (cookie, _) = session(&router).await;
+        let post = |severity: &str, service: &str, title: &str| {
+            Request::post("/v1/events")
+                .header("authorization", format!("Bearer {}", common::KEY))
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    json!({"title": title, "severity": severity, "status": "firing", "source": "e2e",
+                           "service": service, "dedup_key": title})
+                    .to_string(),
+                ))
+                .unwrap()
+        };
+        for (sev, service, title) in [
+            ("critical", "db", "db is down"),
+            ("warning", "db", "db replica lag"),
+            ("warning", "api", "api slow"),
+        ] {
+            let a = call(&router, post(sev, service, title)).await;
+            assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+        }
+        // What the dispatcher would have sent: the two cards that were not muted.
+        for lane in state
+            .store
+            .lanes(sluice::state::now_ms(), 10)
+            .await
+            .unwrap()
+        {
+            for item in state.store.lane_items(&lane.lane, 10).await.unwrap() {
+                state
+                    .store
+                    .mark_sent(item.id, "C0ALERTS", "1.0001", sluice::state::now_ms())
+                    .await
+                    .unwrap();
+            }
+        }
+        let a = call(
+            &router,
+            Request::get("/console/api/overview")
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        let v: Value = serde_json::from_str(&a.body).unwrap();
+        let inhibitions = v["inhibitions"].as_array().unwrap();
+        assert_eq!(inhibitions.len(), 1, "{v}");
+        let i = &inhibitions[0];
+        assert_eq!(i["rule"], "critical-mutes-warnings");
+        assert_eq!(i["title"], "db is down");
+        let mutes: Vec<&str> = i["mutes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            mutes,
+            vec!["db replica lag"],
+            "only the same service is muted"
+        );
+
+        let budget = v["budget"].as_array().unwrap();
+        let channel = budget
+            .iter()
+            .find(|b| b["scope"] == "channel" && b["method"] == "chat.postMessage")
+            .unwrap_or_else(|| panic!("a per-channel budget in {v}"));
+        assert_eq!(channel["channel"], "alerts");
+        assert_eq!(channel["calls"], 2);
+        assert_eq!(channel["allowance_per_minute"], 60);
+        let workspace = budget
+            .iter()
+            .find(|b| b["scope"] == "workspace" && b["method"] == "chat.postMessage")
+            .unwrap();
+        assert_eq!(workspace["calls"], 2);
+        assert!(workspace["rate_limited"].is_u64(), "{workspace}");
     }
 }

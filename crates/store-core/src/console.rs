@@ -2,8 +2,8 @@
 //! (nothing here is on the pipeline's path, and every verb is bounded), and the console's sessions.
 
 use crate::{
-    ApprovalSummary, AuditRecord, ConsoleSession, EventSummary, LaneView, LeaderView, RecentCounts,
-    StoreError,
+    ApprovalSummary, AuditRecord, CallCount, ConsoleSession, EventSummary, HeldInhibition,
+    LaneView, LeaderView, RecentCounts, StoreError,
 };
 
 /// The console's read verbs. Every [`crate::Store`] has them.
@@ -50,4 +50,19 @@ pub trait ConsoleStore: Send + Sync {
 
     /// Ends the session known by `token_hash`; whether there was one.
     async fn close_console_session(&self, token_hash: &str) -> Result<bool, StoreError>;
+
+    /// Inhibition keys in force at `now_ms` (held by an open alert seen within the key's window), latest alert
+    /// first, at most `limit`.
+    async fn held_inhibitions(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<HeldInhibition>, StoreError>;
+
+    /// Slack calls sent at or after `since_ms`, per channel and method, busiest first, at most `limit`.
+    async fn calls_by_channel(
+        &self,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<CallCount>, StoreError>;
 }

@@ -5,8 +5,8 @@ use crate::console::ConsoleStore;
 use crate::db::{args, Backend, Row};
 use crate::sql::console as q;
 use crate::{
-    ApprovalSummary, AuditRecord, ConsoleSession, EventSummary, LaneView, LeaderView, RecentCounts,
-    StoreError,
+    ApprovalSummary, AuditRecord, CallCount, ConsoleSession, EventSummary, HeldInhibition,
+    LaneView, LeaderView, RecentCounts, StoreError,
 };
 
 fn json_col(r: &Row, col: &str) -> Result<serde_json::Value, StoreError> {
@@ -153,5 +153,47 @@ impl<B: Backend> ConsoleStore for SqlStore<B> {
     async fn close_console_session(&self, token_hash: &str) -> Result<bool, StoreError> {
         let mut c = self.backend.write().await?;
         Ok(c.exec(&q::CLOSE_SESSION, args![token_hash]).await? > 0)
+    }
+
+    async fn held_inhibitions(
+        &self,
+        now_ms: i64,
+        max: usize,
+    ) -> Result<Vec<HeldInhibition>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(&q::HELD_INHIBITIONS, args![now_ms, limit(max)])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(HeldInhibition {
+                    key: r.get("key")?,
+                    window_ms: r.get("window_ms")?,
+                    alert_id: r.get("alert_id")?,
+                    dedup_key: r.get("dedup_key")?,
+                    first_event_id: r.get("first_event_id")?,
+                    last_seen_ms: r.get("last_seen_ms")?,
+                    body: json_col(r, "body")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn calls_by_channel(
+        &self,
+        since_ms: i64,
+        max: usize,
+    ) -> Result<Vec<CallCount>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(&q::CALLS_BY_CHANNEL, args![since_ms, limit(max)])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(CallCount {
+                    channel: r.get("channel")?,
+                    method: r.get("method")?,
+                    calls: r.get::<i64>("calls")?.max(0) as u64,
+                })
+            })
+            .collect()
     }
 }

@@ -53,6 +53,10 @@ function showOverview(s) {
   $("ratelimited").textContent = s.rate_limited_429 == null ? "n/a" : s.rate_limited_429;
   fill("lanes", s.lanes.map((l) => [l.lane, l.pending, age(l.oldest_age_ms), l.owner || "–"]));
   fill("storms", s.storms.map((t) => [t.route, t.active ? "STORM (digests)" : "calm", t.rate, t.above + " per " + age(t.window_ms)]));
+  fill("budget", s.budget.map((b) => [b.method, b.scope === "channel" ? b.channel : "all channels (" + b.channels.length + ")", b.calls,
+    b.allowance_per_minute, Math.round(b.used * 100) + "%", b.rate_limited == null ? "" : b.rate_limited]));
+  fill("inhibitions", s.inhibitions.map((i) => [i.rule || "(a rule no longer configured)", (i.title || "") + " · " + (i.service || "") + " · " + i.severity,
+    i.mutes.length ? i.mutes.map((m) => m.title + " (" + (m.service || "") + ")").join(", ") : "nothing yet", time(i.until_ms)]));
   $("replicas").textContent = s.replicas.length ? s.replicas.join(", ") : "none right now";
   fill("leaders", s.leaders.map((l) => [l.role, l.owner + (l.held ? "" : " (lapsed)"), time(l.until_ms)]));
   $("live-status").textContent = "live · " + s.backend + " · updated " + new Date(s.at_ms).toLocaleTimeString();
