@@ -499,6 +499,52 @@ async fn walk_through(c: Client, base: String, sim: Simulator) {
     assert_eq!(gone.status(), 401, "the old cookie opens nothing");
 }
 
+/// The real server counts failed logins per connecting address: five wrong keys from 127.0.0.2 hold that address
+/// up (429, Retry-After), while the right key from 127.0.0.1 still opens a session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_throttles_failed_logins_by_the_address_they_come_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, sim_run) = start_sim().await;
+    let cfg = write_config(dir.path(), sim_run.addr, "");
+    let sluice = start_sluice(&cfg);
+    let base = format!("http://{}", sluice.addr);
+    let client = |from: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(from))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    };
+    let (guesser, operator) = (client([127, 0, 0, 2]), client([127, 0, 0, 1]));
+    let login = |c: &reqwest::Client, key: &str| {
+        c.post(format!("{base}/login")).form(&[("key", key)]).send()
+    };
+    for n in 1..=5 {
+        let r = login(&guesser, &format!("guess-{n}")).await.unwrap();
+        assert_eq!(r.status(), 401, "failure {n}");
+    }
+    let held = login(&guesser, KEY).await.unwrap();
+    assert_eq!(held.status(), 429);
+    let wait: u64 = held.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=12).contains(&wait), "one try every 12 s: {wait}");
+    let ok = login(&operator, KEY).await.unwrap();
+    assert_eq!(ok.status(), 303, "another address logs in");
+    let audit = get_json(format!("{base}/v1/audit?limit=100")).await;
+    let from: Vec<&Value> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "console.login" && r["result"] == "unknown_key")
+        .map(|r| &r["detail"]["client"])
+        .collect();
+    assert_eq!(from.len(), 5, "{audit}");
+    assert!(from.iter().all(|c| *c == "127.0.0.2"), "{from:?}");
+}
+
 // ---- The console's sessions and write checks, called without a socket (these need no browser). ----
 
 mod without_a_browser {

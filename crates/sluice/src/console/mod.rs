@@ -1,10 +1,11 @@
 //! The operator console at `/`: a few embedded pages (plain HTML, one vanilla JS file, one CSS file; no build step)
 //! over JSON endpoints under `/console/api/`, for the people who run Sluice.
 //!
-//! It is behind a session opened with an `admin` API key ([`session`]); its JSON ([`api`]) reads the store's
+//! It is behind a session opened with an `admin` API key ([`session`], kept in the database; failed logins are
+//! throttled per address and overall by [`throttle`]); its JSON ([`api`]) reads the store's
 //! console views (`sluice_store::ConsoleStore`) and, for writes, calls the same code the `/v1` API does (silences,
 //! dead-letter replay), audited with the operator's key name. The overview is pushed every two seconds over
-//! server-sent events.
+//! server-sent events. [`config_view`] shows the config in force, redacted.
 
 mod api;
 pub mod config_view;
