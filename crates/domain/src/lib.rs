@@ -16,6 +16,7 @@
 pub mod action;
 pub mod alert;
 pub mod approval;
+pub mod budget;
 pub mod clock;
 pub mod command;
 pub mod flush;

@@ -55,3 +55,33 @@ pub struct ApprovalSummary {
     pub decided_at_ms: Option<i64>,
     pub request: serde_json::Value,
 }
+
+/// An open operator console session (the store knows it by the hash of its token only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsoleSession {
+    /// The name of the API key the operator logged in with.
+    pub operator: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// An inhibition key in force: held by an open alert seen within the key's window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeldInhibition {
+    pub key: String,
+    pub window_ms: i64,
+    pub alert_id: i64,
+    pub dedup_key: String,
+    pub first_event_id: String,
+    pub last_seen_ms: i64,
+    /// The body of the alert's first event.
+    pub body: serde_json::Value,
+}
+
+/// Slack calls sent to one channel with one method in a window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallCount {
+    pub channel: String,
+    pub method: String,
+    pub calls: u64,
+}

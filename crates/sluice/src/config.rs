@@ -564,6 +564,8 @@ pub struct Config {
     pub renderer: std::sync::Arc<Renderer>,
     /// Non-fatal findings (unreachable rules, unrouted events).
     pub warnings: Vec<Problem>,
+    /// The text this config was read from (the console shows it redacted: `console::config_view`).
+    pub source: std::sync::Arc<str>,
 }
 
 /// Where secrets come from: the process environment in production, a map in tests.
@@ -1127,6 +1129,7 @@ impl Config {
 
         match (router, renderer, inhibitor) {
             (Some(router), Some(renderer), Some(inhibitor)) if problems.is_empty() => Ok(Config {
+                source: text.into(),
                 server: raw.server,
                 storage_url,
                 storage: raw.storage,

@@ -121,7 +121,7 @@ pub async fn serve(
             a = listener.accept() => a,
             _ = stop.wait_for(|s| *s) => break,
         };
-        let (stream, _) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 // Out of descriptors and the like: wait a little rather than spin.
@@ -168,7 +168,11 @@ pub async fn serve(
             let busy = Busy::new(&counted, epoch);
             let app = app.clone();
             async move {
-                let answer = tower::ServiceExt::oneshot(app, req.map(axum::body::Body::new)).await;
+                let mut req = req.map(axum::body::Body::new);
+                // Who is calling, for what counts per client (the console's login throttle).
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let answer = tower::ServiceExt::oneshot(app, req).await;
                 drop(busy);
                 answer
             }

@@ -310,6 +310,13 @@ async fn walk_through(c: Client, base: String, sim: Simulator) {
         "the page updated in place ({before} → {after})"
     );
 
+    // The burst's cards count against the alerts channel's one-a-second budget.
+    wait_text(&c, "#budget tbody", "the alerts channel's budget", |t| {
+        t.lines()
+            .any(|l| l.contains("chat.postMessage") && l.contains("alerts") && l.contains("60"))
+    })
+    .await;
+
     // A silence created with a preview of the open alerts it would mute.
     post_event(
         &base,
@@ -461,6 +468,21 @@ async fn walk_through(c: Client, base: String, sim: Simulator) {
         "neither refused write created a silence"
     );
 
+    // The config in force, checked, with the key's variable named and its value nowhere.
+    click(&c, "nav button[data-page=config]").await;
+    wait_text(&c, "#config-check", "the check result", |t| {
+        t.starts_with("ok")
+    })
+    .await;
+    let settings = wait_text(&c, "#config-settings", "the settings", |t| {
+        t.contains("\"lost\"")
+    })
+    .await;
+    assert!(
+        !settings.contains(KEY) && !settings.contains(VIEWER_KEY),
+        "{settings}"
+    );
+
     // Logging out ends the session on the server.
     click(&c, "#logout").await;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -475,6 +497,52 @@ async fn walk_through(c: Client, base: String, sim: Simulator) {
         .await
         .unwrap();
     assert_eq!(gone.status(), 401, "the old cookie opens nothing");
+}
+
+/// The real server counts failed logins per connecting address: five wrong keys from 127.0.0.2 hold that address
+/// up (429, Retry-After), while the right key from 127.0.0.1 still opens a session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_throttles_failed_logins_by_the_address_they_come_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, sim_run) = start_sim().await;
+    let cfg = write_config(dir.path(), sim_run.addr, "");
+    let sluice = start_sluice(&cfg);
+    let base = format!("http://{}", sluice.addr);
+    let client = |from: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(from))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    };
+    let (guesser, operator) = (client([127, 0, 0, 2]), client([127, 0, 0, 1]));
+    let login = |c: &reqwest::Client, key: &str| {
+        c.post(format!("{base}/login")).form(&[("key", key)]).send()
+    };
+    for n in 1..=5 {
+        let r = login(&guesser, &format!("guess-{n}")).await.unwrap();
+        assert_eq!(r.status(), 401, "failure {n}");
+    }
+    let held = login(&guesser, KEY).await.unwrap();
+    assert_eq!(held.status(), 429);
+    let wait: u64 = held.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=12).contains(&wait), "one try every 12 s: {wait}");
+    let ok = login(&operator, KEY).await.unwrap();
+    assert_eq!(ok.status(), 303, "another address logs in");
+    let audit = get_json(format!("{base}/v1/audit?limit=100")).await;
+    let from: Vec<&Value> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "console.login" && r["result"] == "unknown_key")
+        .map(|r| &r["detail"]["client"])
+        .collect();
+    assert_eq!(from.len(), 5, "{audit}");
+    assert!(from.iter().all(|c| *c == "127.0.0.2"), "{from:?}");
 }
 
 // ---- The console's sessions and write checks, called without a socket (these need no browser). ----
@@ -691,5 +759,333 @@ mod without_a_browser {
                 && r.detail["via"] == "console"),
             "{audit:?}"
         );
+    }
+
+    fn login_from(key: &str, ip: &str) -> Request<Body> {
+        let mut r = login(key);
+        let addr: std::net::SocketAddr = format!("{ip}:40000").parse().unwrap();
+        r.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+        r
+    }
+
+    #[tokio::test]
+    async fn failed_logins_from_one_address_are_refused_with_429_until_the_window_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = common::state(dir.path(), "").await;
+        // Two failures per two seconds per client (the default is five a minute), so the test can wait it out.
+        let throttle = sluice::console::throttle::LoginThrottle::new(
+            2,
+            100,
+            std::time::Duration::from_secs(2),
+        );
+        let router = sluice::http::app(
+            state.clone(),
+            sluice::console::routes_with(state.clone(), throttle),
+        );
+        for _ in 0..2 {
+            let a = call(&router, login_from("guess", "10.0.0.1")).await;
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+        }
+        // Throttled: even the right key is refused, so a guesser learns nothing.
+        let held = call(&router, login_from(common::KEY, "10.0.0.1")).await;
+        assert_eq!(held.status, StatusCode::TOO_MANY_REQUESTS, "{}", held.body);
+        let wait: u64 = held.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=2).contains(&wait), "Retry-After {wait}");
+        assert!(held.body.contains("try again in"), "{}", held.body);
+        assert!(held.headers.get("set-cookie").is_none());
+        // Another address is not held up.
+        let other = call(&router, login_from(common::KEY, "10.0.0.2")).await;
+        assert_eq!(other.status, StatusCode::SEE_OTHER, "{}", other.body);
+
+        let audit = state.store.audit(0, 100).await.unwrap();
+        let refusals: Vec<_> = audit
+            .iter()
+            .filter(|r| r.action == "console.login" && r.result == "unknown_key")
+            .collect();
+        assert_eq!(refusals.len(), 2, "{audit:?}");
+        assert!(refusals.iter().all(|r| r.detail["client"] == "10.0.0.1"));
+        assert!(
+            refusals
+                .iter()
+                .any(|r| r.detail["throttled_for_secs"].is_u64()),
+            "the failure that used up the allowance says so: {refusals:?}"
+        );
+
+        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+        let again = call(&router, login_from(common::KEY, "10.0.0.1")).await;
+        assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+    }
+
+    #[tokio::test]
+    async fn a_session_works_on_another_replica_and_after_a_restart_until_logout() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = sluice::server::app(common::state(dir.path(), "").await);
+        let (cookie, csrf) = session(&first).await;
+        drop(first);
+        // Another process on the same database: a replica, or this one restarted.
+        let state = common::state(dir.path(), "").await;
+        let token = cookie.split_once('=').unwrap().1.to_string();
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT token_hash, operator FROM console_sessions")
+                .fetch_all(
+                    &sqlx::SqlitePool::connect(&format!(
+                        "sqlite://{}/test.db",
+                        dir.path().display()
+                    ))
+                    .await
+                    .unwrap(),
+                )
+                .await
+                .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].1, "ci");
+        assert_ne!(rows[0].0, token, "only a hash of the token is stored");
+        let second = sluice::server::app(state.clone());
+        let whoami = || {
+            Request::get("/console/api/session")
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let a = call(&second, whoami()).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        let v: Value = serde_json::from_str(&a.body).unwrap();
+        assert_eq!(v["operator"], "ci");
+        assert_eq!(
+            v["csrf"],
+            csrf.as_str(),
+            "the same CSRF token on every replica"
+        );
+
+        let out = call(
+            &second,
+            Request::post("/console/api/logout")
+                .header("cookie", &cookie)
+                .header("x-csrf-token", &csrf)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(out.status, StatusCode::OK, "{}", out.body);
+        let third = sluice::server::app(common::state(dir.path(), "").await);
+        assert_eq!(
+            call(&third, whoami()).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&second, whoami()).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        let audit = state.store.audit(0, 100).await.unwrap();
+        assert!(audit
+            .iter()
+            .any(|r| r.action == "console.logout" && r.actor == "ci"));
+    }
+
+    #[tokio::test]
+    async fn the_config_view_shows_the_reloaded_config_with_secrets_redacted_and_its_warnings() {
+        use sha2::Digest as _;
+        let dir = tempfile::tempdir().unwrap();
+        let state = common::state(dir.path(), "").await;
+        let router = sluice::server::app(state.clone());
+        let (cookie, _) = session(&router).await;
+        let get_config = || async {
+            let a = call(
+                &router,
+                Request::get("/console/api/config")
+                    .header("cookie", &cookie)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+            (
+                a.body.clone(),
+                serde_json::from_str::<Value>(&a.body).unwrap(),
+            )
+        };
+        let (_, before) = get_config().await;
+        assert_eq!(
+            before["settings"]["api_key"][0]["key_env"], "KEY",
+            "{before}"
+        );
+        assert_eq!(before["check"]["ok"], true, "{before}");
+
+        // A reload from a file with secrets in files, a key hash and a rule that can never match.
+        let key_hash = hex::encode(sha2::Sha256::digest(common::KEY.as_bytes()));
+        std::fs::write(dir.path().join("bot-token"), "xoxb-sim-token").unwrap();
+        std::fs::write(
+            dir.path().join("hook-secret"),
+            "hook-secret-from-a-file-0123456789",
+        )
+        .unwrap();
+        let text = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+max_body_bytes = 65536
+
+[storage]
+url = "sqlite://{dir}/test.db"
+
+[slack]
+api_base = "http://127.0.0.1:9/api/"
+bot_token_file = "bot-token"
+team_id = "T0SIM"
+
+[[api_key]]
+name = "ci"
+sha256 = "{key_hash}"
+scopes = ["read", "admin"]
+
+[[hook]]
+name = "cron"
+channel = "ops"
+secret_file = "hook-secret"
+
+[routing]
+default = {{ channels = ["alerts"] }}
+
+[[routing.rule]]
+name = "everything"
+match = {{ }}
+channels = ["all"]
+
+[[routing.rule]]
+name = "after-reload"
+match = {{ service = "db" }}
+channels = ["db"]
+"#,
+            dir = dir.path().display()
+        );
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, &text).unwrap();
+        state.config.set_path(path.clone());
+        if let Err(r) = sluice::reload::reload(&state, &path, "test") {
+            panic!("reload refused: {} {:?}", r.message, r.problems);
+        }
+
+        let (body, after) = get_config().await;
+        assert_eq!(after["path"], path.display().to_string());
+        assert_eq!(
+            after["settings"]["routing"]["rule"][1]["name"], "after-reload",
+            "{after}"
+        );
+        assert_eq!(after["settings"]["api_key"][0]["sha256"], "redacted");
+        assert_eq!(after["settings"]["hook"][0]["secret_file"], "hook-secret");
+        assert_eq!(after["settings"]["slack"]["bot_token_file"], "bot-token");
+        for secret in [
+            key_hash.as_str(),
+            "hook-secret-from-a-file",
+            "xoxb-sim-token",
+            common::KEY,
+        ] {
+            assert!(!body.contains(secret), "{secret} shown: {body}");
+        }
+        let problems = after["check"]["problems"].as_array().unwrap();
+        assert!(
+            problems.iter().any(|p| p["warning"] == true
+                && p["line"].is_u64()
+                && p["message"].as_str().unwrap().contains("after-reload")),
+            "check's warning about the rule that never matches, with its line: {after}"
+        );
+        assert_eq!(after["check"]["errors"], 0);
+    }
+
+    #[tokio::test]
+    async fn the_overview_shows_which_rule_mutes_which_alerts_and_the_slack_budget_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = r#"
+[routing]
+default = { channels = ["alerts"] }
+
+[[inhibit]]
+name = "critical-mutes-warnings"
+source = { severity = "critical" }
+target = { severity = "warning" }
+equal = ["service"]
+"#;
+        let state = common::state(dir.path(), extra).await;
+        let router = sluice::server::app(state.clone());
+        let (cookie, _) = session(&router).await;
+        let post = |severity: &str, service: &str, title: &str| {
+            Request::post("/v1/events")
+                .header("authorization", format!("Bearer {}", common::KEY))
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    json!({"title": title, "severity": severity, "status": "firing", "source": "e2e",
+                           "service": service, "dedup_key": title})
+                    .to_string(),
+                ))
+                .unwrap()
+        };
+        for (sev, service, title) in [
+            ("critical", "db", "db is down"),
+            ("warning", "db", "db replica lag"),
+            ("warning", "api", "api slow"),
+        ] {
+            let a = call(&router, post(sev, service, title)).await;
+            assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+        }
+        // What the dispatcher would have sent: the two cards that were not muted.
+        for lane in state
+            .store
+            .lanes(sluice::state::now_ms(), 10)
+            .await
+            .unwrap()
+        {
+            for item in state.store.lane_items(&lane.lane, 10).await.unwrap() {
+                state
+                    .store
+                    .mark_sent(item.id, "C0ALERTS", "1.0001", sluice::state::now_ms())
+                    .await
+                    .unwrap();
+            }
+        }
+        let a = call(
+            &router,
+            Request::get("/console/api/overview")
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        let v: Value = serde_json::from_str(&a.body).unwrap();
+        let inhibitions = v["inhibitions"].as_array().unwrap();
+        assert_eq!(inhibitions.len(), 1, "{v}");
+        let i = &inhibitions[0];
+        assert_eq!(i["rule"], "critical-mutes-warnings");
+        assert_eq!(i["title"], "db is down");
+        let mutes: Vec<&str> = i["mutes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            mutes,
+            vec!["db replica lag"],
+            "only the same service is muted"
+        );
+
+        let budget = v["budget"].as_array().unwrap();
+        let channel = budget
+            .iter()
+            .find(|b| b["scope"] == "channel" && b["method"] == "chat.postMessage")
+            .unwrap_or_else(|| panic!("a per-channel budget in {v}"));
+        assert_eq!(channel["channel"], "alerts");
+        assert_eq!(channel["calls"], 2);
+        assert_eq!(channel["allowance_per_minute"], 60);
+        let workspace = budget
+            .iter()
+            .find(|b| b["scope"] == "workspace" && b["method"] == "chat.postMessage")
+            .unwrap();
+        assert_eq!(workspace["calls"], 2);
+        assert!(workspace["rate_limited"].is_u64(), "{workspace}");
     }
 }

@@ -12,7 +12,7 @@
 //! were posted ([`Store::message_of`]) and which event a card is ([`Store::event_of_message`]).
 //!
 //! Approvals (issue 11) have their verbs in [`ApprovalStore`], which every `Store` is; the operator console's
-//! read-only views are [`ConsoleStore`]'s.
+//! read-only views and its sessions are [`ConsoleStore`]'s.
 //!
 //! No SQL type crosses the trait: rows come back as the plain structs in this module, and every time is an `i64` of
 //! milliseconds since the Unix epoch passed in by the caller, so tests control the clock.

@@ -266,6 +266,8 @@ conformance!(
     one_run_of_an_action_on_a_target_runs_at_a_time_and_ends_once,
     a_replayed_run_runs_again_and_a_target_shows_its_latest_runs,
     console_views_show_rates_lanes_leases_events_open_alerts_and_the_audit_tail,
+    console_sessions_are_shared_expire_and_end_at_logout,
+    console_shows_inhibitions_in_force_and_calls_per_channel_and_method,
     a_scheduled_minute_is_claimed_once_across_replicas,
     open_alerts_are_found_by_key_id_or_event_and_periods_are_counted,
     declaring_twice_makes_one_incident_across_replicas,
@@ -2263,6 +2265,11 @@ async fn postgres_outage_answers_unavailable_fast_and_the_store_recovers() {
 /// Every migration after the first, newest first: its version, its name, and the statements that undo it, so a test
 /// can make the database an older release left. A new migration adds its line here.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        23,
+        "0023_console_sessions",
+        "DROP INDEX console_sessions_expiry; DROP TABLE console_sessions;",
+    ),
     (
         21,
         "0021_action_runs_target",
@@ -4837,6 +4844,126 @@ async fn a_replayed_run_runs_again_and_a_target_shows_its_latest_runs(ctx: Ctx) 
 
 // ---------------------------------------------------------------------------------------------------------------
 // The operator console's views
+
+async fn console_shows_inhibitions_in_force_and_calls_per_channel_and_method(ctx: Ctx) {
+    let s = &ctx.store;
+    assert!(s.held_inhibitions(T0, 10).await.expect("held").is_empty());
+    s.ingest(vec![critical("db-crit", T0, "db", false)])
+        .await
+        .expect("ingest");
+    s.ingest(vec![critical("api-crit", T0 + 10, "api", false)])
+        .await
+        .expect("ingest");
+    let held = s.held_inhibitions(T0 + 20, 10).await.expect("held");
+    let keys: Vec<(&str, &str)> = held
+        .iter()
+        .map(|h| (h.key.as_str(), h.first_event_id.as_str()))
+        .collect();
+    assert_eq!(keys, vec![("crit/api", "api-crit"), ("crit/db", "db-crit")]);
+    assert_eq!(held[1].dedup_key, "db-critical");
+    assert_eq!(held[1].window_ms, WINDOW);
+    assert_eq!(held[1].last_seen_ms, T0);
+    // A resolved source holds nothing; one unseen for longer than its window neither.
+    s.ingest(vec![critical("api-ok", T0 + 30, "api", true)])
+        .await
+        .expect("ingest");
+    let held = s.held_inhibitions(T0 + 40, 10).await.expect("held");
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].key, "crit/db");
+    assert!(s
+        .held_inhibitions(T0 + WINDOW + 1, 10)
+        .await
+        .expect("held")
+        .is_empty());
+
+    // Calls per channel and method, counting only what was sent in the window.
+    s.ingest(vec![event(
+        "calls",
+        T0 + 100,
+        vec![
+            item("X", "chat.postMessage", 1),
+            item("X", "chat.postMessage", 2),
+            item("Y", "chat.postMessage", 3),
+            item("Y", "reactions.add", 4),
+        ],
+    )])
+    .await
+    .expect("ingest");
+    for lane in ["T1:X", "T1:X", "T1:Y", "T1:Y"] {
+        let h = head(s, lane).await.id;
+        s.mark_sent(h, lane, "1.0", T0 + 200).await.expect("sent");
+    }
+    let counts = s.calls_by_channel(T0 + 150, 10).await.expect("counts");
+    let got: Vec<(&str, &str, u64)> = counts
+        .iter()
+        .filter(|c| c.channel == "X" || c.channel == "Y")
+        .map(|c| (c.channel.as_str(), c.method.as_str(), c.calls))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("X", "chat.postMessage", 2),
+            ("Y", "chat.postMessage", 1),
+            ("Y", "reactions.add", 1)
+        ]
+    );
+    assert!(s
+        .calls_by_channel(T0 + 201, 10)
+        .await
+        .expect("counts")
+        .is_empty());
+}
+
+async fn console_sessions_are_shared_expire_and_end_at_logout(ctx: Ctx) {
+    let s = &ctx.store;
+    s.open_console_session("hash-a", "ops-admin", T0, T0 + 1000)
+        .await
+        .expect("open");
+    s.open_console_session("hash-b", "other", T0, T0 + 10)
+        .await
+        .expect("open");
+    let a = s.console_session("hash-a", T0 + 5).await.expect("read");
+    assert_eq!(
+        a,
+        Some(ConsoleSession {
+            operator: "ops-admin".into(),
+            created_at_ms: T0,
+            expires_at_ms: T0 + 1000
+        })
+    );
+    assert!(s
+        .console_session("hash-b", T0 + 5)
+        .await
+        .expect("read")
+        .is_some());
+    // Past its expiry a session is not honoured, and the next login forgets it.
+    assert_eq!(
+        s.console_session("hash-b", T0 + 10).await.expect("read"),
+        None
+    );
+    s.open_console_session("hash-c", "ops-admin", T0 + 20, T0 + 2000)
+        .await
+        .expect("open");
+    assert!(
+        !s.close_console_session("hash-b").await.expect("close"),
+        "already forgotten"
+    );
+    // Only the hash finds it.
+    assert_eq!(
+        s.console_session("ops-admin", T0 + 5).await.expect("read"),
+        None
+    );
+    assert!(s.close_console_session("hash-a").await.expect("close"));
+    assert_eq!(
+        s.console_session("hash-a", T0 + 30).await.expect("read"),
+        None
+    );
+    assert!(s
+        .console_session("hash-c", T0 + 30)
+        .await
+        .expect("read")
+        .is_some());
+}
 
 async fn console_views_show_rates_lanes_leases_events_open_alerts_and_the_audit_tail(ctx: Ctx) {
     let s = &ctx.store;

@@ -2,6 +2,7 @@
 //! writes an operator may make (silences, dead-letter replay, logout), each through [`Write`] and audited with the
 //! operator's key name by the same code the `/v1` API runs.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use futures::Stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sluice_core::event::Event;
+use sluice_domain::budget::budget_use;
 use sluice_domain::silence::Preview;
 
 use super::session::{set_cookie, Operator, Write};
@@ -30,6 +32,8 @@ use crate::state::{now_ms, AppState};
 pub const TICK: Duration = Duration::from_secs(2);
 /// The window the overview's rates are counted over.
 const RATE_WINDOW_MS: i64 = 10_000;
+/// The window Slack budget use is counted over (Slack's limits are per minute).
+const BUDGET_WINDOW_MS: i64 = 60_000;
 /// Events a search reads at most before filtering by service and state.
 const SEARCH_SCAN: usize = 2000;
 
@@ -51,6 +55,7 @@ pub fn routes() -> Router<Arc<ConsoleState>> {
         .route("/console/api/silences/{id}/expire", post(expire_silence))
         .route("/console/api/audit", get(audit_log))
         .route("/console/api/approvals", get(approvals))
+        .route("/console/api/config", get(config))
 }
 
 /// Who is logged in, and the CSRF token the page sends back with every write.
@@ -58,8 +63,11 @@ async fn session(op: Operator) -> Json<Value> {
     Json(json!({ "operator": op.name, "csrf": op.csrf }))
 }
 
-async fn logout(State(state): State<Arc<ConsoleState>>, Write(op): Write) -> Response {
-    state.sessions.close(&op.session_id);
+async fn logout(
+    State(state): State<Arc<ConsoleState>>,
+    Write(op): Write,
+) -> Result<Response, ApiError> {
+    state.sessions.close(&op.session_id).await?;
     audit(
         &state.app,
         &op.name,
@@ -75,7 +83,7 @@ async fn logout(State(state): State<Arc<ConsoleState>>, Write(op): Write) -> Res
     {
         r.headers_mut().insert(SET_COOKIE, v);
     }
-    r
+    Ok(r)
 }
 
 /// The sum of a Prometheus counter's series in this process's metrics (`None` when metrics are off).
@@ -88,6 +96,85 @@ fn counter_sum(rendered: &str, name: &str) -> f64 {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// A counter's value per value of `label` (e.g. 429s per method).
+fn counter_by(rendered: &str, name: &str, label: &str) -> BTreeMap<String, u64> {
+    let prefix = format!("{name}{{");
+    let key = format!("{label}=\"");
+    let mut out = BTreeMap::new();
+    for line in rendered.lines() {
+        let Some(rest) = line.strip_prefix(prefix.as_str()) else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let Some(v) = labels
+            .split_once(key.as_str())
+            .and_then(|(_, after)| after.split_once('"'))
+            .map(|(v, _)| v.to_string())
+        else {
+            continue;
+        };
+        if let Ok(n) = value.trim().parse::<f64>() {
+            *out.entry(v).or_default() += n as u64;
+        }
+    }
+    out
+}
+
+/// Events an inhibition may have muted that the overview reads at most.
+const INHIBITED_SCAN: usize = 500;
+
+/// The inhibitions in force: each key a firing alert holds, the `[[inhibit]]` rule it comes from, and the latest
+/// events it muted.
+async fn inhibitions(state: &AppState, now: i64) -> Result<Vec<Value>, ApiError> {
+    let held = state.store.held_inhibitions(now, 100).await?;
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let inhibitor = &state.config.inhibitor;
+    let muted: Vec<(Event, _)> = state
+        .store
+        .recent_events(None, INHIBITED_SCAN)
+        .await?
+        .into_iter()
+        .filter(|e| {
+            e.fate["kind"] == "suppressed"
+                && e.fate["by"]
+                    .as_str()
+                    .is_some_and(|b| b.starts_with("inhibit:"))
+        })
+        .filter_map(|e| Some((serde_json::from_value::<Event>(e.body.clone()).ok()?, e)))
+        .collect();
+    Ok(held
+        .into_iter()
+        .map(|h| {
+            let rule = serde_json::from_value::<Event>(h.body.clone())
+                .ok()
+                .and_then(|e| {
+                    inhibitor
+                        .keys(&e)
+                        .provides
+                        .into_iter()
+                        .find(|k| k.key == h.key)
+                })
+                .map(|k| k.rule);
+            let mutes: Vec<Value> = muted
+                .iter()
+                .filter(|(ev, _)| inhibitor.keys(ev).checks.iter().any(|k| k.key == h.key))
+                .take(20)
+                .map(|(ev, e)| {
+                    json!({ "event_id": e.id, "received_at_ms": e.received_at_ms, "title": ev.title,
+                            "service": ev.service, "severity": ev.severity.as_str() })
+                })
+                .collect();
+            json!({ "rule": rule, "key": h.key, "alert_id": h.alert_id, "event_id": h.first_event_id,
+                    "title": h.body["title"], "service": h.body["service"], "severity": h.body["severity"],
+                    "last_seen_ms": h.last_seen_ms, "until_ms": h.last_seen_ms + h.window_ms, "mutes": mutes })
+        })
+        .collect())
 }
 
 /// `sluice_storm_active{route="…"}` as this process last set it, if it leads the flusher.
@@ -127,6 +214,17 @@ pub(crate) async fn snapshot(state: &AppState) -> Result<Value, ApiError> {
                             "window_ms": storm.window_ms, "active": active }),
         );
     }
+    let calls = store.calls_by_channel(now - BUDGET_WINDOW_MS, 500).await?;
+    let limited = rendered
+        .as_deref()
+        .map(|r| counter_by(r, "sluice_slack_ratelimited_total", "method"))
+        .unwrap_or_default();
+    let budget = budget_use(
+        &calls,
+        &limited,
+        state.config.slack.limits.post_message_per_minute,
+    );
+    let inhibitions = inhibitions(state, now).await?;
     let mut replicas: Vec<&str> = lanes
         .iter()
         .filter_map(|l| l.owner.as_deref())
@@ -155,6 +253,8 @@ pub(crate) async fn snapshot(state: &AppState) -> Result<Value, ApiError> {
         "rate_limited_429": rate_limited,
         "lanes": lanes,
         "storms": storms,
+        "budget": budget,
+        "inhibitions": inhibitions,
         "replicas": replicas,
         "leaders": leaders,
         "backend": store.backend(),
@@ -178,7 +278,7 @@ async fn stream(
         if !first {
             tokio::time::sleep(TICK).await;
         }
-        if !state.sessions.is_open(&op.session_id) {
+        if !state.sessions.is_open(&op.session_id).await {
             return None;
         }
         let event = match snapshot(&state.app).await {
@@ -375,6 +475,14 @@ async fn approvals(
     Ok(Json(json!({ "approvals": list })))
 }
 
+/// The config in force (after any reload), secrets redacted, and what `sluice check` says about it.
+async fn config(State(state): State<Arc<ConsoleState>>, _op: Operator) -> Json<Value> {
+    let config = state.app.config.get();
+    let mut v = super::config_view::view(config);
+    v["path"] = json!(state.app.config.path().map(|p| p.display().to_string()));
+    Json(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,5 +499,9 @@ mod tests {
         assert_eq!(storm_gauge(text, "db"), Some(true));
         assert_eq!(storm_gauge(text, "web"), Some(false));
         assert_eq!(storm_gauge(text, "api"), None);
+        assert_eq!(
+            counter_by(text, "sluice_slack_ratelimited_total", "method"),
+            BTreeMap::from([("chat.postMessage".into(), 3), ("chat.update".into(), 2)])
+        );
     }
 }

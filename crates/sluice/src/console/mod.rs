@@ -1,36 +1,42 @@
 //! The operator console at `/`: a few embedded pages (plain HTML, one vanilla JS file, one CSS file; no build step)
 //! over JSON endpoints under `/console/api/`, for the people who run Sluice.
 //!
-//! It is behind a session opened with an `admin` API key ([`session`]); its JSON ([`api`]) reads the store's
+//! It is behind a session opened with an `admin` API key ([`session`], kept in the database; failed logins are
+//! throttled per address and overall by [`throttle`]); its JSON ([`api`]) reads the store's
 //! console views (`sluice_store::ConsoleStore`) and, for writes, calls the same code the `/v1` API does (silences,
 //! dead-letter replay), audited with the operator's key name. The overview is pushed every two seconds over
-//! server-sent events.
+//! server-sent events. [`config_view`] shows the config in force, redacted.
 
 mod api;
+pub mod config_view;
 pub mod session;
+pub mod throttle;
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE, X_CONTENT_TYPE_OPTIONS,
+    CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE, X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Form, Router};
+use axum::{Extension, Form, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::http::Caller;
+use crate::http::{ApiError, Caller};
 use crate::outbox::audit;
 use crate::state::AppState;
 use session::{same_origin, set_cookie, Operator, Sessions};
+use throttle::LoginThrottle;
 
-/// What the console's handlers share: the app, and the open sessions.
+/// What the console's handlers share: the app, the open sessions and the login throttle.
 pub struct ConsoleState {
     pub app: Arc<AppState>,
     pub sessions: Sessions,
+    pub throttle: LoginThrottle,
 }
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
@@ -40,9 +46,15 @@ const APP_CSS: &str = include_str!("assets/app.css");
 
 /// The console's routes, with their state: `/`, `/login`, `/logout`, `/console/assets/*`, `/console/api/*`.
 pub fn routes(app: Arc<AppState>) -> Router {
+    routes_with(app, LoginThrottle::default())
+}
+
+/// [`routes`] with another login throttle (tests use a short window).
+pub fn routes_with(app: Arc<AppState>, throttle: LoginThrottle) -> Router {
     let state = Arc::new(ConsoleState {
+        sessions: Sessions(app.store.clone()),
         app,
-        sessions: Sessions::default(),
+        throttle,
     });
     Router::new()
         .route("/", get(index))
@@ -98,9 +110,10 @@ fn redirect(to: &'static str) -> Response {
 }
 
 async fn index(State(state): State<Arc<ConsoleState>>, headers: HeaderMap) -> Response {
-    match Operator::of(&state, &headers) {
-        Some(_) => page(StatusCode::OK, INDEX_HTML.to_string()),
-        None => redirect("/login"),
+    match Operator::of(&state, &headers).await {
+        Ok(Some(_)) => page(StatusCode::OK, INDEX_HTML.to_string()),
+        Ok(None) => redirect("/login"),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -133,31 +146,110 @@ fn over_https(state: &AppState, headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
+/// The address a login comes from: the connection's peer, or behind a TLS proxy the address the proxy appended
+/// to `X-Forwarded-For` (the last one: earlier ones are the client's to forge).
+fn client_ip(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> IpAddr {
+    let forwarded = state
+        .config
+        .server
+        .behind_tls_proxy
+        .then(|| {
+            headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+                .next_back()
+        })
+        .flatten();
+    forwarded
+        .or(peer.map(|p| p.ip()))
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// A refused login: counted, audited (at most a client's allowance a minute, so an attacker cannot flood the
+/// log), and the throttle told; the page says why, or to wait.
+async fn refused(
+    state: &ConsoleState,
+    client: IpAddr,
+    status: StatusCode,
+    outcome: &'static str,
+    message: &str,
+) -> Response {
+    metrics::counter!("sluice_console_logins_total", "outcome" => outcome).increment(1);
+    let throttled = state.throttle.failed(client);
+    audit(
+        &state.app,
+        "anonymous",
+        "console.login",
+        "console",
+        outcome,
+        json!({ "via": "console", "client": client.to_string(),
+                "throttled_for_secs": throttled.map(|t| t.retry_after_secs) }),
+    )
+    .await;
+    page(status, login_html(message))
+}
+
 async fn login(
     State(state): State<Arc<ConsoleState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     if let Err(e) = same_origin(&headers) {
         return e.into_response();
     }
+    let client = client_ip(
+        &state.app,
+        &headers,
+        peer.map(|Extension(ConnectInfo(a))| a),
+    );
+    if let Err(t) = state.throttle.check(client) {
+        metrics::counter!("sluice_console_logins_total", "outcome" => "throttled").increment(1);
+        let who = if t.overall {
+            "Too many failed logins to this Sluice"
+        } else {
+            "Too many failed logins from your address"
+        };
+        let mut r = page(
+            StatusCode::TOO_MANY_REQUESTS,
+            login_html(&format!(
+                "{who}: try again in {} seconds.",
+                t.retry_after_secs
+            )),
+        );
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(t.retry_after_secs));
+        return r;
+    }
     let caller = Caller::of_key(&state.app, form.key.trim());
     let Some(caller) = caller else {
-        metrics::counter!("sluice_console_logins_total", "outcome" => "unknown_key").increment(1);
-        return page(
+        return refused(
+            &state,
+            client,
             StatusCode::UNAUTHORIZED,
-            login_html("That key was refused: it is not one of this Sluice's API keys."),
-        );
+            "unknown_key",
+            "That key was refused: it is not one of this Sluice's API keys.",
+        )
+        .await;
     };
     if caller.require("admin").is_err() {
-        metrics::counter!("sluice_console_logins_total", "outcome" => "not_admin").increment(1);
-        return page(
+        return refused(
+            &state,
+            client,
             StatusCode::FORBIDDEN,
-            login_html("That key was refused: the console needs a key with the \"admin\" scope."),
-        );
+            "not_admin",
+            "That key was refused: the console needs a key with the \"admin\" scope.",
+        )
+        .await;
     }
     metrics::counter!("sluice_console_logins_total", "outcome" => "ok").increment(1);
-    let id = state.sessions.open(&caller.name);
+    let id = match state.sessions.open(&caller.name).await {
+        Ok(id) => id,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     audit(
         &state.app,
         &caller.name,

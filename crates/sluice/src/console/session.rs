@@ -1,27 +1,31 @@
 //! Who is at the console: operator sessions, the login that opens one, and the checks every write passes.
 //!
-//! A session is opened by presenting an API key with the `admin` scope at `/login`. Its id is 32 random bytes, kept
-//! here (never the key) and sent back as an `HttpOnly; SameSite=Strict` cookie (`Secure` behind TLS). Sessions live
-//! in this process's memory with an absolute expiry, so a restart logs everyone out, and with replicas behind one
-//! address the balancer must keep an operator on one replica (sticky sessions).
+//! A session is opened by presenting an API key with the `admin` scope at `/login`. Its token is 32 random bytes,
+//! sent back as an `HttpOnly; SameSite=Strict` cookie (`Secure` behind TLS). The store keeps only the token's
+//! SHA-256 (`ConsoleStore::open_console_session`), the key's name and an absolute expiry: sessions survive a restart,
+//! every replica sharing the database honours them (no sticky sessions), and reading the table opens none. Logging
+//! out deletes the row.
 //!
 //! Writes are CSRF-safe three ways: the cookie is `SameSite=Strict`, a request whose `Origin` (or
 //! `Sec-Fetch-Site`) says it comes from another site is refused, and every POST carries the session's CSRF token in
-//! `X-CSRF-Token`. A handler that takes [`Write`] cannot run without all three.
+//! `X-CSRF-Token`. The CSRF token is derived from the session token (a different hash of it), so it is stored
+//! nowhere either. A handler that takes [`Write`] cannot run without all three.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::{COOKIE, HOST, ORIGIN};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use rand::RngCore as _;
+use sluice_store::{Store, StoreError};
 use subtle::ConstantTimeEq;
 
 use super::ConsoleState;
+use crate::config::sha256;
 use crate::http::ApiError;
+use crate::state::now_ms;
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "sluice_session";
@@ -30,54 +34,63 @@ pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 /// The header every console write carries the session's CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-#[derive(Clone)]
-struct Session {
-    operator: String,
-    csrf: String,
-    expires: Instant,
-}
-
-/// The open sessions of this process.
-#[derive(Default)]
-pub struct Sessions(Mutex<HashMap<String, Session>>);
-
 fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
 }
 
+/// What the store knows a session by.
+fn token_hash(token: &str) -> String {
+    hex::encode(sha256(
+        format!("sluice-console-session\0{token}").as_bytes(),
+    ))
+}
+
+/// The session's CSRF token: derived from its token, so only the cookie's holder can know it.
+fn csrf_of(token: &str) -> String {
+    hex::encode(sha256(format!("sluice-console-csrf\0{token}").as_bytes()))
+}
+
+/// The console's sessions, in the store.
+pub struct Sessions(pub Arc<dyn Store>);
+
 impl Sessions {
-    /// Opens a session for the key named `operator`; returns its id.
-    pub fn open(&self, operator: &str) -> String {
-        let id = random_token();
-        let session = Session {
-            operator: operator.to_string(),
-            csrf: random_token(),
-            expires: Instant::now() + SESSION_TTL,
-        };
-        if let Ok(mut map) = self.0.lock() {
-            let now = Instant::now();
-            map.retain(|_, s| s.expires > now);
-            map.insert(id.clone(), session);
+    /// Opens a session for the key named `operator`; returns its token (the cookie's value).
+    pub async fn open(&self, operator: &str) -> Result<String, StoreError> {
+        let token = random_token();
+        let now = now_ms();
+        self.0
+            .open_console_session(
+                &token_hash(&token),
+                operator,
+                now,
+                now + SESSION_TTL.as_millis() as i64,
+            )
+            .await?;
+        Ok(token)
+    }
+
+    pub async fn close(&self, token: &str) -> Result<bool, StoreError> {
+        self.0.close_console_session(&token_hash(token)).await
+    }
+
+    /// The operator of session `token`, if it is open.
+    async fn get(&self, token: &str) -> Result<Option<String>, StoreError> {
+        // A token is 64 hex digits; anything else is no session (and costs no query).
+        if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
         }
-        id
+        Ok(self
+            .0
+            .console_session(&token_hash(token), now_ms())
+            .await?
+            .map(|s| s.operator))
     }
 
-    pub fn close(&self, id: &str) {
-        if let Ok(mut map) = self.0.lock() {
-            map.remove(id);
-        }
-    }
-
-    fn get(&self, id: &str) -> Option<Session> {
-        let map = self.0.lock().ok()?;
-        map.get(id).filter(|s| s.expires > Instant::now()).cloned()
-    }
-
-    /// Whether session `id` is still open (the live stream ends when it is not).
-    pub fn is_open(&self, id: &str) -> bool {
-        self.get(id).is_some()
+    /// Whether session `token` is still open (the live stream ends when it is not, or the store cannot say).
+    pub async fn is_open(&self, token: &str) -> bool {
+        matches!(self.get(token).await, Ok(Some(_)))
     }
 }
 
@@ -103,14 +116,18 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 impl Operator {
     /// The operator of the session named by the request's cookie, if it is open.
-    pub fn of(state: &ConsoleState, headers: &HeaderMap) -> Option<Operator> {
-        let id = cookie_value(headers, COOKIE_NAME)?;
-        let s = state.sessions.get(id)?;
-        Some(Operator {
-            name: s.operator,
-            csrf: s.csrf,
-            session_id: id.to_string(),
-        })
+    pub async fn of(
+        state: &ConsoleState,
+        headers: &HeaderMap,
+    ) -> Result<Option<Operator>, ApiError> {
+        let Some(token) = cookie_value(headers, COOKIE_NAME) else {
+            return Ok(None);
+        };
+        Ok(state.sessions.get(token).await?.map(|name| Operator {
+            name,
+            csrf: csrf_of(token),
+            session_id: token.to_string(),
+        }))
     }
 }
 
@@ -121,7 +138,7 @@ impl FromRequestParts<Arc<ConsoleState>> for Operator {
         parts: &mut Parts,
         state: &Arc<ConsoleState>,
     ) -> Result<Self, Self::Rejection> {
-        Operator::of(state, &parts.headers).ok_or_else(|| {
+        Operator::of(state, &parts.headers).await?.ok_or_else(|| {
             ApiError::unauthorized("no console session (or it expired): log in at /login")
         })
     }
@@ -271,13 +288,12 @@ mod tests {
     }
 
     #[test]
-    fn a_session_is_found_by_its_cookie_until_closed() {
-        let s = Sessions::default();
-        let id = s.open("ops-admin");
-        assert!(s.is_open(&id));
-        assert_eq!(s.get(&id).map(|s| s.operator), Some("ops-admin".into()));
-        s.close(&id);
-        assert!(!s.is_open(&id));
-        assert!(!s.is_open("not-a-session"));
+    fn the_store_and_the_page_never_see_the_session_token_itself() {
+        let t = random_token();
+        assert_eq!(t.len(), 64);
+        assert_ne!(token_hash(&t), t);
+        assert_ne!(csrf_of(&t), t);
+        assert_ne!(csrf_of(&t), token_hash(&t));
+        assert_eq!(csrf_of(&t), csrf_of(&t));
     }
 }

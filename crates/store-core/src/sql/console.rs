@@ -38,3 +38,38 @@ pub(crate) static APPROVALS: Stmt = Stmt::new(
      FROM approvals
      ORDER BY CASE WHEN state = 'pending' THEN 0 ELSE 1 END, created_at_ms DESC LIMIT ?1",
 );
+
+/// Opens a console session. Binds: 1 token hash, 2 operator, 3 now, 4 expiry.
+pub(crate) static OPEN_SESSION: Stmt = Stmt::new(
+    "INSERT INTO console_sessions (token_hash, operator, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
+);
+
+/// Forgets sessions that have expired. Binds: 1 now.
+pub(crate) static DROP_EXPIRED_SESSIONS: Stmt =
+    Stmt::new("DELETE FROM console_sessions WHERE expires_at_ms <= ?1");
+
+/// A session still open. Binds: 1 token hash, 2 now.
+pub(crate) static SESSION: Stmt = Stmt::new(
+    "SELECT operator, created_at_ms, expires_at_ms FROM console_sessions
+     WHERE token_hash = ?1 AND expires_at_ms > ?2",
+);
+
+/// Ends a session. Binds: 1 token hash.
+pub(crate) static CLOSE_SESSION: Stmt =
+    Stmt::new("DELETE FROM console_sessions WHERE token_hash = ?1");
+
+/// Inhibition keys in force: their alert open and seen within the key's window. Binds: 1 now, 2 limit.
+pub(crate) static HELD_INHIBITIONS: Stmt = Stmt::new(
+    "SELECT k.key, k.window_ms, a.id AS alert_id, a.dedup_key, a.first_event_id, a.last_seen_ms,
+            CAST(e.body AS TEXT) AS body
+     FROM inhibit_keys k JOIN alerts a ON a.id = k.alert_id JOIN events e ON e.id = a.first_event_id
+     WHERE a.closed_at_ms IS NULL AND a.last_seen_ms >= ?1 - k.window_ms
+     ORDER BY a.last_seen_ms DESC, k.key LIMIT ?2",
+);
+
+/// Slack calls sent since a time, per channel and method. Binds: 1 since, 2 limit.
+pub(crate) static CALLS_BY_CHANNEL: Stmt = Stmt::new(
+    "SELECT channel, method, COUNT(*) AS calls FROM outbox
+     WHERE state = 'sent' AND sent_at_ms >= ?1
+     GROUP BY channel, method ORDER BY calls DESC, channel, method LIMIT ?2",
+);

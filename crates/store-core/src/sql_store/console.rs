@@ -5,7 +5,8 @@ use crate::console::ConsoleStore;
 use crate::db::{args, Backend, Row};
 use crate::sql::console as q;
 use crate::{
-    ApprovalSummary, AuditRecord, EventSummary, LaneView, LeaderView, RecentCounts, StoreError,
+    ApprovalSummary, AuditRecord, CallCount, ConsoleSession, EventSummary, HeldInhibition,
+    LaneView, LeaderView, RecentCounts, StoreError,
 };
 
 fn json_col(r: &Row, col: &str) -> Result<serde_json::Value, StoreError> {
@@ -109,6 +110,88 @@ impl<B: Backend> ConsoleStore for SqlStore<B> {
                     expires_at_ms: r.get("expires_at_ms")?,
                     decided_at_ms: r.get("decided_at_ms")?,
                     request: json_col(r, "request")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn open_console_session(
+        &self,
+        token_hash: &str,
+        operator: &str,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut c = self.backend.write().await?;
+        c.exec(&q::DROP_EXPIRED_SESSIONS, args![now_ms]).await?;
+        c.exec(
+            &q::OPEN_SESSION,
+            args![token_hash, operator, now_ms, expires_at_ms],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn console_session(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<ConsoleSession>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.opt(&q::SESSION, args![token_hash, now_ms])
+            .await?
+            .map(|r| {
+                Ok(ConsoleSession {
+                    operator: r.get("operator")?,
+                    created_at_ms: r.get("created_at_ms")?,
+                    expires_at_ms: r.get("expires_at_ms")?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn close_console_session(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let mut c = self.backend.write().await?;
+        Ok(c.exec(&q::CLOSE_SESSION, args![token_hash]).await? > 0)
+    }
+
+    async fn held_inhibitions(
+        &self,
+        now_ms: i64,
+        max: usize,
+    ) -> Result<Vec<HeldInhibition>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(&q::HELD_INHIBITIONS, args![now_ms, limit(max)])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(HeldInhibition {
+                    key: r.get("key")?,
+                    window_ms: r.get("window_ms")?,
+                    alert_id: r.get("alert_id")?,
+                    dedup_key: r.get("dedup_key")?,
+                    first_event_id: r.get("first_event_id")?,
+                    last_seen_ms: r.get("last_seen_ms")?,
+                    body: json_col(r, "body")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn calls_by_channel(
+        &self,
+        since_ms: i64,
+        max: usize,
+    ) -> Result<Vec<CallCount>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(&q::CALLS_BY_CHANNEL, args![since_ms, limit(max)])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(CallCount {
+                    channel: r.get("channel")?,
+                    method: r.get("method")?,
+                    calls: r.get::<i64>("calls")?.max(0) as u64,
                 })
             })
             .collect()

@@ -53,6 +53,10 @@ function showOverview(s) {
   $("ratelimited").textContent = s.rate_limited_429 == null ? "n/a" : s.rate_limited_429;
   fill("lanes", s.lanes.map((l) => [l.lane, l.pending, age(l.oldest_age_ms), l.owner || "–"]));
   fill("storms", s.storms.map((t) => [t.route, t.active ? "STORM (digests)" : "calm", t.rate, t.above + " per " + age(t.window_ms)]));
+  fill("budget", s.budget.map((b) => [b.method, b.scope === "channel" ? b.channel : "all channels (" + b.channels.length + ")", b.calls,
+    b.allowance_per_minute, Math.round(b.used * 100) + "%", b.rate_limited == null ? "" : b.rate_limited]));
+  fill("inhibitions", s.inhibitions.map((i) => [i.rule || "(a rule no longer configured)", (i.title || "") + " · " + (i.service || "") + " · " + i.severity,
+    i.mutes.length ? i.mutes.map((m) => m.title + " (" + (m.service || "") + ")").join(", ") : "nothing yet", time(i.until_ms)]));
   $("replicas").textContent = s.replicas.length ? s.replicas.join(", ") : "none right now";
   fill("leaders", s.leaders.map((l) => [l.role, l.owner + (l.held ? "" : " (lapsed)"), time(l.until_ms)]));
   $("live-status").textContent = "live · " + s.backend + " · updated " + new Date(s.at_ms).toLocaleTimeString();
@@ -189,7 +193,22 @@ async function loadApprovals() {
   } catch (e) { problem(e.message); }
 }
 
-const loaders = { events: searchEvents, dead: loadDead, silences: loadSilences, audit: loadAudit, approvals: loadApprovals };
+// ---- the effective config ----
+async function loadConfig() {
+  try {
+    const v = await api("/console/api/config");
+    $("config-path").textContent = v.path || "(no file: this server cannot reload)";
+    const c = v.check;
+    const verdict = $("config-check");
+    verdict.textContent = (c.ok ? "ok" : c.errors + " error(s)") + ", " + c.warnings + " warning(s)";
+    verdict.className = c.ok ? "ok" : "error";
+    $("config-problems").replaceChildren(...c.problems.map((p) =>
+      el("li", { class: p.warning ? "" : "error" }, (p.warning ? "warning" : "error") + (p.line ? ": line " + p.line : "") + ": " + p.message + (p.fix ? " (fix: " + p.fix + ")" : ""))));
+    $("config-settings").textContent = JSON.stringify(v.settings, null, 2);
+  } catch (e) { problem(e.message); }
+}
+
+const loaders = { events: searchEvents, dead: loadDead, silences: loadSilences, audit: loadAudit, approvals: loadApprovals, config: loadConfig };
 
 function show(page) {
   for (const s of document.querySelectorAll(".page")) s.hidden = s.id !== "page-" + page;
