@@ -21,6 +21,8 @@ use crate::state::{Ephemeral, State};
 use crate::{DeliverVia, Simulator};
 
 mod ephemeral;
+mod functions;
+pub use functions::Fired;
 mod view_response;
 pub(crate) use ephemeral::on_ephemeral;
 

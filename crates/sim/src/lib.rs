@@ -20,6 +20,7 @@ pub mod blockkit;
 pub mod bucket;
 pub mod channels_admin;
 mod dm;
+mod executions;
 pub mod functions;
 mod http;
 pub mod inbound;

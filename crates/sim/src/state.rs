@@ -199,7 +199,7 @@ pub struct State {
     pub self_url: Option<String>,
     pub socket: crate::socket::SocketState,
     /// Workflow Builder step executions (`functions.rs`).
-    pub functions: crate::functions::Functions,
+    pub functions: crate::executions::Functions,
 }
 
 /// Channel names Slack accepts: lowercase letters, digits, `-` and `_`, at most 80.

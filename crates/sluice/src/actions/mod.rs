@@ -186,7 +186,7 @@ pub async fn call_ended(
         &run.action,
         &status_line(label, next, &run.actor, now_ms(), &note),
     ));
-    items.extend(crate::steps::completion(
+    items.extend(crate::steps::complete::completion(
         &run, steps, label, timeout_ms, end,
     ));
     let excerpt = sluice_slack_wire::blocks::truncate(&result, 2000);

@@ -11,7 +11,8 @@ use sluice_inbound::{Ctx, HandlerError, HandlerResult, Reply};
 use sluice_slack_wire::blocks::escape_mrkdwn;
 use sluice_store::{MatchOp, Silence};
 
-use super::{clock, Commands};
+use super::clock;
+use super::gate::Commands;
 use crate::outbox::audit;
 use crate::state::{now_ms, AppState};
 

@@ -17,8 +17,7 @@ use sluice_domain::command::ArgValue;
 use sluice_inbound::{ActionPayload, Ctx, HandlerError, HandlerResult, Registry, Reply};
 use sluice_slack_wire::blocks::escape_mrkdwn;
 
-use super::configured::{admit, said, start, Caller};
-use super::Commands;
+use super::gate::{admit, said, start, Caller, Commands};
 use crate::config::actions::Action;
 use crate::config::commands::CommandConfig;
 use crate::outbox::audit;

@@ -14,62 +14,21 @@ mod builtins;
 pub mod clock;
 mod configured;
 mod confirm;
+pub mod gate;
 mod remind;
 pub mod schedule;
-
-use std::sync::Arc;
 
 use serde_json::json;
 use sluice_domain::outbox::outbox_item;
 use sluice_inbound::models::{EventCallback, SlashCommand};
 use sluice_inbound::{Ctx, HandlerError, HandlerResult, Reply, Writes};
-use sluice_slack::api::Client;
 
-use crate::alerts::Permissions;
-use crate::config::commands::CommandConfig;
 use crate::config::ActionsConfig;
 use crate::outbox::audit;
 use crate::state::AppState;
 
-pub use configured::{admit, args_json, said, start_with, Caller, Ran};
 pub use confirm::register as register_confirmations;
-
-/// What the slash command needs besides the state: who may act on alerts (`[actions]`, for `silence` and `ack`)
-/// and who may run each configured command (memberships read from Slack and cached).
-pub struct Commands {
-    pub alerts: Arc<Permissions>,
-    /// One per `[[command]]`, in config order.
-    runners: Vec<Permissions>,
-}
-
-impl Commands {
-    pub fn new(state: &AppState, alerts: Arc<Permissions>, slack: Client) -> Self {
-        let runners = state
-            .config
-            .chatops
-            .commands
-            .iter()
-            .map(|c| Permissions::listed(c.users.clone(), c.groups.clone(), false, slack.clone()))
-            .collect();
-        Commands { alerts, runners }
-    }
-
-    /// May `user` run `cmd` (the `i`th `[[command]]`) in `channel` (id and name)?
-    pub(crate) async fn may_run(
-        &self,
-        i: usize,
-        cmd: &CommandConfig,
-        user: &str,
-        channel: (&str, &str),
-    ) -> bool {
-        let here = cmd.channels.is_empty()
-            || cmd
-                .channels
-                .iter()
-                .any(|c| c == channel.0 || c == channel.1);
-        here && self.runners[i].may_act(user, channel.0).await
-    }
-}
+pub use gate::Commands;
 
 /// Splits `deploy checkout staging` into the command's name and the rest as typed.
 fn split_name(text: &str) -> (&str, &str) {

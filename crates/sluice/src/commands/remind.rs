@@ -9,7 +9,7 @@ use sluice_inbound::models::SlashCommand;
 use sluice_inbound::{Ctx, HandlerResult, Reply};
 use sluice_slack_wire::blocks::escape_mrkdwn;
 
-use super::Commands;
+use super::gate::Commands;
 use crate::state::now_ms;
 
 /// Every reminder's text starts with this, so `list` and `cancel` see reminders only.

@@ -30,7 +30,7 @@ use sluice_inbound::{
 };
 
 use crate::alerts::Permissions;
-use crate::commands::{admit, said, start_with, Caller, Commands};
+use crate::commands::gate::{admit, args_json, said, start_with, Caller, Commands};
 use crate::config::actions::Action;
 use crate::config::forms::FormConfig;
 use crate::outbox::audit;
@@ -427,7 +427,7 @@ async fn run(
     }) {
         Some(i) => admit(state, commands, i, &f.action, &caller, &opened.text)
             .await
-            .map(|(def, args)| (def, crate::commands::args_json(&args))),
+            .map(|(def, args)| (def, args_json(&args))),
         None => match state.config.action_defs.get(&f.action) {
             Some(def) if may_run_action(commands, def, user, &opened.ch).await => {
                 Ok((def, Map::new()))

@@ -6,7 +6,7 @@
 //! `user_id` input, permitted as for the action's button), and runs the action
 //! through [`crate::actions::run_action`] like any other run: signed, through the outbox, its run id
 //! `run_<function_execution_id>` (the call's `Idempotency-Key`). The run's `card` holds `{"step": {execution_id,
-//! token}}` instead of a card, so when the call ends `crate::actions::call_ended` adds [`completion`]:
+//! token}}` instead of a card, so when the call ends `crate::actions::call_ended` adds `complete::completion`:
 //! `functions.completeSuccess` with the outputs read from the answer, or `functions.completeError` with the reason
 //! (the HTTP status and tries, a timeout, a refusal). Both are outbox rows in the `functions` lane, sent with the
 //! execution's token. Every step run, refused input and failed start is audited (`step.run`).
@@ -14,22 +14,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Map, Value};
-use sluice_domain::action::{context, failure_text, CallEnd};
-use sluice_domain::outbox::outbox_item;
+use serde_json::{json, Value};
+use sluice_domain::action::context;
 use sluice_domain::step::{validate_inputs, ParamType};
 use sluice_inbound::models::EventCallback;
 use sluice_inbound::{Ctx, HandlerError, HandlerResult, Registry};
-use sluice_store::{ActionRunRecord, NewOutboxItem};
+
+pub mod complete;
 
 use crate::actions::{run_action, Actor, ReplyTo, Started};
 use crate::alerts::Permissions;
 use crate::config::steps::Steps;
 use crate::outbox::audit;
 use crate::state::{now_ms, AppState};
+use complete::complete_error;
 
-/// The lane step completions go through.
-const LANE: &str = "functions";
 /// How long an execution is remembered (Slack gives up on a step long before).
 const ONCE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -39,15 +38,6 @@ pub fn register(r: &mut Registry, state: Arc<AppState>, permissions: Arc<Permiss
         let (s, p) = (state.clone(), permissions.clone());
         async move { executed(&s, &p, ctx).await }
     });
-}
-
-/// `functions.completeError` for execution `id` with `error`, sent with the execution's `token` when Slack gave one.
-fn complete_error(team: &str, id: &str, token: &str, error: &str) -> NewOutboxItem {
-    let mut args = json!({ "function_execution_id": id, "error": error });
-    if !token.is_empty() {
-        args["token"] = json!(token);
-    }
-    outbox_item(team, LANE, "functions.completeError", args)
 }
 
 async fn executed(
@@ -193,36 +183,4 @@ async fn executed(
         }
         Err(why) => refuse(format!("{} could not start: {why}", action.label)).await,
     }
-}
-
-/// The step completion a step run's end adds (none for a run that is not a step's): `functions.completeSuccess` with
-/// the outputs read from a 2xx answer, or `functions.completeError` saying why (the answer lacked an output, the
-/// call failed).
-pub fn completion(
-    run: &ActionRunRecord,
-    steps: &Steps,
-    label: &str,
-    timeout_ms: u64,
-    end: &CallEnd,
-) -> Option<NewOutboxItem> {
-    let step_ref = run.card.get("step")?;
-    let id = step_ref["execution_id"].as_str()?;
-    let token = step_ref["token"].as_str().unwrap_or_default();
-    let outputs = match (end, steps.get(&run.action)) {
-        (CallEnd::Answered { status, body }, Some(step)) => steps
-            .outputs(step, *status, body)
-            .map_err(|why| format!("{label} answered HTTP {status}, but {why}")),
-        (CallEnd::Answered { .. }, None) => Ok(Map::new()),
-        _ => Err(failure_text(label, end, timeout_ms)),
-    };
-    Some(match outputs {
-        Ok(outputs) => {
-            let mut args = json!({ "function_execution_id": id, "outputs": outputs });
-            if !token.is_empty() {
-                args["token"] = json!(token);
-            }
-            outbox_item(&run.team, LANE, "functions.completeSuccess", args)
-        }
-        Err(why) => complete_error(&run.team, id, token, &why),
-    })
 }
