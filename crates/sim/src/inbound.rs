@@ -16,7 +16,7 @@ use sluice_slack_wire::signature::sign;
 use sluice_slack_wire::Secret;
 
 use crate::api::{self, str_arg};
-use crate::model::Delivery;
+use crate::model::{Delivery, Message};
 use crate::state::{Ephemeral, State};
 use crate::{DeliverVia, Simulator};
 
@@ -214,6 +214,26 @@ fn team_json(state: &State) -> Value {
     json!({"id": state.cfg.team_id, "domain": TEAM_DOMAIN})
 }
 
+/// Channel `channel`'s id and name, and its message `ts`: what a click or a message shortcut acts on.
+fn message_in(
+    state: &State,
+    channel: &str,
+    ts: &str,
+) -> Result<(String, String, Message), SimError> {
+    let ci = state
+        .channel_index(channel)
+        .ok_or_else(|| SimError::UnknownChannel(channel.to_string()))?;
+    let c = &state.channels[ci];
+    let msg = c
+        .find(ts)
+        .cloned()
+        .ok_or_else(|| SimError::UnknownMessage {
+            channel: c.id.clone(),
+            ts: ts.to_string(),
+        })?;
+    Ok((c.id.clone(), c.name.clone(), msg))
+}
+
 /// Finds the element with `action_id` in message blocks, giving every block without a
 /// `block_id` the one Slack would have generated (so payload and message agree).
 fn find_action(blocks: &mut Value, action_id: &str) -> Option<(String, Value)> {
@@ -300,21 +320,7 @@ impl Simulator {
             let mut state = self.lock();
             let now = state.clock.now();
             let user_v = user_json(&state, user)?;
-            let ci = state
-                .channel_index(channel)
-                .ok_or_else(|| SimError::UnknownChannel(channel.to_string()))?;
-            let (channel_id, channel_name) = (
-                state.channels[ci].id.clone(),
-                state.channels[ci].name.clone(),
-            );
-            let msg =
-                state.channels[ci]
-                    .find(ts)
-                    .cloned()
-                    .ok_or_else(|| SimError::UnknownMessage {
-                        channel: channel_id.clone(),
-                        ts: ts.to_string(),
-                    })?;
+            let (channel_id, channel_name, msg) = message_in(&state, channel, ts)?;
             let mut message = api::message_json(&msg, &state.cfg.team_id);
             let (block_id, element) =
                 find_action(&mut message["blocks"], action_id).ok_or_else(|| {
@@ -374,21 +380,7 @@ impl Simulator {
             let mut state = self.lock();
             let now = state.clock.now();
             let user_v = user_json(&state, user)?;
-            let ci = state
-                .channel_index(channel)
-                .ok_or_else(|| SimError::UnknownChannel(channel.to_string()))?;
-            let (channel_id, channel_name) = (
-                state.channels[ci].id.clone(),
-                state.channels[ci].name.clone(),
-            );
-            let msg =
-                state.channels[ci]
-                    .find(ts)
-                    .cloned()
-                    .ok_or_else(|| SimError::UnknownMessage {
-                        channel: channel_id.clone(),
-                        ts: ts.to_string(),
-                    })?;
+            let (channel_id, channel_name, msg) = message_in(&state, channel, ts)?;
             let message = api::message_json(&msg, &state.cfg.team_id);
             let trigger_id = state.issue_trigger(now);
             let response_url = state.issue_response_url(user, Some(channel_id.clone()), None, now);

@@ -262,28 +262,13 @@ async fn declare_command(
     let declared = declare(state, t, &key, &title, sev, user, &origin)
         .await
         .map_err(HandlerError::new)?;
-    let r = &declared.incident;
-    let room = match &r.channel_id {
-        Some(id) => format!("<#{id}>"),
-        None => format!("#{}", r.channel_name),
-    };
-    Ok(if declared.created {
-        (
-            Reply::ephemeral(format!(
-                "Declared *{}* (SEV{sev}). The war room {room} is being set up; you will be invited.",
-                escape_mrkdwn(&title)
-            )),
-            format!("ok: {}", r.id),
-        )
+    let id = declared.incident.id.clone();
+    let result = if declared.created {
+        format!("ok: {id}")
     } else {
-        (
-            Reply::ephemeral(format!(
-                "*{}* is already declared: join {room}.",
-                escape_mrkdwn(&r.title)
-            )),
-            format!("already declared: {}", r.id),
-        )
-    })
+        format!("already declared: {id}")
+    };
+    Ok((Reply::ephemeral(super::declared_text(&declared)), result))
 }
 
 fn verb_of(input: &Input) -> &'static str {

@@ -153,20 +153,8 @@ async fn shortcut(state: &AppState, slack: &Client, ctx: Ctx<Shortcut>) -> Handl
     )
     .await
     .map_err(HandlerError::new)?;
-    let r = &declared.incident;
-    let room = match &r.channel_id {
-        Some(id) => format!("<#{id}>"),
-        None => format!("#{}", r.channel_name),
-    };
-    let said = if declared.created {
-        format!(
-            "Declared *{}*: the war room {room} is being set up.",
-            r.title
-        )
-    } else {
-        format!("*{}* is already declared: join {room}.", r.title)
-    };
-    ctx.reply(Reply::ephemeral(said)).await?;
+    ctx.reply(Reply::ephemeral(declared_text(&declared)))
+        .await?;
     Ok(())
 }
 
@@ -253,21 +241,28 @@ async fn card_clicked(
     )
     .await
     .map_err(HandlerError::new)?;
+    ctx.reply(Reply::ephemeral(declared_text(&declared)))
+        .await?;
+    Ok(())
+}
+
+/// What the declarer is told, however they declared: the war room being set up, or the incident already declared
+/// (titles come from alerts and people's messages: escaped, so they cannot mention anyone).
+pub fn declared_text(declared: &Declared) -> String {
     let r = &declared.incident;
+    let title = sluice_slack_wire::blocks::escape_mrkdwn(&r.title);
     let room = match &r.channel_id {
         Some(id) => format!("<#{id}>"),
         None => format!("#{}", r.channel_name),
     };
-    let said = if declared.created {
+    if declared.created {
         format!(
-            "Declared *{}* (SEV{sev}): the war room {room} is being set up.",
-            r.title
+            "Declared *{title}* (SEV{}). The war room {room} is being set up; you will be invited.",
+            r.sev
         )
     } else {
-        format!("*{}* is already declared: join {room}.", r.title)
-    };
-    ctx.reply(Reply::ephemeral(said)).await?;
-    Ok(())
+        format!("*{title}* is already declared: join {room}.")
+    }
 }
 
 /// What an incident was declared from.
