@@ -16,6 +16,7 @@ pub mod config;
 pub mod console;
 pub mod demo;
 pub mod dispatch;
+pub mod egress;
 pub mod forms;
 pub mod handlers;
 pub mod http;

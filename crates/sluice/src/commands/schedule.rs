@@ -31,19 +31,9 @@ pub async fn run_schedules(state: Arc<AppState>, owner: String, shutdown: watch:
     if state.config.chatops.schedules.is_empty() {
         return;
     }
-    let http = match reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "schedules: no HTTP client; schedules with a url will fail");
-            reqwest::Client::new()
-        }
-    };
     crate::leader::every(&state, ROLE, &owner, TICK, shutdown, || async {
         for s in &state.config.chatops.schedules {
-            if let Err(e) = tick(&state, &http, s, &owner, clock::now_ms()).await {
+            if let Err(e) = tick(&state, s, &owner, clock::now_ms()).await {
                 tracing::warn!(schedule = %s.name, error = %e, "schedule not run; the next tick tries again");
             }
         }
@@ -54,7 +44,6 @@ pub async fn run_schedules(state: Arc<AppState>, owner: String, shutdown: watch:
 /// One schedule at `now`: claim the due minute, if any, and run or skip it.
 async fn tick(
     state: &Arc<AppState>,
-    http: &reqwest::Client,
     s: &ScheduleConfig,
     owner: &str,
     now: i64,
@@ -84,7 +73,7 @@ async fn tick(
     }
     // Rendered before the claim: the claim and the post are one transaction, so a minute is claimed exactly when its
     // report is in the outbox. A report that cannot be rendered is posted as the error, not lost.
-    let (text, result) = match report(state, http, s, p.due_ms, now, &due).await {
+    let (text, result) = match report(state, s, p.due_ms, now, &due).await {
         Ok(text) => (text, "ok".to_string()),
         Err(e) => (
             format!("*{}*: the report could not be made: {e}", s.name),
@@ -137,7 +126,6 @@ fn local(tz: Tz, ms: i64) -> String {
 /// url's JSON; a failed fetch is said in the report rather than skipping it).
 async fn report(
     state: &AppState,
-    http: &reqwest::Client,
     s: &ScheduleConfig,
     due_ms: i64,
     now: i64,
@@ -167,7 +155,7 @@ async fn report(
         Value::Null
     };
     let (data, fetch_error) = match &s.url {
-        Some(url) => match fetch(state, http, url, s.timeout_ms).await {
+        Some(url) => match fetch(state, url, s.timeout_ms).await {
             Ok(v) => (escaped(v), None),
             Err(e) => (Value::Null, Some(e)),
         },
@@ -177,7 +165,7 @@ async fn report(
     let digest = if s.digest_channels.is_empty() {
         Value::Null
     } else {
-        Value::String(digest(state, http, s, to - s.period_ms).await)
+        Value::String(digest(state, s, to - s.period_ms).await)
     };
     let env = minijinja::Environment::new();
     let text = env
@@ -195,12 +183,7 @@ async fn report(
 /// The digest of the schedule's channels since `since_ms` (`sluice_domain::incident::digest`, read with
 /// `conversations.history`), summarised by the configured LLM when there is one; its failure falls back to the
 /// extractive digest and says so.
-async fn digest(
-    state: &AppState,
-    http: &reqwest::Client,
-    s: &ScheduleConfig,
-    since_ms: i64,
-) -> String {
+async fn digest(state: &AppState, s: &ScheduleConfig, since_ms: i64) -> String {
     use sluice_domain::incident::{digest as extract, DigestMessage};
     let slack = match state.config.slack_client() {
         Ok(c) => c,
@@ -258,7 +241,7 @@ async fn digest(
         return extractive;
     };
     match summarise(
-        http,
+        &state.config.approvals.allow_link_local,
         url,
         key_env.as_deref(),
         model,
@@ -276,7 +259,7 @@ async fn digest(
 
 /// Asks an OpenAI-compatible chat-completions endpoint to summarise `text`.
 async fn summarise(
-    http: &reqwest::Client,
+    allow_link_local: &[std::net::IpAddr],
     url: &str,
     key_env: Option<&str>,
     model: &str,
@@ -290,10 +273,16 @@ async fn summarise(
             {"role": "user", "content": text},
         ],
     });
-    let mut req = http
-        .post(url)
-        .timeout(std::time::Duration::from_millis(timeout_ms))
-        .json(&body);
+    let origin = Origin::of(url)?;
+    let client = crate::egress::client_for(
+        url,
+        &origin,
+        allow_link_local,
+        Duration::from_millis(timeout_ms),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut req = client.post(url).json(&body);
     if let Some(key) = key_env.and_then(|k| std::env::var(k).ok()) {
         req = req.bearer_auth(key);
     }
@@ -315,30 +304,29 @@ async fn summarise(
         .ok_or_else(|| "no choices[0].message.content".to_string())
 }
 
-/// GETs an allow-listed JSON endpoint, no redirects, within `timeout_ms`.
-async fn fetch(
-    state: &AppState,
-    http: &reqwest::Client,
-    url: &str,
-    timeout_ms: u64,
-) -> Result<Value, String> {
+/// GETs an allow-listed JSON endpoint (through `crate::egress`: never a link-local or metadata address unless
+/// listed, no redirects), within `timeout_ms`.
+async fn fetch(state: &AppState, url: &str, timeout_ms: u64) -> Result<Value, String> {
     // Checked at start too; checked again so that nothing but a listed destination is ever called.
     let origin = Origin::of(url)?;
     if !state.config.approvals.allowed().contains(&origin) {
         return Err(format!("{origin} is not allow-listed"));
     }
-    let r = http
-        .get(url)
-        .timeout(Duration::from_millis(timeout_ms))
-        .send()
-        .await
-        .map_err(|e| {
-            if e.is_timeout() {
-                format!("{url} did not answer within {timeout_ms} ms")
-            } else {
-                format!("{url} could not be reached")
-            }
-        })?;
+    let client = crate::egress::client_for(
+        url,
+        &origin,
+        &state.config.approvals.allow_link_local,
+        Duration::from_millis(timeout_ms),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let r = client.get(url).send().await.map_err(|e| {
+        if e.is_timeout() {
+            format!("{url} did not answer within {timeout_ms} ms")
+        } else {
+            format!("{url} could not be reached")
+        }
+    })?;
     if !r.status().is_success() {
         return Err(format!("{url} answered {}", r.status()));
     }

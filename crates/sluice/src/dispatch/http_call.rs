@@ -6,12 +6,14 @@
 //! Slack: delivered, retry with backoff (5xx, 408, 425, 429, timeouts, connection errors), or dead-letter with the
 //! reason. The lane worker (`Dispatcher::deliver_http`) records the outcome and audits the final one.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde_json::json;
-use sluice_domain::outgoing::{is_metadata_address, sign, Origin};
+use sluice_domain::outgoing::{sign, Origin};
+
+use crate::egress::NoClient;
 use sluice_slack::retry::Outcome;
 use sluice_slack_wire::secret::Secret;
 use sluice_store::{NewAudit, OutboxItem, StoreError};
@@ -92,42 +94,16 @@ impl Outgoing {
                 "outgoing calls are signed and no secret is configured: set [actions] outgoing_secret_env".into(),
             );
         };
-        let addrs: Vec<SocketAddr> = match origin.ip() {
-            Some(ip) => vec![SocketAddr::new(ip, origin.port)],
-            None => match tokio::net::lookup_host((origin.host.as_str(), origin.port)).await {
-                Ok(found) => found.collect(),
-                Err(e) => {
-                    return Attempt::Transient(format!("cannot resolve {}: {e}", origin.host), None)
-                }
-            },
-        };
-        if let Some(bad) = addrs
-            .iter()
-            .map(SocketAddr::ip)
-            .find(|ip| is_metadata_address(*ip) && !self.allow_link_local.contains(ip))
-        {
-            return Attempt::Permanent(format!(
-                "refused: {url} is {bad}, a link-local or cloud metadata address; list it in [actions] allow_link_local if calling it is intended"
-            ));
-        }
-        if addrs.is_empty() {
-            return Attempt::Transient(format!("{} resolves to no address", origin.host), None);
-        }
         let timeout = args["timeout_ms"]
             .as_u64()
             .map(Duration::from_millis)
             .unwrap_or(self.timeout);
-        let mut client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .connect_timeout(timeout);
-        if origin.ip().is_none() {
-            client = client.resolve_to_addrs(&origin.host, &addrs);
-        }
-        let client = match client.build() {
-            Ok(c) => c,
-            Err(e) => return Attempt::Permanent(format!("cannot build an HTTP client: {e}")),
-        };
+        let client =
+            match crate::egress::client_for(url, &origin, &self.allow_link_local, timeout).await {
+                Ok(c) => c,
+                Err(NoClient::Refused(why)) => return Attempt::Permanent(why),
+                Err(NoClient::Unreachable(why)) => return Attempt::Transient(why, None),
+            };
         let method = args["method"].as_str().unwrap_or("POST");
         let method =
             reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);

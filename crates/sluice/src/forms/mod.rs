@@ -14,14 +14,13 @@
 //!
 //! Every opening refused, every submission (invalid, repeated, run, refused) is audited as `form.<name>`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sluice_domain::form::{self, Submitted, CALLBACK_PREFIX, OPEN_PREFIX, OPTIONS_PREFIX};
-use sluice_domain::outgoing::{is_metadata_address, sign, Origin};
+use sluice_domain::outgoing::{sign, Origin};
 use sluice_inbound::models::{
     BlockSuggestion, InputValue, SelectOption, SlashCommand, ViewSubmission,
 };
@@ -138,10 +137,6 @@ pub fn register(r: &mut Registry, state: Arc<AppState>, commands: Arc<Commands>)
         let (s, c) = (s.clone(), c.clone());
         async move { open_from_button(&s, &c, ctx).await }
     });
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_default();
     for f in &state.config.forms.forms {
         let name = f.form.name.clone();
         let (s, c) = (state.clone(), commands.clone());
@@ -153,16 +148,16 @@ pub fn register(r: &mut Registry, state: Arc<AppState>, commands: Arc<Commands>)
             },
         );
         for (input, url) in &f.option_urls {
-            let (s, h) = (state.clone(), http.clone());
+            let s = state.clone();
             let (form_name, input, url) = (f.form.name.clone(), input.clone(), url.clone());
             r.options(
                 &format!("{OPTIONS_PREFIX}{form_name}:{input}"),
                 move |ctx: Ctx<BlockSuggestion>| {
-                    let (s, h) = (s.clone(), h.clone());
+                    let s = s.clone();
                     let (form_name, input, url) = (form_name.clone(), input.clone(), url.clone());
                     async move {
                         Ok::<_, HandlerError>(
-                            options(&s, &h, &form_name, &input, &url, &ctx.payload).await,
+                            options(&s, &form_name, &input, &url, &ctx.payload).await,
                         )
                     }
                 },
@@ -498,7 +493,6 @@ async fn run(
 /// empty list (and a log line) when the endpoint cannot be asked or does not answer well.
 async fn options(
     state: &AppState,
-    http: &reqwest::Client,
     form_name: &str,
     input: &str,
     url: &str,
@@ -506,7 +500,7 @@ async fn options(
 ) -> OptionsResponse {
     let body =
         json!({ "form": form_name, "input": input, "value": p.value, "user": p.common.user.id });
-    match fetch_options(state, http, url, &body).await {
+    match fetch_options(state, url, &body).await {
         Ok(answer) => {
             let found = form::filter_options(&answer, &p.value);
             if found.is_empty() {
@@ -530,12 +524,7 @@ async fn options(
 
 /// POSTs `body`, signed, to an allow-listed endpoint (never a link-local or metadata address unless listed), no
 /// redirects, within [`OPTIONS_TIMEOUT`].
-async fn fetch_options(
-    state: &AppState,
-    http: &reqwest::Client,
-    url: &str,
-    body: &Value,
-) -> Result<Value, String> {
+async fn fetch_options(state: &AppState, url: &str, body: &Value) -> Result<Value, String> {
     let origin = Origin::of(url)?;
     let cfg = &state.config.approvals;
     if !cfg.allowed().contains(&origin) {
@@ -545,34 +534,13 @@ async fn fetch_options(
         .outgoing_secret
         .as_ref()
         .ok_or("outgoing calls are signed and no secret is configured")?;
-    let addrs: Vec<SocketAddr> = match origin.ip() {
-        Some(ip) => vec![SocketAddr::new(ip, origin.port)],
-        None => tokio::net::lookup_host((origin.host.as_str(), origin.port))
-            .await
-            .map_err(|e| format!("cannot resolve {}: {e}", origin.host))?
-            .collect(),
-    };
-    if let Some(bad) = addrs
-        .iter()
-        .map(SocketAddr::ip)
-        .find(|ip| is_metadata_address(*ip) && !cfg.allow_link_local.contains(ip))
-    {
-        return Err(format!("{url} is {bad}, a link-local or metadata address"));
-    }
-    let client = if origin.ip().is_none() {
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .resolve_to_addrs(&origin.host, &addrs)
-            .build()
-            .map_err(|e| e.to_string())?
-    } else {
-        http.clone()
-    };
+    let client = crate::egress::client_for(url, &origin, &cfg.allow_link_local, OPTIONS_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let (ts, sig) = sign(secret, now_ms() / 1000, &bytes);
     let r = client
         .post(url)
-        .timeout(OPTIONS_TIMEOUT)
         .header("content-type", "application/json")
         .header("x-sluice-request-timestamp", ts)
         .header("x-sluice-signature", sig)
