@@ -279,8 +279,13 @@ pub fn marked(text: &str) -> Option<(&'static str, String)> {
         ("todo:", "action"),
         ("ai:", "action"),
     ] {
-        if t.len() >= prefix.len() && t[..prefix.len()].eq_ignore_ascii_case(prefix) {
-            return Some((kind, t[prefix.len()..].trim().to_string()));
+        // `get`, not slicing: people's messages are not ASCII, and a prefix's length may fall inside a character.
+        if let Some(rest) = t
+            .get(..prefix.len())
+            .filter(|head| head.eq_ignore_ascii_case(prefix))
+            .and_then(|_| t.get(prefix.len()..))
+        {
+            return Some((kind, rest.trim().to_string()));
         }
     }
     None

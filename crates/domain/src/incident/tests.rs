@@ -244,6 +244,10 @@ fn decisions_and_action_items_are_marked_lines() {
         ("AI: postmortem", Some(("action", "postmortem"))),
         ("aim high", None),
         ("looking at logs", None),
+        // Multi-byte text whose bytes a prefix's length would cut inside a character.
+        ("ééé", None),
+        ("日本語のメモ", None),
+        ("Décision: on garde", None),
     ];
     for (text, want) in table {
         let got = marked(text);
