@@ -36,6 +36,23 @@ use crate::config::steps::Steps;
 use crate::outbox::audit;
 use crate::state::{now_ms, AppState};
 
+/// May `user` run `def` in `channel`? Its own `users` / `groups` / `channel_members` when it lists any, else the
+/// `[actions]` rules (`permissions`). A card's button, a command, a form and a Workflow step all ask this.
+pub async fn may_run(permissions: &Permissions, def: &Action, user: &str, channel: &str) -> bool {
+    if def.users.is_empty() && def.groups.is_empty() && !def.channel_members {
+        permissions.may_act(user, channel).await
+    } else {
+        Permissions::listed(
+            def.users.clone(),
+            def.groups.clone(),
+            def.channel_members,
+            permissions.slack().clone(),
+        )
+        .may_act(user, channel)
+        .await
+    }
+}
+
 /// Runs `action` on `target` (an event id, an approval id) for `actor`, its templates rendered over `context`
 /// (`sluice_domain::action::context`), its result to `reply_to`: **the** entry point for running an action. `run_id`
 /// is the run's id and the call's `Idempotency-Key` (a fresh `run_…` when `None`). `Err` says why nothing could be
@@ -317,18 +334,7 @@ async fn clicked(
         return Ok(());
     };
     let detail = json!({ "action": name, "channel": channel, "via": "button" });
-    let may = if action.users.is_empty() && action.groups.is_empty() && !action.channel_members {
-        permissions.may_act(&user, &channel).await
-    } else {
-        Permissions::listed(
-            action.users.clone(),
-            action.groups.clone(),
-            action.channel_members,
-            permissions.slack().clone(),
-        )
-        .may_act(&user, &channel)
-        .await
-    };
+    let may = may_run(permissions, action, &user, &channel).await;
     if !may {
         audit(
             state,

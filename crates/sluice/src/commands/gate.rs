@@ -145,23 +145,10 @@ pub async fn admit<'a>(
         ));
     };
     let action_lists = !def.users.is_empty() || !def.groups.is_empty() || def.channel_members;
-    let may = if action_lists {
-        Permissions::listed(
-            def.users.clone(),
-            def.groups.clone(),
-            def.channel_members,
-            commands.alerts.slack().clone(),
-        )
-        .may_act(&caller.user_id, &caller.channel_id)
-        .await
-    } else if cmd.users.is_empty() && cmd.groups.is_empty() {
-        commands
-            .alerts
-            .may_act(&caller.user_id, &caller.channel_id)
-            .await
-    } else {
-        true
-    };
+    let command_lists = !cmd.users.is_empty() || !cmd.groups.is_empty();
+    // A command that lists who may run it already decided, unless its action lists people too.
+    let may = (command_lists && !action_lists)
+        || actions::may_run(&commands.alerts, def, &caller.user_id, &caller.channel_id).await;
     if !may {
         return Err((
             Reply::ephemeral(format!("You are not allowed to run {}.", def.label)),

@@ -28,9 +28,7 @@ use sluice_inbound::{
     ActionPayload, Ctx, HandlerError, HandlerResult, OptionsResponse, Registry, Reply, ViewResponse,
 };
 
-use crate::alerts::Permissions;
 use crate::commands::gate::{admit, args_json, said, start_with, Caller, Commands};
-use crate::config::actions::Action;
 use crate::config::forms::FormConfig;
 use crate::outbox::audit;
 use crate::state::{now_ms, AppState};
@@ -105,22 +103,6 @@ fn metadata(o: &Opened) -> String {
 
 fn open<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<(), String> {
     r.map(|_| ()).map_err(|e| e.to_string())
-}
-
-/// May `user` run `def` in `channel` (its own lists, else `[actions]`' rules)?
-async fn may_run_action(commands: &Commands, def: &Action, user: &str, channel: &str) -> bool {
-    if def.users.is_empty() && def.groups.is_empty() && !def.channel_members {
-        commands.alerts.may_act(user, channel).await
-    } else {
-        Permissions::listed(
-            def.users.clone(),
-            def.groups.clone(),
-            def.channel_members,
-            commands.alerts.slack().clone(),
-        )
-        .may_act(user, channel)
-        .await
-    }
 }
 
 /// Adds the forms' handlers: the open buttons, each form's submission and each external select's options.
@@ -207,7 +189,7 @@ async fn open_from_button(
             f.action
         )));
     };
-    if !may_run_action(commands, def, &user, &channel).await {
+    if !crate::actions::may_run(&commands.alerts, def, &user, &channel).await {
         audit(
             state,
             &user,
@@ -424,7 +406,7 @@ async fn run(
             .await
             .map(|(def, args)| (def, args_json(&args))),
         None => match state.config.action_defs.get(&f.action) {
-            Some(def) if may_run_action(commands, def, user, &opened.ch).await => {
+            Some(def) if crate::actions::may_run(&commands.alerts, def, user, &opened.ch).await => {
                 Ok((def, Map::new()))
             }
             Some(def) => Err((

@@ -118,18 +118,7 @@ async fn executed(
         .unwrap_or_default()
         .to_string();
     // Who may run it, as for its button: its own users and groups, else `[actions]`' (a step runs in no channel).
-    let may = if action.users.is_empty() && action.groups.is_empty() {
-        permissions.may_act(&user, "").await
-    } else {
-        Permissions::listed(
-            action.users.clone(),
-            action.groups.clone(),
-            false,
-            permissions.slack().clone(),
-        )
-        .may_act(&user, "")
-        .await
-    };
+    let may = crate::actions::may_run(permissions, action, &user, "").await;
     if !may {
         let who = if user.is_empty() {
             "a workflow without a user_id input".to_string()
