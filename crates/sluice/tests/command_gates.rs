@@ -14,6 +14,7 @@ use axum::http::HeaderMap;
 use serde_json::{json, Value};
 use sluice_sim::Simulator;
 
+use common::internal::audited;
 use common::proc::*;
 
 /// One request the internal system received: its path, whether it was signed, and its body.
@@ -185,26 +186,6 @@ async fn ops(sim: &Simulator, text: &str, user: &str) -> (String, Value, String)
     .await;
     let e = sim.ephemerals(Some(user)).last().unwrap().clone();
     (e.text, e.blocks, e.ts)
-}
-
-async fn audited(addr: SocketAddr, action: &str) -> Vec<Value> {
-    let audit: Value = reqwest::Client::new()
-        .get(format!("http://{addr}/v1/audit?limit=1000"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(audit["intact"], true, "the audit chain is broken");
-    audit["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["action"] == action)
-        .cloned()
-        .collect()
 }
 
 fn results(records: &[Value]) -> Vec<String> {

@@ -17,6 +17,7 @@ use axum::response::IntoResponse;
 use serde_json::{json, Value};
 use sluice_sim::Simulator;
 
+use common::internal::audited;
 use common::proc::*;
 
 #[derive(Debug, Clone)]
@@ -120,26 +121,6 @@ default = {{ channels = ["ops"] }}
 "#
     );
     write_config_full(dir, sim, &db, &slack, &extra)
-}
-
-async fn audited(addr: SocketAddr, action: &str) -> Vec<Value> {
-    let audit: Value = reqwest::Client::new()
-        .get(format!("http://{addr}/v1/audit?limit=1000"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(audit["intact"], true, "the audit chain is broken");
-    audit["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["action"] == action)
-        .cloned()
-        .collect()
 }
 
 fn values(service: &str, env: &str, replicas: &str, team: Option<&str>) -> Value {

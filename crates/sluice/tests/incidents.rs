@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::DateTime;
+use common::internal::audited;
 use common::proc::*;
 use serde_json::{json, Value};
 use sluice_sim::{SimConfig, Simulator};
@@ -49,26 +50,6 @@ async fn strict_sim(channels: &[(&str, bool)]) -> (Simulator, sluice_sim::Runnin
             .unwrap();
     }
     (sim, running)
-}
-
-async fn audited(addr: SocketAddr, action: &str) -> Vec<Value> {
-    let audit: Value = reqwest::Client::new()
-        .get(format!("http://{addr}/v1/audit?limit=1000"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(audit["intact"], true, "the audit chain is broken");
-    audit["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["action"] == action)
-        .cloned()
-        .collect()
 }
 
 /// Runs `/ops <text>` as `user` in `channel`; the answer's text.
