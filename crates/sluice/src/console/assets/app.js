@@ -70,11 +70,16 @@ function live() {
 }
 
 // ---- events ----
+// Opening the page and submitting the search each fetch the list; a slower, older answer must not
+// replace a newer one, so only the latest request's answer is drawn.
+let eventsAsked = 0;
 async function searchEvents(ev) {
   if (ev) ev.preventDefault();
+  const mine = ++eventsAsked;
   const q = new URLSearchParams({ id: $("q-id").value, source: $("q-source").value, service: $("q-service").value, state: $("q-state").value });
   try {
     const v = await api("/console/api/events?" + q);
+    if (mine !== eventsAsked) return;
     fill("events", v.events.map((e) => {
       const link = el("a", { href: "#" }, e.id);
       link.addEventListener("click", (c) => { c.preventDefault(); showEvent(e.id); });
