@@ -407,15 +407,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("binding {}", cfg.server.listen))?;
             let running = sluice::server::start(cfg, listener).await?;
-            // The one line on stdout: with `listen = "127.0.0.1:0"` it is how a supervisor or a test learns the port
-            // the system chose, with no window in which another process could take it.
-            println!("sluice listening on http://{}", running.addr);
             running
                 .state
                 .config
                 .set_path(std::fs::canonicalize(&config).unwrap_or(config));
+            // The signal handlers go in before anyone is told the server is up: a supervisor that sends SIGTERM
+            // (or SIGHUP) the moment it reads the line below must get a drain (or a reload), not the default death.
             reload_on_hangup(running.state.clone());
-            let signal = shutdown_signal().await;
+            let stop = shutdown_signal();
+            // The one line on stdout: with `listen = "127.0.0.1:0"` it is how a supervisor or a test learns the port
+            // the system chose, with no window in which another process could take it.
+            println!("sluice listening on http://{}", running.addr);
+            let signal = stop.await;
             tracing::info!(
                 signal,
                 "shutting down: no new connections; in-flight requests finish (up to 5 s), then the dispatcher hands its lanes back"
@@ -445,13 +448,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map_err(|e| anyhow::anyhow!("--channel {name}: {e}"))?;
             }
             let running = sim.serve(listen).await?;
+            let stop = shutdown_signal();
             println!(
                 "Slack simulator on http://{}/ (Web API at http://{}/api/, token {})",
                 running.addr,
                 running.addr,
                 sluice_sim::DEFAULT_TOKEN
             );
-            shutdown_signal().await;
+            stop.await;
             running.shutdown();
             Ok(ExitCode::SUCCESS)
         }
@@ -870,19 +874,33 @@ fn reload_on_hangup(state: std::sync::Arc<sluice::state::AppState>) {
     let _ = state;
 }
 
-/// Waits for SIGINT (Ctrl-C) or SIGTERM and says which.
-async fn shutdown_signal() -> &'static str {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the SIGINT (Ctrl-C) and SIGTERM handlers at once, when called, and returns a future that waits for
+/// either and says which. Installing them only when the future is first polled would leave a window in which the
+/// default action (terminate at once, no drain) still applies.
+fn shutdown_signal() -> impl std::future::Future<Output = &'static str> {
     #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        async fn on(installed: std::io::Result<tokio::signal::unix::Signal>) {
+            match installed {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for a stop signal");
+                    std::future::pending::<()>().await
+                }
+            }
         }
-    };
+        let int = on(signal(SignalKind::interrupt()));
+        let term = on(signal(SignalKind::terminate()));
+        async move {
+            tokio::select! { _ = int => "SIGINT", _ = term => "SIGTERM" }
+        }
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => "SIGINT", _ = term => "SIGTERM" }
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
 }
