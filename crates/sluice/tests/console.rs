@@ -5,144 +5,20 @@
 //! audit log, log out; and a cross-origin write with a valid session is refused.
 //!
 //! Without `chromium` and `chromedriver` the test says it skipped, unless `SLUICE_REQUIRE_BROWSER=1` (CI), when it
-//! fails. On failure a screenshot of the page is saved to `target/console-screenshots/`.
+//! fails. On failure a screenshot of the page is saved to `target/browser-screenshots/`.
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Client;
 use serde_json::{json, Value};
 use sluice_sim::{SimConfig, Simulator};
 
+use common::browser::{click, path_of, type_into, wait_text, Browser};
 use common::proc::*;
 
 const VIEWER_KEY: &str = "console-viewer-key";
-
-/// `chromium` and `chromedriver`, from `SLUICE_CHROMIUM` / `SLUICE_CHROMEDRIVER` or Debian's paths.
-fn browser_tools() -> Option<(PathBuf, PathBuf)> {
-    let find = |var: &str, default: &str| {
-        let path = std::env::var_os(var)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(default));
-        path.is_file().then_some(path)
-    };
-    Some((
-        find("SLUICE_CHROMIUM", "/usr/bin/chromium")?,
-        find("SLUICE_CHROMEDRIVER", "/usr/bin/chromedriver")?,
-    ))
-}
-
-/// chromedriver on a free loopback port; killed when dropped.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_driver(chromedriver: &Path) -> Driver {
-    let port = free_port();
-    let child = Command::new(chromedriver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn chromedriver");
-    let driver = Driver {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = http
-            .get(format!("{}/status", driver.url))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
-            return driver;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "chromedriver did not answer on {} within 20 s",
-            driver.url
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn open_browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
-    let caps = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,1000", format!("--user-data-dir={}", profile.display())],
-        },
-    });
-    let caps = caps.as_object().cloned().unwrap_or_default();
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("start a headless Chromium session through chromedriver")
-}
-
-fn screenshot_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-        .join("console-screenshots")
-}
-
-/// The text of the element at `css` once `ok` holds for it, polling; panics with the last text seen.
-async fn wait_text(c: &Client, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut last = String::from("(element not found)");
-    while Instant::now() < deadline {
-        if let Ok(e) = c.find(Locator::Css(css)).await {
-            if let Ok(text) = e.text().await {
-                if ok(&text) {
-                    return text;
-                }
-                last = text;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what} in {css:?}; last text: {last:?}");
-}
-
-async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css:?} on the page: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("could not click {css:?}: {e}"));
-}
-
-async fn type_into(c: &Client, css: &str, text: &str) {
-    let e = c
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css:?} on the page: {e}"));
-    e.clear().await.unwrap();
-    e.send_keys(text).await.unwrap();
-}
-
-async fn path_of(c: &Client) -> String {
-    c.current_url().await.unwrap().path().to_string()
-}
 
 async fn get_json(url: String) -> Value {
     reqwest::Client::new()
@@ -178,15 +54,7 @@ fn audited(records: &Value, action: &str, actor: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_logs_in_watches_live_silences_with_a_preview_and_replays_a_dead_letter() {
-    let Some((chromium, chromedriver)) = browser_tools() else {
-        assert!(
-            std::env::var("SLUICE_REQUIRE_BROWSER").as_deref() != Ok("1"),
-            "SLUICE_REQUIRE_BROWSER=1 but chromium or chromedriver is missing: apt-get install -y chromium chromium-driver"
-        );
-        eprintln!(
-            "SKIPPED console browser test: /usr/bin/chromium or /usr/bin/chromedriver not found \
-             (apt-get install -y chromium chromium-driver, or set SLUICE_CHROMIUM / SLUICE_CHROMEDRIVER)"
-        );
+    let Some(browser) = Browser::open("console browser test").await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -215,27 +83,10 @@ channels = ["nowhere"]
     let sluice = start_sluice(&cfg);
     let base = format!("http://{}", sluice.addr);
 
-    let driver = start_driver(&chromedriver).await;
-    let profile = tempfile::tempdir().unwrap();
-    let client = open_browser(&driver, &chromium, profile.path()).await;
-
-    let scenario = tokio::spawn(walk_through(client.clone(), base.clone(), sim.clone()));
-    let outcome = scenario.await;
-    if let Err(e) = outcome {
-        let dir = screenshot_dir();
-        let _ = std::fs::create_dir_all(&dir);
-        let file = dir.join("operator-console.png");
-        match client.screenshot().await {
-            Ok(png) => match std::fs::write(&file, png) {
-                Ok(()) => eprintln!("screenshot of the failing page: {}", file.display()),
-                Err(w) => eprintln!("could not save the screenshot to {}: {w}", file.display()),
-            },
-            Err(s) => eprintln!("could not take a screenshot: {s}"),
-        }
-        let _ = client.close().await;
-        std::panic::resume_unwind(e.into_panic());
-    }
-    client.close().await.unwrap();
+    let client = browser.client.clone();
+    browser
+        .run("operator-console", walk_through(client, base, sim))
+        .await;
 }
 
 async fn walk_through(c: Client, base: String, sim: Simulator) {

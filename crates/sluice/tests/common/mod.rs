@@ -1,6 +1,7 @@
 //! Shared test set-up: a config, a store in a temporary directory, the app without a socket.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod internal;
 pub mod pg;
 pub mod proc;
