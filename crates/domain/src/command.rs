@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use sluice_slack_wire::blocks::escape_mrkdwn;
 
 /// The type of one argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,15 +159,20 @@ pub fn parse_value(ty: &ArgType, text: &str) -> Result<ArgValue, String> {
 }
 
 impl CommandSpec {
-    /// The usage line as shown to users: `` `/ops deploy <service> <env>` ``.
+    /// The usage line as mrkdwn: `` `/ops deploy &lt;service&gt; &lt;env&gt;` ``, which Slack shows as
+    /// `/ops deploy <service> <env>` (unescaped, Slack would read `<service>` as a link and drop it).
     pub fn usage_line(&self, slash: &str) -> String {
-        format!("`{slash} {}`", self.usage)
+        escape_mrkdwn(&format!("`{slash} {}`", self.usage))
     }
 
     /// Reads `text` (what follows the command's name) into the arguments by name. The error is the message shown
-    /// to the user, with the usage.
+    /// to the user, with the usage, as mrkdwn: escaped whole, since it quotes what they typed.
     pub fn parse(&self, slash: &str, text: &str) -> Result<BTreeMap<String, ArgValue>, String> {
-        let usage = self.usage_line(slash);
+        self.parse_plain(slash, text).map_err(|e| escape_mrkdwn(&e))
+    }
+
+    fn parse_plain(&self, slash: &str, text: &str) -> Result<BTreeMap<String, ArgValue>, String> {
+        let usage = format!("`{slash} {}`", self.usage);
         let this = format!("`{slash} {}`", self.name);
         let words = words(text).map_err(|e| format!("{this}: {e}. Usage: {usage}"))?;
         let mut out = BTreeMap::new();
@@ -320,22 +326,27 @@ mod tests {
     fn parse_reports_with_the_usage() {
         let cmd = deploy();
         type Want = Result<Vec<(&'static str, ArgValue)>, &'static str>;
-        let table: [(&str, Want); 5] = [
+        let table: [(&str, Want); 6] = [
             (
                 "checkout staging",
                 Ok(vec![("env", text("staging")), ("service", text("checkout"))]),
             ),
             (
                 "checkout",
-                Err("`/ops deploy`: missing <env>. Usage: `/ops deploy <service> <env>`"),
+                Err("`/ops deploy`: missing &lt;env&gt;. Usage: `/ops deploy &lt;service&gt; &lt;env&gt;`"),
             ),
             (
                 "checkout prod",
-                Err("`/ops deploy`: <env>: \"prod\" is not one of staging, production. Usage: `/ops deploy <service> <env>`"),
+                Err("`/ops deploy`: &lt;env&gt;: \"prod\" is not one of staging, production. Usage: `/ops deploy &lt;service&gt; &lt;env&gt;`"),
+            ),
+            // What they typed is quoted back as text: it cannot ping the channel.
+            (
+                "checkout staging <!channel>",
+                Err("`/ops deploy`: unexpected \"&lt;!channel&gt;\". Usage: `/ops deploy &lt;service&gt; &lt;env&gt;`"),
             ),
             (
                 "checkout staging now",
-                Err("`/ops deploy`: unexpected \"now\". Usage: `/ops deploy <service> <env>`"),
+                Err("`/ops deploy`: unexpected \"now\". Usage: `/ops deploy &lt;service&gt; &lt;env&gt;`"),
             ),
             ("\"check", Err("quote")),
         ];

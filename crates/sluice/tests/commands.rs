@@ -159,7 +159,7 @@ async fn commands_parse_check_permissions_and_the_built_ins_act_on_alerts() {
     // Bad arguments: the usage.
     let t = ops(&sim, "deploy checkout", "c00", "U0001").await;
     assert!(
-        t.contains("missing <env>. Usage: `/ops deploy <service> <env>`"),
+        t.contains("missing &lt;env&gt;. Usage: `/ops deploy &lt;service&gt; &lt;env&gt;`"),
         "{t}"
     );
     let t = ops(&sim, "deploy checkout prod", "c00", "U0001").await;
@@ -211,9 +211,14 @@ async fn commands_parse_check_permissions_and_the_built_ins_act_on_alerts() {
     );
 
     // help lists what this user may run here, and only that.
+    // Placeholders are escaped, so Slack shows `<service>` instead of reading it as a link and dropping it.
     let t = ops(&sim, "help", "c00", "U0001").await;
     assert!(
-        t.contains("`/ops deploy <service> <env>` — deploy a service"),
+        t.contains("`/ops deploy &lt;service&gt; &lt;env&gt;` — deploy a service"),
+        "{t}"
+    );
+    assert!(
+        t.contains("`/ops status &lt;service&gt;`") && !t.contains('<'),
         "{t}"
     );
     assert!(!t.contains("restart"), "{t}");
@@ -221,7 +226,7 @@ async fn commands_parse_check_permissions_and_the_built_ins_act_on_alerts() {
     assert!(!t.contains("incident declare"), "{t}");
     let t = ops(&sim, "help", "c00", "U0002").await;
     assert!(
-        t.contains("`/ops restart <service>`") && !t.contains("/ops deploy"),
+        t.contains("`/ops restart &lt;service&gt;`") && !t.contains("/ops deploy"),
         "{t}"
     );
 
@@ -285,7 +290,7 @@ async fn commands_parse_check_permissions_and_the_built_ins_act_on_alerts() {
         .unwrap();
     assert_eq!(ev["fate"]["kind"], "suppressed", "{ev}");
     let t = ops(&sim, "silence service=checkout 1h", "c00", "U0001").await;
-    assert!(t.contains("missing <comment>"), "{t}");
+    assert!(t.contains("missing &lt;comment&gt;"), "{t}");
 
     // oncall before and after the hand-off at 09:00 Berlin time.
     let t = ops(&sim, "oncall payments", "c00", "U0002").await;

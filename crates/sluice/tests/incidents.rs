@@ -116,7 +116,7 @@ default = { channels = ["ops"] }
 
     // help names the incident commands when incident types are configured.
     let t = ops(&sim, "help", "ops", "U0003").await;
-    assert!(t.contains("incident declare <title> [sev]"), "{t}");
+    assert!(t.contains("incident declare &lt;title&gt; [sev]"), "{t}");
     // Declared twice (a double submit): one incident, one war room.
     let t = ops(&sim, "incident declare Checkout errors 2", "ops", "U0003").await;
     assert!(t.contains("Declared *Checkout errors* (SEV2)"), "{t}");

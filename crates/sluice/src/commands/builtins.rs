@@ -76,7 +76,7 @@ pub async fn status(state: &AppState, slash: &str, rest: &str) -> HandlerResult<
             .await
             .map_err(store_error)?;
         let text = format!(
-            "*Sluice status*\n• outbox: {} pending{}\n• dead letters: {}\n• silences: {}\nFor one service: `{slash} status <service>`.",
+            "*Sluice status*\n• outbox: {} pending{}\n• dead letters: {}\n• silences: {}\nFor one service: `{slash} status &lt;service&gt;`.",
             stats.pending,
             stats
                 .oldest_pending_age_ms
@@ -218,7 +218,7 @@ pub fn oncall(state: &AppState, slash: &str, rest: &str) -> Answer {
     (Reply::ephemeral(lines.join("\n")), "ok".into())
 }
 
-const SILENCE_USAGE: &str = "silence <matchers> <duration> <comment>";
+const SILENCE_USAGE: &str = "silence &lt;matchers&gt; &lt;duration&gt; &lt;comment&gt;";
 
 /// `silence service=checkout env=prod 2h deploying the fix`: matchers up to the first word that is a duration,
 /// then the comment. Validated and audited like `POST /v1/silences`.
@@ -261,20 +261,20 @@ pub async fn silence(
         ),
         Some(_) => {
             return Ok(refused(
-                format!("`{slash} silence`: missing <matchers>. {usage}"),
+                format!("`{slash} silence`: missing &lt;matchers&gt;. {usage}"),
                 "bad arguments",
             ))
         }
         None => {
             return Ok(refused(
-                format!("`{slash} silence`: missing <duration>. {usage}"),
+                format!("`{slash} silence`: missing &lt;duration&gt;. {usage}"),
                 "bad arguments",
             ))
         }
     };
     if comment.is_empty() {
         return Ok(refused(
-            format!("`{slash} silence`: missing <comment>: say why. {usage}"),
+            format!("`{slash} silence`: missing &lt;comment&gt;: say why. {usage}"),
             "bad arguments",
         ));
     }
@@ -291,7 +291,10 @@ pub async fn silence(
         Ok(new) => new,
         Err((field, message)) => {
             return Ok(refused(
-                format!("`{slash} silence`: {field}: {message}. {usage}"),
+                format!(
+                    "`{slash} silence`: {field}: {}. {usage}",
+                    escape_mrkdwn(&message)
+                ),
                 "bad arguments",
             ))
         }
@@ -330,7 +333,7 @@ pub async fn ack(
     let ws = words(rest).unwrap_or_default();
     let [(_, needle)] = ws.as_slice() else {
         return Ok(Some(refused(
-            format!("`{slash} ack`: name one alert. Usage: `{slash} ack <alert>` (its dedup key or alert id)"),
+            format!("`{slash} ack`: name one alert. Usage: `{slash} ack &lt;alert&gt;` (its dedup key or alert id)"),
             "bad arguments",
         )));
     };
@@ -346,7 +349,7 @@ pub async fn ack(
             None => {
                 return Ok(Some(refused(
                     format!(
-                    "No open alert `{}`. `{slash} status <service>` lists them with their keys.",
+                    "No open alert `{}`. `{slash} status &lt;service&gt;` lists them with their keys.",
                     escape_mrkdwn(needle)
                 ),
                     "no such alert",

@@ -116,23 +116,23 @@ async fn help_text(
 ) -> String {
     let mut lines = vec![format!("*{slash}* — Sluice, the operations gateway")];
     lines.push(format!(
-        "• `{slash} status <service>` — open alerts, silences and recent events of a service"
+        "• `{slash} status &lt;service&gt;` — open alerts, silences and recent events of a service"
     ));
     lines.push(format!(
         "• `{slash} oncall [team]` — who is on call now, who is next and when"
     ));
     lines.push(format!(
-        "• `{slash} silence <matchers> <duration> <comment>` — e.g. `{slash} silence service=checkout 2h deploying`"
+        "• `{slash} silence &lt;matchers&gt; &lt;duration&gt; &lt;comment&gt;` — e.g. `{slash} silence service=checkout 2h deploying`"
     ));
     lines.push(format!(
-        "• `{slash} ack <alert>` — acknowledge an alert by its dedup key or id"
+        "• `{slash} ack &lt;alert&gt;` — acknowledge an alert by its dedup key or id"
     ));
     lines.push(format!(
-        "• `{slash} remind #channel in 2h \"text\"` — a one-off reminder (`remind list`, `remind cancel <id>`)"
+        "• `{slash} remind #channel in 2h \"text\"` — a one-off reminder (`remind list`, `remind cancel &lt;id&gt;`)"
     ));
     if !state.config.incidents.types.is_empty() {
         lines.push(format!(
-            "• `{slash} incident declare <title> [sev]` — open a war room; in it: `incident status|role|sev|note|timeline|resolve`"
+            "• `{slash} incident declare &lt;title&gt; [sev]` — open a war room; in it: `incident status|role|sev|note|timeline|resolve`"
         ));
     }
     for (i, c) in state.config.chatops.commands.iter().enumerate() {

@@ -112,7 +112,9 @@ pub async fn remind(
                         text.trim_start_matches(MARK)
                     ));
                 }
-                lines.push(format!("Cancel one with `{slash} remind cancel <id>`."));
+                lines.push(format!(
+                    "Cancel one with `{slash} remind cancel &lt;id&gt;`."
+                ));
                 answer(lines.join("\n"), "ok")
             }
             Err(e) => answer(

@@ -141,7 +141,7 @@ pub async fn command(
                 Some(to) => Input::Status { to, text },
                 None => {
                     return Ok(refused(
-                        format!("Usage: `{slash} incident status <investigating|identified|mitigated|resolved> \"…\"`"),
+                        format!("Usage: `{slash} incident status &lt;investigating|identified|mitigated|resolved&gt; \"…\"`"),
                         "bad status",
                     ))
                 }
@@ -223,7 +223,7 @@ async fn declare_command(
     let (title, sev) = title_and_sev(args);
     if title.is_empty() {
         return Ok(refused(
-            format!("Usage: `{slash} incident declare <title> [sev]`, e.g. `{slash} incident declare Checkout errors 2`"),
+            format!("Usage: `{slash} incident declare &lt;title&gt; [sev]`, e.g. `{slash} incident declare Checkout errors 2`"),
             "no title",
         ));
     }
