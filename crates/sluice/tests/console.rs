@@ -2,7 +2,8 @@
 //! fantoccini, against the real binary and the Slack simulator. One browser session walks through the console as an
 //! operator would: log in (a wrong key and a key without `admin` refused), watch the overview change live as
 //! events arrive, preview and create a silence, find an event and its deliveries, replay a dead letter, read the
-//! audit log, log out; and a cross-origin write with a valid session is refused.
+//! audit log, log out; and a cross-origin write with a valid session is refused. A second session follows an
+//! incident declared by slash command (list and timeline, pushed live) and a schedule's runs.
 //!
 //! Without `chromium` and `chromedriver` the test says it skipped, unless `SLUICE_REQUIRE_BROWSER=1` (CI), when it
 //! fails. On failure a screenshot of the page is saved to `target/browser-screenshots/`.
@@ -350,6 +351,163 @@ async fn walk_through(c: Client, base: String, sim: Simulator) {
         .await
         .unwrap();
     assert_eq!(gone.status(), 401, "the old cookie opens nothing");
+}
+
+/// Runs `/ops <text>` as `user` in `channel`, as Slack would (signed), and checks Sluice took it.
+async fn ops(sim: &Simulator, text: &str, channel: &str, user: &str) {
+    let d = sim
+        .slash_command("/ops", text, channel, user)
+        .await
+        .unwrap();
+    assert_eq!(d.status, 200, "{text}: {}", d.body);
+}
+
+/// Incidents and schedules in the console: an incident declared by slash command while the Incidents page is open
+/// appears in its list without a reload, its timeline opens and follows a status change made in the war room, and
+/// the Steps & schedules page shows an every-minute schedule's next due time and the run it just made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_follows_a_declared_incident_and_a_schedule_live() {
+    let Some(browser) = Browser::open("console incidents browser test").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // A strict workspace: the war room is made by Sluice, the channels a person made exist already.
+    let sim = Simulator::new(SimConfig::default());
+    let sim_run = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let people: Vec<String> = ["U0001", "U0002", "U0003"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for name in ["ops", "incidents"] {
+        sim.create_channel_as_user(name, false, &people, true)
+            .unwrap();
+    }
+    std::fs::write(
+        dir.path().join("signing"),
+        sluice_sim::DEFAULT_SIGNING_SECRET,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("outgoing"),
+        "outgoing-secret-0123456789abcdef",
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", dir.path().join("sluice.db").display());
+    let slack = format!(
+        "signing_secret_file = \"signing\"\nresponse_url_hosts = [\"http://{}\"]\n",
+        sim_run.addr
+    );
+    let extra = r#"
+[actions]
+command = "/ops"
+outgoing_secret_file = "outgoing"
+
+[[incident_type]]
+name = "default"
+announce_channel = "incidents"
+channel = "inc-{{ slug }}"
+
+[[schedule]]
+name = "minutely-stats"
+cron = "* * * * *"
+time_zone = "UTC"
+channel = "ops"
+report = "stats"
+
+[routing]
+default = { channels = ["ops"] }
+"#;
+    let cfg = write_config_full(dir.path(), sim_run.addr, &db, &slack, extra);
+    let sluice = start_sluice(&cfg);
+    let base = format!("http://{}", sluice.addr);
+    sim.set_app_base_url(base.clone());
+
+    let client = browser.client.clone();
+    browser
+        .run(
+            "operator-console-incidents",
+            follow_an_incident(client, base, sim),
+        )
+        .await;
+}
+
+async fn follow_an_incident(c: Client, base: String, sim: Simulator) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    type_into(&c, "#key", KEY).await;
+    click(&c, "#login-submit").await;
+    wait_text(&c, "#operator", "the operator's key name", |t| t == "e2e").await;
+    wait_text(&c, "#live-status", "the first snapshot", |t| {
+        t.starts_with("live")
+    })
+    .await;
+    click(&c, "nav button[data-page=incidents]").await;
+    c.execute("window.__notReloaded = 7;", vec![])
+        .await
+        .unwrap();
+
+    // Declared in Slack while the page is open: it appears without a reload.
+    ops(&sim, "incident declare Checkout errors 2", "ops", "U0003").await;
+    let row = wait_text(&c, "#incidents tbody", "the declared incident", |t| {
+        t.contains("Checkout errors")
+    })
+    .await;
+    for shown in ["SEV2", "investigating", "#inc-checkout-errors", "U0003"] {
+        assert!(row.contains(shown), "{shown} in {row:?}");
+    }
+    assert_eq!(
+        c.execute("return window.__notReloaded;", vec![])
+            .await
+            .unwrap(),
+        json!(7),
+        "the list was pushed, not reloaded"
+    );
+
+    // Its timeline.
+    click(&c, "#incidents a.incident-link").await;
+    wait_text(&c, "#incident-title", "the incident's title", |t| {
+        t == "Checkout errors"
+    })
+    .await;
+    wait_text(&c, "#incident-timeline", "the declaration", |t| {
+        t.contains("declared")
+    })
+    .await;
+
+    // A status set in the war room shows in the open timeline, pushed.
+    let room = {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(ch) = sim.channel("inc-checkout-errors") {
+                break ch.id;
+            }
+            assert!(Instant::now() < deadline, "no war room");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    ops(
+        &sim,
+        "incident status identified \"bad deploy\"",
+        &room,
+        "U0003",
+    )
+    .await;
+    wait_text(&c, "#incident-timeline", "the status change", |t| {
+        t.contains("bad deploy")
+    })
+    .await;
+    wait_text(&c, "#incidents tbody", "the new status in the list", |t| {
+        t.contains("identified")
+    })
+    .await;
+
+    // Steps & schedules: the every-minute schedule, when it is next due, and the minute it claimed.
+    click(&c, "nav button[data-page=steps]").await;
+    let schedules = wait_text(&c, "#schedules tbody", "the schedule and its run", |t| {
+        t.contains("minutely-stats") && t.contains(" run by ")
+    })
+    .await;
+    assert!(schedules.contains("* * * * * (UTC)"), "{schedules}");
+    wait_text(&c, "#steps-offered", "no steps offered", |t| t == "none").await;
 }
 
 /// The real server counts failed logins per connecting address: five wrong keys from 127.0.0.2 hold that address
