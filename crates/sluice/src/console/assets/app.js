@@ -103,12 +103,17 @@ function fateText(f) {
   }
 }
 
+// The channel the route named and, once sent, the id Slack answered with ("alerts → C0123").
+function deliveredTo(d) {
+  return d.state.channel && d.state.channel !== d.channel ? d.channel + " → " + d.state.channel : d.channel;
+}
+
 async function showEvent(id) {
   const box = $("event-detail");
   try {
     const e = await api("/console/api/events/" + encodeURIComponent(id));
     const deliveries = el("table", {}, el("thead", {}, el("tr", {}, ...["channel", "method", "state", "ts / reason", "attempts"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, ...e.deliveries.map((d) => el("tr", {}, el("td", {}, d.state.channel || d.channel), el("td", {}, d.method), el("td", {}, d.state.state),
+      el("tbody", {}, ...e.deliveries.map((d) => el("tr", {}, el("td", {}, deliveredTo(d)), el("td", {}, d.method), el("td", {}, d.state.state),
         el("td", { class: "mono" }, d.state.ts || d.state.reason || d.last_error || ""), el("td", {}, d.attempts)))));
     const actions = el("ul", {}, ...e.actions.map((a) => el("li", {}, a.action + " by " + a.actor + " at " + time(a.at_ms))));
     box.replaceChildren(el("h3", {}, e.body.title || e.id), el("p", {}, "Fate: ", el("b", {}, fateText(e.fate)), " · received " + time(e.received_at_ms)),
