@@ -1170,4 +1170,65 @@ equal = ["service"]
         assert_eq!(workspace["calls"], 2);
         assert!(workspace["rate_limited"].is_u64(), "{workspace}");
     }
+
+    fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
+        let mut r = Request::get(path);
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        r.body(Body::empty()).unwrap()
+    }
+
+    /// The incidents and steps pages' JSON needs a session; an unknown incident is a 404; a step run is listed
+    /// without the execution's token (which the run keeps to complete the step in Slack).
+    #[tokio::test]
+    async fn incidents_and_step_runs_are_read_behind_the_session_without_the_steps_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = common::state(dir.path(), "").await;
+        let router = sluice::server::app(state.clone());
+        for path in ["/console/api/incidents", "/console/api/steps"] {
+            let a = call(&router, get(path, None)).await;
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}: {}", a.body);
+        }
+        state
+            .store
+            .start_action_run(
+                sluice_store::NewActionRun {
+                    id: "run_exec9".into(),
+                    action: "deploy".into(),
+                    target: "exec9".into(),
+                    actor: "U0001".into(),
+                    team: "T0SIM".into(),
+                    channel: "".into(),
+                    ts: "".into(),
+                    reply: "none".into(),
+                    card: json!({"step": {"execution_id": "exec9", "token": "xwfp-secret-token"}}),
+                    started_at_ms: 1_700_000_000_000,
+                },
+                vec![],
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let (cookie, _) = session(&router).await;
+        let steps = call(&router, get("/console/api/steps", Some(&cookie))).await;
+        assert_eq!(steps.status, StatusCode::OK, "{}", steps.body);
+        assert!(!steps.body.contains("xwfp-secret-token"), "{}", steps.body);
+        let v: Value = serde_json::from_str(&steps.body).unwrap();
+        assert_eq!(v["step_runs"][0]["execution_id"], "exec9", "{v}");
+        assert_eq!(v["step_runs"][0]["state"], "running", "{v}");
+        assert_eq!(v["schedules"], json!([]), "{v}");
+        let list = call(&router, get("/console/api/incidents", Some(&cookie))).await;
+        assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+        assert_eq!(
+            serde_json::from_str::<Value>(&list.body).unwrap()["incidents"],
+            json!([])
+        );
+        let missing = call(
+            &router,
+            get("/console/api/incidents/inc_nope", Some(&cookie)),
+        )
+        .await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
+    }
 }
