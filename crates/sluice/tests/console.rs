@@ -883,6 +883,28 @@ mod without_a_browser {
             let r = call(&restarted, login_from("guess", "10.0.0.2")).await;
             assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
         }
+
+        // Eight guesses at once from one address, half to each replica: each is recorded before its key is
+        // checked, so at most the allowance (3) has its key checked, whatever the interleaving.
+        let other = sluice::server::app(common::state_at(dir, url, config).await);
+        let guesses = (0..8).map(|n| {
+            let router = if n % 2 == 0 { &restarted } else { &other };
+            call(router, login_from("guess", "10.0.0.9"))
+        });
+        let answers = futures::future::join_all(guesses).await;
+        let checked = answers
+            .iter()
+            .filter(|a| a.status == StatusCode::UNAUTHORIZED)
+            .count();
+        let held = answers
+            .iter()
+            .filter(|a| a.status == StatusCode::TOO_MANY_REQUESTS)
+            .count();
+        assert_eq!(checked + held, 8);
+        assert!(
+            checked <= 3,
+            "{checked} racing guesses had their key checked"
+        );
     }
 
     #[tokio::test]
