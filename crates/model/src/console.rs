@@ -85,3 +85,29 @@ pub struct CallCount {
     pub method: String,
     pub calls: u64,
 }
+
+/// One minute of a `[[schedule]]` that a replica claimed: run, or skipped because it was missed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScheduleRun {
+    pub due_ms: i64,
+    /// `run` or `skipped`.
+    pub outcome: String,
+    /// The replica that claimed it.
+    pub claimed_by: String,
+    pub claimed_at_ms: i64,
+}
+
+/// Failed console logins inside the throttle's window, counted just after an attempt was noted (the attempt
+/// included), so concurrent guesses each see the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LoginFailures {
+    /// The noted attempt: forgotten when it is refused, cleared with the rest of its address's on success.
+    pub attempt_id: i64,
+    /// Failures (and attempts in flight) from the same client address.
+    pub client: u64,
+    /// When the oldest of them was noted.
+    pub client_oldest_ms: Option<i64>,
+    /// Failures (and attempts in flight) from every address.
+    pub total: u64,
+    pub total_oldest_ms: Option<i64>,
+}

@@ -23,6 +23,7 @@ use toml::Spanned;
 pub mod actions;
 mod approvals;
 pub mod commands;
+pub mod console;
 pub mod forms;
 pub mod incidents;
 pub mod steps;
@@ -48,6 +49,9 @@ pub struct RawConfig {
     pub actions: RawActions,
     #[serde(default)]
     pub approvals: approvals::RawApprovals,
+    /// `[console]`: the operator console's login throttle (`config/console.rs`).
+    #[serde(default)]
+    pub console: console::RawConsole,
     /// `[[action]]`: named calls to internal systems (`config/actions.rs`).
     #[serde(default, rename = "action")]
     pub action_defs: Vec<Spanned<actions::RawAction>>,
@@ -553,6 +557,8 @@ pub struct Config {
     pub steps: std::sync::Arc<steps::Steps>,
     /// `[[incident_type]]`.
     pub incidents: incidents::IncidentsConfig,
+    /// `[console]`.
+    pub console: console::ConsoleConfig,
     pub dispatch: DispatchConfig,
     pub dedup: DedupConfig,
     pub api_keys: Vec<ApiKey>,
@@ -820,6 +826,7 @@ impl Config {
             &mut p,
         );
         let incidents = incidents::check(&raw.incident_types, &action_defs, &chatops, &mut p);
+        let console = console::check(&raw.console, &mut p);
         let mut action_buttons = action_buttons;
         action_buttons.extend(incidents.card_button());
 
@@ -1144,6 +1151,7 @@ impl Config {
                 forms,
                 steps,
                 incidents,
+                console,
                 dispatch: raw.dispatch,
                 dedup: raw.dedup,
                 api_keys,

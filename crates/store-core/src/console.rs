@@ -1,9 +1,11 @@
 //! What the operator console reads ([`ConsoleStore`]; the types are `sluice-model`'s): read-only views for people
-//! (nothing here is on the pipeline's path, and every verb is bounded), and the console's sessions.
+//! (nothing here is on the pipeline's path, and every verb is bounded), the console's sessions, and its login
+//! throttle's failures (kept here so every replica, and the next process, counts the same guesses).
 
 use crate::{
-    ApprovalSummary, AuditRecord, CallCount, ConsoleSession, EventSummary, HeldInhibition,
-    LaneView, LeaderView, RecentCounts, StoreError,
+    ActionRunRecord, ApprovalSummary, AuditRecord, CallCount, ConsoleSession, EventSummary,
+    HeldInhibition, IncidentRecord, LaneView, LeaderView, LoginFailures, RecentCounts, ScheduleRun,
+    StoreError,
 };
 
 /// The console's read verbs. Every [`crate::Store`] has them.
@@ -65,4 +67,33 @@ pub trait ConsoleStore: Send + Sync {
         since_ms: i64,
         limit: usize,
     ) -> Result<Vec<CallCount>, StoreError>;
+
+    /// Incidents, open ones first (newest first), then resolved ones (newest first), at most `limit`.
+    async fn incidents(&self, limit: usize) -> Result<Vec<IncidentRecord>, StoreError>;
+
+    /// The latest minutes claimed for `schedule` (run or skipped), newest first, at most `limit`.
+    async fn schedule_runs(
+        &self,
+        schedule: &str,
+        limit: usize,
+    ) -> Result<Vec<ScheduleRun>, StoreError>;
+
+    /// The latest runs Workflow Builder started through a `[[step]]`, newest first, at most `limit`.
+    async fn step_runs(&self, limit: usize) -> Result<Vec<ActionRunRecord>, StoreError>;
+
+    /// Notes a login attempt from `client` at `now_ms` **before** its key is checked, forgets failures made at or
+    /// before `since_ms` (the window's start), and counts what is left in the window (this attempt and any in flight elsewhere included), so
+    /// guesses made at once on any replica cannot all slip under the limit.
+    async fn note_login_attempt(
+        &self,
+        client: &str,
+        now_ms: i64,
+        since_ms: i64,
+    ) -> Result<LoginFailures, StoreError>;
+
+    /// Forgets one noted attempt (one the throttle refused, so waiting out the window is enough).
+    async fn forget_login_attempt(&self, attempt_id: i64) -> Result<(), StoreError>;
+
+    /// Forgets every failure from `client` (its login succeeded); how many there were. Other addresses keep theirs.
+    async fn clear_login_failures(&self, client: &str) -> Result<u64, StoreError>;
 }

@@ -268,6 +268,8 @@ conformance!(
     console_views_show_rates_lanes_leases_events_open_alerts_and_the_audit_tail,
     console_sessions_are_shared_expire_and_end_at_logout,
     console_shows_inhibitions_in_force_and_calls_per_channel_and_method,
+    console_lists_incidents_open_first_schedule_runs_and_step_runs,
+    login_failures_are_counted_across_replicas_and_cleared_per_address,
     a_scheduled_minute_is_claimed_once_across_replicas,
     open_alerts_are_found_by_key_id_or_event_and_periods_are_counted,
     declaring_twice_makes_one_incident_across_replicas,
@@ -2265,6 +2267,12 @@ async fn postgres_outage_answers_unavailable_fast_and_the_store_recovers() {
 /// Every migration after the first, newest first: its version, its name, and the statements that undo it, so a test
 /// can make the database an older release left. A new migration adds its line here.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        24,
+        "0024_console_login_failures",
+        "DROP INDEX console_login_failures_at; DROP INDEX console_login_failures_client;
+         DROP TABLE console_login_failures;",
+    ),
     (
         23,
         "0023_console_sessions",
@@ -5431,4 +5439,147 @@ async fn an_incident_whose_room_was_made_but_not_recorded_is_found_stalled(ctx: 
         .await
         .expect("read")
         .is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The console's incidents, schedules and steps pages, and its login throttle
+
+async fn console_lists_incidents_open_first_schedule_runs_and_step_runs(ctx: Ctx) {
+    let s = &ctx.store;
+    for (n, id) in ["inc_old", "inc_mid", "inc_new"].iter().enumerate() {
+        let mut i = new_incident(id, &format!("default:{id}"));
+        i.created_at_ms = T0 + n as i64;
+        s.declare_incident(i, line(T0, "declared", id), vec![])
+            .await
+            .expect("declare");
+    }
+    // The newest is resolved: open incidents come first, newest first, then resolved ones.
+    let r = s.incident("inc_new").await.expect("read").expect("found");
+    let mut c = IncidentCommit::on(&r);
+    c.status = "resolved".into();
+    c.resolved_at_ms = Some(T0 + 10);
+    assert!(s.commit_incident(c, T0 + 10).await.expect("commit"));
+    let listed: Vec<_> = s
+        .incidents(10)
+        .await
+        .expect("incidents")
+        .into_iter()
+        .map(|i| (i.id, i.status))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("inc_mid".to_string(), "investigating".to_string()),
+            ("inc_old".into(), "investigating".into()),
+            ("inc_new".into(), "resolved".into()),
+        ]
+    );
+    assert_eq!(s.incidents(1).await.expect("incidents").len(), 1);
+
+    for (due, outcome) in [(T0, "run"), (T0 + 60_000, "skipped"), (T0 + 120_000, "run")] {
+        assert!(s
+            .claim_schedule_run("morning", due, outcome, "r1", due + 5, None)
+            .await
+            .expect("claim"));
+    }
+    s.claim_schedule_run("evening", T0, "run", "r2", T0 + 5, None)
+        .await
+        .expect("claim");
+    let runs = s.schedule_runs("morning", 2).await.expect("runs");
+    assert_eq!(
+        runs.iter()
+            .map(|r| (r.due_ms, r.outcome.as_str(), r.claimed_by.as_str()))
+            .collect::<Vec<_>>(),
+        [(T0 + 120_000, "run", "r1"), (T0 + 60_000, "skipped", "r1")],
+        "newest first, this schedule's only"
+    );
+    assert!(s.schedule_runs("never", 5).await.expect("runs").is_empty());
+
+    // A step's run carries {"step": …} instead of a card; a button's run is not a step run.
+    let mut step = new_run("run_exec1", "exec1");
+    step.card = json!({"step": {"execution_id": "exec1", "token": "xwfp-1"}});
+    step.started_at_ms = T0 + 1;
+    s.start_action_run(step, vec![])
+        .await
+        .expect("start")
+        .expect("started");
+    s.start_action_run(new_run("run_button", "evt_1"), vec![])
+        .await
+        .expect("start")
+        .expect("started");
+    let steps = s.step_runs(10).await.expect("step runs");
+    assert_eq!(
+        steps.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["run_exec1"]
+    );
+    assert_eq!(steps[0].state, "running");
+}
+
+async fn login_failures_are_counted_across_replicas_and_cleared_per_address(ctx: Ctx) {
+    let s = &ctx.store;
+    let other = ctx.replica().await;
+    let window = 60_000;
+    let a = s
+        .note_login_attempt("10.0.0.1", T0, T0 - window)
+        .await
+        .expect("note");
+    assert_eq!((a.client, a.total), (1, 1));
+    assert_eq!(a.client_oldest_ms, Some(T0));
+    // Another replica sees it, and adds its own.
+    let b = other
+        .note_login_attempt("10.0.0.1", T0 + 10, T0 + 10 - window)
+        .await
+        .expect("note");
+    assert_eq!((b.client, b.total), (2, 2));
+    assert_eq!(b.client_oldest_ms, Some(T0));
+    let c = s
+        .note_login_attempt("10.0.0.2", T0 + 20, T0 + 20 - window)
+        .await
+        .expect("note");
+    assert_eq!((c.client, c.total), (1, 3));
+    assert_eq!(
+        (c.client_oldest_ms, c.total_oldest_ms),
+        (Some(T0 + 20), Some(T0))
+    );
+    // A refused attempt is forgotten: it does not push the wait further.
+    s.forget_login_attempt(c.attempt_id).await.expect("forget");
+    // Concurrent attempts each count the other.
+    let (x, y) = tokio::join!(
+        s.note_login_attempt("10.0.0.3", T0 + 30, T0 + 30 - window),
+        other.note_login_attempt("10.0.0.3", T0 + 30, T0 + 30 - window),
+    );
+    let (x, y) = (x.expect("note"), y.expect("note"));
+    assert_eq!(
+        x.client.max(y.client),
+        2,
+        "the later of two racing attempts sees both"
+    );
+    assert_ne!(x.attempt_id, y.attempt_id);
+    // A success clears that address only.
+    assert_eq!(
+        other.clear_login_failures("10.0.0.1").await.expect("clear"),
+        2
+    );
+    let d = s
+        .note_login_attempt("10.0.0.3", T0 + 40, T0 + 40 - window)
+        .await
+        .expect("note");
+    assert_eq!((d.client, d.total), (3, 3));
+    // Failures that left the window are not counted (and are forgotten): one made at the window's start has left.
+    let e = s
+        .note_login_attempt("10.0.0.3", T0 + 30 + window, T0 + 30)
+        .await
+        .expect("note");
+    assert_eq!((e.client, e.total), (2, 2));
+    let f = s
+        .note_login_attempt("10.0.0.3", T0 + 31 + window, T0 + 31)
+        .await
+        .expect("note");
+    assert_eq!((f.client, f.total), (3, 3));
+    assert_eq!(f.client_oldest_ms, Some(T0 + 40));
+    assert_eq!(
+        ctx.count("SELECT COUNT(*) FROM console_login_failures")
+            .await,
+        3
+    );
 }

@@ -1,5 +1,5 @@
-//! The console's JSON under `/console/api/`: reads for each page, the live overview (server-sent events), and the
-//! writes an operator may make (silences, dead-letter replay, logout), each through [`Write`] and audited with the
+//! The console's JSON under `/console/api/`: reads for each page, the live overview, incidents and steps (one
+//! server-sent event stream), and the writes an operator may make (silences, dead-letter replay, logout), each through [`Write`] and audited with the
 //! operator's key name by the same code the `/v1` API runs.
 
 use std::collections::BTreeMap;
@@ -15,7 +15,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sluice_core::event::Event;
@@ -55,6 +55,9 @@ pub fn routes() -> Router<Arc<ConsoleState>> {
         .route("/console/api/silences/{id}/expire", post(expire_silence))
         .route("/console/api/audit", get(audit_log))
         .route("/console/api/approvals", get(approvals))
+        .route("/console/api/incidents", get(incidents))
+        .route("/console/api/incidents/{id}", get(incident))
+        .route("/console/api/steps", get(steps))
         .route("/console/api/config", get(config))
 }
 
@@ -268,7 +271,8 @@ async fn overview(
     Ok(Json(snapshot(&state.app).await?))
 }
 
-/// The overview every [`TICK`], as `snapshot` events, until the session ends or the page goes away.
+/// Every [`TICK`], as `snapshot`, `incidents` and `steps` events, until the session ends or the page goes away:
+/// one stream keeps every live page current.
 async fn stream(
     State(state): State<Arc<ConsoleState>>,
     op: Operator,
@@ -281,15 +285,25 @@ async fn stream(
         if !state.sessions.is_open(&op.session_id).await {
             return None;
         }
-        let event = match snapshot(&state.app).await {
-            Ok(v) => SseEvent::default().event("snapshot").data(v.to_string()),
-            Err(e) => SseEvent::default()
-                .event("problem")
-                .data(json!({ "message": e.message }).to_string()),
-        };
-        Some((Ok::<_, Infallible>(event), (state, op, false)))
+        let app = &state.app;
+        let events: Vec<Result<SseEvent, Infallible>> = [
+            ("snapshot", snapshot(app).await),
+            ("incidents", incident_list(app).await),
+            ("steps", steps_view(app).await),
+        ]
+        .into_iter()
+        .map(|(name, v)| {
+            Ok(match v {
+                Ok(v) => SseEvent::default().event(name).data(v.to_string()),
+                Err(e) => SseEvent::default()
+                    .event("problem")
+                    .data(json!({ "message": e.message }).to_string()),
+            })
+        })
+        .collect();
+        Some((futures::stream::iter(events), (state, op, false)))
     });
-    Sse::new(s).keep_alive(KeepAlive::default())
+    Sse::new(s.flatten()).keep_alive(KeepAlive::default())
 }
 
 #[derive(Deserialize)]
@@ -473,6 +487,89 @@ async fn approvals(
 ) -> Result<Json<Value>, ApiError> {
     let list = state.app.store.approvals(200).await?;
     Ok(Json(json!({ "approvals": list })))
+}
+
+/// Incidents the page lists at most.
+const INCIDENTS_SHOWN: usize = 200;
+/// Claimed minutes shown per schedule, and step runs shown.
+const RUNS_SHOWN: usize = 10;
+const STEP_RUNS_SHOWN: usize = 50;
+
+/// Incidents, open ones first: what the list shows of each.
+async fn incident_list(state: &AppState) -> Result<Value, ApiError> {
+    let list: Vec<Value> = state
+        .store
+        .incidents(INCIDENTS_SHOWN)
+        .await?
+        .into_iter()
+        .map(|i| {
+            json!({ "id": i.id, "title": i.title, "kind": i.kind, "sev": i.sev, "status": i.status,
+                    "channel_name": i.channel_name, "channel_id": i.channel_id, "declarer": i.declarer,
+                    "created_at_ms": i.created_at_ms, "resolved_at_ms": i.resolved_at_ms, "roles": i.roles,
+                    "version": i.version })
+        })
+        .collect();
+    Ok(json!({ "incidents": list }))
+}
+
+async fn incidents(
+    State(state): State<Arc<ConsoleState>>,
+    _op: Operator,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(incident_list(&state.app).await?))
+}
+
+/// One incident as it stands, and its whole timeline.
+async fn incident(
+    State(state): State<Arc<ConsoleState>>,
+    _op: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let store = &state.app.store;
+    let Some(i) = store.incident(&id).await? else {
+        return Err(ApiError::not_found(format!("no incident {id:?}")));
+    };
+    let timeline = store.incident_timeline(&id).await?;
+    Ok(Json(json!({ "incident": i, "timeline": timeline })))
+}
+
+/// Each `[[schedule]]` with its next due minute and latest claimed minutes, the `[[step]]`s offered to Workflow
+/// Builder, and the latest step runs (without the execution's token, which the run keeps to complete it).
+async fn steps_view(state: &AppState) -> Result<Value, ApiError> {
+    let config = state.config.get();
+    let now = now_ms();
+    let mut schedules = Vec::new();
+    for s in &config.chatops.schedules {
+        let runs = state.store.schedule_runs(&s.name, RUNS_SHOWN).await?;
+        schedules.push(json!({
+            "name": s.name, "cron": s.cron_text, "time_zone": s.cron.time_zone.name(), "channel": s.channel,
+            "next_due_ms": s.cron.next_after(now), "runs": runs,
+        }));
+    }
+    let offered: Vec<Value> = config
+        .steps
+        .iter()
+        .map(|s| json!({ "action": s.action, "title": s.title }))
+        .collect();
+    let runs: Vec<Value> = state
+        .store
+        .step_runs(STEP_RUNS_SHOWN)
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({ "id": r.id, "step": r.action, "execution_id": r.card["step"]["execution_id"],
+                    "actor": r.actor, "state": r.state, "status": r.status, "result": r.result,
+                    "started_at_ms": r.started_at_ms, "finished_at_ms": r.finished_at_ms })
+        })
+        .collect();
+    Ok(json!({ "at_ms": now, "schedules": schedules, "steps": offered, "step_runs": runs }))
+}
+
+async fn steps(
+    State(state): State<Arc<ConsoleState>>,
+    _op: Operator,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(steps_view(&state.app).await?))
 }
 
 /// The config in force (after any reload), secrets redacted, and what `sluice check` says about it.

@@ -2,7 +2,8 @@
 //! over JSON endpoints under `/console/api/`, for the people who run Sluice.
 //!
 //! It is behind a session opened with an `admin` API key ([`session`], kept in the database; failed logins are
-//! throttled per address and overall by [`throttle`]); its JSON ([`api`]) reads the store's
+//! counted in the database and throttled per address and overall by [`throttle`], across replicas and restarts);
+//! its JSON ([`api`]) reads the store's
 //! console views (`sluice_store::ConsoleStore`) and, for writes, calls the same code the `/v1` API does (silences,
 //! dead-letter replay), audited with the operator's key name. The overview is pushed every two seconds over
 //! server-sent events. [`config_view`] shows the config in force, redacted.
@@ -28,15 +29,14 @@ use serde_json::json;
 
 use crate::http::{ApiError, Caller};
 use crate::outbox::audit;
-use crate::state::AppState;
+use crate::state::{now_ms, AppState};
 use session::{same_origin, set_cookie, Operator, Sessions};
-use throttle::LoginThrottle;
+use sluice_store::LoginFailures;
 
-/// What the console's handlers share: the app, the open sessions and the login throttle.
+/// What the console's handlers share: the app and the open sessions.
 pub struct ConsoleState {
     pub app: Arc<AppState>,
     pub sessions: Sessions,
-    pub throttle: LoginThrottle,
 }
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
@@ -46,15 +46,9 @@ const APP_CSS: &str = include_str!("assets/app.css");
 
 /// The console's routes, with their state: `/`, `/login`, `/logout`, `/console/assets/*`, `/console/api/*`.
 pub fn routes(app: Arc<AppState>) -> Router {
-    routes_with(app, LoginThrottle::default())
-}
-
-/// [`routes`] with another login throttle (tests use a short window).
-pub fn routes_with(app: Arc<AppState>, throttle: LoginThrottle) -> Router {
     let state = Arc::new(ConsoleState {
         sessions: Sessions(app.store.clone()),
         app,
-        throttle,
     });
     Router::new()
         .route("/", get(index))
@@ -168,17 +162,19 @@ fn client_ip(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) ->
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
-/// A refused login: counted, audited (at most a client's allowance a minute, so an attacker cannot flood the
-/// log), and the throttle told; the page says why, or to wait.
+/// A refused login: counted, audited (with how long the address is now held up, when this failure used up an
+/// allowance), its noted attempt left in the store as a failure; the page says why.
 async fn refused(
     state: &ConsoleState,
     client: IpAddr,
+    noted: &LoginFailures,
     status: StatusCode,
     outcome: &'static str,
     message: &str,
 ) -> Response {
     metrics::counter!("sluice_console_logins_total", "outcome" => outcome).increment(1);
-    let throttled = state.throttle.failed(client);
+    let limits = state.app.config.get().console;
+    let throttled = throttle::used_up(&limits, noted, now_ms());
     audit(
         &state.app,
         "anonymous",
@@ -206,8 +202,24 @@ async fn login(
         &headers,
         peer.map(|Extension(ConnectInfo(a))| a),
     );
-    if let Err(t) = state.throttle.check(client) {
+    // Noted before the key is checked: a guess racing this one on any replica counts it, and it counts theirs.
+    let limits = state.app.config.get().console;
+    let now = now_ms();
+    let store = &state.app.store;
+    let noted = match store
+        .note_login_attempt(&client.to_string(), now, now - limits.login_window_ms)
+        .await
+    {
+        Ok(n) => n,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if let Err(t) = throttle::admit(&limits, &noted, now) {
+        // Refused attempts are not failures: waiting out the window is enough.
+        if let Err(e) = store.forget_login_attempt(noted.attempt_id).await {
+            tracing::warn!(error = %e, "a refused login attempt stays counted");
+        }
         metrics::counter!("sluice_console_logins_total", "outcome" => "throttled").increment(1);
+        metrics::counter!("sluice_console_login_refused_total", "limit" => t.limit()).increment(1);
         let who = if t.overall {
             "Too many failed logins to this Sluice"
         } else {
@@ -229,6 +241,7 @@ async fn login(
         return refused(
             &state,
             client,
+            &noted,
             StatusCode::UNAUTHORIZED,
             "unknown_key",
             "That key was refused: it is not one of this Sluice's API keys.",
@@ -239,6 +252,7 @@ async fn login(
         return refused(
             &state,
             client,
+            &noted,
             StatusCode::FORBIDDEN,
             "not_admin",
             "That key was refused: the console needs a key with the \"admin\" scope.",
@@ -246,6 +260,10 @@ async fn login(
         .await;
     }
     metrics::counter!("sluice_console_logins_total", "outcome" => "ok").increment(1);
+    // This address's failures (this attempt's row with them) are forgiven; other addresses keep theirs.
+    if let Err(e) = store.clear_login_failures(&client.to_string()).await {
+        tracing::warn!(error = %e, "a successful login's earlier failures stay counted");
+    }
     let id = match state.sessions.open(&caller.name).await {
         Ok(id) => id,
         Err(e) => return ApiError::from(e).into_response(),

@@ -1,55 +1,20 @@
-//! The login throttle: failed console logins spend tokens from two buckets, the client's (by IP address) and
-//! everyone's. While either is empty every login is refused with 429 and a `Retry-After`, whatever the key (so a
-//! throttled guesser learns nothing); the buckets refill steadily, so a correct key works again once the window has
-//! passed. A successful login spends nothing.
+//! The login throttle: failed console logins are counted in the database (`console_login_failures`), per client
+//! address and for everyone, over a sliding window (`[console]`, `config/console.rs`: 5 per address and 50 in all
+//! per 15 minutes by default). Every replica counts the same rows, and a restart forgets none of them.
+//!
+//! A login attempt is noted in the store **before** its key is checked, and the counts read after it include every
+//! attempt noted so far on any replica, so guesses sent at once cannot all slip under the limit. Past either limit
+//! the attempt is refused with 429 and a `Retry-After` lasting until the oldest counted failure leaves the window,
+//! whatever the key (so a throttled guesser learns nothing), and the refused attempt is forgotten (waiting is enough).
+//! A wrong key leaves its row as a failure; a right one clears its own address's failures only.
+//!
+//! The decisions here are pure functions of the counts and the time.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use sluice_store::LoginFailures;
 
-/// Failed logins one client may make in [`PERIOD`] before it must wait.
-pub const PER_CLIENT: u32 = 5;
-/// Failed logins all clients together may make in [`PERIOD`].
-pub const OVERALL: u32 = 50;
-/// The window the allowances are counted over.
-pub const PERIOD: Duration = Duration::from_secs(60);
-/// Clients remembered at most; beyond it, clients whose buckets are full again are forgotten.
-const MAX_CLIENTS: usize = 10_000;
+use crate::config::console::ConsoleConfig;
 
-#[derive(Clone, Copy, Debug)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn full(capacity: u32, now: Instant) -> Self {
-        Bucket {
-            tokens: f64::from(capacity),
-            at: now,
-        }
-    }
-
-    /// Tokens as of `now`, refilled at `capacity` per `period`.
-    fn refill(&mut self, capacity: u32, period: Duration, now: Instant) {
-        let rate = f64::from(capacity) / period.as_secs_f64();
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * rate).min(f64::from(capacity));
-        self.at = now;
-    }
-
-    /// How long until one token is back (zero if there is one).
-    fn wait(&self, capacity: u32, period: Duration) -> Duration {
-        if self.tokens >= 1.0 {
-            return Duration::ZERO;
-        }
-        let rate = f64::from(capacity) / period.as_secs_f64();
-        Duration::from_secs_f64((1.0 - self.tokens) / rate)
-    }
-}
-
-/// A throttled attempt: who ran out, and how long to wait (whole seconds, at least one).
+/// A throttled attempt: which limit, and how long to wait (whole seconds, at least one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Throttled {
     pub retry_after_secs: u64,
@@ -57,90 +22,53 @@ pub struct Throttled {
     pub overall: bool,
 }
 
-/// The throttle's state, shared by every login of this process.
-pub struct LoginThrottle {
-    per_client: u32,
-    overall: u32,
-    period: Duration,
-    state: Mutex<(Bucket, HashMap<IpAddr, Bucket>)>,
-}
-
-impl Default for LoginThrottle {
-    fn default() -> Self {
-        LoginThrottle::new(PER_CLIENT, OVERALL, PERIOD)
-    }
-}
-
-fn secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
-impl LoginThrottle {
-    /// `per_client` failures per client and `overall` failures in all per `period` (each at least one).
-    pub fn new(per_client: u32, overall: u32, period: Duration) -> Self {
-        let now = Instant::now();
-        LoginThrottle {
-            per_client: per_client.max(1),
-            overall: overall.max(1),
-            period: period.max(Duration::from_millis(1)),
-            state: Mutex::new((Bucket::full(overall.max(1), now), HashMap::new())),
-        }
-    }
-
-    /// Whether `client` may try a key now.
-    pub fn check(&self, client: IpAddr) -> Result<(), Throttled> {
-        self.check_at(client, Instant::now())
-    }
-
-    /// Counts a failed login by `client`; says whether this one used up an allowance (the moment worth auditing).
-    pub fn failed(&self, client: IpAddr) -> Option<Throttled> {
-        self.failed_at(client, Instant::now())
-    }
-
-    fn check_at(&self, client: IpAddr, now: Instant) -> Result<(), Throttled> {
-        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (all, clients) = &mut *guard;
-        all.refill(self.overall, self.period, now);
-        let mine = clients.get_mut(&client).map(|b| {
-            b.refill(self.per_client, self.period, now);
-            b.wait(self.per_client, self.period)
-        });
-        let overall = all.wait(self.overall, self.period);
-        let wait = mine.unwrap_or_default().max(overall);
-        if wait.is_zero() {
-            Ok(())
+impl Throttled {
+    /// The `limit` label of `sluice_console_login_refused_total`.
+    pub fn limit(&self) -> &'static str {
+        if self.overall {
+            "total"
         } else {
-            Err(Throttled {
-                retry_after_secs: secs(wait).max(1),
-                overall: !overall.is_zero(),
-            })
+            "per_client"
         }
     }
+}
 
-    fn failed_at(&self, client: IpAddr, now: Instant) -> Option<Throttled> {
-        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (all, clients) = &mut *guard;
-        if clients.len() >= MAX_CLIENTS && !clients.contains_key(&client) {
-            let (cap, period) = (self.per_client, self.period);
-            clients.retain(|_, b| {
-                b.refill(cap, period, now);
-                b.tokens < f64::from(cap)
-            });
-        }
-        let mine = clients
-            .entry(client)
-            .or_insert_with(|| Bucket::full(self.per_client, now));
-        mine.refill(self.per_client, self.period, now);
-        mine.tokens = (mine.tokens - 1.0).max(0.0);
-        all.refill(self.overall, self.period, now);
-        all.tokens = (all.tokens - 1.0).max(0.0);
-        let mine_wait = mine.wait(self.per_client, self.period);
-        let all_wait = all.wait(self.overall, self.period);
-        let wait = mine_wait.max(all_wait);
-        (!wait.is_zero()).then(|| Throttled {
-            retry_after_secs: secs(wait).max(1),
-            overall: !all_wait.is_zero(),
+fn wait_secs(oldest_ms: Option<i64>, window_ms: i64, now_ms: i64) -> u64 {
+    let until = oldest_ms.unwrap_or(now_ms).saturating_add(window_ms);
+    let ms = until.saturating_sub(now_ms).max(0) as u64;
+    ms.div_ceil(1000).max(1)
+}
+
+/// Whether the attempt just noted (counted in `f`) may have its key checked. Past a limit, the wait lasts until the
+/// oldest failure behind that limit leaves the window (the longer wait when both are past).
+pub fn admit(c: &ConsoleConfig, f: &LoginFailures, now_ms: i64) -> Result<(), Throttled> {
+    over(c, f, now_ms, 1)
+}
+
+/// After the noted attempt failed: whether it used up an allowance (the next attempt would be refused), the
+/// moment worth auditing.
+pub fn used_up(c: &ConsoleConfig, f: &LoginFailures, now_ms: i64) -> Option<Throttled> {
+    over(c, f, now_ms, 0).err()
+}
+
+/// `Err` when `f`'s counts are more than `slack` past a limit.
+fn over(c: &ConsoleConfig, f: &LoginFailures, now_ms: i64, slack: u64) -> Result<(), Throttled> {
+    let mine = f.client >= u64::from(c.login_failures_per_client) + slack;
+    let all = f.total >= u64::from(c.login_failures_total) + slack;
+    let mut wait = 0;
+    if mine {
+        wait = wait_secs(f.client_oldest_ms, c.login_window_ms, now_ms);
+    }
+    if all {
+        wait = wait.max(wait_secs(f.total_oldest_ms, c.login_window_ms, now_ms));
+    }
+    if mine || all {
+        Err(Throttled {
+            retry_after_secs: wait,
+            overall: all,
         })
+    } else {
+        Ok(())
     }
 }
 
@@ -148,51 +76,87 @@ impl LoginThrottle {
 mod tests {
     use super::*;
 
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
+    const T0: i64 = 1_700_000_000_000;
 
-    #[test]
-    fn five_failures_a_minute_then_a_wait_then_one_more_try() {
-        let t = LoginThrottle::new(5, 50, Duration::from_secs(60));
-        let start = Instant::now();
-        let a = ip("10.0.0.1");
-        for n in 1..=4 {
-            assert_eq!(t.check_at(a, start), Ok(()), "attempt {n}");
-            assert_eq!(t.failed_at(a, start), None, "failure {n}");
+    fn counted(client: u64, client_oldest: i64, total: u64, total_oldest: i64) -> LoginFailures {
+        LoginFailures {
+            attempt_id: 1,
+            client,
+            client_oldest_ms: Some(client_oldest),
+            total,
+            total_oldest_ms: Some(total_oldest),
         }
-        assert_eq!(t.check_at(a, start), Ok(()));
-        let out = t.failed_at(a, start).expect("the fifth failure throttles");
-        assert_eq!(out.retry_after_secs, 12, "one token every 12 s");
-        assert!(!out.overall);
-        let refused = t.check_at(a, start + Duration::from_secs(5)).unwrap_err();
-        assert_eq!(refused.retry_after_secs, 7);
-        // Another client is not held up by this one.
-        assert_eq!(t.check_at(ip("10.0.0.2"), start), Ok(()));
-        // After the wait, one try again.
-        assert_eq!(t.check_at(a, start + Duration::from_secs(12)), Ok(()));
     }
 
     #[test]
-    fn failures_from_many_clients_use_up_the_overall_allowance() {
-        let t = LoginThrottle::new(5, 10, Duration::from_secs(60));
-        let now = Instant::now();
-        let mut last = None;
-        for n in 0..10u8 {
-            last = t.failed_at(ip(&format!("10.0.1.{n}")), now);
+    fn a_client_past_its_limit_waits_until_its_oldest_failure_leaves_the_window() {
+        let c = ConsoleConfig::default(); // 5 per client, 50 in all, 15 minutes
+        let t = T0 + 60_000;
+        // (client count incl. this attempt, total count incl. it) → the decision.
+        let table: &[(u64, u64, Result<(), Throttled>)] = &[
+            (1, 1, Ok(())),
+            (5, 5, Ok(())),
+            (
+                6,
+                6,
+                Err(Throttled {
+                    retry_after_secs: 840,
+                    overall: false,
+                }),
+            ),
+            (1, 50, Ok(())),
+            (
+                1,
+                51,
+                Err(Throttled {
+                    retry_after_secs: 870,
+                    overall: true,
+                }),
+            ),
+            (
+                6,
+                51,
+                Err(Throttled {
+                    retry_after_secs: 870,
+                    overall: true,
+                }),
+            ),
+        ];
+        for (client, total, want) in table {
+            // The client's oldest failure a minute old, everyone's oldest half a minute.
+            let f = counted(*client, T0, *total, T0 + 30_000);
+            assert_eq!(admit(&c, &f, t), *want, "{client} / {total}");
         }
         assert_eq!(
-            last,
-            Some(Throttled {
-                retry_after_secs: 6,
+            Throttled {
+                retry_after_secs: 1,
                 overall: true
-            })
+            }
+            .limit(),
+            "total"
         );
-        let fresh = t.check_at(ip("10.0.2.1"), now).unwrap_err();
-        assert!(fresh.overall);
+    }
+
+    #[test]
+    fn the_failure_that_uses_up_an_allowance_says_how_long_to_wait() {
+        let c = ConsoleConfig {
+            login_failures_per_client: 2,
+            login_failures_total: 100,
+            login_window_ms: 2_000,
+        };
+        assert_eq!(used_up(&c, &counted(1, T0, 1, T0), T0), None);
         assert_eq!(
-            t.check_at(ip("10.0.2.1"), now + Duration::from_secs(6)),
-            Ok(())
+            used_up(&c, &counted(2, T0, 2, T0), T0 + 500),
+            Some(Throttled {
+                retry_after_secs: 2,
+                overall: false
+            }),
+            "1.5 s rounds up"
+        );
+        // Never less than a second, even at the window's edge.
+        assert_eq!(
+            admit(&c, &counted(3, T0, 3, T0), T0 + 2_000).map_err(|t| t.retry_after_secs),
+            Err(1)
         );
     }
 }

@@ -73,3 +73,54 @@ pub(crate) static CALLS_BY_CHANNEL: Stmt = Stmt::new(
      WHERE state = 'sent' AND sent_at_ms >= ?1
      GROUP BY channel, method ORDER BY calls DESC, channel, method LIMIT ?2",
 );
+
+/// Incidents, open ones first, then the latest. Binds: 1 limit.
+pub(crate) static INCIDENTS: Stmt = Stmt::new(
+    "SELECT i.id, i.declare_key, i.kind, i.title, i.sev, i.status, i.channel_name, i.channel_id, i.declarer,
+            i.roles, i.origin, i.context, i.created_at_ms, i.resolved_at_ms, i.remind_at_ms, i.version,
+            i.card_item_id, c.state AS card_state, c.sent_channel AS card_channel, c.sent_ts AS card_ts,
+            i.announcement_item_id, a.state AS ann_state, a.sent_channel AS ann_channel, a.sent_ts AS ann_ts
+     FROM incidents i LEFT JOIN outbox c ON c.id = i.card_item_id
+                      LEFT JOIN outbox a ON a.id = i.announcement_item_id
+     ORDER BY CASE WHEN i.status = 'resolved' THEN 1 ELSE 0 END, i.created_at_ms DESC, i.id LIMIT ?1",
+);
+
+/// A schedule's latest claimed minutes. Binds: 1 schedule, 2 limit.
+pub(crate) static SCHEDULE_RUNS: Stmt = Stmt::new(
+    "SELECT due_ms, outcome, claimed_by, claimed_at_ms FROM schedule_runs
+     WHERE schedule = ?1 ORDER BY due_ms DESC LIMIT ?2",
+);
+
+/// The latest runs Workflow Builder started: a step's run carries `{"step": …}` in place of a card
+/// (`sluice::steps`). Binds: 1 limit.
+pub(crate) static STEP_RUNS: Stmt = Stmt::new(
+    "SELECT id, action, target, actor, team, channel, ts, reply, card, state, status, result, started_at_ms,
+            finished_at_ms
+     FROM action_runs WHERE card LIKE '{\"step\":%'
+     ORDER BY started_at_ms DESC, id DESC LIMIT ?1",
+);
+
+/// Forgets login failures that left the window (a failure at the window's start has just left it). Binds: 1 window
+/// start.
+pub(crate) static DROP_OLD_LOGIN_FAILURES: Stmt =
+    Stmt::new("DELETE FROM console_login_failures WHERE at_ms <= ?1");
+
+/// Notes a login attempt. Binds: 1 client, 2 now.
+pub(crate) static NOTE_LOGIN_ATTEMPT: Stmt =
+    Stmt::new("INSERT INTO console_login_failures (client, at_ms) VALUES (?1, ?2) RETURNING id");
+
+/// Failures in the window, the client's and everyone's, with the oldest of each. Binds: 1 client, 2 window start.
+pub(crate) static LOGIN_FAILURES: Stmt = Stmt::new(
+    "SELECT COUNT(CASE WHEN client = ?1 THEN 1 END) AS client_count,
+            MIN(CASE WHEN client = ?1 THEN at_ms END) AS client_oldest,
+            COUNT(*) AS total_count, MIN(at_ms) AS total_oldest
+     FROM console_login_failures WHERE at_ms > ?2",
+);
+
+/// Binds: 1 attempt id.
+pub(crate) static FORGET_LOGIN_ATTEMPT: Stmt =
+    Stmt::new("DELETE FROM console_login_failures WHERE id = ?1");
+
+/// Binds: 1 client.
+pub(crate) static CLEAR_LOGIN_FAILURES: Stmt =
+    Stmt::new("DELETE FROM console_login_failures WHERE client = ?1");

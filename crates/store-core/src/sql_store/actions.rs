@@ -11,7 +11,7 @@ use crate::sql::actions as q;
 use crate::sql::Stmt;
 use crate::{ActionRunRecord, NewActionRun, NewOutboxItem, StoreError};
 
-fn record(r: &Row) -> Result<ActionRunRecord, StoreError> {
+pub(super) fn record(r: &Row) -> Result<ActionRunRecord, StoreError> {
     let card: String = r.get("card")?;
     Ok(ActionRunRecord {
         id: r.get("id")?,

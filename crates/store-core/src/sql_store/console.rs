@@ -5,8 +5,9 @@ use crate::console::ConsoleStore;
 use crate::db::{args, Backend, Row};
 use crate::sql::console as q;
 use crate::{
-    ApprovalSummary, AuditRecord, CallCount, ConsoleSession, EventSummary, HeldInhibition,
-    LaneView, LeaderView, RecentCounts, StoreError,
+    ActionRunRecord, ApprovalSummary, AuditRecord, CallCount, ConsoleSession, EventSummary,
+    HeldInhibition, IncidentRecord, LaneView, LeaderView, LoginFailures, RecentCounts, ScheduleRun,
+    StoreError,
 };
 
 fn json_col(r: &Row, col: &str) -> Result<serde_json::Value, StoreError> {
@@ -195,5 +196,77 @@ impl<B: Backend> ConsoleStore for SqlStore<B> {
                 })
             })
             .collect()
+    }
+
+    async fn incidents(&self, max: usize) -> Result<Vec<IncidentRecord>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(&q::INCIDENTS, args![limit(max)])
+            .await?
+            .iter()
+            .map(super::incidents::record)
+            .collect()
+    }
+
+    async fn schedule_runs(
+        &self,
+        schedule: &str,
+        max: usize,
+    ) -> Result<Vec<ScheduleRun>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(&q::SCHEDULE_RUNS, args![schedule, limit(max)])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(ScheduleRun {
+                    due_ms: r.get("due_ms")?,
+                    outcome: r.get("outcome")?,
+                    claimed_by: r.get("claimed_by")?,
+                    claimed_at_ms: r.get("claimed_at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn step_runs(&self, max: usize) -> Result<Vec<ActionRunRecord>, StoreError> {
+        let mut c = self.backend.read().await?;
+        c.all(&q::STEP_RUNS, args![limit(max)])
+            .await?
+            .iter()
+            .map(super::actions::record)
+            .collect()
+    }
+
+    async fn note_login_attempt(
+        &self,
+        client: &str,
+        now_ms: i64,
+        since_ms: i64,
+    ) -> Result<LoginFailures, StoreError> {
+        let mut c = self.backend.write().await?;
+        c.exec(&q::DROP_OLD_LOGIN_FAILURES, args![since_ms]).await?;
+        // Committed on its own before the count: an attempt on another replica counted after this one sees it.
+        let id: i64 = c
+            .one(&q::NOTE_LOGIN_ATTEMPT, args![client, now_ms])
+            .await?
+            .get("id")?;
+        let r = c.one(&q::LOGIN_FAILURES, args![client, since_ms]).await?;
+        Ok(LoginFailures {
+            attempt_id: id,
+            client: r.get::<i64>("client_count")?.max(0) as u64,
+            client_oldest_ms: r.get("client_oldest")?,
+            total: r.get::<i64>("total_count")?.max(0) as u64,
+            total_oldest_ms: r.get("total_oldest")?,
+        })
+    }
+
+    async fn forget_login_attempt(&self, attempt_id: i64) -> Result<(), StoreError> {
+        let mut c = self.backend.write().await?;
+        c.exec(&q::FORGET_LOGIN_ATTEMPT, args![attempt_id]).await?;
+        Ok(())
+    }
+
+    async fn clear_login_failures(&self, client: &str) -> Result<u64, StoreError> {
+        let mut c = self.backend.write().await?;
+        c.exec(&q::CLEAR_LOGIN_FAILURES, args![client]).await
     }
 }

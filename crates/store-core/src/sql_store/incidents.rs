@@ -26,7 +26,7 @@ fn sent(r: &Row, state: &str, channel: &str, ts: &str) -> Result<Option<RefSent>
     })
 }
 
-fn record(r: &Row) -> Result<IncidentRecord, StoreError> {
+pub(super) fn record(r: &Row) -> Result<IncidentRecord, StoreError> {
     let roles: String = r.get("roles")?;
     let origin: String = r.get("origin")?;
     let context: String = r.get("context")?;

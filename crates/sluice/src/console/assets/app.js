@@ -65,6 +65,8 @@ function showOverview(s) {
 function live() {
   const src = new EventSource("/console/api/stream");
   src.addEventListener("snapshot", (e) => { problem(""); showOverview(JSON.parse(e.data)); });
+  src.addEventListener("incidents", (e) => showIncidents(JSON.parse(e.data)));
+  src.addEventListener("steps", (e) => showSteps(JSON.parse(e.data)));
   src.addEventListener("problem", (e) => problem(JSON.parse(e.data).message));
   src.onerror = () => { $("live-status").textContent = "reconnecting…"; };
 }
@@ -101,12 +103,17 @@ function fateText(f) {
   }
 }
 
+// The channel the route named and, once sent, the id Slack answered with ("alerts → C0123").
+function deliveredTo(d) {
+  return d.state.channel && d.state.channel !== d.channel ? d.channel + " → " + d.state.channel : d.channel;
+}
+
 async function showEvent(id) {
   const box = $("event-detail");
   try {
     const e = await api("/console/api/events/" + encodeURIComponent(id));
     const deliveries = el("table", {}, el("thead", {}, el("tr", {}, ...["channel", "method", "state", "ts / reason", "attempts"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, ...e.deliveries.map((d) => el("tr", {}, el("td", {}, d.state.channel || d.channel), el("td", {}, d.method), el("td", {}, d.state.state),
+      el("tbody", {}, ...e.deliveries.map((d) => el("tr", {}, el("td", {}, deliveredTo(d)), el("td", {}, d.method), el("td", {}, d.state.state),
         el("td", { class: "mono" }, d.state.ts || d.state.reason || d.last_error || ""), el("td", {}, d.attempts)))));
     const actions = el("ul", {}, ...e.actions.map((a) => el("li", {}, a.action + " by " + a.actor + " at " + time(a.at_ms))));
     box.replaceChildren(el("h3", {}, e.body.title || e.id), el("p", {}, "Fate: ", el("b", {}, fateText(e.fate)), " · received " + time(e.received_at_ms)),
@@ -198,6 +205,69 @@ async function loadApprovals() {
   } catch (e) { problem(e.message); }
 }
 
+// ---- incidents, pushed with the overview; the open one's timeline is read again when it changes ----
+let incidentShown = null;
+let incidentVersion = null;
+let incidentsDrawn = "";
+
+function showIncidents(v) {
+  // Pushed every 2 s: redrawn only when something changed, so a link is not replaced under the operator's click.
+  const drawn = JSON.stringify(v.incidents);
+  if (drawn === incidentsDrawn) return;
+  incidentsDrawn = drawn;
+  fill("incidents", v.incidents.map((i) => {
+    const link = el("a", { href: "#", class: "incident-link", "data-id": i.id }, i.title);
+    link.addEventListener("click", (c) => { c.preventDefault(); showIncident(i.id); });
+    return el("tr", { "data-id": i.id }, el("td", { class: "mono" }, i.id), el("td", {}, link), el("td", {}, "SEV" + i.sev),
+      el("td", { class: "status" }, i.status), el("td", {}, "#" + i.channel_name + (i.channel_id ? " (" + i.channel_id + ")" : "")),
+      el("td", {}, i.declarer), el("td", {}, time(i.created_at_ms)), el("td", {}, i.resolved_at_ms ? time(i.resolved_at_ms) : ""));
+  }));
+  const open = incidentShown && v.incidents.find((i) => i.id === incidentShown);
+  if (open && open.version !== incidentVersion) showIncident(incidentShown);
+}
+
+async function loadIncidents() {
+  try { showIncidents(await api("/console/api/incidents")); } catch (e) { problem(e.message); }
+}
+
+async function showIncident(id) {
+  const box = $("incident-detail");
+  try {
+    const v = await api("/console/api/incidents/" + encodeURIComponent(id));
+    const i = v.incident;
+    incidentShown = id;
+    incidentVersion = i.version;
+    const roles = Object.entries(i.roles || {}).map(([r, u]) => r + ": " + u).join(", ");
+    const head = el("thead", {}, el("tr", {}, ...["#", "at", "by", "what", ""].map((h) => el("th", {}, h))));
+    const lines = el("tbody", {}, ...v.timeline.map((t) => el("tr", {}, el("td", {}, t.seq), el("td", {}, time(t.at_ms)), el("td", {}, t.author),
+      el("td", {}, t.kind), el("td", { class: "timeline-text" }, t.text))));
+    box.replaceChildren(el("h3", { id: "incident-title" }, i.title),
+      el("p", {}, "SEV" + i.sev + " · " + i.status + " · #" + i.channel_name + " · declared by " + i.declarer + " at " + time(i.created_at_ms) +
+        (i.resolved_at_ms ? " · resolved " + time(i.resolved_at_ms) : "")),
+      el("p", {}, "Roles: " + (roles || "none assigned")),
+      el("h4", {}, "Timeline"), el("table", { id: "incident-timeline" }, head, lines));
+    box.hidden = false;
+  } catch (e) { problem(e.message); }
+}
+
+// ---- schedules and Workflow Builder steps, pushed with the overview ----
+let stepsDrawn = "";
+
+function showSteps(v) {
+  const drawn = JSON.stringify([v.schedules, v.steps, v.step_runs]);
+  if (drawn === stepsDrawn) return;
+  stepsDrawn = drawn;
+  fill("schedules", v.schedules.map((s) => [s.name, s.cron + " (" + s.time_zone + ")", s.channel, s.next_due_ms ? time(s.next_due_ms) : "never",
+    s.runs.length ? s.runs.map((r) => time(r.due_ms) + " " + r.outcome + " by " + r.claimed_by).join("; ") : "none yet"]));
+  $("steps-offered").textContent = v.steps.length ? v.steps.map((s) => s.action + " (" + s.title + ")").join(", ") : "none";
+  fill("step-runs", v.step_runs.map((r) => [time(r.started_at_ms), r.step, r.execution_id || "", r.actor,
+    r.state + (r.status == null ? "" : " (HTTP " + r.status + ")"), r.result || "", r.finished_at_ms ? time(r.finished_at_ms) : ""]));
+}
+
+async function loadSteps() {
+  try { showSteps(await api("/console/api/steps")); } catch (e) { problem(e.message); }
+}
+
 // ---- the effective config ----
 async function loadConfig() {
   try {
@@ -213,7 +283,8 @@ async function loadConfig() {
   } catch (e) { problem(e.message); }
 }
 
-const loaders = { events: searchEvents, dead: loadDead, silences: loadSilences, audit: loadAudit, approvals: loadApprovals, config: loadConfig };
+const loaders = { events: searchEvents, dead: loadDead, silences: loadSilences, audit: loadAudit, approvals: loadApprovals,
+  incidents: loadIncidents, steps: loadSteps, config: loadConfig };
 
 function show(page) {
   for (const s of document.querySelectorAll(".page")) s.hidden = s.id !== "page-" + page;
