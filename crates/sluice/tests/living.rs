@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sluice_sim::Simulator;
 
+use common::fixture::Fixture;
 use common::proc::*;
 
 fn alert(status: &str) -> Value {
@@ -42,10 +43,16 @@ async fn fate(addr: std::net::SocketAddr, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fourteen_copies_one_card_then_resolved_in_place_across_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let cfg = write_config(dir.path(), sim_run.addr, &channel_routes(1));
-    let mut sluice = start_sluice(&cfg);
+    let s = Fixture::builder()
+        .config(|_| channel_routes(1))
+        .start()
+        .await;
+    let Fixture {
+        sim,
+        mut sluice,
+        config: cfg,
+        ..
+    } = s;
 
     let (ids, failed) = post_all(sluice.addr, vec![alert("firing"); 14], 14).await;
     assert_eq!((ids.len(), failed), (14, 0));
