@@ -2,6 +2,7 @@
 //! the core ([`Router::new`], [`Inhibitor::new`]), each problem with its span; their non-fatal findings
 //! (unreachable rules, unrouted events) become warnings here.
 
+use sluice_core::config_error::ConfigError;
 use sluice_core::inhibit::{InhibitRuleConfig, Inhibitor};
 use sluice_core::route::{Router, RoutingConfig};
 use std::collections::BTreeSet;
@@ -15,15 +16,7 @@ pub(super) fn check_routing(
     templates: &BTreeSet<String>,
     p: &mut Report<'_>,
 ) -> Option<Router> {
-    match Router::new(raw, templates) {
-        Ok(r) => Some(r),
-        Err(errs) => {
-            for e in errs {
-                p(e.span, e.message, &e.fix);
-            }
-            None
-        }
-    }
+    reported(Router::new(raw, templates), p)
 }
 
 /// The inhibitor, or why it cannot be built.
@@ -31,8 +24,13 @@ pub(super) fn check_inhibit(
     raw: &[Spanned<InhibitRuleConfig>],
     p: &mut Report<'_>,
 ) -> Option<Inhibitor> {
-    match Inhibitor::new(raw) {
-        Ok(i) => Some(i),
+    reported(Inhibitor::new(raw), p)
+}
+
+/// What the core built, or `None` with each of its problems reported.
+fn reported<T>(built: Result<T, Vec<ConfigError>>, p: &mut Report<'_>) -> Option<T> {
+    match built {
+        Ok(t) => Some(t),
         Err(errs) => {
             for e in errs {
                 p(e.span, e.message, &e.fix);
