@@ -10,14 +10,16 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sluice_sim::Faults;
 
+use common::fixture::Fixture;
 use common::proc::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_events_over_twenty_channels_each_once_without_a_429() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let cfg = write_config(dir.path(), sim_run.addr, &channel_routes(20));
-    let sluice = start_sluice(&cfg);
+    let s = Fixture::builder()
+        .config(|_| channel_routes(20))
+        .start()
+        .await;
+    let Fixture { sim, sluice, .. } = s;
 
     let events = (0..1000)
         .map(|i| event(&format!("seq-{i:04}"), &format!("c{:02}", i % 20)))
@@ -53,14 +55,12 @@ async fn thousand_events_over_twenty_channels_each_once_without_a_429() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_delays_but_loses_nothing_and_keeps_order_per_channel() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
     let extra = format!(
         "[dispatch]\nbackoff_base_ms = 100\nbackoff_max_ms = 1000\n{}",
         channel_routes(8)
     );
-    let cfg = write_config(dir.path(), sim_run.addr, &extra);
-    let sluice = start_sluice(&cfg);
+    let s = Fixture::builder().config(move |_| extra).start().await;
+    let Fixture { sim, sluice, .. } = s;
 
     let batch = |range: std::ops::Range<usize>| -> Vec<Value> {
         range
@@ -105,10 +105,16 @@ async fn an_outage_delays_but_loses_nothing_and_keeps_order_per_channel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_loses_no_accepted_event() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let cfg = write_config(dir.path(), sim_run.addr, &channel_routes(16));
-    let mut sluice = start_sluice(&cfg);
+    let s = Fixture::builder()
+        .config(|_| channel_routes(16))
+        .start()
+        .await;
+    let Fixture {
+        sim,
+        mut sluice,
+        config: cfg,
+        ..
+    } = s;
     let addr = sluice.addr;
     // Slack takes 300 ms to answer a call it has already carried out, so the kill finds posts that reached Slack
     // but whose answers Sluice never read.
@@ -237,10 +243,16 @@ async fn found_after_retry(addr: std::net::SocketAddr) -> (f64, String) {
 /// channel, and does not post it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_post_in_flight_at_a_kill_is_found_through_the_channel_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let cfg = write_config(dir.path(), sim_run.addr, &channel_routes(1));
-    let mut sluice = start_sluice(&cfg);
+    let s = Fixture::builder()
+        .config(|_| channel_routes(1))
+        .start()
+        .await;
+    let Fixture {
+        sim,
+        mut sluice,
+        config: cfg,
+        ..
+    } = s;
     sim.set_faults(Faults {
         answer_latency_ms: 2_000,
         ..Faults::default()
@@ -279,10 +291,11 @@ async fn a_first_post_in_flight_at_a_kill_is_found_through_the_channel_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_pauses_only_its_channel_for_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let cfg = write_config(dir.path(), sim_run.addr, &channel_routes(2));
-    let sluice = start_sluice(&cfg);
+    let s = Fixture::builder()
+        .config(|_| channel_routes(2))
+        .start()
+        .await;
+    let Fixture { sim, sluice, .. } = s;
 
     // Create both channels, then arm a single 429 with Retry-After: 2 on c00.
     let (_, failed) = post_all(
@@ -346,10 +359,8 @@ async fn a_429_pauses_only_its_channel_for_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_to_the_binary_get_their_status_and_reach_nobody() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let cfg = write_config(dir.path(), sim_run.addr, "");
-    let sluice = start_sluice(&cfg);
+    let s = Fixture::builder().config(|_| String::new()).start().await;
+    let Fixture { sim, sluice, .. } = s;
     let http = reqwest::Client::new();
     let url = format!("http://{}/v1/events", sluice.addr);
     let valid = event("x", "c00").to_string();
