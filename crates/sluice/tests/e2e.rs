@@ -105,20 +105,14 @@ async fn an_outage_delays_but_loses_nothing_and_keeps_order_per_channel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_loses_no_accepted_event() {
-    let s = Fixture::builder()
+    let mut s = Fixture::builder()
         .config(|_| channel_routes(16))
         .start()
         .await;
-    let Fixture {
-        sim,
-        mut sluice,
-        config: cfg,
-        ..
-    } = s;
-    let addr = sluice.addr;
+    let addr = s.sluice.addr;
     // Slack takes 300 ms to answer a call it has already carried out, so the kill finds posts that reached Slack
     // but whose answers Sluice never read.
-    sim.set_faults(Faults {
+    s.sim.set_faults(Faults {
         answer_latency_ms: 300,
         ..Faults::default()
     });
@@ -145,14 +139,14 @@ async fn sigkill_mid_stream_loses_no_accepted_event() {
             .filter(|c| c.method == "chat.postMessage" && c.ok)
             .count()
     };
-    let before = taken(&sim);
+    let before = taken(&s.sim);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while taken(&sim) == before && Instant::now() < deadline {
+    while taken(&s.sim) == before && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     // SIGKILL: no chance to flush or release anything.
-    sluice.child.kill().unwrap();
-    sluice.child.wait().unwrap();
+    s.sluice.child.kill().unwrap();
+    s.sluice.child.wait().unwrap();
     let (acked, refused) = sender.await.unwrap();
     assert!(!acked.is_empty(), "nothing was accepted before the kill");
     assert!(
@@ -160,25 +154,28 @@ async fn sigkill_mid_stream_loses_no_accepted_event() {
         "the kill came after the stream ended; the test proves nothing"
     );
 
-    let posts_before = sim
+    let posts_before = s
+        .sim
         .calls()
         .iter()
         .filter(|c| c.method == "chat.postMessage")
         .count();
-    let found = sim
+    let found = s
+        .sim
         .calls()
         .iter()
         .filter(|c| c.method == "conversations.history")
         .count();
     assert_eq!(found, 0, "nothing was looked for before the kill");
-    let restarted = start_sluice(&cfg);
+    let restarted = s.start_another();
     // The dead run's leases (15 s) are taken back at start: the backlog moves at once. Its first call is a look
     // for a post that was in flight (there is one: the kill came as Slack took it) or a post.
     wait_until(
         "a call to Slack within 8 s of the restart, well before the old leases would run out",
         Duration::from_secs(8),
         || {
-            sim.calls()
+            s.sim
+                .calls()
                 .iter()
                 .filter(|c| c.method == "chat.postMessage" || c.method == "conversations.history")
                 .count()
@@ -191,14 +188,15 @@ async fn sigkill_mid_stream_loses_no_accepted_event() {
         "every acknowledged event in Slack after the restart",
         Duration::from_secs(240),
         || {
-            let seen = posted_ids(&sim);
+            let seen = posted_ids(&s.sim);
             acked.iter().all(|id| seen.contains_key(id))
         },
     )
     .await;
-    let seen = posted_ids(&sim);
+    let seen = posted_ids(&s.sim);
     let duplicates: usize = acked.iter().map(|id| seen[id] - 1).sum();
-    let looked = sim
+    let looked = s
+        .sim
         .calls()
         .iter()
         .filter(|c| c.method == "conversations.history")
@@ -243,33 +241,27 @@ async fn found_after_retry(addr: std::net::SocketAddr) -> (f64, String) {
 /// channel, and does not post it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_post_in_flight_at_a_kill_is_found_through_the_channel_name() {
-    let s = Fixture::builder()
+    let mut s = Fixture::builder()
         .config(|_| channel_routes(1))
         .start()
         .await;
-    let Fixture {
-        sim,
-        mut sluice,
-        config: cfg,
-        ..
-    } = s;
-    sim.set_faults(Faults {
+    s.sim.set_faults(Faults {
         answer_latency_ms: 2_000,
         ..Faults::default()
     });
-    let (acked, _) = post_all(sluice.addr, vec![event("first", "c00")], 1).await;
+    let (acked, _) = post_all(s.sluice.addr, vec![event("first", "c00")], 1).await;
     assert_eq!(acked.len(), 1);
     wait_until("Slack took the post", Duration::from_secs(10), || {
-        !posted_ids(&sim).is_empty()
+        !posted_ids(&s.sim).is_empty()
     })
     .await;
     // Its answer is still two seconds away.
-    sluice.child.kill().unwrap();
-    sluice.child.wait().unwrap();
-    sim.clear_faults();
-    let restarted = start_sluice(&cfg);
+    s.sluice.child.kill().unwrap();
+    s.sluice.child.wait().unwrap();
+    s.sim.clear_faults();
+    let restarted = s.start_another();
     let (found, metrics) = found_after_retry(restarted.addr).await;
-    let calls = sim.calls();
+    let calls = s.sim.calls();
     let listed = calls
         .iter()
         .filter(|c| c.method == "conversations.list")
@@ -278,7 +270,7 @@ async fn a_first_post_in_flight_at_a_kill_is_found_through_the_channel_name() {
         .iter()
         .filter(|c| c.method == "conversations.history" && c.ok)
         .count();
-    assert_eq!(posted_ids(&sim)[&acked[0]], 1, "posted once");
+    assert_eq!(posted_ids(&s.sim)[&acked[0]], 1, "posted once");
     assert!(
         listed >= 1 && read >= 1,
         "looked up by name, then read: {listed} lists, {read} reads"
