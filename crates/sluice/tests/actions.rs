@@ -4,32 +4,31 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use sluice_sim::{Message, Simulator};
 
+use common::fixture::Fixture;
 use common::internal::{audited, results};
 use common::proc::*;
 
-/// A Sluice that serves `/slack/*` for the simulator at `sim`, routing `labels.ch = "c00"` to `c00`, with
-/// `actions` as its `[actions]` table.
-fn config(dir: &Path, sim: SocketAddr, actions: &str) -> PathBuf {
-    std::fs::write(dir.join("signing"), sluice_sim::DEFAULT_SIGNING_SECRET).unwrap();
-    let db = format!("sqlite://{}", dir.join("sluice.db").display());
-    let slack =
-        format!("signing_secret_file = \"signing\"\nresponse_url_hosts = [\"http://{sim}\"]\n");
-    let extra = format!("[actions]\n{actions}\n{}", channel_routes(1));
-    write_config_full(dir, sim, &db, &slack, &extra)
-}
-
+/// A Sluice that serves `/slack/*` for the simulator, routing `labels.ch = "c00"` to `c00`, with `actions` as its
+/// `[actions]` table.
 async fn start(actions: &str) -> (tempfile::TempDir, Simulator, sluice_sim::RunningSim, Sluice) {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let cfg = config(dir.path(), sim_run.addr, actions);
-    let sluice = start_sluice(&cfg);
-    sim.set_app_base_url(format!("http://{}", sluice.addr));
+    let extra = format!("[actions]\n{actions}\n{}", channel_routes(1));
+    let Fixture {
+        dir,
+        sim,
+        sim_run,
+        sluice,
+        ..
+    } = Fixture::builder()
+        .signed()
+        .response_urls()
+        .config(move |_| extra)
+        .start()
+        .await;
     (dir, sim, sim_run, sluice)
 }
 
@@ -511,22 +510,14 @@ async fn silence_for_an_hour_from_the_card_mutes_that_alert_and_nothing_else() {
 /// shown on the group card, which keeps listing its alerts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_card_is_acknowledged_once_by_click_or_reaction() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    std::fs::write(
-        dir.path().join("signing"),
-        sluice_sim::DEFAULT_SIGNING_SECRET,
-    )
-    .unwrap();
-    let db = format!("sqlite://{}", dir.path().join("sluice.db").display());
-    let slack = format!(
-        "signing_secret_file = \"signing\"\nresponse_url_hosts = [\"http://{}\"]\n",
-        sim_run.addr
-    );
     let routes = "[[routing.rule]]\nname = \"grouped\"\nmatch = { \"labels.ch\" = \"c00\" }\nchannels = [\"c00\"]\ngroup_by = [\"service\"]\ngroup_wait = \"1s\"\ngroup_interval = \"1s\"\n";
-    let cfg = write_config_full(dir.path(), sim_run.addr, &db, &slack, routes);
-    let sluice = start_sluice(&cfg);
-    sim.set_app_base_url(format!("http://{}", sluice.addr));
+    let s = Fixture::builder()
+        .signed()
+        .response_urls()
+        .config(|_| routes.to_string())
+        .start()
+        .await;
+    let Fixture { sim, sluice, .. } = s;
 
     let alerts = vec![
         alert("Checkout p99 above 2s", "latency"),

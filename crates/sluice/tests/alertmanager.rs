@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use common::fixture::Fixture;
 use common::proc::*;
 
 const BINARY: &str = "prometheus-alertmanager";
@@ -44,14 +45,13 @@ async fn alertmanager_alerts_become_cards_and_a_resolve_updates_the_card() {
         }
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let cfg = write_config(
-        dir.path(),
-        sim_run.addr,
-        "[routing]\ndefault = { channels = [\"alerts\"] }\n",
-    );
-    let sluice = start_sluice(&cfg);
+    let s = Fixture::builder()
+        .config(|_| "[routing]\ndefault = { channels = [\"alerts\"] }\n".to_string())
+        .start()
+        .await;
+    let Fixture {
+        sim, sluice, dir, ..
+    } = s;
 
     let am_port = free_port();
     let am_config = dir.path().join("alertmanager.yml");

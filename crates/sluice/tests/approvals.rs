@@ -4,7 +4,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,17 +18,13 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use sluice_sim::Simulator;
 
+use common::fixture::{Fixture, Places};
 use common::internal::*;
 use common::proc::*;
 
-/// A config serving `/slack/*` for `sim`, calling back to `callback_hosts`, on `listen`.
-fn config(
-    dir: &Path,
-    sim: SocketAddr,
-    db: &str,
-    listen: &str,
-    callback_hosts: &[String],
-) -> PathBuf {
+/// A config serving `/slack/*` for the simulator, calling back to `callback_hosts`, on `listen`.
+fn config(p: &Places, listen: &str, callback_hosts: &[String]) -> PathBuf {
+    let (dir, sim, db) = (p.dir, p.sim, p.db);
     std::fs::write(dir.join("signing"), sluice_sim::DEFAULT_SIGNING_SECRET).unwrap();
     std::fs::write(dir.join("outgoing"), OUTGOING_SECRET).unwrap();
     std::fs::write(dir.join("token"), sluice_sim::DEFAULT_TOKEN).unwrap();
@@ -72,46 +68,30 @@ scopes = ["approvals:write", "read"]
     path
 }
 
-struct Setup {
-    dir: tempfile::TempDir,
-    sim: Simulator,
-    _sim_run: sluice_sim::RunningSim,
-    sluice: Sluice,
-    internal: Arc<Internal>,
-    internal_addr: SocketAddr,
-    config: PathBuf,
-}
-
-async fn setup_with(extra_hosts: &[&str], listen: &str) -> Setup {
+async fn setup_with(extra_hosts: &[&str], listen: &str) -> Fixture {
     setup_on(start_sim().await, extra_hosts, listen).await
 }
 
-/// [`setup_with`] against a simulator of the test's own.
+/// [`setup_with`] against a simulator of the test's own; the internal system is always a callback host.
 async fn setup_on(
-    (sim, sim_run): (Simulator, sluice_sim::RunningSim),
+    sim: (Simulator, sluice_sim::RunningSim),
     extra_hosts: &[&str],
     listen: &str,
-) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let (internal, internal_addr) = start_internal().await;
-    let mut hosts = vec![format!("http://{internal_addr}")];
-    hosts.extend(extra_hosts.iter().map(|h| h.to_string()));
-    let db = format!("sqlite://{}", dir.path().join("sluice.db").display());
-    let config = config(dir.path(), sim_run.addr, &db, listen, &hosts);
-    let sluice = start_sluice(&config);
-    sim.set_app_base_url(format!("http://{}", sluice.addr));
-    Setup {
-        dir,
-        sim,
-        _sim_run: sim_run,
-        sluice,
-        internal,
-        internal_addr,
-        config,
-    }
+) -> Fixture {
+    let extra_hosts: Vec<String> = extra_hosts.iter().map(|h| h.to_string()).collect();
+    let listen = listen.to_string();
+    Fixture::builder()
+        .sim(sim)
+        .whole_config(move |p| {
+            let mut hosts = vec![format!("http://{}", p.internal)];
+            hosts.extend(extra_hosts);
+            config(p, &listen, &hosts)
+        })
+        .start()
+        .await
 }
 
-async fn setup() -> Setup {
+async fn setup() -> Fixture {
     setup_with(&[], "127.0.0.1:0").await
 }
 
@@ -774,12 +754,10 @@ async fn sluice_killed_while_a_cli_waits_completes_the_decision_after_restart_an
     let (id, c) = approval_by_title(&s.sim, "Failover the primary").await;
 
     // SIGKILL: nothing is shut down cleanly.
-    s.sluice.child.kill().unwrap();
-    s.sluice.child.wait().unwrap();
+    s.stop();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    s.sluice = start_sluice(&s.config);
+    s.restart();
     assert_eq!(s.sluice.addr, addr);
-    s.sim.set_app_base_url(format!("http://{}", s.sluice.addr));
 
     s.sim
         .click_button(&c.channel, &c.ts, "sluice_approval_approve", "U0001")
@@ -1067,27 +1045,15 @@ async fn two_replicas_on_postgres_and_clicks_at_the_same_instant_make_one_decisi
     let Some(db) = common::pg::TestDb::create("approval_race").await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, _sim_run) = start_sim().await;
-    let (internal, internal_addr) = start_internal().await;
-    let cfg = config(
-        dir.path(),
-        _sim_run.addr,
-        &db.url,
-        "127.0.0.1:0",
-        &[format!("http://{internal_addr}")],
-    );
-    let migrated = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["migrate", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        migrated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrated.stderr)
-    );
-    let replicas = [start_sluice(&cfg), start_sluice(&cfg)];
+    let s = Fixture::builder()
+        .whole_config(|p| config(p, "127.0.0.1:0", &[format!("http://{}", p.internal)]))
+        .db(&db.url)
+        .migrate_first()
+        .start()
+        .await;
+    let other = s.start_another();
+    let replicas = [&s.sluice, &other];
+    let (sim, internal, internal_addr) = (&s.sim, &s.internal, s.internal_addr);
     let lb = round_robin(replicas.iter().map(|r| r.addr).collect()).await;
     sim.set_app_base_url(format!("http://{lb}"));
 
@@ -1096,7 +1062,7 @@ async fn two_replicas_on_postgres_and_clicks_at_the_same_instant_make_one_decisi
     let (status, created) = request(replicas[0].addr, body).await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_string();
-    let c = card_posted(&sim, &id).await;
+    let c = card_posted(sim, &id).await;
 
     // A double click by U0001 (its two deliveries go to different replicas) and U0002 clicking at the same instant.
     let (a, b, d) = tokio::join!(
@@ -1124,7 +1090,7 @@ async fn two_replicas_on_postgres_and_clicks_at_the_same_instant_make_one_decisi
         wait_audited(replicas[0].addr, "approval.approve", 2).await,
         ["ok", "refused: already approved"]
     );
-    drop(replicas);
+    drop((other, s));
     db.drop_db().await;
 }
 

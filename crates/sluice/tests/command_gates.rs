@@ -5,74 +5,18 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use serde_json::{json, Value};
 use sluice_sim::Simulator;
 
+use common::fixture::{Fixture, Places};
 use common::internal::audited;
 use common::proc::*;
 
-/// One request the internal system received: its path, whether it was signed, and its body.
-#[derive(Debug, Clone)]
-struct Call {
-    path: String,
-    signed: bool,
-    body: Value,
-}
-
-type Calls = Arc<Mutex<Vec<Call>>>;
-
-/// The internal system: records every request and answers `{"deployed": "1.4.2"}`.
-async fn start_internal() -> (Calls, SocketAddr) {
-    let calls: Calls = Default::default();
-    let seen = calls.clone();
-    let app = axum::Router::new().fallback(
-        move |uri: axum::http::Uri, headers: HeaderMap, body: axum::body::Bytes| {
-            let seen = seen.clone();
-            async move {
-                seen.lock().unwrap().push(Call {
-                    path: uri.path().to_string(),
-                    signed: headers.contains_key("x-sluice-signature"),
-                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-                });
-                axum::Json(json!({"deployed": "1.4.2"}))
-            }
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (calls, addr)
-}
-
-fn calls_to(calls: &Calls, path: &str) -> Vec<Call> {
-    calls
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|c| c.path == path)
-        .cloned()
-        .collect()
-}
-
-fn config(dir: &Path, sim: SocketAddr, internal: SocketAddr) -> PathBuf {
-    let db = format!("sqlite://{}", dir.join("sluice.db").display());
-    config_db(dir, sim, internal, &db)
-}
-
-fn config_db(dir: &Path, sim: SocketAddr, internal: SocketAddr, db: &str) -> PathBuf {
-    std::fs::write(dir.join("signing"), sluice_sim::DEFAULT_SIGNING_SECRET).unwrap();
-    std::fs::write(dir.join("outgoing"), "outgoing-secret-0123456789abcdef").unwrap();
-    let slack =
-        format!("signing_secret_file = \"signing\"\nresponse_url_hosts = [\"http://{sim}\"]\n");
-    let extra = format!(
+fn config(p: &Places) -> String {
+    let internal = p.internal;
+    format!(
         r#"
 [actions]
 command = "/ops"
@@ -135,38 +79,31 @@ action = "rollback"
 [routing]
 default = {{ channels = ["ops"] }}
 "#
-    );
-    write_config_full(dir, sim, db, &slack, &extra)
+    )
 }
 
-struct Setup {
-    sim: Simulator,
-    _sim_run: sluice_sim::RunningSim,
-    sluice: Sluice,
-    calls: Calls,
-    _dir: tempfile::TempDir,
-}
-
-async fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
+/// The set-up on `db` (SQLite in its directory when `None`), with #ops made by people and the bot in it.
+async fn setup_on(db: Option<&str>, people: &[&str]) -> Fixture {
     let (sim, sim_run) = start_sim().await;
-    let people: Vec<String> = ["U0001", "U0002", "U0003", "U0004"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let people: Vec<String> = people.iter().map(|s| s.to_string()).collect();
     sim.create_channel_as_user("ops", false, &people, true)
         .unwrap();
-    let (calls, internal) = start_internal().await;
-    let cfg = config(dir.path(), sim_run.addr, internal);
-    let sluice = start_sluice(&cfg);
-    sim.set_app_base_url(format!("http://{}", sluice.addr));
-    Setup {
-        sim,
-        _sim_run: sim_run,
-        sluice,
-        calls,
-        _dir: dir,
+    let f = Fixture::builder()
+        .sim((sim, sim_run))
+        .internal_stub(json!({"deployed": "1.4.2"}))
+        .signed()
+        .response_urls()
+        .config(config);
+    match db {
+        Some(url) => f.db(url).migrate_first(),
+        None => f,
     }
+    .start()
+    .await
+}
+
+async fn setup() -> Fixture {
+    setup_on(None, &["U0001", "U0002", "U0003", "U0004"]).await
 }
 
 /// `/ops <text>` as `user` in #ops: acked within 3 s; the answer (the HTTP body's message, or else the user's
@@ -231,7 +168,7 @@ async fn a_confirmed_command_runs_once_and_a_cancelled_one_never() {
     assert_eq!(blocks[1]["elements"][1]["action_id"], "sluice_cmd_cancel");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        calls_to(&s.calls, "/deploy").is_empty(),
+        s.internal.received_at("/deploy").is_empty(),
         "nothing runs before Run"
     );
 
@@ -265,11 +202,11 @@ async fn a_confirmed_command_runs_once_and_a_cancelled_one_never() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let deploys = calls_to(&s.calls, "/deploy");
+    let deploys = s.internal.received_at("/deploy");
     assert_eq!(deploys.len(), 1, "exactly one call: {deploys:?}");
-    assert!(deploys[0].signed);
+    assert!(deploys[0].signed());
     assert_eq!(
-        deploys[0].body,
+        deploys[0].json(),
         json!({"service": "checkout", "env": "staging", "by": "U0001"})
     );
 
@@ -291,7 +228,7 @@ async fn a_confirmed_command_runs_once_and_a_cancelled_one_never() {
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        calls_to(&s.calls, "/deploy").len(),
+        s.internal.received_at("/deploy").len(),
         1,
         "nothing ran after Cancel"
     );
@@ -322,7 +259,11 @@ async fn a_confirmed_command_runs_once_and_a_cancelled_one_never() {
         .contains("Running Deploy");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let expected = if ran { 2 } else { 1 };
-    assert_eq!(calls_to(&s.calls, "/deploy").len(), expected, "ran: {ran}");
+    assert_eq!(
+        s.internal.received_at("/deploy").len(),
+        expected,
+        "ran: {ran}"
+    );
 
     // `confirm = true` on a command whose action has no dialog of its own: Run / Cancel, without a dialog.
     let (t, blocks, ts3) = ops(sim, "restart checkout", "U0001").await;
@@ -335,7 +276,7 @@ async fn a_confirmed_command_runs_once_and_a_cancelled_one_never() {
         .await
         .unwrap();
     wait_until("the restart called", Duration::from_secs(15), || {
-        calls_to(&s.calls, "/restart").len() == 1
+        s.internal.received_at("/restart").len() == 1
     })
     .await;
 
@@ -403,7 +344,7 @@ async fn a_command_that_needs_approval_runs_only_after_the_approvals_are_in() {
         .unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
-        calls_to(&s.calls, "/rollback").is_empty(),
+        s.internal.received_at("/rollback").is_empty(),
         "not before the approvals are in"
     );
 
@@ -412,11 +353,11 @@ async fn a_command_that_needs_approval_runs_only_after_the_approvals_are_in() {
         .await
         .unwrap();
     wait_until("the rollback called", Duration::from_secs(15), || {
-        calls_to(&s.calls, "/rollback").len() == 1
+        s.internal.received_at("/rollback").len() == 1
     })
     .await;
     assert_eq!(
-        calls_to(&s.calls, "/rollback")[0].body,
+        s.internal.received_at("/rollback")[0].json(),
         json!({"service": "checkout", "approved_by": "U0004"})
     );
     wait_until(
@@ -466,7 +407,7 @@ async fn a_command_that_needs_approval_runs_only_after_the_approvals_are_in() {
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        calls_to(&s.calls, "/rollback").len(),
+        s.internal.received_at("/rollback").len(),
         1,
         "a rejected request runs nothing"
     );
@@ -486,7 +427,7 @@ async fn a_command_that_needs_approval_runs_only_after_the_approvals_are_in() {
         },
     )
     .await;
-    assert!(calls_to(&s.calls, "/purge").is_empty());
+    assert!(s.internal.received_at("/purge").is_empty());
 
     let r = results(&audited(s.sluice.addr, "command.rollback").await);
     assert_eq!(
@@ -595,30 +536,14 @@ async fn run_on_one_replica_and_cancel_on_the_other_decide_once_on_postgres() {
     let Some(db) = common::pg::TestDb::create("confirm_replicas").await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let people: Vec<String> = ["U0001", "U0002"].iter().map(|s| s.to_string()).collect();
-    sim.create_channel_as_user("ops", false, &people, true)
-        .unwrap();
-    let (calls, internal) = start_internal().await;
-    let first = config_db(dir.path(), sim_run.addr, internal, &db.url);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["migrate", "--config"])
-        .arg(&first)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "migrate: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let a = start_sluice(&config_db(dir.path(), sim_run.addr, internal, &db.url));
-    let b = start_sluice(&config_db(dir.path(), sim_run.addr, internal, &db.url));
+    let s = setup_on(Some(&db.url), &["U0001", "U0002"]).await;
+    let (sim, a) = (&s.sim, &s.sluice);
+    let b = s.start_another();
 
     // The command on replica A; Run on A and Cancel on B, one right after the other: whichever is taken first
     // decides, the other replica says it is decided, and the action runs at most once.
     sim.set_app_base_url(format!("http://{}", a.addr));
-    let (_, _, ts) = ops(&sim, "deploy checkout staging", "U0001").await;
+    let (_, _, ts) = ops(sim, "deploy checkout staging", "U0001").await;
     let before = sim.ephemerals(Some("U0001")).len();
     sim.click_ephemeral_button("U0001", &ts, "sluice_cmd_run")
         .await
@@ -631,7 +556,7 @@ async fn run_on_one_replica_and_cancel_on_the_other_decide_once_on_postgres() {
         "one replica decided, the other refused",
         Duration::from_secs(15),
         || {
-            let decided = ephemeral(&sim, "U0001", &ts)
+            let decided = ephemeral(sim, "U0001", &ts)
                 .is_some_and(|e| e.text.contains("Cancelled") || e.text.contains("Running Deploy"));
             decided && sim.ephemerals(Some("U0001")).len() > before
         },
@@ -639,18 +564,18 @@ async fn run_on_one_replica_and_cancel_on_the_other_decide_once_on_postgres() {
     .await;
     let told = sim.ephemerals(Some("U0001")).last().unwrap().text.clone();
     assert!(told.contains("was already run or cancelled"), "{told}");
-    let ran = ephemeral(&sim, "U0001", &ts)
+    let ran = ephemeral(sim, "U0001", &ts)
         .unwrap()
         .text
         .contains("Running Deploy");
     if ran {
         wait_until("the deploy called", Duration::from_secs(15), || {
-            calls_to(&calls, "/deploy").len() == 1
+            s.internal.received_at("/deploy").len() == 1
         })
         .await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(calls_to(&calls, "/deploy").len(), usize::from(ran));
+    assert_eq!(s.internal.received_at("/deploy").len(), usize::from(ran));
     let r = results(&audited(a.addr, "command.deploy").await);
     let decisions = r
         .iter()
@@ -664,6 +589,6 @@ async fn run_on_one_replica_and_cancel_on_the_other_decide_once_on_postgres() {
         1,
         "{r:?}"
     );
-    drop((a, b));
+    drop((b, s));
     db.drop_db().await;
 }

@@ -6,30 +6,18 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use chrono::DateTime;
-use common::internal::{audited, start_internal_answering, OUTGOING_SECRET};
+use common::fixture::{Builder, Fixture};
+use common::internal::audited;
 use common::pg::TestDb;
 use common::proc::*;
 use serde_json::{json, Value};
 use sluice_sim::Simulator;
 
-fn config(dir: &Path, sim: SocketAddr, db: &str, extra: &str) -> PathBuf {
-    std::fs::write(dir.join("signing"), sluice_sim::DEFAULT_SIGNING_SECRET).unwrap();
-    let slack =
-        format!("signing_secret_file = \"signing\"\nresponse_url_hosts = [\"http://{sim}\"]\n");
-    write_config_full(dir, sim, db, &slack, extra)
-}
-
-/// Sets the test clock to an RFC 3339 time. Written aside and renamed, so the server never reads half a file.
-fn set_clock(file: &Path, at: &str) {
-    let ms = DateTime::parse_from_rfc3339(at).unwrap().timestamp_millis();
-    let tmp = file.with_extension("tmp");
-    std::fs::write(&tmp, ms.to_string()).unwrap();
-    std::fs::rename(&tmp, file).unwrap();
+/// Serving Slack's requests, replying through the simulator's response_urls, on a test clock starting `at`.
+fn builder(at: &str) -> Builder {
+    Fixture::builder().signed().response_urls().clock(at)
 }
 
 fn http() -> reqwest::Client {
@@ -127,22 +115,13 @@ fn alert(title: &str, key: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_parse_check_permissions_and_the_built_ins_act_on_alerts() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let db = format!("sqlite://{}", dir.path().join("sluice.db").display());
-    let (internal, internal_addr) = start_internal_answering(json!({"deployed": "1.4.2"})).await;
-    std::fs::write(dir.path().join("outgoing"), OUTGOING_SECRET).unwrap();
-    let cfg = config(
-        dir.path(),
-        sim_run.addr,
-        &db,
-        &commands_config(internal_addr),
-    );
-    let clock = dir.path().join("clock");
     // 08:59 in Berlin (CET) on Monday 9 March 2026, a minute before the rotation hands off.
-    set_clock(&clock, "2026-03-09T07:59:00Z");
-    let sluice = start_sluice_env(&cfg, &[("SLUICE_CLOCK_FILE", &clock)]);
-    sim.set_app_base_url(format!("http://{}", sluice.addr));
+    let s = builder("2026-03-09T07:59:00Z")
+        .internal_stub(json!({"deployed": "1.4.2"}))
+        .config(|p| commands_config(p.internal))
+        .start()
+        .await;
+    let (sim, sluice, internal) = (&s.sim, &s.sluice, &s.internal);
 
     let (ids, failed) = post_all(
         sluice.addr,
@@ -157,16 +136,16 @@ async fn commands_parse_check_permissions_and_the_built_ins_act_on_alerts() {
     .await;
 
     // Bad arguments: the usage.
-    let t = ops(&sim, "deploy checkout", "c00", "U0001").await;
+    let t = ops(sim, "deploy checkout", "c00", "U0001").await;
     assert!(
         t.contains("missing &lt;env&gt;. Usage: `/ops deploy &lt;service&gt; &lt;env&gt;`"),
         "{t}"
     );
-    let t = ops(&sim, "deploy checkout prod", "c00", "U0001").await;
+    let t = ops(sim, "deploy checkout prod", "c00", "U0001").await;
     assert!(t.contains("not one of staging, production"), "{t}");
 
     // Not permitted: an ephemeral refusal, audited.
-    let t = ops(&sim, "deploy checkout staging", "c00", "U0002").await;
+    let t = ops(sim, "deploy checkout staging", "c00", "U0002").await;
     assert!(t.contains("not allowed to run `/ops deploy`"), "{t}");
     let records = audited(sluice.addr, "command.deploy").await;
     let results: Vec<&str> = records
@@ -182,7 +161,7 @@ async fn commands_parse_check_permissions_and_the_built_ins_act_on_alerts() {
     );
 
     // A permitted user: the action runs once, with the arguments in its body, and its result is posted here.
-    let t = ops(&sim, "deploy checkout staging", "c00", "U0001").await;
+    let t = ops(sim, "deploy checkout staging", "c00", "U0001").await;
     assert!(t.contains("Running Deploy"), "{t}");
     wait_until(
         "the deploy result in the channel",
@@ -212,7 +191,7 @@ async fn commands_parse_check_permissions_and_the_built_ins_act_on_alerts() {
 
     // help lists what this user may run here, and only that.
     // Placeholders are escaped, so Slack shows `<service>` instead of reading it as a link and dropping it.
-    let t = ops(&sim, "help", "c00", "U0001").await;
+    let t = ops(sim, "help", "c00", "U0001").await;
     assert!(
         t.contains("`/ops deploy &lt;service&gt; &lt;env&gt;` — deploy a service"),
         "{t}"
@@ -224,14 +203,14 @@ async fn commands_parse_check_permissions_and_the_built_ins_act_on_alerts() {
     assert!(!t.contains("restart"), "{t}");
     // No incident types configured: no incident commands offered.
     assert!(!t.contains("incident declare"), "{t}");
-    let t = ops(&sim, "help", "c00", "U0002").await;
+    let t = ops(sim, "help", "c00", "U0002").await;
     assert!(
         t.contains("`/ops restart &lt;service&gt;`") && !t.contains("/ops deploy"),
         "{t}"
     );
 
     // status <service>: the open alert with its key.
-    let t = ops(&sim, "status checkout", "c00", "U0001").await;
+    let t = ops(sim, "status checkout", "c00", "U0001").await;
     assert!(
         t.contains("Open alerts (1)")
             && t.contains("Checkout p99 above 2s")
@@ -240,9 +219,9 @@ async fn commands_parse_check_permissions_and_the_built_ins_act_on_alerts() {
     );
 
     // ack by dedup key: through the card's path; the card loses its Acknowledge button; a refusal for others.
-    let t = ops(&sim, "ack checkout-p99", "c00", "U0002").await;
+    let t = ops(sim, "ack checkout-p99", "c00", "U0002").await;
     assert!(t.contains("not allowed to acknowledge"), "{t}");
-    let t = ops(&sim, "ack checkout-p99", "c00", "U0001").await;
+    let t = ops(sim, "ack checkout-p99", "c00", "U0001").await;
     assert!(t.contains("Done: acknowledged"), "{t}");
     wait_until("the card acknowledged", Duration::from_secs(10), || {
         let card = sim.messages("c00").remove(0);
@@ -259,7 +238,7 @@ async fn commands_parse_check_permissions_and_the_built_ins_act_on_alerts() {
 
     // silence: a following alert of the service is muted.
     let t = ops(
-        &sim,
+        sim,
         "silence service=checkout 1h deploying the fix",
         "c00",
         "U0001",
@@ -289,22 +268,22 @@ async fn commands_parse_check_permissions_and_the_built_ins_act_on_alerts() {
         .await
         .unwrap();
     assert_eq!(ev["fate"]["kind"], "suppressed", "{ev}");
-    let t = ops(&sim, "silence service=checkout 1h", "c00", "U0001").await;
+    let t = ops(sim, "silence service=checkout 1h", "c00", "U0001").await;
     assert!(t.contains("missing &lt;comment&gt;"), "{t}");
 
     // oncall before and after the hand-off at 09:00 Berlin time.
-    let t = ops(&sim, "oncall payments", "c00", "U0002").await;
+    let t = ops(sim, "oncall payments", "c00", "U0002").await;
     assert!(
         t.contains("<@U0001> is on call; next <@U0002> from Mon 9 Mar 09:00 CET"),
         "{t}"
     );
-    set_clock(&clock, "2026-03-09T08:00:30Z");
-    let t = ops(&sim, "oncall", "c00", "U0002").await;
+    s.set_clock("2026-03-09T08:00:30Z");
+    let t = ops(sim, "oncall", "c00", "U0002").await;
     assert!(
         t.contains("<@U0002> is on call; next <@U0001> from Mon 16 Mar 09:00 CET"),
         "{t}"
     );
-    let t = ops(&sim, "oncall web", "c00", "U0002").await;
+    let t = ops(sim, "oncall web", "c00", "U0002").await;
     assert!(t.contains("no rotation `web`"), "{t}");
 }
 
@@ -339,20 +318,18 @@ fn posts(sim: &Simulator, starting: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schedule_posts_once_at_its_minute_in_its_zone_and_missed_runs_are_run_once_or_skipped() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let db = format!("sqlite://{}", dir.path().join("sluice.db").display());
-    let cfg = config(dir.path(), sim_run.addr, &db, SCHEDULES);
-    let clock = dir.path().join("clock");
     // 08:59 in Tokyo on 2 July.
-    set_clock(&clock, "2026-07-01T23:59:00Z");
-    let sluice = start_sluice_env(&cfg, &[("SLUICE_CLOCK_FILE", &clock)]);
+    let mut s = builder("2026-07-01T23:59:00Z")
+        .config(|_| SCHEDULES.into())
+        .start()
+        .await;
+    let (sim, sluice) = (&s.sim, &s.sluice);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(posts(&sim, "*morning*"), 0, "posted before its minute");
+    assert_eq!(posts(sim, "*morning*"), 0, "posted before its minute");
 
-    set_clock(&clock, "2026-07-02T00:00:05Z");
+    s.set_clock("2026-07-02T00:00:05Z");
     wait_until("the 09:00 report", Duration::from_secs(15), || {
-        posts(&sim, "*morning*") == 1
+        posts(sim, "*morning*") == 1
     })
     .await;
     let text = sim
@@ -369,12 +346,12 @@ async fn a_schedule_posts_once_at_its_minute_in_its_zone_and_missed_runs_are_run
     );
     // Later ticks in the same minute, and the minute after, post nothing more.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    set_clock(&clock, "2026-07-02T00:01:10Z");
+    s.set_clock("2026-07-02T00:01:10Z");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(posts(&sim, "*morning*"), 1);
-    set_clock(&clock, "2026-07-02T00:30:02Z");
+    assert_eq!(posts(sim, "*morning*"), 1);
+    s.set_clock("2026-07-02T00:30:02Z");
     wait_until("the 09:30 reminder", Duration::from_secs(15), || {
-        posts(&sim, "standup reminder") == 1
+        posts(sim, "standup reminder") == 1
     })
     .await;
     let runs = audited(sluice.addr, "schedule.run").await;
@@ -386,17 +363,18 @@ async fn a_schedule_posts_once_at_its_minute_in_its_zone_and_missed_runs_are_run
     );
 
     // Down over the next day's 09:00 and 09:30, back at noon: morning runs once, late; standup is skipped.
-    drop(sluice);
-    set_clock(&clock, "2026-07-03T03:00:00Z");
-    let sluice = start_sluice_env(&cfg, &[("SLUICE_CLOCK_FILE", &clock)]);
+    s.stop();
+    s.set_clock("2026-07-03T03:00:00Z");
+    s.restart();
+    let (sim, sluice) = (&s.sim, &s.sluice);
     wait_until("the missed morning report", Duration::from_secs(15), || {
-        posts(&sim, "*morning*") == 2
+        posts(sim, "*morning*") == 2
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(posts(&sim, "*morning*"), 2);
+    assert_eq!(posts(sim, "*morning*"), 2);
     assert_eq!(
-        posts(&sim, "standup reminder"),
+        posts(sim, "standup reminder"),
         1,
         "a skipped run was posted"
     );
@@ -418,37 +396,25 @@ async fn two_replicas_on_postgres_post_a_scheduled_report_once() {
     let Some(db) = TestDb::create("schedule_replicas").await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let first = config(dir.path(), sim_run.addr, &db.url, SCHEDULES);
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["migrate", "--config"])
-        .arg(&first)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "migrate: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let clock = dir.path().join("clock");
-    set_clock(&clock, "2026-07-01T23:59:30Z");
-    let replicas: Vec<Sluice> = (0..2)
-        .map(|_| {
-            let cfg = config(dir.path(), sim_run.addr, &db.url, SCHEDULES);
-            start_sluice_env(&cfg, &[("SLUICE_CLOCK_FILE", &clock)])
-        })
-        .collect();
+    let s = builder("2026-07-01T23:59:30Z")
+        .config(|_| SCHEDULES.into())
+        .db(&db.url)
+        .migrate_first()
+        .start()
+        .await;
+    let another = s.start_another();
+    let replicas = [&s.sluice, &another];
+    let sim = &s.sim;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    set_clock(&clock, "2026-07-02T00:00:01Z");
+    s.set_clock("2026-07-02T00:00:01Z");
     wait_until("the report", Duration::from_secs(20), || {
-        posts(&sim, "*morning*") >= 1
+        posts(sim, "*morning*") >= 1
     })
     .await;
     // Both replicas tick every second; leadership may move. Still one post, one audited run.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(posts(&sim, "*morning*"), 1);
+    assert_eq!(posts(sim, "*morning*"), 1);
     assert_eq!(audited(replicas[0].addr, "schedule.run").await.len(), 1);
-    drop(replicas);
+    drop((another, s));
     db.drop_db().await;
 }

@@ -10,14 +10,16 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sluice_sim::Faults;
 
+use common::fixture::Fixture;
 use common::proc::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_events_over_twenty_channels_each_once_without_a_429() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let cfg = write_config(dir.path(), sim_run.addr, &channel_routes(20));
-    let sluice = start_sluice(&cfg);
+    let s = Fixture::builder()
+        .config(|_| channel_routes(20))
+        .start()
+        .await;
+    let Fixture { sim, sluice, .. } = s;
 
     let events = (0..1000)
         .map(|i| event(&format!("seq-{i:04}"), &format!("c{:02}", i % 20)))
@@ -53,14 +55,12 @@ async fn thousand_events_over_twenty_channels_each_once_without_a_429() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_delays_but_loses_nothing_and_keeps_order_per_channel() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
     let extra = format!(
         "[dispatch]\nbackoff_base_ms = 100\nbackoff_max_ms = 1000\n{}",
         channel_routes(8)
     );
-    let cfg = write_config(dir.path(), sim_run.addr, &extra);
-    let sluice = start_sluice(&cfg);
+    let s = Fixture::builder().config(move |_| extra).start().await;
+    let Fixture { sim, sluice, .. } = s;
 
     let batch = |range: std::ops::Range<usize>| -> Vec<Value> {
         range
@@ -105,14 +105,14 @@ async fn an_outage_delays_but_loses_nothing_and_keeps_order_per_channel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_loses_no_accepted_event() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let cfg = write_config(dir.path(), sim_run.addr, &channel_routes(16));
-    let mut sluice = start_sluice(&cfg);
-    let addr = sluice.addr;
+    let mut s = Fixture::builder()
+        .config(|_| channel_routes(16))
+        .start()
+        .await;
+    let addr = s.sluice.addr;
     // Slack takes 300 ms to answer a call it has already carried out, so the kill finds posts that reached Slack
     // but whose answers Sluice never read.
-    sim.set_faults(Faults {
+    s.sim.set_faults(Faults {
         answer_latency_ms: 300,
         ..Faults::default()
     });
@@ -139,14 +139,14 @@ async fn sigkill_mid_stream_loses_no_accepted_event() {
             .filter(|c| c.method == "chat.postMessage" && c.ok)
             .count()
     };
-    let before = taken(&sim);
+    let before = taken(&s.sim);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while taken(&sim) == before && Instant::now() < deadline {
+    while taken(&s.sim) == before && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     // SIGKILL: no chance to flush or release anything.
-    sluice.child.kill().unwrap();
-    sluice.child.wait().unwrap();
+    s.sluice.child.kill().unwrap();
+    s.sluice.child.wait().unwrap();
     let (acked, refused) = sender.await.unwrap();
     assert!(!acked.is_empty(), "nothing was accepted before the kill");
     assert!(
@@ -154,25 +154,28 @@ async fn sigkill_mid_stream_loses_no_accepted_event() {
         "the kill came after the stream ended; the test proves nothing"
     );
 
-    let posts_before = sim
+    let posts_before = s
+        .sim
         .calls()
         .iter()
         .filter(|c| c.method == "chat.postMessage")
         .count();
-    let found = sim
+    let found = s
+        .sim
         .calls()
         .iter()
         .filter(|c| c.method == "conversations.history")
         .count();
     assert_eq!(found, 0, "nothing was looked for before the kill");
-    let restarted = start_sluice(&cfg);
+    let restarted = s.start_another();
     // The dead run's leases (15 s) are taken back at start: the backlog moves at once. Its first call is a look
     // for a post that was in flight (there is one: the kill came as Slack took it) or a post.
     wait_until(
         "a call to Slack within 8 s of the restart, well before the old leases would run out",
         Duration::from_secs(8),
         || {
-            sim.calls()
+            s.sim
+                .calls()
                 .iter()
                 .filter(|c| c.method == "chat.postMessage" || c.method == "conversations.history")
                 .count()
@@ -185,14 +188,15 @@ async fn sigkill_mid_stream_loses_no_accepted_event() {
         "every acknowledged event in Slack after the restart",
         Duration::from_secs(240),
         || {
-            let seen = posted_ids(&sim);
+            let seen = posted_ids(&s.sim);
             acked.iter().all(|id| seen.contains_key(id))
         },
     )
     .await;
-    let seen = posted_ids(&sim);
+    let seen = posted_ids(&s.sim);
     let duplicates: usize = acked.iter().map(|id| seen[id] - 1).sum();
-    let looked = sim
+    let looked = s
+        .sim
         .calls()
         .iter()
         .filter(|c| c.method == "conversations.history")
@@ -237,27 +241,27 @@ async fn found_after_retry(addr: std::net::SocketAddr) -> (f64, String) {
 /// channel, and does not post it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_post_in_flight_at_a_kill_is_found_through_the_channel_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let cfg = write_config(dir.path(), sim_run.addr, &channel_routes(1));
-    let mut sluice = start_sluice(&cfg);
-    sim.set_faults(Faults {
+    let mut s = Fixture::builder()
+        .config(|_| channel_routes(1))
+        .start()
+        .await;
+    s.sim.set_faults(Faults {
         answer_latency_ms: 2_000,
         ..Faults::default()
     });
-    let (acked, _) = post_all(sluice.addr, vec![event("first", "c00")], 1).await;
+    let (acked, _) = post_all(s.sluice.addr, vec![event("first", "c00")], 1).await;
     assert_eq!(acked.len(), 1);
     wait_until("Slack took the post", Duration::from_secs(10), || {
-        !posted_ids(&sim).is_empty()
+        !posted_ids(&s.sim).is_empty()
     })
     .await;
     // Its answer is still two seconds away.
-    sluice.child.kill().unwrap();
-    sluice.child.wait().unwrap();
-    sim.clear_faults();
-    let restarted = start_sluice(&cfg);
+    s.sluice.child.kill().unwrap();
+    s.sluice.child.wait().unwrap();
+    s.sim.clear_faults();
+    let restarted = s.start_another();
     let (found, metrics) = found_after_retry(restarted.addr).await;
-    let calls = sim.calls();
+    let calls = s.sim.calls();
     let listed = calls
         .iter()
         .filter(|c| c.method == "conversations.list")
@@ -266,7 +270,7 @@ async fn a_first_post_in_flight_at_a_kill_is_found_through_the_channel_name() {
         .iter()
         .filter(|c| c.method == "conversations.history" && c.ok)
         .count();
-    assert_eq!(posted_ids(&sim)[&acked[0]], 1, "posted once");
+    assert_eq!(posted_ids(&s.sim)[&acked[0]], 1, "posted once");
     assert!(
         listed >= 1 && read >= 1,
         "looked up by name, then read: {listed} lists, {read} reads"
@@ -279,10 +283,11 @@ async fn a_first_post_in_flight_at_a_kill_is_found_through_the_channel_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_pauses_only_its_channel_for_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let cfg = write_config(dir.path(), sim_run.addr, &channel_routes(2));
-    let sluice = start_sluice(&cfg);
+    let s = Fixture::builder()
+        .config(|_| channel_routes(2))
+        .start()
+        .await;
+    let Fixture { sim, sluice, .. } = s;
 
     // Create both channels, then arm a single 429 with Retry-After: 2 on c00.
     let (_, failed) = post_all(
@@ -346,10 +351,8 @@ async fn a_429_pauses_only_its_channel_for_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_to_the_binary_get_their_status_and_reach_nobody() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let cfg = write_config(dir.path(), sim_run.addr, "");
-    let sluice = start_sluice(&cfg);
+    let s = Fixture::builder().config(|_| String::new()).start().await;
+    let Fixture { sim, sluice, .. } = s;
     let http = reqwest::Client::new();
     let url = format!("http://{}/v1/events", sluice.addr);
     let valid = event("x", "c00").to_string();

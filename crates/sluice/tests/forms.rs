@@ -7,84 +7,44 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use serde_json::{json, Value};
 use sluice_sim::Simulator;
 
-use common::internal::audited;
+use common::fixture::{Fixture, Places};
+use common::internal::{audited, Answer};
 use common::proc::*;
 
-#[derive(Debug, Clone)]
-struct Call {
-    path: String,
-    signed: bool,
-    body: Value,
+/// What the internal system's `/options` answers: a list of teams.
+fn teams() -> Answer {
+    Answer::Json(json!({"options": [
+        "payments", {"text": "Checkout team", "value": "checkout"}, "search"
+    ]}))
 }
 
-#[derive(Default)]
-struct Internal {
-    calls: Mutex<Vec<Call>>,
-    /// The options endpoint answers 500 while set.
-    options_fail: Mutex<bool>,
+/// The set-up: #ops made by `people` with the bot in it; the internal system answers `/options` with [`teams`],
+/// everything else `{"deployed": "1.4.2"}`.
+async fn start(people: &[&str], config: fn(&Places) -> String) -> Fixture {
+    let (sim, sim_run) = start_sim().await;
+    let people: Vec<String> = people.iter().map(|s| s.to_string()).collect();
+    sim.create_channel_as_user("ops", false, &people, true)
+        .unwrap();
+    let s = Fixture::builder()
+        .sim((sim, sim_run))
+        .internal_stub(json!({"deployed": "1.4.2"}))
+        .signed()
+        .response_urls()
+        .config(config)
+        .start()
+        .await;
+    s.internal.always("/options", teams());
+    s
 }
 
-/// The internal system: `/options` answers a list of teams, everything else `{"deployed": "1.4.2"}`.
-async fn start_internal() -> (Arc<Internal>, SocketAddr) {
-    let state = Arc::new(Internal::default());
-    let s = state.clone();
-    let app = axum::Router::new().fallback(
-        move |uri: axum::http::Uri, headers: HeaderMap, body: axum::body::Bytes| {
-            let s = s.clone();
-            async move {
-                s.calls.lock().unwrap().push(Call {
-                    path: uri.path().to_string(),
-                    signed: headers.contains_key("x-sluice-signature"),
-                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-                });
-                if uri.path() == "/options" {
-                    if *s.options_fail.lock().unwrap() {
-                        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-                    }
-                    return axum::Json(json!({"options": [
-                        "payments", {"text": "Checkout team", "value": "checkout"}, "search"
-                    ]}))
-                    .into_response();
-                }
-                axum::Json(json!({"deployed": "1.4.2"})).into_response()
-            }
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (state, addr)
-}
-
-fn calls_to(i: &Internal, path: &str) -> Vec<Call> {
-    i.calls
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|c| c.path == path)
-        .cloned()
-        .collect()
-}
-
-fn config(dir: &Path, sim: SocketAddr, internal: SocketAddr) -> PathBuf {
-    std::fs::write(dir.join("signing"), sluice_sim::DEFAULT_SIGNING_SECRET).unwrap();
-    std::fs::write(dir.join("outgoing"), "outgoing-secret-0123456789abcdef").unwrap();
-    let slack =
-        format!("signing_secret_file = \"signing\"\nresponse_url_hosts = [\"http://{sim}\"]\n");
-    let db = format!("sqlite://{}", dir.join("sluice.db").display());
-    let extra = format!(
+fn config(p: &Places) -> String {
+    let internal = p.internal;
+    format!(
         r#"
 [actions]
 command = "/ops"
@@ -119,8 +79,7 @@ users = ["U0001", "U0002"]
 [routing]
 default = {{ channels = ["ops"] }}
 "#
-    );
-    write_config_full(dir, sim, &db, &slack, &extra)
+    )
 }
 
 fn values(service: &str, env: &str, replicas: &str, team: Option<&str>) -> Value {
@@ -154,17 +113,8 @@ async fn the_modal(sim: &Simulator) -> sluice_sim::model::View {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_form_checks_its_fields_and_runs_its_action_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let people: Vec<String> = ["U0001", "U0002", "U0003"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    sim.create_channel_as_user("ops", false, &people, true)
-        .unwrap();
-    let (internal, internal_addr) = start_internal().await;
-    let sluice = start_sluice(&config(dir.path(), sim_run.addr, internal_addr));
-    sim.set_app_base_url(format!("http://{}", sluice.addr));
+    let s = start(&["U0001", "U0002", "U0003"], config).await;
+    let (sim, sluice, internal) = (&s.sim, &s.sluice, &s.internal);
 
     // Not permitted: refused, no modal.
     let d = sim
@@ -186,7 +136,7 @@ async fn a_form_checks_its_fields_and_runs_its_action_once() {
         .await
         .unwrap();
     assert!(d.acked() && d.elapsed < Duration::from_secs(3), "{d:?}");
-    let view = the_modal(&sim).await;
+    let view = the_modal(sim).await;
     let blocks = view.definition["blocks"].as_array().unwrap().clone();
     assert_eq!(blocks.len(), 5, "{blocks:?}");
     assert_eq!(blocks[0]["block_id"], "service");
@@ -206,13 +156,13 @@ async fn a_form_checks_its_fields_and_runs_its_action_once() {
         json!([{"text": {"type": "plain_text", "text": "Checkout team"}, "value": "checkout"}]),
         "{answer}"
     );
-    let asked = calls_to(&internal, "/options");
+    let asked = internal.received_at("/options");
     assert_eq!(asked.len(), 1);
-    assert!(asked[0].signed);
-    assert_eq!(asked[0].body["value"], "chec");
-    assert_eq!(asked[0].body["user"], "U0001");
+    assert!(asked[0].signed());
+    assert_eq!(asked[0].json()["value"], "chec");
+    assert_eq!(asked[0].json()["user"], "U0001");
     // The endpoint failing: an empty list in time, never an error to Slack.
-    *internal.options_fail.lock().unwrap() = true;
+    internal.always("/options", Answer::Status(500));
     let o = sim
         .options_request("sluice_form_opt:deploy:team", "team", "pay", "U0001")
         .await
@@ -220,7 +170,7 @@ async fn a_form_checks_its_fields_and_runs_its_action_once() {
     assert_eq!(o.status, 200, "{}", o.body);
     assert!(o.elapsed < Duration::from_secs(3));
     assert_eq!(o.json().unwrap()["options"], json!([]));
-    *internal.options_fail.lock().unwrap() = false;
+    internal.always("/options", teams());
 
     // A required field left empty: its error, the modal stays open, nothing runs.
     let empty = sim
@@ -262,7 +212,7 @@ async fn a_form_checks_its_fields_and_runs_its_action_once() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
-        calls_to(&internal, "/deploy").is_empty(),
+        internal.received_at("/deploy").is_empty(),
         "nothing runs while the form is wrong"
     );
 
@@ -298,11 +248,11 @@ async fn a_form_checks_its_fields_and_runs_its_action_once() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let deploys = calls_to(&internal, "/deploy");
+    let deploys = internal.received_at("/deploy");
     assert_eq!(deploys.len(), 1, "exactly once: {deploys:?}");
-    assert!(deploys[0].signed);
+    assert!(deploys[0].signed());
     assert_eq!(
-        deploys[0].body,
+        deploys[0].json(),
         json!({"service": "checkout", "env": "production", "replicas": "3", "team": "checkout", "by": "U0001"})
     );
     wait_until("the submitter told", Duration::from_secs(10), || {
@@ -344,13 +294,9 @@ async fn a_form_checks_its_fields_and_runs_its_action_once() {
     );
 }
 
-fn two_step_config(dir: &Path, sim: SocketAddr, internal: SocketAddr) -> PathBuf {
-    std::fs::write(dir.join("signing"), sluice_sim::DEFAULT_SIGNING_SECRET).unwrap();
-    std::fs::write(dir.join("outgoing"), "outgoing-secret-0123456789abcdef").unwrap();
-    let slack =
-        format!("signing_secret_file = \"signing\"\nresponse_url_hosts = [\"http://{sim}\"]\n");
-    let db = format!("sqlite://{}", dir.join("sluice.db").display());
-    let extra = format!(
+fn two_step_config(p: &Places) -> String {
+    let internal = p.internal;
+    format!(
         r#"
 [actions]
 command = "/ops"
@@ -387,8 +333,7 @@ form = "release"
 [routing]
 default = {{ channels = ["ops"] }}
 "#
-    );
-    write_config_full(dir, sim, &db, &slack, &extra)
+    )
 }
 
 fn view_of(sim: &Simulator, callback: &str) -> Option<sluice_sim::model::View> {
@@ -399,22 +344,17 @@ fn view_of(sim: &Simulator, callback: &str) -> Option<sluice_sim::model::View> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_step_form_pushes_its_second_step_and_runs_with_both_steps_values() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    sim.create_channel_as_user("ops", false, &["U0001".to_string()], true)
-        .unwrap();
-    let (internal, internal_addr) = start_internal().await;
-    let sluice = start_sluice(&two_step_config(dir.path(), sim_run.addr, internal_addr));
-    sim.set_app_base_url(format!("http://{}", sluice.addr));
+    let s = start(&["U0001"], two_step_config).await;
+    let (sim, sluice, internal) = (&s.sim, &s.sluice, &s.internal);
 
     sim.slash_command("/ops", "release", "ops", "U0001")
         .await
         .unwrap();
     wait_until("the first step", Duration::from_secs(10), || {
-        view_of(&sim, "sluice_form:release").is_some()
+        view_of(sim, "sluice_form:release").is_some()
     })
     .await;
-    let first = view_of(&sim, "sluice_form:release").unwrap();
+    let first = view_of(sim, "sluice_form:release").unwrap();
     let choose = |v: &str| json!({"type": "static_select", "selected_option": {"text": {"type": "plain_text", "text": v}, "value": v}});
     let next = sim
         .submit_view(
@@ -426,10 +366,10 @@ async fn a_two_step_form_pushes_its_second_step_and_runs_with_both_steps_values(
         .unwrap();
     let a: Value = serde_json::from_str(&next.body).unwrap();
     assert_eq!(a["response_action"], "push", "{a}");
-    let second = view_of(&sim, "sluice_form:release_version").expect("the second step, pushed");
+    let second = view_of(sim, "sluice_form:release_version").expect("the second step, pushed");
     assert_eq!(second.previous_view_id.as_deref(), Some(first.id.as_str()));
     assert!(
-        calls_to(&internal, "/release").is_empty(),
+        internal.received_at("/release").is_empty(),
         "nothing runs after the first step"
     );
 
@@ -457,11 +397,11 @@ async fn a_two_step_form_pushes_its_second_step_and_runs_with_both_steps_values(
         .unwrap();
     assert!(!done.body.contains("errors"), "{}", done.body);
     wait_until("the release called", Duration::from_secs(15), || {
-        calls_to(&internal, "/release").len() == 1
+        internal.received_at("/release").len() == 1
     })
     .await;
     assert_eq!(
-        calls_to(&internal, "/release")[0].body,
+        internal.received_at("/release")[0].json(),
         json!({"service": "search", "version": "1.4.2", "flags": "canary"}),
         "the action sees both steps' values"
     );
@@ -474,13 +414,9 @@ async fn a_two_step_form_pushes_its_second_step_and_runs_with_both_steps_values(
     );
 }
 
-fn button_config(dir: &Path, sim: SocketAddr, internal: SocketAddr) -> PathBuf {
-    std::fs::write(dir.join("signing"), sluice_sim::DEFAULT_SIGNING_SECRET).unwrap();
-    std::fs::write(dir.join("outgoing"), "outgoing-secret-0123456789abcdef").unwrap();
-    let slack =
-        format!("signing_secret_file = \"signing\"\nresponse_url_hosts = [\"http://{sim}\"]\n");
-    let db = format!("sqlite://{}", dir.join("sluice.db").display());
-    let extra = format!(
+fn button_config(p: &Places) -> String {
+    let internal = p.internal;
+    format!(
         r#"
 [actions]
 outgoing_secret_file = "outgoing"
@@ -502,23 +438,13 @@ inputs = [{{ name = "cache", type = "select", options = ["cdn", "api"] }}]
 [routing]
 default = {{ channels = ["ops"] }}
 "#
-    );
-    write_config_full(dir, sim, &db, &slack, &extra)
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_button_opens_a_form_and_an_action_that_needs_approval_asks_for_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let people: Vec<String> = ["U0001", "U0002", "U0003"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    sim.create_channel_as_user("ops", false, &people, true)
-        .unwrap();
-    let (internal, internal_addr) = start_internal().await;
-    let sluice = start_sluice(&button_config(dir.path(), sim_run.addr, internal_addr));
-    sim.set_app_base_url(format!("http://{}", sluice.addr));
+    let s = start(&["U0001", "U0002", "U0003"], button_config).await;
+    let (sim, sluice, internal) = (&s.sim, &s.sluice, &s.internal);
 
     // A message with the form's button, posted through the API.
     let posted = reqwest::Client::new()
@@ -557,10 +483,10 @@ async fn a_button_opens_a_form_and_an_action_that_needs_approval_asks_for_it() {
         .await
         .unwrap();
     wait_until("the modal", Duration::from_secs(10), || {
-        view_of(&sim, "sluice_form:purge").is_some()
+        view_of(sim, "sluice_form:purge").is_some()
     })
     .await;
-    let view = view_of(&sim, "sluice_form:purge").unwrap();
+    let view = view_of(sim, "sluice_form:purge").unwrap();
     let done = sim
         .submit_view(
             &view.id,
@@ -585,7 +511,7 @@ async fn a_button_opens_a_form_and_an_action_that_needs_approval_asks_for_it() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(calls_to(&internal, "/purge").is_empty());
+    assert!(internal.received_at("/purge").is_empty());
     let card = sim
         .messages("ops")
         .into_iter()
@@ -595,11 +521,11 @@ async fn a_button_opens_a_form_and_an_action_that_needs_approval_asks_for_it() {
         .await
         .unwrap();
     wait_until("the purge called", Duration::from_secs(15), || {
-        calls_to(&internal, "/purge").len() == 1
+        internal.received_at("/purge").len() == 1
     })
     .await;
     assert_eq!(
-        calls_to(&internal, "/purge")[0].body,
+        internal.received_at("/purge")[0].json(),
         json!({"cache": "cdn"})
     );
     let records = audited(sluice.addr, "form.purge").await;

@@ -7,11 +7,10 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::DateTime;
+use common::fixture::{Builder, Fixture};
 use common::internal::audited;
 use common::proc::*;
 use serde_json::{json, Value};
@@ -19,22 +18,15 @@ use sluice_sim::{SimConfig, Simulator};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn config(dir: &Path, sim: SocketAddr, extra: &str) -> PathBuf {
-    std::fs::write(dir.join("signing"), sluice_sim::DEFAULT_SIGNING_SECRET).unwrap();
-    std::fs::write(dir.join("outgoing"), "outgoing-secret-0123456789abcdef").unwrap();
-    let db = format!("sqlite://{}", dir.join("sluice.db").display());
-    let slack =
-        format!("signing_secret_file = \"signing\"\nresponse_url_hosts = [\"http://{sim}\"]\n");
-    let extra =
-        format!("[actions]\ncommand = \"/ops\"\noutgoing_secret_file = \"outgoing\"\n{extra}");
-    write_config_full(dir, sim, &db, &slack, &extra)
-}
-
-fn set_clock(file: &Path, at: &str) {
-    let ms = DateTime::parse_from_rfc3339(at).unwrap().timestamp_millis();
-    let tmp = file.with_extension("tmp");
-    std::fs::write(&tmp, ms.to_string()).unwrap();
-    std::fs::rename(&tmp, file).unwrap();
+/// On `sim`, serving Slack's requests as `/ops`, with `extra` after `[actions]`.
+fn builder(sim: (Simulator, sluice_sim::RunningSim), extra: String) -> Builder {
+    Fixture::builder()
+        .sim(sim)
+        .signed()
+        .response_urls()
+        .config(move |_| {
+            format!("[actions]\ncommand = \"/ops\"\noutgoing_secret_file = \"outgoing\"\n{extra}")
+        })
 }
 
 /// A strict simulator (no channel appears by posting to it) with the channels a person made.
@@ -89,11 +81,9 @@ fn channel_named(sim: &Simulator, name: &str) -> Option<sluice_sim::state::Chann
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declared_incident_gets_one_war_room_a_timeline_across_a_restart_and_a_summary() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = strict_sim(&[("ops", true), ("incidents", true)]).await;
-    let cfg = config(
-        dir.path(),
-        sim_run.addr,
+    let sim = strict_sim(&[("ops", true), ("incidents", true)]).await;
+    let mut f = builder(
+        sim,
         r#"
 [[incident_type]]
 name = "default"
@@ -107,31 +97,32 @@ archive_after = "1m"
 
 [routing]
 default = { channels = ["ops"] }
-"#,
-    );
-    let clock = dir.path().join("clock");
-    set_clock(&clock, "2026-12-02T10:00:00Z");
-    let mut sluice = start_sluice_env(&cfg, &[("SLUICE_CLOCK_FILE", &clock)]);
-    sim.set_app_base_url(format!("http://{}", sluice.addr));
+"#
+        .into(),
+    )
+    .clock("2026-12-02T10:00:00Z")
+    .start()
+    .await;
+    let (sim, sluice) = (&f.sim, &f.sluice);
 
     // help names the incident commands when incident types are configured.
-    let t = ops(&sim, "help", "ops", "U0003").await;
+    let t = ops(sim, "help", "ops", "U0003").await;
     assert!(t.contains("incident declare &lt;title&gt; [sev]"), "{t}");
     // Declared twice (a double submit): one incident, one war room.
-    let t = ops(&sim, "incident declare Checkout errors 2", "ops", "U0003").await;
+    let t = ops(sim, "incident declare Checkout errors 2", "ops", "U0003").await;
     assert!(t.contains("Declared *Checkout errors* (SEV2)"), "{t}");
-    let t = ops(&sim, "incident declare Checkout errors 2", "ops", "U0003").await;
+    let t = ops(sim, "incident declare Checkout errors 2", "ops", "U0003").await;
     assert!(t.contains("already declared"), "{t}");
     let name = "inc-2026-12-02-checkout-errors";
     wait_until("the war room, its card pinned", WAIT, || {
-        channel_named(&sim, name).is_some_and(|c| !c.pins.is_empty())
+        channel_named(sim, name).is_some_and(|c| !c.pins.is_empty())
     })
     .await;
     wait_until("the announcement", WAIT, || {
         !sim.messages("incidents").is_empty()
     })
     .await;
-    let room = channel_named(&sim, name).unwrap();
+    let room = channel_named(sim, name).unwrap();
     assert_eq!(
         sim.channels()
             .iter()
@@ -165,9 +156,9 @@ default = { channels = ["ops"] }
     );
 
     // Not permitted: resolving and giving roles are refused and audited; notes are anyone's.
-    let t = ops(&sim, "incident resolve", &room.id, "U0004").await;
+    let t = ops(sim, "incident resolve", &room.id, "U0004").await;
     assert!(t.contains("You may not resolve"), "{t}");
-    let t = ops(&sim, "incident role commander <@U0004>", &room.id, "U0004").await;
+    let t = ops(sim, "incident role commander <@U0004>", &room.id, "U0004").await;
     assert!(t.contains("You may not give roles in"), "{t}");
     let refusals = audited(sluice.addr, "incident.resolve").await;
     assert!(
@@ -181,12 +172,12 @@ default = { channels = ["ops"] }
         .iter()
         .any(|r| r["actor"] == "U0004" && r["result"].as_str().unwrap().starts_with("refused")));
     // Outside a war room, updates say where to run them.
-    let t = ops(&sim, "incident note hello", "ops", "U0001").await;
+    let t = ops(sim, "incident note hello", "ops", "U0001").await;
     assert!(t.contains("no incident's war room"), "{t}");
 
     // Updates: status, role, severity, a note by command and one by reaction; the card and the announcement follow.
     let t = ops(
-        &sim,
+        sim,
         "incident status identified \"bad deploy\"",
         &room.id,
         "U0003",
@@ -194,15 +185,15 @@ default = { channels = ["ops"] }
     .await;
     assert!(t.contains("Updated"), "{t}");
     ops(
-        &sim,
+        sim,
         "incident role commander <@U0002|bob>",
         &room.id,
         "U0001",
     )
     .await;
-    ops(&sim, "incident sev 1", &room.id, "U0001").await;
+    ops(sim, "incident sev 1", &room.id, "U0001").await;
     let t = ops(
-        &sim,
+        sim,
         "incident note Decision: roll back checkout",
         &room.id,
         "U0004",
@@ -219,7 +210,7 @@ default = { channels = ["ops"] }
         .await
         .unwrap();
     wait_until("the card shows the updates", WAIT, || {
-        let r = channel_named(&sim, name).unwrap();
+        let r = channel_named(sim, name).unwrap();
         r.messages
             .iter()
             .find(|m| m.ts == r.pins[0])
@@ -234,7 +225,7 @@ default = { channels = ["ops"] }
     .await;
     wait_until("the announcement and the topic show SEV1", WAIT, || {
         shown(&sim.messages("incidents")[0]).contains("SEV1")
-            && channel_named(&sim, name).is_some_and(|c| c.topic.starts_with("SEV1 · identified"))
+            && channel_named(sim, name).is_some_and(|c| c.topic.starts_with("SEV1 · identified"))
     })
     .await;
     let ordered = [
@@ -256,18 +247,17 @@ default = { channels = ["ops"] }
             None => false,
         })
     };
-    let t = ops(&sim, "incident timeline", &room.id, "U0001").await;
+    let t = ops(sim, "incident timeline", &room.id, "U0001").await;
     assert!(in_order(&t), "{t}");
 
     // A restart: the timeline is the database's.
-    drop(sluice);
-    sluice = start_sluice_env(&cfg, &[("SLUICE_CLOCK_FILE", &clock)]);
-    sim.set_app_base_url(format!("http://{}", sluice.addr));
-    let t = ops(&sim, "incident timeline", &room.id, "U0001").await;
+    f.restart();
+    let (sim, sluice) = (&f.sim, &f.sluice);
+    let t = ops(sim, "incident timeline", &room.id, "U0001").await;
     assert!(in_order(&t), "after a restart: {t}");
 
     // No update for SEV1's 10 minutes: one reminder in the war room.
-    set_clock(&clock, "2026-12-02T10:11:00Z");
+    f.set_clock("2026-12-02T10:11:00Z");
     wait_until("the reminder", WAIT, || {
         sim.messages(&room.id)
             .iter()
@@ -276,7 +266,7 @@ default = { channels = ["ops"] }
     .await;
 
     // Resolve: the summary in the war room and under the announcement; the announcement says resolved.
-    let t = ops(&sim, "incident resolve \"rolled back\"", &room.id, "U0001").await;
+    let t = ops(sim, "incident resolve \"rolled back\"", &room.id, "U0001").await;
     assert!(t.contains("Resolved"), "{t}");
     let summary_in = |channel: &str| {
         sim.messages(channel)
@@ -307,13 +297,13 @@ default = { channels = ["ops"] }
         shown(&sim.messages("incidents")[0]).contains("resolved")
     })
     .await;
-    let t = ops(&sim, "incident note late", &room.id, "U0001").await;
+    let t = ops(sim, "incident note late", &room.id, "U0001").await;
     assert!(t.contains("resolved"), "{t}");
 
     // archive_after: the war room is archived a minute later.
-    set_clock(&clock, "2026-12-02T10:13:00Z");
+    f.set_clock("2026-12-02T10:13:00Z");
     wait_until("the war room archived", WAIT, || {
-        channel_named(&sim, name).is_some_and(|c| c.is_archived)
+        channel_named(sim, name).is_some_and(|c| c.is_archived)
     })
     .await;
 
@@ -355,7 +345,7 @@ default = { channels = ["ops"] }
     }
     let from_card = "inc-2026-12-02-disk-full-on-db-1";
     wait_until("the card's war room, its card pinned", WAIT, || {
-        channel_named(&sim, from_card).is_some_and(|c| !c.pins.is_empty())
+        channel_named(sim, from_card).is_some_and(|c| !c.pins.is_empty())
     })
     .await;
     wait_until("its announcement", WAIT, || {
@@ -366,7 +356,7 @@ default = { channels = ["ops"] }
             == announced + 1
     })
     .await;
-    let room = channel_named(&sim, from_card).unwrap();
+    let room = channel_named(sim, from_card).unwrap();
     for who in ["U0001", "U0002", "U0004"] {
         assert!(room.members.contains(who), "{who} in {:?}", room.members);
     }
@@ -412,7 +402,7 @@ default = { channels = ["ops"] }
             "{step} audited"
         );
     }
-    drop(sluice);
+    drop(f);
 }
 
 /// The CRM: Acme's messages name a customer and its account manager; Globex's find it down (503, every time);
@@ -467,16 +457,14 @@ async fn start_crm() -> (Arc<Mutex<Vec<Value>>>, SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reaction_on_a_customer_message_escalates_to_a_private_war_room_with_the_lookups_people()
 {
-    let dir = tempfile::tempdir().unwrap();
     let (sim, sim_run) = strict_sim(&[("support", true)]).await;
     // Somebody already has the channel a second escalation would get.
     sim.create_channel_as_user("esc-globex-is-down", false, &["U0002".to_string()], false)
         .unwrap();
     let (crm, crm_addr) = start_crm().await;
-    let cfg = config(
-        dir.path(),
-        sim_run.addr,
-        &format!(
+    let s = builder(
+        (sim, sim_run),
+        format!(
             r#"
 [[action]]
 name = "crm"
@@ -493,9 +481,10 @@ lookup = "crm"
 declare_users = ["U0001", "U0002"]
 "#
         ),
-    );
-    let sluice = start_sluice(&cfg);
-    sim.set_app_base_url(format!("http://{}", sluice.addr));
+    )
+    .start()
+    .await;
+    let (sim, sluice) = (&s.sim, &s.sluice);
 
     let msg = sim
         .post_as_user("support", "U0002", "Acme checkout broken for all users")
@@ -509,10 +498,10 @@ declare_users = ["U0001", "U0002"]
         .unwrap();
     let name = "esc-acme-checkout-broken-for-all-users";
     wait_until("the private war room with its card pinned", WAIT, || {
-        channel_named(&sim, name).is_some_and(|c| !c.pins.is_empty())
+        channel_named(sim, name).is_some_and(|c| !c.pins.is_empty())
     })
     .await;
-    let room = channel_named(&sim, name).unwrap();
+    let room = channel_named(sim, name).unwrap();
     assert!(room.is_private);
     assert_eq!(
         sim.channels()
@@ -570,10 +559,10 @@ declare_users = ["U0001", "U0002"]
         .await
         .unwrap();
     wait_until("the shortcut's war room", WAIT, || {
-        channel_named(&sim, "esc-acme-invoices-are-wrong").is_some_and(|c| !c.pins.is_empty())
+        channel_named(sim, "esc-acme-invoices-are-wrong").is_some_and(|c| !c.pins.is_empty())
     })
     .await;
-    let room3 = channel_named(&sim, "esc-acme-invoices-are-wrong").unwrap();
+    let room3 = channel_named(sim, "esc-acme-invoices-are-wrong").unwrap();
     assert!(room3.is_private && room3.members.contains("U0001") && room3.members.contains("U0004"));
     let card = shown(
         room3
@@ -601,10 +590,10 @@ declare_users = ["U0001", "U0002"]
         .await
         .unwrap();
     wait_until("the second war room", WAIT, || {
-        channel_named(&sim, "esc-globex-is-down-2").is_some_and(|c| !c.pins.is_empty())
+        channel_named(sim, "esc-globex-is-down-2").is_some_and(|c| !c.pins.is_empty())
     })
     .await;
-    let room2 = channel_named(&sim, "esc-globex-is-down-2").unwrap();
+    let room2 = channel_named(sim, "esc-globex-is-down-2").unwrap();
     let card = shown(
         room2
             .messages
@@ -631,7 +620,7 @@ declare_users = ["U0001", "U0002"]
             .any(|e| e.text.contains("may not declare"))
     })
     .await;
-    assert!(channel_named(&sim, "esc-initech-billing").is_none());
+    assert!(channel_named(sim, "esc-initech-billing").is_none());
     let declares = audited(sluice.addr, "incident.declare").await;
     assert!(
         declares
@@ -639,7 +628,7 @@ declare_users = ["U0001", "U0002"]
             .any(|r| r["actor"] == "U0004" && r["result"] == "refused: not permitted to declare"),
         "{declares:?}"
     );
-    drop(sluice);
+    drop(s);
 }
 
 /// An OpenAI-compatible stub: `/good/…` summarises, `/bad/…` fails (500). Records what it was sent.
@@ -685,7 +674,6 @@ async fn start_llm() -> (Arc<Mutex<Vec<Value>>>, SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_digest_picks_decisions_and_action_items_and_an_llm_summary_falls_back_when_it_fails(
 ) {
-    let dir = tempfile::tempdir().unwrap();
     let (sim, sim_run) = strict_sim(&[("eng", true), ("digests", true)]).await;
     sim.post_as_user("eng", "U0001", "Decision: ship on Friday")
         .unwrap();
@@ -701,10 +689,9 @@ async fn a_scheduled_digest_picks_decisions_and_action_items_and_an_llm_summary_
             "[[schedule]]\nname = \"{name}\"\ncron = \"0 9 * * *\"\nchannel = \"digests\"\ndigest_channels = [\"eng\"]\n{llm}\n"
         )
     };
-    let cfg = config(
-        dir.path(),
-        sim_run.addr,
-        &format!(
+    let s = builder(
+        (sim, sim_run),
+        format!(
             "[approvals]\ncallback_hosts = [\"http://{llm_addr}\"]\n\n{}{}{}",
             schedule("plain", ""),
             schedule(
@@ -716,19 +703,14 @@ async fn a_scheduled_digest_picks_decisions_and_action_items_and_an_llm_summary_
                 &format!("llm_url = \"http://{llm_addr}/bad/v1/chat/completions\"")
             ),
         ),
-    );
-    let clock = dir.path().join("clock");
-    set_clock(&clock, "2026-12-02T08:59:30Z");
-    let sluice = start_sluice_env(
-        &cfg,
-        &[
-            ("SLUICE_CLOCK_FILE", &clock),
-            ("LLM_KEY", Path::new("sk-test-123")),
-        ],
-    );
-    sim.set_app_base_url(format!("http://{}", sluice.addr));
+    )
+    .clock("2026-12-02T08:59:30Z")
+    .env("LLM_KEY", "sk-test-123")
+    .start()
+    .await;
+    let sim = &s.sim;
     sim.react("eng", &pinned, "pushpin", "U0001").await.unwrap();
-    set_clock(&clock, "2026-12-02T09:00:30Z");
+    s.set_clock("2026-12-02T09:00:30Z");
     let report = |name: &str| {
         sim.messages("digests")
             .iter()
@@ -774,5 +756,5 @@ async fn a_scheduled_digest_picks_decisions_and_action_items_and_an_llm_summary_
         sent.contains("ship on Friday") && !sent.contains("lunch"),
         "{sent}"
     );
-    drop(sluice);
+    drop(s);
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use common::fixture::Fixture;
 use common::proc::*;
 
 const RULES: &str = r#"
@@ -60,10 +61,11 @@ async fn wait_posted(sim: &sluice_sim::Simulator, what: &str, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_firing_critical_mutes_its_services_warnings_until_it_resolves() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let cfg = write_config(dir.path(), sim_run.addr, RULES);
-    let sluice = start_sluice(&cfg);
+    let s = Fixture::builder()
+        .config(|_| RULES.to_string())
+        .start()
+        .await;
+    let Fixture { sim, sluice, .. } = s;
     let addr = sluice.addr;
 
     let critical = post_one(addr, alert("critical", "firing", "db", "db-down")).await;

@@ -4,26 +4,21 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use sluice_sim::{Message, Simulator};
 
+use common::fixture::{Fixture, Places};
 use common::internal::*;
 use common::proc::*;
 
 /// Alerts labelled `ch = "c00"` go to c00; every alert card gets Restart (U0001 and U0002 may run it), Slow
 /// restart (timeout 500 ms) and Drain (timeout 10 s).
-fn config(dir: &Path, sim: SocketAddr, internal: SocketAddr) -> PathBuf {
-    std::fs::write(dir.join("signing"), sluice_sim::DEFAULT_SIGNING_SECRET).unwrap();
-    std::fs::write(dir.join("outgoing"), OUTGOING_SECRET).unwrap();
-    std::fs::write(dir.join("restarter-token"), "restarter-token-42").unwrap();
-    let db = format!("sqlite://{}", dir.join("sluice.db").display());
-    let slack =
-        format!("signing_secret_file = \"signing\"\nresponse_url_hosts = [\"http://{sim}\"]\n");
-    let extra = format!(
+fn config(p: &Places) -> String {
+    std::fs::write(p.dir.join("restarter-token"), "restarter-token-42").unwrap();
+    let internal = p.internal;
+    format!(
         r#"
 [actions]
 outgoing_secret_file = "outgoing"
@@ -82,34 +77,16 @@ callback_hosts = ["http://{internal}"]
 {}
 "#,
         channel_routes(1)
-    );
-    write_config_full(dir, sim, &db, &slack, &extra)
+    )
 }
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    sim: Simulator,
-    _sim_run: sluice_sim::RunningSim,
-    sluice: Sluice,
-    internal: Arc<Internal>,
-    internal_addr: SocketAddr,
-}
-
-async fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let (internal, internal_addr) = start_internal().await;
-    let cfg = config(dir.path(), sim_run.addr, internal_addr);
-    let sluice = start_sluice(&cfg);
-    sim.set_app_base_url(format!("http://{}", sluice.addr));
-    Setup {
-        _dir: dir,
-        sim,
-        _sim_run: sim_run,
-        sluice,
-        internal,
-        internal_addr,
-    }
+async fn setup() -> Fixture {
+    Fixture::builder()
+        .signed()
+        .response_urls()
+        .config(config)
+        .start()
+        .await
 }
 
 fn http() -> reqwest::Client {
@@ -145,7 +122,7 @@ fn replies(sim: &Simulator, c: &Message) -> Vec<Message> {
 }
 
 /// Posts an alert and waits for its card.
-async fn alert_card(s: &Setup, title: &str) -> Message {
+async fn alert_card(s: &Fixture, title: &str) -> Message {
     let alert = json!({"title": title, "severity": "critical", "status": "firing", "source": "e2e",
                        "service": "checkout", "labels": {"ch": "c00", "team": "web"}});
     let (ids, failed) = post_all(s.sluice.addr, vec![alert], 1).await;
@@ -158,7 +135,7 @@ async fn alert_card(s: &Setup, title: &str) -> Message {
 }
 
 /// Posts a deduplicated alert (again: the same key fires again) and returns its ids.
-async fn fire(s: &Setup, title: &str, key: &str) -> Vec<String> {
+async fn fire(s: &Fixture, title: &str, key: &str) -> Vec<String> {
     let alert = json!({"title": title, "severity": "critical", "status": "firing", "source": "e2e",
                        "service": "checkout", "dedup_key": key, "labels": {"ch": "c00", "team": "web"}});
     let (ids, failed) = post_all(s.sluice.addr, vec![alert], 1).await;
@@ -167,13 +144,13 @@ async fn fire(s: &Setup, title: &str, key: &str) -> Vec<String> {
 }
 
 /// The card's text as Slack shows it now.
-fn card_text(s: &Setup, title: &str) -> String {
+fn card_text(s: &Fixture, title: &str) -> String {
     card(&s.sim, title)
         .map(|m| m.blocks.to_string())
         .unwrap_or_default()
 }
 
-async fn wait_card(s: &Setup, title: &str, shows: &str) {
+async fn wait_card(s: &Fixture, title: &str, shows: &str) {
     wait_until(
         &format!("the card to show {shows:?}"),
         Duration::from_secs(20),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sluice_sim::Simulator;
 
+use common::fixture::Fixture;
 use common::proc::*;
 
 fn alert(status: &str) -> Value {
@@ -42,15 +43,15 @@ async fn fate(addr: std::net::SocketAddr, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fourteen_copies_one_card_then_resolved_in_place_across_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let cfg = write_config(dir.path(), sim_run.addr, &channel_routes(1));
-    let mut sluice = start_sluice(&cfg);
+    let mut s = Fixture::builder()
+        .config(|_| channel_routes(1))
+        .start()
+        .await;
 
-    let (ids, failed) = post_all(sluice.addr, vec![alert("firing"); 14], 14).await;
+    let (ids, failed) = post_all(s.sluice.addr, vec![alert("firing"); 14], 14).await;
     assert_eq!((ids.len(), failed), (14, 0));
     wait_until("the card to count 14", Duration::from_secs(30), || {
-        card_and_replies(&sim)
+        card_and_replies(&s.sim)
             .0
             .iter()
             .any(|m| m.text.contains("(×14)"))
@@ -58,13 +59,13 @@ async fn fourteen_copies_one_card_then_resolved_in_place_across_a_restart() {
     .await;
     // Let any straggling refresh go out before counting.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (cards, replies) = card_and_replies(&sim);
+    let (cards, replies) = card_and_replies(&s.sim);
     assert_eq!(
         (cards.len(), replies.len()),
         (1, 0),
         "one message for 14 copies"
     );
-    let updates = ok_calls(&sim, "chat.update");
+    let updates = ok_calls(&s.sim, "chat.update");
     eprintln!("14 copies: 1 chat.postMessage, {updates} chat.update");
     assert!(
         (1..=2).contains(&updates),
@@ -78,25 +79,24 @@ async fn fourteen_copies_one_card_then_resolved_in_place_across_a_restart() {
     );
     let mut merged = 0;
     for id in &ids {
-        if fate(sluice.addr, id).await["kind"] == "merged" {
+        if fate(s.sluice.addr, id).await["kind"] == "merged" {
             merged += 1;
         }
     }
     assert_eq!(merged, 13, "13 duplicates accounted for as merged");
 
     // The card's reference lives in the store: a restart between firing and resolving changes nothing.
-    sluice.child.kill().unwrap();
-    let _ = sluice.child.wait();
-    drop(sluice);
-    let sluice = start_sluice(&cfg);
-    let (resolved, _) = post_all(sluice.addr, vec![alert("resolved")], 1).await;
+    s.sluice.child.kill().unwrap();
+    let _ = s.sluice.child.wait();
+    s.sluice = s.start_another();
+    let (resolved, _) = post_all(s.sluice.addr, vec![alert("resolved")], 1).await;
     wait_until("the resolve in the thread", Duration::from_secs(30), || {
-        let (cards, replies) = card_and_replies(&sim);
+        let (cards, replies) = card_and_replies(&s.sim);
         cards.iter().any(|m| m.text.contains("[RESOLVED]")) && !replies.is_empty()
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (cards, replies) = card_and_replies(&sim);
+    let (cards, replies) = card_and_replies(&s.sim);
     assert_eq!(cards.len(), 1, "still one message");
     assert_eq!(cards[0].ts, card.ts, "updated in place, same ts");
     let blocks = cards[0].blocks.to_string();
@@ -111,15 +111,15 @@ async fn fourteen_copies_one_card_then_resolved_in_place_across_a_restart() {
     assert_eq!(replies.len(), 1, "one thread reply");
     assert_eq!(replies[0].thread_ts.as_deref(), Some(card.ts.as_str()));
     assert!(replies[0].text.contains("Resolved"), "{}", replies[0].text);
-    assert_eq!(fate(sluice.addr, &resolved[0]).await["kind"], "resolved");
+    assert_eq!(fate(s.sluice.addr, &resolved[0]).await["kind"], "resolved");
 
     // Firing again soon after: the thread hears about it, the channel gets no new message.
-    let (again, _) = post_all(sluice.addr, vec![alert("firing")], 1).await;
+    let (again, _) = post_all(s.sluice.addr, vec![alert("firing")], 1).await;
     wait_until("the re-fire in the thread", Duration::from_secs(30), || {
-        card_and_replies(&sim).1.len() >= 2
+        card_and_replies(&s.sim).1.len() >= 2
     })
     .await;
-    let (cards, replies) = card_and_replies(&sim);
+    let (cards, replies) = card_and_replies(&s.sim);
     assert_eq!(cards.len(), 1);
     assert!(
         replies[1].text.contains("Firing again"),
@@ -127,8 +127,8 @@ async fn fourteen_copies_one_card_then_resolved_in_place_across_a_restart() {
         replies[1].text
     );
     assert_eq!(
-        fate(sluice.addr, &again[0]).await,
-        json!({"kind": "merged", "into": ids_first(&sim), "count": 15})
+        fate(s.sluice.addr, &again[0]).await,
+        json!({"kind": "merged", "into": ids_first(&s.sim), "count": 15})
     );
 }
 

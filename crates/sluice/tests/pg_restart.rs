@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::fixture::Fixture;
 use common::pg::TestDb;
 use common::proc::*;
 
@@ -64,20 +65,18 @@ async fn postgres_restart_mid_stream_answers_503_and_loses_nothing() {
     let Some(db) = TestDb::create("postgres_restart").await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let cfg = write_config_db(dir.path(), sim_run.addr, &db.url, &channel_routes(20));
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["migrate", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sluice = start_sluice(&cfg);
+    let s = Fixture::builder()
+        .db(&db.url)
+        .config(|_| channel_routes(20))
+        .migrate_first()
+        .start()
+        .await;
+    let Fixture {
+        sluice,
+        sim,
+        sim_run,
+        ..
+    } = s;
     let addr = sluice.addr;
 
     // A steady stream of 40 events/s for 12 s; PostgreSQL is down from ~2 s to ~6 s.

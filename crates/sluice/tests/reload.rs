@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::fixture::Fixture;
 use common::proc::*;
 use serde_json::{json, Value};
 
@@ -57,11 +58,17 @@ async fn admin_reload(addr: std::net::SocketAddr) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_under_load_takes_a_valid_config_and_refuses_the_others() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let cfg = write_config(dir.path(), sim_run.addr, ROUTES);
+    let s = Fixture::builder()
+        .config(|_| ROUTES.to_string())
+        .start()
+        .await;
+    let Fixture {
+        sim,
+        sluice,
+        config: cfg,
+        ..
+    } = s;
     let original = std::fs::read_to_string(&cfg).unwrap();
-    let sluice = start_sluice(&cfg);
     let addr = sluice.addr;
 
     // Load all along: events into #ops, every answer counted.

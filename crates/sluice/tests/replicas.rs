@@ -6,10 +6,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::fixture::Fixture;
 use common::pg::TestDb;
 use common::proc::*;
 
@@ -17,19 +17,6 @@ use common::proc::*;
 /// simulator does not enforce one) so 10,000 messages need seconds, not 17 minutes. Every
 /// per-channel limit stays Slack's.
 const FAST_WORKSPACE: &str = "[slack.limits]\npost_message_per_minute = 30000\n";
-
-fn migrate(config: &Path) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["migrate", "--config"])
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "migrate: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_deliver_ten_thousand_events_once_without_a_429() {
@@ -113,16 +100,23 @@ async fn a_replica_killed_mid_stream_loses_nothing() {
     let Some(db) = TestDb::create("replica_killed").await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
     let extra = format!(
         "[dispatch]\nlease_ms = 3000\n{FAST_WORKSPACE}{}",
         channel_routes(40)
     );
-    let first = write_config_db(dir.path(), sim_run.addr, &db.url, &extra);
-    migrate(&first);
-    let mut a = start_sluice(&first);
-    let b = start_sluice(&write_config_db(dir.path(), sim_run.addr, &db.url, &extra));
+    let s = Fixture::builder()
+        .db(&db.url)
+        .config(move |_| extra)
+        .migrate_first()
+        .start()
+        .await;
+    let b = s.start_another();
+    let Fixture {
+        sluice: mut a,
+        sim,
+        sim_run,
+        ..
+    } = s;
 
     // 400 events through A: 10 per channel, so delivery (1/s per channel) is still running
     // when A dies and B has to take A's lanes over once their leases expire.
@@ -169,8 +163,6 @@ async fn two_replicas_post_one_card_per_group_and_the_flusher_fails_over() {
     let Some(db) = TestDb::create("replica_groups").await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
     let routes = r#"
 [[routing.rule]]
 name = "alerts"
@@ -180,11 +172,15 @@ group_by = ["service"]
 group_wait = "1s"
 group_interval = "2s"
 "#;
-    let first = write_config_db(dir.path(), sim_run.addr, &db.url, routes);
-    migrate(&first);
-    let mut replicas: Vec<Sluice> = (0..2)
-        .map(|_| start_sluice(&write_config_db(dir.path(), sim_run.addr, &db.url, routes)))
-        .collect();
+    let s = Fixture::builder()
+        .db(&db.url)
+        .config(|_| routes.to_string())
+        .migrate_first()
+        .start()
+        .await;
+    let other = s.start_another();
+    let Fixture { sluice, sim, .. } = s;
+    let mut replicas = vec![sluice, other];
     let alert = |service: String, name: usize| {
         serde_json::json!({"title": format!("alert {name} on {service}"), "severity": "critical",
                            "status": "firing", "source": "e2e", "service": service,

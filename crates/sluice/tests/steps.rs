@@ -3,25 +3,20 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use sluice_sim::functions::Outcome;
 use sluice_sim::Simulator;
 
+use common::fixture::{Fixture, Places};
 use common::internal::*;
 use common::proc::*;
 
 /// A `deploy` step (inputs service, replicas, by; outputs version from a pointer and summary from a template).
-fn config(dir: &Path, sim: SocketAddr, internal: SocketAddr) -> PathBuf {
-    std::fs::write(dir.join("signing"), sluice_sim::DEFAULT_SIGNING_SECRET).unwrap();
-    std::fs::write(dir.join("outgoing"), OUTGOING_SECRET).unwrap();
-    let db = format!("sqlite://{}", dir.join("sluice.db").display());
-    let slack = "signing_secret_file = \"signing\"\n";
-    let extra = format!(
+fn config(p: &Places) -> String {
+    let internal = p.internal;
+    format!(
         r#"
 [actions]
 outgoing_secret_file = "outgoing"
@@ -64,33 +59,14 @@ outputs = [
   {{ name = "summary", type = "string", title = "Summary", from = "{{{{ body.version }}}} (HTTP {{{{ status }}}})" }},
 ]
 "#
-    );
-    write_config_full(dir, sim, &db, slack, &extra)
+    )
 }
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    sim: Simulator,
-    _sim_run: sluice_sim::RunningSim,
-    sluice: Sluice,
-    internal: Arc<Internal>,
-}
-
-async fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
-    let (internal, internal_addr) = start_internal().await;
-    let cfg = config(dir.path(), sim_run.addr, internal_addr);
-    let sluice = start_sluice(&cfg);
-    sim.set_app_base_url(format!("http://{}", sluice.addr));
-    sim.declare_function_outputs("deploy", &["version", "summary"]);
-    Setup {
-        _dir: dir,
-        sim,
-        _sim_run: sim_run,
-        sluice,
-        internal,
-    }
+async fn setup() -> Fixture {
+    let s = Fixture::builder().signed().config(config).start().await;
+    s.sim
+        .declare_function_outputs("deploy", &["version", "summary"]);
+    s
 }
 
 async fn finished(sim: &Simulator, id: &str) -> Outcome {

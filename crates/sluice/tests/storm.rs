@@ -19,6 +19,7 @@ use sluice_domain::silence::SilenceSet;
 use sluice_store::Fate;
 use time::OffsetDateTime;
 
+use common::fixture::Fixture;
 use common::proc::*;
 
 const T0: i64 = 1_800_000_000_000;
@@ -235,8 +236,6 @@ async fn a_storm_of_10000_alerts_from_50_services_in_60_seconds_becomes_a_few_di
 /// A grouped route end to end: one card per service, updated in place, resolved with one thread reply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_card_per_group_kept_up_to_date_then_resolved_in_place() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
     let routes = r#"
 [[routing.rule]]
 name = "alerts"
@@ -246,8 +245,11 @@ group_by = ["service"]
 group_wait = "1s"
 group_interval = "2s"
 "#;
-    let cfg = write_config(dir.path(), sim_run.addr, routes);
-    let sluice = start_sluice(&cfg);
+    let s = Fixture::builder()
+        .config(|_| routes.to_string())
+        .start()
+        .await;
+    let Fixture { sim, sluice, .. } = s;
     let alert = |service: &str, name: &str, status: &str| {
         json!({"title": format!("{name} on {service}"), "severity": "critical", "status": status, "source": "e2e",
                "service": service, "dedup_key": format!("{service}/{name}")})
@@ -342,14 +344,15 @@ group_interval = "2s"
 /// timings are scaled down twelvefold (60 s of traffic in 5 s... see the config) so CI stays fast.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storm_through_the_binary_posts_few_messages_with_no_429s_and_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, sim_run) = start_sim().await;
     let routes = r#"
 [routing]
 default = { channels = ["alerts"], group_by = ["service"], group_wait = "2s", group_interval = "25s", storm = { above = 250, per = "5s", digest_every = "5s" } }
 "#;
-    let cfg = write_config(dir.path(), sim_run.addr, routes);
-    let sluice = start_sluice(&cfg);
+    let s = Fixture::builder()
+        .config(|_| routes.to_string())
+        .start()
+        .await;
+    let Fixture { sim, sluice, .. } = s;
     let http = reqwest::Client::new();
     let started = std::time::Instant::now();
     let mut ids = Vec::new();

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sluice_sim::{SimConfig, Simulator};
 
+use common::fixture::Fixture;
 use common::proc::*;
 
 async fn dead_letters(addr: SocketAddr) -> Vec<Value> {
@@ -27,7 +28,6 @@ async fn dead_letters(addr: SocketAddr) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_that_does_not_exist_or_hides_from_the_bot_is_dead_lettered_with_the_fix() {
-    let dir = tempfile::tempdir().unwrap();
     let sim = Simulator::new(SimConfig {
         channels: vec!["c00".into()],
         ..SimConfig::default()
@@ -36,8 +36,12 @@ async fn a_channel_that_does_not_exist_or_hides_from_the_bot_is_dead_lettered_wi
     sim.create_channel_as_user("c02", true, &["U0001".into()], false)
         .unwrap();
     let sim_run = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let cfg = write_config(dir.path(), sim_run.addr, &channel_routes(3));
-    let sluice = start_sluice(&cfg);
+    let s = Fixture::builder()
+        .sim((sim, sim_run))
+        .config(|_| channel_routes(3))
+        .start()
+        .await;
+    let Fixture { sim, sluice, .. } = s;
 
     let events = vec![
         event("Reaches c00", "c00"),

@@ -32,6 +32,11 @@ impl Received {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
+
+    /// Sluice signed it (whether the signature is right is [`signature_ok`]'s question).
+    pub fn signed(&self) -> bool {
+        self.headers.contains_key("x-sluice-signature")
+    }
 }
 
 /// How the internal system answers its next requests (then 200 with its default body).
@@ -41,11 +46,15 @@ pub enum Answer {
     Redirect(String),
     /// Answers only after this long, `{"ok": true, "version": "late"}`.
     Slow(std::time::Duration),
+    /// 200 with this body.
+    Json(Value),
 }
 
 pub struct Internal {
     received: Mutex<Vec<Received>>,
     script: Mutex<Vec<Answer>>,
+    /// Path → how it is always answered, before any script.
+    always: Mutex<Vec<(String, Answer)>>,
     default: Value,
 }
 
@@ -63,6 +72,22 @@ impl Internal {
     pub fn then_answer(&self, answers: impl IntoIterator<Item = Answer>) {
         self.script.lock().unwrap().extend(answers);
     }
+
+    /// Requests to `path` are answered with `answer` from now on (until the next `always` for it), whatever is
+    /// scripted for the others.
+    pub fn always(&self, path: &str, answer: Answer) {
+        let mut always = self.always.lock().unwrap();
+        always.retain(|(p, _)| p != path);
+        always.push((path.to_string(), answer));
+    }
+
+    /// The requests received at `path`, in order.
+    pub fn received_at(&self, path: &str) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
 }
 
 async fn handler(
@@ -76,10 +101,17 @@ async fn handler(
         headers,
         body,
     });
-    let next = {
+    let always = s
+        .always
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(p, _)| p == uri.path())
+        .map(|(_, a)| a.clone());
+    let next = always.or_else(|| {
         let mut script = s.script.lock().unwrap();
         (!script.is_empty()).then(|| script.remove(0))
-    };
+    });
     match next {
         Some(Answer::Status(code)) => StatusCode::from_u16(code).unwrap().into_response(),
         Some(Answer::Redirect(to)) => {
@@ -89,6 +121,7 @@ async fn handler(
             tokio::time::sleep(d).await;
             axum::Json(json!({"ok": true, "version": "late"})).into_response()
         }
+        Some(Answer::Json(body)) => axum::Json(body).into_response(),
         None => axum::Json(s.default.clone()).into_response(),
     }
 }
@@ -103,6 +136,7 @@ pub async fn start_internal_answering(default: Value) -> (Arc<Internal>, SocketA
     let s = Arc::new(Internal {
         received: Mutex::default(),
         script: Mutex::default(),
+        always: Mutex::default(),
         default,
     });
     let app = axum::Router::new().fallback(handler).with_state(s.clone());

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod fixture;
 pub mod internal;
 pub mod pg;
 pub mod proc;

@@ -85,6 +85,31 @@ scopes = ["events:write", "messages:write", "read", "admin"]
     path
 }
 
+/// Runs `sluice migrate` on `config`, failing the test with what it said if it fails.
+pub fn migrate(config: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["migrate", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Sets the test clock (`SLUICE_CLOCK_FILE`) to an RFC 3339 time. Written aside and renamed, so the server never
+/// reads half a file.
+pub fn set_clock(file: &Path, at: &str) {
+    let ms = chrono::DateTime::parse_from_rfc3339(at)
+        .unwrap()
+        .timestamp_millis();
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, ms.to_string()).unwrap();
+    std::fs::rename(&tmp, file).unwrap();
+}
+
 /// Routing that sends `labels.ch = "cNN"` to channel `cNN`.
 pub fn channel_routes(n: usize) -> String {
     (0..n)
