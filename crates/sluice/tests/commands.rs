@@ -1,7 +1,7 @@
 //! ChatOps end to end: the real binary, the Slack simulator playing the users, and a test clock
 //! (`SLUICE_CLOCK_FILE`) for on-call hand-offs and cron minutes. Configured commands (usage, permissions, `help`),
 //! the built-ins (`status`, `silence`, `ack`, `oncall`) and `[[schedule]]`s (on time in their zone, once, once with
-//! two replicas on PostgreSQL, a missed run run once or skipped).
+//! two replicas on PostgreSQL, a missed run run once or skipped), and a command whose internal system fails or times out.
 
 mod common;
 
@@ -9,11 +9,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::fixture::{Builder, Fixture};
-use common::internal::audited;
+use common::internal::{audited, Answer};
 use common::pg::TestDb;
 use common::proc::*;
 use serde_json::{json, Value};
-use sluice_sim::Simulator;
+use sluice_sim::{SimConfig, Simulator};
 
 /// Serving Slack's requests, replying through the simulator's response_urls, on a test clock starting `at`.
 fn builder(at: &str) -> Builder {
@@ -417,4 +417,101 @@ async fn two_replicas_on_postgres_post_a_scheduled_report_once() {
     assert_eq!(audited(replicas[0].addr, "schedule.run").await.len(), 1);
     drop((another, s));
     db.drop_db().await;
+}
+
+/// The internal system failing behind a command: a 500 is retried with backoff and then reported, a call that
+/// outlasts the action's timeout is reported as timed out; each user gets "running…" at once (Slack's 3 s are
+/// never at risk), nothing hangs, and both runs are audited as failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_whose_system_fails_or_times_out_says_so_plainly() {
+    let sim = Simulator::new(SimConfig {
+        channels: vec!["c00".into()],
+        ..SimConfig::default()
+    });
+    let sim_run = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let s = builder("2026-03-09T07:59:00Z")
+        .sim((sim, sim_run))
+        .config(|p| {
+            let internal = p.internal;
+            format!(
+                r#"
+[actions]
+command = "/ops"
+users = ["U0001"]
+outgoing_secret_file = "outgoing"
+
+[dispatch]
+backoff_base_ms = 100
+backoff_max_ms = 300
+max_age_secs = 3
+
+[[action]]
+name = "deploy"
+label = "Deploy"
+url = "http://{internal}/deploy"
+users = ["U0001"]
+
+[[action]]
+name = "restart"
+label = "Restart"
+url = "http://{internal}/restart"
+timeout = "500ms"
+users = ["U0001"]
+
+[[command]]
+name = "deploy"
+args = [{{ name = "service", type = "string" }}]
+action = "deploy"
+
+[[command]]
+name = "restart"
+args = [{{ name = "service", type = "string" }}]
+action = "restart"
+
+[routing]
+default = {{ channels = ["c00"] }}
+"#
+            )
+        })
+        .start()
+        .await;
+    let (sim, sluice, internal) = (&s.sim, &s.sluice, &s.internal);
+    internal.always("/deploy", Answer::Status(500));
+    internal.always("/restart", Answer::Slow(Duration::from_secs(3)));
+
+    let t = ops(sim, "deploy checkout", "c00", "U0001").await;
+    assert!(t.contains("Running Deploy"), "{t}");
+    let t = ops(sim, "restart checkout", "c00", "U0001").await;
+    assert!(t.contains("Running Restart"), "{t}");
+
+    let said = |needle: &str| sim.messages("c00").iter().any(|m| m.text.contains(needle));
+    wait_until("the deploy's failure", Duration::from_secs(30), || {
+        said("Deploy failed: the internal system answered HTTP 500 after")
+    })
+    .await;
+    wait_until("the restart's timeout", Duration::from_secs(30), || {
+        said("Restart timed out after 500ms")
+    })
+    .await;
+    // Retried before giving up, and each try signed.
+    let deploys = internal.received_at("/deploy");
+    assert!(deploys.len() >= 2, "{} tries", deploys.len());
+    assert!(deploys.iter().all(|r| r.signed()));
+
+    // Both runs audited as started by the user, and each call's end as the error it was.
+    let runs = audited(sluice.addr, "action.run").await;
+    assert_eq!(
+        runs.iter().filter(|r| r["actor"] == "U0001").count(),
+        2,
+        "{runs:?}"
+    );
+    for purpose in ["action.deploy", "action.restart"] {
+        let calls = audited(sluice.addr, purpose).await;
+        assert!(
+            calls
+                .iter()
+                .any(|r| r["result"].as_str().is_some_and(|x| x.starts_with("error"))),
+            "{purpose}: {calls:?}"
+        );
+    }
 }
