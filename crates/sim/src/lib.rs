@@ -25,6 +25,7 @@ pub mod functions;
 mod http;
 pub mod inbound;
 pub mod model;
+pub mod mrkdwn;
 pub mod scheduled;
 pub mod socket;
 pub mod state;
