@@ -141,6 +141,11 @@ pub fn to_html(text: &str, names: &dyn Names, viewer: &Viewer) -> String {
     slots.fill(&s)
 }
 
+/// A `plain_text` object as HTML: escaped, with emoji shortcodes shown (Slack's `emoji: true`), nothing else.
+pub fn plain_to_html(text: &str) -> String {
+    emoji(&escape(text))
+}
+
 /// One `<…>` control sequence (without the brackets) as HTML.
 fn control(inner: &str, names: &dyn Names, viewer: &Viewer) -> String {
     let (target, label) = match inner.split_once('|') {
