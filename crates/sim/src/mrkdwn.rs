@@ -141,9 +141,10 @@ pub fn to_html(text: &str, names: &dyn Names, viewer: &Viewer) -> String {
     slots.fill(&s)
 }
 
-/// A `plain_text` object as HTML: escaped, with emoji shortcodes shown (Slack's `emoji: true`), nothing else.
+/// A `plain_text` object as HTML: Slack's three entities shown as the characters they stand for, escaped, with emoji
+/// shortcodes shown (Slack's `emoji: true`), nothing else.
 pub fn plain_to_html(text: &str) -> String {
-    emoji(&escape(text))
+    emoji(&escape(&decode(text)))
 }
 
 /// One `<…>` control sequence (without the brackets) as HTML.
@@ -544,6 +545,20 @@ mod tests {
             ("<!unknownthing|shown>", "shown"),
         ] {
             assert_eq!(html(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn plain_text_shows_entities_as_characters_and_emoji_but_no_formatting() {
+        for (input, want) in [
+            (
+                "Disk full &lt;!channel&gt; on db-3",
+                "Disk full &lt;!channel&gt; on db-3",
+            ),
+            (":warning: *not bold*", "⚠️ *not bold*"),
+            ("<b>x</b> &amp; y", "&lt;b&gt;x&lt;/b&gt; &amp; y"),
+        ] {
+            assert_eq!(plain_to_html(input), want, "{input:?}");
         }
     }
 

@@ -26,6 +26,19 @@ impl Simulator {
             let ci = state
                 .channel_index(channel)
                 .ok_or_else(|| SimError::UnknownChannel(channel.to_string()))?;
+            // As with `post_as_user`: an archived channel refuses, a private one only takes its members, a public
+            // one is joined by posting.
+            let ch = &mut state.channels[ci];
+            if ch.is_archived {
+                return Err(SimError::Refused("is_archived".into()));
+            }
+            if ch.is_private && !ch.members.contains(user) {
+                return Err(SimError::Refused(format!(
+                    "{user} is not in the private channel {}",
+                    ch.name
+                )));
+            }
+            ch.members.insert(user.to_string());
             // Slack's client escapes what was typed before it is stored or sent: `<b>` is text, not a link.
             let text = text
                 .replace('&', "&amp;")
