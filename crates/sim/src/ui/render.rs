@@ -448,7 +448,7 @@ impl Renderer<'_> {
         } else {
             ""
         };
-        let placeholder = escape(&el.get("placeholder").map(text_of).unwrap_or("").to_string());
+        let placeholder = escape(el.get("placeholder").map(text_of).unwrap_or(""));
         let initial = |key: &str| escape(str_of(el, key));
         let name = format!("{block_id}.{action_id}");
         let control = match kind {
