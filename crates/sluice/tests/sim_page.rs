@@ -2,7 +2,8 @@
 //! fantoccini, with the real `sluice serve` behind the simulator. A person on the page acknowledges an alert card by
 //! clicking it (the card changes in place, pushed over server-sent events), types `/ops help` into the message box
 //! and sees the ephemeral answer only they can see, opens a command's form as a dialog and gets the server's error
-//! under the field it is about, and sees `&lt;!channel&gt;` as the literal text Slack would show.
+//! under the field it is about, replies in a thread and reacts from the picker, and sees `&lt;!channel&gt;` as the
+//! literal text Slack would show.
 //!
 //! Without `chromium` and `chromedriver` the test says it skipped, unless `SLUICE_REQUIRE_BROWSER=1` (CI), when it
 //! fails. On failure a screenshot of the page is saved to `target/browser-screenshots/`.
@@ -181,6 +182,43 @@ async fn walk_through(c: Client, page: String, base: String, sim: Simulator) {
     .await;
     click(&c, "#modal-cancel").await;
     wait_gone(&c, "#modal", "the dialog closed by Cancel").await;
+
+    // A thread reply typed in the message box, and a reaction from the picker: both on the card, both sent to Sluice.
+    let card =
+        "document.querySelector('.msg[data-ts] .hdr, .msg[data-ts] .sec').closest('.msg[data-ts]')";
+    c.execute(
+        &format!("{card}.querySelector('.reply-btn').click();"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    type_into(&c, "#message-input", "on it").await;
+    click(&c, "#send").await;
+    wait_text(&c, ".thread", "the reply in the card's thread", |t| {
+        t.contains("1 reply") && t.contains("on it")
+    })
+    .await;
+    c.execute(
+        &format!("{card}.querySelector('.react-btn').click();"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(&c, "#picker button[data-emoji='rocket']").await;
+    wait_text(&c, ".reaction", "the reaction on the message", |t| {
+        t.contains("🚀 1")
+    })
+    .await;
+    let events: Vec<String> = sim
+        .deliveries()
+        .iter()
+        .filter(|d| d.kind == "events")
+        .filter_map(|d| d.payload["event"]["type"].as_str().map(String::from))
+        .collect();
+    assert!(
+        events.iter().any(|e| e == "message") && events.iter().any(|e| e == "reaction_added"),
+        "{events:?}"
+    );
 
     // Someone else's screen: the ephemeral answer is not theirs to see.
     c.find(Locator::Css("#actor"))
