@@ -745,6 +745,7 @@ fn views_open(state: &mut State, args: &Args, push: bool, now: Instant) -> Reply
     let def = check_view(args, "modal")?;
     // Checked after the view so a rejected view does not burn the trigger, as with Slack.
     state.use_trigger(&trigger, now).map_err(ApiError::new)?;
+    let opened_for = state.triggers.get(&trigger).and_then(|t| t.user.clone());
     let id = state.next_view_id();
     let (root, previous) = if push {
         // A push stacks onto the most recent modal.
@@ -770,7 +771,7 @@ fn views_open(state: &mut State, args: &Args, push: bool, now: Instant) -> Reply
     let view = View {
         id: id.clone(),
         kind: "modal".into(),
-        user: None,
+        user: opened_for,
         hash: new_hash(state, now),
         root_view_id: root,
         previous_view_id: previous,

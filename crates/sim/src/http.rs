@@ -1,5 +1,5 @@
 //! The simulator's HTTP surface, built by [`router`]: the Web API (`/api/{method}`), incoming
-//! webhooks (`/services/{id}`), the control API (`/sim/*`) and the page at `/`.
+//! webhooks (`/services/{id}`), the control API (`/sim/*`) and the page at `/` (with its stream, [`crate::ui`]).
 //!
 //! Each Web API call goes through the same gate, in Slack's order as seen from outside: injected
 //! faults (a broken network answers before Slack looks at anything), then the token, the scope,
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, RawQuery, State as AxState};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -26,7 +26,7 @@ use crate::Simulator;
 
 pub fn router(sim: Simulator) -> Router {
     Router::new()
-        .route("/", get(page))
+        .merge(crate::ui::routes())
         .route("/api/{method}", post(web_api).get(web_api))
         .route("/services/{*hook}", post(webhook))
         .route("/sim/state", get(sim_state))
@@ -43,7 +43,25 @@ pub fn router(sim: Simulator) -> Router {
         .route("/sim/user/{action}", post(user_action))
         .route("/sim/channels", post(sim_create_channel))
         .route("/sim/socket/{control}", post(socket_control))
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            announce_change,
+        ))
         .with_state(sim)
+}
+
+/// Anything but a read may have changed the workspace: the page's streams look again at once.
+async fn announce_change(
+    AxState(sim): AxState<Simulator>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let read = req.method() == axum::http::Method::GET;
+    let resp = next.run(req).await;
+    if !read {
+        sim.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+    resp
 }
 
 /// What the gate decided for one call.
@@ -490,10 +508,6 @@ async fn webhook(
     with_retry_after(resp, answer.retry_after)
 }
 
-async fn page() -> Html<&'static str> {
-    Html(crate::ui::PAGE)
-}
-
 async fn sim_state(AxState(sim): AxState<Simulator>) -> Json<Value> {
     Json(sim.lock().snapshot())
 }
@@ -855,6 +869,7 @@ struct UserAction {
     reason: String,
     view_id: String,
     values: Value,
+    thread_ts: Option<String>,
 }
 
 /// The user-side API over HTTP, for the page's buttons and for curl.
@@ -886,6 +901,18 @@ async fn user_action(
         "event" => sim.send_event(a.event).await,
         "resend" => sim.resend_event(&a.event_id, a.retry_num, &a.reason).await,
         "submit" => sim.submit_view(&a.view_id, &user, a.values).await,
+        "click_ephemeral" => {
+            sim.click_ephemeral_button(&user, &a.ts, &a.action_id)
+                .await
+        }
+        // These two need no app: the message is in the channel, the modal is closed, whether or not it heard.
+        "message" => {
+            let sent = sim
+                .user_message(&a.channel, &user, &a.text, a.thread_ts.as_deref())
+                .await;
+            return done_or_delivered(sent);
+        }
+        "close" => return done_or_delivered(sim.close_view(&a.view_id, &user, a.values).await),
         "options" => {
             sim.options_request(&a.action_id, &a.block_id, &a.value, &user)
                 .await
@@ -894,13 +921,33 @@ async fn user_action(
         _ => {
             return (
                 StatusCode::NOT_FOUND,
-                Json(json!({"ok": false, "error": format!("no user action {action:?}: try click, react, command, event, resend, submit, options, url_verification")})),
+                Json(json!({"ok": false, "error": format!("no user action {action:?}: try click, click_ephemeral, react, command, message, event, resend, submit, close, options, url_verification")})),
             )
                 .into_response()
         }
     };
     match result {
         Ok(d) => Json(json!({
+            "ok": true,
+            "status": d.status,
+            "body": d.body,
+            "elapsed_ms": d.elapsed.as_millis() as u64,
+            "envelope_id": d.envelope_id,
+        }))
+        .into_response(),
+        Err(e) => (
+            StatusCode::CONFLICT,
+            Json(json!({"ok": false, "error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+/// The answer to a user action that may have sent the app nothing (`None`).
+fn done_or_delivered(r: Result<Option<crate::Delivered>, crate::SimError>) -> Response {
+    match r {
+        Ok(None) => Json(json!({"ok": true, "status": null})).into_response(),
+        Ok(Some(d)) => Json(json!({
             "ok": true,
             "status": d.status,
             "body": d.body,

@@ -22,6 +22,7 @@ use crate::{DeliverVia, Simulator};
 
 mod ephemeral;
 mod functions;
+mod typed;
 pub use functions::Fired;
 mod view_response;
 pub(crate) use ephemeral::on_ephemeral;
@@ -269,6 +270,27 @@ fn find_action(blocks: &mut Value, action_id: &str) -> Option<(String, Value)> {
     found
 }
 
+/// A modal as Slack puts it in `view_submission` and `view_closed`: its definition, ids and the inputs' `state`.
+fn view_payload(state: &State, v: &crate::model::View, values: Value) -> Value {
+    let mut view = v.definition.clone();
+    if let Some(o) = view.as_object_mut() {
+        o.insert("id".into(), json!(v.id));
+        o.insert("team_id".into(), json!(state.cfg.team_id));
+        o.insert("app_id".into(), json!(state.cfg.app_id));
+        o.insert("bot_id".into(), json!(crate::BOT_ID));
+        o.insert("hash".into(), json!(v.hash));
+        o.insert("root_view_id".into(), json!(v.root_view_id));
+        o.insert("previous_view_id".into(), json!(v.previous_view_id));
+        o.insert("state".into(), json!({ "values": values }));
+        for key in ["private_metadata", "callback_id", "external_id"] {
+            if !o.contains_key(key) {
+                o.insert(key.into(), json!(""));
+            }
+        }
+    }
+    view
+}
+
 impl Simulator {
     /// Where the app's `/slack/…` endpoints are (`http://127.0.0.1:8080`).
     pub fn set_app_base_url(&self, url: impl Into<String>) {
@@ -340,7 +362,7 @@ impl Simulator {
                     action[key] = v.clone();
                 }
             }
-            let trigger_id = state.issue_trigger(now);
+            let trigger_id = state.issue_trigger_for(Some(user), now);
             let response_url =
                 state.issue_response_url(user, Some(channel_id.clone()), Some(msg.ts.clone()), now);
             let payload = json!({
@@ -382,7 +404,7 @@ impl Simulator {
             let user_v = user_json(&state, user)?;
             let (channel_id, channel_name, msg) = message_in(&state, channel, ts)?;
             let message = api::message_json(&msg, &state.cfg.team_id);
-            let trigger_id = state.issue_trigger(now);
+            let trigger_id = state.issue_trigger_for(Some(user), now);
             let response_url = state.issue_response_url(user, Some(channel_id.clone()), None, now);
             let payload = json!({
                 "type": "message_action",
@@ -468,7 +490,7 @@ impl Simulator {
                 state.channels[ci].id.clone(),
                 state.channels[ci].name.clone(),
             );
-            let trigger_id = state.issue_trigger(now);
+            let trigger_id = state.issue_trigger_for(Some(user), now);
             let response_url = state.issue_response_url(user, Some(channel_id.clone()), None, now);
             let command = if command.starts_with('/') {
                 command.to_string()
@@ -610,23 +632,8 @@ impl Simulator {
                 .filter(|v| v.kind == "modal")
                 .cloned()
                 .ok_or_else(|| SimError::UnknownView(view_id.to_string()))?;
-            let mut view = v.definition.clone();
-            if let Some(o) = view.as_object_mut() {
-                o.insert("id".into(), json!(v.id));
-                o.insert("team_id".into(), json!(state.cfg.team_id));
-                o.insert("app_id".into(), json!(state.cfg.app_id));
-                o.insert("bot_id".into(), json!(crate::BOT_ID));
-                o.insert("hash".into(), json!(v.hash));
-                o.insert("root_view_id".into(), json!(v.root_view_id));
-                o.insert("previous_view_id".into(), json!(v.previous_view_id));
-                o.insert("state".into(), json!({ "values": values }));
-                for key in ["private_metadata", "callback_id", "external_id"] {
-                    if !o.contains_key(key) {
-                        o.insert(key.into(), json!(""));
-                    }
-                }
-            }
-            let trigger_id = state.issue_trigger(now);
+            let view = view_payload(&state, &v, values);
+            let trigger_id = state.issue_trigger_for(Some(user), now);
             let payload = json!({
                 "type": "view_submission",
                 "team": team_json(&state),

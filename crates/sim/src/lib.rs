@@ -25,6 +25,7 @@ pub mod functions;
 mod http;
 pub mod inbound;
 pub mod model;
+pub mod mrkdwn;
 pub mod scheduled;
 pub mod socket;
 pub mod state;
@@ -35,7 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 pub use inbound::{Delivered, SimError, Tamper};
 pub use model::{Call, ChannelInfo, Delivery, Faults, FaultsPatch, Message, User, Usergroup, View};
@@ -126,6 +127,8 @@ pub struct Simulator {
     http: reqwest::Client,
     /// Set on a handle from [`Simulator::forged`].
     tamper: Option<Tamper>,
+    /// Bumped after every request that may have changed the workspace: the page's streams wait on it.
+    pub(crate) changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Simulator {
@@ -134,6 +137,7 @@ impl Simulator {
             inner: Arc::new(Mutex::new(state::State::new(cfg))),
             http: reqwest::Client::new(),
             tamper: None,
+            changes: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
     }
 
@@ -153,12 +157,17 @@ impl Simulator {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         self.lock().self_url = Some(format!("http://{addr}"));
-        let (tx, rx) = oneshot::channel::<()>();
-        let app = self.router();
+        // One signal for both: the server stops accepting, and the page's open streams end, so that a graceful
+        // shutdown does not wait forever on a browser tab.
+        let (tx, rx) = watch::channel(false);
+        let app = self
+            .router()
+            .layer(axum::Extension(ui::Stopping(rx.clone())));
         let task = tokio::spawn(async move {
+            let mut rx = rx;
             let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|stopping| *stopping).await;
                 })
                 .await;
             if let Err(e) = served {
@@ -260,7 +269,7 @@ impl Simulator {
 #[derive(Debug)]
 pub struct RunningSim {
     pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Option<watch::Sender<bool>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -295,7 +304,7 @@ impl RunningSim {
 
     fn signal_stop(&mut self) {
         if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
+            let _ = tx.send(true);
         }
     }
 }

@@ -89,7 +89,7 @@ pub struct View {
     pub id: String,
     /// `modal` or `home`.
     pub kind: String,
-    /// The user a home tab was published for.
+    /// The user a home tab was published for, or whose click or command opened a modal.
     pub user: Option<String>,
     /// Changes on every update; `views.update` with a stale hash gets `hash_conflict`.
     pub hash: String,

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::bucket::Limiter;
 use crate::model::{Call, ChannelInfo, Faults, Message, User, Usergroup, View};
@@ -141,6 +141,8 @@ pub const TRIGGER_TTL: Duration = Duration::from_secs(3);
 pub struct Trigger {
     pub issued: Instant,
     pub used: bool,
+    /// Who clicked or typed: a modal opened with this trigger is theirs.
+    pub user: Option<String>,
 }
 
 /// A message waiting for its `post_at`.
@@ -180,6 +182,12 @@ pub struct State {
     pub usergroups: Vec<Usergroup>,
     pub views: BTreeMap<String, View>,
     next_view: u64,
+    /// Modals the user has closed (Cancel, an empty or `clear` answer to a submission): the page no longer shows
+    /// them. They stay in `views`, as Slack's ids stay valid for `views.update` a while.
+    pub closed_views: BTreeSet<String>,
+    /// The app's `response_action: errors` for a modal (block_id → message), shown under the fields until the
+    /// next submission.
+    pub view_errors: BTreeMap<String, Map<String, Value>>,
     pub ephemerals: Vec<Ephemeral>,
     pub scheduled: Vec<Scheduled>,
     next_scheduled: u64,
@@ -242,6 +250,8 @@ impl State {
                 users: vec!["U0001".into(), "U0002".into()],
             }],
             views: BTreeMap::new(),
+            closed_views: BTreeSet::new(),
+            view_errors: BTreeMap::new(),
             next_view: 1,
             ephemerals: Vec::new(),
             scheduled: Vec::new(),
@@ -425,6 +435,11 @@ impl State {
 
     /// A fresh trigger_id in Slack's shape (`digits.digits.hex`), valid for [`TRIGGER_TTL`].
     pub fn issue_trigger(&mut self, now: Instant) -> String {
+        self.issue_trigger_for(None, now)
+    }
+
+    /// A trigger_id handed to `user`: the modal it opens shows on their screen.
+    pub fn issue_trigger_for(&mut self, user: Option<&str>, now: Instant) -> String {
         let n = self.next_id();
         let id = format!(
             "{}.{}.{:032x}",
@@ -437,6 +452,7 @@ impl State {
             Trigger {
                 issued: now,
                 used: false,
+                user: user.map(String::from),
             },
         );
         id

@@ -1513,6 +1513,39 @@ async fn the_page_is_self_contained_html() {
         .to_str()
         .unwrap()
         .starts_with("text/html"));
-    assert!(r.text.contains("/sim/state"));
+    assert!(
+        r.text.contains("/sim/stream"),
+        "live through server-sent events"
+    );
     assert!(!r.text.contains("src=\"http"), "no external assets");
+}
+
+#[tokio::test]
+async fn the_page_is_rendered_on_the_server_as_slack_shows_it() {
+    let (_sim, app) = sim_with_alerts();
+    let text = "&lt;!channel&gt; is text, <!here> is not: <@U0001> in <#C000002>, :rocket: *now* <script>x</script>";
+    let r = api(
+        &app,
+        "chat.postMessage",
+        json!({"channel": "alerts", "text": text}),
+    )
+    .await;
+    assert_eq!(r.json()["ok"], true);
+    let v = get(&app, "/sim/render?channel=alerts&user=U0002&tz=60")
+        .await
+        .json();
+    let html = v["messages"].as_str().unwrap();
+    assert!(html.contains("&lt;!channel&gt; is text"), "{html}");
+    assert!(
+        html.contains(r#"<span class="mention broadcast">@here</span>"#),
+        "{html}"
+    );
+    assert!(html.contains("@alice</span>"), "{html}");
+    assert!(html.contains("#ops</a>"), "{html}");
+    assert!(html.contains("🚀 <b>now</b>"), "{html}");
+    assert!(!html.contains("<script"), "{html}");
+    assert_eq!(v["me"], "U0002");
+    assert_eq!(v["title"], "#alerts");
+    assert!(v["nav"].as_str().unwrap().contains("#ops"));
+    assert!(v["modal"].is_null());
 }

@@ -753,7 +753,7 @@ async fn the_page_api_clicks_buttons_for_a_person() {
     let page = http.get(running.url()).send().await.unwrap();
     let page = page.text().await.unwrap();
     assert!(
-        page.contains("/sim/user/click"),
+        page.contains("\"/sim/user/\" + action") && page.contains("act(\"click\""),
         "the page's buttons click through"
     );
 
@@ -770,4 +770,128 @@ async fn the_page_api_clicks_buttons_for_a_person() {
     .await;
     assert_eq!(resp.status, StatusCode::OK);
     assert_eq!(other.state_json()["app_base_url"], "http://127.0.0.1:9");
+}
+
+/// Opens a modal for U0001 the way an app would: a click gives a trigger, views.open uses it.
+async fn open_modal(sim: &Simulator, app: &App, view: Value) -> String {
+    let ts = post_alert(sim).await;
+    sim.click_button("alerts", &ts, "ack", "U0001")
+        .await
+        .unwrap();
+    let trigger = app.last().payload()["trigger_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let opened = api(
+        &sim.router(),
+        "views.open",
+        json!({"trigger_id": trigger, "view": view}),
+    )
+    .await
+    .json();
+    assert_eq!(opened["ok"], true, "{opened}");
+    opened["view"]["id"].as_str().unwrap().to_string()
+}
+
+fn silence_modal() -> Value {
+    json!({"type": "modal", "callback_id": "silence", "notify_on_close": true,
+        "title": {"type": "plain_text", "text": "Silence"},
+        "submit": {"type": "plain_text", "text": "Silence"},
+        "blocks": [{"type": "input", "block_id": "dur", "label": {"type": "plain_text", "text": "For"},
+                    "element": {"type": "plain_text_input", "action_id": "v"}}]})
+}
+
+#[tokio::test]
+async fn a_modal_shows_for_the_user_who_opened_it_with_the_apps_errors_until_it_is_closed() {
+    let (sim, _running, app) = setup(SimConfig::default()).await;
+    let view_id = open_modal(&sim, &app, silence_modal()).await;
+    let look = |user: &str| {
+        let router = sim.router();
+        let path = format!("/sim/render?channel=alerts&user={user}");
+        async move { get(&router, &path).await.json() }
+    };
+    assert!(
+        look("U0002").await["modal"].is_null(),
+        "not on another user's screen"
+    );
+    let mine = look("U0001").await;
+    assert_eq!(mine["modal"]["id"], view_id.as_str());
+    assert!(mine["modal"]["html"]
+        .as_str()
+        .unwrap()
+        .contains(r#"data-block="dur""#));
+
+    app.reply(
+        "interactions",
+        &json!({"response_action": "errors", "errors": {"dur": "say how long"}}).to_string(),
+    );
+    sim.submit_view(
+        &view_id,
+        "U0001",
+        json!({"dur": {"v": {"type": "plain_text_input", "value": null}}}),
+    )
+    .await
+    .unwrap();
+    let mine = look("U0001").await;
+    assert_eq!(
+        mine["modal"]["errors"]["dur"], "say how long",
+        "the modal stays open with the error"
+    );
+    assert!(mine["modal"]["html"]
+        .as_str()
+        .unwrap()
+        .contains("say how long"));
+
+    // Cancel: gone from the screen, and the app hears of it because it asked (notify_on_close).
+    sim.close_view(&view_id, "U0001", json!({}))
+        .await
+        .unwrap()
+        .expect("a view_closed delivery");
+    let p = app.last().payload();
+    assert_eq!(p["type"], "view_closed");
+    assert_eq!(p["view"]["id"], view_id.as_str());
+    assert_eq!(p["user"]["id"], "U0001");
+    assert_eq!(p["is_cleared"], false);
+    assert!(look("U0001").await["modal"].is_null());
+}
+
+#[tokio::test]
+async fn an_empty_answer_to_a_submission_closes_the_modal_without_view_closed() {
+    let (sim, _running, app) = setup(SimConfig::default()).await;
+    let view_id = open_modal(&sim, &app, silence_modal()).await;
+    app.reply("interactions", "");
+    sim.submit_view(&view_id, "U0001", json!({})).await.unwrap();
+    let v = get(&sim.router(), "/sim/render?user=U0001").await.json();
+    assert!(v["modal"].is_null(), "{v}");
+    assert_eq!(app.last().payload()["type"], "view_submission");
+}
+
+#[tokio::test]
+async fn a_typed_message_is_the_users_and_reaches_the_app_as_a_message_event() {
+    let (sim, _running, app) = setup(SimConfig::default()).await;
+    let parent = post_alert(&sim).await;
+    let r = post_json(
+        &sim.router(),
+        "/sim/user/message",
+        json!({"channel": "alerts", "user": "U0002", "text": "on it <b>", "thread_ts": parent}),
+    )
+    .await
+    .json();
+    assert_eq!(r["ok"], true, "{r}");
+    let reply = sim.messages("alerts").last().cloned().unwrap();
+    assert_eq!(reply.user, "U0002");
+    assert_eq!(reply.thread_ts.as_deref(), Some(parent.as_str()));
+    assert_eq!(
+        reply.text, "on it &lt;b&gt;",
+        "escaped as Slack's client sends it"
+    );
+    let got = app.last();
+    assert_eq!(got.endpoint, "events");
+    assert!(got.verified.is_ok());
+    let e = &got.payload()["event"];
+    assert_eq!(e["type"], "message");
+    assert_eq!(e["user"], "U0002");
+    assert_eq!(e["thread_ts"], parent.as_str());
+    assert_eq!(e["channel_type"], "channel");
+    assert_eq!(e["ts"], reply.ts.as_str());
 }

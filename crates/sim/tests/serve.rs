@@ -64,3 +64,59 @@ async fn serves_the_web_api_webhooks_and_state_on_a_local_port() {
         .await;
     assert!(after.is_err(), "the port is closed once stopped");
 }
+
+#[tokio::test]
+async fn stopping_does_not_wait_for_a_page_holding_its_stream_open() {
+    let sim = Simulator::new(SimConfig {
+        channels: vec!["alerts".into()],
+        ..SimConfig::default()
+    });
+    let running = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut stream = reqwest::get(format!("{}/sim/stream?channel=alerts", running.url()))
+        .await
+        .unwrap();
+    assert!(stream.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let first = stream.chunk().await.unwrap().expect("the first view");
+    assert!(String::from_utf8_lossy(&first).contains("event: view"));
+    tokio::time::timeout(std::time::Duration::from_secs(5), running.stopped())
+        .await
+        .expect("stopped() returns while the page's stream is open");
+}
+
+#[tokio::test]
+async fn a_page_stream_sends_the_view_again_when_the_workspace_changes() {
+    let sim = Simulator::new(SimConfig {
+        channels: vec!["alerts".into()],
+        ..SimConfig::default()
+    });
+    let running = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut stream = reqwest::get(format!("{}/sim/stream?channel=alerts", running.url()))
+        .await
+        .unwrap();
+    stream.chunk().await.unwrap().expect("the first view");
+    let posted: Value = reqwest::Client::new()
+        .post(format!("{}chat.postMessage", running.api_url()))
+        .bearer_auth(DEFAULT_TOKEN)
+        .json(&json!({"channel": "alerts", "text": "fresh news"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(posted["ok"], true);
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !seen.contains("fresh news") {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .expect("the new message is pushed")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    running.stopped().await;
+}

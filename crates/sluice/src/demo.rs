@@ -19,6 +19,7 @@ use crate::config::{Config, ProcessEnv};
 
 const API_KEY: &str = "demo-api-key-not-secret";
 const HOOK_SECRET: &str = "demo-hook-secret-0123456789";
+const OUTGOING_SECRET: &str = "demo-outgoing-secret-0123456789abcdef";
 const BURST: usize = 12;
 
 async fn bind(preferred: &str) -> anyhow::Result<TcpListener> {
@@ -53,6 +54,7 @@ pub async fn run(data_dir: &Path, wait: bool) -> anyhow::Result<()> {
     std::fs::write(data_dir.join("bot-token"), sluice_sim::DEFAULT_TOKEN)?;
     std::fs::write(data_dir.join("api-key"), API_KEY)?;
     std::fs::write(data_dir.join("hook-secret"), HOOK_SECRET)?;
+    std::fs::write(data_dir.join("outgoing-secret"), OUTGOING_SECRET)?;
     std::fs::write(
         data_dir.join("signing-secret"),
         sluice_sim::DEFAULT_SIGNING_SECRET,
@@ -88,6 +90,7 @@ pub async fn run(data_dir: &Path, wait: bool) -> anyhow::Result<()> {
     println!("\n  Slack simulator   http://{sim_addr}/        (open it: the channels, their cards, and buttons that work)");
     println!("  Sluice console    http://{addr}/            (log in with the API key {API_KEY}; metrics at /metrics)");
     println!("  Config            {}\n", config_path.display());
+    print!("{}", tour(sim_addr));
 
     let ids = fire(addr).await?;
     let storm_ids = storm(addr).await?;
@@ -102,6 +105,22 @@ pub async fn run(data_dir: &Path, wait: bool) -> anyhow::Result<()> {
     running.stop().await;
     sim_running.shutdown();
     Ok(())
+}
+
+/// What to click and type in the simulator's page, printed when the demo opens.
+fn tour(sim_addr: SocketAddr) -> String {
+    format!(
+        "A short tour: open http://{sim_addr}/ (you are alice; the \"You are\" switch changes who).
+  1. #alerts: on the card \"Checkout p99 latency above 2s\", click Acknowledge. The card says who did, at once.
+  2. Type  /ops help  in the message box: the answer is only visible to you (switch to bob: it is gone).
+  3. Type  /ops deploy  : a form opens as a dialog. Submit it with Service empty to see the error under
+     the field, then fill it in: the deploy lands in #deploys.
+  4. Hover a card: the reaction button adds :eyes: (which acknowledges, too) and Reply opens a thread.
+  5. \"Disk full <!channel> on db-3\": the title tried to ping everyone; Sluice escaped it, so nobody was.
+  6. Escalate on a card posts to #incidents with a link that jumps back to the card.
+
+"
+    )
 }
 
 /// Every channel a config names: `channels = [...]` anywhere, and `channel` / `escalate_channel`.

@@ -213,6 +213,7 @@ mod tests {
             ("signing-secret", "demo-signing-secret"),
             ("api-key", "demo-key"),
             ("hook-secret", "0123456789abcdef0123"),
+            ("outgoing-secret", "demo-outgoing-secret-0123456789abcdef"),
         ] {
             std::fs::write(dir.path().join(file), value).unwrap();
         }

@@ -323,6 +323,7 @@ fn full_config(dir: &Path) -> String {
         ("api-key", "key-file-0123456789abcdef"),
         ("hook-secret", "hook-file-0123456789abcdef"),
         ("signing-secret", "sig-file"),
+        ("outgoing-secret", "outgoing-file-0123456789abcdef"),
     ] {
         let p = dir.join(f);
         if !p.exists() {

@@ -54,7 +54,7 @@ impl Simulator {
                 .channel_index(&e.channel)
                 .map(|i| state.channels[i].name.clone())
                 .unwrap_or_default();
-            let trigger_id = state.issue_trigger(now);
+            let trigger_id = state.issue_trigger_for(Some(user), now);
             let response_url =
                 state.issue_response_url(user, Some(e.channel.clone()), Some(e.ts.clone()), now);
             let payload = json!({

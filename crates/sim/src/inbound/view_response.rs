@@ -1,7 +1,8 @@
 //! What Slack does with the app's answer to a `view_submission`: `response_action: push` stacks the given view on
 //! the submitted one (validated like `views.push`, at most three deep: `push_limit_reached`), `update` replaces the
 //! submitted view's definition (validated, new hash). An invalid view is refused as Slack refuses it (the user sees
-//! an error in the modal), here as [`SimError::Refused`]. `errors`, `clear` and an empty answer change no view.
+//! an error in the modal), here as [`SimError::Refused`]. For the page, `errors` are kept to show under the fields,
+//! an empty answer closes the submitted view and `clear` the whole stack.
 
 use std::time::Instant;
 
@@ -18,12 +19,37 @@ pub(super) fn apply(
     body: &str,
     now: Instant,
 ) -> Result<(), SimError> {
-    let Ok(Value::Object(answer)) = serde_json::from_str::<Value>(body) else {
-        return Ok(());
+    state.view_errors.remove(submitted);
+    let answer = match serde_json::from_str::<Value>(body) {
+        Ok(Value::Object(answer)) => answer,
+        _ => Map::new(),
     };
     let action = answer.get("response_action").and_then(Value::as_str);
-    if !matches!(action, Some("push" | "update")) {
-        return Ok(());
+    match action {
+        Some("push" | "update") => {}
+        Some("errors") => {
+            if let Some(Value::Object(errors)) = answer.get("errors") {
+                state
+                    .view_errors
+                    .insert(submitted.to_string(), errors.clone());
+            }
+            return Ok(());
+        }
+        Some("clear") => {
+            let root = state.views.get(submitted).map(|v| v.root_view_id.clone());
+            let stack: Vec<String> = state
+                .views
+                .values()
+                .filter(|v| Some(&v.root_view_id) == root.as_ref())
+                .map(|v| v.id.clone())
+                .collect();
+            state.closed_views.extend(stack);
+            return Ok(());
+        }
+        _ => {
+            state.closed_views.insert(submitted.to_string());
+            return Ok(());
+        }
     }
     let mut args = Map::new();
     args.insert(
@@ -74,7 +100,7 @@ pub(super) fn apply(
         View {
             id,
             kind: "modal".into(),
-            user: None,
+            user: top.user.clone(),
             hash,
             root_view_id: top.root_view_id.clone(),
             previous_view_id: Some(top.id.clone()),
