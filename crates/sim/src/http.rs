@@ -926,24 +926,10 @@ async fn user_action(
                 .into_response()
         }
     };
-    match result {
-        Ok(d) => Json(json!({
-            "ok": true,
-            "status": d.status,
-            "body": d.body,
-            "elapsed_ms": d.elapsed.as_millis() as u64,
-            "envelope_id": d.envelope_id,
-        }))
-        .into_response(),
-        Err(e) => (
-            StatusCode::CONFLICT,
-            Json(json!({"ok": false, "error": e.to_string()})),
-        )
-            .into_response(),
-    }
+    done_or_delivered(result.map(Some))
 }
 
-/// The answer to a user action that may have sent the app nothing (`None`).
+/// The answer to a user action: what the app answered, or `"status": null` when it was sent nothing (`None`).
 fn done_or_delivered(r: Result<Option<crate::Delivered>, crate::SimError>) -> Response {
     match r {
         Ok(None) => Json(json!({"ok": true, "status": null})).into_response(),
