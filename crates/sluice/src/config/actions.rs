@@ -585,13 +585,13 @@ pub(super) fn check(
                     );
                     ok = false;
                 }
-                if !sluice_domain::approval::request::parse_duration(&expires_in).is_some_and(
-                    |ms| ms > 0 && ms <= sluice_domain::approval::request::MAX_EXPIRY_MS,
-                ) {
+                if !sluice_core::duration::parse_duration_ms(&expires_in)
+                    .is_ok_and(|ms| ms > 0 && ms <= sluice_domain::approval::request::MAX_EXPIRY_MS)
+                {
                     p(
                         Some(ap.span()),
                         format!("{owner}: approval.expires_in {expires_in:?} is not a duration between 1s and 7d"),
-                        "write one number and unit, e.g. \"30m\", \"2h\" or \"1d\"",
+                        sluice_core::duration::DURATION_HINT,
                     );
                     ok = false;
                 }

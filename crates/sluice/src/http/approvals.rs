@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sluice_core::duration::parse_duration_ms;
 use sluice_domain::approval::card::to_json;
-use sluice_domain::approval::request::{parse_duration, ApprovalRequest};
+use sluice_domain::approval::request::ApprovalRequest;
 use sluice_domain::approval::Input;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -116,8 +117,8 @@ async fn read(
     caller.require("read")?;
     let wait = match q.wait.as_deref() {
         None => Duration::ZERO,
-        Some(w) => match parse_duration(w) {
-            Some(ms) if ms >= 0 => Duration::from_millis(ms as u64).min(MAX_WAIT),
+        Some(w) => match parse_duration_ms(w) {
+            Ok(ms) => Duration::from_millis(ms as u64).min(MAX_WAIT),
             _ => {
                 return Err(ApiError::bad_request(
                     "wait",
