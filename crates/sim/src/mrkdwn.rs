@@ -13,6 +13,7 @@
 //! ([`Viewer`]); permalinks to messages of this workspace jump to the message inside the simulator.
 
 use chrono::{DateTime, Datelike, FixedOffset, TimeZone};
+use chrono_tz::Tz;
 
 /// Names of the workspace's people, groups and channels, by id.
 pub trait Names {
@@ -22,10 +23,14 @@ pub trait Names {
     fn channel(&self, id: &str) -> Option<String>;
 }
 
-/// Who is looking: their UTC offset (dates are shown in it) and the time now (for "Today", "3 minutes ago").
+/// Who is looking: their time zone (dates are shown in it) and the time now (for "Today", "3 minutes ago").
 #[derive(Debug, Clone, Copy)]
 pub struct Viewer {
+    /// Their offset from UTC now: what a date is shown in when the zone is not known.
     pub offset: FixedOffset,
+    /// Their zone (`Europe/Berlin`), when the browser named one: a date is shown with the offset it had then,
+    /// so a July date seen in December is in summer time, as Slack's clients show it.
+    pub zone: Option<Tz>,
     pub now_unix: i64,
 }
 
@@ -34,7 +39,31 @@ impl Viewer {
     pub fn new(offset_minutes: i32, now_unix: i64) -> Self {
         let offset = FixedOffset::east_opt(offset_minutes.saturating_mul(60))
             .unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC is a valid offset"));
-        Self { offset, now_unix }
+        Self {
+            offset,
+            zone: None,
+            now_unix,
+        }
+    }
+
+    /// The same viewer in the IANA zone `name` (`Intl.DateTimeFormat().resolvedOptions().timeZone`); an unknown
+    /// name keeps the offset.
+    pub fn in_zone(self, name: Option<&str>) -> Self {
+        Self {
+            zone: name.and_then(|n| n.parse::<Tz>().ok()),
+            ..self
+        }
+    }
+
+    /// `unix` seconds as the viewer's clock showed them.
+    fn at(&self, unix: i64) -> Option<DateTime<FixedOffset>> {
+        match self.zone {
+            Some(zone) => zone
+                .timestamp_opt(unix, 0)
+                .single()
+                .map(|t| t.fixed_offset()),
+            None => self.offset.timestamp_opt(unix, 0).single(),
+        }
     }
 }
 
@@ -248,11 +277,7 @@ fn date(spec: &str, fallback: Option<&str>, viewer: &Viewer) -> String {
         return fallback();
     };
     let link = parts.next().and_then(safe_href);
-    let Some(when) = epoch
-        .parse::<i64>()
-        .ok()
-        .and_then(|e| viewer.offset.timestamp_opt(e, 0).single())
-    else {
+    let Some(when) = epoch.parse::<i64>().ok().and_then(|e| viewer.at(e)) else {
         return fallback();
     };
     let shown = format_date(&decode(format), when, viewer);
@@ -286,11 +311,7 @@ fn ordinal(n: u32) -> String {
 /// Slack's date tokens, in the viewer's time zone. Text around the tokens is kept.
 fn format_date(format: &str, when: DateTime<FixedOffset>, viewer: &Viewer) -> String {
     let day_word = || {
-        let today = viewer
-            .offset
-            .timestamp_opt(viewer.now_unix, 0)
-            .single()
-            .map(|n| n.date_naive())?;
+        let today = viewer.at(viewer.now_unix).map(|n| n.date_naive())?;
         match (when.date_naive() - today).num_days() {
             0 => Some("Today"),
             -1 => Some("Yesterday"),
@@ -570,6 +591,19 @@ mod tests {
         let la = Viewer::new(-8 * 60, EPOCH);
         let out = to_html("<!date^1392734382^{date_short} {time}|x>", &Ws, &la);
         assert!(out.contains(">Feb 18, 2014 6:39 AM<"), "{out}");
+    }
+
+    #[test]
+    fn a_date_across_a_daylight_saving_change_has_the_offset_of_its_own_day() {
+        // Seen in Berlin in February (CET, +1): 1 July 2014 12:00 UTC was 14:00 there (CEST, +2).
+        let july = "<!date^1404216000^{date_short} {time}|x>";
+        let berlin = Viewer::new(60, EPOCH).in_zone(Some("Europe/Berlin"));
+        let out = to_html(july, &Ws, &berlin);
+        assert!(out.contains(">Jul 1, 2014 2:00 PM<"), "{out}");
+        // Without a zone only today's offset is known; an unknown zone keeps it.
+        let offset_only = Viewer::new(60, EPOCH).in_zone(Some("Mars/Olympus_Mons"));
+        let out = to_html(july, &Ws, &offset_only);
+        assert!(out.contains(">Jul 1, 2014 1:00 PM<"), "{out}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 // person does to /sim/user/*. Nothing here turns message text into HTML: the server did, escaped.
 const $ = id => document.getElementById(id);
 const tz = -new Date().getTimezoneOffset();
+const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
 let current = decodeURIComponent(location.hash.slice(1)).split("/")[0] || localStorage.getItem("sim.channel") || "";
 let me = localStorage.getItem("sim.user") || "";
 let jumpTo = decodeURIComponent(location.hash.slice(1)).split("/")[1] || null;
@@ -15,7 +16,7 @@ let usersKey = "";
 
 function connect() {
   if (source) source.close();
-  const q = new URLSearchParams({tz: String(tz)});
+  const q = new URLSearchParams({tz: String(tz), zone});
   if (current) q.set("channel", current);
   if (me) q.set("user", me);
   source = new EventSource("/sim/stream?" + q);

@@ -20,6 +20,9 @@ pub struct Look {
     pub user: Option<String>,
     /// The viewer's offset from UTC in minutes east (JavaScript's `-getTimezoneOffset()`).
     pub tz: i32,
+    /// The viewer's IANA time zone (`Intl.DateTimeFormat().resolvedOptions().timeZone`), for dates on another
+    /// side of a daylight-saving change.
+    pub zone: Option<String>,
 }
 
 /// The reactions the picker offers (Slack's most used), by shortcode.
@@ -63,7 +66,7 @@ impl Names for State {
 /// Everything the page shows for `look`, as JSON: HTML pieces and the few values the script needs.
 pub fn render(state: &State, look: &Look) -> Value {
     let now = state.clock.now();
-    let viewer = Viewer::new(look.tz, state.unix_secs(now) as i64);
+    let viewer = Viewer::new(look.tz, state.unix_secs(now) as i64).in_zone(look.zone.as_deref());
     let me = look
         .user
         .clone()
