@@ -1,8 +1,8 @@
 //! The Slack simulator's page in a real browser: Debian's Chromium, headless, driven over WebDriver (chromedriver) by
 //! fantoccini, with the real `sluice serve` behind the simulator. A person on the page acknowledges an alert card by
 //! clicking it (the card changes in place, pushed over server-sent events), types `/ops help` into the message box
-//! and sees the ephemeral answer only they can see, opens a command's form as a dialog and gets the server's error
-//! under the field it is about, replies in a thread and reacts from the picker, and sees `&lt;!channel&gt;` as the
+//! and sees the ephemeral answer only they can see, opens a command's form as a dialog, picks a team from the options
+//! the app's endpoint offers as they type, and gets the server's error under the field it is about, replies in a thread and reacts from the picker, and sees `&lt;!channel&gt;` as the
 //! literal text Slack would show.
 //!
 //! Without `chromium` and `chromedriver` the test says it skipped, unless `SLUICE_REQUIRE_BROWSER=1` (CI), when it
@@ -44,8 +44,14 @@ async fn a_person_acks_a_card_types_a_command_and_meets_a_form_error_in_the_simu
         "signing_secret_file = \"signing\"\nresponse_url_hosts = [\"{}\"]\n",
         sim_run.url()
     );
-    // The form's action is never reached: the test stops at the field's error.
-    let extra = r#"
+    // The internal system answers the team field's options; the form's action is never reached: the test stops at
+    // the field's error.
+    let (_internal, internal) = common::internal::start_internal_answering(json!({"options": [
+        "payments", {"text": "Checkout team", "value": "checkout"}
+    ]}))
+    .await;
+    let extra = format!(
+        r#"
 [actions]
 command = "/ops"
 outgoing_secret_file = "outgoing"
@@ -60,17 +66,21 @@ name = "deploy"
 title = "Deploy a service"
 submit = "Deploy"
 action = "deploy"
-inputs = [{ name = "service", label = "Service", type = "text", placeholder = "checkout" }]
+inputs = [
+  {{ name = "service", label = "Service", type = "text", placeholder = "checkout" }},
+  {{ name = "team", label = "Team", type = "external_select", url = "http://{internal}/options" }},
+]
 
 [[command]]
 name = "deploy"
 form = "deploy"
 
 [routing]
-default = { channels = ["alerts"] }
-"#;
+default = {{ channels = ["alerts"] }}
+"#
+    );
     let db = format!("sqlite://{}", dir.path().join("sluice.db").display());
-    let cfg = write_config_full(dir.path(), sim_run.addr, &db, &slack, extra);
+    let cfg = write_config_full(dir.path(), sim_run.addr, &db, &slack, &extra);
     let sluice = start_sluice(&cfg);
     let base = format!("http://{}", sluice.addr);
     sim.set_app_base_url(base.clone());
@@ -167,6 +177,23 @@ async fn walk_through(c: Client, page: String, base: String, sim: Simulator) {
         t == "Deploy a service"
     })
     .await;
+    // The team is an external select: typing asks the app, whose endpoint's options fill the list.
+    type_into(&c, ".input[data-block='team'] input", "chec").await;
+    let offered = "return [...document.querySelectorAll(\".input[data-block='team'] datalist option\")].map(o => o.value);";
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let shown = c.execute(offered, vec![]).await.unwrap();
+        // Sluice narrows them to what was typed.
+        if shown == json!(["Checkout team"]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the endpoint's options in the list; shown {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    type_into(&c, ".input[data-block='team'] input", "Checkout team").await;
     click(&c, "#modal-submit").await;
     let error = wait_text(
         &c,
@@ -180,6 +207,19 @@ async fn walk_through(c: Client, page: String, base: String, sim: Simulator) {
         t == "Deploy a service"
     })
     .await;
+    // The submission carried the option the person picked, by its value, as Slack sends it.
+    let submitted = sim
+        .deliveries()
+        .into_iter()
+        .rfind(|d| d.payload["type"] == "view_submission")
+        .expect("the dialog was submitted to Sluice");
+    assert_eq!(
+        submitted.payload["view"]["state"]["values"]["team"]["sluice_form_opt:deploy:team"]
+            ["selected_option"]["value"],
+        "checkout",
+        "{}",
+        submitted.payload
+    );
     click(&c, "#modal-cancel").await;
     wait_gone(&c, "#modal", "the dialog closed by Cancel").await;
 

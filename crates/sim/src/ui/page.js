@@ -165,8 +165,11 @@ function modalValues(form) {
     } else if (t === "users_select") {
       v = {type: t, selected_user: box.querySelector("select").value || null};
     } else if (t === "external_select") {
-      const val = box.querySelector("input").value.trim();
-      v = {type: t, selected_option: val ? opt(val, val) : null};
+      // Only an option the app offered can be chosen, as in Slack: its text maps back to its value.
+      const input = box.querySelector("input");
+      const val = input.value.trim();
+      const offered = input.offered || {};
+      v = {type: t, selected_option: Object.hasOwn(offered, val) ? opt(val, offered[val]) : null};
     } else if (t.endsWith("_select")) {
       const s = box.querySelector("select");
       v = {type: t, selected_option: s.value ? opt(s.selectedOptions[0].dataset.text, s.value) : null};
@@ -177,6 +180,31 @@ function modalValues(form) {
     (values[box.dataset.block] = values[box.dataset.block] || {})[box.dataset.action] = v;
   }
   return values;
+}
+// An external select asks the app for options as the person types (Slack's block_suggestion, min_query_length 0).
+let suggestTimer = null;
+$("modal-layer").addEventListener("input", ev => {
+  const input = ev.target.closest("input[data-external]");
+  if (!input) return;
+  clearTimeout(suggestTimer);
+  suggestTimer = setTimeout(() => suggest(input), 150);
+});
+async function suggest(input) {
+  const box = input.closest(".input[data-block]");
+  const out = await act("options", {action_id: box.dataset.action, block_id: box.dataset.block, value: input.value});
+  let answer = {};
+  try { answer = JSON.parse(out.body || "{}"); } catch (e) { note("the app's options are not JSON"); return; }
+  const flat = (answer.options || []).concat(...(answer.option_groups || []).map(g => g.options || []));
+  const list = input.list;
+  list.replaceChildren();
+  input.offered = {};
+  for (const o of flat) {
+    const text = (o.text && o.text.text) || o.value;
+    input.offered[text] = o.value;
+    const el = document.createElement("option");
+    el.value = text;
+    list.appendChild(el);
+  }
 }
 $("modal-layer").addEventListener("submit", ev => {
   ev.preventDefault();

@@ -462,7 +462,12 @@ impl Renderer<'_> {
                     initial("initial_value")
                 )
             }
-            "plain_text_input" | "external_select" | "email_text_input" | "url_text_input" => {
+            // What the person types is sent to the app as a `block_suggestion` (page.js); its options fill the list.
+            "external_select" => format!(
+                r#"<input type="text" name="{0}" placeholder="{placeholder}" list="opts-{0}" autocomplete="off" data-external="1"><datalist id="opts-{0}"></datalist>"#,
+                escape(&name)
+            ),
+            "plain_text_input" | "email_text_input" | "url_text_input" => {
                 format!(
                     r#"<input type="text" name="{}" placeholder="{placeholder}" value="{}">"#,
                     escape(&name),
