@@ -95,8 +95,22 @@ async fn acknowledge_and_resolve_from_the_card_once_each_and_audited() {
         || sim.messages(&channel).first().is_some_and(|m| m.edits >= 1),
     )
     .await;
-    let audit = api(sluice.addr, "/v1/audit").await;
-    let records = audit["records"].as_array().unwrap().clone();
+    // The clicks were answered at once and are decided in the background: the loser's
+    // refusal can be recorded a moment after the winner's card edit, so wait for both.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let audit = api(sluice.addr, "/v1/audit").await;
+        if audit["records"].as_array().is_some_and(|r| r.len() >= 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A third record would mean the double click was decided twice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let records = api(sluice.addr, "/v1/audit").await["records"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(
         records.len(),
         2,
