@@ -21,7 +21,7 @@ use crate::audit;
 use crate::coord::{RateParams, RATE_IDLE_MS};
 use crate::db::{args, Arg, Backend, Conn, Dialect, Row, TxWork};
 use crate::error::corrupt;
-use crate::group::{spawn_writer, Batches, GroupCommit, Ingester};
+use crate::group::{spawn_writer, Batch, Batches, Encoded, GroupCommit, Ingester};
 use crate::grouping::{self as grp, group_state};
 use crate::ingest::{
     candidate_lanes, checks_of, dedup_of, ingest_inhibited, needs_reads, outbox_of,
@@ -75,15 +75,18 @@ impl<B: Backend> TxWork for GroupWork<B> {
 /// The writes of many callers' batches inside the group commit's transaction `c`.
 async fn commit_group(
     backend: &dyn Backend,
-    batches: &[Vec<NewEvent>],
+    batches: &[Batch],
     c: &mut dyn Conn,
 ) -> Result<Ingested, StoreError> {
-    let all: Vec<&NewEvent> = batches.iter().flat_map(|b| b.iter()).collect();
+    let all: Vec<(&NewEvent, &Encoded)> = batches
+        .iter()
+        .flat_map(|b| b.events.iter().zip(&b.encoded))
+        .collect();
     // Dedup and group keys first, then lanes, each in a fixed order: two replicas never wait on each other in a
     // cycle, and two seeing the same alert at once make one open alert and one merge.
     let mut keys: Vec<&str> = all
         .iter()
-        .filter_map(|e| dedup_of(e))
+        .filter_map(|(e, _)| dedup_of(e))
         .flat_map(|d| {
             std::iter::once(d.key.as_str()).chain(d.groups.iter().map(|g| g.key.as_str()))
         })
@@ -91,18 +94,22 @@ async fn commit_group(
     keys.sort_unstable();
     keys.dedup();
     backend.lock_keys(c, &keys).await?;
-    let lanes: BTreeSet<String> = batches.iter().flat_map(|b| candidate_lanes(b)).collect();
+    let lanes: BTreeSet<String> = batches
+        .iter()
+        .flat_map(|b| candidate_lanes(&b.events))
+        .collect();
     backend.lock_lanes(c, &lanes).await?;
     let mut touched = TouchedLanes::new();
     let mut ingested = Ingested::default();
     // Events without dedup, and alerts that can only be new (see `new_alerts`), are written with multi-row INSERTs
     // (a few statements per group commit instead of several per event). Other dedup events go one by one, after
     // writing what precedes them, so order is kept.
-    let bulk = new_alerts(c, &all).await?;
-    let mut plain: Vec<&NewEvent> = Vec::new();
-    for ev in all {
+    let events: Vec<&NewEvent> = all.iter().map(|(ev, _)| *ev).collect();
+    let bulk = new_alerts(c, &events).await?;
+    let mut plain: Vec<(&NewEvent, &Encoded)> = Vec::new();
+    for (ev, enc) in all {
         if !needs_reads(ev) || bulk.contains(ev.id.as_str()) {
-            plain.push(ev);
+            plain.push((ev, enc));
             continue;
         }
         insert_plain(c, &plain, &mut touched).await?;
@@ -200,19 +207,11 @@ async fn new_alerts<'e>(
 /// can only be new (see [`new_alerts`]) with their alert rows, cards and group joins.
 async fn insert_plain(
     c: &mut dyn Conn,
-    events: &[&NewEvent],
+    rows: &[(&NewEvent, &Encoded)],
     touched: &mut TouchedLanes,
 ) -> Result<(), StoreError> {
-    if events.is_empty() {
+    if rows.is_empty() {
         return Ok(());
-    }
-    let mut rows = Vec::with_capacity(events.len());
-    for ev in events {
-        let body = serde_json::to_string(&ev.body)
-            .map_err(|e| StoreError::Other(format!("event body: {e}")))?;
-        let fate =
-            serde_json::to_string(&ev.fate).map_err(|e| StoreError::Other(format!("fate: {e}")))?;
-        rows.push((*ev, body, fate));
     }
     for chunk in rows.chunks(EVENTS_PER_INSERT) {
         let sql = format!(
@@ -222,13 +221,13 @@ async fn insert_plain(
         );
         let args: Vec<Arg<'_>> = chunk
             .iter()
-            .flat_map(|(ev, body, fate)| {
+            .flat_map(|(ev, enc)| {
                 [
                     Arg::from(&ev.id),
                     ev.received_at_ms.into(),
                     (&ev.source).into(),
-                    Arg::Json(body),
-                    Arg::Json(fate),
+                    Arg::Json(&enc.body),
+                    Arg::Json(&enc.fate),
                 ]
             })
             .collect();
@@ -240,11 +239,9 @@ async fn insert_plain(
     // First non-reply item per (event, lane): a new alert's card there.
     let mut cards: BTreeMap<(String, String), i64> = BTreeMap::new();
     let mut items = Vec::new();
-    for ev in events {
-        for item in outbox_of(ev) {
-            let args = serde_json::to_string(&item.args)
-                .map_err(|e| StoreError::Other(format!("outbox args: {e}")))?;
-            items.push((*ev, item, args));
+    for (ev, enc) in rows {
+        for (item, args) in outbox_of(ev).iter().zip(&enc.items) {
+            items.push((*ev, item, args.as_str()));
         }
     }
     for chunk in items.chunks(ITEMS_PER_INSERT) {
@@ -282,9 +279,9 @@ async fn insert_plain(
             *head = (*head).min(id);
         }
     }
-    let news: Vec<(&NewEvent, &Dedup)> = events
+    let news: Vec<(&NewEvent, &Dedup)> = rows
         .iter()
-        .filter_map(|ev| Some((*ev, dedup_of(ev)?)))
+        .filter_map(|(ev, _)| Some((*ev, dedup_of(ev)?)))
         .collect();
     let mut alert_ids: HashMap<String, i64> = HashMap::new();
     for chunk in news.chunks(ALERTS_PER_INSERT) {
