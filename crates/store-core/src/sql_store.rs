@@ -216,7 +216,7 @@ async fn insert_plain(
     for chunk in rows.chunks(EVENTS_PER_INSERT) {
         let sql = format!(
             "{}{}",
-            outbox::INSERT_EVENTS,
+            sql::bulk_insert(c.dialect(), outbox::INSERT_EVENTS),
             sql::values_list(chunk.len(), 5, 1)
         );
         let args: Vec<Arg<'_>> = chunk
@@ -247,7 +247,7 @@ async fn insert_plain(
     for chunk in items.chunks(ITEMS_PER_INSERT) {
         let sql = format!(
             "{}{}{}",
-            outbox::INSERT_ITEMS,
+            sql::bulk_insert(c.dialect(), outbox::INSERT_ITEMS),
             sql::values_list(chunk.len(), 9, 1),
             outbox::INSERT_ITEMS_END
         );
@@ -287,7 +287,7 @@ async fn insert_plain(
     for chunk in news.chunks(ALERTS_PER_INSERT) {
         let sql = format!(
             "{}{}{}",
-            alerts::INSERT_ALERTS,
+            sql::bulk_insert(c.dialect(), alerts::INSERT_ALERTS),
             sql::values_list(chunk.len(), 7, 1),
             alerts::INSERT_ALERTS_END
         );
@@ -318,7 +318,7 @@ async fn insert_plain(
     for chunk in posts.chunks(POSTS_PER_INSERT) {
         let sql = format!(
             "{}{}",
-            alerts::INSERT_ALERT_POSTS,
+            sql::bulk_insert(c.dialect(), alerts::INSERT_ALERT_POSTS),
             sql::values_list(chunk.len(), 3, 1)
         );
         let args: Vec<Arg<'_>> = chunk

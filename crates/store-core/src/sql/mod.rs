@@ -8,6 +8,7 @@
 //! - `claim_lanes`: PostgreSQL's `FOR UPDATE SKIP LOCKED` (replicas claim at once); SQLite has one writer.
 //! - `take_rate` / `block_rate`: the larger of two values is `MAX(a, b)` in SQLite and `GREATEST(a, b)` in PostgreSQL.
 //! - the audit head is read `FOR UPDATE` on PostgreSQL, which serialises appends across replicas.
+//! - the group commit's multi-row INSERTs are `INSERT OR FAIL` on SQLite ([`bulk_insert`]).
 //!
 //! Locking that only PostgreSQL needs (lane rows, advisory locks on dedup keys) lives in its backend.
 
@@ -24,7 +25,23 @@ pub(crate) mod outbox;
 pub(crate) mod retention;
 pub(crate) mod silences;
 
+use crate::db::Dialect;
 pub(crate) use crate::db::Stmt;
+
+/// `head` (one of the multi-row `INSERT INTO …` heads) as the group commit runs it in `dialect`.
+///
+/// On SQLite a statement that writes many rows and may stop half-way on a constraint keeps a statement journal (a
+/// copy of every page it changes, so it can undo its own rows); `OR FAIL` stops without undoing them, so none is
+/// kept. That changes nothing here: an error in the group commit rolls back its whole transaction. PostgreSQL has
+/// no such clause and keeps the head as written.
+pub(crate) fn bulk_insert(dialect: Dialect, head: &str) -> std::borrow::Cow<'_, str> {
+    match dialect {
+        Dialect::Sqlite => head
+            .replacen("INSERT INTO", "INSERT OR FAIL INTO", 1)
+            .into(),
+        Dialect::Postgres => head.into(),
+    }
+}
 
 /// `(?a, ?a+1, …), (…)`: the VALUES of a multi-row statement of `rows` rows of `cols` columns, placeholders from `?first`.
 pub(crate) fn values_list(rows: usize, cols: usize, first: usize) -> String {
