@@ -13,6 +13,9 @@ use common::fixture::Fixture;
 use common::internal::{audited, results};
 use common::proc::*;
 
+/// How long a condition that asks Sluice over HTTP may take to hold.
+const WAIT: Duration = Duration::from_secs(15);
+
 /// A Sluice that serves `/slack/*` for the simulator, routing `labels.ch = "c00"` to `c00`, with `actions` as its
 /// `[actions]` table.
 async fn start(actions: &str) -> (tempfile::TempDir, Simulator, sluice_sim::RunningSim, Sluice) {
@@ -78,22 +81,6 @@ async fn alert_card(
     (ids, m.channel, m.ts)
 }
 
-/// Like `wait_until`, for a condition that asks Sluice over HTTP.
-async fn wait_for<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while std::time::Instant::now() < deadline {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_by_two_clicks_and_two_reactions_at_once_is_one_ack_and_the_card_keeps_its_count(
 ) {
@@ -117,7 +104,7 @@ async fn acknowledged_by_two_clicks_and_two_reactions_at_once_is_one_ack_and_the
     })
     .await;
     // Every attempt is audited before anything else is asked.
-    wait_for("four audited attempts", || async {
+    wait_for("four audited attempts", WAIT, || async {
         audited(sluice.addr, "alert.ack").await.len() == 4
     })
     .await;
@@ -376,7 +363,7 @@ async fn silence_for_an_hour_from_the_card_mutes_that_alert_and_nothing_else() {
         sim.click_button(&channel, &ts, "sluice_silence", "U0002"),
     );
     assert_eq!((a.unwrap().status, b.unwrap().status), (200, 200));
-    wait_for("the silence", || async {
+    wait_for("the silence", WAIT, || async {
         get(sluice.addr, "/v1/silences").await["silences"]
             .as_array()
             .is_some_and(|s| !s.is_empty())
@@ -388,7 +375,7 @@ async fn silence_for_an_hour_from_the_card_mutes_that_alert_and_nothing_else() {
         || card(&sim, "Queue depth").is_some_and(|m| text(&m).contains("Silenced until")),
     )
     .await;
-    wait_for("both clicks audited", || async {
+    wait_for("both clicks audited", WAIT, || async {
         audited(sluice.addr, "alert.silence").await.len() == 2
     })
     .await;
@@ -596,7 +583,7 @@ async fn a_click_that_fails_is_audited_with_its_error() {
         .await
         .unwrap();
     assert_eq!(d.status, 200, "{}", d.body);
-    wait_for("the failed click in the audit log", || async {
+    wait_for("the failed click in the audit log", WAIT, || async {
         !audited(sluice.addr, "alert.ack").await.is_empty()
     })
     .await;

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use sluice_sim::{SimConfig, Simulator};
 
 use common::browser::{click, path_of, type_into, wait_text, Browser};
+use common::fixture::Fixture;
 use common::proc::*;
 
 const VIEWER_KEY: &str = "console-viewer-key";
@@ -370,7 +371,6 @@ async fn an_operator_follows_a_declared_incident_and_a_schedule_live() {
     let Some(browser) = Browser::open("console incidents browser test").await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     // A strict workspace: the war room is made by Sluice, the channels a person made exist already.
     let sim = Simulator::new(SimConfig::default());
     let sim_run = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -382,21 +382,6 @@ async fn an_operator_follows_a_declared_incident_and_a_schedule_live() {
         sim.create_channel_as_user(name, false, &people, true)
             .unwrap();
     }
-    std::fs::write(
-        dir.path().join("signing"),
-        sluice_sim::DEFAULT_SIGNING_SECRET,
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("outgoing"),
-        "outgoing-secret-0123456789abcdef",
-    )
-    .unwrap();
-    let db = format!("sqlite://{}", dir.path().join("sluice.db").display());
-    let slack = format!(
-        "signing_secret_file = \"signing\"\nresponse_url_hosts = [\"http://{}\"]\n",
-        sim_run.addr
-    );
     let extra = r#"
 [actions]
 command = "/ops"
@@ -417,16 +402,20 @@ report = "stats"
 [routing]
 default = { channels = ["ops"] }
 "#;
-    let cfg = write_config_full(dir.path(), sim_run.addr, &db, &slack, extra);
-    let sluice = start_sluice(&cfg);
-    let base = format!("http://{}", sluice.addr);
-    sim.set_app_base_url(base.clone());
+    let s = Fixture::builder()
+        .sim((sim, sim_run))
+        .signed()
+        .response_urls()
+        .config(move |_| extra.to_string())
+        .start()
+        .await;
+    let base = format!("http://{}", s.addr());
 
     let client = browser.client.clone();
     browser
         .run(
             "operator-console-incidents",
-            follow_an_incident(client, base, sim),
+            follow_an_incident(client, base, s.sim.clone()),
         )
         .await;
 }

@@ -17,6 +17,7 @@ use serde_json::json;
 use sluice_sim::{SimConfig, Simulator};
 
 use common::browser::{click, type_into, wait_text, Browser};
+use common::fixture::Fixture;
 use common::proc::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,34 +25,24 @@ async fn a_person_acks_a_card_types_a_command_and_meets_a_form_error_in_the_simu
     let Some(browser) = Browser::open("simulator page browser test").await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let sim = Simulator::new(SimConfig {
         channels: vec!["alerts".into()],
         ..SimConfig::default()
     });
     let sim_run = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    std::fs::write(
-        dir.path().join("signing"),
-        sluice_sim::DEFAULT_SIGNING_SECRET,
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("outgoing"),
-        "outgoing-secret-0123456789abcdef",
-    )
-    .unwrap();
-    let slack = format!(
-        "signing_secret_file = \"signing\"\nresponse_url_hosts = [\"{}\"]\n",
-        sim_run.url()
-    );
     // The internal system answers the team field's options; the form's action is never reached: the test stops at
     // the field's error.
-    let (_internal, internal) = common::internal::start_internal_answering(json!({"options": [
-        "payments", {"text": "Checkout team", "value": "checkout"}
-    ]}))
-    .await;
-    let extra = format!(
-        r#"
+    let s = Fixture::builder()
+        .sim((sim, sim_run))
+        .signed()
+        .response_urls()
+        .internal_stub(json!({"options": [
+            "payments", {"text": "Checkout team", "value": "checkout"}
+        ]}))
+        .config(|p| {
+            let internal = p.internal;
+            format!(
+                r#"
 [actions]
 command = "/ops"
 outgoing_secret_file = "outgoing"
@@ -78,17 +69,19 @@ form = "deploy"
 [routing]
 default = {{ channels = ["alerts"] }}
 "#
-    );
-    let db = format!("sqlite://{}", dir.path().join("sluice.db").display());
-    let cfg = write_config_full(dir.path(), sim_run.addr, &db, &slack, &extra);
-    let sluice = start_sluice(&cfg);
-    let base = format!("http://{}", sluice.addr);
-    sim.set_app_base_url(base.clone());
+            )
+        })
+        .start()
+        .await;
 
     let client = browser.client.clone();
-    let page = sim_run.url();
+    let page = s.sim_run.url();
+    let base = format!("http://{}", s.addr());
     browser
-        .run("simulator-page", walk_through(client, page, base, sim))
+        .run(
+            "simulator-page",
+            walk_through(client, page, base, s.sim.clone()),
+        )
         .await;
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sluice_sim::{Simulator, Tamper};
 
+use common::internal::audited;
 use common::proc::*;
 
 /// A Sluice that serves `/slack/*` (or Socket Mode) for `sim`; `extra` adds tables.
@@ -97,14 +98,10 @@ async fn acknowledge_and_resolve_from_the_card_once_each_and_audited() {
     .await;
     // The clicks were answered at once and are decided in the background: the loser's
     // refusal can be recorded a moment after the winner's card edit, so wait for both.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        let audit = api(sluice.addr, "/v1/audit").await;
-        if audit["records"].as_array().is_some_and(|r| r.len() >= 2) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for("both clicks audited", Duration::from_secs(10), || async {
+        audited(sluice.addr, "alert.ack").await.len() >= 2
+    })
+    .await;
     // A third record would mean the double click was decided twice.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let records = api(sluice.addr, "/v1/audit").await["records"]

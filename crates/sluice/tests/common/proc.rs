@@ -249,6 +249,22 @@ pub async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() ->
     panic!("timed out after {timeout:?} waiting for {what}");
 }
 
+/// Like [`wait_until`], for a condition that asks Sluice over HTTP.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
 pub fn channel_ids(sim: &Simulator) -> BTreeMap<String, String> {
     sim.channels().into_iter().map(|c| (c.name, c.id)).collect()
 }
