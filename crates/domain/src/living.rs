@@ -6,10 +6,17 @@
 //! duplicates. So a living item carries only a marker (`{"sluice_living": {"part", "template"}}`); the dispatcher
 //! asks the store for the alert as it stands (`Store::alert_card`) and renders it with the pure
 //! [`Renderer::render_alert`] just before the call.
+//!
+//! An event's first card is drawn at send time too ([`post`], [`event_post`]): a channel takes about one message a
+//! second, so in a storm most cards wait in the outbox, and rendering them when the event is accepted would spend
+//! the request's time and the commit's bytes on cards that are drawn again, or never sent. The card is drawn from
+//! what the store holds when Slack is called: the event, and for an alert its count and state by then.
 
 use serde_json::{json, Value};
-use sluice_core::event::Event;
-use sluice_core::render::{refire_reply, resolved_reply, AlertLife, RenderContext, Renderer};
+use sluice_core::event::{Event, Status};
+use sluice_core::render::{
+    refire_reply, resolved_reply, AlertLife, RenderContext, RenderError, Renderer,
+};
 use sluice_model::{AlertCard, NewOutboxItem};
 use sluice_slack_wire::blocks::fit_message;
 use time::OffsetDateTime;
@@ -25,6 +32,9 @@ pub const LIVING_KEY: &str = "sluice_living";
 /// What a living item becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
+    /// `chat.postMessage` of the alert's first card: as the event was received, or with its count and state if
+    /// duplicates or its resolution came in while the post waited.
+    Post,
     /// `chat.update` of the card: state, count, last seen, duration.
     Card,
     /// Thread reply when the alert resolves.
@@ -36,6 +46,7 @@ pub enum Part {
 impl Part {
     fn as_str(self) -> &'static str {
         match self {
+            Part::Post => "post",
             Part::Card => "card",
             Part::ResolvedReply => "resolved_reply",
             Part::RefireReply => "refire_reply",
@@ -43,9 +54,14 @@ impl Part {
     }
 
     fn parse(s: &str) -> Option<Part> {
-        [Part::Card, Part::ResolvedReply, Part::RefireReply]
-            .into_iter()
-            .find(|p| p.as_str() == s)
+        [
+            Part::Post,
+            Part::Card,
+            Part::ResolvedReply,
+            Part::RefireReply,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
     }
 }
 
@@ -65,6 +81,17 @@ pub fn item(team: &str, channel: &str, method: &str, part: Part, template: &str)
     }
 }
 
+/// The first card of a deduplicated alert in `channel`, drawn at send time with `template`. The store links the
+/// alert to this item (`alert_posts`), which is how the dispatcher finds the alert it draws.
+pub fn post(team: &str, channel: &str, template: &str) -> NewOutboxItem {
+    outbox_item(
+        team,
+        channel,
+        "chat.postMessage",
+        marker(channel, Part::Post, template),
+    )
+}
+
 pub fn is_living(args: &Value) -> bool {
     args.get(LIVING_KEY).is_some()
 }
@@ -80,6 +107,58 @@ pub fn event_card_marker(channel: &str, ts: &str, event_id: &str, template: &str
         "ts": ts,
         EVENT_CARD_KEY: { "event_id": event_id, "template": template },
     })
+}
+
+/// The first card of an event without a dedup key in `channel`: a `chat.postMessage` drawn at send time from the
+/// stored event with `template`, as [`render_event_card`] draws its redraws.
+pub fn event_post(team: &str, channel: &str, event_id: &str, template: &str) -> NewOutboxItem {
+    let args = json!({
+        "channel": channel,
+        EVENT_CARD_KEY: { "event_id": event_id, "template": template },
+    });
+    outbox_item(team, channel, "chat.postMessage", args)
+}
+
+/// What the first card of `event` (accepted as `event_id`) shows in `channel` with `template` if nothing happens to
+/// it before it is sent: what [`post`] and [`event_post`] items become when sent at once. The pipeline renders it
+/// to refuse an event a user template cannot render (built-in cards cannot fail), and `sluice preview` to show it.
+pub fn first_card(
+    renderer: &Renderer,
+    event: &Event,
+    event_id: &str,
+    channel: &str,
+    template: &str,
+    now: OffsetDateTime,
+) -> Result<Value, RenderError> {
+    let ctx = RenderContext {
+        event_id,
+        channel,
+        template,
+        count: 1,
+        now,
+    };
+    let mut out = alert::card(renderer, event, &ctx, None, &[], &[])?;
+    fit_message(&mut out);
+    Ok(out)
+}
+
+/// [`first_card`] for the args of a [`post`] or [`event_post`] item; `None` if `args` is neither.
+pub fn first_card_of(
+    renderer: &Renderer,
+    args: &Value,
+    event: &Event,
+    event_id: &str,
+    now: OffsetDateTime,
+) -> Option<Result<Value, RenderError>> {
+    let template = match (args.get(LIVING_KEY), args.get(EVENT_CARD_KEY)) {
+        (Some(m), _) if m["part"] == Part::Post.as_str() => m["template"].as_str(),
+        (_, Some(m)) if args.get("ts").is_none() => m["template"].as_str(),
+        _ => None,
+    }?;
+    let channel = args["channel"].as_str().unwrap_or_default();
+    Some(first_card(
+        renderer, event, event_id, channel, template, now,
+    ))
 }
 
 /// The event id an event card's marker names, if `args` is one.
@@ -109,7 +188,10 @@ pub fn render_event_card(
     let mut out = alert::card(renderer, event, &ctx, None, actions, runs)
         .map_err(|e| format!("rendering the card: {e}"))?;
     out["channel"] = json!(channel);
-    out["ts"] = args["ts"].clone();
+    // A redraw names its card; a first post has no ts yet.
+    if let Some(ts) = args.get("ts") {
+        out["ts"] = ts.clone();
+    }
     fit_message(&mut out);
     Ok(out)
 }
@@ -158,7 +240,24 @@ pub fn render(
     let event = alert::content(read(&card.body)?, latest);
     let life = alert::life(life_of(card), actions);
     let mut out = match part {
-        Part::Card => {
+        // Nothing has happened to the alert since its event came in: the card as the event was received, without
+        // a life line, as an alert without duplicates has always been first posted.
+        Part::Post
+            if card.count <= 1
+                && actions.is_empty()
+                && (card.closed_at_ms.is_none() || event.status == Status::Resolved) =>
+        {
+            let ctx = RenderContext {
+                event_id: &card.first_event_id,
+                channel,
+                template: marker["template"].as_str().unwrap_or("auto"),
+                count: 1,
+                now,
+            };
+            alert::card(renderer, &event, &ctx, None, actions, runs)
+                .map_err(|e| format!("rendering the alert card: {e}"))?
+        }
+        Part::Post | Part::Card => {
             let ctx = RenderContext {
                 event_id: &card.first_event_id,
                 channel,
@@ -296,6 +395,52 @@ mod tests {
             "{t}"
         );
         assert!(!t.contains(EVENT_CARD_KEY), "{t}");
+    }
+
+    /// An alert's first card is drawn when it is sent: as its event was received if nothing happened since (no life
+    /// line, as an alert without duplicates has always been posted), with its count or its resolution if duplicates
+    /// or the resolve came in while it waited. `first_card_of` shows what a first post becomes if sent at once.
+    #[test]
+    fn a_first_post_shows_the_alert_as_it_stands_when_sent() {
+        let r = Renderer::new(&BTreeMap::new()).unwrap();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let args = post("T1", "C1", "auto").args;
+        let fresh = AlertCard {
+            count: 1,
+            ..card(None)
+        };
+        let event: Event = serde_json::from_value(fresh.body.clone()).unwrap();
+        let at_once = first_card_of(&r, &args, &event, "ev1", now)
+            .expect("a first post")
+            .unwrap();
+        let drawn = render(&r, &args, &fresh, &[], &[], now).unwrap();
+        assert_eq!(drawn, at_once, "nothing happened: the card as received");
+        assert!(!text(&drawn).contains("×1"), "{drawn}");
+
+        let t = text(&render(&r, &args, &card(None), &[], &[], now).unwrap());
+        assert!(
+            t.contains("×14 · last 10:42 UTC"),
+            "duplicates while it waited: {t}"
+        );
+        let resolved = AlertCard {
+            count: 1,
+            ..card(Some(1_714_560_600_000))
+        };
+        let t = text(&render(&r, &args, &resolved, &[], &[], now).unwrap());
+        assert!(
+            t.contains("Resolved 10:50 UTC"),
+            "resolved while it waited: {t}"
+        );
+
+        let plain = event_post("T1", "C1", "ev1", "auto").args;
+        assert!(first_card_of(&r, &plain, &event, "ev1", now).is_some());
+        let out = render_event_card(&r, &plain, &event, &[], &[], now).unwrap();
+        assert!(out.get("ts").is_none(), "a first post names no ts: {out}");
+        assert!(!text(&out).contains(EVENT_CARD_KEY), "{out}");
+        let update = marker("C1", Part::Card, "auto");
+        assert!(first_card_of(&r, &update, &event, "ev1", now).is_none());
+        let redraw = event_card_marker("C1", "1.2", "ev1", "auto");
+        assert!(first_card_of(&r, &redraw, &event, "ev1", now).is_none());
     }
 
     #[test]

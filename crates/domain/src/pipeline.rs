@@ -7,14 +7,13 @@
 use sluice_core::event::{Event, Status};
 use sluice_core::inhibit::{InhibitKey, Inhibitor};
 use sluice_core::noise::Noise;
-use sluice_core::render::{RenderContext, Renderer};
+use sluice_core::render::{Renderer, BUILTIN_TEMPLATES};
 use sluice_core::route::{Decision, Delivery, Router};
 use sluice_model::{Dedup, Fate, GroupJoin, Inhibit, NewEvent, RefSent};
-use sluice_slack_wire::blocks::fit_message;
 use time::OffsetDateTime;
 
 use crate::living::{self, Part};
-use crate::outbox::{lane, outbox_item};
+use crate::outbox::lane;
 use crate::silence::SilenceSet;
 
 /// What the pipeline needs besides the event: routing, rendering and the workspace.
@@ -109,7 +108,7 @@ fn inhibit_of(inhibitor: &Inhibitor, event: &Event) -> Inhibit {
 }
 
 impl Pipeline<'_> {
-    /// Route and render one event received at `now`.
+    /// Route one event received at `now`: its fate, and the Slack calls it causes (its cards are drawn when sent).
     pub fn process(
         &self,
         id: String,
@@ -155,18 +154,14 @@ impl Pipeline<'_> {
                 groups.push(join);
                 continue;
             }
-            let ctx = RenderContext {
-                event_id: &new.id,
-                channel: &d.channel,
-                template: &d.template,
-                count: 1,
-                now,
-            };
-            let mut args = self
-                .renderer
-                .render(event, &ctx)
-                .map_err(|e| PipelineError(format!("rendering for channel {}: {e}", d.channel)))?;
-            fit_message(&mut args);
+            if !BUILTIN_TEMPLATES.contains(&d.template.as_str()) {
+                // The card is drawn when it is sent; a user template that cannot draw this event refuses it now,
+                // while its sender can still be told. Built-in cards draw every event.
+                living::first_card(self.renderer, event, &new.id, &d.channel, &d.template, now)
+                    .map_err(|e| {
+                        PipelineError(format!("rendering for channel {}: {e}", d.channel))
+                    })?;
+            }
             if event.dedup_key.is_some() {
                 // The alert's one card lives on: a duplicate, a resolve or a re-fire refreshes it in place
                 // (coalesced, rendered at send time with the alert's count and state), and a resolve or re-fire
@@ -180,9 +175,16 @@ impl Pipeline<'_> {
                 } else {
                     on_reopen.push(living("chat.postMessage", Part::RefireReply));
                 }
+                new.outbox
+                    .push(living::post(self.team, &d.channel, &d.template));
+            } else {
+                new.outbox.push(living::event_post(
+                    self.team,
+                    &d.channel,
+                    &new.id,
+                    &d.template,
+                ));
             }
-            new.outbox
-                .push(outbox_item(self.team, &d.channel, "chat.postMessage", args));
         }
         new.fate = Fate::Queued { rules: matched };
         // Only what would post is checked (silences and drop rules came first); the store decides in the commit.

@@ -10,6 +10,7 @@ use std::fmt::Write;
 use serde_json::Value;
 use sluice_core::event::{parse_events, Event};
 use sluice_core::route::Decision;
+use sluice_domain::living;
 use sluice_domain::pipeline::Pipeline;
 use sluice_domain::silence::SilenceSet;
 use sluice_store::Silence;
@@ -170,7 +171,12 @@ fn one(
         .process(PREVIEW_ID.to_string(), event, Value::Null, now)
         .map_err(|e| format!("the event would be refused (422): {}", e.0))?;
     for item in &new.outbox {
-        let mut args = item.args.clone();
+        // The card is drawn when it is sent; shown here as it would be if sent at once.
+        let mut args =
+            match living::first_card_of(&cfg.renderer, &item.args, event, PREVIEW_ID, now) {
+                Some(card) => card.map_err(|e| format!("the event would be refused (422): {e}"))?,
+                None => item.args.clone(),
+            };
         if let Some(o) = args.as_object_mut() {
             // The dispatcher's own bookkeeping, not what the route decides.
             o.remove("metadata");

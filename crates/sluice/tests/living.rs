@@ -141,3 +141,104 @@ fn ids_first(sim: &Simulator) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// A card is drawn when it is sent, not when its event arrives: duplicates that came in while the first post waited
+/// (here behind a Slack outage) are on it when it goes out, and the alert still has one message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_that_came_while_the_first_card_waited_are_on_it_when_posted() {
+    let s = Fixture::builder()
+        .config(|_| channel_routes(1))
+        .start()
+        .await;
+    s.sim.set_faults(sluice_sim::Faults {
+        outage_until: Some(std::time::Instant::now() + Duration::from_secs(4)),
+        ..Default::default()
+    });
+    let (first, _) = post_all(s.sluice.addr, vec![alert("firing")], 1).await;
+    wait_until(
+        "the first post to meet the outage",
+        Duration::from_secs(10),
+        || {
+            s.sim
+                .calls()
+                .iter()
+                .any(|c| c.method == "chat.postMessage" && c.status == 503)
+        },
+    )
+    .await;
+    let (dups, failed) = post_all(s.sluice.addr, vec![alert("firing"); 4], 1).await;
+    assert_eq!((dups.len(), failed), (4, 0));
+    wait_until("the card after the outage", Duration::from_secs(30), || {
+        ok_calls(&s.sim, "chat.postMessage") == 1
+    })
+    .await;
+    let posted = s
+        .sim
+        .calls()
+        .into_iter()
+        .find(|c| c.method == "chat.postMessage" && c.ok)
+        .unwrap();
+    let text = posted.args["text"].as_str().unwrap_or_default().to_string();
+    assert!(text.contains("(×5)"), "the post counts all five: {text}");
+    assert!(
+        posted.args["blocks"].to_string().contains("×5 · last "),
+        "{}",
+        posted.args["blocks"]
+    );
+    assert_eq!(
+        posted.args["metadata"]["event_payload"]["event_id"], first[0],
+        "the card is the first event's"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(card_and_replies(&s.sim).0.len(), 1, "one message");
+}
+
+/// A route's user template is drawn when the card is sent, and an event it cannot draw is still refused when it
+/// comes in: 422 with the reason, nothing queued, so its sender hears of it. (Built-in cards draw every event.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_a_user_template_cannot_draw_is_refused_when_it_comes_in() {
+    let s = Fixture::builder()
+        .config(|_| {
+            // Names the owning team from a label that not every event carries.
+            "[templates]\nteam_card = '{\"text\": {{ event.labels.team ~ \": \" ~ event.title }}}'\n\
+             [[routing.rule]]\nname = \"t\"\nmatch = { \"labels.ch\" = \"c00\" }\nchannels = [\"c00\"]\n\
+             template = \"team_card\"\n"
+                .to_string()
+        })
+        .start()
+        .await;
+    let http = reqwest::Client::new();
+    let send = |labels: Value| {
+        http.post(format!("http://{}/v1/events", s.sluice.addr))
+            .bearer_auth(KEY)
+            .json(&json!({"title": "Disk full", "severity": "critical", "status": "firing", "source": "e2e",
+                          "labels": labels}))
+            .send()
+    };
+    let bad = send(json!({"ch": "c00"})).await.unwrap();
+    assert_eq!(bad.status().as_u16(), 422);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["error"], "render_failed", "{body}");
+    assert!(
+        body.to_string().contains("team_card"),
+        "names the template: {body}"
+    );
+    let good = send(json!({"ch": "c00", "team": "storage"})).await.unwrap();
+    assert_eq!(
+        good.status().as_u16(),
+        202,
+        "{}",
+        good.text().await.unwrap()
+    );
+    wait_until("the template's card", Duration::from_secs(15), || {
+        !s.sim.messages("c00").is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let texts: Vec<String> = s.sim.messages("c00").into_iter().map(|m| m.text).collect();
+    assert_eq!(
+        texts,
+        ["storage: Disk full"],
+        "only the event it could draw"
+    );
+}

@@ -266,7 +266,8 @@ pub trait Store:
 
     /// The alert that outbox item `item_id` refers to (through its `ref_post` link to the alert's post), as it
     /// stands now; `None` if the item is unknown, not linked, or the alert was pruned. The dispatcher calls it just
-    /// before sending a card refresh or a thread reply so they show the current count, last-seen and state.
+    /// before sending an alert's first card, a card refresh or a thread reply so they show the current count,
+    /// last-seen and state. The item is the alert's post (`alert_posts`) or refers to it.
     ///
     /// If `item_id` is the alert's pending refresh in its lane (see [`Dedup::refresh`]) it stops counting as
     /// pending in the same transaction: a duplicate that arrives after this read enqueues a new refresh, so no

@@ -305,8 +305,9 @@ impl Dispatcher {
                 return Ok(());
             }
             if living::is_living(&item.args) {
-                // Rendered now, after the rate gate, so the card shows every duplicate that came in while
-                // this refresh waited (the store stops coalescing into it as we read).
+                // An alert's first card, a refresh or a reply: rendered now, after the rate gate, so it shows
+                // every duplicate that came in while it waited (the store stops coalescing into a refresh as we
+                // read).
                 let rendered = match self
                     .persist(lost, || self.store.alert_card(item.id))
                     .await?
@@ -342,8 +343,8 @@ impl Dispatcher {
                 }
             }
             if let Some(event_id) = living::event_card_of(&item.args) {
-                // An event card's redraw (an `[[action]]` run's status on a card without a dedup key): drawn now
-                // from the event, its decisions and its runs as they stand.
+                // The first card of an event without a dedup key, or its redraw (an `[[action]]` run's status):
+                // drawn now from the event, its decisions and its runs as they stand.
                 match self.event_card(&item.args, event_id, lost).await? {
                     Ok(a) => args = a,
                     Err(reason) => return self.dead_letter(&item, &reason, now_ms(), lost).await,

@@ -92,13 +92,13 @@ pub(crate) static CLEAR_REFRESH: Stmt =
 pub(crate) static ALERT_OF: Stmt =
     Stmt::new("SELECT id FROM alerts WHERE first_event_id = ?1 ORDER BY id DESC LIMIT 1");
 
-/// The alert a card refresh or reply (outbox item) refers to, as it stands. Binds: 1 item id.
+/// The alert a card's first post, refresh or reply (outbox item) belongs to, as it stands. Binds: 1 item id.
 pub(crate) static ALERT_CARD: Stmt = Stmt::new(
     "SELECT a.id, a.first_event_id, a.count, a.first_seen_ms, a.last_seen_ms, a.closed_at_ms,
             CAST(e.body AS TEXT) AS body, p.lane, p.refresh_item_id,
             a.first_started_at_ms, a.ended_at_ms, CAST(l.body AS TEXT) AS latest
      FROM outbox o
-     JOIN alert_posts p ON p.item_id = o.ref_item_id
+     JOIN alert_posts p ON p.item_id = COALESCE(o.ref_item_id, o.id)
      JOIN alerts a ON a.id = p.alert_id
      JOIN events e ON e.id = a.first_event_id
      LEFT JOIN events l ON l.id = a.last_event_id
