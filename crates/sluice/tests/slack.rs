@@ -96,12 +96,25 @@ async fn acknowledge_and_resolve_from_the_card_once_each_and_audited() {
         || sim.messages(&channel).first().is_some_and(|m| m.edits >= 1),
     )
     .await;
-    // The clicks were answered at once and are decided in the background: the loser's
-    // refusal can be recorded a moment after the winner's card edit, so wait for both.
-    wait_for("both clicks audited", Duration::from_secs(10), || async {
-        audited(sluice.addr, "alert.ack").await.len() >= 2
-    })
+    // The clicks were answered at once and are decided in the background. A refusal is audited before the
+    // loser is told: once the loser has heard, both records are there.
+    wait_until(
+        "the loser's ephemeral answer",
+        Duration::from_secs(10),
+        || {
+            ["U0001", "U0002"].iter().any(|u| {
+                sim.ephemerals(Some(*u))
+                    .iter()
+                    .any(|e| e.text.contains("Already acknowledged by"))
+            })
+        },
+    )
     .await;
+    assert_eq!(
+        audited(sluice.addr, "alert.ack").await.len(),
+        2,
+        "the refusal was told before it was audited"
+    );
     // A third record would mean the double click was decided twice.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let records = api(sluice.addr, "/v1/audit").await["records"]

@@ -256,9 +256,9 @@ async fn take(
         .await;
     }
     // Whatever comes of it from here on — done, refused as already decided, or failed, even after the decision
-    // was recorded — is audited once, below.
+    // was recorded — is audited once, below; a refusal is told to the user only after its audit line is written.
     let read = act.event.take();
-    let outcome: Result<String, Failure> = async {
+    let outcome: Result<(String, Option<String>), Failure> = async {
         let event: Event = match read {
             Some(event) => event,
             None => {
@@ -299,7 +299,7 @@ async fn take(
         for effect in effects {
             match effect {
                 Effect::AlreadyDecided { by, at_ms, .. } => {
-                    return already(state, &act, &answer, &by, at_ms).await;
+                    return Ok(already(&act, &answer, &by, at_ms));
                 }
                 // Commit: the store keeps the first decision of each verb, so of two clicks at once one wins.
                 Effect::Record { at_ms, .. } => match state
@@ -309,7 +309,7 @@ async fn take(
                     .map_err(|e| HandlerError::new(e.to_string()))?
                 {
                     AckOutcome::AlreadyBy { actor, at_ms } => {
-                        return already(state, &act, &answer, &actor, at_ms).await;
+                        return Ok(already(&act, &answer, &actor, at_ms));
                     }
                     AckOutcome::Recorded => {}
                 },
@@ -386,12 +386,15 @@ async fn take(
         if let Answer::Command(_) = &answer {
             tell(state, &act, &answer, format!("Done: {} the alert.", verb.past())).await?;
         }
-        Ok("ok".to_string())
+        Ok(("ok".to_string(), None))
     }
     .await;
     match outcome {
-        Ok(result) => {
+        Ok((result, said)) => {
             audit(state, user, &action, &target, &result, detail).await;
+            if let Some(said) = said {
+                tell(state, &act, &answer, said).await?;
+            }
             Ok(())
         }
         Err(Failure {
@@ -419,27 +422,14 @@ impl From<HandlerError> for Failure {
     }
 }
 
-/// The decision was taken already (by `actor` at `at_ms`): a clicker is told so; a reaction is just a reaction.
-/// Returns what the audit log records.
-async fn already(
-    state: &AppState,
-    act: &Act,
-    answer: &Answer<'_>,
-    actor: &str,
-    at_ms: i64,
-) -> Result<String, Failure> {
+/// The decision was taken already (by `actor` at `at_ms`): what the audit log records, and what a clicker is told
+/// once it is recorded (a reaction is just a reaction: nobody is told).
+fn already(act: &Act, answer: &Answer<'_>, actor: &str, at_ms: i64) -> (String, Option<String>) {
     let verb = act.verb;
     let result = format!("refused: already {} by {actor}", verb.past());
-    if let Answer::Click(_) | Answer::Command(_) = answer {
-        let said = format!("Already {} {}.", verb.past(), decided(verb, actor, at_ms));
-        if let Err(error) = tell(state, act, answer, said).await {
-            return Err(Failure {
-                audit: result,
-                error,
-            });
-        }
-    }
-    Ok(result)
+    let said = matches!(answer, Answer::Click(_) | Answer::Command(_))
+        .then(|| format!("Already {} {}.", verb.past(), decided(verb, actor, at_ms)));
+    (result, said)
 }
 
 /// How the card shows a new decision. A deduplicated alert's cards are refreshed through the living-message path
