@@ -240,32 +240,22 @@ pub fn render(
     let event = alert::content(read(&card.body)?, latest);
     let life = alert::life(life_of(card), actions);
     let mut out = match part {
-        // Nothing has happened to the alert since its event came in: the card as the event was received, without
-        // a life line, as an alert without duplicates has always been first posted.
-        Part::Post
-            if card.count <= 1
-                && actions.is_empty()
-                && (card.closed_at_ms.is_none() || event.status == Status::Resolved) =>
-        {
-            let ctx = RenderContext {
-                event_id: &card.first_event_id,
-                channel,
-                template: marker["template"].as_str().unwrap_or("auto"),
-                count: 1,
-                now,
-            };
-            alert::card(renderer, &event, &ctx, None, actions, runs)
-                .map_err(|e| format!("rendering the alert card: {e}"))?
-        }
         Part::Post | Part::Card => {
+            // A first post of an alert nothing has happened to since its event came in: the card as the event was
+            // received, without a life line, as an alert without duplicates has always been first posted.
+            let as_received = part == Part::Post
+                && card.count <= 1
+                && actions.is_empty()
+                && (card.closed_at_ms.is_none() || event.status == Status::Resolved);
             let ctx = RenderContext {
                 event_id: &card.first_event_id,
                 channel,
                 template: marker["template"].as_str().unwrap_or("auto"),
-                count: card.count,
+                count: card.count.max(1),
                 now,
             };
-            alert::card(renderer, &event, &ctx, Some(&life), actions, runs)
+            let life = (!as_received).then_some(&life);
+            alert::card(renderer, &event, &ctx, life, actions, runs)
                 .map_err(|e| format!("rendering the alert card: {e}"))?
         }
         Part::ResolvedReply => json!({ "channel": channel, "text": resolved_reply(&event, &life) }),
