@@ -121,7 +121,7 @@ pub fn event_post(team: &str, channel: &str, event_id: &str, template: &str) -> 
 
 /// What the first card of `event` (accepted as `event_id`) shows in `channel` with `template` if nothing happens to
 /// it before it is sent: what [`post`] and [`event_post`] items become when sent at once. The pipeline renders it
-/// to refuse an event a user template cannot render (built-in cards cannot fail), and `sluice preview` to show it.
+/// to refuse an event a user template cannot render (built-in cards cannot fail), and `sluice route test` to show it.
 pub fn first_card(
     renderer: &Renderer,
     event: &Event,
