@@ -791,7 +791,7 @@ impl IngestTx for SqlIngest<'_> {
         keys: &[InhibitKey],
         window_ms: i64,
     ) -> Result<(), StoreError> {
-        for chunk in keys.chunks(100) {
+        for chunk in crate::sql::shaped(keys, 64) {
             let sql = format!(
                 "{}{}{}",
                 alerts::HOLD_KEYS,

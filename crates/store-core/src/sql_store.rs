@@ -124,15 +124,16 @@ async fn commit_group(
     Ok(ingested)
 }
 
-/// Rows per multi-row INSERT of events (5 values each), items (9), alerts (7), alert posts (3) and group members (2),
-/// and keys per
-/// lookup: well under both databases' limits on bound values per statement.
-const EVENTS_PER_INSERT: usize = 100;
-const ITEMS_PER_INSERT: usize = 60;
-const ALERTS_PER_INSERT: usize = 100;
-const POSTS_PER_INSERT: usize = 150;
-const MEMBERS_PER_INSERT: usize = 200;
-const KEYS_PER_LOOKUP: usize = 500;
+/// Rows per multi-row INSERT of events (5 values each), items (9), alerts (7), alert posts (3), group members (2) and
+/// lane heads (2), and keys per lookup: powers of two (see [`sql::shaped`]), well under both databases' limits on
+/// bound values per statement.
+const EVENTS_PER_INSERT: usize = 64;
+const ITEMS_PER_INSERT: usize = 64;
+const ALERTS_PER_INSERT: usize = 64;
+const POSTS_PER_INSERT: usize = 128;
+const MEMBERS_PER_INSERT: usize = 128;
+const HEADS_PER_INSERT: usize = 128;
+const KEYS_PER_LOOKUP: usize = 256;
 
 /// The events of a group commit that can only open a new alert, with nothing else to read or decide: a dedup key no
 /// other event of the commit has, no open alert with it and none closed within the event's reopen window; not a
@@ -162,7 +163,7 @@ async fn new_alerts<'e>(
     }
     let keys: Vec<&str> = candidates.iter().map(|(_, d)| d.key.as_str()).collect();
     let mut open: HashSet<String> = HashSet::new();
-    for chunk in keys.chunks(KEYS_PER_LOOKUP) {
+    for chunk in sql::shaped(&keys, KEYS_PER_LOOKUP) {
         let sql = format!("{}{})", alerts::OPEN_KEYS, sql::in_list(chunk.len(), 1));
         let args: Vec<Arg<'_>> = chunk.iter().map(|k| Arg::from(*k)).collect();
         for r in c.all(&sql, &args).await? {
@@ -177,7 +178,7 @@ async fn new_alerts<'e>(
         .map(|(ev, d)| ev.received_at_ms - d.reopen_window_ms)
         .min();
     if let Some(since) = since {
-        for chunk in keys.chunks(KEYS_PER_LOOKUP) {
+        for chunk in sql::shaped(&keys, KEYS_PER_LOOKUP) {
             let sql = format!(
                 "{}{}{}",
                 alerts::CLOSED_KEYS,
@@ -213,7 +214,7 @@ async fn insert_plain(
     if rows.is_empty() {
         return Ok(());
     }
-    for chunk in rows.chunks(EVENTS_PER_INSERT) {
+    for chunk in sql::shaped(rows, EVENTS_PER_INSERT) {
         let sql = format!(
             "{}{}",
             sql::bulk_insert(c.dialect(), outbox::INSERT_EVENTS),
@@ -244,7 +245,7 @@ async fn insert_plain(
             items.push((*ev, item, args.as_str()));
         }
     }
-    for chunk in items.chunks(ITEMS_PER_INSERT) {
+    for chunk in sql::shaped(&items, ITEMS_PER_INSERT) {
         let sql = format!(
             "{}{}{}",
             sql::bulk_insert(c.dialect(), outbox::INSERT_ITEMS),
@@ -284,7 +285,7 @@ async fn insert_plain(
         .filter_map(|(ev, _)| Some((*ev, dedup_of(ev)?)))
         .collect();
     let mut alert_ids: HashMap<String, i64> = HashMap::new();
-    for chunk in news.chunks(ALERTS_PER_INSERT) {
+    for chunk in sql::shaped(&news, ALERTS_PER_INSERT) {
         let sql = format!(
             "{}{}{}",
             sql::bulk_insert(c.dialect(), alerts::INSERT_ALERTS),
@@ -315,7 +316,7 @@ async fn insert_plain(
             Some((*alert_ids.get(event_id)?, lane.as_str(), *item))
         })
         .collect();
-    for chunk in posts.chunks(POSTS_PER_INSERT) {
+    for chunk in sql::shaped(&posts, POSTS_PER_INSERT) {
         let sql = format!(
             "{}{}",
             sql::bulk_insert(c.dialect(), alerts::INSERT_ALERT_POSTS),
@@ -397,7 +398,7 @@ async fn join_groups(
             .get(0)?;
         members.extend(j.alerts.iter().map(|a| (group_id, *a)));
     }
-    for chunk in members.chunks(MEMBERS_PER_INSERT) {
+    for chunk in sql::shaped(&members, MEMBERS_PER_INSERT) {
         let sql = format!(
             "{}{}{}",
             groups::ADD_MEMBERS,
@@ -421,7 +422,7 @@ async fn join_groups(
 /// one keeps it: every new item has a larger id.
 async fn set_lane_heads(c: &mut dyn Conn, touched: &TouchedLanes) -> Result<(), StoreError> {
     let lanes: Vec<(&String, &i64)> = touched.iter().collect();
-    for chunk in lanes.chunks(200) {
+    for chunk in sql::shaped(&lanes, HEADS_PER_INSERT) {
         let sql = format!(
             "{}{}{}",
             outbox::SET_LANE_HEADS,
@@ -668,7 +669,7 @@ impl<B: Backend> Store for SqlStore<B> {
     ) -> Result<Vec<String>, StoreError> {
         let mut c = self.backend.write().await?;
         let mut held = BTreeSet::new();
-        for chunk in lanes.chunks(500) {
+        for chunk in sql::shaped(lanes, KEYS_PER_LOOKUP) {
             let sql = format!(
                 "{}{}) RETURNING lane",
                 coordination::RENEW_LEASES,
@@ -886,7 +887,7 @@ impl<B: Backend> Store for SqlStore<B> {
         let lanes: BTreeSet<String> = candidates.iter().map(|(_, l)| l.clone()).collect();
         self.backend.lock_lanes(tx.conn(), &lanes).await?;
         let mut replayed = 0;
-        for chunk in candidates.chunks(500) {
+        for chunk in sql::shaped(&candidates, KEYS_PER_LOOKUP) {
             let sql = format!("{}{})", outbox::REPLAY, sql::in_list(chunk.len(), 2));
             let mut args: Vec<Arg<'_>> = vec![now_ms.into()];
             args.extend(chunk.iter().map(|(id, _)| Arg::from(*id)));

@@ -7,11 +7,13 @@
 //! `ingest` calls do not take the write connection themselves: they are funnelled into one writer task
 //! (the store's group commit) that commits everything waiting in a single transaction and answers each caller. One fsync
 //! then acknowledges many events, which is what makes one-event-per-request ingest fast. That transaction runs on a
-//! blocking thread straight on the write connection's handle ([`direct`]), not one statement at a time through sqlx.
+//! blocking thread through rusqlite ([`direct`]), not one statement at a time through sqlx: on a database file on a
+//! connection of its own that keeps its prepared statements, taken only while holding the write pool's connection.
 
 use std::collections::BTreeSet;
 use std::ops::DerefMut;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
@@ -30,17 +32,22 @@ mod direct;
 /// This backend's migrations (`migrations/`); the schema version is the number of the last one applied.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// The SQLite side of [`SqlStore`]: a read pool and a write pool of exactly one connection.
+/// The SQLite side of [`SqlStore`]: a read pool, a write pool of exactly one connection, and on a database file the
+/// group commit's own connection (used only while holding the write pool's).
 pub struct SqliteBackend {
     read: SqlitePool,
     write: SqlitePool,
+    committer: Option<Arc<direct::Committer>>,
 }
+
+/// How long a statement waits for a lock another process holds (e.g. `sluice migrate`, a backup) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn connect_options(url: &str, durability: Durability) -> Result<SqliteConnectOptions, StoreError> {
     let opts = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::Other(format!("invalid SQLite URL {url}: {e}")))?
         .create_if_missing(true)
-        .busy_timeout(Duration::from_secs(10))
+        .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(false)
         .synchronous(match durability {
             Durability::Full => SqliteSynchronous::Full,
@@ -95,6 +102,13 @@ pub async fn open(url: &str, opts: &StoreOptions) -> Result<SqlStore<SqliteBacke
             migrate::check(&mut *lite(&mut conn), &MIGRATOR).await?;
         }
     }
+    let committer = (!is_memory(url)).then(|| {
+        direct::Committer::new(
+            connect.get_filename().to_path_buf(),
+            opts.durability,
+            BUSY_TIMEOUT,
+        )
+    });
     let read = if is_memory(url) {
         // Every connection to `:memory:` would be a separate database: read through the one writer.
         write.clone()
@@ -105,7 +119,11 @@ pub async fn open(url: &str, opts: &StoreOptions) -> Result<SqlStore<SqliteBacke
             .connect_with(connect)
             .await?
     };
-    Ok(SqlStore::new(SqliteBackend { read, write }))
+    Ok(SqlStore::new(SqliteBackend {
+        read,
+        write,
+        committer,
+    }))
 }
 
 #[async_trait::async_trait]
@@ -130,7 +148,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn run_tx(&self, work: Box<dyn TxWork>) -> Result<Ingested, StoreError> {
-        direct::run_tx(&self.write, work).await
+        direct::run_tx(&self.write, self.committer.as_ref(), work).await
     }
 
     async fn lock_lanes(&self, _: &mut dyn Conn, _: &BTreeSet<String>) -> Result<(), StoreError> {

@@ -63,10 +63,47 @@ pub(crate) fn values_list(rows: usize, cols: usize, first: usize) -> String {
     s
 }
 
+/// `items` in chunks of at most `max` (a power of two) rows, each a power of two long, largest first: 130 rows at
+/// most 64 at a time are 64 + 64 + 2. A multi-row statement built for a chunk then has one of a few shapes, each
+/// prepared once and kept in the connection's statement cache; chunks of any length (100 + 30) made a statement no
+/// cache held, parsed and planned again in almost every group commit.
+pub(crate) fn shaped<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    debug_assert!(
+        max.is_power_of_two(),
+        "chunk bound {max} is not a power of two"
+    );
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (chunk, tail) = rest.split_at(1 << rest.len().min(max).ilog2());
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 /// `?a, ?a+1, …`: an `IN (…)` list of `n` placeholders from `?first`.
 pub(crate) fn in_list(n: usize, first: usize) -> String {
     (first..first + n)
         .map(|i| format!("?{i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shaped;
+
+    #[test]
+    fn chunks_are_powers_of_two_in_order_and_cover_everything() {
+        let items: Vec<usize> = (0..130).collect();
+        let lens: Vec<usize> = shaped(&items, 64).map(<[usize]>::len).collect();
+        assert_eq!(lens, [64, 64, 2]);
+        let again: Vec<usize> = shaped(&items, 64).flatten().copied().collect();
+        assert_eq!(again, items);
+        let lens: Vec<usize> = shaped(&items[..63], 64).map(<[usize]>::len).collect();
+        assert_eq!(lens, [32, 16, 8, 4, 2, 1]);
+        assert_eq!(shaped(&items[..0], 64).count(), 0);
+    }
 }
