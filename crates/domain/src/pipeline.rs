@@ -9,7 +9,7 @@ use sluice_core::inhibit::{InhibitKey, Inhibitor};
 use sluice_core::noise::Noise;
 use sluice_core::render::{Renderer, BUILTIN_TEMPLATES};
 use sluice_core::route::{Decision, Delivery, Router};
-use sluice_model::{Dedup, Fate, GroupJoin, Inhibit, NewEvent, RefSent};
+use sluice_model::{Dedup, EventBody, Fate, GroupJoin, Inhibit, NewEvent, RefSent};
 use time::OffsetDateTime;
 
 use crate::living::{self, Part};
@@ -113,7 +113,7 @@ impl Pipeline<'_> {
         &self,
         id: String,
         event: &Event,
-        body: serde_json::Value,
+        body: EventBody,
         now: OffsetDateTime,
     ) -> Result<NewEvent, PipelineError> {
         let received_at_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;

@@ -23,7 +23,9 @@ use sluice_core::noise::{Storm, StormChange, StormGuard};
 use sluice_core::render::{render_digest, DigestPhase, DigestView, GROUP_CARD_ALERTS};
 use sluice_core::route::{NoiseRoute, Router};
 use sluice_slack_wire::blocks::fit_message;
-use sluice_store::{Fate, GroupFlush, GroupState, NewEvent, NewOutboxItem, Store, StoreError};
+use sluice_store::{
+    EventBody, Fate, GroupFlush, GroupState, NewEvent, NewOutboxItem, Store, StoreError,
+};
 use tokio::sync::{watch, Notify};
 
 use sluice_domain::clock::at;
@@ -210,13 +212,13 @@ impl Notifier {
             id: format!("dig_{}", uuid::Uuid::now_v7().simple()),
             received_at_ms: now_ms,
             source: "sluice".into(),
-            body: json!({
+            body: EventBody::of(&json!({
                 "digest": route.rule, "phase": phase_name, "from_ms": from_ms, "to_ms": now_ms,
                 "alerts": counts.alerts(), "events": counts.events(),
                 "by": counts.by.iter().map(|((service, severity), (alerts, events))| json!({
                     "service": service, "severity": severity, "alerts": alerts, "events": events,
                 })).collect::<Vec<_>>(),
-            }),
+            })),
             fate: Fate::Queued {
                 rules: vec![format!("storm:{}", route.rule)],
             },

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use sluice_domain::outbox::outbox_item;
 use sluice_inbound::{HandlerError, HandlerResult, Writes};
-use sluice_store::{Fate, FollowUp, NewAudit, NewEvent, NewOutboxItem, Replay, Store};
+use sluice_store::{EventBody, Fate, FollowUp, NewAudit, NewEvent, NewOutboxItem, Replay, Store};
 
 use crate::state::{now_ms, AppState};
 
@@ -24,7 +24,7 @@ pub(crate) async fn enqueue(
         id: format!("act_{}", uuid::Uuid::now_v7().simple()),
         received_at_ms: now_ms(),
         source: "slack".into(),
-        body,
+        body: EventBody::of(&body),
         fate: Fate::Queued {
             rules: vec![rule.to_string()],
         },

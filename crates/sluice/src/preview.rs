@@ -13,7 +13,7 @@ use sluice_core::route::Decision;
 use sluice_domain::living;
 use sluice_domain::pipeline::Pipeline;
 use sluice_domain::silence::SilenceSet;
-use sluice_store::Silence;
+use sluice_store::{EventBody, Silence};
 use time::OffsetDateTime;
 
 use crate::config::Config;
@@ -168,7 +168,12 @@ fn one(
         };
     }
     let new = pipeline
-        .process(PREVIEW_ID.to_string(), event, Value::Null, now)
+        .process(
+            PREVIEW_ID.to_string(),
+            event,
+            EventBody::of(&Value::Null),
+            now,
+        )
         .map_err(|e| format!("the event would be refused (422): {}", e.0))?;
     for item in &new.outbox {
         // The card is drawn when it is sent; shown here as it would be if sent at once.

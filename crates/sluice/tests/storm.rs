@@ -16,7 +16,7 @@ use sluice::notify::{Notifier, TickReport};
 use sluice_core::event::Event;
 use sluice_domain::pipeline::Pipeline;
 use sluice_domain::silence::SilenceSet;
-use sluice_store::Fate;
+use sluice_store::{EventBody, Fate};
 use time::OffsetDateTime;
 
 use common::fixture::Fixture;
@@ -87,7 +87,11 @@ async fn a_storm_of_10000_alerts_from_50_services_in_60_seconds_becomes_a_few_di
             let body = storm_alert(i);
             let event: Event = serde_json::from_value(body.clone()).unwrap();
             let id = format!("ev{i:05}");
-            events.push(pipeline.process(id.clone(), &event, body, at(now)).unwrap());
+            events.push(
+                pipeline
+                    .process(id.clone(), &event, EventBody::of(&body), at(now))
+                    .unwrap(),
+            );
             ids.push(id);
         }
         store.ingest(events).await.unwrap();
@@ -199,7 +203,7 @@ async fn a_storm_of_10000_alerts_from_50_services_in_60_seconds_becomes_a_few_di
         let event: Event = serde_json::from_value(body.clone()).unwrap();
         events.push(
             pipeline
-                .process(format!("calm{i}"), &event, body, at(calm))
+                .process(format!("calm{i}"), &event, EventBody::of(&body), at(calm))
                 .unwrap(),
         );
     }

@@ -30,10 +30,9 @@ pub(crate) struct Batch {
     pub encoded: Vec<Encoded>,
 }
 
-/// An event's body and fate, and the arguments of its outbox items, as the rows store them.
+/// An event's fate and the arguments of its outbox items, as the rows store them (its body comes encoded).
 #[derive(Clone)]
 pub(crate) struct Encoded {
-    pub body: String,
     pub fate: String,
     /// One per [`crate::ingest::outbox_of`] item, in order.
     pub items: Vec<String>,
@@ -42,7 +41,6 @@ pub(crate) struct Encoded {
 impl Encoded {
     fn of(ev: &NewEvent) -> Result<Encoded, StoreError> {
         Ok(Encoded {
-            body: to_json("event body", &ev.body)?,
             fate: to_json("fate", &ev.fate)?,
             items: outbox_of(ev)
                 .iter()

@@ -19,7 +19,7 @@ pub(crate) struct EventRow<'a> {
     pub id: &'a str,
     pub received_at_ms: i64,
     pub source: &'a str,
-    pub body: String,
+    pub body: &'a str,
     pub fate: String,
 }
 
@@ -190,7 +190,7 @@ pub(crate) async fn ingest_inhibited(
             id: &ev.id,
             received_at_ms: ev.received_at_ms,
             source: &ev.source,
-            body: to_json("event body", &ev.body)?,
+            body: ev.body.as_str(),
             fate: to_json("fate", &fate)?,
         })
         .await?;
@@ -365,7 +365,7 @@ pub(crate) async fn ingest_event(
         id: &ev.id,
         received_at_ms: now,
         source: &ev.source,
-        body: to_json("event body", &ev.body)?,
+        body: ev.body.as_str(),
         fate: to_json("fate", &fate)?,
     })
     .await?;
@@ -651,7 +651,7 @@ impl IngestTx for SqlIngest<'_> {
                     row.id.into(),
                     row.received_at_ms.into(),
                     row.source.into(),
-                    Arg::Json(&row.body),
+                    Arg::Json(row.body),
                     Arg::Json(&row.fate),
                 ],
             )

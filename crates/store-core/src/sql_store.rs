@@ -227,7 +227,7 @@ async fn insert_plain(
                     Arg::from(&ev.id),
                     ev.received_at_ms.into(),
                     (&ev.source).into(),
-                    Arg::Json(&enc.body),
+                    Arg::Json(ev.body.as_str()),
                     Arg::Json(&enc.fate),
                 ]
             })

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use serde_json::json;
 use sluice_store::{
-    open, Dedup, Durability, Fate, GroupJoin, NewEvent, NewOutboxItem, StoreOptions,
+    open, Dedup, Durability, EventBody, Fate, GroupJoin, NewEvent, NewOutboxItem, StoreOptions,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -68,7 +68,9 @@ fn event(kind: Kind, id: String, n: usize) -> NewEvent {
         id,
         received_at_ms: 1_700_000_000_000,
         source: "bench".into(),
-        body: json!({ "title": "disk almost full", "severity": "warning", "service": service, "labels": { "host": "db1" } }),
+        body: EventBody::of(
+            &json!({ "title": "disk almost full", "severity": "warning", "service": service, "labels": { "host": "db1" } }),
+        ),
         fate: Fate::Queued {
             rules: vec!["default".into()],
         },

@@ -303,7 +303,7 @@ fn event(id: &str, at: i64, outbox: Vec<NewOutboxItem>) -> NewEvent {
         id: id.into(),
         received_at_ms: at,
         source: "api".into(),
-        body: json!({ "title": format!("event {id}") }),
+        body: EventBody::of(&json!({ "title": format!("event {id}") })),
         fate: Fate::Queued {
             rules: vec!["default".into()],
         },
@@ -3107,7 +3107,8 @@ async fn regression_a_failed_deployment_card_shows_its_final_state(ctx: Ctx) {
     let s = &ctx.store;
     let deploy = |id: &str, at: i64, state: &str, resolves: bool| {
         let mut e = alert(id, at, "deploy-42", resolves, &["C1"]);
-        e.body = json!({ "title": format!("Deployment {state}"), "kind": "deployment" });
+        e.body =
+            EventBody::of(&json!({ "title": format!("Deployment {state}"), "kind": "deployment" }));
         if let Some(d) = e.dedup.as_mut() {
             d.on_open = vec![];
             d.refresh = vec![update("C1")];
@@ -3503,8 +3504,10 @@ fn join(rule: &str, service: &str) -> GroupJoin {
 /// An alert of `service` on a grouped route: it posts nothing itself.
 fn grouped(id: &str, at: i64, key: &str, resolves: bool, service: &str) -> NewEvent {
     NewEvent {
-        body: json!({ "title": format!("alert {key}"), "service": service, "severity": "critical",
+        body: EventBody::of(
+            &json!({ "title": format!("alert {key}"), "service": service, "severity": "critical",
                       "status": if resolves { "resolved" } else { "firing" }, "source": "am" }),
+        ),
         dedup: Some(Dedup {
             key: key.into(),
             window_ms: WINDOW,
@@ -5132,11 +5135,11 @@ async fn a_scheduled_minute_is_claimed_once_across_replicas(ctx: Ctx) {
 async fn open_alerts_are_found_by_key_id_or_event_and_periods_are_counted(ctx: Ctx) {
     let s = &ctx.store;
     let mut a = alert("ev_a", T0, "checkout-p99", false, &["alerts"]);
-    a.body = json!({ "title": "p99", "service": "checkout" });
+    a.body = EventBody::of(&json!({ "title": "p99", "service": "checkout" }));
     let mut b = alert("ev_b", T0 + 10, "db-disk", false, &["alerts"]);
-    b.body = json!({ "title": "disk", "service": "db" });
+    b.body = EventBody::of(&json!({ "title": "disk", "service": "db" }));
     let mut muted = event("ev_c", T0 + 20, vec![]);
-    muted.body = json!({ "title": "muted", "service": "checkout" });
+    muted.body = EventBody::of(&json!({ "title": "muted", "service": "checkout" }));
     muted.fate = Fate::Suppressed {
         by: "silence:sil_1".into(),
     };
