@@ -13,10 +13,11 @@
 //! so that the error messages can name the path and the accepted values, `fields` given as an
 //! object keep the order the sender wrote, and duplicate keys are refused.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -248,7 +249,7 @@ pub fn parse_events(body: &[u8]) -> Result<Vec<Event>, EventError> {
         err("", message)
     })?;
     match raw {
-        Raw::Object(obj) => Ok(vec![event_from(&obj, &Path::root())?]),
+        Raw::Object(obj) => Ok(vec![event_from(&obj, &ROOT)?]),
         Raw::Array(items) => {
             if items.is_empty() {
                 return Err(err(
@@ -269,7 +270,7 @@ pub fn parse_events(body: &[u8]) -> Result<Vec<Event>, EventError> {
                 .iter()
                 .enumerate()
                 .map(|(i, item)| {
-                    let path = Path::root().index(i);
+                    let path = ROOT.index(i);
                     match item {
                         Raw::Object(obj) => event_from(obj, &path),
                         other => Err(path.error(format!(
@@ -297,42 +298,65 @@ fn err(field: &str, message: String) -> EventError {
     }
 }
 
-/// A JSON path being built up as validation descends, e.g. `[3].links[0].url`.
-#[derive(Clone)]
-struct Path(String);
+/// A JSON path being built up as validation descends, e.g. `[3].links[0].url`: a chain of borrowed steps, written
+/// out only when an error names it (valid events, nearly all of them, never pay for the text).
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    /// The whole body.
+    Root,
+    Key(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
 
-impl Path {
-    fn root() -> Path {
-        Path(String::new())
+impl<'a> Path<'a> {
+    fn key(&'a self, k: &'a str) -> Path<'a> {
+        Path::Key(self, k)
     }
-    fn key(&self, k: &str) -> Path {
-        if self.0.is_empty() {
-            Path(k.to_owned())
-        } else {
-            Path(format!("{}.{k}", self.0))
+    fn index(&'a self, i: usize) -> Path<'a> {
+        Path::Index(self, i)
+    }
+    fn write(&self, out: &mut String) {
+        match *self {
+            Path::Root => {}
+            Path::Key(parent, k) => {
+                parent.write(out);
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Path::Index(parent, i) => {
+                parent.write(out);
+                out.push('[');
+                out.push_str(&i.to_string());
+                out.push(']');
+            }
         }
     }
-    fn index(&self, i: usize) -> Path {
-        Path(format!("{}[{i}]", self.0))
-    }
     fn error(&self, message: String) -> EventError {
-        err(&self.0, message)
+        let mut field = String::new();
+        self.write(&mut field);
+        EventError { field, message }
     }
 }
+
+static ROOT: Path<'static> = Path::Root;
 
 /// A JSON value that keeps object keys in the order they were written (and all of them, so
 /// duplicates can be refused). `serde_json::Value` sorts keys unless a workspace-wide feature
 /// is turned on, which would change behaviour for every other crate.
-enum Raw {
+///
+/// Strings without escapes borrow from the request body rather than each being copied out of it.
+enum Raw<'de> {
     Null,
     Bool(bool),
     Number(serde_json::Number),
-    String(String),
-    Array(Vec<Raw>),
-    Object(Vec<(String, Raw)>),
+    String(Cow<'de, str>),
+    Array(Vec<Raw<'de>>),
+    Object(Vec<(Cow<'de, str>, Raw<'de>)>),
 }
 
-impl Raw {
+impl Raw<'_> {
     fn type_name(&self) -> &'static str {
         match self {
             Raw::Null => "null",
@@ -345,51 +369,80 @@ impl Raw {
     }
 }
 
-impl<'de> Deserialize<'de> for Raw {
+/// A string as written, borrowed where it has no escapes: an object key.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Raw<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Raw;
+            type Value = Raw<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_unit<E>(self) -> Result<Raw, E> {
+            fn visit_unit<E>(self) -> Result<Raw<'de>, E> {
                 Ok(Raw::Null)
             }
-            fn visit_none<E>(self) -> Result<Raw, E> {
+            fn visit_none<E>(self) -> Result<Raw<'de>, E> {
                 Ok(Raw::Null)
             }
-            fn visit_bool<E>(self, v: bool) -> Result<Raw, E> {
+            fn visit_bool<E>(self, v: bool) -> Result<Raw<'de>, E> {
                 Ok(Raw::Bool(v))
             }
-            fn visit_i64<E>(self, v: i64) -> Result<Raw, E> {
+            fn visit_i64<E>(self, v: i64) -> Result<Raw<'de>, E> {
                 Ok(Raw::Number(v.into()))
             }
-            fn visit_u64<E>(self, v: u64) -> Result<Raw, E> {
+            fn visit_u64<E>(self, v: u64) -> Result<Raw<'de>, E> {
                 Ok(Raw::Number(v.into()))
             }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Raw, E> {
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Raw<'de>, E> {
                 serde_json::Number::from_f64(v)
                     .map(Raw::Number)
                     .ok_or_else(|| E::custom("a number that is not finite"))
             }
-            fn visit_str<E>(self, v: &str) -> Result<Raw, E> {
-                Ok(Raw::String(v.to_owned()))
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Raw<'de>, E> {
+                Ok(Raw::String(Cow::Borrowed(v)))
             }
-            fn visit_string<E>(self, v: String) -> Result<Raw, E> {
-                Ok(Raw::String(v))
+            fn visit_str<E>(self, v: &str) -> Result<Raw<'de>, E> {
+                Ok(Raw::String(Cow::Owned(v.to_owned())))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
+            fn visit_string<E>(self, v: String) -> Result<Raw<'de>, E> {
+                Ok(Raw::String(Cow::Owned(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw<'de>, A::Error> {
                 let mut items = Vec::new();
                 while let Some(item) = seq.next_element()? {
                     items.push(item);
                 }
                 Ok(Raw::Array(items))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
-                let mut entries: Vec<(String, Raw)> = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, Raw>()? {
-                    entries.push((k, v));
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw<'de>, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(k) = map.next_key_seed(Key)? {
+                    entries.push((k, map.next_value()?));
                 }
                 Ok(Raw::Object(entries))
             }
@@ -399,20 +452,20 @@ impl<'de> Deserialize<'de> for Raw {
 }
 
 /// Looks up keys of one JSON object, refusing duplicates and unknown keys up front.
-struct Obj<'a> {
-    entries: &'a [(String, Raw)],
-    path: Path,
+struct Obj<'a, 'de> {
+    entries: &'a [(Cow<'de, str>, Raw<'de>)],
+    path: Path<'a>,
 }
 
-impl<'a> Obj<'a> {
+impl<'a, 'de> Obj<'a, 'de> {
     fn new(
-        entries: &'a [(String, Raw)],
-        path: &Path,
+        entries: &'a [(Cow<'de, str>, Raw<'de>)],
+        path: &'a Path<'a>,
         allowed: &[&str],
         what: &str,
     ) -> Result<Self, EventError> {
         for (i, (k, _)) in entries.iter().enumerate() {
-            if !allowed.contains(&k.as_str()) {
+            if !allowed.contains(&&**k) {
                 let hint = closest(k, allowed)
                     .map(|c| format!(" (did you mean \"{c}\"?)"))
                     .unwrap_or_default();
@@ -429,12 +482,12 @@ impl<'a> Obj<'a> {
         }
         Ok(Obj {
             entries,
-            path: path.clone(),
+            path: *path,
         })
     }
 
     /// The value under `key`, with JSON `null` treated as absent.
-    fn get(&self, key: &str) -> Option<&'a Raw> {
+    fn get(&self, key: &str) -> Option<&'a Raw<'de>> {
         self.entries
             .iter()
             .find(|(k, _)| k == key)
@@ -442,7 +495,7 @@ impl<'a> Obj<'a> {
             .filter(|v| !matches!(v, Raw::Null))
     }
 
-    fn required(&self, key: &str) -> Result<&'a Raw, EventError> {
+    fn required(&self, key: &str) -> Result<&'a Raw<'de>, EventError> {
         self.get(key)
             .ok_or_else(|| self.path.key(key).error("is required".to_owned()))
     }
@@ -472,7 +525,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-fn string(v: &Raw, path: &Path, max: usize) -> Result<String, EventError> {
+fn string(v: &Raw<'_>, path: &Path<'_>, max: usize) -> Result<String, EventError> {
     match v {
         Raw::String(s) => {
             let n = s.chars().count();
@@ -481,14 +534,14 @@ fn string(v: &Raw, path: &Path, max: usize) -> Result<String, EventError> {
                     "is {n} characters long; at most {max} are accepted"
                 )))
             } else {
-                Ok(s.clone())
+                Ok(String::from(&**s))
             }
         }
         other => Err(path.error(format!("expected a string, got {}", other.type_name()))),
     }
 }
 
-fn non_empty(v: &Raw, path: &Path, max: usize) -> Result<String, EventError> {
+fn non_empty(v: &Raw<'_>, path: &Path<'_>, max: usize) -> Result<String, EventError> {
     let s = string(v, path, max)?;
     if s.trim().is_empty() {
         return Err(path.error("must not be empty".to_owned()));
@@ -498,7 +551,7 @@ fn non_empty(v: &Raw, path: &Path, max: usize) -> Result<String, EventError> {
 
 /// Label and field values: strings, or numbers and booleans (written as JSON writes them),
 /// because senders routinely put `"port": 8080` in labels.
-fn scalar(v: &Raw, path: &Path, max: usize) -> Result<String, EventError> {
+fn scalar(v: &Raw<'_>, path: &Path<'_>, max: usize) -> Result<String, EventError> {
     match v {
         Raw::Number(n) => Ok(n.to_string()),
         Raw::Bool(b) => Ok(b.to_string()),
@@ -511,8 +564,8 @@ fn scalar(v: &Raw, path: &Path, max: usize) -> Result<String, EventError> {
 }
 
 fn one_of<T: Copy>(
-    v: &Raw,
-    path: &Path,
+    v: &Raw<'_>,
+    path: &Path<'_>,
     all: &[T],
     name: impl Fn(T) -> &'static str,
 ) -> Result<T, EventError> {
@@ -531,66 +584,64 @@ fn one_of<T: Copy>(
     }
 }
 
-fn event_from(entries: &[(String, Raw)], path: &Path) -> Result<Event, EventError> {
+fn event_from(entries: &[(Cow<'_, str>, Raw<'_>)], path: &Path<'_>) -> Result<Event, EventError> {
     let o = Obj::new(entries, path, &EVENT_KEYS, "an event")?;
-    let p = |k: &str| path.key(k);
-
-    let title = non_empty(o.required("title")?, &p("title"), MAX_TITLE)?;
+    let title = non_empty(o.required("title")?, &path.key("title"), MAX_TITLE)?;
     let severity = one_of(
         o.required("severity")?,
-        &p("severity"),
+        &path.key("severity"),
         &Severity::ALL,
         Severity::as_str,
     )?;
     let status = one_of(
         o.required("status")?,
-        &p("status"),
+        &path.key("status"),
         &Status::ALL,
         Status::as_str,
     )?;
-    let source = non_empty(o.required("source")?, &p("source"), MAX_NAME)?;
+    let source = non_empty(o.required("source")?, &path.key("source"), MAX_NAME)?;
     let text = o
         .get("text")
-        .map(|v| string(v, &p("text"), MAX_TEXT))
+        .map(|v| string(v, &path.key("text"), MAX_TEXT))
         .transpose()?
         .unwrap_or_default();
     let kind = o
         .get("kind")
-        .map(|v| one_of(v, &p("kind"), &Kind::ALL, Kind::as_str))
+        .map(|v| one_of(v, &path.key("kind"), &Kind::ALL, Kind::as_str))
         .transpose()?
         .unwrap_or_default();
     let service = o
         .get("service")
-        .map(|v| string(v, &p("service"), MAX_NAME))
+        .map(|v| string(v, &path.key("service"), MAX_NAME))
         .transpose()?
         .unwrap_or_default();
     let environment = o
         .get("environment")
-        .map(|v| string(v, &p("environment"), MAX_NAME))
+        .map(|v| string(v, &path.key("environment"), MAX_NAME))
         .transpose()?
         .unwrap_or_default();
     let labels = o
         .get("labels")
-        .map(|v| labels_from(v, &p("labels")))
+        .map(|v| labels_from(v, &path.key("labels")))
         .transpose()?
         .unwrap_or_default();
     let fields = o
         .get("fields")
-        .map(|v| fields_from(v, &p("fields")))
+        .map(|v| fields_from(v, &path.key("fields")))
         .transpose()?
         .unwrap_or_default();
     let links = o
         .get("links")
-        .map(|v| links_from(v, &p("links")))
+        .map(|v| links_from(v, &path.key("links")))
         .transpose()?
         .unwrap_or_default();
     let dedup_key = o
         .get("dedup_key")
-        .map(|v| non_empty(v, &p("dedup_key"), MAX_DEDUP_KEY))
+        .map(|v| non_empty(v, &path.key("dedup_key"), MAX_DEDUP_KEY))
         .transpose()?;
     let occurred_at = o
         .get("occurred_at")
-        .map(|v| timestamp(v, &p("occurred_at")))
+        .map(|v| timestamp(v, &path.key("occurred_at")))
         .transpose()?;
 
     Ok(Event {
@@ -610,7 +661,7 @@ fn event_from(entries: &[(String, Raw)], path: &Path) -> Result<Event, EventErro
     })
 }
 
-fn labels_from(v: &Raw, path: &Path) -> Result<BTreeMap<String, String>, EventError> {
+fn labels_from(v: &Raw<'_>, path: &Path<'_>) -> Result<BTreeMap<String, String>, EventError> {
     let Raw::Object(entries) = v else {
         return Err(path.error(format!(
             "expected an object of string values like {{\"team\": \"payments\"}}, got {}",
@@ -633,14 +684,14 @@ fn labels_from(v: &Raw, path: &Path) -> Result<BTreeMap<String, String>, EventEr
             return Err(kp.error(format!("the key is longer than {MAX_LABEL_KEY} characters")));
         }
         let value = scalar(v, &kp, MAX_LABEL_VALUE)?;
-        if labels.insert(k.clone(), value).is_some() {
+        if labels.insert(String::from(&**k), value).is_some() {
             return Err(kp.error(format!("\"{k}\" is given more than once; give it once")));
         }
     }
     Ok(labels)
 }
 
-fn fields_from(v: &Raw, path: &Path) -> Result<Vec<Field>, EventError> {
+fn fields_from(v: &Raw<'_>, path: &Path<'_>) -> Result<Vec<Field>, EventError> {
     let count = match v {
         Raw::Object(e) => e.len(),
         Raw::Array(a) => a.len(),
@@ -668,7 +719,7 @@ fn fields_from(v: &Raw, path: &Path) -> Result<Vec<Field>, EventError> {
                     return Err(kp.error(format!("\"{k}\" is given more than once; give it once")));
                 }
                 fields.push(Field {
-                    title: k.clone(),
+                    title: String::from(&**k),
                     value: scalar(v, &kp, MAX_FIELD_VALUE)?,
                 });
             }
@@ -699,7 +750,7 @@ fn fields_from(v: &Raw, path: &Path) -> Result<Vec<Field>, EventError> {
     }
 }
 
-fn links_from(v: &Raw, path: &Path) -> Result<Vec<Link>, EventError> {
+fn links_from(v: &Raw<'_>, path: &Path<'_>) -> Result<Vec<Link>, EventError> {
     let Raw::Array(items) = v else {
         return Err(path.error(format!(
             "expected an array of {{\"title\": …, \"url\": …}}, got {}",
@@ -736,7 +787,7 @@ fn links_from(v: &Raw, path: &Path) -> Result<Vec<Link>, EventError> {
         .collect()
 }
 
-fn link_url(v: &Raw, path: &Path) -> Result<String, EventError> {
+fn link_url(v: &Raw<'_>, path: &Path<'_>) -> Result<String, EventError> {
     let s = string(v, path, MAX_URL)?;
     let parsed = url::Url::parse(&s).map_err(|e| {
         path.error(format!(
@@ -757,7 +808,7 @@ fn link_url(v: &Raw, path: &Path) -> Result<String, EventError> {
     Ok(normalised)
 }
 
-fn timestamp(v: &Raw, path: &Path) -> Result<OffsetDateTime, EventError> {
+fn timestamp(v: &Raw<'_>, path: &Path<'_>) -> Result<OffsetDateTime, EventError> {
     match v {
         Raw::String(s) => OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
             path.error(format!(
