@@ -9,7 +9,8 @@
 # run; p99 from wrk) with the ratio to Alertmanager's rate in the same size. Loopback only; every process it starts
 # is stopped when it ends, and the whole script is bounded in time (LIMIT seconds).
 #
-# Usage: bench/peers.sh            (SLUICE_BIN=path to skip the release build; RUNS, SECONDS_PER_RUN, WARMUP, LIMIT)
+# Usage: bench/peers.sh   (SLUICE_BIN=path to skip the release build; RUNS, SECONDS_PER_RUN, WARMUP, LIMIT,
+#                          WITH_ALERTMANAGER=0 for Sluice alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,8 @@ WARMUP=${WARMUP:-5}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 LIMIT=${LIMIT:-1200}
+# WITH_ALERTMANAGER=0 measures Sluice alone (e.g. two builds one after the other, with SLUICE_BIN).
+WITH_ALERTMANAGER=${WITH_ALERTMANAGER:-1}
 
 if [ -z "${PEERS_BOUNDED:-}" ]; then
   export PEERS_BOUNDED=1
@@ -32,7 +35,7 @@ need() {
     || { echo "peers: could not install $2" >&2; exit 1; }
 }
 need wrk wrk
-need prometheus-alertmanager prometheus-alertmanager
+[ "$WITH_ALERTMANAGER" = 1 ] && need prometheus-alertmanager prometheus-alertmanager
 need python3 python3
 
 if [ -z "${SLUICE_BIN:-}" ]; then
@@ -65,10 +68,13 @@ rss_mb() { echo $(( $(ps -o rss= -p "$1") / 1024 )); }
 lua() { # $1 = am | sluice, $2 = alerts per request
   cat <<LUA
 local n, kind, counter = $2, "$1", 0  -- counter: requests sent by this thread
-local id = 0
+local id, run = 0, "0"
 function setup(thread) id = id + 1; thread:set("tid", id) end
+-- Every wrk run gets its own tag (the argument after the URL): the warm-up and each measured run send keys no run
+-- sent before, so every alert is new, as the table says, and none is a duplicate of the last run's.
+function init(args) run = args[1] or "0" end
 local function alert(k)
-  local key = string.format("t%d-%d-%d", tid or 0, counter, k)
+  local key = string.format("%s-t%d-%d-%d", run, tid or 0, counter, k)
   local svc = "api-" .. (counter * n + k) % 50
   if kind == "am" then
     return string.format('{"labels":{"alertname":"HighErrorRate","service":"%s","instance":"%s"},'
@@ -92,7 +98,7 @@ LUA
 load() { # $1 url, $2 script, $3 seconds, $4.. headers
   local url=$1 script=$2 secs=$3; shift 3
   local out
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" --latency -s "$script" "$@" "$url" 2>&1)
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" --latency -s "$script" "$@" "$url" "r$(date +%s%N)" 2>&1)
   local rps p99 errors
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
@@ -196,18 +202,22 @@ echo "peers: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -
 start_sim
 ROWS=()
 for n in 1 10; do
-  echo "peers: Alertmanager, $n new alert(s) per request" >&2
-  start_alertmanager
-  read -r am_rate am_p99 am_err < <(measure "$AM_URL" am "$n" -H "Content-Type: application/json")
-  ROWS+=("Alertmanager (in memory)|$n|$am_rate|$am_p99|$(rss_mb "$AM_PID")|$am_err|1.00")
-  stop "$AM_PID"
+  am_rate=""
+  if [ "$WITH_ALERTMANAGER" = 1 ]; then
+    echo "peers: Alertmanager, $n new alert(s) per request" >&2
+    start_alertmanager
+    read -r am_rate am_p99 am_err < <(measure "$AM_URL" am "$n" -H "Content-Type: application/json")
+    ROWS+=("Alertmanager (in memory)|$n|$am_rate|$am_p99|$(rss_mb "$AM_PID")|$am_err|1.00")
+    stop "$AM_PID"
+  fi
   for route in plain grouped; do
     [ "$route" = grouped ] && [ "$n" = 1 ] && continue
     echo "peers: Sluice ($route route), $n new alert(s) per request" >&2
     start_sluice "$route"
     read -r rate p99 err < <(measure "$SLUICE_URL" sluice "$n" -H "Content-Type: application/json" \
       -H "Authorization: Bearer bench-key")
-    ratio=$(awk -v a="$rate" -v b="$am_rate" 'BEGIN {printf "%.2f", a/b}')
+    ratio=-
+    [ -n "$am_rate" ] && ratio=$(awk -v a="$rate" -v b="$am_rate" 'BEGIN {printf "%.2f", a/b}')
     ROWS+=("Sluice, SQLite full, $route route|$n|$rate|$p99|$(rss_mb "$SLUICE_PID")|$err|$ratio")
     stop "$SLUICE_PID"
   done
