@@ -70,11 +70,6 @@ impl EventBody {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// The JSON text, taken out.
-    pub fn into_string(self) -> String {
-        self.0
-    }
 }
 
 /// An event to make durable, with the routing decision already taken.

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 use sluice_core::event::{parse_events, Event};
-use sluice_core::nul::{nul_path, NUL_MESSAGE};
+use sluice_core::nul::{nul_path, nul_path_in_json, NUL_MESSAGE};
 use sluice_slack_wire::blocks::{check_message, fit_foreign_message};
 use sluice_store::{DeliveryState, EventBody, EventStatus, Fate, NewEvent};
 use subtle::ConstantTimeEq;
@@ -87,17 +87,14 @@ pub(crate) async fn accept(
             let body = EventBody::encode(event).map_err(|e| {
                 ApiError::bad_request("body", format!("the event cannot be stored as JSON: {e}"))
             })?;
-            // JSON writes a NUL in a string as `\u0000` and only so: text without it has none anywhere. (With it,
-            // maybe only an escaped backslash before "u0000": the walk says.)
-            if body.as_str().contains("\\u0000") {
-                if let Some(path) = nul_path(&serde_json::to_value(event).unwrap_or(Value::Null)) {
-                    let field = if events.len() > 1 {
-                        format!("[{i}].{path}")
-                    } else {
-                        path
-                    };
-                    return Err(ApiError::bad_request(field, NUL_MESSAGE));
-                }
+            // Read from the encoded text: it is parsed only if it holds a `\u0000`.
+            if let Some(path) = nul_path_in_json(body.as_str().as_bytes()) {
+                let field = if events.len() > 1 {
+                    format!("[{i}].{path}")
+                } else {
+                    path
+                };
+                return Err(ApiError::bad_request(field, NUL_MESSAGE));
             }
             let new = pipeline.process(new_id(), event, body, now).map_err(|e| {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "render_failed", e.0)
